@@ -1,0 +1,28 @@
+# The two commands a new user needs: `make demo` and `make test`.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+SIM    := $(VENV)/bin/simsearch
+# The CPU build of torch, installed before the project so nothing pulls the CUDA one.
+TORCH  ?= torch==2.13.0
+
+.PHONY: demo test install bench clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(SIM) build examples/sample.jsonl --name sample --id-field id --force
+	$(SIM) query sample "how do I keep bread from going stale?" -k 5
+	$(SIM) query sample "서울에서 지하철 타는 방법" -k 5
+
+test: install
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

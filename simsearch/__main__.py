@@ -1,0 +1,5 @@
+"""``python -m simsearch``."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,178 @@
+"""The ``simsearch`` command: parse options, make one library call, render the result.
+
+Heavy imports (torch, transformers, faiss) happen inside the commands that need them, so
+``simsearch --help`` and option errors answer at once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import SimsearchError
+from .pooling import POOLING_CHOICES
+from .readers import FORMATS, SPLITS, ReadOptions
+from .render import hit_json, hits_table, index_table, manifest_lines
+
+
+class _Group(click.Group):
+    """Maps the library's errors to ``Error: ...`` and exit code 1, once, for every command."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SimsearchError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+index_dir_option = click.option(
+    "--index-dir", envvar="SIMSEARCH_INDEX_DIR", type=click.Path(file_okay=False),
+    help="Where indexes live (env SIMSEARCH_INDEX_DIR, default ./indexes).")
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="simsearch")
+def main() -> None:
+    """Semantic similarity search over your text, offline.
+
+    \b
+      simsearch build notes.txt --name notes
+      simsearch query notes "how do I keep bread fresh?"
+    """
+
+
+@main.command()
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--name", required=True, help="Index name (letters, digits, _ . -).")
+@click.option("--model", default=None, help="Hugging Face id or local directory "
+              "[default: sentence-transformers/all-MiniLM-L6-v2, bundled].")
+@click.option("--pooling", type=click.Choice(POOLING_CHOICES), default="auto", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True)
+@click.option("--text-field", multiple=True, help="Column/field holding the text; repeat to join.")
+@click.option("--id-field", help="Column/field holding the document id [default: derived].")
+@click.option("--split", type=click.Choice(SPLITS), default="none", show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--max-length", type=click.IntRange(min=2), help="Token limit (capped at the model's).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, or cuda when present.")
+@index_dir_option
+@click.option("--force", is_flag=True, help="Replace an existing index of that name.")
+def build(sources: tuple[str, ...], name: str, model: str | None, pooling: str, fmt: str,
+          text_field: tuple[str, ...], id_field: str | None, split: str, batch_size: int,
+          max_length: int | None, device: str, index_dir: str | None, force: bool) -> None:
+    """Build index NAME from SOURCE files, directories or - (stdin).
+
+    \b
+      simsearch build corpus.jsonl --name scifact \\
+          --text-field title --text-field text --id-field _id
+    """
+    from .encoder import Encoder
+    from .index import Index
+    from .readers import read_documents
+
+    options = ReadOptions(fmt, text_field, id_field, split)
+    encoder = Encoder(model, pooling, max_length=max_length, batch_size=batch_size, device=device)
+    with _progress("encoding") as progress:
+        index = Index.build(read_documents(sources, options), name, encoder,
+                            index_dir=index_dir, force=force, progress=progress)
+    stats = index.last_build
+    click.echo(f"Built index {name!r} at {index.path}: {stats.documents} documents, "
+               f"{stats.truncated} truncated at {encoder.max_length} tokens, "
+               f"{stats.seconds:.1f} s, {stats.per_second:.1f} documents/s")
+
+
+@main.command()
+@click.argument("name")
+@click.argument("queries", nargs=-1)
+@click.option("-k", "--top-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per hit and line.")
+@click.option("--min-score", type=float, help="Drop hits whose cosine is below this.")
+@click.option("--queries-file", type=click.File("r", encoding="utf-8-sig"),
+              help="One query per line; - for stdin.")
+@index_dir_option
+def query(name: str, queries: tuple[str, ...], k: int, as_json: bool, min_score: float | None,
+          queries_file: Any, index_dir: str | None) -> None:
+    """Search index NAME for QUERY texts (all encoded in one batch).
+
+    \b
+      simsearch query scifact "vitamin D and bone density" -k 5 --json
+    """
+    from .index import Index
+
+    texts = list(queries) + ([line.strip() for line in queries_file if line.strip()] if queries_file else [])
+    if not texts:
+        raise click.UsageError("give at least one QUERY or --queries-file")
+    results = Index.open(name, index_dir=index_dir).search(texts, k=k, min_score=min_score)
+    for number, (text, hits) in enumerate(zip(texts, results)):
+        if as_json:
+            for hit in hits:
+                click.echo(hit_json(text, hit))
+            continue
+        if len(texts) > 1:
+            click.echo(("\n" if number else "") + f"query: {text}")
+        if not hits:
+            click.echo("no results" + (f" with score >= {min_score}" if min_score is not None else ""))
+            continue
+        for line in hits_table(hits):
+            click.echo(line)
+
+
+@main.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+@index_dir_option
+def info(name: str, as_json: bool, index_dir: str | None) -> None:
+    """Show the manifest of index NAME (model, pooling, dim, count, files...)."""
+    from .index import locate
+    from .store import read_manifest
+
+    path = locate(name, index_dir)
+    if not path.exists():
+        raise SimsearchError(f"index {name!r} not found in {path.parent}; run `simsearch list`")
+    manifest = {"name": path.name, "path": str(path), **read_manifest(path)}
+    if as_json:
+        click.echo(json.dumps(manifest, ensure_ascii=False, indent=2))
+    else:
+        for line in manifest_lines(manifest):
+            click.echo(line)
+
+
+@main.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per index and line.")
+@index_dir_option
+def list_(as_json: bool, index_dir: str | None) -> None:
+    """List the indexes in the index directory."""
+    from .index import index_home, list_indexes
+
+    entries = list_indexes(index_dir)
+    if as_json:
+        for entry in entries:
+            click.echo(json.dumps(entry, ensure_ascii=False))
+    elif not entries:
+        click.echo(f"no indexes in {index_home(index_dir)}", err=True)
+    else:
+        for line in index_table(entries):
+            click.echo(line)
+
+
+class _progress:
+    """A progress bar on stderr while encoding, only when stderr is a terminal."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar: Any = None
+
+    def __enter__(self) -> Any:
+        if not sys.stderr.isatty():
+            return None
+        from tqdm import tqdm
+
+        self.bar = tqdm(desc=self.label, unit=" docs", file=sys.stderr, leave=False)
+        return self.bar.update
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self.bar is not None:
+            self.bar.close()

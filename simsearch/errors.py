@@ -1,0 +1,40 @@
+"""The one exception family of simsearch.
+
+Every error a user can cause or fix is a :class:`SimsearchError` whose message says what went
+wrong, where (file and line when there is one) and what to do. The CLI maps them to ``Error: ...``
+and exit code 1; nothing here imports click.
+"""
+
+from __future__ import annotations
+
+
+class SimsearchError(Exception):
+    """Base class: a user-facing error with an actionable one-line message."""
+
+
+class InputError(SimsearchError):
+    """A source file or stdin could not be read as documents (names file and line)."""
+
+
+class ModelError(SimsearchError):
+    """A model could not be resolved or loaded, or does not fit the request."""
+
+
+class IndexNotFoundError(SimsearchError):
+    """No index of that name or path exists."""
+
+
+class IndexExistsError(SimsearchError):
+    """An index of that name exists and ``--force`` was not given."""
+
+
+class IndexCorruptError(SimsearchError):
+    """An index directory is missing files, holds damaged ones, or is of a foreign format."""
+
+
+class QueryError(SimsearchError):
+    """A query request is invalid (empty query, k < 1, ...)."""
+
+
+class LockTimeoutError(SimsearchError):
+    """Another process holds the index's write lock for longer than we were willing to wait."""

@@ -1,0 +1,286 @@
+"""Index: build, open and search, glueing the encoder to the store."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from itertools import islice
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence, overload
+
+import numpy as np
+
+from . import __version__
+from .errors import IndexNotFoundError, InputError, ModelError, QueryError, SimsearchError
+from .readers import Document
+from .store import Store, StoreWriter, read_manifest
+from .vectors import EXACT_FACTORY, to_blob
+
+DEFAULT_INDEX_DIR = "indexes"
+_NAME = re.compile(r"[\w][\w.-]{0,127}")
+_CHUNK = 2048  # documents encoded and stored per step: memory stays flat as corpora grow
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result; ``score`` is the cosine similarity, ``rank`` starts at 1."""
+
+    rank: int
+    id: str
+    score: float
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BuildStats:
+    """What a build did: documents stored, inputs cut at the model's limit, seconds spent."""
+
+    documents: int
+    truncated: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.documents / self.seconds if self.seconds > 0 else float("inf")
+
+
+def index_home(index_dir: str | os.PathLike[str] | None = None) -> Path:
+    """``index_dir``, else ``$SIMSEARCH_INDEX_DIR``, else ``./indexes``."""
+    return Path(index_dir or os.environ.get("SIMSEARCH_INDEX_DIR") or DEFAULT_INDEX_DIR)
+
+
+def check_name(name: str) -> str:
+    """Index names are plain names: letters, digits, ``_ . -``; no ``/``, no ``..``."""
+    if not _NAME.fullmatch(name) or ".." in name:
+        raise SimsearchError(
+            f"invalid index name {name!r}: use letters, digits, '_', '.', '-' (no '/' or '..', "
+            "at most 128 characters, not starting with '.' or '-')"
+        )
+    return name
+
+
+def locate(name_or_path: str | os.PathLike[str], index_dir: str | os.PathLike[str] | None = None) -> Path:
+    """A plain name lives under the index home; anything with a path separator is a path."""
+    text = os.fspath(name_or_path)
+    if isinstance(name_or_path, Path) or "/" in text or os.sep in text:
+        return Path(text)
+    return index_home(index_dir) / check_name(text)
+
+
+def list_indexes(index_dir: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    """Manifests of the indexes under the index home (damaged ones carry an ``error`` key)."""
+    home = index_home(index_dir)
+    if not home.is_dir():
+        return []
+    found = []
+    for path in sorted(p for p in home.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            found.append({"name": path.name, **read_manifest(path)})
+        except SimsearchError as exc:
+            found.append({"name": path.name, "error": str(exc)})
+    return found
+
+
+def _content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _chunks(items: Iterable[Document], size: int) -> Iterator[list[Document]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+class Index:
+    """A searchable index directory. Create with :meth:`build`, reopen with :meth:`open`.
+
+    >>> index = Index.build(["first doc", "second doc"], "demo")
+    >>> index.search("a query", k=1)[0].text
+    """
+
+    def __init__(self, store: Store, encoder: Any = None) -> None:
+        self._store = store
+        self._encoder = encoder
+        self.last_build: BuildStats | None = None
+
+    @property
+    def path(self) -> Path:
+        return self._store.path
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return dict(self._store.manifest)
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def __repr__(self) -> str:
+        m = self._store.manifest
+        return f"Index({str(self.path)!r}, count={m['count']}, model={m['model']!r}, pooling={m['pooling']!r})"
+
+    @classmethod
+    def open(cls, name_or_path: str | os.PathLike[str], *, index_dir: str | os.PathLike[str] | None = None,
+             encoder: Any = None) -> Index:
+        """Open an existing index by name (under the index home) or path; validates its files.
+
+        ``encoder`` may be passed to share a loaded model; it must be the index's own model and
+        pooling (a different one would give vectors from another space).
+        """
+        path = locate(name_or_path, index_dir)
+        if not path.exists():
+            raise IndexNotFoundError(
+                f"index {os.fspath(name_or_path)!r} not found in {path.parent}; "
+                "run `simsearch list` to see the indexes there"
+            )
+        store = Store.open(path)
+        if encoder is not None:
+            check_encoder(store.manifest, encoder)
+        return cls(store, encoder)
+
+    @classmethod
+    def build(
+        cls,
+        documents: Iterable[Document | str],
+        name_or_path: str | os.PathLike[str],
+        encoder: Any = None,
+        *,
+        index_dir: str | os.PathLike[str] | None = None,
+        force: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> Index:
+        """Encode ``documents`` (Documents or plain strings) and write a new index atomically.
+
+        Raises :class:`~simsearch.errors.IndexExistsError` if it exists and ``force`` is False,
+        and :class:`~simsearch.errors.InputError` for duplicate ids or an empty input; in every
+        failure case the previous index (or none) is left as it was.
+        """
+        if encoder is None:
+            from .encoder import Encoder
+
+            encoder = Encoder()
+        path = locate(name_or_path, index_dir)
+        started = time.perf_counter()
+        truncated = 0
+        with StoreWriter(path, force=force) as writer:
+            for chunk in _chunks(_as_documents(documents), _CHUNK):
+                vectors, cut = encoder.encode_counting([d.text for d in chunk], progress=progress)
+                truncated += cut
+                _insert(writer.db, chunk, vectors)
+            count = writer.db.execute("SELECT count(*) FROM documents").fetchone()[0]
+            if count == 0:
+                raise InputError("the input holds no documents (only empty lines or records?)")
+            now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            writer.commit(_manifest_fields(encoder, path, now, now, truncated), EXACT_FACTORY)
+        index = cls(Store.open(path), encoder)
+        index.last_build = BuildStats(count, truncated, time.perf_counter() - started)
+        return index
+
+    @property
+    def encoder(self) -> Any:
+        """The index's own encoder (same model, pooling and max length), loaded on first use."""
+        if self._encoder is None:
+            from .encoder import Encoder
+
+            m = self._store.manifest
+            model = m["model_path"] if Path(m["model_path"]).is_dir() else m["model"]
+            self._encoder = Encoder(model, m["pooling"], max_length=m["max_length"])
+            if self._encoder.dim != m["dim"]:
+                raise SimsearchError(f"model {m['model']!r} now gives {self._encoder.dim}-dim vectors "
+                                     f"but the index holds {m['dim']}-dim ones; rebuild the index")
+        return self._encoder
+
+    @overload
+    def search(self, query: str, k: int = 10, *, min_score: float | None = None) -> list[Hit]: ...
+    @overload
+    def search(self, query: Sequence[str], k: int = 10, *, min_score: float | None = None) -> list[list[Hit]]: ...
+
+    def search(self, query, k=10, *, min_score=None):
+        """Nearest documents by cosine: ``list[Hit]`` for a string, one list per query for a list."""
+        single = isinstance(query, str)
+        queries = [query] if single else list(query)
+        if not queries:
+            raise QueryError("no query given")
+        for q in queries:
+            if not isinstance(q, str) or not q.strip():
+                raise QueryError("empty query; give some text to search for")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise QueryError(f"k must be a whole number of at least 1, got {k!r}")
+        vectors = self.encoder.encode(queries)
+        results = self.search_vectors(vectors, k, min_score=min_score)
+        return results[0] if single else results
+
+    def search_vectors(self, vectors: np.ndarray, k: int = 10, *, min_score: float | None = None) -> list[list[Hit]]:
+        """Search with already-encoded unit query vectors (one row per query)."""
+        scores, rowids = self._store.faiss.search(vectors, k)
+        keep = [[(float(s), int(r)) for s, r in zip(srow, rrow)
+                 if r >= 0 and (min_score is None or s >= min_score)] for srow, rrow in zip(scores, rowids)]
+        found = self._store.fetch(r for row in keep for _, r in row)
+        return [[Hit(rank, found[r][0], score, found[r][1], found[r][2])
+                 for rank, (score, r) in enumerate(row, 1)] for row in keep]
+
+    def close(self) -> None:
+        self._store.close()
+
+
+def check_encoder(manifest: dict[str, Any], encoder: Any) -> None:
+    """Refuse an encoder whose model, pooling or dimension differs from the index's."""
+    mine = (manifest["model"], manifest["pooling"], manifest["dim"])
+    theirs = (encoder.model_id, encoder.pooling, encoder.dim)
+    if mine != theirs:
+        raise ModelError(
+            f"index {manifest.get('name', '')!r} was built with model {mine[0]!r}, pooling {mine[1]!r}, "
+            f"dim {mine[2]}; the encoder given is {theirs[0]!r}, {theirs[1]!r}, {theirs[2]}: "
+            "vectors from different models cannot be mixed"
+        )
+
+
+def _as_documents(items: Iterable[Document | str]) -> Iterator[Document]:
+    for number, item in enumerate(items, 1):
+        yield item if isinstance(item, Document) else Document(str(number), str(item), {}, f"item {number}")
+
+
+def _insert(db: Any, docs: list[Document], vectors: np.ndarray) -> None:
+    _check_unique(db, docs)
+    rows = [(d.id, d.text, json.dumps(d.metadata, ensure_ascii=False), _content_hash(d.text), to_blob(v))
+            for d, v in zip(docs, vectors)]
+    db.executemany("INSERT INTO documents (id, text, metadata, hash, vector) VALUES (?, ?, ?, ?, ?)", rows)
+
+
+def _check_unique(db: Any, docs: list[Document]) -> None:
+    """Duplicate ids are an input error naming the second occurrence (before anything is written)."""
+    seen: set[str] = set()
+    stored: set[str] = set()
+    ids = [d.id for d in docs]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        stored.update(r[0] for r in db.execute(f"SELECT id FROM documents WHERE id IN ({marks})", chunk))
+    for doc in docs:
+        if doc.id in seen or doc.id in stored:
+            raise InputError(f"{doc.where}: duplicate document id {doc.id!r}; ids must be unique")
+        seen.add(doc.id)
+
+
+def _manifest_fields(encoder: Any, path: Path, created: str, updated: str, truncated: int) -> dict[str, Any]:
+    return {
+        "name": path.name,
+        "simsearch_version": __version__,
+        "model": encoder.model_id,
+        "model_path": str(encoder.model_path),
+        "pooling": encoder.pooling,
+        "dim": encoder.dim,
+        "normalized": True,
+        "max_length": encoder.max_length,
+        "precision": "fp32",
+        "metric": "inner_product",
+        "index_type": "flat",
+        "truncated": truncated,
+        "created": created,
+        "updated": updated,
+    }

@@ -1,0 +1,73 @@
+"""Rendering results for people (tables cut to the terminal width) and programs (JSON lines)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import unicodedata
+from typing import Any, Iterable, Sequence
+
+
+def display_width(text: str) -> int:
+    """Terminal columns: East Asian wide characters (Hangul, CJK) take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def cut(text: str, width: int) -> str:
+    """``text`` on one line, cut to ``width`` columns with an ellipsis."""
+    text = " ".join(text.split())
+    if display_width(text) <= width:
+        return text
+    out, used = [], 0
+    for char in text:
+        w = display_width(char)
+        if used + w > width - 1:
+            break
+        out.append(char)
+        used += w
+    return "".join(out) + "…"
+
+
+def pad(text: str, width: int) -> str:
+    return text + " " * max(0, width - display_width(text))
+
+
+def hits_table(hits: Sequence[Any], width: int | None = None) -> list[str]:
+    """Lines of a rank / score / id / text table fitting ``width`` columns."""
+    width = width or shutil.get_terminal_size((100, 24)).columns
+    id_width = min(24, max([2] + [display_width(h.id) for h in hits]))
+    text_width = max(10, width - 4 - 1 - 6 - 2 - id_width - 2)
+    lines = [f"{'rank':>4} {'score':>6}  {pad('id', id_width)}  text"]
+    for hit in hits:
+        lines.append(f"{hit.rank:>4} {hit.score:6.3f}  {pad(cut(hit.id, id_width), id_width)}  "
+                     f"{cut(hit.text, text_width)}")
+    return lines
+
+
+def hit_json(query: str, hit: Any) -> str:
+    return json.dumps({"query": query, "rank": hit.rank, "id": hit.id, "score": round(hit.score, 6),
+                       "text": hit.text, "metadata": hit.metadata}, ensure_ascii=False)
+
+
+def manifest_lines(manifest: dict[str, Any]) -> Iterable[str]:
+    """``key: value`` lines of a manifest, nested dicts flattened with dots."""
+    def walk(prefix: str, value: Any) -> Iterable[str]:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                yield from walk(f"{prefix}.{key}" if prefix else key, inner)
+        else:
+            yield f"{prefix}: {value}"
+    return walk("", manifest)
+
+
+def index_table(entries: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per index: name, count, model, pooling, dim, type (or the damage found)."""
+    name_width = max([4] + [display_width(e["name"]) for e in entries])
+    lines = [f"{pad('name', name_width)}  {'count':>8}  {'dim':>4}  {'pooling':<7}  {'type':<5}  model"]
+    for e in entries:
+        if "error" in e:
+            lines.append(f"{pad(e['name'], name_width)}  damaged: {e['error']}")
+            continue
+        lines.append(f"{pad(e['name'], name_width)}  {e['count']:>8}  {e['dim']:>4}  {e['pooling']:<7}  "
+                     f"{e.get('index_type', '?'):<5}  {e['model']}")
+    return lines

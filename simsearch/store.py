@@ -1,0 +1,303 @@
+"""One index directory on disk: a JSON manifest, a FAISS file and an SQLite file.
+
+Layout of ``indexes/<name>/``::
+
+    manifest.json        the commit point: format, model, pooling, dim, counts, files + checksums
+    docs-<gen>.sqlite    ids, texts, metadata, content hashes and the float32 vectors themselves
+    index-<gen>.faiss    FAISS index over the same vectors; FAISS ids are SQLite row ids
+
+Committed generation files are never modified. A write stages new files and then atomically
+replaces ``manifest.json`` (or, for a new index, renames a staged directory into place), so a
+process killed at any moment leaves the old index or the new one, never a mix; readers that
+already opened the old files keep reading them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import uuid
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import IndexCorruptError, IndexExistsError, IndexNotFoundError
+from .locking import write_lock
+from .vectors import FaissFile, build_faiss
+
+FORMAT = "simsearch-index"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+_SCHEMA = """
+CREATE TABLE documents (
+    rowid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    text TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    vector BLOB NOT NULL
+);
+"""
+_REQUIRED = ("format_version", "model", "pooling", "dim", "count", "generation", "files")
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """Parse and check an index's manifest (not its data files)."""
+    if not path.is_dir():
+        raise IndexNotFoundError(f"index {path} not found; run `simsearch list` to see indexes")
+    file = path / MANIFEST
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise IndexCorruptError(f"{path} is not a simsearch index (no {MANIFEST})") from None
+    except (OSError, ValueError) as exc:
+        raise IndexCorruptError(f"{file}: unreadable manifest ({exc}); rebuild the index") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise IndexCorruptError(f"{file}: not a simsearch manifest (foreign file)")
+    version = manifest.get("format_version")
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        raise IndexCorruptError(
+            f"{path} was written by a newer simsearch (index format {version}, this one reads "
+            f"{FORMAT_VERSION}); upgrade simsearch"
+        )
+    missing = [key for key in _REQUIRED if key not in manifest]
+    if missing or version != FORMAT_VERSION:
+        raise IndexCorruptError(f"{file}: incomplete manifest (missing {', '.join(missing)})")
+    return manifest
+
+
+class Store:
+    """A committed index generation opened read-only: FAISS for search, SQLite for texts."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any], faiss_file: FaissFile,
+                 db: sqlite3.Connection) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.faiss = faiss_file
+        self.db = db
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        """Open and validate; retries once if a writer swapped generations under our feet."""
+        for attempt in range(3):
+            manifest = read_manifest(path)
+            try:
+                return cls._open_generation(path, manifest)
+            except IndexCorruptError:
+                if attempt == 2 or read_manifest(path).get("generation") == manifest["generation"]:
+                    raise
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _open_generation(cls, path: Path, manifest: dict[str, Any]) -> Store:
+        files = manifest["files"]
+        for role in ("faiss", "sqlite"):
+            check_file(path, files[role], full=False)
+        faiss_file = FaissFile.read(path / files["faiss"]["name"])
+        db = connect_readonly(path / files["sqlite"]["name"])
+        try:
+            count = db.execute("SELECT count(*) FROM documents").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise IndexCorruptError(f"{path / files['sqlite']['name']}: damaged SQLite file "
+                                    f"({exc}); run `simsearch verify --repair` or rebuild") from None
+        if not count == faiss_file.ntotal == manifest["count"]:
+            db.close()
+            raise IndexCorruptError(
+                f"{path}: manifest says {manifest['count']} documents, SQLite holds {count}, "
+                f"FAISS {faiss_file.ntotal}; run `simsearch verify --repair`"
+            )
+        if faiss_file.dim != manifest["dim"]:
+            db.close()
+            raise IndexCorruptError(f"{path}: FAISS dim {faiss_file.dim} != manifest dim {manifest['dim']}")
+        return cls(path, manifest, faiss_file, db)
+
+    def __len__(self) -> int:
+        return int(self.manifest["count"])
+
+    def fetch(self, rowids: Iterable[int]) -> dict[int, tuple[str, str, dict[str, Any]]]:
+        """id, text and metadata of the given row ids (only those rows are read)."""
+        wanted = sorted({int(r) for r in rowids})
+        found: dict[int, tuple[str, str, dict[str, Any]]] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for rowid, doc_id, text, meta in self.db.execute(
+                f"SELECT rowid, id, text, metadata FROM documents WHERE rowid IN ({marks})", chunk
+            ):
+                found[rowid] = (doc_id, text, json.loads(meta))
+        return found
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def connect_readonly(file: Path) -> sqlite3.Connection:
+    """Committed generation files never change, so SQLite may skip locking (immutable=1)."""
+    try:
+        return sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro&immutable=1", uri=True,
+                               check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise IndexCorruptError(f"{file}: cannot open SQLite file ({exc})") from None
+
+
+def check_file(path: Path, entry: dict[str, Any], *, full: bool) -> None:
+    """Existence and size always; the sha256 too when ``full`` (verify)."""
+    file = path / entry["name"]
+    hint = "run `simsearch verify --repair` or rebuild the index"
+    if not file.is_file():
+        raise IndexCorruptError(f"{file} is missing; {hint}")
+    size = file.stat().st_size
+    if size != entry["size"]:
+        raise IndexCorruptError(f"{file} has {size} bytes, the manifest says {entry['size']} "
+                                f"(truncated or replaced); {hint}")
+    if full and file_sha256(file) != entry["sha256"]:
+        raise IndexCorruptError(f"{file}: checksum mismatch (file damaged); {hint}")
+
+
+def file_sha256(file: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with file.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class StoreWriter:
+    """Stages a new generation of an index and commits it atomically.
+
+    Use as a context manager: documents go in with :meth:`add`, :meth:`commit` writes the FAISS
+    file from the stored vectors and swaps the manifest; leaving the block without committing
+    (an error, Ctrl-C) removes what was staged.
+    """
+
+    def __init__(self, path: Path, *, force: bool = False, base: Path | None = None) -> None:
+        self.path = path
+        self.force = force
+        self._base = base  # an SQLite file to start from (add/delete); None for a fresh build
+        self._lock = write_lock(path)
+        self._staging: Path | None = None
+        self.db: sqlite3.Connection | None = None
+        self.previous: dict[str, Any] | None = None
+
+    def __enter__(self) -> StoreWriter:
+        self._lock.__enter__()
+        try:
+            self._prepare()
+        except BaseException:
+            self._lock.__exit__(None, None, None)
+            raise
+        return self
+
+    def _prepare(self) -> None:
+        if self.path.exists():
+            if not (self.path / MANIFEST).is_file():
+                raise IndexExistsError(f"{self.path} exists and is not a simsearch index; "
+                                       "remove it or choose another name")
+            if not self.force and self._base is None:
+                raise IndexExistsError(f"index {self.path.name!r} already exists in "
+                                       f"{self.path.parent}; pass --force to replace it")
+            try:
+                self.previous = read_manifest(self.path)
+            except IndexCorruptError:
+                self.previous = None  # --force over a damaged index replaces it
+            remove_stale_files(self.path, self.previous)
+            self._staging = self.path
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            for stale in self.path.parent.glob(f".{self.path.name}.tmp-*"):
+                shutil.rmtree(stale, ignore_errors=True)  # left by a killed build
+            self._staging = self.path.parent / f".{self.path.name}.tmp-{uuid.uuid4().hex[:8]}"
+            self._staging.mkdir()
+        self.generation = (self.previous or {}).get("generation", 0) + 1
+        self.sqlite_name = f"docs-{self.generation:06d}.sqlite"
+        self.faiss_name = f"index-{self.generation:06d}.faiss"
+        staged = self._staging / (self.sqlite_name + ".tmp")
+        if self._base is not None:
+            shutil.copyfile(self._base, staged)
+        self.db = sqlite3.connect(staged)
+        self.db.execute("PRAGMA journal_mode=OFF")  # a staged file: the manifest is the journal
+        self.db.execute("PRAGMA synchronous=OFF")
+        if self._base is None:
+            self.db.executescript(_SCHEMA)
+
+    def commit(self, manifest: dict[str, Any], factory: str) -> dict[str, Any]:
+        """Build the FAISS file from the staged vectors, fsync everything, swap the manifest."""
+        assert self.db is not None and self._staging is not None
+        self.db.commit()
+        count = self.db.execute("SELECT count(*) FROM documents").fetchone()[0]
+        faiss_tmp = self._staging / (self.faiss_name + ".tmp")
+        faiss_file = build_faiss(self.db, int(manifest["dim"]), factory)
+        faiss_file.write(faiss_tmp)
+        self.db.close()
+        self.db = None
+        sqlite_tmp = self._staging / (self.sqlite_name + ".tmp")
+        files = {}
+        for role, tmp, name in (("sqlite", sqlite_tmp, self.sqlite_name),
+                                ("faiss", faiss_tmp, self.faiss_name)):
+            fsync_file(tmp)
+            files[role] = {"name": name, "size": tmp.stat().st_size, "sha256": file_sha256(tmp)}
+            os.replace(tmp, self._staging / name)
+        manifest = {**manifest, "format": FORMAT, "format_version": FORMAT_VERSION,
+                    "count": count, "generation": self.generation, "files": files,
+                    "faiss": faiss_file.description}
+        write_json_atomic(self._staging / MANIFEST, manifest)
+        if self._staging != self.path:
+            os.rename(self._staging, self.path)
+        fsync_dir(self.path.parent)
+        remove_stale_files(self.path, manifest)
+        self._staging = None
+        return manifest
+
+    def __exit__(self, *exc_info: Any) -> None:
+        try:
+            if self.db is not None:
+                self.db.close()
+            if self._staging is not None:  # not committed: drop what was staged
+                if self._staging == self.path:
+                    remove_stale_files(self.path, self.previous)
+                else:
+                    shutil.rmtree(self._staging, ignore_errors=True)
+        finally:
+            self._lock.__exit__(*exc_info)
+
+
+def remove_stale_files(path: Path, manifest: dict[str, Any] | None) -> None:
+    """Delete generation files and temporaries the manifest does not reference (writers only)."""
+    keep = {MANIFEST}
+    if manifest:
+        keep |= {entry["name"] for entry in manifest.get("files", {}).values()}
+    for file in path.iterdir():
+        if file.name not in keep and file.is_file() and (
+            file.name.startswith(("docs-", "index-", MANIFEST)) or file.suffix == ".tmp"
+        ):
+            file.unlink(missing_ok=True)
+    for staging in path.parent.glob(f".{path.name}.tmp-*"):
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_json_atomic(file: Path, data: dict[str, Any]) -> None:
+    tmp = file.with_name(file.name + f".{uuid.uuid4().hex[:8]}.tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, ensure_ascii=False)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, file)
+    fsync_dir(file.parent)
+
+
+def fsync_file(file: Path) -> None:
+    with file.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,80 @@
+"""The FAISS side of an index: build from stored vectors, read, write, search.
+
+Vectors live in SQLite as little-endian float32 blobs; the FAISS file is derived from them, so it
+can always be rebuilt (repair, compaction, a different index type) without re-encoding.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from .errors import IndexCorruptError
+
+EXACT_FACTORY = "IDMap2,Flat"
+_CHUNK = 8192
+
+
+def to_blob(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype="<f4").tobytes()
+
+
+def from_blobs(blobs: list[bytes], dim: int) -> np.ndarray:
+    return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), dim).astype(np.float32)
+
+
+class FaissFile:
+    """A FAISS index whose ids are SQLite row ids; inner product on unit vectors = cosine."""
+
+    def __init__(self, index: faiss.Index, description: str) -> None:
+        self.index = index
+        self.description = description
+
+    @classmethod
+    def read(cls, file: Path) -> FaissFile:
+        try:
+            index = faiss.read_index(str(file))
+        except RuntimeError as exc:
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
+            raise IndexCorruptError(f"{file}: damaged FAISS file ({reason}); "
+                                    "run `simsearch verify --repair` or rebuild") from None
+        return cls(index, describe(index))
+
+    def write(self, file: Path) -> None:
+        faiss.write_index(self.index, str(file))
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def dim(self) -> int:
+        return int(self.index.d)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and row ids, best first; rows padded with id -1 when k > ntotal."""
+        k = max(1, min(k, self.ntotal))
+        return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+
+
+def describe(index: faiss.Index) -> str:
+    inner = faiss.downcast_index(index.index) if hasattr(index, "index") else index
+    return type(inner).__name__
+
+
+def iter_vectors(db: sqlite3.Connection, dim: int):
+    """(row ids, vectors) chunks in row id order, so memory stays bounded."""
+    cursor = db.execute("SELECT rowid, vector FROM documents ORDER BY rowid")
+    while rows := cursor.fetchmany(_CHUNK):
+        yield np.array([r[0] for r in rows], dtype=np.int64), from_blobs([r[1] for r in rows], dim)
+
+
+def build_faiss(db: sqlite3.Connection, dim: int, factory: str = EXACT_FACTORY) -> FaissFile:
+    """A FAISS index over every vector stored in ``db``."""
+    index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    for ids, vectors in iter_vectors(db, dim):
+        index.add_with_ids(vectors, ids)
+    return FaissFile(index, describe(index))
