@@ -1,0 +1,136 @@
+"""Shared fixtures: tiny real models built at test time, a fake encoder, the shared data sets."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the tests never reach for the network
+os.environ.setdefault("SIMSEARCH_LOCK_TIMEOUT", "10")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+_WORDS = (
+    "the a an is are was of to and in on for with cat dog sat mat bread fresh stale keep how "
+    "search engine query document vector fast slow good bad model token korean english long "
+    "word ##s ##ing ##ed"
+).split()
+# Hangul syllables common enough to build Korean test sentences from.
+_HANGUL = list("서울지하철은편리하다김치찌개를끓이는법오늘날씨가좋고내일비올까요한국어문장검색엔진")
+
+
+def write_vocab(directory: Path) -> Path:
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    punctuation = list(".,!?'\"-:;()")
+    vocab = list(dict.fromkeys(specials + punctuation + _WORDS + _HANGUL + [f"##{c}" for c in _HANGUL]))
+    file = directory / "vocab.txt"
+    file.write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    return file
+
+
+def make_tiny_model(directory: Path, kind: str = "bert", positions: int = 300,
+                    pooler: bool = True) -> Path:
+    """Save a randomly initialised tiny BERT-family checkpoint with a WordPiece vocab."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast, DistilBertConfig, DistilBertModel
+
+    torch.manual_seed(0)
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab_file = write_vocab(directory)
+    vocab_size = len(vocab_file.read_text(encoding="utf-8").splitlines())
+    if kind == "bert":
+        config = BertConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2,
+                            num_attention_heads=2, intermediate_size=64,
+                            max_position_embeddings=positions)
+        model = BertModel(config, add_pooling_layer=pooler)
+    elif kind == "distilbert":
+        config = DistilBertConfig(vocab_size=vocab_size, dim=32, n_layers=2, n_heads=2,
+                                  hidden_dim=64, max_position_embeddings=positions)
+        model = DistilBertModel(config)
+    else:
+        raise ValueError(kind)
+    model.save_pretrained(directory)
+    tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True,
+                                  model_max_length=positions)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer BERT with 300 positions (like kcbert) and an English + Korean WordPiece vocab."""
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_distilbert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DistilBERT-style model: no token_type_ids, no pooler."""
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-distilbert"), kind="distilbert")
+
+
+@pytest.fixture(scope="session")
+def bundled_encoder():
+    """The real default model (sentence-transformers/all-MiniLM-L6-v2), loaded once."""
+    from simsearch.encoder import Encoder
+
+    return Encoder()
+
+
+class FakeEncoder:
+    """Deterministic bag-of-words hashing encoder: same words -> close vectors; no model needed.
+
+    Stands in where the model is not the point (store, readers, CLI plumbing).
+    """
+
+    model_id = "fake/bag-of-words"
+    model_path = Path("/nonexistent/fake-model")
+    pooling = "mean"
+    max_length = 64
+    dim = 16
+
+    def encode(self, texts, **kwargs) -> np.ndarray:
+        return self.encode_counting(texts, **kwargs)[0]
+
+    def encode_counting(self, texts, *, batch_size=None, progress=None):
+        if isinstance(texts, str):
+            texts = [texts]
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        truncated = 0
+        for row, text in enumerate(texts):
+            words = re.findall(r"\w+", text.lower())
+            truncated += len(words) > self.max_length
+            for word in words[: self.max_length]:
+                digest = hashlib.sha256(word.encode()).digest()
+                out[row, digest[0] % self.dim] += 1.0 + digest[1] / 255.0
+            norm = np.linalg.norm(out[row])
+            out[row] = out[row] / norm if norm > 0 else out[row]
+        if progress is not None:
+            progress(len(texts))
+        return out, truncated
+
+
+@pytest.fixture
+def fake_encoder() -> FakeEncoder:
+    return FakeEncoder()
+
+
+@pytest.fixture
+def index_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh index home, also exported as SIMSEARCH_INDEX_DIR."""
+    home = tmp_path / "indexes"
+    monkeypatch.setenv("SIMSEARCH_INDEX_DIR", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data beside the repo (CI has it; a user's clone may not)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"evaluation data not found at {SHARED_DATA} (it sits beside the repo in CI)")
+    return SHARED_DATA
