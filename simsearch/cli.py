@@ -29,6 +29,17 @@ class _Group(click.Group):
             raise click.ClickException(str(exc)) from None
 
 
+def _index_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """CLI index names are plain names (the library also takes paths)."""
+    from .index import check_name
+
+    try:
+        return check_name(value)
+    except SimsearchError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+name_argument = click.argument("name", callback=_index_name)
 index_dir_option = click.option(
     "--index-dir", envvar="SIMSEARCH_INDEX_DIR", type=click.Path(file_okay=False),
     help="Where indexes live (env SIMSEARCH_INDEX_DIR, default ./indexes).")
@@ -47,7 +58,7 @@ def main() -> None:
 
 @main.command()
 @click.argument("sources", nargs=-1, required=True)
-@click.option("--name", required=True, help="Index name (letters, digits, _ . -).")
+@click.option("--name", required=True, callback=_index_name, help="Index name (letters, digits, _ . -).")
 @click.option("--model", default=None, help="Hugging Face id or local directory "
               "[default: sentence-transformers/all-MiniLM-L6-v2, bundled].")
 @click.option("--pooling", type=click.Choice(POOLING_CHOICES), default="auto", show_default=True)
@@ -85,7 +96,7 @@ def build(sources: tuple[str, ...], name: str, model: str | None, pooling: str, 
 
 
 @main.command()
-@click.argument("name")
+@name_argument
 @click.argument("queries", nargs=-1)
 @click.option("-k", "--top-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit and line.")
@@ -121,7 +132,7 @@ def query(name: str, queries: tuple[str, ...], k: int, as_json: bool, min_score:
 
 
 @main.command()
-@click.argument("name")
+@name_argument
 @click.option("--json", "as_json", is_flag=True)
 @index_dir_option
 def info(name: str, as_json: bool, index_dir: str | None) -> None:
