@@ -101,8 +101,7 @@ def build(sources: tuple[str, ...], name: str, model: str | None, pooling: str, 
 @click.option("-k", "--top-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit and line.")
 @click.option("--min-score", type=float, help="Drop hits whose cosine is below this.")
-@click.option("--queries-file", type=click.File("r", encoding="utf-8-sig"),
-              help="One query per line; - for stdin.")
+@click.option("--queries-file", type=click.File("rb"), help="One query per line; - for stdin.")
 @index_dir_option
 def query(name: str, queries: tuple[str, ...], k: int, as_json: bool, min_score: float | None,
           queries_file: Any, index_dir: str | None) -> None:
@@ -112,8 +111,11 @@ def query(name: str, queries: tuple[str, ...], k: int, as_json: bool, min_score:
       simsearch query scifact "vitamin D and bone density" -k 5 --json
     """
     from .index import Index
+    from .readers import read_queries
 
-    texts = list(queries) + ([line.strip() for line in queries_file if line.strip()] if queries_file else [])
+    texts = list(queries)
+    if queries_file is not None:
+        texts += read_queries(queries_file, getattr(queries_file, "name", "<stdin>"))
     if not texts:
         raise click.UsageError("give at least one QUERY or --queries-file")
     results = Index.open(name, index_dir=index_dir).search(texts, k=k, min_score=min_score)
