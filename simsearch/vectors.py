@@ -78,3 +78,20 @@ def build_faiss(db: sqlite3.Connection, dim: int, factory: str = EXACT_FACTORY) 
     for ids, vectors in iter_vectors(db, dim):
         index.add_with_ids(vectors, ids)
     return FaissFile(index, describe(index))
+
+
+def apply_changes(faiss_file: FaissFile, db: sqlite3.Connection, rowids: list[int],
+                  dim: int) -> FaissFile:
+    """Remove ``rowids`` from the FAISS index, then add back the ones still stored in ``db``."""
+    if not rowids:
+        return faiss_file
+    faiss_file.index.remove_ids(np.array(rowids, dtype=np.int64))
+    for start in range(0, len(rowids), 500):
+        chunk = rowids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = db.execute(f"SELECT rowid, vector FROM documents WHERE rowid IN ({marks})",
+                          chunk).fetchall()
+        if rows:
+            faiss_file.index.add_with_ids(from_blobs([r[1] for r in rows], dim),
+                                          np.array([r[0] for r in rows], dtype=np.int64))
+    return faiss_file
