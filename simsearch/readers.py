@@ -97,7 +97,17 @@ def _read_source(source: str, options: ReadOptions, stdin: IO[bytes] | None) -> 
             "pass --format txt|csv|tsv|jsonl"
         )
     with path.open("rb") as stream:
+        _sniff(stream, source)
         yield from _read_stream(stream, source, source, fmt, options)
+
+
+def _sniff(stream: IO[bytes], name: str) -> None:
+    """Name a binary file as such up front, rather than by the first odd byte of some line."""
+    head = stream.read(8192)
+    stream.seek(0)
+    if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InputError(f"{name}: looks like a binary file (NUL bytes near the start); "
+                         "give a UTF-8 text file")
 
 
 def _read_stream(

@@ -7,7 +7,6 @@ file or manifest cannot be repaired that way; the report says to rebuild from th
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -70,7 +69,8 @@ def verify_index(path: Path, *, encoder: Any = None, repair: bool = False,
                  check_model: bool = True) -> VerifyReport:
     """Check the index at ``path``; with ``repair``, rebuild FAISS from the stored vectors."""
     if not path.is_dir():
-        raise IndexNotFoundError(f"index {os.fspath(path)!r} not found; run `simsearch list`")
+        raise IndexNotFoundError(f"index {path.name!r} not found in {path.parent}; "
+                                 "run `simsearch list` to see the indexes there")
     report, encoder = _inspect(path, encoder, check_model)
     problems = report.problems
     if repair and problems and all(p.repairable for p in problems):
