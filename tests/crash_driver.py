@@ -1,6 +1,6 @@
 """Runs one write on an index so that tests/test_crash.py can SIGKILL it at a random moment.
 
-    python tests/crash_driver.py OP PATH N     (OP: build | rebuild | add | delete | compact)
+    python tests/crash_driver.py OP PATH N     (OP: build | rebuild | add | delete | compact | churn)
 
 Prints ``ready`` once the imports are done, then writes, then prints ``done``. A deterministic hashing encoder stands
 in for the model: what is under test is the store, and the driver must start fast.
@@ -53,6 +53,10 @@ def main() -> None:
         index.delete([f"d{i}" for i in range(0, n, 3)] + ["no-such-id"])
     elif op == "compact":
         index.compact()
+    elif op == "churn":  # N small adds in a row, tagged so two concurrent writers can be told apart
+        tag = sys.argv[4]
+        for j in range(n):
+            index.add([Document(f"{tag}-{j}", f"{tag} document number {j}", {})])
     else:
         raise SystemExit(f"unknown op {op}")
     print("done", flush=True)
