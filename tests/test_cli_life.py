@@ -276,3 +276,27 @@ def test_sqlite_row_damage_after_open_is_an_error_not_a_traceback(notes):
     db.close()
     result = run("query", "notes", "the cat sat on the mat", "-k", "6")
     assert result.exit_code == 1 and result.stderr.startswith("Error: ")
+
+
+# -- end to end with the bundled model (one step through the installed command) ------------------
+
+def test_add_delete_verify_with_the_default_model(index_dir, tmp_path):
+    import shutil
+    import subprocess
+
+    first = write(tmp_path / "a.txt", "The cat sat on the mat.\nStock markets fell sharply today.\n")
+    assert run("build", first, "--name", "live").exit_code == 0
+    second = write(tmp_path / "b.txt", "How to bake sourdough bread at home.\n서울 지하철은 편리하다.\n")
+    exe = shutil.which("simsearch") or str(Path(__import__("sys").executable).with_name("simsearch"))
+    added = subprocess.run([exe, "add", "live", str(second)], capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "SIMSEARCH_INDEX_DIR": str(index_dir)})
+    assert added.returncode == 0 and "2 added, 0 updated, 0 unchanged" in added.stdout, added.stderr
+    hit = json.loads(run("query", "live", "baking a loaf of bread", "--json", "-k", "1").stdout)
+    assert hit["id"] == f"{second}:1"
+    deleted = run("delete", "live", f"{second}:1", "nope")
+    assert "1 deleted, 1 unknown ('nope'); 3 documents left" in deleted.stdout
+    hit = json.loads(run("query", "live", "baking a loaf of bread", "--json", "-k", "1").stdout)
+    assert hit["id"] != f"{second}:1"
+    assert run("compact", "live").exit_code == 0
+    verified = run("verify", "live")
+    assert verified.exit_code == 0 and "ok (3 documents" in verified.stdout, verified.output
