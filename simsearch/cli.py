@@ -29,21 +29,17 @@ class _Group(click.Group):
             raise click.ClickException(str(exc)) from None
 
 
-class IndexName(click.ParamType):
-    """A plain index name (letters, digits, ``_ . -``): ``/`` and ``..`` are usage errors."""
+def _index_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """CLI index names are plain names (the library also takes paths)."""
+    from .index import check_name
 
-    name = "NAME"
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> str:
-        from .index import check_name
-
-        try:
-            return check_name(str(value))
-        except SimsearchError as exc:
-            self.fail(str(exc), param, ctx)
+    try:
+        return check_name(value)
+    except SimsearchError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
-INDEX_NAME = IndexName()
+name_argument = click.argument("name", callback=_index_name)
 
 
 def reader_options(command: Any) -> Any:
@@ -76,7 +72,7 @@ def main() -> None:
 
 @main.command()
 @click.argument("sources", nargs=-1, required=True)
-@click.option("--name", required=True, type=INDEX_NAME, help="Index name (letters, digits, _ . -).")
+@click.option("--name", required=True, callback=_index_name, help="Index name (letters, digits, _ . -).")
 @click.option("--model", default=None, help="Hugging Face id or local directory "
               "[default: sentence-transformers/all-MiniLM-L6-v2, bundled].")
 @click.option("--pooling", type=click.Choice(POOLING_CHOICES), default="auto", show_default=True)
@@ -111,13 +107,12 @@ def build(sources: tuple[str, ...], name: str, model: str | None, pooling: str, 
 
 
 @main.command()
-@click.argument("name", type=INDEX_NAME)
+@name_argument
 @click.argument("queries", nargs=-1)
 @click.option("-k", "--top-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit and line.")
 @click.option("--min-score", type=float, help="Drop hits whose cosine is below this.")
-@click.option("--queries-file", type=click.File("r", encoding="utf-8-sig"),
-              help="One query per line; - for stdin.")
+@click.option("--queries-file", type=click.File("rb"), help="One query per line; - for stdin.")
 @index_dir_option
 def query(name: str, queries: tuple[str, ...], k: int, as_json: bool, min_score: float | None,
           queries_file: Any, index_dir: str | None) -> None:
@@ -127,8 +122,11 @@ def query(name: str, queries: tuple[str, ...], k: int, as_json: bool, min_score:
       simsearch query scifact "vitamin D and bone density" -k 5 --json
     """
     from .index import Index
+    from .readers import read_queries
 
-    texts = list(queries) + ([line.strip() for line in queries_file if line.strip()] if queries_file else [])
+    texts = list(queries)
+    if queries_file is not None:
+        texts += read_queries(queries_file, getattr(queries_file, "name", "<stdin>"))
     if not texts:
         raise click.UsageError("give at least one QUERY or --queries-file")
     results = Index.open(name, index_dir=index_dir).search(texts, k=k, min_score=min_score)
@@ -147,7 +145,7 @@ def query(name: str, queries: tuple[str, ...], k: int, as_json: bool, min_score:
 
 
 @main.command()
-@click.argument("name", type=INDEX_NAME)
+@name_argument
 @click.option("--json", "as_json", is_flag=True)
 @index_dir_option
 def info(name: str, as_json: bool, index_dir: str | None) -> None:
@@ -185,7 +183,7 @@ def list_(as_json: bool, index_dir: str | None) -> None:
 
 
 @main.command()
-@click.argument("name", type=INDEX_NAME)
+@name_argument
 @click.argument("sources", nargs=-1, required=True)
 @reader_options
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
@@ -215,7 +213,7 @@ def add(name: str, sources: tuple[str, ...], fmt: str, text_field: tuple[str, ..
 
 
 @main.command()
-@click.argument("name", type=INDEX_NAME)
+@name_argument
 @click.argument("ids", nargs=-1)
 @click.option("--ids-file", type=click.File("rb"), help="One id per line; - for stdin.")
 @index_dir_option
@@ -227,9 +225,9 @@ def delete(name: str, ids: tuple[str, ...], ids_file: Any, index_dir: str | None
       simsearch delete scifact --ids-file stale-ids.txt
     """
     from .index import Index
-    from .lifecycle import read_ids
+    from .readers import read_queries
 
-    wanted = list(ids) + (read_ids(ids_file, ids_file.name) if ids_file else [])
+    wanted = list(ids) + (read_queries(ids_file, getattr(ids_file, "name", "<stdin>")) if ids_file else [])
     if not wanted:
         raise click.UsageError("give at least one ID or --ids-file")
     stats = Index.open(name, index_dir=index_dir).delete(wanted)
@@ -241,7 +239,7 @@ def delete(name: str, ids: tuple[str, ...], ids_file: Any, index_dir: str | None
 
 
 @main.command()
-@click.argument("name", type=INDEX_NAME)
+@name_argument
 @index_dir_option
 def compact(name: str, index_dir: str | None) -> None:
     """Rewrite index NAME so the space of deleted and replaced documents is reclaimed."""
@@ -253,7 +251,7 @@ def compact(name: str, index_dir: str | None) -> None:
 
 
 @main.command()
-@click.argument("name", type=INDEX_NAME)
+@name_argument
 @click.option("--repair", is_flag=True, help="Rebuild the FAISS file from the stored vectors.")
 @click.option("--json", "as_json", is_flag=True, help="The full report as one JSON object.")
 @index_dir_option

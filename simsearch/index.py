@@ -292,8 +292,11 @@ def check_encoder(manifest: dict[str, Any], encoder: Any) -> None:
 
 
 def _as_documents(items: Iterable[Document | str]) -> Iterator[Document]:
+    """Documents as given, plain strings numbered from 1; blank texts are not documents."""
     for number, item in enumerate(items, 1):
-        yield item if isinstance(item, Document) else Document(str(number), str(item), {}, f"item {number}")
+        doc = item if isinstance(item, Document) else Document(str(number), str(item), {}, f"item {number}")
+        if doc.text.strip():
+            yield doc
 
 
 def _insert(db: Any, docs: list[Document], vectors: np.ndarray) -> None:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from . import __version__
 from .errors import InputError, ModelError
-from .readers import Document, decoded_lines
+from .readers import Document
 from .store import StoreWriter, factory_of
 from .vectors import to_blob
 
@@ -194,11 +194,6 @@ def check_same_model(current: dict[str, Any], identity: dict[str, Any]) -> None:
         )
 
 
-def read_ids(stream: Any, name: str) -> list[str]:
-    """Document ids from a text stream of bytes, one per line (blank lines skipped)."""
-    return [line.strip() for _, line in decoded_lines(stream, name) if line.strip()]
-
-
 def _updated_fields(previous: dict[str, Any], *, truncated: int = 0) -> dict[str, Any]:
     fields = {key: value for key, value in previous.items()
               if key not in ("files", "count", "generation", "faiss")}
@@ -209,13 +204,13 @@ def _updated_fields(previous: dict[str, Any], *, truncated: int = 0) -> dict[str
 
 
 def _documents(items: Iterable[Document | str]) -> Iterator[Document]:
-    """Plain strings get their content hash as id, so adding the same text twice is a no-op."""
+    """Plain strings get their content hash as id, so adding the same text twice is a no-op;
+    blank texts are not documents (as in :meth:`Index.build`)."""
     for number, item in enumerate(items, 1):
-        if isinstance(item, Document):
+        if not isinstance(item, Document):
+            item = Document(content_hash(str(item))[:16], str(item), {}, f"item {number}")
+        if item.text.strip():
             yield item
-        else:
-            text = str(item)
-            yield Document(content_hash(text)[:16], text, {}, f"item {number}")
 
 
 def _chunks(items: Iterable[Document], size: int) -> Iterator[list[Document]]:

@@ -123,6 +123,11 @@ def _read_stream(
         yield from _split(_read_table(lines, name, id_prefix, delimiter, options), options.split)
 
 
+def read_queries(stream: IO[bytes], name: str) -> list[str]:
+    """The non-empty lines of a queries file, stripped (same decoding rules as documents)."""
+    return [line.strip() for _, line in decoded_lines(stream, name) if line.strip()]
+
+
 def decoded_lines(stream: IO[bytes], name: str) -> Iterator[tuple[int, str]]:
     """(line number, text) pairs: UTF-8 with an optional BOM, CRLF or LF, bad bytes reported."""
     for number, raw in enumerate(stream, 1):
@@ -173,7 +178,8 @@ def _read_directory(root: Path, source: str, options: ReadOptions) -> Iterator[D
     if not files:
         raise InputError(f"{source}: directory holds no .txt or .md files")
     for path in files:
-        rel = path.relative_to(root).as_posix()
+        # Prefixed with the directory as given, like txt ids: unique across several directories.
+        rel = (Path(source) / path.relative_to(root)).as_posix()
         with path.open("rb") as stream:
             text = "\n".join(line for _, line in decoded_lines(stream, str(path)))
         doc = Document(rel, text.strip(), {"source": str(path)}, str(path))
@@ -208,11 +214,15 @@ def _read_table(
             current[0] = number
             yield line + "\n"
 
-    reader = csv.reader(texts(), delimiter=delimiter, strict=True)
+    # TSV files do not quote (a cell may start with a quote mark); CSV files do.
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    reader = csv.reader(texts(), delimiter=delimiter, strict=True, quoting=quoting)
     try:
         header = next(reader)
     except StopIteration:
         raise InputError(f"{name}: empty file, expected a header row") from None
+    except csv.Error as exc:
+        raise InputError(f"{name}:1: malformed header ({exc})") from None
     fields = options.text_fields or (_DEFAULT_TEXT_FIELD,)
     for wanted in (*fields, *([options.id_field] if options.id_field else [])):
         if wanted not in header:
@@ -220,19 +230,21 @@ def _read_table(
                 f"{name}:1: no column {wanted!r} in the header ({', '.join(header)}); "
                 "pass --text-field / --id-field with one of those"
             )
-    try:
-        for row in reader:
-            if not row or not any(cell.strip() for cell in row):
-                continue
-            where = f"{name}:{current[0]}"
-            if len(row) != len(header):
-                raise InputError(
-                    f"{where}: row has {len(row)} fields but the header has {len(header)}"
-                )
-            record = dict(zip(header, row))
-            yield _make_document(record, fields, options.id_field, f"{id_prefix}:{current[0]}", where)
-    except csv.Error as exc:
-        raise InputError(f"{name}:{current[0]}: malformed row ({exc})") from None
+    while True:
+        start = current[0] + 1  # a quoted record may span lines: report where it starts
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise InputError(f"{name}:{start}: malformed row ({exc})") from None
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        where = f"{name}:{start}"
+        if len(row) != len(header):
+            raise InputError(f"{where}: row has {len(row)} fields but the header has {len(header)}")
+        record = dict(zip(header, row))
+        yield _make_document(record, fields, options.id_field, f"{id_prefix}:{start}", where)
 
 
 def _make_document(

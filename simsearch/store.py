@@ -62,17 +62,33 @@ def read_manifest(path: Path) -> dict[str, Any]:
             f"{path} was written by a newer simsearch (index format {version}, this one reads "
             f"{FORMAT_VERSION}); upgrade simsearch"
         )
+    if version != FORMAT_VERSION:
+        raise IndexCorruptError(f"{file}: unsupported index format version {version!r} (this "
+                                f"simsearch reads {FORMAT_VERSION}); rebuild the index")
     missing = [key for key in _REQUIRED if key not in manifest]
     if missing:
         raise IndexCorruptError(f"{file}: incomplete manifest (missing {', '.join(missing)})")
-    if version != FORMAT_VERSION:
-        raise IndexCorruptError(f"{file}: unknown index format version {version!r}; rebuild the index")
+    _check_files_entry(file, manifest["files"])
     return manifest
 
 
 def factory_of(manifest: dict[str, Any]) -> str:
     """The FAISS factory string an index was built with (older manifests: the exact one)."""
     return str(manifest.get("faiss_factory") or EXACT_FACTORY)
+
+
+def _check_files_entry(file: Path, files: Any) -> None:
+    """Each data file is a plain name inside the index directory with a size and a checksum."""
+    ok = isinstance(files, dict) and all(
+        isinstance(files.get(role), dict)
+        and isinstance(files[role].get("name"), str)
+        and "/" not in files[role]["name"] and files[role]["name"] not in ("", ".", "..")
+        and isinstance(files[role].get("size"), int)
+        and isinstance(files[role].get("sha256"), str)
+        for role in ("faiss", "sqlite")
+    )
+    if not ok:
+        raise IndexCorruptError(f"{file}: malformed 'files' section in the manifest; rebuild the index")
 
 
 class Store:
@@ -134,7 +150,7 @@ class Store:
                 marks = ",".join("?" * len(chunk))
                 for rowid, doc_id, text, meta in self.db.execute(
                     f"SELECT rowid, id, text, metadata FROM documents WHERE rowid IN ({marks})", chunk
-                ):
+                ).fetchall():
                     found[rowid] = (doc_id, text, json.loads(meta))
         except (sqlite3.DatabaseError, ValueError) as exc:
             # open() only checks sizes; damage deeper in the file surfaces here

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import re
 from pathlib import Path
@@ -47,17 +48,20 @@ def make_tiny_model(directory: Path, kind: str = "bert", positions: int = 300,
     if kind == "bert":
         config = BertConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2,
                             num_attention_heads=2, intermediate_size=64,
-                            max_position_embeddings=positions)
+                            max_position_embeddings=positions, initializer_range=0.5)
         model = BertModel(config, add_pooling_layer=pooler)
     elif kind == "distilbert":
         config = DistilBertConfig(vocab_size=vocab_size, dim=32, n_layers=2, n_heads=2,
-                                  hidden_dim=64, max_position_embeddings=positions)
+                                  hidden_dim=64, max_position_embeddings=positions, initializer_range=0.5)
         model = DistilBertModel(config)
     else:
         raise ValueError(kind)
     model.save_pretrained(directory)
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True,
-                                  model_max_length=positions)
+    # transformers 5 takes the WordPiece file as `vocab`, 4.x as `vocab_file`.
+    takes_vocab = "vocab" in inspect.signature(BertTokenizerFast.__init__).parameters
+    tokenizer = BertTokenizerFast(**{"vocab" if takes_vocab else "vocab_file": str(vocab_file)},
+                                  do_lower_case=True, model_max_length=positions)
+    assert tokenizer.tokenize("the cat") == ["the", "cat"], "test vocab not loaded"
     tokenizer.save_pretrained(directory)
     return directory
 

@@ -96,6 +96,16 @@ def test_delete_with_ids_and_ids_file(notes, tmp_path):
     assert result.exit_code == 0 and "0 deleted, 1 unknown" in result.stdout
 
 
+def test_delete_ids_file_mistakes(notes, tmp_path):
+    bad = write(tmp_path / "ids.txt", b"n1\n\xff\xfe oops\n")
+    before = snapshot(notes.parent)
+    assert_error(run("delete", "notes", "--ids-file", bad), 1, "ids.txt:2: invalid UTF-8")
+    assert_error(run("delete", "notes", "--ids-file", tmp_path / "missing.txt"), 2, "--ids-file")
+    assert snapshot(notes.parent) == before
+    result = run("delete", "notes", "--ids-file", "-", input=b"n4\nn5\n")
+    assert result.exit_code == 0 and "2 deleted" in result.stdout
+
+
 def test_delete_needs_ids(notes):
     assert_error(run("delete", "notes"), 2)
     assert run("delete", "notes").stderr.count("give at least one ID") == 1

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from crash_driver import HashEncoder, corpus
+from tests.crash_driver import HashEncoder, corpus
 from simsearch.errors import LockTimeoutError
 from simsearch.index import Index
 from simsearch.locking import write_lock

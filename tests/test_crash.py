@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from crash_driver import HashEncoder
+from tests.crash_driver import HashEncoder
 from simsearch.index import Index
 from simsearch.verify import verify_index
 

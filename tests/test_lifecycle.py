@@ -10,7 +10,7 @@ import faiss
 import numpy as np
 import pytest
 
-from conftest import FakeEncoder
+from tests.conftest import FakeEncoder
 from simsearch.errors import IndexCorruptError, IndexNotFoundError, InputError, ModelError
 from simsearch.index import Index
 from simsearch.readers import Document
