@@ -106,7 +106,8 @@ def _sniff(stream: IO[bytes], name: str) -> None:
     head = stream.read(8192)
     stream.seek(0)
     if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise InputError(f"{name}: looks like a binary file (NUL bytes near the start); "
+        line = head[: head.index(b"\x00")].count(b"\n") + 1
+        raise InputError(f"{name}:{line}: contains NUL bytes, looks like a binary file; "
                          "give a UTF-8 text file")
 
 
