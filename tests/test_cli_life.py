@@ -156,7 +156,7 @@ def test_second_writer_times_out_with_a_clear_message(notes, tmp_path, monkeypat
 BAD_SOURCES = {
     "empty.txt": (b"", "empty.txt: empty file"),
     "blank.txt": (b"\n  \n\t\n\r\n", "blank.txt: no documents (only blank lines"),
-    "binary.txt": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary.txt:2: contains NUL bytes, looks like a binary file"),
+    "binary.txt": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary.txt:3: contains NUL bytes, looks like a binary file"),
     "latin1.txt": ("fine line\ncaf\u00e9 au lait\n".encode("latin-1"), "latin1.txt:2: invalid UTF-8"),
     "utf16.txt": ("hello\n".encode("utf-16"), "utf16.txt:1: UTF-16"),
     "nocol.csv": (b"title,body\na,b\n", "nocol.csv:1: no column 'text'"),
