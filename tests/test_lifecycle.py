@@ -111,6 +111,7 @@ def test_delete_everything_then_add_again(index):
     index.delete([f"doc{i}" for i in range(20)])
     assert len(index) == 0 and index.search("cats", k=5) == []
     assert Index.open(index.path, encoder=FakeEncoder()).search("cats") == []
+    assert verify_index(index.path, encoder=FakeEncoder()).ok
     index.add(docs(3, "again"))
     assert len(index) == 3 and index.search("again number 1", k=1)[0].id == "again1"
 
