@@ -306,16 +306,19 @@ class StoreWriter:
 
         Incremental is the cheaper path for small changes; index types that cannot remove
         vectors (HNSW) and any disagreement fall back to rebuilding from the stored vectors.
+        The previous file must match its checksum: a damaged one would otherwise be carried
+        into the new generation under a fresh, valid checksum.
         """
         assert self.db is not None
         if not self.rebuild and self.previous is not None:
             try:
-                old = FaissFile.read(self.path / self.previous["files"]["faiss"]["name"])
-                if old.ntotal == self.previous["count"] and old.dim == dim:
+                entry = self.previous["files"]["faiss"]
+                old = FaissFile.read_checked(self.path / entry["name"], entry["sha256"])
+                if old is not None and old.ntotal == self.previous["count"] and old.dim == dim:
                     updated = apply_changes(old, self.db, sorted(self.changed), dim)
                     if updated.ntotal == count:
                         return updated
-            except (IndexCorruptError, RuntimeError):
+            except (IndexCorruptError, RuntimeError, OSError):
                 pass  # fall through to a full rebuild, which is always correct
         return build_faiss(self.db, dim, factory)
 

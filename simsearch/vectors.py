@@ -43,6 +43,17 @@ class FaissFile:
                                     "run `simsearch verify --repair` or rebuild") from None
         return cls(index, describe(index))
 
+    @classmethod
+    def read_checked(cls, file: Path, sha256: str) -> FaissFile | None:
+        """Read ``file`` if its bytes have this sha256 (one read for both), else None."""
+        import hashlib
+
+        data = file.read_bytes()
+        if hashlib.sha256(data).hexdigest() != sha256:
+            return None
+        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        return cls(index, describe(index))
+
     def write(self, file: Path) -> None:
         faiss.write_index(self.index, str(file))
 

@@ -175,7 +175,7 @@ def faiss_ids(index: Any) -> np.ndarray | None:
 
 def _compare_vectors(path: Path, manifest: dict[str, Any], faiss_file: FaissFile,
                      rowids: np.ndarray) -> tuple[str, bool]:
-    """A sample of FAISS vectors must match the stored ones (cosine > 0.99: fp16 and SQ8 pass).
+    """A sample of FAISS vectors must match the stored ones (cosine >= 0.99: fp16 and SQ8 pass).
 
     Product quantisation reconstructs too coarsely for that test; ids and counts still count.
     """
@@ -192,7 +192,8 @@ def _compare_vectors(path: Path, manifest: dict[str, Any], faiss_file: FaissFile
     try:
         for rowid, blob in rows:
             stored = from_blobs([blob], int(manifest["dim"]))[0]
-            if float(np.dot(faiss_file.index.reconstruct(int(rowid)), stored)) < 0.99:
+            # unit vectors: distance <= 0.14 is cosine >= 0.99, and a scaled or NaN vector fails
+            if not float(np.linalg.norm(faiss_file.index.reconstruct(int(rowid)) - stored)) <= 0.14:
                 return f"row {rowid}: the FAISS vector differs from the stored one", False
     except RuntimeError:  # index types that cannot reconstruct: ids and counts were compared
         return f"{len(rowids)} ids and counts agree", True

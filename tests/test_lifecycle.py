@@ -178,6 +178,18 @@ def test_incremental_faiss_matches_a_rebuild(index):
         assert np.allclose(incremental.reconstruct(int(rowid)), rebuilt.reconstruct(int(rowid)))
 
 
+def test_a_damaged_faiss_file_is_not_carried_into_the_next_generation(index, encoder):
+    file = index.path / index.manifest["files"]["faiss"]["name"]
+    data = bytearray(file.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 16] = b"\x44" * 16  # same size: only the checksum can tell
+    file.write_bytes(bytes(data))
+    assert not verify_index(index.path, encoder=encoder).ok
+    index.add([Document("late", "a late arrival", {})])  # must rebuild, not patch, the damaged file
+    report = verify_index(index.path, encoder=encoder)
+    assert report.ok, report.problems
+
+
 def test_index_types_that_cannot_remove_fall_back_to_a_rebuild(tmp_path, encoder):
     path = tmp_path / "hnsw"
     with StoreWriter(path) as writer:
