@@ -1,7 +1,8 @@
 """How long does one small update (add or delete) take, and where does the time go?
 
 Compares the two ways a writer can produce the new FAISS file: incremental (read the previous
-FAISS file, remove_ids, add_with_ids) vs rebuilding it from every vector stored in SQLite.
+FAISS file and check its sha256, remove_ids, add_with_ids) vs rebuilding it from every vector
+stored in SQLite. "Whole update" is copy + SQL + FAISS + write + fsync + checksums + manifest.
 Random unit vectors stand in for the model (encoding time is not what is measured here).
 
     python benchmarks/bench_updates.py --docs 100000 --dim 384 --changes 100
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from simsearch.store import StoreWriter, factory_of
-from simsearch.vectors import EXACT_FACTORY, apply_changes, build_faiss, FaissFile, to_blob
+from simsearch.vectors import EXACT_FACTORY, FaissFile, apply_changes, build_faiss, to_blob
 
 
 def build(path: Path, docs: int, dim: int, rng: np.random.Generator) -> None:
@@ -52,7 +53,8 @@ def update(path: Path, changes: int, dim: int, rng: np.random.Generator, rebuild
         if rebuild:
             build_faiss(writer.db, dim, EXACT_FACTORY)
         else:
-            old = FaissFile.read(path / writer.previous["files"]["faiss"]["name"])
+            entry = writer.previous["files"]["faiss"]
+            old = FaissFile.read_checked(path / entry["name"], entry["sha256"])
             apply_changes(old, writer.db, sorted(writer.changed), dim)
         faiss_seconds = time.perf_counter() - faiss_started
         writer.commit(dict(writer.previous), factory_of(writer.previous))  # does the step again
