@@ -28,6 +28,17 @@ from .pooling import POOLERS, POOLING_CHOICES, l2_normalize
 _POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2, "longformer": 2}
 
 Progress = Callable[[int], None]
+_CHARS_PER_TOKEN = 64  # far above any tokenizer's characters per token
+
+
+def clip_text(text: str, budget: int) -> str:
+    """``text`` cut to about ``budget`` characters at a whitespace, or itself when shorter."""
+    if len(text) <= budget:
+        return text
+    for end in range(budget, budget // 2, -1):
+        if text[end].isspace():
+            return text[:end]
+    return text[:budget]
 
 
 class Encoder:
@@ -141,14 +152,21 @@ class Encoder:
         """Token ids of each text, cut at ``max_length``, and the number of texts that were cut."""
         tokenizer = self._loaded.tokenizer
         limit = self.max_length
+        # Tokenizers read a whole text before truncating: a 10 MB line would take half a minute.
+        # Only a prefix can reach the model, so clip first; a clipped text that then fits (a long
+        # run of spaces, say) is tokenized whole after all, so the result is the same.
+        clipped = [clip_text(text, (limit + 1) * _CHARS_PER_TOKEN) for text in texts]
         # One token over the limit tells "was cut" from "fits exactly" without a second full pass.
-        ids = tokenizer(
-            list(texts), truncation=True, max_length=limit + 1, add_special_tokens=True
-        )["input_ids"]
+        ids = tokenizer(clipped, truncation=True, max_length=limit + 1, add_special_tokens=True)["input_ids"]
+        redo = [i for i, seq in enumerate(ids) if len(seq) <= limit and clipped[i] is not texts[i]]
+        if redo:
+            whole = tokenizer([texts[i] for i in redo], truncation=True, max_length=limit + 1)["input_ids"]
+            for i, seq in zip(redo, whole):
+                ids[i], clipped[i] = seq, texts[i]
         long_rows = [i for i, seq in enumerate(ids) if len(seq) > limit]
         if long_rows:
             cut = tokenizer(
-                [texts[i] for i in long_rows], truncation=True, max_length=limit
+                [clipped[i] for i in long_rows], truncation=True, max_length=limit
             )["input_ids"]
             for i, seq in zip(long_rows, cut):
                 ids[i] = seq

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence, overload
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, overload
 
 import numpy as np
 
@@ -20,6 +20,10 @@ from .errors import IndexNotFoundError, InputError, ModelError, QueryError, Sims
 from .readers import Document
 from .store import Store, StoreWriter, read_manifest
 from .vectors import EXACT_FACTORY, to_blob
+
+if TYPE_CHECKING:
+    from .lifecycle import AddStats, CompactStats, DeleteStats
+    from .verify import VerifyReport
 
 DEFAULT_INDEX_DIR = "indexes"
 _NAME = re.compile(r"[\w][\w.-]{0,127}")
@@ -217,12 +221,59 @@ class Index:
 
     def search_vectors(self, vectors: np.ndarray, k: int = 10, *, min_score: float | None = None) -> list[list[Hit]]:
         """Search with already-encoded unit query vectors (one row per query)."""
-        scores, rowids = self._store.faiss.search(vectors, k)
+        store = self._store  # one generation for both steps, even if a write reopens meanwhile
+        scores, rowids = store.faiss.search(vectors, k)
         keep = [[(float(s), int(r)) for s, r in zip(srow, rrow)
                  if r >= 0 and (min_score is None or s >= min_score)] for srow, rrow in zip(scores, rowids)]
-        found = self._store.fetch(r for row in keep for _, r in row)
+        found = store.fetch(r for row in keep for _, r in row)
         return [[Hit(rank, found[r][0], score, found[r][1], found[r][2])
                  for rank, (score, r) in enumerate(row, 1)] for row in keep]
+
+    def add(self, documents: Iterable[Document | str], *, batch_size: int | None = None,
+            progress: Callable[[int], None] | None = None) -> AddStats:
+        """Upsert ``documents`` by id with the index's own model, as one atomic write.
+
+        Unchanged documents (same text hash and metadata) are not re-encoded; changed texts are
+        re-embedded and replaced. Plain strings get their content hash as id. Duplicate ids in
+        the input raise :class:`~simsearch.errors.InputError` and nothing is written.
+        """
+        from .lifecycle import add_documents
+
+        stats = add_documents(self.path, documents, self._store.manifest, lambda: self.encoder,
+                              batch_size=batch_size, progress=progress)
+        self._reopen(stats.generation)
+        return stats
+
+    def delete(self, ids: Iterable[str]) -> DeleteStats:
+        """Delete documents by id, atomically; unknown ids are reported in the stats."""
+        from .lifecycle import delete_documents
+
+        stats = delete_documents(self.path, ids)
+        self._reopen(stats.generation)
+        return stats
+
+    def compact(self) -> CompactStats:
+        """Reclaim the space of deleted and replaced documents (SQLite VACUUM, FAISS rebuilt)."""
+        from .lifecycle import compact_index
+
+        stats = compact_index(self.path)
+        self._reopen(stats.generation)
+        return stats
+
+    def verify(self, repair: bool = False) -> VerifyReport:
+        """Check manifest, checksums, FAISS/SQLite agreement and the model; ``repair`` rebuilds
+        the FAISS file from the stored vectors (no sources needed)."""
+        from .verify import verify_index
+
+        report = verify_index(self.path, encoder=self._encoder, repair=repair)
+        if report.repaired and report.generation is not None:
+            self._reopen(report.generation)
+        return report
+
+    def _reopen(self, generation: int) -> None:
+        """Follow a write: the old store stays valid for searches already holding it."""
+        if generation != self._store.manifest["generation"]:
+            self._store = Store.open(self.path)
 
     def close(self) -> None:
         self._store.close()

@@ -57,7 +57,25 @@ def read_documents(
     if options.split not in SPLITS:
         raise InputError(f"unknown split {options.split!r}; choose one of {', '.join(SPLITS)}")
     for source in sources:
-        yield from _read_source(str(source), options, stdin)
+        found = False
+        for doc in _read_source(str(source), options, stdin):
+            found = True
+            yield doc
+        if not found:  # an empty source is a mistake (wrong file, wrong --split), say which
+            raise InputError(f"{_display(source)}: {_why_empty(str(source))}; nothing to index")
+
+
+def _display(source: str | Path) -> str:
+    return "<stdin>" if str(source) == "-" else str(source)
+
+
+def _why_empty(source: str) -> str:
+    path = Path(source)
+    if source != "-" and path.is_file() and path.stat().st_size == 0:
+        return "empty file"
+    if source == "-":
+        return "no documents on standard input"
+    return "no documents (only blank lines or empty texts)"
 
 
 def _read_source(source: str, options: ReadOptions, stdin: IO[bytes] | None) -> Iterator[Document]:
@@ -79,7 +97,18 @@ def _read_source(source: str, options: ReadOptions, stdin: IO[bytes] | None) -> 
             "pass --format txt|csv|tsv|jsonl"
         )
     with path.open("rb") as stream:
+        _sniff(stream, source)
         yield from _read_stream(stream, source, source, fmt, options)
+
+
+def _sniff(stream: IO[bytes], name: str) -> None:
+    """Name a binary file as such up front, rather than by the first odd byte of some line."""
+    head = stream.read(8192)
+    stream.seek(0)
+    if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        line = head[: head.index(b"\x00")].count(b"\n") + 1
+        raise InputError(f"{name}:{line}: contains NUL bytes, looks like a binary file; "
+                         "give a UTF-8 text file")
 
 
 def _read_stream(
@@ -105,6 +134,8 @@ def decoded_lines(stream: IO[bytes], name: str) -> Iterator[tuple[int, str]]:
     for number, raw in enumerate(stream, 1):
         if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
+        elif number == 1 and raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise InputError(f"{name}:1: UTF-16 text (byte order mark); convert the file to UTF-8")
         if b"\x00" in raw:
             raise InputError(f"{name}:{number}: contains NUL bytes, looks like a binary file; "
                              "give a UTF-8 text file")

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import IndexCorruptError, IndexExistsError, IndexNotFoundError
+from .files import file_sha256, fsync_dir, fsync_file, write_json_atomic
 from .locking import write_lock
-from .vectors import FaissFile, build_faiss
+from .vectors import EXACT_FACTORY, FaissFile, apply_changes, build_faiss
 
 FORMAT = "simsearch-index"
 FORMAT_VERSION = 1
@@ -69,6 +70,11 @@ def read_manifest(path: Path) -> dict[str, Any]:
         raise IndexCorruptError(f"{file}: incomplete manifest (missing {', '.join(missing)})")
     _check_files_entry(file, manifest["files"])
     return manifest
+
+
+def factory_of(manifest: dict[str, Any]) -> str:
+    """The FAISS factory string an index was built with (older manifests: the exact one)."""
+    return str(manifest.get("faiss_factory") or EXACT_FACTORY)
 
 
 def _check_files_entry(file: Path, files: Any) -> None:
@@ -138,18 +144,21 @@ class Store:
         """id, text and metadata of the given row ids (only those rows are read)."""
         wanted = sorted({int(r) for r in rowids})
         found: dict[int, tuple[str, str, dict[str, Any]]] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            try:
-                rows = self.db.execute(
+        try:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for rowid, doc_id, text, meta in self.db.execute(
                     f"SELECT rowid, id, text, metadata FROM documents WHERE rowid IN ({marks})", chunk
-                ).fetchall()
-            except sqlite3.DatabaseError as exc:
-                raise IndexCorruptError(f"{self.path}: damaged SQLite file ({exc}); run "
-                                        "`simsearch verify --repair` or rebuild the index") from None
-            for rowid, doc_id, text, meta in rows:
-                found[rowid] = (doc_id, text, json.loads(meta))
+                ).fetchall():
+                    found[rowid] = (doc_id, text, json.loads(meta))
+        except (sqlite3.DatabaseError, ValueError) as exc:
+            # open() only checks sizes; damage deeper in the file surfaces here
+            raise IndexCorruptError(f"{self.path}: damaged SQLite file ({exc}); run "
+                                    "`simsearch verify` and rebuild the index") from None
+        if len(found) != len(wanted):
+            raise IndexCorruptError(f"{self.path}: FAISS and SQLite disagree (rows missing); "
+                                    "run `simsearch verify --repair`")
         return found
 
     def close(self) -> None:
@@ -179,34 +188,35 @@ def check_file(path: Path, entry: dict[str, Any], *, full: bool) -> None:
         raise IndexCorruptError(f"{file}: checksum mismatch (file damaged); {hint}")
 
 
-def file_sha256(file: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with file.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class StoreWriter:
     """Stages a new generation of an index and commits it atomically.
 
-    Use as a context manager: documents go in with :meth:`add`, :meth:`commit` writes the FAISS
-    file from the stored vectors and swaps the manifest; leaving the block without committing
-    (an error, Ctrl-C) removes what was staged.
+    Use as a context manager: rows go in through :attr:`db`, :meth:`commit` writes the FAISS
+    file, fsyncs and swaps the manifest; leaving the block without committing (an error,
+    Ctrl-C) removes what was staged. With ``update=True`` (add, delete, compact, repair) the
+    writer starts from a copy of the *current* generation's SQLite file, read under the lock so
+    that two writers never lose each other's changes; :attr:`changed` collects the row ids whose
+    vectors were removed or replaced so that :meth:`commit` can update FAISS incrementally, and
+    ``rebuild=True`` builds the FAISS file from every stored vector instead.
     """
 
-    def __init__(self, path: Path, *, force: bool = False, base: Path | None = None) -> None:
+    def __init__(self, path: Path, *, force: bool = False, update: bool = False,
+                 rebuild: bool = False) -> None:
         self.path = path
         self.force = force
-        self._base = base  # an SQLite file to start from (add/delete); None for a fresh build
+        self.update = update
+        self.rebuild = rebuild or not update
         self._lock = write_lock(path)
         self._staging: Path | None = None
         self.db: sqlite3.Connection | None = None
         self.previous: dict[str, Any] | None = None
+        self.changed: set[int] = set()
 
     def __enter__(self) -> StoreWriter:
+        if self.update and not (self.path / MANIFEST).is_file():
+            # checked before the lock so that a typo creates nothing on disk
+            raise IndexNotFoundError(f"index {self.path.name!r} not found in {self.path.parent}; "
+                                     "run `simsearch list` to see the indexes there")
         self._lock.__enter__()
         try:
             self._prepare()
@@ -216,11 +226,20 @@ class StoreWriter:
         return self
 
     def _prepare(self) -> None:
-        if self.path.exists():
+        base = None
+        if self.update:
+            # an update never touches a damaged or newer-format index: read_manifest raises
+            self.previous = read_manifest(self.path)
+            entry = self.previous["files"]["sqlite"]
+            check_file(self.path, entry, full=False)
+            base = self.path / entry["name"]
+            remove_stale_files(self.path, self.previous)
+            self._staging = self.path
+        elif self.path.exists():
             if not (self.path / MANIFEST).is_file():
                 raise IndexExistsError(f"{self.path} exists and is not a simsearch index; "
                                        "remove it or choose another name")
-            if not self.force and self._base is None:
+            if not self.force:
                 raise IndexExistsError(f"index {self.path.name!r} already exists in "
                                        f"{self.path.parent}; pass --force to replace it")
             try:
@@ -235,25 +254,32 @@ class StoreWriter:
                 shutil.rmtree(stale, ignore_errors=True)  # left by a killed build
             self._staging = self.path.parent / f".{self.path.name}.tmp-{uuid.uuid4().hex[:8]}"
             self._staging.mkdir()
-        self.generation = (self.previous or {}).get("generation", 0) + 1
+        generation = (self.previous or {}).get("generation", 0)
+        self.generation = (generation if isinstance(generation, int) else 0) + 1
         self.sqlite_name = f"docs-{self.generation:06d}.sqlite"
         self.faiss_name = f"index-{self.generation:06d}.faiss"
         staged = self._staging / (self.sqlite_name + ".tmp")
-        if self._base is not None:
-            shutil.copyfile(self._base, staged)
+        if base is not None:
+            shutil.copyfile(base, staged)
         self.db = sqlite3.connect(staged)
         self.db.execute("PRAGMA journal_mode=OFF")  # a staged file: the manifest is the journal
         self.db.execute("PRAGMA synchronous=OFF")
-        if self._base is None:
+        if base is None:
             self.db.executescript(_SCHEMA)
 
+    def vacuum(self) -> None:
+        """Rewrite the staged SQLite file without free pages (compaction)."""
+        assert self.db is not None
+        self.db.commit()
+        self.db.execute("VACUUM")
+
     def commit(self, manifest: dict[str, Any], factory: str) -> dict[str, Any]:
-        """Build the FAISS file from the staged vectors, fsync everything, swap the manifest."""
+        """Write the FAISS file for the staged rows, fsync everything, swap the manifest."""
         assert self.db is not None and self._staging is not None
         self.db.commit()
         count = self.db.execute("SELECT count(*) FROM documents").fetchone()[0]
         faiss_tmp = self._staging / (self.faiss_name + ".tmp")
-        faiss_file = build_faiss(self.db, int(manifest["dim"]), factory)
+        faiss_file = self._faiss(int(manifest["dim"]), factory, count)
         faiss_file.write(faiss_tmp)
         self.db.close()
         self.db = None
@@ -266,14 +292,35 @@ class StoreWriter:
             os.replace(tmp, self._staging / name)
         manifest = {**manifest, "format": FORMAT, "format_version": FORMAT_VERSION,
                     "count": count, "generation": self.generation, "files": files,
-                    "faiss": faiss_file.description}
+                    "faiss": faiss_file.description, "faiss_factory": factory}
         write_json_atomic(self._staging / MANIFEST, manifest)
         if self._staging != self.path:
             os.rename(self._staging, self.path)
         fsync_dir(self.path.parent)
-        remove_stale_files(self.path, manifest)
         self._staging = None
+        remove_stale_files(self.path, manifest)
         return manifest
+
+    def _faiss(self, dim: int, factory: str, count: int) -> FaissFile:
+        """The previous FAISS index with the changed rows swapped, or a rebuild from SQLite.
+
+        Incremental is the cheaper path for small changes; index types that cannot remove
+        vectors (HNSW) and any disagreement fall back to rebuilding from the stored vectors.
+        The previous file must match its checksum: a damaged one would otherwise be carried
+        into the new generation under a fresh, valid checksum.
+        """
+        assert self.db is not None
+        if not self.rebuild and self.previous is not None:
+            try:
+                entry = self.previous["files"]["faiss"]
+                old = FaissFile.read_checked(self.path / entry["name"], entry["sha256"])
+                if old is not None and old.ntotal == self.previous["count"] and old.dim == dim:
+                    updated = apply_changes(old, self.db, sorted(self.changed), dim)
+                    if updated.ntotal == count:
+                        return updated
+            except (IndexCorruptError, RuntimeError, OSError):
+                pass  # fall through to a full rebuild, which is always correct
+        return build_faiss(self.db, dim, factory)
 
     def __exit__(self, *exc_info: Any) -> None:
         try:
@@ -300,27 +347,3 @@ def remove_stale_files(path: Path, manifest: dict[str, Any] | None) -> None:
             file.unlink(missing_ok=True)
     for staging in path.parent.glob(f".{path.name}.tmp-*"):
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def write_json_atomic(file: Path, data: dict[str, Any]) -> None:
-    tmp = file.with_name(file.name + f".{uuid.uuid4().hex[:8]}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, ensure_ascii=False)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, file)
-    fsync_dir(file.parent)
-
-
-def fsync_file(file: Path) -> None:
-    with file.open("rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

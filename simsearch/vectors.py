@@ -43,6 +43,17 @@ class FaissFile:
                                     "run `simsearch verify --repair` or rebuild") from None
         return cls(index, describe(index))
 
+    @classmethod
+    def read_checked(cls, file: Path, sha256: str) -> FaissFile | None:
+        """Read ``file`` if its bytes have this sha256 (one read for both), else None."""
+        import hashlib
+
+        data = file.read_bytes()
+        if hashlib.sha256(data).hexdigest() != sha256:
+            return None
+        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        return cls(index, describe(index))
+
     def write(self, file: Path) -> None:
         faiss.write_index(self.index, str(file))
 
@@ -78,3 +89,20 @@ def build_faiss(db: sqlite3.Connection, dim: int, factory: str = EXACT_FACTORY) 
     for ids, vectors in iter_vectors(db, dim):
         index.add_with_ids(vectors, ids)
     return FaissFile(index, describe(index))
+
+
+def apply_changes(faiss_file: FaissFile, db: sqlite3.Connection, rowids: list[int],
+                  dim: int) -> FaissFile:
+    """Remove ``rowids`` from the FAISS index, then add back the ones still stored in ``db``."""
+    if not rowids:
+        return faiss_file
+    faiss_file.index.remove_ids(np.array(rowids, dtype=np.int64))
+    for start in range(0, len(rowids), 500):
+        chunk = rowids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = db.execute(f"SELECT rowid, vector FROM documents WHERE rowid IN ({marks})",
+                          chunk).fetchall()
+        if rows:
+            faiss_file.index.add_with_ids(from_blobs([r[1] for r in rows], dim),
+                                          np.array([r[0] for r in rows], dtype=np.int64))
+    return faiss_file

@@ -1,0 +1,224 @@
+"""Living indexes: add (upsert by id), delete and compact, each committed as one new generation.
+
+Every operation runs inside a :class:`~simsearch.store.StoreWriter`: it starts from a copy of the
+current SQLite file (read under the write lock), changes the copy, writes the FAISS file and
+swaps the manifest. A failure or a kill at any point leaves the previous generation in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from itertools import islice
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+from . import __version__
+from .errors import InputError, ModelError
+from .readers import Document
+from .store import StoreWriter, factory_of
+from .vectors import to_blob
+
+_CHUNK = 2048  # documents looked up, encoded and written per step: memory stays flat
+_SQL_CHUNK = 500  # stays well under SQLite's limit on bound parameters
+
+
+@dataclass(frozen=True)
+class AddStats:
+    """What :meth:`Index.add` did. ``encoded`` counts the documents that went through the model."""
+
+    added: int
+    updated: int
+    unchanged: int
+    encoded: int
+    truncated: int
+    count: int
+    seconds: float
+    generation: int
+
+
+@dataclass(frozen=True)
+class DeleteStats:
+    """What :meth:`Index.delete` did; ``unknown`` lists the ids the index did not hold."""
+
+    deleted: int
+    unknown: tuple[str, ...]
+    count: int
+    seconds: float
+    generation: int
+
+
+@dataclass(frozen=True)
+class CompactStats:
+    """Bytes on disk (SQLite + FAISS of the live generation) before and after compaction."""
+
+    bytes_before: int
+    bytes_after: int
+    count: int
+    seconds: float
+    generation: int
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def add_documents(path: Path, documents: Iterable[Document | str], identity: dict[str, Any],
+                  encoder: Callable[[], Any], *, batch_size: int | None = None,
+                  progress: Callable[[int], None] | None = None) -> AddStats:
+    """Upsert ``documents`` into the index at ``path``; see :meth:`Index.add`.
+
+    ``identity`` is the manifest the caller opened (its model must still be the index's);
+    ``encoder`` returns the index's encoder and is only called when something needs encoding.
+    """
+    started = time.perf_counter()
+    counts = {"added": 0, "updated": 0, "unchanged": 0, "encoded": 0, "truncated": 0}
+    seen: set[str] = set()
+    with StoreWriter(path, update=True) as writer:
+        assert writer.db is not None and writer.previous is not None
+        check_same_model(writer.previous, identity)
+        for chunk in _chunks(_documents(documents), _CHUNK):
+            for doc in chunk:
+                if doc.id in seen:
+                    raise InputError(f"{doc.where or doc.id}: duplicate document id {doc.id!r} "
+                                     "in the input; ids must be unique")
+                seen.add(doc.id)
+            _upsert(writer, chunk, encoder, counts, batch_size, progress)
+        if not seen:
+            raise InputError("the input holds no documents (only empty lines or records?)")
+        count = writer.previous["count"]
+        generation = writer.previous["generation"]
+        if counts["added"] or counts["updated"]:
+            fields = _updated_fields(writer.previous, truncated=counts["truncated"])
+            manifest = writer.commit(fields, factory_of(writer.previous))
+            count, generation = manifest["count"], manifest["generation"]
+    return AddStats(**counts, count=count, seconds=time.perf_counter() - started,
+                    generation=generation)
+
+
+def _upsert(writer: StoreWriter, docs: list[Document], encoder: Callable[[], Any],
+            counts: dict[str, int], batch_size: int | None,
+            progress: Callable[[int], None] | None) -> None:
+    """Sort one chunk into new / changed text / changed metadata / unchanged, and write it."""
+    db = writer.db
+    assert db is not None
+    stored = {}
+    for part in _parts([d.id for d in docs]):
+        marks = ",".join("?" * len(part))
+        for rowid, doc_id, digest, meta in db.execute(
+            f"SELECT rowid, id, hash, metadata FROM documents WHERE id IN ({marks})", part
+        ):
+            stored[doc_id] = (rowid, digest, meta)
+    to_encode: list[tuple[Document, int | None, str, str]] = []
+    for doc in docs:
+        digest, meta = content_hash(doc.text), json.dumps(doc.metadata, ensure_ascii=False)
+        old = stored.get(doc.id)
+        if old is None or old[1] != digest:
+            to_encode.append((doc, None if old is None else old[0], digest, meta))
+        elif old[2] != meta:  # same text, new metadata: no need to run the model
+            db.execute("UPDATE documents SET metadata = ? WHERE rowid = ?", (meta, old[0]))
+            counts["updated"] += 1
+        else:
+            counts["unchanged"] += 1
+    if not to_encode:
+        return
+    vectors, cut = encoder().encode_counting([d.text for d, *_ in to_encode],
+                                             batch_size=batch_size, progress=progress)
+    counts["encoded"] += len(to_encode)
+    counts["truncated"] += cut
+    for (doc, rowid, digest, meta), vector in zip(to_encode, vectors):
+        if rowid is None:
+            cursor = db.execute(
+                "INSERT INTO documents (id, text, metadata, hash, vector) VALUES (?, ?, ?, ?, ?)",
+                (doc.id, doc.text, meta, digest, to_blob(vector)))
+            writer.changed.add(int(cursor.lastrowid))
+            counts["added"] += 1
+        else:
+            db.execute("UPDATE documents SET text = ?, metadata = ?, hash = ?, vector = ? "
+                       "WHERE rowid = ?", (doc.text, meta, digest, to_blob(vector), rowid))
+            writer.changed.add(rowid)
+            counts["updated"] += 1
+
+
+def delete_documents(path: Path, ids: Iterable[str]) -> DeleteStats:
+    """Delete documents by id; ids the index does not hold are reported, not an error."""
+    started = time.perf_counter()
+    wanted = list(dict.fromkeys(str(i) for i in ids))
+    if not wanted:
+        raise InputError("no document ids given to delete")
+    with StoreWriter(path, update=True) as writer:
+        assert writer.db is not None and writer.previous is not None
+        found: dict[str, int] = {}
+        for part in _parts(wanted):
+            marks = ",".join("?" * len(part))
+            found.update(writer.db.execute(
+                f"SELECT id, rowid FROM documents WHERE id IN ({marks})", part))
+        rowids = sorted(found.values())
+        for part in _parts(rowids):
+            writer.db.execute(f"DELETE FROM documents WHERE rowid IN ({','.join('?' * len(part))})",
+                              part)
+        writer.changed.update(rowids)
+        count, generation = writer.previous["count"], writer.previous["generation"]
+        if rowids:
+            manifest = writer.commit(_updated_fields(writer.previous), factory_of(writer.previous))
+            count, generation = manifest["count"], manifest["generation"]
+    unknown = tuple(i for i in wanted if i not in found)
+    return DeleteStats(len(rowids), unknown, count, time.perf_counter() - started, generation)
+
+
+def compact_index(path: Path) -> CompactStats:
+    """Rewrite the live generation: SQLite without free pages, FAISS rebuilt from the vectors."""
+    started = time.perf_counter()
+    with StoreWriter(path, update=True, rebuild=True) as writer:
+        assert writer.previous is not None
+        before = sum(int(entry["size"]) for entry in writer.previous["files"].values())
+        writer.vacuum()
+        manifest = writer.commit(_updated_fields(writer.previous), factory_of(writer.previous))
+    after = sum(int(entry["size"]) for entry in manifest["files"].values())
+    return CompactStats(before, after, manifest["count"], time.perf_counter() - started,
+                        manifest["generation"])
+
+
+def check_same_model(current: dict[str, Any], identity: dict[str, Any]) -> None:
+    """Refuse to write when the index was rebuilt with another model since it was opened."""
+    keys = ("model", "pooling", "dim")
+    if any(current.get(k) != identity.get(k) for k in keys):
+        raise ModelError(
+            f"index {current.get('name', '')!r} now uses model {current.get('model')!r}, pooling "
+            f"{current.get('pooling')!r}, dim {current.get('dim')}, not the "
+            f"{identity.get('model')!r} / {identity.get('pooling')!r} it was opened with; "
+            "vectors from different models cannot be mixed: reopen the index"
+        )
+
+
+def _updated_fields(previous: dict[str, Any], *, truncated: int = 0) -> dict[str, Any]:
+    fields = {key: value for key, value in previous.items()
+              if key not in ("files", "count", "generation", "faiss")}
+    fields["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    fields["simsearch_version"] = __version__
+    fields["truncated"] = int(previous.get("truncated", 0)) + truncated
+    return fields
+
+
+def _documents(items: Iterable[Document | str]) -> Iterator[Document]:
+    """Plain strings get their content hash as id, so adding the same text twice is a no-op;
+    blank texts are not documents (as in :meth:`Index.build`)."""
+    for number, item in enumerate(items, 1):
+        if not isinstance(item, Document):
+            item = Document(content_hash(str(item))[:16], str(item), {}, f"item {number}")
+        if item.text.strip():
+            yield item
+
+
+def _chunks(items: Iterable[Document], size: int) -> Iterator[list[Document]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _parts(values: Sequence[Any]) -> Iterator[list[Any]]:
+    for start in range(0, len(values), _SQL_CHUNK):
+        yield list(values[start : start + _SQL_CHUNK])

@@ -1,0 +1,226 @@
+"""``verify``: is an index whole? Manifest, checksums, FAISS/SQLite agreement, model; and repair.
+
+Repair never re-reads sources: the SQLite file holds every vector, so a missing, damaged or
+disagreeing FAISS file is rebuilt from it and committed as a new generation. A damaged SQLite
+file or manifest cannot be repaired that way; the report says to rebuild from the sources.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import IndexNotFoundError, SimsearchError
+from .store import MANIFEST, StoreWriter, check_file, connect_readonly, factory_of, read_manifest
+from .vectors import FaissFile, from_blobs
+
+_SAMPLE = 256  # vectors compared between FAISS and SQLite (ids and counts are compared in full)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One verified property; ``repairable`` problems are fixed by ``verify --repair``."""
+
+    name: str
+    ok: bool
+    detail: str
+    repairable: bool = False
+
+
+@dataclass
+class VerifyReport:
+    """All checks of one index; ``repaired`` lists the problems a repair fixed."""
+
+    path: str
+    checks: list[Check]
+    repaired: list[Check] = field(default_factory=list)
+    generation: int | None = None
+    count: int | None = None
+
+    @property
+    def problems(self) -> list[Check]:
+        return [check for check in self.checks if not check.ok]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        name = Path(self.path).name
+        fixed = f"repaired {len(self.repaired)} problem(s), generation {self.generation}; " if self.repaired else ""
+        if self.ok:
+            return (f"Index {name!r}: {fixed}ok ({self.count} documents, generation "
+                    f"{self.generation}, {len(self.checks)} checks passed)")
+        hint = ("run `simsearch verify --repair`" if all(p.repairable for p in self.problems)
+                else "rebuild the index from its sources")
+        return f"Index {name!r}: {fixed}{len(self.problems)} problem(s) remain; {hint}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "ok": self.ok, "generation": self.generation,
+                "count": self.count, "checks": [asdict(c) for c in self.checks],
+                "repaired": [asdict(c) for c in self.repaired]}
+
+
+def verify_index(path: Path, *, encoder: Any = None, repair: bool = False,
+                 check_model: bool = True) -> VerifyReport:
+    """Check the index at ``path``; with ``repair``, rebuild FAISS from the stored vectors."""
+    if not path.is_dir():
+        raise IndexNotFoundError(f"index {path.name!r} not found in {path.parent}; "
+                                 "run `simsearch list` to see the indexes there")
+    report, encoder = _inspect(path, encoder, check_model)
+    problems = report.problems
+    if repair and problems and all(p.repairable for p in problems):
+        with StoreWriter(path, update=True, rebuild=True) as writer:
+            assert writer.previous is not None
+            from .lifecycle import _updated_fields
+
+            writer.commit(_updated_fields(writer.previous), factory_of(writer.previous))
+        report, _ = _inspect(path, encoder, check_model)
+        report.repaired = problems
+    return report
+
+
+def _inspect(path: Path, encoder: Any, check_model: bool) -> tuple[VerifyReport, Any]:
+    report = VerifyReport(str(path), [])
+    add = report.checks.append
+    try:
+        manifest = read_manifest(path)
+    except SimsearchError as exc:
+        add(Check("manifest", False, str(exc)))
+        return report, encoder
+    report.generation, report.count = manifest["generation"], manifest["count"]
+    add(Check("manifest", True, f"format {manifest['format_version']}, generation "
+                                f"{manifest['generation']}, {manifest['count']} documents"))
+    files_ok = {}
+    for role in ("sqlite", "faiss"):
+        try:
+            check_file(path, manifest["files"][role], full=True)
+            files_ok[role] = True
+            add(Check(f"{role} checksum", True, manifest["files"][role]["name"]))
+        except (SimsearchError, KeyError, TypeError) as exc:
+            files_ok[role] = False
+            add(Check(f"{role} checksum", False, str(exc), repairable=role == "faiss"))
+    rowids = _check_sqlite(path, manifest, add) if files_ok["sqlite"] else None
+    if files_ok["faiss"]:
+        _check_faiss(path, manifest, rowids, add)
+    stray = _stray_files(path, manifest)
+    add(Check("stray files", True, f"{len(stray)} left by interrupted writes (the next write removes them)"
+              if stray else "none"))
+    if check_model:
+        encoder = _check_model(manifest, encoder, add)
+    return report, encoder
+
+
+def _check_sqlite(path: Path, manifest: dict[str, Any], add: Any) -> np.ndarray | None:
+    file = path / manifest["files"]["sqlite"]["name"]
+    try:
+        db = connect_readonly(file)
+        try:
+            result = db.execute("PRAGMA quick_check").fetchone()[0]
+            if result != "ok":
+                raise sqlite3.DatabaseError(result)
+            rowids = np.fromiter((r[0] for r in db.execute("SELECT rowid FROM documents ORDER BY rowid")),
+                                 dtype=np.int64)
+            bad = db.execute("SELECT count(*) FROM documents WHERE length(vector) != ?",
+                             (4 * int(manifest["dim"]),)).fetchone()[0]
+        finally:
+            db.close()
+    except (sqlite3.DatabaseError, SimsearchError) as exc:
+        add(Check("sqlite content", False, f"{file}: damaged SQLite file ({exc})"))
+        return None
+    if bad:
+        add(Check("sqlite content", False, f"{file}: {bad} stored vectors are not {manifest['dim']}-dim"))
+        return None
+    add(Check("sqlite content", True, f"{len(rowids)} documents"))
+    add(Check("count", len(rowids) == manifest["count"],
+              f"manifest {manifest['count']}, SQLite {len(rowids)}", repairable=True))
+    return rowids
+
+
+def _check_faiss(path: Path, manifest: dict[str, Any], rowids: np.ndarray | None, add: Any) -> None:
+    try:
+        faiss_file = FaissFile.read(path / manifest["files"]["faiss"]["name"])
+    except SimsearchError as exc:
+        add(Check("faiss agrees with sqlite", False, str(exc), repairable=True))
+        return
+    if faiss_file.dim != manifest["dim"]:
+        add(Check("faiss agrees with sqlite", False,
+                  f"FAISS dim {faiss_file.dim}, manifest {manifest['dim']}", repairable=True))
+        return
+    if rowids is None:
+        add(Check("faiss agrees with sqlite", False, "SQLite unreadable, nothing to compare"))
+        return
+    ids = faiss_ids(faiss_file.index)
+    if faiss_file.ntotal != len(rowids):
+        detail, ok = f"FAISS holds {faiss_file.ntotal} vectors, SQLite {len(rowids)} documents", False
+    elif ids is not None and not np.array_equal(np.sort(ids), rowids):
+        detail, ok = f"{len(np.setxor1d(ids, rowids))} ids in only one of FAISS and SQLite", False
+    else:
+        detail, ok = _compare_vectors(path, manifest, faiss_file, rowids)
+    add(Check("faiss agrees with sqlite", ok, detail, repairable=True))
+
+
+def faiss_ids(index: Any) -> np.ndarray | None:
+    """The ids an ``IndexIDMap(2)`` maps to, or None for index types that keep them elsewhere."""
+    if hasattr(index, "id_map"):
+        import faiss
+
+        return faiss.vector_to_array(index.id_map).astype(np.int64)
+    return None
+
+
+def _compare_vectors(path: Path, manifest: dict[str, Any], faiss_file: FaissFile,
+                     rowids: np.ndarray) -> tuple[str, bool]:
+    """A sample of FAISS vectors must match the stored ones (cosine >= 0.99: fp16 and SQ8 pass).
+
+    Product quantisation reconstructs too coarsely for that test; ids and counts still count.
+    """
+    if "PQ" in factory_of(manifest):
+        return f"{len(rowids)} ids and counts agree", True
+    sample = rowids[np.linspace(0, len(rowids) - 1, min(_SAMPLE, len(rowids))).astype(int)] if len(rowids) else rowids
+    db = connect_readonly(path / manifest["files"]["sqlite"]["name"])
+    try:
+        marks = ",".join("?" * len(sample))
+        rows = db.execute(f"SELECT rowid, vector FROM documents WHERE rowid IN ({marks})",
+                          [int(r) for r in sample]).fetchall()
+    finally:
+        db.close()
+    try:
+        for rowid, blob in rows:
+            stored = from_blobs([blob], int(manifest["dim"]))[0]
+            # unit vectors: distance <= 0.14 is cosine >= 0.99, and a scaled or NaN vector fails
+            if not float(np.linalg.norm(faiss_file.index.reconstruct(int(rowid)) - stored)) <= 0.14:
+                return f"row {rowid}: the FAISS vector differs from the stored one", False
+    except RuntimeError:  # index types that cannot reconstruct: ids and counts were compared
+        return f"{len(rowids)} ids and counts agree", True
+    return f"{len(rowids)} ids agree, {len(rows)} sampled vectors match", True
+
+
+def _stray_files(path: Path, manifest: dict[str, Any]) -> list[str]:
+    keep = {MANIFEST} | {entry["name"] for entry in manifest["files"].values()}
+    return sorted(f.name for f in path.iterdir()
+                  if f.name not in keep and (f.name.startswith(("docs-", "index-")) or f.suffix == ".tmp"))
+
+
+def _check_model(manifest: dict[str, Any], encoder: Any, add: Any) -> Any:
+    """Load the index's model the way queries do (an encoder given at open was checked then)."""
+    try:
+        if encoder is None:
+            from .encoder import Encoder
+
+            model = manifest["model_path"] if Path(manifest["model_path"]).is_dir() else manifest["model"]
+            encoder = Encoder(model, manifest["pooling"], max_length=manifest.get("max_length"))
+    except SimsearchError as exc:
+        add(Check("model", False, f"model {manifest['model']!r} cannot be loaded: {exc}"))
+        return None
+    if (encoder.pooling, encoder.dim) != (manifest["pooling"], manifest["dim"]):
+        add(Check("model", False, f"model {manifest['model']!r} now gives {encoder.pooling} "
+                                  f"{encoder.dim}-dim vectors, the index holds {manifest['pooling']} "
+                                  f"{manifest['dim']}-dim ones"))
+        return None
+    add(Check("model", True, f"{manifest['model']} ({encoder.pooling}, dim {encoder.dim}) loads"))
+    return encoder
