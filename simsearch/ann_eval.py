@@ -40,7 +40,8 @@ def evaluate_ann(index: Any, *, queries: int = 1000, k: int = 10, seed: int = 0,
     rowids = np.array([r[0] for r in store.db.execute("SELECT rowid FROM documents ORDER BY rowid")],
                       dtype=np.int64)
     depth = min(k, len(rowids))
-    chosen = np.sort(np.random.default_rng(seed).choice(rowids, size=min(queries, len(rowids)), replace=False))
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(rowids, size=min(queries, len(rowids)), replace=False))
     vectors = _stored_vectors(store, chosen)
     found = index.search_vectors(vectors, depth)
     row_of = _rowids_of(store, {h.id for hits in found for h in hits})
@@ -73,7 +74,8 @@ def _stored_vectors(store: Any, rowids: np.ndarray) -> np.ndarray:
     return from_blobs([blobs[r] for r in rowids.tolist()], int(store.manifest["dim"]))
 
 
-def _exact_pass(store: Any, queries: np.ndarray, k: int, approx: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+def _exact_pass(store: Any, queries: np.ndarray, k: int,
+                approx: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
     """One chunked pass over the stored vectors: each query's exact k-th best score, and the
     exact scores of the rows the index returned (-inf where it returned fewer than k)."""
     from .vectors import iter_vectors

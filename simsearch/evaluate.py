@@ -56,7 +56,8 @@ def _make_encoder(encoder: Any, options: dict[str, Any]) -> Any:
 # --- STS ------------------------------------------------------------------------------------
 
 
-def evaluate_sts(files: Sequence[str | os.PathLike[str]], encoder: Any = None, **encoder_options: Any) -> dict[str, Any]:
+def evaluate_sts(files: Sequence[str | os.PathLike[str]], encoder: Any = None,
+                 **encoder_options: Any) -> dict[str, Any]:
     """Spearman x100 of cosine vs gold score, per file and over all pairs of ``files`` together.
 
     Returns ``{"spearman", "pairs", "files": [{"file", "pairs", "spearman"}], "model",
@@ -161,7 +162,8 @@ def evaluate_retrieval(data: RetrievalSet, encoder: Any = None, *, index: Any = 
     run = {q: _doc_scores(hits, known) for q, hits in zip(query_ids, results)}
     means, per_query = _metrics(run, data.qrels, k)
     return {**means, "documents": documents, "k": k, **fields,
-            "per_query": [{"query_id": q, "query": data.queries.get(q, ""), **m} for q, m in per_query.items()]}
+            "per_query": [{"query_id": q, "query": data.queries.get(q, ""), **m}
+                          for q, m in per_query.items()]}
 
 
 def evaluate_beir(directory: str | os.PathLike[str] | None = None, *, split: str = "test",
@@ -190,7 +192,8 @@ def evaluate_beir(directory: str | os.PathLike[str] | None = None, *, split: str
 
 
 def evaluate_korquad(file: str | os.PathLike[str], encoder: Any = None, *, k: int = 100,
-                     per_query_file: str | os.PathLike[str] | None = None, **encoder_options: Any) -> dict[str, Any]:
+                     per_query_file: str | os.PathLike[str] | None = None,
+                     **encoder_options: Any) -> dict[str, Any]:
     """KorQuAD 1.0 as paragraph retrieval (question -> its paragraph), built in memory."""
     _check_writable(per_query_file)
     report = evaluate_retrieval(load_korquad(file), encoder, k=k, **encoder_options)

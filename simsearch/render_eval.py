@@ -35,7 +35,8 @@ def retrieval_lines(report: dict[str, Any]) -> list[str]:
              f"{'metric':<11} {'x100':>6}"]
     for key, label in _RETRIEVAL_LABELS.items():
         value = report.get(key)
-        lines.append(f"{label:<11} " + (f"{100 * value:6.2f}" if value is not None else f"{'-':>6}  (cut deeper than -k)"))
+        shown = f"{100 * value:6.2f}" if value is not None else f"{'-':>6}  (cut deeper than -k)"
+        lines.append(f"{label:<11} {shown}")
     return lines
 
 
