@@ -151,7 +151,9 @@ def evaluate_retrieval(data: RetrievalSet, encoder: Any = None, *, index: Any = 
         if encoder is not None or encoder_options:
             raise TypeError("an existing index is searched with its own model; pass no encoder")
         results = _search_index(index, texts, k, data)
-        fields, documents = _encoder_fields(index.encoder), len(index)
+        m = index.manifest  # the model as the index names it (its encoder loads from a path)
+        fields = {"model": m["model"], "pooling": m["pooling"], "max_length": m.get("max_length")}
+        documents = len(index)
     else:
         if not data.corpus:
             raise InputError("the corpus holds no documents")
