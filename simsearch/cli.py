@@ -294,3 +294,8 @@ class _progress:
     def __exit__(self, *exc_info: Any) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+from .cli_eval import eval_group  # noqa: E402  (the eval commands live in their own module)
+
+main.add_command(eval_group)

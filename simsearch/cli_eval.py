@@ -1,0 +1,159 @@
+"""``simsearch eval``: benchmark figures from the shell (the work is in simsearch.evaluate)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+import click
+
+from .pooling import POOLING_CHOICES
+from .render_eval import ann_lines, retrieval_lines, sts_lines
+
+_JSON_KEYS = ("spearman", "ndcg@10", "recall@10", "recall@100", "mrr@10", "map@100", "recall@k",
+              "queries", "model", "pooling")
+
+
+def _model_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--model, --pooling, --batch-size, --device: how to build the Encoder being evaluated."""
+    for option in reversed((
+        click.option("--model", default=None, help="Hugging Face id or local directory "
+                     "[default: sentence-transformers/all-MiniLM-L6-v2, bundled]."),
+        click.option("--pooling", type=click.Choice(POOLING_CHOICES), default="auto", show_default=True),
+        click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
+        click.option("--device", default="cpu", show_default=True, help="cpu, or cuda when present."),
+    )):
+        command = option(command)
+    return command
+
+
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+_top_k = click.option("-k", "--top-k", "k", type=click.IntRange(min=1), default=100, show_default=True,
+                      help="Search depth (metrics cut deeper than this are not reported).")
+_per_query = click.option("--per-query", type=click.Path(dir_okay=False),
+                          help="Write one JSON line per query with its metrics to this file.")
+_index_dir = click.option("--index-dir", envvar="SIMSEARCH_INDEX_DIR", type=click.Path(file_okay=False),
+                          help="Where indexes live (env SIMSEARCH_INDEX_DIR, default ./indexes).")
+
+
+def _emit(report: dict[str, Any], as_json: bool, lines: Callable[[dict[str, Any]], list[str]]) -> None:
+    if as_json:
+        summary = {key: value for key, value in report.items() if key != "per_query"}
+        ordered = {key: summary.pop(key) for key in _JSON_KEYS if key in summary}
+        click.echo(json.dumps({**ordered, **summary}, ensure_ascii=False))
+    else:
+        for line in lines(report):
+            click.echo(line)
+
+
+@click.group(name="eval")
+def eval_group() -> None:
+    """Measure quality: STS Spearman, retrieval metrics, ANN recall.
+
+    \b
+      simsearch eval sts ../shared/data/stsbenchmark/sts-test.csv
+      simsearch eval retrieval ../shared/data/scifact --split test
+      simsearch eval ann scifact --queries 1000 -k 10
+    """
+
+
+@eval_group.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@_model_options
+@_json_option
+def sts(files: tuple[str, ...], model: str | None, pooling: str, batch_size: int, device: str,
+        as_json: bool) -> None:
+    """Spearman x100 of cosine vs gold score on STS FILEs (STS-B .csv, KorSTS .tsv).
+
+    \b
+      simsearch eval sts ../shared/data/stsbenchmark/sts-test.csv --pooling mean --json
+    """
+    from .evaluate import evaluate_sts
+
+    report = evaluate_sts(files, model=model, pooling=pooling, batch_size=batch_size, device=device)
+    _emit(report, as_json, sts_lines)
+
+
+@eval_group.command()
+@click.argument("directory", required=False, type=click.Path(file_okay=False))
+@click.option("--corpus", type=click.Path(dir_okay=False), help="BEIR corpus.jsonl (_id, title, text).")
+@click.option("--queries", type=click.Path(dir_okay=False), help="BEIR queries.jsonl (_id, text).")
+@click.option("--qrels", type=click.Path(dir_okay=False), help="BEIR qrels TSV (query-id, corpus-id, score).")
+@click.option("--split", default="test", show_default=True, help="qrels/<split>.tsv of DIRECTORY.")
+@click.option("--index", "index_name", help="Search this existing index (its own model) instead.")
+@_index_dir
+@_model_options
+@_top_k
+@_json_option
+@_per_query
+def retrieval(directory: str | None, corpus: str | None, queries: str | None, qrels: str | None,
+              split: str, index_name: str | None, index_dir: str | None, model: str | None,
+              pooling: str, batch_size: int, device: str, k: int, as_json: bool,
+              per_query: str | None) -> None:
+    """nDCG@10, Recall@10/100, MRR@10, MAP@100 on a BEIR data set (DIRECTORY or the three files).
+
+    Without --index the corpus is encoded into a temporary exact index, removed afterwards.
+
+    \b
+      simsearch eval retrieval ../shared/data/scifact --split test --json
+      simsearch eval retrieval ../shared/data/scifact --index scifact
+    """
+    from .evaluate import evaluate_beir
+
+    files = (corpus, queries, qrels)
+    if directory and any(files):
+        raise click.UsageError("give a DIRECTORY or --corpus/--queries/--qrels, not both")
+    needed = files[1:] if index_name else files
+    if not directory and not all(needed):
+        raise click.UsageError("give a BEIR DIRECTORY, or --queries and --qrels"
+                               + ("" if index_name else " and --corpus"))
+    if index_name and (model or pooling != "auto"):
+        raise click.UsageError("--index searches with the index's own model; drop --model/--pooling")
+    encoder_options = {} if index_name else {"model": model, "pooling": pooling,
+                                             "batch_size": batch_size, "device": device}
+    report = evaluate_beir(directory, split=split, corpus=corpus, queries=queries, qrels=qrels,
+                           index=index_name, index_dir=index_dir, k=k, per_query_file=per_query,
+                           **encoder_options)
+    _emit(report, as_json, retrieval_lines)
+
+
+@eval_group.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@_model_options
+@_top_k
+@_json_option
+@_per_query
+def korquad(file: str, model: str | None, pooling: str, batch_size: int, device: str, k: int,
+            as_json: bool, per_query: str | None) -> None:
+    """KorQuAD 1.0 (SQuAD-style JSON) as paragraph retrieval: each question -> its paragraph.
+
+    The retrieval view is built in memory; the file is only read.
+
+    \b
+      simsearch eval korquad ../shared/data/korquad_v1_dev/KorQuAD_v1.0_dev.json
+    """
+    from .evaluate import evaluate_korquad
+
+    report = evaluate_korquad(file, k=k, per_query_file=per_query, model=model, pooling=pooling,
+                              batch_size=batch_size, device=device)
+    _emit(report, as_json, retrieval_lines)
+
+
+@eval_group.command()
+@click.argument("name")
+@click.option("--queries", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="How many stored vectors to use as queries (fixed seed).")
+@click.option("-k", "--top-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@_index_dir
+@_json_option
+def ann(name: str, queries: int, k: int, seed: int, index_dir: str | None, as_json: bool) -> None:
+    """Recall@k of index NAME's own search against exact search over its stored vectors.
+
+    \b
+      simsearch eval ann scifact --queries 1000 -k 10
+    """
+    from .evaluate import evaluate_ann
+
+    report = evaluate_ann(name, index_dir=index_dir, queries=queries, k=k, seed=seed)
+    _emit(report, as_json, ann_lines)
