@@ -15,6 +15,7 @@ import click
 from . import __version__
 from .errors import SimsearchError
 from .pooling import POOLING_CHOICES
+from .precision import PRECISIONS
 from .readers import FORMATS, SPLITS, ReadOptions
 from .render import hit_json, hits_table, index_table, manifest_lines
 
@@ -58,11 +59,15 @@ def main() -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--max-length", type=click.IntRange(min=2), help="Token limit (capped at the model's).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, or cuda when present.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+              help="Encoder arithmetic: fp32 exact; bf16 and int8 faster, approximate. "
+                   "Queries use the index's precision.")
 @index_dir_option
 @click.option("--force", is_flag=True, help="Replace an existing index of that name.")
 def build(sources: tuple[str, ...], name: str, model: str | None, pooling: str, fmt: str,
           text_field: tuple[str, ...], id_field: str | None, split: str, batch_size: int,
-          max_length: int | None, device: str, index_dir: str | None, force: bool) -> None:
+          max_length: int | None, device: str, precision: str, index_dir: str | None,
+          force: bool) -> None:
     """Build index NAME from SOURCE files, directories or - (stdin).
 
     \b
@@ -74,7 +79,8 @@ def build(sources: tuple[str, ...], name: str, model: str | None, pooling: str, 
     from .readers import read_documents
 
     options = ReadOptions(fmt, text_field, id_field, split)
-    encoder = Encoder(model, pooling, max_length=max_length, batch_size=batch_size, device=device)
+    encoder = Encoder(model, pooling, max_length=max_length, batch_size=batch_size, device=device,
+                      precision=precision)
     with _progress("encoding") as progress:
         index = Index.build(read_documents(sources, options), name, encoder,
                             index_dir=index_dir, force=force, progress=progress)

@@ -189,7 +189,8 @@ class Index:
 
             m = self._store.manifest
             model = m["model_path"] if Path(m["model_path"]).is_dir() else m["model"]
-            self._encoder = Encoder(model, m["pooling"], max_length=m["max_length"])
+            self._encoder = Encoder(model, m["pooling"], max_length=m["max_length"],
+                                    precision=m.get("precision", "fp32"))
             if self._encoder.dim != m["dim"]:
                 raise SimsearchError(f"model {m['model']!r} now gives {self._encoder.dim}-dim vectors "
                                      f"but the index holds {m['dim']}-dim ones; rebuild the index")
@@ -238,6 +239,10 @@ def check_encoder(manifest: dict[str, Any], encoder: Any) -> None:
             f"dim {mine[2]}; the encoder given is {theirs[0]!r}, {theirs[1]!r}, {theirs[2]}: "
             "vectors from different models cannot be mixed"
         )
+    built, given = manifest.get("precision", "fp32"), getattr(encoder, "precision", "fp32")
+    if built != given:
+        raise ModelError(f"index {manifest.get('name', '')!r} was built at precision {built!r} but the "
+                         f"encoder given runs at {given!r}; pass Encoder(..., precision={built!r})")
 
 
 def _as_documents(items: Iterable[Document | str]) -> Iterator[Document]:
@@ -277,7 +282,7 @@ def _manifest_fields(encoder: Any, path: Path, created: str, updated: str, trunc
         "dim": encoder.dim,
         "normalized": True,
         "max_length": encoder.max_length,
-        "precision": "fp32",
+        "precision": getattr(encoder, "precision", "fp32"),
         "metric": "inner_product",
         "index_type": "flat",
         "truncated": truncated,
