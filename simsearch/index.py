@@ -19,7 +19,7 @@ from . import __version__
 from .errors import IndexNotFoundError, InputError, ModelError, QueryError, SimsearchError
 from .readers import Document
 from .store import Store, StoreWriter, read_manifest
-from .vectors import EXACT_FACTORY, to_blob
+from .vectors import to_blob
 
 DEFAULT_INDEX_DIR = "indexes"
 _NAME = re.compile(r"[\w][\w.-]{0,127}")
@@ -153,8 +153,14 @@ class Index:
         index_dir: str | os.PathLike[str] | None = None,
         force: bool = False,
         progress: Callable[[int], None] | None = None,
+        index_type: str = "auto",
+        target_recall: float = 0.95,
     ) -> Index:
         """Encode ``documents`` (Documents or plain strings) and write a new index atomically.
+
+        ``index_type`` is ``auto`` (exact while small, then a tuned ANN index), ``flat``, ``hnsw``,
+        ``ivf``, ``ivfpq`` or a FAISS factory string; ANN search parameters are tuned on the stored
+        vectors to reach ``target_recall`` (recall@10 against exact search).
 
         Raises :class:`~simsearch.errors.IndexExistsError` if it exists and ``force`` is False,
         and :class:`~simsearch.errors.InputError` for duplicate ids or an empty input; in every
@@ -164,6 +170,9 @@ class Index:
             from .encoder import Encoder
 
             encoder = Encoder()
+        from .ann import builder
+
+        faiss_builder = builder(index_type, target_recall)  # bad types fail before any encoding
         path = locate(name_or_path, index_dir)
         started = time.perf_counter()
         truncated = 0
@@ -176,7 +185,7 @@ class Index:
             if count == 0:
                 raise InputError("the input holds no documents (only empty lines or records?)")
             now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            writer.commit(_manifest_fields(encoder, path, now, now, truncated), EXACT_FACTORY)
+            writer.commit(_manifest_fields(encoder, path, now, now, truncated), faiss_builder)
         index = cls(Store.open(path), encoder)
         index.last_build = BuildStats(count, truncated, time.perf_counter() - started)
         return index

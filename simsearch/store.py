@@ -20,7 +20,7 @@ import shutil
 import sqlite3
 import uuid
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .errors import IndexCorruptError, IndexExistsError, IndexNotFoundError
 from .locking import write_lock
@@ -94,7 +94,8 @@ class Store:
         files = manifest["files"]
         for role in ("faiss", "sqlite"):
             check_file(path, files[role], full=False)
-        faiss_file = FaissFile.read(path / files["faiss"]["name"])
+        faiss_file = FaissFile.read(path / files["faiss"]["name"],
+                                    (manifest.get("ann") or {}).get("search_params"))
         db = connect_readonly(path / files["sqlite"]["name"])
         try:
             count = db.execute("SELECT count(*) FROM documents").fetchone()[0]
@@ -224,13 +225,21 @@ class StoreWriter:
         if self._base is None:
             self.db.executescript(_SCHEMA)
 
-    def commit(self, manifest: dict[str, Any], factory: str) -> dict[str, Any]:
-        """Build the FAISS file from the staged vectors, fsync everything, swap the manifest."""
+    def commit(self, manifest: dict[str, Any], factory: str | Callable[..., Any]) -> dict[str, Any]:
+        """Build the FAISS file from the staged vectors, fsync everything, swap the manifest.
+
+        ``factory`` is a FAISS factory string, or a builder ``(db, dim) -> (FaissFile, fields)``
+        (see :func:`simsearch.ann.builder`) whose fields are merged into the manifest.
+        """
         assert self.db is not None and self._staging is not None
         self.db.commit()
         count = self.db.execute("SELECT count(*) FROM documents").fetchone()[0]
         faiss_tmp = self._staging / (self.faiss_name + ".tmp")
-        faiss_file = build_faiss(self.db, int(manifest["dim"]), factory)
+        if callable(factory):
+            faiss_file, fields = factory(self.db, int(manifest["dim"]))
+            manifest = {**manifest, **fields}
+        else:
+            faiss_file = build_faiss(self.db, int(manifest["dim"]), factory)
         faiss_file.write(faiss_tmp)
         self.db.close()
         self.db = None

