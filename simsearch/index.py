@@ -186,6 +186,9 @@ class Index:
                 raise InputError("the input holds no documents (only empty lines or records?)")
             now = datetime.now(timezone.utc).isoformat(timespec="seconds")
             writer.commit(_manifest_fields(encoder, path, now, now, truncated), faiss_builder)
+        from .onnx_backend import prepare
+
+        prepare(encoder)  # export for fast queries now, while the model is loaded anyway
         index = cls(Store.open(path), encoder)
         index.last_build = BuildStats(count, truncated, time.perf_counter() - started)
         return index
@@ -193,6 +196,10 @@ class Index:
     @property
     def encoder(self) -> Any:
         """The index's own encoder (same model, pooling and max length), loaded on first use."""
+        if self._encoder is None:
+            from .onnx_backend import load, prepare
+
+            self._encoder = load(self._store.manifest)  # same vectors, no torch import
         if self._encoder is None:
             from .encoder import Encoder
 
@@ -203,6 +210,7 @@ class Index:
             if self._encoder.dim != m["dim"]:
                 raise SimsearchError(f"model {m['model']!r} now gives {self._encoder.dim}-dim vectors "
                                      f"but the index holds {m['dim']}-dim ones; rebuild the index")
+            prepare(self._encoder)  # so the next process takes the fast path
         return self._encoder
 
     @overload
