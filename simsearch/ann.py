@@ -18,7 +18,7 @@ import faiss
 import numpy as np
 
 from .errors import InputError
-from .vectors import EXACT_FACTORY, FaissFile, describe, from_blobs, iter_vectors
+from .vectors import EXACT_FACTORY, FaissFile, apply_search_params, describe, from_blobs, iter_vectors
 
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivf", "ivfpq")
 #: ``auto`` keeps exact search up to this many vectors. Measured with ``python -m benchmarks``
@@ -160,11 +160,10 @@ def search_parameter(index: faiss.Index) -> str | None:
     return "efSearch" if hasattr(inner, "hnsw") else None
 
 
-def apply_search_params(index: faiss.Index, params: dict[str, Any] | None) -> None:
-    """Set recorded search parameters (the FAISS file does not keep efSearch)."""
-    space = faiss.ParameterSpace()
-    for name, value in (params or {}).items():
-        space.set_index_parameter(index, name, float(value) if name == "efSearch" else value)
+def rebuild_builder(manifest: dict[str, Any]) -> Builder:
+    """A builder making the same kind of index as ``manifest`` records (for add / delete / repair)."""
+    info = manifest.get("ann") or {}
+    return builder(info.get("requested", "flat"), info.get("target_recall", DEFAULT_TARGET_RECALL))
 
 
 def sample_rowids(db: sqlite3.Connection, size: int, seed: int = 0) -> np.ndarray:

@@ -40,9 +40,7 @@ class FaissFile:
         try:
             index = faiss.read_index(str(file))
             if search_params:  # efSearch / nprobe are not stored in the FAISS file
-                space = faiss.ParameterSpace()
-                for name, value in search_params.items():
-                    space.set_index_parameter(index, name, value)
+                apply_search_params(index, search_params)
         except RuntimeError as exc:
             reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
             raise IndexCorruptError(f"{file}: damaged FAISS file ({reason}); "
@@ -67,6 +65,16 @@ class FaissFile:
         # with 1 thread vs 37 ms with 2 at 100k exact); batches split across all threads.
         faiss.omp_set_num_threads(1 if len(queries) < _BATCH else _THREADS)
         return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+
+
+def apply_search_params(index: faiss.Index, params: dict[str, float]) -> None:
+    """Set efSearch / nprobe; one that does not apply to this index type is skipped."""
+    space = faiss.ParameterSpace()
+    for name, value in params.items():
+        try:
+            space.set_index_parameter(index, name, float(value))
+        except RuntimeError:
+            pass  # e.g. a flat index rebuilt by a writer that kept an older manifest's params
 
 
 def describe(index: faiss.Index) -> str:

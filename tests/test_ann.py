@@ -152,3 +152,18 @@ def test_factory_strings_and_sizes():
     assert ann.ivf_lists(10) == 1 and ann.ivf_lists(1_000_000) == 4096
     assert ann.choose_kind("auto", ann.AUTO_EXACT_MAX) == "flat"
     assert ann.choose_kind("auto", ann.AUTO_EXACT_MAX + 1) == "hnsw"
+
+
+def test_rebuild_keeps_the_type_and_stray_params_are_ignored(fake_encoder, index_dir):
+    import sqlite3
+
+    import faiss
+
+    from simsearch.vectors import apply_search_params
+
+    index = Index.build(corpus(300), "r", fake_encoder, index_dir=index_dir, index_type="ivf", target_recall=0.9)
+    db = sqlite3.connect(index.path / index.manifest["files"]["sqlite"]["name"])
+    rebuilt, fields = ann.rebuild_builder(index.manifest)(db, fake_encoder.dim)
+    assert fields["index_type"] == "ivf" and "nprobe" in fields["ann"]["search_params"]
+    flat = faiss.index_factory(8, "IDMap2,Flat", faiss.METRIC_INNER_PRODUCT)
+    apply_search_params(flat, {"efSearch": 64, "nprobe": 4})  # not applicable: skipped, no error
