@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from simsearch import Index, ModelError
 from simsearch.cli import main
 from simsearch.encoder import Encoder
+from simsearch.precision import _has_vnni
 
 SENTENCES = [
     "How do I keep bread from going stale?",
@@ -31,7 +32,8 @@ def test_fp32_matches_sentence_transformers(bundled_encoder):
     assert np.min(np.sum(got * expected, axis=1)) >= 0.99999
 
 
-@pytest.mark.parametrize("precision, floor", [("bf16", 0.999), ("int8", 0.85)])
+# int8 with 8-bit activations (VNNI CPUs) stays within cosine 0.95; torch's 7-bit default within 0.85.
+@pytest.mark.parametrize("precision, floor", [("bf16", 0.999), ("int8", 0.95 if _has_vnni() else 0.85)])
 def test_fast_precisions_stay_close_to_fp32(bundled_encoder, precision, floor):
     fast = Encoder(precision=precision)
     got = fast.encode(SENTENCES)
