@@ -66,7 +66,9 @@ def vectors(limit: int | None = None, *, encode: bool = True, log=print) -> tupl
                 from simsearch.encoder import Encoder
 
                 encoder = Encoder(precision="bf16")
-            np.save(part, encoder.encode(texts[start : start + _CHUNK]))
+            staged = part.with_suffix(".tmp.npy")
+            np.save(staged, encoder.encode(texts[start : start + _CHUNK]))
+            staged.replace(part)  # a reader never sees half a part
             log(f"encoded {min(start + _CHUNK, len(texts))}/{len(texts)} sentences", flush=True)
         arrays.append(np.load(part))
     data = np.concatenate(arrays)[:limit] if arrays else np.zeros((0, 384), np.float32)

@@ -146,7 +146,7 @@ def test_factory_strings_and_sizes():
     assert ann.factory_for("flat", 10, 384) == "IDMap2,Flat"
     assert ann.factory_for("hnsw", 10, 384) == "IDMap2,HNSW32"
     assert ann.factory_for("ivf", 100_000, 384) == "IVF1024,Flat"
-    assert ann.factory_for("ivfpq", 100_000, 384) == "IVF1024,PQ96x8"
+    assert ann.factory_for("ivfpq", 100_000, 384) == "IVF1024,PQ96x8np"
     assert ann.factory_for("HNSW16", 10, 384) == "IDMap2,HNSW16"
     assert ann.factory_for("IVF64,Flat", 10, 384) == "IVF64,Flat"
     assert ann.ivf_lists(10) == 1 and ann.ivf_lists(1_000_000) == 4096
