@@ -32,8 +32,8 @@ def evaluate(db: sqlite3.Connection, dim: int, index: faiss.Index, queries: int 
     """Recall@10 on held-out stored vectors not used for tuning, and single/batch QPS."""
     ids = ann.sample_rowids(db, queries, seed=2)
     vectors = ann.fetch_vectors(db, dim, ids)
-    truth = ann.exact_neighbours(db, dim, vectors, ids)
-    recall = ann.recall_at_k(index, vectors, ids, truth)
+    kth = ann.exact_kth_scores(db, dim, vectors, ids)
+    recall = ann.recall_at_k(index, db, dim, vectors, ids, kth)
     file = FaissFile(index, "")
     single = [timed(lambda v=v: file.search(v[None, :], 11)) for v in vectors[:300]]
     batch = timed(lambda: file.search(vectors, 11))

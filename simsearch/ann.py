@@ -188,38 +188,38 @@ def fetch_vectors(db: sqlite3.Connection, dim: int, rowids: np.ndarray) -> np.nd
     return from_blobs(blobs, dim)
 
 
-def exact_neighbours(db: sqlite3.Connection, dim: int, queries: np.ndarray, query_ids: np.ndarray,
-                     k: int = RECALL_K, keep: int = 64) -> list[set[int]]:
-    """Per query, the ids whose score ties or beats the k-th best exact score (itself excluded).
+def exact_kth_scores(db: sqlite3.Connection, dim: int, queries: np.ndarray, query_ids: np.ndarray,
+                     k: int = RECALL_K) -> np.ndarray:
+    """Per query, the exact k-th best score over the stored vectors, the query's own row excluded.
 
-    Streams the stored vectors in chunks, so memory stays at one chunk plus ``keep`` per query.
+    Streams the stored vectors in chunks, so memory stays at one chunk plus k scores per query.
     """
-    best_scores = np.full((len(queries), keep), -np.inf, dtype=np.float32)
-    best_ids = np.full((len(queries), keep), -1, dtype=np.int64)
+    best = np.full((len(queries), k), -np.inf, dtype=np.float32)
     for ids, vectors in iter_vectors(db, dim):
         scores = queries @ vectors.T
         scores[query_ids[:, None] == ids[None, :]] = -np.inf  # held out: never its own neighbour
-        scores = np.concatenate([best_scores, scores], axis=1)
-        every = np.concatenate([best_ids, np.broadcast_to(ids, (len(queries), len(ids)))], axis=1)
-        top = np.argpartition(-scores, keep - 1, axis=1)[:, :keep]
-        best_scores = np.take_along_axis(scores, top, axis=1)
-        best_ids = np.take_along_axis(every, top, axis=1)
-    truth = []
-    for scores, ids in zip(best_scores, best_ids):
-        kth = np.sort(scores)[::-1][min(k, len(scores)) - 1]
-        truth.append({int(i) for s, i in zip(scores, ids) if i >= 0 and s >= kth - 1e-6})
-    return truth
+        scores = np.concatenate([best, scores], axis=1)
+        best = -np.partition(-scores, k - 1, axis=1)[:, :k]
+    return best.min(axis=1)
 
 
-def recall_at_k(index: faiss.Index, queries: np.ndarray, query_ids: np.ndarray,
-                truth: list[set[int]], k: int = RECALL_K) -> float:
-    """Share of the k results (own row dropped) that are among the exact k nearest (ties count)."""
+def recall_at_k(index: faiss.Index, db: sqlite3.Connection, dim: int, queries: np.ndarray,
+                query_ids: np.ndarray, kth: np.ndarray, k: int = RECALL_K) -> float:
+    """Share of the k results (own row dropped) scoring at least the exact k-th best.
+
+    Judged by true score, not by id, so ties count: the corpus repeats some sentences dozens of
+    times, and any one of equal vectors is a right answer. Scores are recomputed from the stored
+    vectors because compressed indexes (PQ) return approximate ones.
+    """
     _, found = index.search(queries, k + 1)
+    kept = [[int(i) for i in row if i != qid and i >= 0][:k] for row, qid in zip(found, query_ids)]
+    wanted = np.array(sorted({i for row in kept for i in row}), dtype=np.int64)
+    stored = dict(zip(wanted.tolist(), fetch_vectors(db, dim, wanted))) if len(wanted) else {}
     hits = 0.0
-    for row, qid, expected in zip(found, query_ids, truth):
-        got = [int(i) for i in row if i != qid and i >= 0][:k]
-        hits += len(set(got) & expected) / min(k, max(1, len(expected)))
-    return min(1.0, hits / len(queries))
+    for row, query, threshold in zip(kept, queries, kth):
+        good = sum(float(stored[i] @ query) >= threshold - 1e-5 for i in row)
+        hits += good / k if np.isfinite(threshold) else 1.0
+    return float(hits / len(queries))
 
 
 def tune(db: sqlite3.Connection, dim: int, index: faiss.Index, param: str,
@@ -227,9 +227,9 @@ def tune(db: sqlite3.Connection, dim: int, index: faiss.Index, param: str,
     """The smallest value of ``param`` reaching ``target`` recall@10 (or the best one tried)."""
     query_ids = sample_rowids(db, queries, seed=1)
     vectors = fetch_vectors(db, dim, query_ids)
-    truth = exact_neighbours(db, dim, vectors, query_ids)
+    kth = exact_kth_scores(db, dim, vectors, query_ids)
     values = candidate_values(index, param)
-    measured = lambda value: _measure(index, param, value, vectors, query_ids, truth)  # noqa: E731
+    measured = lambda value: _measure(index, db, dim, param, value, vectors, query_ids, kth)  # noqa: E731
     value, recall = smallest_reaching(values, measured, target)
     apply_search_params(index, {param: value})
     return value, recall, len(query_ids)
@@ -243,10 +243,10 @@ def candidate_values(index: faiss.Index, param: str) -> list[int]:
     return values
 
 
-def _measure(index: faiss.Index, param: str, value: int, vectors: np.ndarray,
-             query_ids: np.ndarray, truth: list[set[int]]) -> float:
+def _measure(index: faiss.Index, db: sqlite3.Connection, dim: int, param: str, value: int,
+             vectors: np.ndarray, query_ids: np.ndarray, kth: np.ndarray) -> float:
     apply_search_params(index, {param: value})
-    return recall_at_k(index, vectors, query_ids, truth)
+    return recall_at_k(index, db, dim, vectors, query_ids, kth)
 
 
 def smallest_reaching(values: list[int], measure: Callable[[int], float],

@@ -116,7 +116,7 @@ def test_smallest_reaching_finds_the_first_value_at_target():
     assert ann.smallest_reaching([1, 2, 4], {1: 0.1, 2: 0.2, 4: 0.3}.get, 0.95) == (4, 0.3)
 
 
-def test_exact_neighbours_and_recall_hold_out_the_query():
+def test_exact_kth_and_recall_hold_out_the_query_and_count_ties():
     import sqlite3
 
     import faiss
@@ -124,22 +124,31 @@ def test_exact_neighbours_and_recall_hold_out_the_query():
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(300, 8)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    vectors[5] = vectors[4]  # a duplicate: ties must not count against recall
+    vectors[10:40] = vectors[9]  # 31 equal vectors: any 10 of them are a right answer
     db = sqlite3.connect(":memory:")
     db.execute("CREATE TABLE documents (rowid INTEGER PRIMARY KEY, vector BLOB)")
     db.executemany("INSERT INTO documents VALUES (?, ?)",
                    [(i + 1, v.astype("<f4").tobytes()) for i, v in enumerate(vectors)])
-    ids = np.array([5, 6, 100], dtype=np.int64)
-    truth = ann.exact_neighbours(db, 8, vectors[ids - 1], ids)
-    scores = vectors[ids - 1] @ vectors.T
-    for row, qid, expected in zip(scores, ids, truth):
-        row[qid - 1] = -np.inf
-        top = set((np.argsort(-row)[:10] + 1).tolist())
-        assert top <= expected and qid not in expected
-    assert 5 in truth[0] or 6 in truth[0]  # the duplicate of query 5 (row 5 = row id 6)
+    ids = np.array([10, 100, 250], dtype=np.int64)
+    kth = ann.exact_kth_scores(db, 8, vectors[ids - 1], ids)
+    for query, qid, got in zip(vectors[ids - 1], ids, kth):
+        scores = vectors @ query
+        scores[qid - 1] = -np.inf  # its own row is held out
+        assert got == pytest.approx(np.sort(scores)[::-1][9], abs=1e-6)
     exact = faiss.index_factory(8, "IDMap2,Flat", faiss.METRIC_INNER_PRODUCT)
     exact.add_with_ids(vectors, np.arange(1, 301, dtype=np.int64))
-    assert ann.recall_at_k(exact, vectors[ids - 1], ids, truth) == 1.0
+    assert ann.recall_at_k(exact, db, 8, vectors[ids - 1], ids, kth) == pytest.approx(1.0)
+    reversed_ids = faiss.index_factory(8, "IDMap2,Flat", faiss.METRIC_INNER_PRODUCT)
+    reversed_ids.add_with_ids(vectors[::-1].copy(), np.arange(300, 0, -1, dtype=np.int64))
+    assert ann.recall_at_k(reversed_ids, db, 8, vectors[ids - 1], ids, kth) == pytest.approx(1.0)
+    # Far-off answers score below the k-th best: an index returning them has recall 0.
+    worst = np.argsort(vectors @ vectors[99])[:12] + 1
+
+    class Wrong:
+        def search(self, queries, k):
+            return None, np.tile(worst[:k], (len(queries), 1))
+
+    assert ann.recall_at_k(Wrong(), db, 8, vectors[[99]], np.array([100]), kth[[1]]) == 0.0
 
 
 def test_factory_strings_and_sizes():
