@@ -63,7 +63,7 @@ def run(vectors: np.ndarray, real: int, target: float = 0.95, log=print) -> list
             log(f"ann: {kind} done")
     head = (f"{n:,} vectors of dim {dim} ({real:,} real sentence embeddings"
             + (f", {n - real:,} synthetic neighbours, see benchmarks/prebuilt.py" if n > real else "")
-            + f"); tuned to recall@10 >= {target} on 500 held-out stored vectors, measured on 1,000 "
+            + f"); tuned to recall@10 >= {target} on 1,000 held-out stored vectors, measured on 1,000 "
             "other held-out ones; single queries on 1 thread, batch of 1,000 on all threads.")
     return [head, ""] + table(["type", "FAISS factory", "tuned", "recall@10", "p50 ms", "QPS single",
                                "vs exact", "QPS batch", "bytes/vector", "build+tune s"], rows)
