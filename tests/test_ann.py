@@ -176,3 +176,26 @@ def test_rebuild_keeps_the_type_and_stray_params_are_ignored(fake_encoder, index
     assert fields["index_type"] == "ivf" and "nprobe" in fields["ann"]["search_params"]
     flat = faiss.index_factory(8, "IDMap2,Flat", faiss.METRIC_INNER_PRODUCT)
     apply_search_params(flat, {"efSearch": 64, "nprobe": 4})  # not applicable: skipped, no error
+
+
+def test_small_exact_searches_equal_faiss():
+    import faiss
+
+    from simsearch.vectors import FaissFile
+
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(500, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = faiss.index_factory(16, "IDMap2,Flat", faiss.METRIC_INNER_PRODUCT)
+    index.add_with_ids(vectors, np.arange(1000, 1500, dtype=np.int64))
+    file = FaissFile(index, "IndexFlat")
+    file.search(vectors[:1], 1)
+    assert file._flat is not None  # the numpy path is taken for a few queries
+    index.add_with_ids(vectors[:100] * -1, np.arange(2000, 2100, dtype=np.int64))  # view remade
+    for queries in (vectors[:1], vectors[3:6]):
+        scores, ids = file.search(queries, 7)
+        expected_scores, expected_ids = index.search(queries, 7)
+        np.testing.assert_allclose(scores, expected_scores, atol=1e-5)
+        assert (ids == expected_ids).all()
+    scores, ids = file.search(vectors[:1], 5000)  # k beyond the size: everything, best first
+    assert ids.shape == (1, 600) and scores[0, 0] == pytest.approx(1.0) and np.all(np.diff(scores[0]) <= 1e-6)
