@@ -24,5 +24,12 @@ demo: install
 test: install
 	$(PY) -m pytest -q
 
+# Side-by-side speed report (slow: encodes the 131k-sentence corpus once, cached in
+# benchmarks/results/). BENCH_ARGS passes options, e.g. BENCH_ARGS="--sections encoders".
+bench: install
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m benchmarks $(BENCH_ARGS)
+	@echo "report: benchmarks/results/report.md"
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

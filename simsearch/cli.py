@@ -15,8 +15,9 @@ import click
 from . import __version__
 from .errors import SimsearchError
 from .pooling import POOLING_CHOICES
+from .precision import PRECISIONS
 from .readers import FORMATS, SPLITS, ReadOptions
-from .render import hit_json, hits_table, index_table, manifest_lines
+from .render import ann_line, hit_json, hits_table, index_table, manifest_lines
 
 
 class _Group(click.Group):
@@ -80,11 +81,20 @@ def main() -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--max-length", type=click.IntRange(min=2), help="Token limit (capped at the model's).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, or cuda when present.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+              help="Encoder arithmetic: fp32 exact; bf16 and int8 faster, approximate. "
+                   "Queries use the index's precision.")
+@click.option("--index-type", default="auto", show_default=True,
+              help="auto (exact while small, then tuned ANN), flat, hnsw, ivf, ivfpq, "
+                   "or a FAISS factory string such as HNSW48.")
+@click.option("--target-recall", type=click.FloatRange(0, 1, min_open=True), default=0.95,
+              show_default=True, help="Recall@10 that ANN search parameters are tuned to reach.")
 @index_dir_option
 @click.option("--force", is_flag=True, help="Replace an existing index of that name.")
 def build(sources: tuple[str, ...], name: str, model: str | None, pooling: str, fmt: str,
           text_field: tuple[str, ...], id_field: str | None, split: str, batch_size: int,
-          max_length: int | None, device: str, index_dir: str | None, force: bool) -> None:
+          max_length: int | None, device: str, precision: str, index_type: str,
+          target_recall: float, index_dir: str | None, force: bool) -> None:
     """Build index NAME from SOURCE files, directories or - (stdin).
 
     \b
@@ -96,14 +106,17 @@ def build(sources: tuple[str, ...], name: str, model: str | None, pooling: str, 
     from .readers import read_documents
 
     options = ReadOptions(fmt, text_field, id_field, split)
-    encoder = Encoder(model, pooling, max_length=max_length, batch_size=batch_size, device=device)
+    encoder = Encoder(model, pooling, max_length=max_length, batch_size=batch_size, device=device,
+                      precision=precision)
     with _progress("encoding") as progress:
         index = Index.build(read_documents(sources, options), name, encoder,
-                            index_dir=index_dir, force=force, progress=progress)
+                            index_dir=index_dir, force=force, progress=progress,
+                            index_type=index_type, target_recall=target_recall)
     stats = index.last_build
     click.echo(f"Built index {name!r} at {index.path}: {stats.documents} documents, "
                f"{stats.truncated} truncated at {encoder.max_length} tokens, "
                f"{stats.seconds:.1f} s, {stats.per_second:.1f} documents/s")
+    click.echo(ann_line(index.manifest))
 
 
 @main.command()

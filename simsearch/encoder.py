@@ -23,6 +23,7 @@ from .models import (
     sentence_transformers_pooling,
 )
 from .pooling import POOLERS, POOLING_CHOICES, l2_normalize
+from .precision import apply_precision, autocast, check_precision
 
 # Models whose position table reserves padding_idx + 1 leading slots (fairseq heritage).
 _POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2, "longformer": 2}
@@ -48,6 +49,8 @@ class Encoder:
     (sentence-transformers/all-MiniLM-L6-v2). ``pooling`` is ``auto``, ``pooler``, ``cls`` or
     ``mean``; ``auto`` follows the model's sentence-transformers config when it ships one, else
     uses BERT's pooler when the checkpoint has trained pooler weights, else mean pooling.
+    ``precision`` is ``fp32`` (exact, the default), ``bf16`` or ``int8`` (faster, approximate;
+    see :mod:`simsearch.precision`).
 
     >>> enc = Encoder()
     >>> enc.encode(["a sentence"]).shape
@@ -62,13 +65,16 @@ class Encoder:
         max_length: int | None = None,
         batch_size: int = 32,
         device: str = "cpu",
+        precision: str = "fp32",
     ) -> None:
         if pooling not in POOLING_CHOICES:
             raise ModelError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLING_CHOICES)}")
         if batch_size < 1:
             raise ModelError(f"batch size must be at least 1, got {batch_size}")
         self.device = _check_device(device)
+        self.precision = check_precision(precision)
         self._loaded: LoadedModel = load_model(resolve_model(model), self.device)
+        self._loaded.model = apply_precision(self._loaded.model, self.precision, self.device)
         self.model_id = self._loaded.source.id
         self.model_path = self._loaded.source.path
         self.pooling = self._choose_pooling(pooling)
@@ -81,7 +87,7 @@ class Encoder:
     def __repr__(self) -> str:
         return (
             f"Encoder(model={self.model_id!r}, pooling={self.pooling!r}, "
-            f"max_length={self.max_length}, dim={self.dim})"
+            f"max_length={self.max_length}, dim={self.dim}, precision={self.precision!r})"
         )
 
     @property
@@ -140,7 +146,7 @@ class Encoder:
         ids, truncated = self.tokenize(texts)
         size = batch_size or self.batch_size
         order = np.argsort([-len(seq) for seq in ids], kind="stable")
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.precision, self.device):
             for start in range(0, len(order), size):
                 rows = order[start : start + size]
                 out[rows] = self._forward([ids[i] for i in rows])

@@ -19,7 +19,7 @@ from . import __version__
 from .errors import IndexNotFoundError, InputError, ModelError, QueryError, SimsearchError
 from .readers import Document
 from .store import Store, StoreWriter, read_manifest
-from .vectors import EXACT_FACTORY, to_blob
+from .vectors import to_blob
 
 if TYPE_CHECKING:
     from .lifecycle import AddStats, CompactStats, DeleteStats
@@ -157,8 +157,14 @@ class Index:
         index_dir: str | os.PathLike[str] | None = None,
         force: bool = False,
         progress: Callable[[int], None] | None = None,
+        index_type: str = "auto",
+        target_recall: float = 0.95,
     ) -> Index:
         """Encode ``documents`` (Documents or plain strings) and write a new index atomically.
+
+        ``index_type`` is ``auto`` (exact while small, then a tuned ANN index), ``flat``, ``hnsw``,
+        ``ivf``, ``ivfpq`` or a FAISS factory string; ANN search parameters are tuned on the stored
+        vectors to reach ``target_recall`` (recall@10 against exact search).
 
         Raises :class:`~simsearch.errors.IndexExistsError` if it exists and ``force`` is False,
         and :class:`~simsearch.errors.InputError` for duplicate ids or an empty input; in every
@@ -168,6 +174,9 @@ class Index:
             from .encoder import Encoder
 
             encoder = Encoder()
+        from .ann import builder
+
+        faiss_builder = builder(index_type, target_recall)  # bad types fail before any encoding
         path = locate(name_or_path, index_dir)
         started = time.perf_counter()
         truncated = 0
@@ -180,7 +189,10 @@ class Index:
             if count == 0:
                 raise InputError("the input holds no documents (only empty lines or records?)")
             now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            writer.commit(_manifest_fields(encoder, path, now, now, truncated), EXACT_FACTORY)
+            writer.commit(_manifest_fields(encoder, path, now, now, truncated), faiss_builder)
+        from .onnx_backend import prepare
+
+        prepare(encoder)  # export for fast queries now, while the model is loaded anyway
         index = cls(Store.open(path), encoder)
         index.last_build = BuildStats(count, truncated, time.perf_counter() - started)
         return index
@@ -189,14 +201,20 @@ class Index:
     def encoder(self) -> Any:
         """The index's own encoder (same model, pooling and max length), loaded on first use."""
         if self._encoder is None:
+            from .onnx_backend import load, prepare
+
+            self._encoder = load(self._store.manifest)  # same vectors, no torch import
+        if self._encoder is None:
             from .encoder import Encoder
 
             m = self._store.manifest
             model = m["model_path"] if Path(m["model_path"]).is_dir() else m["model"]
-            self._encoder = Encoder(model, m["pooling"], max_length=m["max_length"])
+            self._encoder = Encoder(model, m["pooling"], max_length=m["max_length"],
+                                    precision=m.get("precision", "fp32"))
             if self._encoder.dim != m["dim"]:
                 raise SimsearchError(f"model {m['model']!r} now gives {self._encoder.dim}-dim vectors "
                                      f"but the index holds {m['dim']}-dim ones; rebuild the index")
+            prepare(self._encoder)  # so the next process takes the fast path
         return self._encoder
 
     @overload
@@ -289,6 +307,10 @@ def check_encoder(manifest: dict[str, Any], encoder: Any) -> None:
             f"dim {mine[2]}; the encoder given is {theirs[0]!r}, {theirs[1]!r}, {theirs[2]}: "
             "vectors from different models cannot be mixed"
         )
+    built, given = manifest.get("precision", "fp32"), getattr(encoder, "precision", "fp32")
+    if built != given:
+        raise ModelError(f"index {manifest.get('name', '')!r} was built at precision {built!r} but the "
+                         f"encoder given runs at {given!r}; pass Encoder(..., precision={built!r})")
 
 
 def _as_documents(items: Iterable[Document | str]) -> Iterator[Document]:
@@ -331,7 +353,7 @@ def _manifest_fields(encoder: Any, path: Path, created: str, updated: str, trunc
         "dim": encoder.dim,
         "normalized": True,
         "max_length": encoder.max_length,
-        "precision": "fp32",
+        "precision": getattr(encoder, "precision", "fp32"),
         "metric": "inner_product",
         "index_type": "flat",
         "truncated": truncated,

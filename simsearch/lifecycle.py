@@ -19,7 +19,8 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from . import __version__
 from .errors import InputError, ModelError
 from .readers import Document
-from .store import StoreWriter, factory_of
+from .ann import rebuild_builder
+from .store import StoreWriter
 from .vectors import to_blob
 
 _CHUNK = 2048  # documents looked up, encoded and written per step: memory stays flat
@@ -93,7 +94,7 @@ def add_documents(path: Path, documents: Iterable[Document | str], identity: dic
         generation = writer.previous["generation"]
         if counts["added"] or counts["updated"]:
             fields = _updated_fields(writer.previous, truncated=counts["truncated"])
-            manifest = writer.commit(fields, factory_of(writer.previous))
+            manifest = writer.commit(fields, rebuild_builder(writer.previous))
             count, generation = manifest["count"], manifest["generation"]
     return AddStats(**counts, count=count, seconds=time.perf_counter() - started,
                     generation=generation)
@@ -163,7 +164,7 @@ def delete_documents(path: Path, ids: Iterable[str]) -> DeleteStats:
         writer.changed.update(rowids)
         count, generation = writer.previous["count"], writer.previous["generation"]
         if rowids:
-            manifest = writer.commit(_updated_fields(writer.previous), factory_of(writer.previous))
+            manifest = writer.commit(_updated_fields(writer.previous), rebuild_builder(writer.previous))
             count, generation = manifest["count"], manifest["generation"]
     unknown = tuple(i for i in wanted if i not in found)
     return DeleteStats(len(rowids), unknown, count, time.perf_counter() - started, generation)
@@ -176,7 +177,7 @@ def compact_index(path: Path) -> CompactStats:
         assert writer.previous is not None
         before = sum(int(entry["size"]) for entry in writer.previous["files"].values())
         writer.vacuum()
-        manifest = writer.commit(_updated_fields(writer.previous), factory_of(writer.previous))
+        manifest = writer.commit(_updated_fields(writer.previous), rebuild_builder(writer.previous))
     after = sum(int(entry["size"]) for entry in manifest["files"].values())
     return CompactStats(before, after, manifest["count"], time.perf_counter() - started,
                         manifest["generation"])

@@ -71,3 +71,17 @@ def index_table(entries: Sequence[dict[str, Any]]) -> list[str]:
         lines.append(f"{pad(e['name'], name_width)}  {e['count']:>8}  {e['dim']:>4}  {e['pooling']:<7}  "
                      f"{e.get('index_type', '?'):<5}  {e['model']}")
     return lines
+
+
+def ann_line(manifest: dict[str, Any]) -> str:
+    """One line on the index type: exact, or the tuned parameter and the recall it measured."""
+    ann = manifest.get("ann") or {}
+    kind = manifest.get("index_type", "flat")
+    if not ann.get("search_params"):
+        exact = ann.get("recall_at_10") == 1.0 or kind == "flat"
+        return f"Index type {kind} ({ann.get('factory', 'IDMap2,Flat')}): " + (
+            "exact search" if exact else "no search parameter to tune")
+    (param, value), = ann["search_params"].items()
+    met = "" if ann.get("target_met", True) else f" (below the target {ann['target_recall']})"
+    return (f"Index type {kind} ({ann['factory']}): {param}={value} gives recall@10 "
+            f"{ann['recall_at_10']:.3f} on {ann['tune_queries']} held-out stored vectors{met}")

@@ -25,7 +25,8 @@ from typing import Any, Iterable
 from .errors import IndexCorruptError, IndexExistsError, IndexNotFoundError
 from .files import file_sha256, fsync_dir, fsync_file, write_json_atomic
 from .locking import write_lock
-from .vectors import EXACT_FACTORY, FaissFile, apply_changes, build_faiss
+from .ann import Builder, keeps_kind
+from .vectors import EXACT_FACTORY, FaissFile, apply_changes
 
 FORMAT = "simsearch-index"
 FORMAT_VERSION = 1
@@ -74,7 +75,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
 
 def factory_of(manifest: dict[str, Any]) -> str:
     """The FAISS factory string an index was built with (older manifests: the exact one)."""
-    return str(manifest.get("faiss_factory") or EXACT_FACTORY)
+    return str((manifest.get("ann") or {}).get("factory") or EXACT_FACTORY)
 
 
 def _check_files_entry(file: Path, files: Any) -> None:
@@ -118,7 +119,8 @@ class Store:
         files = manifest["files"]
         for role in ("faiss", "sqlite"):
             check_file(path, files[role], full=False)
-        faiss_file = FaissFile.read(path / files["faiss"]["name"])
+        faiss_file = FaissFile.read(path / files["faiss"]["name"],
+                                    (manifest.get("ann") or {}).get("search_params"))
         db = connect_readonly(path / files["sqlite"]["name"])
         try:
             count = db.execute("SELECT count(*) FROM documents").fetchone()[0]
@@ -273,13 +275,18 @@ class StoreWriter:
         self.db.commit()
         self.db.execute("VACUUM")
 
-    def commit(self, manifest: dict[str, Any], factory: str) -> dict[str, Any]:
-        """Write the FAISS file for the staged rows, fsync everything, swap the manifest."""
+    def commit(self, manifest: dict[str, Any], builder: Builder) -> dict[str, Any]:
+        """Write the FAISS file for the staged rows, fsync everything, swap the manifest.
+
+        ``builder`` builds the FAISS index from the staged vectors, ``(db, dim) -> (FaissFile,
+        fields)`` (see :func:`simsearch.ann.builder`); its fields are merged into the manifest.
+        """
         assert self.db is not None and self._staging is not None
         self.db.commit()
         count = self.db.execute("SELECT count(*) FROM documents").fetchone()[0]
         faiss_tmp = self._staging / (self.faiss_name + ".tmp")
-        faiss_file = self._faiss(int(manifest["dim"]), factory, count)
+        faiss_file, fields = self._faiss(int(manifest["dim"]), builder, count)
+        manifest = {**manifest, **fields}
         faiss_file.write(faiss_tmp)
         self.db.close()
         self.db = None
@@ -292,7 +299,7 @@ class StoreWriter:
             os.replace(tmp, self._staging / name)
         manifest = {**manifest, "format": FORMAT, "format_version": FORMAT_VERSION,
                     "count": count, "generation": self.generation, "files": files,
-                    "faiss": faiss_file.description, "faiss_factory": factory}
+                    "faiss": faiss_file.description}
         write_json_atomic(self._staging / MANIFEST, manifest)
         if self._staging != self.path:
             os.rename(self._staging, self.path)
@@ -301,7 +308,7 @@ class StoreWriter:
         remove_stale_files(self.path, manifest)
         return manifest
 
-    def _faiss(self, dim: int, factory: str, count: int) -> FaissFile:
+    def _faiss(self, dim: int, builder: Builder, count: int) -> tuple[FaissFile, dict[str, Any]]:
         """The previous FAISS index with the changed rows swapped, or a rebuild from SQLite.
 
         Incremental is the cheaper path for small changes; index types that cannot remove
@@ -310,17 +317,18 @@ class StoreWriter:
         into the new generation under a fresh, valid checksum.
         """
         assert self.db is not None
-        if not self.rebuild and self.previous is not None:
+        if not self.rebuild and self.previous is not None and keeps_kind(self.previous, count):
             try:
                 entry = self.previous["files"]["faiss"]
                 old = FaissFile.read_checked(self.path / entry["name"], entry["sha256"])
                 if old is not None and old.ntotal == self.previous["count"] and old.dim == dim:
                     updated = apply_changes(old, self.db, sorted(self.changed), dim)
                     if updated.ntotal == count:
-                        return updated
+                        kept = {k: self.previous[k] for k in ("index_type", "ann") if k in self.previous}
+                        return updated, kept
             except (IndexCorruptError, RuntimeError, OSError):
                 pass  # fall through to a full rebuild, which is always correct
-        return build_faiss(self.db, dim, factory)
+        return builder(self.db, dim)
 
     def __exit__(self, *exc_info: Any) -> None:
         try:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .errors import IndexNotFoundError, SimsearchError
+from .ann import rebuild_builder
 from .store import MANIFEST, StoreWriter, check_file, connect_readonly, factory_of, read_manifest
 from .vectors import FaissFile, from_blobs
 
@@ -78,7 +79,7 @@ def verify_index(path: Path, *, encoder: Any = None, repair: bool = False,
             assert writer.previous is not None
             from .lifecycle import _updated_fields
 
-            writer.commit(_updated_fields(writer.previous), factory_of(writer.previous))
+            writer.commit(_updated_fields(writer.previous), rebuild_builder(writer.previous))
         report, _ = _inspect(path, encoder, check_model)
         report.repaired = problems
     return report

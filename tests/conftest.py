@@ -6,6 +6,7 @@ import hashlib
 import inspect
 import os
 import re
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the tests never reach for the network
 os.environ.setdefault("SIMSEARCH_LOCK_TIMEOUT", "10")
+# ONNX exports made by the tests go to a throwaway cache, never the user's ~/.cache/simsearch.
+os.environ.setdefault("SIMSEARCH_CACHE", tempfile.mkdtemp(prefix="simsearch-test-cache-"))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -59,4 +59,8 @@ def test_reopened_in_a_new_process_gives_the_same_hits(sample_index: Index) -> N
     )
     out = subprocess.run([sys.executable, "-c", script, str(sample_index.path)],
                          capture_output=True, text=True, timeout=300, check=True)
-    assert [tuple(x) for x in json.loads(out.stdout)] == here
+    there = json.loads(out.stdout)
+    # A fresh process may embed the query with the ONNX export instead of torch: same ids,
+    # scores equal to within float32 noise.
+    assert [x[0] for x in there] == [h[0] for h in here]
+    assert [x[1] for x in there] == pytest.approx([h[1] for h in here], abs=1e-4)

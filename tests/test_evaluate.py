@@ -24,7 +24,7 @@ from simsearch.evaluate import (evaluate_ann, evaluate_beir, evaluate_korquad, e
 from simsearch.index import Index
 from simsearch.readers import Document
 
-from conftest import FakeEncoder
+from .conftest import FakeEncoder
 
 RETRIEVAL_KEYS = {"ndcg@10", "recall@10", "recall@100", "mrr@10", "map@100", "queries", "model", "pooling"}
 

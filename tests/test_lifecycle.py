@@ -10,7 +10,8 @@ import faiss
 import numpy as np
 import pytest
 
-from tests.conftest import FakeEncoder
+from .conftest import FakeEncoder
+from simsearch.ann import builder
 from simsearch.errors import IndexCorruptError, IndexNotFoundError, InputError, ModelError
 from simsearch.index import Index
 from simsearch.readers import Document
@@ -170,7 +171,7 @@ def test_incremental_faiss_matches_a_rebuild(index):
     index.delete(["doc7"])
     incremental = index._store.faiss.index
     with StoreWriter(index.path, update=True, rebuild=True) as writer:
-        manifest = writer.commit(dict(writer.previous), "IDMap2,Flat")
+        manifest = writer.commit(dict(writer.previous), builder("flat"))
     rebuilt = faiss.read_index(str(index.path / manifest["files"]["faiss"]["name"]))
     ids = np.sort(faiss.vector_to_array(incremental.id_map))
     assert np.array_equal(ids, np.sort(faiss.vector_to_array(rebuilt.id_map)))
@@ -198,11 +199,11 @@ def test_index_types_that_cannot_remove_fall_back_to_a_rebuild(tmp_path, encoder
                               [(d.id, d.text, "h", to_blob(v)) for d, v in zip(docs(30), vectors)])
         fields = {"model": encoder.model_id, "pooling": encoder.pooling, "dim": encoder.dim,
                   "model_path": "/nonexistent", "max_length": 64, "name": "hnsw"}
-        writer.commit(fields, "IDMap2,HNSW8")
+        writer.commit(fields, builder("HNSW8"))
     index = Index.open(path, encoder=encoder)
     index.delete(["doc1", "doc2"])
     index.add([Document("doc3", "changed", {}), Document("z", "zebra crossing", {})])
-    assert len(index) == 29 and index.manifest["faiss_factory"] == "IDMap2,HNSW8"
+    assert len(index) == 29 and index.manifest["ann"]["factory"] == "IDMap2,HNSW8"
     assert index.search("zebra crossing", k=1)[0].id == "z"
     assert verify_index(path, encoder=encoder).ok
 

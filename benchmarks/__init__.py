@@ -1,0 +1,1 @@
+"""Side-by-side speed measurements for simsearch (``python -m benchmarks``; not run by the tests)."""

@@ -1,0 +1,104 @@
+"""``python -m benchmarks``: run the side-by-side measurements and write a markdown report.
+
+    python -m benchmarks                      # everything, defaults as in docs/README-speed.md
+    python -m benchmarks --sections encoders --sentences 1000 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import corpus
+from .stats import machine_lines
+
+SECTIONS = ("encoders", "latency", "cold", "ann", "breakeven", "rss")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset")
+    parser.add_argument("--sentences", type=int, default=4000, help="encoder corpus size")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--docs", type=int, default=100_000, help="index size for query latency")
+    parser.add_argument("--queries", type=int, default=100, help="single queries per latency round")
+    parser.add_argument("--ann-size", type=int, default=None, help="vectors for the ANN table [all]")
+    parser.add_argument("--real", type=int, default=None,
+                        help="real vectors to use (encoding what is missing) [all 131k]")
+    parser.add_argument("--no-encode", action="store_true", help="use only the vectors already cached")
+    parser.add_argument("--rss-sizes", default="1000,4000")
+    parser.add_argument("--out", type=Path, default=corpus.RESULTS / "report.md")
+    args = parser.parse_args()
+    sections = [s for s in args.sections.split(",") if s]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
+
+    def log(message: str, **_: object) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+    started = time.time()
+    out = [f"# simsearch benchmarks ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
+           "Command: `python -m benchmarks " + " ".join(os.sys.argv[1:]) + "`", ""] + machine_lines() + [""]
+    if "encoders" in sections:
+        from . import encoders
+
+        out += ["## Encoder throughput", ""] + encoders.run(corpus.sample(args.sentences), args.rounds, log) + [""]
+    needs_vectors = {"latency", "cold", "ann", "breakeven"} & set(sections)
+    if needs_vectors:
+        texts, vectors = corpus.vectors(args.real, encode=not args.no_encode, log=log)
+        log(f"{len(texts)} real vectors available")
+    if {"latency", "cold"} & set(sections):
+        out += _query_sections(args, sections, texts, vectors, log)
+    if "ann" in sections:
+        from . import ann_table, prebuilt
+
+        _, data = prebuilt.extend(texts, vectors, args.ann_size or len(texts))
+        out += ["## ANN: recall, speed and memory per index type", ""] + ann_table.run(
+            data, min(len(texts), len(data)), log=log) + [""]
+    if "breakeven" in sections:
+        from . import ann_table
+
+        sizes = [2_000, 5_000, 10_000, 20_000, 50_000, 100_000]
+        out += ["## Exact vs ANN break-even", ""] + ann_table.break_even(vectors, sizes, log=log) + [""]
+    if "rss" in sections:
+        from . import rss
+
+        sizes = [int(s) for s in args.rss_sizes.split(",") if s]
+        out += ["## Peak memory of a build", ""] + rss.run(corpus.shuffled(), sizes, log) + [""]
+    load = os.getloadavg()
+    out += [f"Load average at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}; "
+            f"total {time.time() - started:.0f} s.", ""]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(out), encoding="utf-8")
+    log(f"report written to {args.out}")
+
+
+def _query_sections(args, sections, texts, vectors, log) -> list[str]:
+    from simsearch import onnx_backend
+    from simsearch.encoder import Encoder
+
+    from . import prebuilt, queries
+
+    onnx_backend.prepare(Encoder())  # the export a real build would have made
+    home = Path(tempfile.mkdtemp(prefix="simsearch-bench-"))
+    doc_texts, doc_vectors = prebuilt.extend(texts, vectors, args.docs)
+    log(f"building a {len(doc_texts)}-document index ({len(texts)} real vectors)")
+    prebuilt.build("bench", home, doc_texts, doc_vectors)
+    asked = corpus.sample(args.queries, seed=5)
+    out = []
+    if "latency" in sections:
+        out += ["## Query latency", ""] + queries.warm_latency(home, "bench", asked, doc_vectors,
+                                                               args.rounds, log) + [""]
+    if "cold" in sections:
+        out += ["## Cold CLI", ""] + queries.cold_cli(home, "bench", asked[0], args.rounds, log) + [""]
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Timing helpers and the machine description every report starts with."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from importlib import metadata
+from typing import Callable
+
+PACKAGES = ("simsearch", "torch", "transformers", "sentence-transformers", "onnxruntime", "faiss-cpu",
+            "numpy", "tokenizers", "txtai")
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def summary(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
+    """``median (min-max)`` of ``values`` times ``scale``."""
+    v = [x * scale for x in values]
+    return f"{statistics.median(v):.{digits}f} ({min(v):.{digits}f}-{max(v):.{digits}f})"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def cpu_flags() -> str:
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16")
+                                 if f in flags) or "none of avx2/avx512"
+    except OSError:
+        pass
+    return "unknown"
+
+
+def machine_lines() -> list[str]:
+    load = os.getloadavg()
+    lines = [f"- CPU: {cpu_name()}, {os.cpu_count()} logical cores ({cpu_flags()})",
+             f"- Python {platform.python_version()} on {platform.system()} {platform.release()}",
+             f"- load average at start: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min)"]
+    versions = []
+    for name in PACKAGES:
+        try:
+            versions.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{name} (not installed)")
+    lines.append("- " + ", ".join(versions))
+    return lines
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(row) + " |" for row in rows]
+    return out

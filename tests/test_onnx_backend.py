@@ -1,0 +1,92 @@
+"""The fast query path: ONNX export checked against torch, used by queries without torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from simsearch import Index
+from simsearch.encoder import Encoder
+
+onnx_backend = pytest.importorskip("simsearch.onnx_backend")
+pytestmark = pytest.mark.skipif(not onnx_backend.available(), reason="onnxruntime not installed")
+
+TEXTS = ["The cat sat on the mat.", "서울 지하철은 편리하다.", "a", "keep bread fresh " * 200,
+         "how do I keep bread from going stale?"]
+
+
+@pytest.mark.parametrize("fixture", ["tiny_bert", "tiny_distilbert"])
+def test_export_matches_torch(request, fixture):
+    encoder = Encoder(str(request.getfixturevalue(fixture)), max_length=64)
+    directory = onnx_backend.prepare(encoder)
+    assert directory is not None and (directory / "model.onnx").is_file()
+    manifest = {"model": encoder.model_id, "model_path": str(encoder.model_path), "pooling": encoder.pooling,
+                "max_length": encoder.max_length, "precision": "fp32"}
+    fast = onnx_backend.load(manifest)
+    assert isinstance(fast, onnx_backend.OnnxEncoder)
+    got, cut = fast.encode_counting(TEXTS, batch_size=2)
+    expected, expected_cut = encoder.encode_counting(TEXTS)
+    assert cut == expected_cut == 1
+    assert got.shape == expected.shape and got.dtype == np.float32
+    assert np.min(np.sum(got * expected, axis=1)) >= 1 - 1e-5
+
+
+def test_bundled_model_export_within_tolerance(bundled_encoder):
+    directory = onnx_backend.prepare(bundled_encoder)
+    assert directory is not None
+    meta = json.loads((directory / "meta.json").read_text())
+    assert meta["checked_cosine_distance"] <= onnx_backend.TOLERANCE
+    assert meta["inputs"] == ["input_ids", "attention_mask", "token_type_ids"]
+
+
+def test_queries_take_the_fast_path_and_fall_back(tiny_bert, index_dir, monkeypatch):
+    Index.build(TEXTS, "f", Encoder(str(tiny_bert)), index_dir=index_dir)
+    index = Index.open("f", index_dir=index_dir)
+    assert isinstance(index.encoder, onnx_backend.OnnxEncoder)
+    assert index.search("The cat sat on the mat.", k=1)[0].text == "The cat sat on the mat."
+    monkeypatch.setenv("SIMSEARCH_QUERY_BACKEND", "torch")
+    assert isinstance(Index.open("f", index_dir=index_dir).encoder, Encoder)
+
+
+def test_other_precisions_query_with_torch(tiny_bert, index_dir):
+    Index.build(TEXTS, "q", Encoder(str(tiny_bert), precision="int8"), index_dir=index_dir)
+    encoder = Index.open("q", index_dir=index_dir).encoder
+    assert isinstance(encoder, Encoder) and encoder.precision == "int8"
+
+
+def test_damaged_cache_entry_falls_back_to_torch(tiny_bert, index_dir):
+    encoder = Encoder(str(tiny_bert), max_length=32)
+    directory = onnx_backend.prepare(encoder)
+    (directory / "model.onnx").write_bytes(b"not a model")
+    Index.build(TEXTS, "d", encoder, index_dir=index_dir)  # the cache entry exists: not re-exported
+    index = Index.open("d", index_dir=index_dir)
+    assert isinstance(index.encoder, Encoder)  # damaged entry dropped, torch used and re-exported
+    assert (directory / "meta.json").is_file()
+    assert isinstance(Index.open("d", index_dir=index_dir).encoder, onnx_backend.OnnxEncoder)
+
+
+def test_cold_cli_query_imports_no_torch(tiny_bert, index_dir):
+    Index.build(TEXTS, "cold", Encoder(str(tiny_bert)), index_dir=index_dir)
+    probe = ("import sys\nfrom simsearch.cli import main\n"
+             "sys.argv = ['simsearch', 'query', 'cold', 'The cat sat on the mat.', '-k', '1', '--json']\n"
+             "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+             "print(json.dumps(sorted(m for m in ('torch', 'transformers') if m in sys.modules)))\n")
+    result = subprocess.run([sys.executable, "-c", "import json\n" + probe], capture_output=True,
+                            text=True, env={**os.environ, "SIMSEARCH_INDEX_DIR": str(index_dir)}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    hit_line, modules_line = result.stdout.strip().splitlines()
+    assert json.loads(hit_line)["text"] == "The cat sat on the mat."
+    assert json.loads(modules_line) == []
+
+
+def test_help_imports_nothing_heavy():
+    probe = ("import sys\nfrom simsearch.cli import main\nsys.argv = ['simsearch', '--help']\n"
+             "try:\n    main()\nexcept SystemExit:\n    pass\n"
+             "print([m for m in ('torch', 'transformers', 'faiss', 'onnxruntime', 'numpy') if m in sys.modules])\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip().splitlines()[-1] == "[]"
