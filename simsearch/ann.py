@@ -75,7 +75,8 @@ def factory_for(kind: str, count: int, dim: int) -> str:
     if kind == "ivf":
         return f"IVF{nlist},Flat"
     if kind == "ivfpq":
-        bits = max(1, min(8, int(math.log2(max(count, 2)))))  # k-means needs 2**bits points
+        # k-means wants >= 39 points per centroid (FAISS warns below that): 2**bits <= count / 39
+        bits = max(1, min(8, int(math.log2(max(count // 39, 2)))))
         return f"IVF{nlist},PQ{pq_subquantizers(dim)}x{bits}np"  # np: no slow polysemous training
     # IVF indexes take row ids themselves; anything else maps them with IDMap2.
     return kind if kind.startswith("IDMap") or _is_ivf(kind) else f"IDMap2,{kind}"
