@@ -87,6 +87,17 @@ def start_server(home: Path, names: list[str], *options: str, log: Path, env: di
     raise AssertionError(f"server did not start in {timeout} s:\n{log.read_text()}")
 
 
+def read_reply(sock: Any) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    parts = []
+    try:
+        while chunk := sock.recv(65536):
+            parts.append(chunk)
+    except ConnectionResetError:
+        pass  # a server that answered before reading the whole body resets; its answer came first
+    return b"".join(parts)
+
+
 @dataclass
 class Answer:
     status: int

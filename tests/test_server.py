@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from server_helpers import DOCS, build_indexes, call, server_env, start_server
+from server_helpers import read_reply, DOCS, build_indexes, call, server_env, start_server
 
 from simsearch.cli import main
 
@@ -129,7 +129,7 @@ def raw_post(server, headers: str, chunks: list[bytes]) -> bytes:
                 sock.sendall(chunk)
         except OSError:
             pass
-        return sock.recv(65536)
+        return read_reply(sock)
 
 
 def test_body_limits_and_content_type(server) -> None:
