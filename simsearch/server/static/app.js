@@ -7,6 +7,8 @@ const MAX_SHOWN = 1200; // characters of a document shown in a result
 // Korean particles: "지하철을" in a query should still mark "지하철" in a text.
 const PARTICLES = ["에서", "으로", "은", "는", "이", "가", "을", "를", "에", "의", "로", "와", "과", "도"];
 const HANGUL = /[\uac00-\ud7a3]/u;
+// Marking every "the" and "of" hides the words that matter.
+const STOPWORDS = new Set("a an and are as at be by for from in is it of on or the to was with".split(" "));
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -30,7 +32,7 @@ function queryTerms(query) {
       if (particle) terms.add(word.slice(0, -particle.length));
     }
   }
-  return [...terms].filter((t) => t.length >= 2).sort((a, b) => b.length - a.length);
+  return [...terms].filter((t) => t.length >= 2 && !STOPWORDS.has(t)).sort((a, b) => b.length - a.length);
 }
 
 function escapeRegExp(text) {
@@ -126,7 +128,12 @@ async function start() {
     picker.appendChild(option);
   }
   if (params.get("index")) picker.value = params.get("index");
-  if (params.get("k")) $("k").value = params.get("k");
+  const k = Number(params.get("k"));
+  if (Number.isInteger(k) && k >= 1 && k <= 100) {
+    if (![...$("k").options].some((o) => o.value === String(k))) $("k").appendChild(el("option", "", String(k)));
+    $("k").value = String(k);
+  }
+  if (!picker.value && picker.options.length) picker.selectedIndex = 0; // an unknown ?index=
   $("search").addEventListener("submit", (event) => { event.preventDefault(); runFromForm(); });
   picker.addEventListener("change", runFromForm);
   if (params.get("q")) {
