@@ -239,3 +239,28 @@ def test_indexes_with_one_model_share_one_encoder(home: Path) -> None:
         assert hits[0][0].id == "ko-subway"
     finally:
         served.close()
+
+
+def test_concurrent_searches_get_their_own_answers(server) -> None:
+    """Requests that arrive together share a forward pass and a FAISS search; each gets its share."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    asks = [(text, k, min_score) for text in [t for _, t, _ in DOCS][:6] for k, min_score in ((1, None), (4, 0.3))]
+    asks += [("김치찌개", 3, None), ("서울 지하철", 2, None)]
+
+    def ask(item):
+        text, k, min_score = item
+        params = {"query": text, "k": k, **({"min_score": min_score} if min_score is not None else {})}
+        answer = call(search_url(server, **params))
+        assert answer.status == 200, answer.body
+        return [(hit["rank"], hit["id"], hit["score"]) for hit in answer.json()["hits"]]
+
+    alone = [ask(item) for item in asks]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(ask, asks * 3))
+    for got, want in zip(together, alone * 3):
+        assert [(rank, id_) for rank, id_, _ in got] == [(rank, id_) for rank, id_, _ in want]
+        assert [score for *_, score in got] == pytest.approx([score for *_, score in want], abs=1e-5)
+    for (text, k, min_score), hits in zip(asks, alone):
+        assert len(hits) <= k and [rank for rank, _, _ in hits] == list(range(1, len(hits) + 1))
+        assert min_score is None or all(score >= min_score for _, _, score in hits)
