@@ -159,7 +159,7 @@ def list_(as_json: bool, index_dir: str | None) -> None:
 
 
 @main.command()
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; other than loopback only when you mean it.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
