@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
+import subprocess
+import sys
 import urllib.parse
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from server_helpers import read_reply, DOCS, build_indexes, call, server_env, start_server
 
 from simsearch.cli import main
+from tests.server_helpers import DOCS, build_indexes, call, read_reply, server_env, start_server
 
 HIT_FIELDS = {"query", "rank", "id", "score", "text", "metadata"}
 
@@ -196,15 +199,10 @@ def test_startup_fails_clearly_for_a_missing_index(home: Path) -> None:
 
 
 def test_startup_fails_clearly_for_a_damaged_index(home: Path, tmp_path: Path) -> None:
-    import shutil
-
     damaged = tmp_path / "indexes"
     shutil.copytree(home / "korean", damaged / "korean")
     faiss_file = next((damaged / "korean").glob("index-*.faiss"))
     faiss_file.write_bytes(faiss_file.read_bytes()[:-7])
-    import subprocess
-    import sys
-
     done = subprocess.run([sys.executable, "-m", "simsearch", "serve", "korean", "--index-dir", str(damaged),
                            "--port", "0"], capture_output=True, text=True, env=server_env(), timeout=120)
     assert done.returncode == 1

@@ -8,9 +8,9 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-from server_helpers import read_reply, DOCS, build_indexes, call, server_env, start_server
 
 from simsearch.index import Index
+from tests.server_helpers import DOCS, build_indexes, call, read_reply, server_env, start_server
 
 pytestmark = pytest.mark.skipif(not hasattr(Index, "add"), reason="needs Index.add/delete from the lifecycle issue")
 
