@@ -262,3 +262,21 @@ def test_concurrent_searches_get_their_own_answers(server) -> None:
     for (text, k, min_score), hits in zip(asks, alone):
         assert len(hits) <= k and [rank for rank, _, _ in hits] == list(range(1, len(hits) + 1))
         assert min_score is None or all(score >= min_score for _, _, score in hits)
+
+
+def test_a_rebuild_by_another_process_is_picked_up(home: Path, tmp_path: Path, bundled_encoder) -> None:
+    from simsearch.index import Index
+    from simsearch.readers import Document
+
+    copy = tmp_path / "indexes"
+    shutil.copytree(home / "korean", copy / "korean")
+    server = start_server(copy, ["korean"], log=tmp_path / "serve.log")
+    try:
+        assert call(search_url(server, "korean", query="서울")).json()["hits"][0]["id"].startswith("ko-")
+        Index.build([Document("fresh", "오늘 날씨가 좋고"), Document("other", "김치찌개")], copy / "korean",
+                    bundled_encoder, force=True)
+        assert call(f"{server.url}/indexes/korean").json()["count"] == 2
+        hits = call(search_url(server, "korean", query="오늘 날씨가 좋고", k=5)).json()["hits"]
+        assert [hit["id"] for hit in hits] == ["fresh", "other"]
+    finally:
+        assert server.stop() == 0

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import QueryError, SimsearchError
 from ..index import Hit, Index, locate
+from ..store import MANIFEST
 
 log = logging.getLogger("simsearch.serve")
 _STOP = object()
@@ -160,18 +161,24 @@ def _settle(future: Future[Any], work: Callable[[], Any]) -> None:
 
 
 class ServedIndex:
-    """One index as a server holds it: searches lock-free, writes one at a time, then a swap."""
+    """One index as a server holds it: searches lock-free, writes one at a time, then a swap.
+
+    A new generation committed by another process (``simsearch add``, ``build --force``) is
+    picked up by the next search: the manifest is replaced atomically on every commit, so a
+    changed inode or mtime is the cue to reopen.
+    """
 
     def __init__(self, name: str, path: Path, encoder: ModelWorker) -> None:
         self.name = name
         self.path = path
         self.encoder = encoder
         self._write = threading.Lock()
+        self._mark = self._manifest_mark()
         self._index = Index.open(path, encoder=encoder)
 
     @property
     def manifest(self) -> dict[str, Any]:
-        return self._index.manifest
+        return self._current().manifest
 
     def search(self, queries: list[str], k: int, min_score: float | None) -> list[list[Hit]]:
         for query in queries:
@@ -179,8 +186,8 @@ class ServedIndex:
                 raise QueryError("empty query; give some text to search for")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise QueryError(f"k must be a whole number of at least 1, got {k!r}")
-        # self._index is read once: one generation for the whole request, whatever a write does.
-        return self.encoder.search(self._index, queries, k, min_score)
+        # The index is read once: one generation for the whole request, whatever a write does.
+        return self.encoder.search(self._current(), queries, k, min_score)
 
     def add(self, documents: Iterable[Any]) -> dict[str, Any]:
         return self._write_with(lambda index: index.add(documents))
@@ -197,10 +204,33 @@ class ServedIndex:
                 stats = change(writer)
             finally:
                 writer.close()
-            # The old object is dropped, not closed: searches still holding it finish on its
-            # (unlinked but open) files, and CPython frees it when the last of them returns.
-            self._index = Index.open(self.path, encoder=self.encoder)
+            self._swap()
         return dataclasses.asdict(stats) if dataclasses.is_dataclass(stats) else dict(stats)
+
+    def _current(self) -> Index:
+        """The index to search, reopened first if another process committed a new generation."""
+        if self._manifest_mark() != self._mark and self._write.acquire(blocking=False):
+            try:  # (a write of ours in progress swaps in its result itself)
+                self._swap()
+            except SimsearchError as exc:
+                log.warning("index %r changed on disk and cannot be reopened (%s); still serving "
+                            "the version loaded before", self.name, exc)
+            finally:
+                self._write.release()
+        return self._index
+
+    def _swap(self) -> None:
+        # The old object is dropped, not closed: searches still holding it finish on its
+        # (unlinked but open) files, and CPython frees it when the last of them returns.
+        self._mark = self._manifest_mark()  # taken first: a commit racing the open is seen next time
+        self._index = Index.open(self.path, encoder=self.encoder)
+
+    def _manifest_mark(self) -> tuple[int, int, int] | None:
+        try:
+            stat = (self.path / MANIFEST).stat()
+        except OSError:
+            return None
+        return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
     def close(self) -> None:
         self._index.close()
