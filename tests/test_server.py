@@ -192,6 +192,13 @@ def test_sigterm_stops_gracefully(home: Path, tmp_path: Path) -> None:
         socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])), timeout=2)
 
 
+@pytest.fixture
+def keep_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """serve() sets OMP_WAIT_POLICY when unset; in-process runs must not leak it to later tests."""
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+
+
+@pytest.mark.usefixtures("keep_env")
 def test_startup_fails_clearly_for_a_missing_index(home: Path) -> None:
     result = CliRunner().invoke(main, ["serve", "docs", "missing", "--index-dir", str(home), "--port", "0"])
     assert result.exit_code == 1
@@ -210,6 +217,7 @@ def test_startup_fails_clearly_for_a_damaged_index(home: Path, tmp_path: Path) -
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.usefixtures("keep_env")
 def test_startup_fails_clearly_for_bad_options(home: Path, server) -> None:
     runner = CliRunner()
     port = server.url.rsplit(":", 1)[1]
@@ -259,7 +267,7 @@ def test_concurrent_searches_get_their_own_answers(server) -> None:
     for got, want in zip(together, alone * 3):
         assert [(rank, id_) for rank, id_, _ in got] == [(rank, id_) for rank, id_, _ in want]
         assert [score for *_, score in got] == pytest.approx([score for *_, score in want], abs=1e-5)
-    for (text, k, min_score), hits in zip(asks, alone):
+    for (_, k, min_score), hits in zip(asks, alone):
         assert len(hits) <= k and [rank for rank, _, _ in hits] == list(range(1, len(hits) + 1))
         assert min_score is None or all(score >= min_score for _, _, score in hits)
 

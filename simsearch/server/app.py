@@ -17,8 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
 from .. import __version__
-from ..errors import (IndexCorruptError, IndexNotFoundError, InputError, LockTimeoutError, QueryError,
-                      SimsearchError)
+from ..errors import IndexCorruptError, IndexNotFoundError, InputError, LockTimeoutError, QueryError, SimsearchError
 from ..index import check_name
 from ..readers import Document
 from ..render import hit_dict
