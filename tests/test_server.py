@@ -288,3 +288,41 @@ def test_a_rebuild_by_another_process_is_picked_up(home: Path, tmp_path: Path, b
         assert [hit["id"] for hit in hits] == ["fresh", "other"]
     finally:
         assert server.stop() == 0
+
+
+def test_searches_run_between_the_slices_of_a_large_write() -> None:
+    import threading
+    import time
+
+    import numpy as np
+
+    from simsearch.server.state import WRITE_SLICE, ModelWorker
+    from tests.conftest import FakeEncoder
+
+    log: list[str] = []
+    started = threading.Event()
+
+    class Recording(FakeEncoder):
+        def encode_counting(self, texts, **kwargs):
+            log.append(f"{'write' if len(texts) > 1 else 'query'} {len(texts)}")
+            started.set()
+            time.sleep(0.05)
+            return super().encode_counting(texts, **kwargs)
+
+    worker = ModelWorker(Recording())
+    try:
+        texts = [f"document number {n}" for n in range(WRITE_SLICE * 3 + 5)]
+        result: list = []
+        writer = threading.Thread(target=lambda: result.append(worker.encode_counting(texts)))
+        writer.start()
+        started.wait(10)
+        query = worker.encode(["a query"])
+        writer.join(30)
+        vectors, truncated = result[0]
+        assert vectors.shape == (len(texts), 16) and truncated == 0
+        assert np.allclose(vectors, FakeEncoder().encode(texts))
+        assert query.shape == (1, 16)
+        assert log.index("query 1") < len(log) - 1  # answered before the write's last slice
+        assert [entry for entry in log if entry.startswith("write")] == [f"write {WRITE_SLICE}"] * 3 + ["write 5"]
+    finally:
+        worker.close()

@@ -29,6 +29,7 @@ log = logging.getLogger("simsearch.serve")
 _STOP = object()
 MAX_ENCODE_BATCH = 64  # texts per forward pass when queries pile up
 BLAS_THRESHOLD = 2
+WRITE_SLICE = 64  # texts a write encodes at a time before letting waiting searches run
 
 
 @dataclass
@@ -82,7 +83,14 @@ class ModelWorker:
         return self._wait(_Batched(list(texts), Future()))
 
     def encode_counting(self, texts: Sequence[str], **kwargs: Any) -> tuple[np.ndarray, int]:
-        return self._call(self.encoder.encode_counting, texts, **kwargs)
+        """A write's encode, in slices: searches queued meanwhile run between two slices."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        parts, truncated = [np.zeros((0, self.dim), dtype=np.float32)], 0
+        for start in range(0, len(texts), WRITE_SLICE):
+            vectors, cut = self._call(self.encoder.encode_counting, texts[start : start + WRITE_SLICE], **kwargs)
+            parts.append(vectors)
+            truncated += cut
+        return np.vstack(parts), truncated
 
     def _wait(self, job: Any) -> Any:
         self._jobs.put(job)
