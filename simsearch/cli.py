@@ -289,6 +289,34 @@ def verify(name: str, repair: bool, as_json: bool, index_dir: str | None) -> Non
         sys.exit(1)
 
 
+@main.command()
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; other than loopback only when you mean it.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="TCP port (0: any free one).")
+@index_dir_option
+@click.option("--allow-writes", is_flag=True,
+              help="Enable POST and DELETE /indexes/NAME/documents.")
+@click.option("--token-env", metavar="VAR",
+              help="Writes then need 'Authorization: Bearer <token>', the token held by $VAR.")
+def serve(names: tuple[str, ...], host: str, port: int, index_dir: str | None, allow_writes: bool,
+          token_env: str | None) -> None:
+    """Serve indexes NAME... over HTTP: a JSON API and a search page at /.
+
+    \b
+      simsearch serve notes scifact --port 8000
+      curl 'http://127.0.0.1:8000/indexes/notes/search?query=fresh+bread&k=3'
+    """
+    from .server import ServeConfig
+    from .server import serve as run_server
+
+    if token_env and not allow_writes:
+        raise click.UsageError("--token-env guards writes; give --allow-writes too")
+    run_server(ServeConfig(names, host, port, index_dir, allow_writes, token_env),
+               announce=lambda line: click.echo(line, err=True))
+
+
 class _progress:
     """A progress bar on stderr while encoding, only when stderr is a terminal."""
 

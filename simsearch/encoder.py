@@ -17,6 +17,7 @@ import torch
 from .errors import ModelError
 from .models import (
     LoadedModel,
+    ModelSource,
     load_model,
     resolve_model,
     sentence_transformers_max_length,
@@ -59,7 +60,7 @@ class Encoder:
 
     def __init__(
         self,
-        model: str | os.PathLike[str] | None = None,
+        model: str | os.PathLike[str] | ModelSource | None = None,
         pooling: str = "auto",
         *,
         max_length: int | None = None,

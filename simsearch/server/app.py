@@ -1,0 +1,234 @@
+"""The FastAPI app: the JSON search API, the optional write endpoints and the search page."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import time
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any, AsyncIterator, Callable
+
+from fastapi import FastAPI, Query, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException
+
+from .. import __version__
+from ..errors import IndexCorruptError, IndexNotFoundError, InputError, LockTimeoutError, QueryError, SimsearchError
+from ..index import check_name
+from ..readers import Document
+from ..render import hit_dict
+from . import schemas as s
+from .state import Served, ServedIndex
+
+log = logging.getLogger("simsearch.serve")
+_LIBRARY_STATUS = ((IndexNotFoundError, 404), (QueryError, 422), (InputError, 422),
+                   (LockTimeoutError, 503), (IndexCorruptError, 500), (SimsearchError, 400))
+_ASSETS = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
+_bearer = HTTPBearer(auto_error=False, description="The token held by the variable named by --token-env.")
+
+
+class ApiError(Exception):
+    """An answer other than 200, with its status and a message for the client."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": s.ErrorOut} for status in statuses}
+
+
+def create_app(served: Served, *, allow_writes: bool = False, token: str | None = None) -> FastAPI:
+    """The app over already opened indexes; writes only when ``allow_writes``, behind ``token``."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        served.close()  # after the last request, on SIGTERM or Ctrl-C
+
+    app = FastAPI(title="simsearch", version=__version__, lifespan=lifespan, docs_url=None,
+                  redoc_url=None, description="Semantic similarity search over simsearch indexes.")
+    _add_error_handlers(app)
+    _add_pages(app)
+    _add_reads(app, served, allow_writes)
+    if allow_writes:
+        _add_writes(app, served, token)
+    else:
+        _add_disabled_writes(app)
+    return app
+
+
+def _target(served: Served, name: str) -> ServedIndex:
+    check_name(name)  # a malformed name is a 400, whatever is served
+    if name not in served.indexes:
+        raise ApiError(404, f"index {name!r} is not served here; served: {', '.join(served.indexes)}")
+    return served.indexes[name]
+
+
+def _query_texts(query: str | None, queries: list[str] | None) -> list[str]:
+    if (query is None) == (queries is None):
+        raise ApiError(422, "give exactly one of 'query' (one text) or 'queries' (a list)")
+    texts = [query] if query is not None else list(queries or [])
+    if not texts:
+        raise ApiError(422, "'queries' is empty; give at least one query")
+    if len(texts) > s.MAX_QUERIES:
+        raise ApiError(413, f"{len(texts)} queries in one request; the limit is {s.MAX_QUERIES}")
+    for number, text in enumerate(texts):
+        if len(text) > s.MAX_QUERY_CHARS:
+            where = "query" if query is not None else f"queries[{number}]"
+            raise ApiError(413, f"{where} has {len(text)} characters; the limit is {s.MAX_QUERY_CHARS}")
+    return texts
+
+
+def _search(served: Served, name: str, query: str | None, queries: list[str] | None, k: int,
+            min_score: float | None) -> JSONResponse:
+    target = _target(served, name)
+    texts = _query_texts(query, queries)
+    started = time.perf_counter()
+    results = target.search(texts, k, min_score)
+    took = round((time.perf_counter() - started) * 1000, 3)
+    if query is not None:
+        return JSONResponse({"index": name, "query": query, "took_ms": took,
+                             "hits": [hit_dict(query, hit) for hit in results[0]]})
+    return JSONResponse({"index": name, "took_ms": took, "results": [
+        {"query": text, "hits": [hit_dict(text, hit) for hit in hits]} for text, hits in zip(texts, results)]})
+
+
+def _info(target: ServedIndex) -> dict[str, Any]:
+    manifest = target.manifest
+    manifest.pop("model_path", None)  # where the model sits on this machine is nobody else's business
+    return {**manifest, "name": target.name}
+
+
+def _add_reads(app: FastAPI, served: Served, allow_writes: bool) -> None:
+    searched = dict(response_model=s.SearchResponse | s.BatchSearchResponse, responses=_errors(400, 404, 413, 422))
+
+    @app.get("/health", response_model=s.Health, summary="Liveness and what is served")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__, "indexes": len(served.indexes), "writes": allow_writes}
+
+    @app.get("/indexes", response_model=s.IndexList, summary="Manifests of the served indexes")
+    def indexes() -> JSONResponse:
+        return JSONResponse({"indexes": [_info(target) for target in served.indexes.values()]})
+
+    @app.get("/indexes/{name}", response_model=s.IndexInfo, responses=_errors(400, 404),
+             summary="One served index's manifest")
+    def index(name: str) -> JSONResponse:
+        return JSONResponse(_info(_target(served, name)))
+
+    @app.get("/indexes/{name}/search", **searched, summary="Search (query-string parameters)")
+    def search_get(
+        name: str,
+        query: str | None = Query(None, description="One query text."),
+        queries: list[str] | None = Query(None, description="Repeat for several queries."),
+        k: int = Query(10, ge=1, le=s.MAX_K),
+        min_score: float | None = Query(None, ge=-1.0, le=1.0, allow_inf_nan=False),
+    ) -> JSONResponse:
+        return _search(served, name, query, queries, k, min_score)
+
+    @app.post("/indexes/{name}/search", **searched, summary="Search (JSON body)")
+    def search_post(name: str, body: s.SearchRequest) -> JSONResponse:
+        return _search(served, name, body.query, body.queries, body.k, body.min_score)
+
+
+def _authorizer(token: str) -> Callable[..., None]:
+    wanted = hashlib.sha256(token.encode()).digest()
+
+    def authorize(credentials: HTTPAuthorizationCredentials | None = Security(_bearer)) -> None:
+        if credentials is None:
+            raise ApiError(401, "writes need the header 'Authorization: Bearer <token>'",
+                           {"WWW-Authenticate": "Bearer"})
+        # Digests of equal length, compared in constant time: the answer leaks neither content nor length.
+        given = hashlib.sha256(credentials.credentials.encode()).digest()
+        if not hmac.compare_digest(given, wanted):
+            raise ApiError(403, "wrong bearer token")
+
+    return authorize
+
+
+def _add_writes(app: FastAPI, served: Served, token: str | None) -> None:
+    guard = dict(dependencies=[Security(_authorizer(token))] if token else [],
+                 response_model=s.WriteResponse, responses=_errors(400, 401, 403, 404, 413, 422, 503))
+
+    def write(name: str, change: Callable[[ServedIndex], dict[str, Any]]) -> JSONResponse:
+        target = _target(served, name)
+        started = time.perf_counter()
+        stats = change(target)
+        return JSONResponse({"index": name, "stats": stats, "count": int(target.manifest["count"]),
+                             "took_ms": round((time.perf_counter() - started) * 1000, 3)})
+
+    @app.post("/indexes/{name}/documents", **guard, summary="Add or replace documents")
+    def add_documents(name: str, body: s.AddRequest) -> JSONResponse:
+        documents = [Document(d.id, d.text, d.metadata, f"documents[{n}]") for n, d in enumerate(body.documents)]
+        return write(name, lambda target: target.add(documents))
+
+    @app.delete("/indexes/{name}/documents", **guard, summary="Delete documents by id")
+    def delete_documents(name: str, body: s.DeleteRequest) -> JSONResponse:
+        return write(name, lambda target: target.delete(body.ids))
+
+
+def _add_disabled_writes(app: FastAPI) -> None:
+    @app.api_route("/indexes/{name}/documents", methods=["POST", "DELETE"], include_in_schema=False)
+    def writes_disabled(name: str) -> None:
+        raise ApiError(403, "writes are disabled on this server; start it with --allow-writes")
+
+
+def _add_pages(app: FastAPI) -> None:
+    folder = resources.files(__package__) / "static"
+    page = (folder / "index.html").read_bytes()
+    assets = {name: ((folder / name).read_bytes(), kind) for name, kind in _ASSETS.items()}
+
+    @app.get("/", include_in_schema=False)
+    def home() -> Response:
+        return Response(page, media_type="text/html; charset=utf-8")
+
+    @app.get("/static/{asset}", include_in_schema=False)
+    def static(asset: str) -> Response:
+        if asset not in assets:
+            raise ApiError(404, f"no asset {asset!r}")
+        body, kind = assets[asset]
+        return Response(body, media_type=kind)
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status, exc.message, exc.headers)
+
+    @app.exception_handler(SimsearchError)
+    async def library_error(request: Request, exc: SimsearchError) -> JSONResponse:
+        return _error(next(code for kind, code in _LIBRARY_STATUS if isinstance(exc, kind)), str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(*validation_message(exc.errors()))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def crash(request: Request, exc: Exception) -> JSONResponse:
+        log.error("error serving %s %s", request.method, request.url.path, exc_info=exc)
+        return _error(500, "internal error; the server log has the details")
+
+
+def validation_message(errors: Any) -> tuple[int, str]:
+    """Pydantic's findings as one line: 400 for a body that is not JSON, else 422."""
+    parts = []
+    for error in errors:
+        if error.get("type") == "json_invalid":
+            detail = (error.get("ctx") or {}).get("error", "")
+            return 400, f"the request body is not valid JSON ({detail})"
+        where = ".".join(str(part) for part in error.get("loc", ())[1:]) or "body"
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    return 422, "; ".join(parts)

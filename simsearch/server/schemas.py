@@ -1,0 +1,106 @@
+"""Request and response shapes of the HTTP API; they are also what /openapi.json describes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_K = 100  # hits per query: bounds the work and the size of one answer
+MAX_QUERIES = 64  # queries in one batch request
+MAX_QUERY_CHARS = 2000  # longer than any model here reads (256-512 tokens)
+
+
+class SearchRequest(BaseModel):
+    """Exactly one of ``query`` and ``queries``."""
+
+    model_config = ConfigDict(extra="forbid")
+    query: str | None = Field(None, description=f"One query text (at most {MAX_QUERY_CHARS} characters).")
+    queries: list[str] | None = Field(None, description=f"Several query texts (at most {MAX_QUERIES}), "
+                                      "encoded in one batch.")
+    k: int = Field(10, ge=1, le=MAX_K, description="Hits per query.")
+    min_score: float | None = Field(None, ge=-1.0, le=1.0, allow_inf_nan=False,
+                                    description="Drop hits whose cosine is below this.")
+
+
+class HitOut(BaseModel):
+    """One hit: the same fields as a line of ``simsearch query --json``."""
+
+    query: str
+    rank: int
+    id: str
+    score: float
+    text: str
+    metadata: dict[str, Any]
+
+
+class SearchResponse(BaseModel):
+    index: str
+    query: str
+    hits: list[HitOut]
+    took_ms: float = Field(description="Server time for the search, milliseconds.")
+
+
+class QueryResult(BaseModel):
+    query: str
+    hits: list[HitOut]
+
+
+class BatchSearchResponse(BaseModel):
+    index: str
+    results: list[QueryResult] = Field(description="One entry per query, in the order given.")
+    took_ms: float
+
+
+class DocumentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, max_length=1000)
+    text: str = Field(min_length=1)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class AddRequest(BaseModel):
+    """Documents to add; one whose id exists replaces it (unchanged texts are not re-encoded)."""
+
+    model_config = ConfigDict(extra="forbid")
+    documents: list[DocumentIn] = Field(min_length=1)
+
+
+class DeleteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ids: list[str] = Field(min_length=1)
+
+
+class WriteResponse(BaseModel):
+    index: str
+    stats: dict[str, Any] = Field(description="What the write did (counts), as the library reports it.")
+    count: int = Field(description="Documents in the index after the write.")
+    took_ms: float
+
+
+class IndexInfo(BaseModel):
+    """An index's manifest (model, pooling, dim, count, files...), less local filesystem paths."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+    count: int
+    model: str
+    pooling: str
+    dim: int
+
+
+class IndexList(BaseModel):
+    indexes: list[IndexInfo]
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    indexes: int
+    writes: bool
+
+
+class ErrorOut(BaseModel):
+    """Every error answer: one message a person can act on."""
+
+    error: str

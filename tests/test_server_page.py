@@ -1,0 +1,86 @@
+"""The search page in a real browser: headless Chromium loads it, runs a query, and we read the DOM."""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import subprocess
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from tests.server_helpers import build_indexes, start_server
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage")
+
+
+@pytest.fixture(scope="module")
+def browser() -> str:
+    for name in BROWSERS:
+        if found := shutil.which(name):
+            return found
+    pytest.skip("no Chromium found (.ci/run installs Debian's `chromium`; `apt-get install chromium`)")
+
+
+@pytest.fixture(scope="module")
+def server(bundled_encoder, tmp_path_factory: pytest.TempPathFactory):
+    home = tmp_path_factory.mktemp("page") / "indexes"
+    build_indexes(home, bundled_encoder)
+    server = start_server(home, ["docs", "korean"], log=home.parent / "serve.log")
+    yield server
+    server.stop()
+
+
+def render(browser: str, url: str, profile: Path) -> str:
+    """The DOM after the page's scripts ran (the page searches on load from ?q=&index=)."""
+    done = subprocess.run([browser, *FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=15000",
+                           "--dump-dom", url], capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+    return done.stdout.decode("utf-8")
+
+
+def hits(dom: str) -> list[tuple[str, str]]:
+    """(id, text as shown) of each rendered hit, in order."""
+    found = re.findall(r'<li class="hit" data-id="([^"]*)".*?<p class="text">(.*?)</p>', dom, re.S)
+    assert found, dom[-3000:]
+    return found
+
+
+def test_page_searches_and_highlights(browser: str, server, tmp_path: Path) -> None:
+    url = f"{server.url}/?" + urllib.parse.urlencode({"q": "the cat sat on the mat", "index": "docs", "k": 3})
+    dom = render(browser, url, tmp_path / "profile")
+    assert 'data-state="done"' in dom
+    found = hits(dom)
+    assert len(found) == 3 and found[0] == (
+        "cat", "the <mark>cat</mark> <mark>sat</mark> on the <mark>mat</mark>")
+    assert re.search(r"3 results from docs in [\d.]+ ms \(server\), [\d.]+ ms round trip", dom)
+    assert '<span class="score">1.000</span>' in dom
+    assert '<option value="docs">docs (8 docs)</option><option value="korean">korean (3 docs)</option>' in dom
+
+
+def test_document_markup_is_shown_as_text(browser: str, server, tmp_path: Path) -> None:
+    url = f"{server.url}/?" + urllib.parse.urlencode({"q": "cat", "index": "docs", "k": 8})
+    dom = render(browser, url, tmp_path / "profile")
+    shown = dict(hits(dom))["xss"]
+    assert "&lt;img src=x onerror=" in shown and "&lt;script&gt;" in shown
+    assert "<img" not in dom and "pwned" not in re.sub(r'<p class="text">.*?</p>', "", dom, flags=re.S)
+    assert "<title>simsearch</title>" in dom  # the document's script and handler never ran
+    assert html.escape('{"lang":"en","note":"<b>not bold</b>"}', quote=False) in dom
+
+
+def test_korean_renders_and_is_highlighted(browser: str, server, tmp_path: Path) -> None:
+    url = f"{server.url}/?" + urllib.parse.urlencode({"q": "서울 지하철을", "index": "korean", "k": 2})
+    dom = render(browser, url, tmp_path / "profile")
+    found = hits(dom)
+    assert found[0] == ("ko-subway", "<mark>서울</mark> <mark>지하철</mark>은 편리하다")
+
+
+def test_page_reports_errors(browser: str, server, tmp_path: Path) -> None:
+    url = f"{server.url}/?" + urllib.parse.urlencode({"q": "x" * 2001, "index": "docs"})
+    dom = render(browser, url, tmp_path / "profile")
+    assert 'data-state="error"' in dom and "Error: query has 2001 characters; the limit is 2000" in dom
