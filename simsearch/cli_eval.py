@@ -8,18 +8,21 @@ from typing import Any, Callable
 import click
 
 from .pooling import POOLING_CHOICES
+from .precision import PRECISIONS
 from .render_eval import ann_lines, retrieval_lines, sts_lines
 
 _JSON_KEYS = ("spearman", "ndcg@10", "recall@10", "recall@100", "mrr@10", "map@100", "recall@k",
-              "queries", "model", "pooling")
+              "queries", "model", "pooling", "precision")
 
 
 def _model_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--model, --pooling, --batch-size, --device: how to build the Encoder being evaluated."""
+    """--model, --pooling, --precision, --batch-size, --device: the Encoder being evaluated."""
     for option in reversed((
         click.option("--model", default=None, help="Hugging Face id or local directory "
                      "[default: sentence-transformers/all-MiniLM-L6-v2, bundled]."),
         click.option("--pooling", type=click.Choice(POOLING_CHOICES), default="auto", show_default=True),
+        click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+                     help="Encoder precision, as in `simsearch build --precision`."),
         click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
         click.option("--device", default="cpu", show_default=True, help="cpu, or cuda when present."),
     )):
@@ -61,8 +64,8 @@ def eval_group() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 @_model_options
 @_json_option
-def sts(files: tuple[str, ...], model: str | None, pooling: str, batch_size: int, device: str,
-        as_json: bool) -> None:
+def sts(files: tuple[str, ...], model: str | None, pooling: str, precision: str, batch_size: int,
+        device: str, as_json: bool) -> None:
     """Spearman x100 of cosine vs gold score on STS FILEs (STS-B .csv, KorSTS .tsv).
 
     \b
@@ -70,7 +73,8 @@ def sts(files: tuple[str, ...], model: str | None, pooling: str, batch_size: int
     """
     from .evaluate import evaluate_sts
 
-    report = evaluate_sts(files, model=model, pooling=pooling, batch_size=batch_size, device=device)
+    report = evaluate_sts(files, model=model, pooling=pooling, precision=precision,
+                          batch_size=batch_size, device=device)
     _emit(report, as_json, sts_lines)
 
 
@@ -88,7 +92,7 @@ def sts(files: tuple[str, ...], model: str | None, pooling: str, batch_size: int
 @_per_query
 def retrieval(directory: str | None, corpus: str | None, queries: str | None, qrels: str | None,
               split: str, index_name: str | None, index_dir: str | None, model: str | None,
-              pooling: str, batch_size: int, device: str, k: int, as_json: bool,
+              pooling: str, precision: str, batch_size: int, device: str, k: int, as_json: bool,
               per_query: str | None) -> None:
     """nDCG@10, Recall@10/100, MRR@10, MAP@100 on a BEIR data set (DIRECTORY or the three files).
 
@@ -107,9 +111,9 @@ def retrieval(directory: str | None, corpus: str | None, queries: str | None, qr
     if not directory and not all(needed):
         raise click.UsageError("give a BEIR DIRECTORY, or --queries and --qrels"
                                + ("" if index_name else " and --corpus"))
-    if index_name and (model or pooling != "auto"):
-        raise click.UsageError("--index searches with the index's own model; drop --model/--pooling")
-    encoder_options = {} if index_name else {"model": model, "pooling": pooling,
+    if index_name and (model or pooling != "auto" or precision != "fp32"):
+        raise click.UsageError("--index searches with the index's own model; drop --model/--pooling/--precision")
+    encoder_options = {} if index_name else {"model": model, "pooling": pooling, "precision": precision,
                                              "batch_size": batch_size, "device": device}
     report = evaluate_beir(directory, split=split, corpus=corpus, queries=queries, qrels=qrels,
                            index=index_name, index_dir=index_dir, k=k, per_query_file=per_query,
@@ -123,8 +127,8 @@ def retrieval(directory: str | None, corpus: str | None, queries: str | None, qr
 @_top_k
 @_json_option
 @_per_query
-def korquad(file: str, model: str | None, pooling: str, batch_size: int, device: str, k: int,
-            as_json: bool, per_query: str | None) -> None:
+def korquad(file: str, model: str | None, pooling: str, precision: str, batch_size: int, device: str,
+            k: int, as_json: bool, per_query: str | None) -> None:
     """KorQuAD 1.0 (SQuAD-style JSON) as paragraph retrieval: each question -> its paragraph.
 
     The retrieval view is built in memory; the file is only read.
@@ -135,7 +139,7 @@ def korquad(file: str, model: str | None, pooling: str, batch_size: int, device:
     from .evaluate import evaluate_korquad
 
     report = evaluate_korquad(file, k=k, per_query_file=per_query, model=model, pooling=pooling,
-                              batch_size=batch_size, device=device)
+                              precision=precision, batch_size=batch_size, device=device)
     _emit(report, as_json, retrieval_lines)
 
 

@@ -40,7 +40,8 @@ _PART = re.compile(r"^(.*)#\d+$")  # ids of split documents: "<id>#<part>"
 
 
 def _encoder_fields(encoder: Any) -> dict[str, Any]:
-    return {"model": encoder.model_id, "pooling": encoder.pooling, "max_length": encoder.max_length}
+    return {"model": encoder.model_id, "pooling": encoder.pooling, "max_length": encoder.max_length,
+            "precision": getattr(encoder, "precision", "fp32")}
 
 
 def _make_encoder(encoder: Any, options: dict[str, Any]) -> Any:
@@ -152,7 +153,8 @@ def evaluate_retrieval(data: RetrievalSet, encoder: Any = None, *, index: Any = 
             raise TypeError("an existing index is searched with its own model; pass no encoder")
         results = _search_index(index, texts, k, data)
         m = index.manifest  # the model as the index names it (its encoder loads from a path)
-        fields = {"model": m["model"], "pooling": m["pooling"], "max_length": m.get("max_length")}
+        fields = {"model": m["model"], "pooling": m["pooling"], "max_length": m.get("max_length"),
+                  "precision": m.get("precision", "fp32")}
         documents = len(index)
     else:
         if not data.corpus:

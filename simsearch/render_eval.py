@@ -9,7 +9,7 @@ _RETRIEVAL_LABELS = {"ndcg@10": "nDCG@10", "recall@10": "Recall@10", "recall@100
 
 
 def _model_line(report: dict[str, Any]) -> str:
-    line = f"model {report['model']}, pooling {report['pooling']}"
+    line = f"model {report['model']}, pooling {report['pooling']}, precision {report.get('precision', 'fp32')}"
     return line + (f", max length {report['max_length']}" if report.get("max_length") else "")
 
 
