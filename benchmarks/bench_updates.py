@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from simsearch.store import StoreWriter, factory_of
+from simsearch.ann import builder, rebuild_builder
+from simsearch.writer import StoreWriter
 from simsearch.vectors import EXACT_FACTORY, FaissFile, apply_changes, build_faiss, to_blob
 
 
@@ -31,7 +32,7 @@ def build(path: Path, docs: int, dim: int, rng: np.random.Generator) -> None:
             writer.db.executemany(
                 "INSERT INTO documents (id, text, metadata, hash, vector) VALUES (?, ?, '{}', '', ?)",
                 [(f"d{start + i}", f"text of document {start + i} " * 8, to_blob(v)) for i, v in enumerate(vectors)])
-        writer.commit({"dim": dim, "model": "random", "pooling": "none"}, EXACT_FACTORY)
+        writer.commit({"dim": dim, "model": "random", "pooling": "none"}, builder("flat"))
 
 
 def update(path: Path, changes: int, dim: int, rng: np.random.Generator, rebuild: bool) -> tuple[float, float]:
@@ -57,7 +58,7 @@ def update(path: Path, changes: int, dim: int, rng: np.random.Generator, rebuild
             old = FaissFile.read_checked(path / entry["name"], entry["sha256"])
             apply_changes(old, writer.db, sorted(writer.changed), dim)
         faiss_seconds = time.perf_counter() - faiss_started
-        writer.commit(dict(writer.previous), factory_of(writer.previous))  # does the step again
+        writer.commit(dict(writer.previous), rebuild_builder(writer.previous))  # does the step again
     return time.perf_counter() - started, faiss_seconds
 
 

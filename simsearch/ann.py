@@ -22,7 +22,7 @@ from .vectors import EXACT_FACTORY, FaissFile, apply_search_params, describe, fr
 
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivf", "ivfpq")
 #: ``auto`` keeps exact search up to this many vectors. Measured with ``python -m benchmarks``
-#: on real embeddings (docs/README-speed.md): HNSW answers faster at every size, but up to ~20k
+#: on real embeddings (README.md, "Speed"): HNSW answers faster at every size, but up to ~20k
 #: 384-d vectors an exact single query costs under a millisecond on one thread, a fraction of the
 #: ~2.5 ms it takes to embed the query, so exactness is kept while it is nearly free; at 50k exact
 #: search already costs ~3 ms and at 100k ~7 ms, more than the whole 5 ms query budget.

@@ -7,16 +7,16 @@ Heavy imports (torch, transformers, faiss) happen inside the commands that need 
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import click
 
 from . import __version__
+from .cli_options import index_dir_option, index_name, name_argument, progress_bar, reader_options
 from .errors import SimsearchError
 from .pooling import POOLING_CHOICES
 from .precision import PRECISIONS
-from .readers import FORMATS, SPLITS, ReadOptions
+from .readers import ReadOptions
 from .render import ann_line, hit_json, hits_table, index_table, manifest_lines
 
 
@@ -28,36 +28,6 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except SimsearchError as exc:
             raise click.ClickException(str(exc)) from None
-
-
-def _index_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    """CLI index names are plain names (the library also takes paths)."""
-    from .index import check_name
-
-    try:
-        return check_name(value)
-    except SimsearchError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-name_argument = click.argument("name", callback=_index_name)
-
-
-def reader_options(command: Any) -> Any:
-    """--format / --text-field / --id-field / --split, shared by build and add."""
-    for option in reversed((
-        click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True),
-        click.option("--text-field", multiple=True, help="Column/field holding the text; repeat to join."),
-        click.option("--id-field", help="Column/field holding the document id [default: derived]."),
-        click.option("--split", type=click.Choice(SPLITS), default="none", show_default=True),
-    )):
-        command = option(command)
-    return command
-
-
-index_dir_option = click.option(
-    "--index-dir", envvar="SIMSEARCH_INDEX_DIR", type=click.Path(file_okay=False),
-    help="Where indexes live (env SIMSEARCH_INDEX_DIR, default ./indexes).")
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -73,7 +43,7 @@ def main() -> None:
 
 @main.command()
 @click.argument("sources", nargs=-1, required=True)
-@click.option("--name", required=True, callback=_index_name, help="Index name (letters, digits, _ . -).")
+@click.option("--name", required=True, callback=index_name, help="Index name (letters, digits, _ . -).")
 @click.option("--model", default=None, help="Hugging Face id or local directory "
               "[default: sentence-transformers/all-MiniLM-L6-v2, bundled].")
 @click.option("--pooling", type=click.Choice(POOLING_CHOICES), default="auto", show_default=True)
@@ -108,7 +78,7 @@ def build(sources: tuple[str, ...], name: str, model: str | None, pooling: str, 
     options = ReadOptions(fmt, text_field, id_field, split)
     encoder = Encoder(model, pooling, max_length=max_length, batch_size=batch_size, device=device,
                       precision=precision)
-    with _progress("encoding") as progress:
+    with progress_bar("encoding") as progress:
         index = Index.build(read_documents(sources, options), name, encoder,
                             index_dir=index_dir, force=force, progress=progress,
                             index_type=index_type, target_recall=target_recall)
@@ -163,7 +133,7 @@ def query(name: str, queries: tuple[str, ...], k: int, as_json: bool, min_score:
 @index_dir_option
 def info(name: str, as_json: bool, index_dir: str | None) -> None:
     """Show the manifest of index NAME (model, pooling, dim, count, files...)."""
-    from .index import locate
+    from .names import locate
     from .store import read_manifest
 
     path = locate(name, index_dir)
@@ -182,7 +152,7 @@ def info(name: str, as_json: bool, index_dir: str | None) -> None:
 @index_dir_option
 def list_(as_json: bool, index_dir: str | None) -> None:
     """List the indexes in the index directory."""
-    from .index import index_home, list_indexes
+    from .names import index_home, list_indexes
 
     entries = list_indexes(index_dir)
     if as_json:
@@ -193,100 +163,6 @@ def list_(as_json: bool, index_dir: str | None) -> None:
     else:
         for line in index_table(entries):
             click.echo(line)
-
-
-@main.command()
-@name_argument
-@click.argument("sources", nargs=-1, required=True)
-@reader_options
-@click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Texts per forward pass [default: the model's].")
-@index_dir_option
-def add(name: str, sources: tuple[str, ...], fmt: str, text_field: tuple[str, ...],
-        id_field: str | None, split: str, batch_size: int | None, index_dir: str | None) -> None:
-    """Add or update documents of index NAME from SOURCE files (upsert by id).
-
-    Documents whose text and metadata are unchanged are skipped without re-encoding; changed
-    ones are re-embedded with the index's own model. The write is atomic.
-
-    \b
-      simsearch add notes notes-2.txt
-      simsearch add scifact new.jsonl --text-field title --text-field text --id-field _id
-    """
-    from .index import Index
-    from .readers import read_documents
-
-    index = Index.open(name, index_dir=index_dir)
-    with _progress("encoding") as progress:
-        stats = index.add(read_documents(sources, ReadOptions(fmt, text_field, id_field, split)),
-                          batch_size=batch_size, progress=progress)
-    click.echo(f"Index {name!r}: {stats.added} added, {stats.updated} updated, {stats.unchanged} "
-               f"unchanged ({stats.encoded} encoded, {stats.truncated} truncated); "
-               f"{stats.count} documents, {stats.seconds:.1f} s")
-
-
-@main.command()
-@name_argument
-@click.argument("ids", nargs=-1)
-@click.option("--ids-file", type=click.File("rb"), help="One id per line; - for stdin.")
-@index_dir_option
-def delete(name: str, ids: tuple[str, ...], ids_file: Any, index_dir: str | None) -> None:
-    """Delete documents by ID from index NAME (unknown ids are reported, not fatal).
-
-    \b
-      simsearch delete notes notes.txt:3 notes.txt:7
-      simsearch delete scifact --ids-file stale-ids.txt
-    """
-    from .index import Index
-    from .readers import read_queries
-
-    wanted = list(ids) + (read_queries(ids_file, getattr(ids_file, "name", "<stdin>")) if ids_file else [])
-    if not wanted:
-        raise click.UsageError("give at least one ID or --ids-file")
-    stats = Index.open(name, index_dir=index_dir).delete(wanted)
-    unknown = ""
-    if stats.unknown:
-        shown = ", ".join(repr(i) for i in stats.unknown[:5])
-        unknown = f", {len(stats.unknown)} unknown ({shown}{', ...' if len(stats.unknown) > 5 else ''})"
-    click.echo(f"Index {name!r}: {stats.deleted} deleted{unknown}; {stats.count} documents left")
-
-
-@main.command()
-@name_argument
-@index_dir_option
-def compact(name: str, index_dir: str | None) -> None:
-    """Rewrite index NAME so the space of deleted and replaced documents is reclaimed."""
-    from .index import Index
-
-    stats = Index.open(name, index_dir=index_dir).compact()
-    click.echo(f"Index {name!r}: compacted {stats.bytes_before:,} -> {stats.bytes_after:,} bytes; "
-               f"{stats.count} documents, {stats.seconds:.1f} s")
-
-
-@main.command()
-@name_argument
-@click.option("--repair", is_flag=True, help="Rebuild the FAISS file from the stored vectors.")
-@click.option("--json", "as_json", is_flag=True, help="The full report as one JSON object.")
-@index_dir_option
-def verify(name: str, repair: bool, as_json: bool, index_dir: str | None) -> None:
-    """Check index NAME: manifest, checksums, FAISS/SQLite agreement, model. Exit 1 on problems.
-
-    \b
-      simsearch verify notes
-      simsearch verify notes --repair
-    """
-    from .index import locate
-    from .verify import verify_index
-
-    report = verify_index(locate(name, index_dir), repair=repair)
-    if as_json:
-        click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
-    else:
-        for check in report.problems:
-            click.echo(f"problem: {check.name}: {check.detail}", err=True)
-        click.echo(report.summary())
-    if not report.ok:
-        sys.exit(1)
 
 
 @main.command()
@@ -317,26 +193,11 @@ def serve(names: tuple[str, ...], host: str, port: int, index_dir: str | None, a
                announce=lambda line: click.echo(line, err=True))
 
 
-class _progress:
-    """A progress bar on stderr while encoding, only when stderr is a terminal."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.bar: Any = None
-
-    def __enter__(self) -> Any:
-        if not sys.stderr.isatty():
-            return None
-        from tqdm import tqdm
-
-        self.bar = tqdm(desc=self.label, unit=" docs", file=sys.stderr, leave=False)
-        return self.bar.update
-
-    def __exit__(self, *exc_info: Any) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-from .cli_eval import eval_group  # noqa: E402  (the eval commands live in their own module)
+from .cli_eval import eval_group  # noqa: E402  (eval and lifecycle commands live in their own modules)
+from .cli_life import add, compact, delete, verify  # noqa: E402
 
 main.add_command(eval_group)
+main.add_command(add)
+main.add_command(delete)
+main.add_command(compact)
+main.add_command(verify)

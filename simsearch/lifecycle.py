@@ -1,6 +1,6 @@
 """Living indexes: add (upsert by id), delete and compact, each committed as one new generation.
 
-Every operation runs inside a :class:`~simsearch.store.StoreWriter`: it starts from a copy of the
+Every operation runs inside a :class:`~simsearch.writer.StoreWriter`: it starts from a copy of the
 current SQLite file (read under the write lock), changes the copy, writes the FAISS file and
 swaps the manifest. A failure or a kill at any point leaves the previous generation in place.
 """
@@ -20,7 +20,7 @@ from . import __version__
 from .errors import InputError, ModelError
 from .readers import Document
 from .ann import rebuild_builder
-from .store import StoreWriter
+from .writer import StoreWriter
 from .vectors import to_blob
 
 _CHUNK = 2048  # documents looked up, encoded and written per step: memory stays flat

@@ -16,7 +16,8 @@ import numpy as np
 
 from .errors import IndexNotFoundError, SimsearchError
 from .ann import rebuild_builder
-from .store import MANIFEST, StoreWriter, check_file, connect_readonly, factory_of, read_manifest
+from .store import MANIFEST, check_file, connect_readonly, factory_of, read_manifest
+from .writer import StoreWriter
 from .vectors import FaissFile, from_blobs
 
 _SAMPLE = 256  # vectors compared between FAISS and SQLite (ids and counts are compared in full)

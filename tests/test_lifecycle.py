@@ -15,7 +15,7 @@ from simsearch.ann import builder
 from simsearch.errors import IndexCorruptError, IndexNotFoundError, InputError, ModelError
 from simsearch.index import Index
 from simsearch.readers import Document
-from simsearch.store import StoreWriter
+from simsearch.writer import StoreWriter
 from simsearch.vectors import to_blob
 from simsearch.verify import verify_index
 

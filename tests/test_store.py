@@ -29,7 +29,8 @@ from simsearch.errors import (
     QueryError,
     SimsearchError,
 )
-from simsearch.index import Hit, Index, check_name, list_indexes
+from simsearch.index import Hit, Index
+from simsearch.names import check_name, list_indexes
 from simsearch.readers import Document, ReadOptions, read_documents
 
 TEXTS = [

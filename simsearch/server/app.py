@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 
 from .. import __version__
 from ..errors import IndexCorruptError, IndexNotFoundError, InputError, LockTimeoutError, QueryError, SimsearchError
-from ..index import check_name
+from ..names import check_name
 from ..readers import Document
 from ..render import hit_dict
 from . import schemas as s

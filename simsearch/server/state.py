@@ -22,7 +22,8 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ..errors import QueryError, SimsearchError
-from ..index import Hit, Index, locate
+from ..index import Hit, Index
+from ..names import locate
 from ..store import MANIFEST
 
 log = logging.getLogger("simsearch.serve")

@@ -1,0 +1,106 @@
+"""``simsearch add / delete / compact / verify``: changing an index in place (work in simsearch.lifecycle)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from .cli_options import index_dir_option, name_argument, progress_bar, reader_options
+from .readers import ReadOptions
+
+
+@click.command()
+@name_argument
+@click.argument("sources", nargs=-1, required=True)
+@reader_options
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Texts per forward pass [default: the model's].")
+@index_dir_option
+def add(name: str, sources: tuple[str, ...], fmt: str, text_field: tuple[str, ...],
+        id_field: str | None, split: str, batch_size: int | None, index_dir: str | None) -> None:
+    """Add or update documents of index NAME from SOURCE files (upsert by id).
+
+    Documents whose text and metadata are unchanged are skipped without re-encoding; changed
+    ones are re-embedded with the index's own model. The write is atomic.
+
+    \b
+      simsearch add notes notes-2.txt
+      simsearch add scifact new.jsonl --text-field title --text-field text --id-field _id
+    """
+    from .index import Index
+    from .readers import read_documents
+
+    index = Index.open(name, index_dir=index_dir)
+    with progress_bar("encoding") as progress:
+        stats = index.add(read_documents(sources, ReadOptions(fmt, text_field, id_field, split)),
+                          batch_size=batch_size, progress=progress)
+    click.echo(f"Index {name!r}: {stats.added} added, {stats.updated} updated, {stats.unchanged} "
+               f"unchanged ({stats.encoded} encoded, {stats.truncated} truncated); "
+               f"{stats.count} documents, {stats.seconds:.1f} s")
+
+
+@click.command()
+@name_argument
+@click.argument("ids", nargs=-1)
+@click.option("--ids-file", type=click.File("rb"), help="One id per line; - for stdin.")
+@index_dir_option
+def delete(name: str, ids: tuple[str, ...], ids_file: Any, index_dir: str | None) -> None:
+    """Delete documents by ID from index NAME (unknown ids are reported, not fatal).
+
+    \b
+      simsearch delete notes notes.txt:3 notes.txt:7
+      simsearch delete scifact --ids-file stale-ids.txt
+    """
+    from .index import Index
+    from .readers import read_queries
+
+    wanted = list(ids) + (read_queries(ids_file, getattr(ids_file, "name", "<stdin>")) if ids_file else [])
+    if not wanted:
+        raise click.UsageError("give at least one ID or --ids-file")
+    stats = Index.open(name, index_dir=index_dir).delete(wanted)
+    unknown = ""
+    if stats.unknown:
+        shown = ", ".join(repr(i) for i in stats.unknown[:5])
+        unknown = f", {len(stats.unknown)} unknown ({shown}{', ...' if len(stats.unknown) > 5 else ''})"
+    click.echo(f"Index {name!r}: {stats.deleted} deleted{unknown}; {stats.count} documents left")
+
+
+@click.command()
+@name_argument
+@index_dir_option
+def compact(name: str, index_dir: str | None) -> None:
+    """Rewrite index NAME so the space of deleted and replaced documents is reclaimed."""
+    from .index import Index
+
+    stats = Index.open(name, index_dir=index_dir).compact()
+    click.echo(f"Index {name!r}: compacted {stats.bytes_before:,} -> {stats.bytes_after:,} bytes; "
+               f"{stats.count} documents, {stats.seconds:.1f} s")
+
+
+@click.command()
+@name_argument
+@click.option("--repair", is_flag=True, help="Rebuild the FAISS file from the stored vectors.")
+@click.option("--json", "as_json", is_flag=True, help="The full report as one JSON object.")
+@index_dir_option
+def verify(name: str, repair: bool, as_json: bool, index_dir: str | None) -> None:
+    """Check index NAME: manifest, checksums, FAISS/SQLite agreement, model. Exit 1 on problems.
+
+    \b
+      simsearch verify notes
+      simsearch verify notes --repair
+    """
+    from .names import locate
+    from .verify import verify_index
+
+    report = verify_index(locate(name, index_dir), repair=repair)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        for check in report.problems:
+            click.echo(f"problem: {check.name}: {check.detail}", err=True)
+        click.echo(report.summary())
+    if not report.ok:
+        sys.exit(1)

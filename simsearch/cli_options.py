@@ -1,0 +1,61 @@
+"""Options and helpers shared by the ``simsearch`` commands."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from .errors import SimsearchError
+from .readers import FORMATS, SPLITS
+
+
+def index_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """CLI index names are plain names (the library also takes paths)."""
+    from .names import check_name
+
+    try:
+        return check_name(value)
+    except SimsearchError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+name_argument = click.argument("name", callback=index_name)
+
+
+def reader_options(command: Any) -> Any:
+    """--format / --text-field / --id-field / --split, shared by build and add."""
+    for option in reversed((
+        click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True),
+        click.option("--text-field", multiple=True, help="Column/field holding the text; repeat to join."),
+        click.option("--id-field", help="Column/field holding the document id [default: derived]."),
+        click.option("--split", type=click.Choice(SPLITS), default="none", show_default=True),
+    )):
+        command = option(command)
+    return command
+
+
+index_dir_option = click.option(
+    "--index-dir", envvar="SIMSEARCH_INDEX_DIR", type=click.Path(file_okay=False),
+    help="Where indexes live (env SIMSEARCH_INDEX_DIR, default ./indexes).")
+
+
+class progress_bar:
+    """A progress bar on stderr while encoding, only when stderr is a terminal."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar: Any = None
+
+    def __enter__(self) -> Any:
+        if not sys.stderr.isatty():
+            return None
+        from tqdm import tqdm
+
+        self.bar = tqdm(desc=self.label, unit=" docs", file=sys.stderr, leave=False)
+        return self.bar.update
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,52 @@
+"""Where indexes live: the index home, plain index names, and listing what is there."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from .errors import SimsearchError
+
+DEFAULT_INDEX_DIR = "indexes"
+_NAME = re.compile(r"[\w][\w.-]{0,127}")
+
+
+def index_home(index_dir: str | os.PathLike[str] | None = None) -> Path:
+    """``index_dir``, else ``$SIMSEARCH_INDEX_DIR``, else ``./indexes``."""
+    return Path(index_dir or os.environ.get("SIMSEARCH_INDEX_DIR") or DEFAULT_INDEX_DIR)
+
+
+def check_name(name: str) -> str:
+    """Index names are plain names: letters, digits, ``_ . -``; no ``/``, no ``..``."""
+    if not _NAME.fullmatch(name) or ".." in name:
+        raise SimsearchError(
+            f"invalid index name {name!r}: use letters, digits, '_', '.', '-' (no '/' or '..', "
+            "at most 128 characters, not starting with '.' or '-')"
+        )
+    return name
+
+
+def locate(name_or_path: str | os.PathLike[str], index_dir: str | os.PathLike[str] | None = None) -> Path:
+    """A plain name lives under the index home; anything with a path separator is a path."""
+    text = os.fspath(name_or_path)
+    if isinstance(name_or_path, Path) or "/" in text or os.sep in text:
+        return Path(text)
+    return index_home(index_dir) / check_name(text)
+
+
+def list_indexes(index_dir: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    """Manifests of the indexes under the index home (damaged ones carry an ``error`` key)."""
+    from .store import read_manifest  # FAISS and numpy load only when indexes are read
+
+    home = index_home(index_dir)
+    if not home.is_dir():
+        return []
+    found = []
+    for path in sorted(p for p in home.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            found.append({"name": path.name, **read_manifest(path)})
+        except SimsearchError as exc:
+            found.append({"name": path.name, "error": str(exc)})
+    return found
