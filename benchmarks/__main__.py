@@ -1,6 +1,6 @@
 """``python -m benchmarks``: run the side-by-side measurements and write a markdown report.
 
-    python -m benchmarks                      # everything, defaults as in docs/README-speed.md
+    python -m benchmarks                      # everything, defaults as in README.md, "Speed"
     python -m benchmarks --sections encoders --sentences 1000 --rounds 3
 """
 
