@@ -116,6 +116,21 @@ def test_cli_sts_tiny_model_matches_library(tiny_bert: Path, tmp_path: Path) -> 
     assert "pooling mean" in table.output and "all" in table.output and str(two) in table.output
 
 
+def test_sts_precision_reaches_the_encoder(shared_data: Path, tmp_path: Path) -> None:
+    """--precision int8 evaluates the int8 encoder (not fp32 under another name)."""
+    lines = (shared_data / "stsbenchmark" / "sts-test.csv").read_text(encoding="utf-8").splitlines()[:100]
+    file = write_lines(tmp_path / "sts-head.csv", lines)
+    reports = {}
+    for precision in ("fp32", "int8"):
+        result = invoke("eval", "sts", str(file), "--precision", precision, "--json")
+        assert result.exit_code == 0, result.output
+        reports[precision] = json.loads(result.output)
+    assert reports["int8"]["precision"] == "int8" and reports["fp32"]["precision"] == "fp32"
+    assert reports["int8"]["spearman"] != reports["fp32"]["spearman"]  # other vectors, other ranks
+    assert abs(reports["int8"]["spearman"] - reports["fp32"]["spearman"]) < 3.0
+    assert invoke("eval", "sts", str(file), "--precision", "fp16").exit_code == 2
+
+
 def test_sts_errors(tmp_path: Path) -> None:
     missing = invoke("eval", "sts", str(tmp_path / "nope.csv"))
     assert missing.exit_code == 1 and "Error:" in missing.output and "nope.csv" in missing.output
