@@ -11,6 +11,7 @@ manifest under ``ann``; the parameter is re-applied whenever the index is opened
 from __future__ import annotations
 
 import math
+import re
 import sqlite3
 from typing import Any, Callable
 
@@ -46,10 +47,16 @@ def check_index_type(index_type: str) -> str:
     try:
         faiss.index_factory(8 * 12, index_type, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "not understood"
+        reason = faiss_reason(exc, "not understood")
         raise InputError(f"unknown index type {index_type!r} ({reason}); use one of "
                          f"{', '.join(INDEX_TYPES)} or a FAISS factory string such as HNSW32") from None
     return index_type
+
+
+def faiss_reason(exc: Exception, default: str) -> str:
+    """FAISS's message without its C++ function signature and source location."""
+    lines = str(exc).strip().splitlines()
+    return re.sub(r"^Error in .*? at \S+:\d+: ", "", lines[-1]) if lines else default
 
 
 def check_target_recall(target: float) -> float:
@@ -125,7 +132,7 @@ def build_index(db: sqlite3.Connection, dim: int, index_type: str,
         for ids, vectors in iter_vectors(db, dim):
             index.add_with_ids(vectors, ids)
     except RuntimeError as exc:  # a factory string that does not fit these vectors
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "failed"
+        reason = faiss_reason(exc, "failed")
         raise InputError(f"cannot build FAISS index {factory!r} for {count} vectors of dim {dim}: "
                          f"{reason}; choose another --index-type") from None
     info: dict[str, Any] = {"requested": index_type, "factory": factory, "target_recall": target_recall}
