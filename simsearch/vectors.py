@@ -149,7 +149,9 @@ def apply_changes(faiss_file: FaissFile, db: sqlite3.Connection, rowids: list[in
     """Remove ``rowids`` from the FAISS index, then add back the ones still stored in ``db``."""
     if not rowids:
         return faiss_file
-    faiss_file.index.remove_ids(np.array(rowids, dtype=np.int64))
+    held = _held(faiss_file.index, np.array(rowids, dtype=np.int64))
+    if held.size:  # pure additions skip this, so indexes that cannot remove (HNSW) still grow in place
+        faiss_file.index.remove_ids(held)
     for start in range(0, len(rowids), 500):
         chunk = rowids[start : start + 500]
         marks = ",".join("?" * len(chunk))
@@ -159,3 +161,10 @@ def apply_changes(faiss_file: FaissFile, db: sqlite3.Connection, rowids: list[in
             faiss_file.index.add_with_ids(from_blobs([r[1] for r in rows], dim),
                                           np.array([r[0] for r in rows], dtype=np.int64))
     return faiss_file
+
+
+def _held(index: faiss.Index, rowids: np.ndarray) -> np.ndarray:
+    """Those of ``rowids`` that ``index`` holds (all of them where it cannot tell cheaply)."""
+    if hasattr(index, "id_map"):
+        return np.intersect1d(faiss.vector_to_array(index.id_map), rowids)
+    return rowids

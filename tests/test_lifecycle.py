@@ -312,3 +312,20 @@ def test_a_reopened_index_keeps_its_hub_model_id(tmp_path, tiny_bert, monkeypatc
     assert reopened.encoder.model_id == "org/tiny-bert"
     stats = reopened.add([Document("3", "yellow bananas", {})])
     assert stats.added == 1 and len(Index.open(tmp_path / "hub")) == 3
+
+
+def test_additions_grow_an_hnsw_index_in_place(tmp_path, encoder, monkeypatch):
+    """Adding documents to HNSW (which cannot remove vectors) inserts them, without a rebuild."""
+    import simsearch.ann
+
+    index = Index.build(docs(40), tmp_path / "grow", encoder, index_type="hnsw")
+    def no_rebuild(*args, **kwargs):
+        raise AssertionError("an addition rebuilt the HNSW index")
+    monkeypatch.setattr(simsearch.ann, "build_index", no_rebuild)
+    stats = index.add([Document("z", "zebra crossing", {})])
+    assert stats.added == 1 and len(index) == 41
+    assert index.search("zebra crossing", k=1)[0].id == "z"
+    assert verify_index(index.path, encoder=encoder).ok
+    monkeypatch.undo()
+    index.delete(["z"])  # a removal still needs (and gets) the rebuild
+    assert len(index) == 40 and verify_index(index.path, encoder=encoder).ok
