@@ -329,3 +329,14 @@ def test_additions_grow_an_hnsw_index_in_place(tmp_path, encoder, monkeypatch):
     monkeypatch.undo()
     index.delete(["z"])  # a removal still needs (and gets) the rebuild
     assert len(index) == 40 and verify_index(index.path, encoder=encoder).ok
+
+
+def test_an_auto_index_growing_past_the_exact_limit_becomes_ann(tmp_path, encoder, monkeypatch):
+    import simsearch.ann
+
+    monkeypatch.setattr(simsearch.ann, "AUTO_EXACT_MAX", 40)
+    index = Index.build(docs(40), tmp_path / "auto", encoder)
+    assert index.manifest["index_type"] == "flat"
+    index.add([Document("late", "one too many", {})])
+    assert index.manifest["index_type"] == "hnsw" and index.manifest["ann"]["requested"] == "auto"
+    assert index.manifest["ann"]["search_params"]  # tuned again
