@@ -213,7 +213,7 @@ def _search_temporary(data: RetrievalSet, encoder: Any, queries: list[str], k: i
     documents = (Document(doc_id, doc_text(doc), {}, f"corpus document {doc_id!r}")
                  for doc_id, doc in data.corpus.items())
     with tempfile.TemporaryDirectory(prefix="simsearch-eval-") as home:
-        index = Index.build(documents, Path(home) / "eval", encoder)
+        index = Index.build(documents, Path(home) / "eval", encoder, index_type="flat")  # exact at any size
         try:
             return index.search(queries, k=k)
         finally:
