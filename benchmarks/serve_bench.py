@@ -7,8 +7,14 @@ keep-alive connection, send R single-query GET searches in all; reports requests
 per concurrency level. The load generator runs on the same machine and takes CPU from the
 server: the figures are a floor for what a separate client would see.
 
+    python -m benchmarks.serve_bench --vectors cached   # 100k real vectors from the benchmark cache
     python benchmarks/serve_bench.py                    # 100k documents, encoded by the model
     python benchmarks/serve_bench.py --vectors random   # 100k documents, built in seconds
+
+``cached`` takes the real embeddings that ``python -m benchmarks`` caches (encoding what is
+missing once), so the index is the one ``auto`` builds for real text at that size (HNSW past
+20,000 documents), built in a minute; ``random`` vectors suit only ``--index-type flat``
+(ANN tuning on random vectors says nothing).
     python benchmarks/serve_bench.py --docs 5000 --requests 300 --concurrency 1 4   # a quick run
 """
 
@@ -80,6 +86,18 @@ def ensure_index(home: Path, name: str, texts: list[str], vectors: str) -> None:
     encoder = RandomVectors() if vectors == "random" else None
     index = Index.build(texts, name, encoder, index_dir=home, force=True)
     print(f"built in {index.last_build.seconds:.0f} s ({index.last_build.per_second:.0f} documents/s)")
+
+
+def cached_index(home: Path, name: str, docs: int) -> tuple[list[str], list[str]]:
+    """An index of the first ``docs`` cached real vectors; queries are 500 sentences after them."""
+    sys.path.insert(0, str(HERE.parent))
+    from benchmarks import corpus, prebuilt
+
+    texts, vectors = corpus.vectors(docs)
+    index = prebuilt.build(name, home, texts, vectors)
+    print(f"built {home / name}: {len(index)} documents, {index.manifest['index_type']} "
+          f"({index.manifest['ann'].get('search_params') or 'exact'})", flush=True)
+    return texts, corpus.shuffled()[docs : docs + 500]
 
 
 def percentiles(seconds: list[float]) -> dict[str, float]:
@@ -162,7 +180,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="requests per concurrency level [2000]")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16], help="client threads [1 4 16]")
     parser.add_argument("-k", type=int, default=10)
-    parser.add_argument("--vectors", choices=("model", "random"), default="model",
+    parser.add_argument("--vectors", choices=("cached", "model", "random"), default="model",
                         help="document vectors: encoded by the model, or random unit rows (fast build; "
                         "same search cost) [model]")
     parser.add_argument("--corpus", type=Path, default=CORPUS)
@@ -175,11 +193,16 @@ def main() -> None:
         raise SystemExit(f"{args.corpus} has {len(texts)} usable sentences; need {args.docs} + 500 queries")
     documents, queries = texts[: args.docs], texts[-500:]  # queries are sentences not in the index
     name = f"sentences-{args.docs}-{args.vectors}"
-    ensure_index(args.index_dir, name, documents, args.vectors)
+    if args.vectors == "cached":
+        documents, queries = cached_index(args.index_dir, name, args.docs)
+    else:
+        ensure_index(args.index_dir, name, documents, args.vectors)
 
     report = {"docs": args.docs, "vectors": args.vectors, "k": args.k, "cpus": os.cpu_count(),
               "load_average": os.getloadavg(), "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
               "python": sys.version.split()[0]}
+    manifest = json.loads((args.index_dir / name / "manifest.json").read_text(encoding="utf-8"))
+    report["index"] = {"type": manifest.get("index_type"), "ann": manifest.get("ann")}
     report["in_process"] = in_process(args.index_dir, name, queries, args.k)
     print(f"load average {report['load_average'][0]:.1f} on {os.cpu_count()} CPUs")
     print(f"in-process Index.search: p50 {report['in_process']['p50_ms']} ms, p99 {report['in_process']['p99_ms']} ms")
