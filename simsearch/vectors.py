@@ -41,8 +41,9 @@ class FaissFile:
     def __init__(self, index: faiss.Index, description: str) -> None:
         self.index = index
         self.description = description
+        self._parts = _exact_parts(index)
         self._flat: tuple[np.ndarray, np.ndarray] | None = None
-        self._flat_size = -1  # the view is remade after adds/removals (FAISS may move its buffer)
+        self._flat_key: tuple[int, int, int] | None = None
         self._flat_queries = 0
 
     @classmethod
@@ -92,27 +93,41 @@ class FaissFile:
         return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
 
     def _exact_view(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """The zero-copy view of an exact index's vectors (None for other index types)."""
-        if self._flat_size != self.ntotal:
-            self._flat, self._flat_size, self._flat_queries = _flat_view(self.index), self.ntotal, 0
+        """Zero-copy views of an exact index's vectors and row ids (None for other index types).
+
+        Remade whenever FAISS's count or buffers change (an add may reallocate them); ids are a
+        view too, so a removal plus an add that keep the count still show the current ids.
+        """
+        if self._parts is None:
+            return None
+        outer, inner = self._parts
+        key = (int(inner.ntotal), int(inner.get_xb()), int(outer.id_map.data()))
+        if key != self._flat_key:
+            self._flat, self._flat_key, self._flat_queries = _flat_view(outer, inner), key, 0
         self._flat_queries += 1
         if self._flat is not None and self._flat_queries == _HUGE_PAGES_AFTER:
             huge_pages(self._flat[0])
         return self._flat
 
 
-def _flat_view(index: faiss.Index) -> tuple[np.ndarray, np.ndarray] | None:
-    """Stored vectors (a view, no copy) and row ids of an exact ``IDMap2,Flat`` index."""
+def _exact_parts(index: faiss.Index) -> tuple[faiss.IndexIDMap2, faiss.IndexFlat] | None:
+    """The id map and flat storage of an exact ``IDMap2,Flat`` inner-product index, else None."""
     outer = faiss.downcast_index(index)
     if not isinstance(outer, faiss.IndexIDMap2):
         return None
     inner = faiss.downcast_index(outer.index)
     if not isinstance(inner, faiss.IndexFlat) or inner.metric_type != faiss.METRIC_INNER_PRODUCT:
         return None
-    if inner.ntotal == 0:
+    return outer, inner
+
+
+def _flat_view(outer: faiss.IndexIDMap2, inner: faiss.IndexFlat) -> tuple[np.ndarray, np.ndarray] | None:
+    """Stored vectors and their row ids, both views of FAISS's memory (no copy)."""
+    n = int(inner.ntotal)
+    if n == 0:
         return None
-    vectors = faiss.rev_swig_ptr(inner.get_xb(), inner.ntotal * inner.d).reshape(inner.ntotal, inner.d)
-    return vectors, faiss.vector_to_array(outer.id_map)
+    vectors = faiss.rev_swig_ptr(inner.get_xb(), n * inner.d).reshape(n, inner.d)
+    return vectors, faiss.rev_swig_ptr(outer.id_map.data(), n)
 
 
 def _exact_small(flat: tuple[np.ndarray, np.ndarray], queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -59,6 +59,19 @@ def test_view_follows_adds_and_removals() -> None:
     np.testing.assert_array_equal(file.search(query, 20)[1], twin.search(query, 20)[1])
 
 
+def test_view_follows_a_removal_and_an_add_that_keep_the_count() -> None:
+    """Same count, other ids: the fast path must not answer from a stale copy of the id map."""
+    file, twin = exact_file()
+    query = unit_rows(1, 48, seed=3)
+    file.search(query, 3)
+    for index in (file.index, twin):
+        index.remove_ids(np.array([5], dtype=np.int64))
+        index.add_with_ids(query, np.array([99_999], dtype=np.int64))
+    scores, ids = file.search(query, 3)
+    np.testing.assert_array_equal(ids, twin.search(query, 3)[1])
+    assert ids[0, 0] == 99_999 and scores[0, 0] == pytest.approx(1.0, abs=1e-6)
+
+
 def test_huge_pages_move_keeps_results(monkeypatch) -> None:
     monkeypatch.setattr(vectors, "_HUGE_PAGES_AFTER", 3)
     moved = []
