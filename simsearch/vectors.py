@@ -100,34 +100,34 @@ class FaissFile:
         """
         if self._parts is None:
             return None
-        outer, inner = self._parts
-        key = (int(inner.ntotal), int(inner.get_xb()), int(outer.id_map.data()))
+        inner, id_map = self._parts
+        key = (inner.ntotal, int(inner.get_xb()), int(id_map.data()))
         if key != self._flat_key:
-            self._flat, self._flat_key, self._flat_queries = _flat_view(outer, inner), key, 0
+            self._flat, self._flat_key, self._flat_queries = _flat_view(inner, id_map), key, 0
         self._flat_queries += 1
         if self._flat is not None and self._flat_queries == _HUGE_PAGES_AFTER:
             huge_pages(self._flat[0])
         return self._flat
 
 
-def _exact_parts(index: faiss.Index) -> tuple[faiss.IndexIDMap2, faiss.IndexFlat] | None:
-    """The id map and flat storage of an exact ``IDMap2,Flat`` inner-product index, else None."""
+def _exact_parts(index: faiss.Index) -> tuple[faiss.IndexFlat, faiss.Int64Vector] | None:
+    """The flat storage and id map of an exact ``IDMap2,Flat`` inner-product index, else None."""
     outer = faiss.downcast_index(index)
     if not isinstance(outer, faiss.IndexIDMap2):
         return None
     inner = faiss.downcast_index(outer.index)
     if not isinstance(inner, faiss.IndexFlat) or inner.metric_type != faiss.METRIC_INNER_PRODUCT:
         return None
-    return outer, inner
+    return inner, outer.id_map  # held once: each ``outer.id_map`` makes a new SWIG proxy (1-2 us)
 
 
-def _flat_view(outer: faiss.IndexIDMap2, inner: faiss.IndexFlat) -> tuple[np.ndarray, np.ndarray] | None:
+def _flat_view(inner: faiss.IndexFlat, id_map: faiss.Int64Vector) -> tuple[np.ndarray, np.ndarray] | None:
     """Stored vectors and their row ids, both views of FAISS's memory (no copy)."""
     n = int(inner.ntotal)
     if n == 0:
         return None
     vectors = faiss.rev_swig_ptr(inner.get_xb(), n * inner.d).reshape(n, inner.d)
-    return vectors, faiss.rev_swig_ptr(outer.id_map.data(), n)
+    return vectors, faiss.rev_swig_ptr(id_map.data(), n)
 
 
 def _exact_small(flat: tuple[np.ndarray, np.ndarray], queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
