@@ -101,6 +101,8 @@ class FaissFile:
         if self._parts is None:
             return None
         inner, id_map = self._parts
+        if inner.ntotal == 0:  # no buffers at all (null pointers): FAISS answers with -1 ids
+            return None
         key = (inner.ntotal, int(inner.get_xb()), int(id_map.data()))
         if key != self._flat_key:
             self._flat, self._flat_key, self._flat_queries = _flat_view(inner, id_map), key, 0
@@ -121,11 +123,9 @@ def _exact_parts(index: faiss.Index) -> tuple[faiss.IndexFlat, faiss.Int64Vector
     return inner, outer.id_map  # held once: each ``outer.id_map`` makes a new SWIG proxy (1-2 us)
 
 
-def _flat_view(inner: faiss.IndexFlat, id_map: faiss.Int64Vector) -> tuple[np.ndarray, np.ndarray] | None:
+def _flat_view(inner: faiss.IndexFlat, id_map: faiss.Int64Vector) -> tuple[np.ndarray, np.ndarray]:
     """Stored vectors and their row ids, both views of FAISS's memory (no copy)."""
     n = int(inner.ntotal)
-    if n == 0:
-        return None
     vectors = faiss.rev_swig_ptr(inner.get_xb(), n * inner.d).reshape(n, inner.d)
     return vectors, faiss.rev_swig_ptr(id_map.data(), n)
 

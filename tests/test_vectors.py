@@ -72,6 +72,19 @@ def test_view_follows_a_removal_and_an_add_that_keep_the_count() -> None:
     assert ids[0, 0] == 99_999 and scores[0, 0] == pytest.approx(1.0, abs=1e-6)
 
 
+def test_emptied_index_then_refilled() -> None:
+    file, twin = exact_file(n=20)
+    query = unit_rows(1, 48, seed=8)
+    file.search(query, 5)
+    every = faiss.vector_to_array(twin.id_map)
+    for index in (file.index, twin):
+        index.remove_ids(every)
+    assert file.search(query, 5)[1].tolist() == twin.search(query, 1)[1].tolist() == [[-1]]
+    for index in (file.index, twin):
+        index.add_with_ids(unit_rows(3, 48, seed=9), np.array([7, 8, 9], dtype=np.int64))
+    np.testing.assert_array_equal(file.search(query, 5)[1], twin.search(query, 3)[1])
+
+
 def test_huge_pages_move_keeps_results(monkeypatch) -> None:
     monkeypatch.setattr(vectors, "_HUGE_PAGES_AFTER", 3)
     moved = []
