@@ -2,6 +2,7 @@
 
     python -m benchmarks                      # everything, defaults as in README.md, "Speed"
     python -m benchmarks --sections encoders --sentences 1000 --rounds 3
+    python -m benchmarks --sections ann1m     # ANN at 1M vectors (real + synthetic), 15-20 min
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ from pathlib import Path
 from . import corpus
 from .stats import machine_lines
 
-SECTIONS = ("encoders", "latency", "cold", "ann", "breakeven", "rss")
+SECTIONS = ("encoders", "latency", "cold", "exact", "ann", "ann1m", "breakeven", "rss")
+DEFAULT_SECTIONS = tuple(s for s in SECTIONS if s != "ann1m")  # ann1m: 15-20 min on 2 cores: on request
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset")
+    parser.add_argument("--sections", default=",".join(DEFAULT_SECTIONS),
+                        help=f"comma-separated subset of {', '.join(SECTIONS)} [all but ann1m]")
     parser.add_argument("--sentences", type=int, default=4000, help="encoder corpus size")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--docs", type=int, default=100_000, help="index size for query latency")
@@ -31,6 +34,10 @@ def main() -> None:
     parser.add_argument("--real", type=int, default=None,
                         help="real vectors to use (encoding what is missing) [all 131k]")
     parser.add_argument("--no-encode", action="store_true", help="use only the vectors already cached")
+    parser.add_argument("--exact-sizes", default="20000,100000,131000",
+                        help="index sizes of the exact single-query comparison")
+    parser.add_argument("--ann1m-size", type=int, default=1_000_000,
+                        help="vectors of the large ANN table (real ones + synthetic extension)")
     parser.add_argument("--rss-sizes", default="1000,4000")
     parser.add_argument("--out", type=Path, default=corpus.RESULTS / "report.md")
     args = parser.parse_args()
@@ -49,12 +56,23 @@ def main() -> None:
         from . import encoders
 
         out += ["## Encoder throughput", ""] + encoders.run(corpus.sample(args.sentences), args.rounds, log) + [""]
-    needs_vectors = {"latency", "cold", "ann", "breakeven"} & set(sections)
+    needs_vectors = {"latency", "cold", "exact", "ann", "ann1m", "breakeven"} & set(sections)
     if needs_vectors:
         texts, vectors = corpus.vectors(args.real, encode=not args.no_encode, log=log)
         log(f"{len(texts)} real vectors available")
     if {"latency", "cold"} & set(sections):
         out += _query_sections(args, sections, texts, vectors, log)
+    if "exact" in sections:
+        from . import exact
+
+        sizes = [int(s) for s in args.exact_sizes.split(",") if s]
+        out += ["## Exact single queries: simsearch vs numpy vs FAISS", ""] + exact.run(
+            vectors, sizes, args.rounds, log=log) + [""]
+    if "ann1m" in sections:
+        from . import ann_large
+
+        out += [f"## ANN at {args.ann1m_size:,} vectors", ""] + ann_large.run(
+            vectors, args.ann1m_size, log=log) + [""]
     if "ann" in sections:
         from . import ann_table, prebuilt
 
