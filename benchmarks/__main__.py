@@ -60,6 +60,9 @@ def main() -> None:
     if needs_vectors:
         texts, vectors = corpus.vectors(args.real, encode=not args.no_encode, log=log)
         log(f"{len(texts)} real vectors available")
+        if not texts:
+            raise SystemExit("no cached vectors in benchmarks/results/ yet: run once without "
+                             "--no-encode (it encodes the 131k corpus and caches it)")
     if {"latency", "cold"} & set(sections):
         out += _query_sections(args, sections, texts, vectors, log)
     if "exact" in sections:
