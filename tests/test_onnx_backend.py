@@ -53,6 +53,18 @@ def test_queries_take_the_fast_path_and_fall_back(tiny_bert, index_dir, monkeypa
     assert isinstance(Index.open("f", index_dir=index_dir).encoder, Encoder)
 
 
+def test_exact_indexes_query_without_thread_spinning(tiny_bert, index_dir):
+    """ONNX Runtime's spinning threads starve the exact index's BLAS scan; ANN search keeps them."""
+    spinning = "session.intra_op.allow_spinning"
+    Index.build(TEXTS, "exact", Encoder(str(tiny_bert)), index_dir=index_dir)
+    options = Index.open("exact", index_dir=index_dir).encoder._session.get_session_options()
+    assert options.get_session_config_entry(spinning) == "0"
+    Index.build(TEXTS, "graph", Encoder(str(tiny_bert)), index_dir=index_dir, index_type="hnsw")
+    options = Index.open("graph", index_dir=index_dir).encoder._session.get_session_options()
+    with pytest.raises(RuntimeError):  # not set: ONNX Runtime's default (spinning)
+        options.get_session_config_entry(spinning)
+
+
 def test_other_precisions_query_with_torch(tiny_bert, index_dir):
     Index.build(TEXTS, "q", Encoder(str(tiny_bert), precision="int8"), index_dir=index_dir)
     encoder = Index.open("q", index_dir=index_dir).encoder
