@@ -20,7 +20,7 @@ import numpy as np
 
 from simsearch.ann import builder, rebuild_builder
 from simsearch.writer import StoreWriter
-from simsearch.vectors import EXACT_FACTORY, FaissFile, apply_changes, build_faiss, to_blob
+from simsearch.vectors import FaissFile, apply_changes, to_blob
 
 
 def build(path: Path, docs: int, dim: int, rng: np.random.Generator) -> None:
@@ -52,7 +52,7 @@ def update(path: Path, changes: int, dim: int, rng: np.random.Generator, rebuild
         writer.db.commit()
         faiss_started = time.perf_counter()
         if rebuild:
-            build_faiss(writer.db, dim, EXACT_FACTORY)
+            builder("flat")(writer.db, dim)
         else:
             entry = writer.previous["files"]["faiss"]
             old = FaissFile.read_checked(path / entry["name"], entry["sha256"])

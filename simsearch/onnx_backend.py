@@ -138,9 +138,10 @@ def load(manifest: dict[str, Any]) -> OnnxEncoder | None:
     directory = cache_dir(manifest["model_path"], manifest["pooling"], manifest["max_length"], "fp32")
     if not (directory / "meta.json").is_file():
         return None
-    from .vectors import EXACT_FACTORY  # loaded already by the index being opened
+    from .store import factory_of  # loaded already by the index being opened
+    from .vectors import EXACT_FACTORY
 
-    exact = (manifest.get("ann") or {}).get("factory", EXACT_FACTORY) == EXACT_FACTORY
+    exact = factory_of(manifest) == EXACT_FACTORY
     try:
         return OnnxEncoder(directory, manifest["model"], manifest["model_path"], spin=not exact)
     except Exception:  # a damaged cache entry: drop it, the torch encoder takes over

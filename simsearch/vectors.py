@@ -202,14 +202,6 @@ def iter_vectors(db: sqlite3.Connection, dim: int):
         yield np.array([r[0] for r in rows], dtype=np.int64), from_blobs([r[1] for r in rows], dim)
 
 
-def build_faiss(db: sqlite3.Connection, dim: int, factory: str = EXACT_FACTORY) -> FaissFile:
-    """A FAISS index over every vector stored in ``db``."""
-    index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
-    for ids, vectors in iter_vectors(db, dim):
-        index.add_with_ids(vectors, ids)
-    return FaissFile(index, describe(index))
-
-
 def apply_changes(faiss_file: FaissFile, db: sqlite3.Connection, rowids: list[int],
                   dim: int) -> FaissFile:
     """Remove ``rowids`` from the FAISS index, then add back the ones still stored in ``db``."""
