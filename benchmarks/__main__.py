@@ -101,8 +101,8 @@ def main() -> None:
 
 
 def _query_sections(args, sections, texts, vectors, log) -> list[str]:
-    from simsearch import onnx_backend
-    from simsearch.encoder import Encoder
+    from simsearch.encode import onnx_encoder as onnx_backend
+    from simsearch.encode.torch_encoder import Encoder
 
     from . import prebuilt, queries
 

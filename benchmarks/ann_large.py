@@ -19,7 +19,7 @@ real ones, and of real and synthetic vectors in the full set (real ones there ha
 synthetic offspring close by, as a denser collection would).
 
 Queries are 1,000 real sentence embeddings held out of the index (no synthetic vector derives from
-them); the index is built and tuned by ``simsearch.ann.build_index`` exactly as ``simsearch build``
+them); the index is built and tuned by ``simsearch.store.index_types.build_index`` exactly as ``simsearch build``
 does. Each index type is built in a fresh process, so its peak RSS is its own.
 """
 
@@ -111,7 +111,7 @@ def sweep(index, db: sqlite3.Connection, dim: int, real: int, queries: np.ndarra
     Held-out real sentences are the workload; stored vectors (own row excluded) are what the tuner
     samples, and here most of them are synthetic.
     """
-    from simsearch import ann
+    from simsearch.store import index_types as ann
 
     rng = np.random.default_rng(11)
     count = db.execute("SELECT max(rowid) FROM documents").fetchone()[0]
@@ -134,8 +134,8 @@ def build_and_measure(db_path: str, kind: str, queries_path: str, kth_path: str,
     """In a fresh process: build + tune ``kind`` as ``simsearch build`` would, then measure it."""
     import faiss
 
-    from simsearch import ann
-    from simsearch.vectors import FaissFile
+    from simsearch.store import index_types as ann
+    from simsearch.store.faiss_file import FaissFile
 
     base_rss = _peak_rss_mb()
     db = sqlite3.connect(db_path)
@@ -168,7 +168,7 @@ def build_and_measure(db_path: str, kind: str, queries_path: str, kth_path: str,
 
 
 def run(vectors: np.ndarray, size: int, log=print) -> list[str]:
-    from simsearch import ann
+    from simsearch.store import index_types as ann
 
     from .ann_table import vector_db
 
@@ -218,7 +218,7 @@ def _report(results: list[dict], real: int, size: int, checks: list[list[str]]) 
                      f"{r['peak_rss_mb']:.0f}"])
     head = (f"{size:,} vectors of dim 384: {real:,} real sentence embeddings and {size - real:,} "
             "synthetic ones (benchmarks/ann_large.py); built and tuned to recall@10 >= 0.95 by "
-            "`simsearch.ann.build_index` (as `simsearch build`), recall measured on "
+            "`simsearch.store.index_types.build_index` (as `simsearch build`), recall measured on "
             f"{HELD_OUT:,} real sentence embeddings held out of the index; single queries (300) on "
             "1 thread for FAISS, numpy's default threads for the exact path; batch of 1,000 on all threads. "
             "Peak RSS is that of a fresh process building, tuning and searching the one index.")

@@ -10,8 +10,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from simsearch import ann
-from simsearch.vectors import FaissFile
+from simsearch.store import index_types as ann
+from simsearch.store.faiss_file import FaissFile
 
 from .stats import percentile, table, timed
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from simsearch.ann import builder, rebuild_builder
-from simsearch.writer import StoreWriter
-from simsearch.vectors import FaissFile, apply_changes, to_blob
+from simsearch.store.index_types import builder, rebuild_builder
+from simsearch.store.writer import StoreWriter
+from simsearch.store.faiss_file import FaissFile, apply_changes, to_blob
 
 
 def build(path: Path, docs: int, dim: int, rng: np.random.Generator) -> None:

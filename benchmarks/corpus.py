@@ -63,7 +63,7 @@ def vectors(limit: int | None = None, *, encode: bool = True, log=print) -> tupl
             if not encode:
                 break
             if encoder is None:
-                from simsearch.encoder import Encoder
+                from simsearch.encode.torch_encoder import Encoder
 
                 encoder = Encoder(precision="bf16")
             staged = part.with_suffix(".tmp.npy")

@@ -10,7 +10,7 @@ from .stats import summary, table, timed
 
 def run(texts: list[str], rounds: int, log=print) -> list[str]:
     """Sentences per second of every variant, rounds interleaved so load drifts hit all alike."""
-    from simsearch.encoder import Encoder
+    from simsearch.encode.torch_encoder import Encoder
 
     variants = {p: Encoder(precision=p) for p in ("fp32", "bf16", "int8")}
     model_path = str(variants["fp32"].model_path)

@@ -13,7 +13,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from simsearch.vectors import EXACT_FACTORY, FaissFile, _exact_small
+from simsearch.store.faiss_file import EXACT_FACTORY, FaissFile, _exact_small
 
 from .stats import summary, table
 

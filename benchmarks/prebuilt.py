@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simsearch.models import DEFAULT_MODEL, bundled_model_path
+from simsearch.encode.models import DEFAULT_MODEL, bundled_model_path
 
 
 class ReplayEncoder:

@@ -58,7 +58,7 @@ class RandomVectors:
     def __init__(self) -> None:
         import numpy as np
 
-        from simsearch.encoder import Encoder
+        from simsearch.encode.torch_encoder import Encoder
 
         model = Encoder()
         self.model_id, self.model_path, self.pooling = model.model_id, model.model_path, model.pooling

@@ -13,7 +13,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from .errors import (
+from simsearch.errors import (
     IndexCorruptError,
     IndexExistsError,
     IndexNotFoundError,
@@ -27,7 +27,7 @@ from .errors import (
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Encoder": "simsearch.encoder",
+    "Encoder": "simsearch.encode.torch_encoder",
     "Index": "simsearch.index",
     "Hit": "simsearch.index",
     "Document": "simsearch.readers",

@@ -1,5 +1,5 @@
 """``python -m simsearch``."""
 
-from .cli import main
+from simsearch.cli.main import main
 
 main()

@@ -14,17 +14,17 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, o
 
 import numpy as np
 
-from . import __version__
-from .errors import IndexNotFoundError, InputError, ModelError, QueryError, SimsearchError
-from .names import locate
-from .readers import Document
-from .store import Store
-from .writer import StoreWriter
-from .vectors import to_blob
+from simsearch import __version__
+from simsearch.errors import IndexNotFoundError, InputError, ModelError, QueryError, SimsearchError
+from simsearch.store.home import locate
+from simsearch.readers import Document
+from simsearch.store.reader import Store
+from simsearch.store.writer import StoreWriter
+from simsearch.store.faiss_file import to_blob
 
 if TYPE_CHECKING:
-    from .lifecycle import AddStats, CompactStats, DeleteStats
-    from .verify import VerifyReport
+    from simsearch.store.updates import AddStats, CompactStats, DeleteStats
+    from simsearch.store.verify import VerifyReport
 
 _CHUNK = 2048  # documents encoded and stored per step: memory stays flat as corpora grow
 
@@ -133,10 +133,10 @@ class Index:
         failure case the previous index (or none) is left as it was.
         """
         if encoder is None:
-            from .encoder import Encoder
+            from simsearch.encode.torch_encoder import Encoder
 
             encoder = Encoder()
-        from .ann import builder
+        from simsearch.store.index_types import builder
 
         faiss_builder = builder(index_type, target_recall)  # bad types fail before any encoding
         path = locate(name_or_path, index_dir)
@@ -152,7 +152,7 @@ class Index:
                 raise InputError("the input holds no documents (only empty lines or records?)")
             now = datetime.now(timezone.utc).isoformat(timespec="seconds")
             writer.commit(_manifest_fields(encoder, path, now, now, truncated), faiss_builder)
-        from .onnx_backend import prepare
+        from simsearch.encode.onnx_encoder import prepare
 
         prepare(encoder)  # export for fast queries now, while the model is loaded anyway
         index = cls(Store.open(path), encoder)
@@ -163,14 +163,14 @@ class Index:
     def encoder(self) -> Any:
         """The index's own encoder (same model, pooling and max length), loaded on first use."""
         if self._encoder is None:
-            from .onnx_backend import load, prepare
+            from simsearch.encode.onnx_encoder import load, prepare
 
             self._encoder = load(self._store.manifest)  # same vectors, no torch import
         if self._encoder is None:
-            from .encoder import Encoder
+            from simsearch.encode.torch_encoder import Encoder
 
             m = self._store.manifest
-            from .models import ModelSource
+            from simsearch.encode.models import ModelSource
 
             stored = Path(m["model_path"])
             model = ModelSource(m["model"], stored) if stored.is_dir() else m["model"]
@@ -220,7 +220,7 @@ class Index:
         re-embedded and replaced. Plain strings get their content hash as id. Duplicate ids in
         the input raise :class:`~simsearch.errors.InputError` and nothing is written.
         """
-        from .lifecycle import add_documents
+        from simsearch.store.updates import add_documents
 
         stats = add_documents(self.path, documents, self._store.manifest, lambda: self.encoder,
                               batch_size=batch_size, progress=progress)
@@ -229,7 +229,7 @@ class Index:
 
     def delete(self, ids: Iterable[str]) -> DeleteStats:
         """Delete documents by id, atomically; unknown ids are reported in the stats."""
-        from .lifecycle import delete_documents
+        from simsearch.store.updates import delete_documents
 
         stats = delete_documents(self.path, ids)
         self._reopen(stats.generation)
@@ -237,7 +237,7 @@ class Index:
 
     def compact(self) -> CompactStats:
         """Reclaim the space of deleted and replaced documents (SQLite VACUUM, FAISS rebuilt)."""
-        from .lifecycle import compact_index
+        from simsearch.store.updates import compact_index
 
         stats = compact_index(self.path)
         self._reopen(stats.generation)
@@ -246,7 +246,7 @@ class Index:
     def verify(self, repair: bool = False) -> VerifyReport:
         """Check manifest, checksums, FAISS/SQLite agreement and the model; ``repair`` rebuilds
         the FAISS file from the stored vectors (no sources needed)."""
-        from .verify import verify_index
+        from simsearch.store.verify import verify_index
 
         report = verify_index(self.path, encoder=self._encoder, repair=repair)
         if report.repaired and report.generation is not None:

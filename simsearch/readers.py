@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator, Sequence
 
-from .errors import InputError
-from .splitting import SPLITTERS
+from simsearch.errors import InputError
+from simsearch.splitting import SPLITTERS
 
 FORMATS = ("auto", "txt", "csv", "tsv", "jsonl")
 SPLITS = ("none", *SPLITTERS)

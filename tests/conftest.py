@@ -84,7 +84,7 @@ def tiny_distilbert(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def bundled_encoder():
     """The real default model (sentence-transformers/all-MiniLM-L6-v2), loaded once."""
-    from simsearch.encoder import Encoder
+    from simsearch.encode.torch_encoder import Encoder
 
     return Encoder()
 

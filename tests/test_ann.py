@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from simsearch import Index, InputError
-from simsearch import ann
-from simsearch.cli import main
+from simsearch.store import index_types as ann
+from simsearch.cli.main import main
 
 WORDS = ("bread fresh stale keep oven flour cat dog mat sat park walk train station ticket "
          "city rain sun cloud river bridge music guitar song piano book novel page author "
@@ -82,7 +82,7 @@ def test_bad_index_types(fake_encoder, index_dir):
 
 
 def test_cli_index_type_and_info(fake_encoder, index_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr("simsearch.encoder.Encoder", lambda *a, **k: fake_encoder)
+    monkeypatch.setattr("simsearch.encode.torch_encoder.Encoder", lambda *a, **k: fake_encoder)
     source = tmp_path / "docs.txt"
     texts = corpus(400)
     source.write_text("\n".join(texts) + "\n", encoding="utf-8")
@@ -169,7 +169,7 @@ def test_rebuild_keeps_the_type_and_stray_params_are_ignored(fake_encoder, index
 
     import faiss
 
-    from simsearch.vectors import apply_search_params
+    from simsearch.store.faiss_file import apply_search_params
 
     index = Index.build(corpus(300), "r", fake_encoder, index_dir=index_dir, index_type="ivf", target_recall=0.9)
     db = sqlite3.connect(index.path / index.manifest["files"]["sqlite"]["name"])
@@ -182,7 +182,7 @@ def test_rebuild_keeps_the_type_and_stray_params_are_ignored(fake_encoder, index
 def test_small_exact_searches_equal_faiss():
     import faiss
 
-    from simsearch.vectors import FaissFile
+    from simsearch.store.faiss_file import FaissFile
 
     rng = np.random.default_rng(3)
     vectors = rng.normal(size=(500, 16)).astype(np.float32)

@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from simsearch.cli import main
+from simsearch.cli.main import main
 from simsearch.index import Index
-from simsearch.locking import write_lock
+from simsearch.store.locking import write_lock
 from simsearch.readers import Document
 
 
 @pytest.fixture(scope="session")
 def tiny_encoder(tiny_bert):
-    from simsearch.encoder import Encoder
+    from simsearch.encode.torch_encoder import Encoder
 
     return Encoder(str(tiny_bert))
 

@@ -13,7 +13,7 @@ import pytest
 from tests.crash_driver import HashEncoder, corpus
 from simsearch.errors import LockTimeoutError
 from simsearch.index import Index
-from simsearch.locking import write_lock
+from simsearch.store.locking import write_lock
 from simsearch.readers import Document
 
 DRIVER = Path(__file__).with_name("crash_driver.py")

@@ -21,7 +21,7 @@ import pytest
 
 from tests.crash_driver import HashEncoder
 from simsearch.index import Index
-from simsearch.verify import verify_index
+from simsearch.store.verify import verify_index
 
 DRIVER = Path(__file__).with_name("crash_driver.py")
 N = 3000  # documents: enough that a write spends a while in each of its phases

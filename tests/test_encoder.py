@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from simsearch.encoder import Encoder
+from simsearch.encode.torch_encoder import Encoder
 from simsearch.errors import ModelError
-from simsearch.models import DEFAULT_MODEL, bundled_model_path, resolve_model
-from simsearch.pooling import POOLERS, l2_normalize, pool_mean
+from simsearch.encode.models import DEFAULT_MODEL, bundled_model_path, resolve_model
+from simsearch.encode.pooling import POOLERS, l2_normalize, pool_mean
 
 from .conftest import make_tiny_model
 

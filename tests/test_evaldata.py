@@ -1,4 +1,4 @@
-"""Tests for simsearch.evaldata: small files under tmp_path, then the real shared data."""
+"""Tests for simsearch.eval.datasets: small files under tmp_path, then the real shared data."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from simsearch.errors import InputError
-from simsearch.evaldata import (
+from simsearch.eval.datasets import (
     BeirDoc,
     StsPair,
     doc_text,

@@ -1,4 +1,4 @@
-"""simsearch.evaluate and `simsearch eval`: STS, retrieval, KorQuAD and ANN recall, end to end.
+"""simsearch.eval.evaluate and `simsearch eval`: STS, retrieval, KorQuAD and ANN recall, end to end.
 
 Quality checks run the real default model on slices of the shared benchmarks (a few hundred
 pairs / documents, so the suite stays fast); plumbing checks use tiny_bert or fake encoders.
@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from simsearch.cli import main
+from simsearch.cli.main import main
 from simsearch.errors import IndexNotFoundError, InputError
-from simsearch.evaldata import BeirDoc, RetrievalSet, read_qrels
-from simsearch.evaluate import (evaluate_ann, evaluate_beir, evaluate_korquad, evaluate_retrieval,
+from simsearch.eval.datasets import BeirDoc, RetrievalSet, read_qrels
+from simsearch.eval.evaluate import (evaluate_ann, evaluate_beir, evaluate_korquad, evaluate_retrieval,
                                  evaluate_sts, load_retrieval_set)
 from simsearch.index import Index
 from simsearch.readers import Document
@@ -94,7 +94,7 @@ def test_sts_on_sts_benchmark_slice_with_default_model(shared_data: Path, bundle
 
 
 def test_cli_sts_tiny_model_matches_library(tiny_bert: Path, tmp_path: Path) -> None:
-    from simsearch.encoder import Encoder
+    from simsearch.encode.torch_encoder import Encoder
 
     rows = [sts_row(5.0, "the cat sat on the mat.", "a cat sat on a mat."),
             sts_row(0.4, "the cat sat on the mat.", "how to keep bread fresh?"),

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from .conftest import FakeEncoder
-from simsearch.ann import builder
+from simsearch.store.index_types import builder
 from simsearch.errors import IndexCorruptError, IndexNotFoundError, InputError, ModelError
 from simsearch.index import Index
 from simsearch.readers import Document
-from simsearch.writer import StoreWriter
-from simsearch.vectors import to_blob
-from simsearch.verify import verify_index
+from simsearch.store.writer import StoreWriter
+from simsearch.store.faiss_file import to_blob
+from simsearch.store.verify import verify_index
 
 
 class CountingEncoder(FakeEncoder):
@@ -149,7 +149,7 @@ def test_add_refuses_an_index_rebuilt_with_another_model(index, tmp_path):
 
 
 def test_writes_on_a_missing_index_create_nothing(tmp_path):
-    from simsearch.lifecycle import delete_documents
+    from simsearch.store.updates import delete_documents
 
     with pytest.raises(IndexNotFoundError):
         delete_documents(tmp_path / "home" / "ghost", ["a"])
@@ -216,7 +216,7 @@ def _faiss_file(index: Index):
 
 def _rewrite_manifest_entry(index: Index, role: str) -> None:
     """Make the manifest vouch for the current bytes of a file (damage that checksums miss)."""
-    from simsearch.files import file_sha256
+    from simsearch.store.files import file_sha256
 
     manifest = json.loads((index.path / "manifest.json").read_text())
     file = index.path / manifest["files"][role]["name"]
@@ -301,8 +301,8 @@ def test_fetch_maps_sqlite_damage_to_an_index_error(index):
 def test_a_reopened_index_keeps_its_hub_model_id(tmp_path, tiny_bert, monkeypatch):
     """An index built from a hub id (here: a local snapshot under that id) reopens its model by
     the stored path but must still call it by the id it was built with, or add/query refuse it."""
-    from simsearch.encoder import Encoder
-    from simsearch.models import ModelSource
+    from simsearch.encode.torch_encoder import Encoder
+    from simsearch.encode.models import ModelSource
 
     monkeypatch.setenv("SIMSEARCH_QUERY_BACKEND", "torch")  # the torch path reloads the model
     encoder = Encoder(ModelSource("org/tiny-bert", tiny_bert), "mean")
@@ -316,12 +316,12 @@ def test_a_reopened_index_keeps_its_hub_model_id(tmp_path, tiny_bert, monkeypatc
 
 def test_additions_grow_an_hnsw_index_in_place(tmp_path, encoder, monkeypatch):
     """Adding documents to HNSW (which cannot remove vectors) inserts them, without a rebuild."""
-    import simsearch.ann
+    import simsearch.store.index_types
 
     index = Index.build(docs(40), tmp_path / "grow", encoder, index_type="hnsw")
     def no_rebuild(*args, **kwargs):
         raise AssertionError("an addition rebuilt the HNSW index")
-    monkeypatch.setattr(simsearch.ann, "build_index", no_rebuild)
+    monkeypatch.setattr(simsearch.store.index_types, "build_index", no_rebuild)
     stats = index.add([Document("z", "zebra crossing", {})])
     assert stats.added == 1 and len(index) == 41
     assert index.search("zebra crossing", k=1)[0].id == "z"
@@ -332,9 +332,9 @@ def test_additions_grow_an_hnsw_index_in_place(tmp_path, encoder, monkeypatch):
 
 
 def test_an_auto_index_growing_past_the_exact_limit_becomes_ann(tmp_path, encoder, monkeypatch):
-    import simsearch.ann
+    import simsearch.store.index_types
 
-    monkeypatch.setattr(simsearch.ann, "AUTO_EXACT_MAX", 40)
+    monkeypatch.setattr(simsearch.store.index_types, "AUTO_EXACT_MAX", 40)
     index = Index.build(docs(40), tmp_path / "auto", encoder)
     assert index.manifest["index_type"] == "flat"
     index.add([Document("late", "one too many", {})])

@@ -1,4 +1,4 @@
-"""Tests for simsearch.metrics: hand-computed cases with the arithmetic in comments."""
+"""Tests for simsearch.eval.metrics: hand-computed cases with the arithmetic in comments."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simsearch.metrics import (
+from simsearch.eval.metrics import (
     REPORT_METRICS,
     map_at_k,
     mrr_at_k,

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from simsearch import Index
-from simsearch.encoder import Encoder
+from simsearch.encode.torch_encoder import Encoder
 
-onnx_backend = pytest.importorskip("simsearch.onnx_backend")
+onnx_backend = pytest.importorskip("simsearch.encode.onnx_encoder")
 pytestmark = pytest.mark.skipif(not onnx_backend.available(), reason="onnxruntime not installed")
 
 TEXTS = ["The cat sat on the mat.", "서울 지하철은 편리하다.", "a", "keep bread fresh " * 200,
@@ -84,7 +84,7 @@ def test_damaged_cache_entry_falls_back_to_torch(tiny_bert, index_dir):
 
 def test_cold_cli_query_imports_no_torch(tiny_bert, index_dir):
     Index.build(TEXTS, "cold", Encoder(str(tiny_bert)), index_dir=index_dir)
-    probe = ("import sys\nfrom simsearch.cli import main\n"
+    probe = ("import sys\nfrom simsearch.cli.main import main\n"
              "sys.argv = ['simsearch', 'query', 'cold', 'The cat sat on the mat.', '-k', '1', '--json']\n"
              "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
              "print(json.dumps(sorted(m for m in ('torch', 'transformers') if m in sys.modules)))\n")
@@ -97,7 +97,7 @@ def test_cold_cli_query_imports_no_torch(tiny_bert, index_dir):
 
 
 def test_help_imports_nothing_heavy():
-    probe = ("import sys\nfrom simsearch.cli import main\nsys.argv = ['simsearch', '--help']\n"
+    probe = ("import sys\nfrom simsearch.cli.main import main\nsys.argv = ['simsearch', '--help']\n"
              "try:\n    main()\nexcept SystemExit:\n    pass\n"
              "print([m for m in ('torch', 'transformers', 'faiss', 'onnxruntime', 'numpy') if m in sys.modules])\n")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)

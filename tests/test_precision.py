@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from simsearch import Index, ModelError
-from simsearch.cli import main
-from simsearch.encoder import Encoder
-from simsearch.precision import _has_vnni
+from simsearch.cli.main import main
+from simsearch.encode.torch_encoder import Encoder
+from simsearch.encode.precision import _has_vnni
 
 SENTENCES = [
     "How do I keep bread from going stale?",

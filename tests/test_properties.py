@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from tests.crash_driver import HashEncoder
 from simsearch.index import Index
 from simsearch.readers import Document, ReadOptions, read_documents
-from simsearch.verify import faiss_ids, verify_index
+from simsearch.store.verify import faiss_ids, verify_index
 
 # Any character a UTF-8 text line can hold: no surrogates, no NUL, no line breaks.
 _chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\n\r")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from simsearch.cli import main
+from simsearch.cli.main import main
 from tests.server_helpers import DOCS, build_indexes, call, read_reply, server_env, start_server
 
 HIT_FIELDS = {"query", "rank", "id", "score", "text", "metadata"}

@@ -1,4 +1,4 @@
-"""Tests for simsearch.store / index / locking: round trip, search, atomic writes, damage on open.
+"""Tests for simsearch.store.reader / index / locking: round trip, search, atomic writes, damage on open.
 
 The fake encoder stands in for the model (the model is not the point here); FAISS, SQLite and the
 files under tmp_path are real.
@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 import simsearch
-from simsearch import locking, store
+from simsearch.store import locking
+from simsearch.store import reader as store
 from simsearch.errors import (
     IndexCorruptError,
     IndexExistsError,
@@ -30,7 +31,7 @@ from simsearch.errors import (
     SimsearchError,
 )
 from simsearch.index import Hit, Index
-from simsearch.names import check_name, list_indexes
+from simsearch.store.home import check_name, list_indexes
 from simsearch.readers import Document, ReadOptions, read_documents
 
 TEXTS = [

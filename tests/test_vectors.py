@@ -6,8 +6,8 @@ import faiss
 import numpy as np
 import pytest
 
-from simsearch import vectors
-from simsearch.vectors import EXACT_FACTORY, FaissFile, huge_pages
+from simsearch.store import faiss_file as vectors
+from simsearch.store.faiss_file import EXACT_FACTORY, FaissFile, huge_pages
 
 
 def unit_rows(n: int, dim: int, seed: int) -> np.ndarray:

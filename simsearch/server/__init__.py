@@ -12,7 +12,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..errors import SimsearchError
+from simsearch.errors import SimsearchError
 
 MAX_BODY = 1 << 20  # search requests
 MAX_WRITE_BODY = 32 << 20  # document uploads
@@ -43,9 +43,9 @@ def serve(config: ServeConfig, announce: Callable[[str], None] = print) -> None:
     # 20 ms search took 1.5 s on 2 cores. Set before either library loads; the user may override.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     uvicorn = _import_stack()
-    from .app import create_app
-    from .guard import LOOPBACK_NAMES, Guard
-    from .state import Served
+    from simsearch.server.app import create_app
+    from simsearch.server.guard import LOOPBACK_NAMES, Guard
+    from simsearch.server.state import Served
 
     token = read_token(config.token_env)
     if config.allow_writes:
@@ -92,7 +92,7 @@ def _import_stack() -> Any:
 
 
 def _check_writes_available() -> None:
-    from ..index import Index
+    from simsearch.index import Index
 
     if not (hasattr(Index, "add") and hasattr(Index, "delete")):
         raise SimsearchError("--allow-writes needs Index.add and Index.delete, which this simsearch "

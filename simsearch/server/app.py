@@ -16,13 +16,13 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
-from .. import __version__
-from ..errors import IndexCorruptError, IndexNotFoundError, InputError, LockTimeoutError, QueryError, SimsearchError
-from ..names import check_name
-from ..readers import Document
-from ..render import hit_dict
-from . import schemas as s
-from .state import Served, ServedIndex
+from simsearch import __version__
+from simsearch.errors import IndexCorruptError, IndexNotFoundError, InputError, LockTimeoutError, QueryError, SimsearchError
+from simsearch.store.home import check_name
+from simsearch.readers import Document
+from simsearch.cli.render import hit_dict
+from simsearch.server import schemas as s
+from simsearch.server.state import Served, ServedIndex
 
 log = logging.getLogger("simsearch.serve")
 _LIBRARY_STATUS = ((IndexNotFoundError, 404), (QueryError, 422), (InputError, 422),

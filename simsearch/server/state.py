@@ -21,10 +21,10 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from ..errors import QueryError, SimsearchError
-from ..index import Hit, Index
-from ..names import locate
-from ..store import MANIFEST
+from simsearch.errors import QueryError, SimsearchError
+from simsearch.index import Hit, Index
+from simsearch.store.home import locate
+from simsearch.store.reader import MANIFEST
 
 log = logging.getLogger("simsearch.serve")
 _STOP = object()

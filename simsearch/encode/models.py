@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from .errors import ModelError
+from simsearch.errors import ModelError
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 

@@ -1,4 +1,4 @@
-"""``simsearch eval``: benchmark figures from the shell (the work is in simsearch.evaluate)."""
+"""``simsearch eval``: benchmark figures from the shell (the work is in simsearch.eval.evaluate)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any, Callable
 
 import click
 
-from .pooling import POOLING_CHOICES
-from .precision import PRECISIONS
-from .render_eval import ann_lines, retrieval_lines, sts_lines
+from simsearch.encode.pooling import POOLING_CHOICES
+from simsearch.encode.precision import PRECISIONS
+from simsearch.cli.render_eval import ann_lines, retrieval_lines, sts_lines
 
 _JSON_KEYS = ("spearman", "ndcg@10", "recall@10", "recall@100", "mrr@10", "map@100", "recall@k",
               "queries", "model", "pooling", "precision")
@@ -71,7 +71,7 @@ def sts(files: tuple[str, ...], model: str | None, pooling: str, precision: str,
     \b
       simsearch eval sts ../shared/data/stsbenchmark/sts-test.csv --pooling mean --json
     """
-    from .evaluate import evaluate_sts
+    from simsearch.eval.evaluate import evaluate_sts
 
     report = evaluate_sts(files, model=model, pooling=pooling, precision=precision,
                           batch_size=batch_size, device=device)
@@ -102,7 +102,7 @@ def retrieval(directory: str | None, corpus: str | None, queries: str | None, qr
       simsearch eval retrieval ../shared/data/scifact --split test --json
       simsearch eval retrieval ../shared/data/scifact --index scifact
     """
-    from .evaluate import evaluate_beir
+    from simsearch.eval.evaluate import evaluate_beir
 
     files = (corpus, queries, qrels)
     if directory and any(files):
@@ -136,7 +136,7 @@ def korquad(file: str, model: str | None, pooling: str, precision: str, batch_si
     \b
       simsearch eval korquad ../shared/data/korquad_v1_dev/KorQuAD_v1.0_dev.json
     """
-    from .evaluate import evaluate_korquad
+    from simsearch.eval.evaluate import evaluate_korquad
 
     report = evaluate_korquad(file, k=k, per_query_file=per_query, model=model, pooling=pooling,
                               precision=precision, batch_size=batch_size, device=device)
@@ -157,7 +157,7 @@ def ann(name: str, queries: int, k: int, seed: int, index_dir: str | None, as_js
     \b
       simsearch eval ann scifact --queries 1000 -k 10
     """
-    from .evaluate import evaluate_ann
+    from simsearch.eval.evaluate import evaluate_ann
 
     report = evaluate_ann(name, index_dir=index_dir, queries=queries, k=k, seed=seed)
     _emit(report, as_json, ann_lines)

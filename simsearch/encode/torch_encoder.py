@@ -14,8 +14,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .errors import ModelError
-from .models import (
+from simsearch.errors import ModelError
+from simsearch.encode.models import (
     LoadedModel,
     ModelSource,
     load_model,
@@ -23,8 +23,8 @@ from .models import (
     sentence_transformers_max_length,
     sentence_transformers_pooling,
 )
-from .pooling import POOLERS, POOLING_CHOICES, l2_normalize
-from .precision import apply_precision, autocast, check_precision
+from simsearch.encode.pooling import POOLERS, POOLING_CHOICES, l2_normalize
+from simsearch.encode.precision import apply_precision, autocast, check_precision
 
 # Models whose position table reserves padding_idx + 1 leading slots (fairseq heritage).
 _POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2, "longformer": 2}
@@ -51,7 +51,7 @@ class Encoder:
     ``mean``; ``auto`` follows the model's sentence-transformers config when it ships one, else
     uses BERT's pooler when the checkpoint has trained pooler weights, else mean pooling.
     ``precision`` is ``fp32`` (exact, the default), ``bf16`` or ``int8`` (faster, approximate;
-    see :mod:`simsearch.precision`).
+    see :mod:`simsearch.encode.precision`).
 
     >>> enc = Encoder()
     >>> enc.encode(["a sentence"]).shape

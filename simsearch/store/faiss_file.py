@@ -13,7 +13,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from .errors import IndexCorruptError
+from simsearch.errors import IndexCorruptError
 
 EXACT_FACTORY = "IDMap2,Flat"
 _CHUNK = 8192

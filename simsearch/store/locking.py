@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from .errors import LockTimeoutError
+from simsearch.errors import LockTimeoutError
 
 DEFAULT_TIMEOUT = 60.0
 

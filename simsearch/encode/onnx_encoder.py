@@ -138,8 +138,8 @@ def load(manifest: dict[str, Any]) -> OnnxEncoder | None:
     directory = cache_dir(manifest["model_path"], manifest["pooling"], manifest["max_length"], "fp32")
     if not (directory / "meta.json").is_file():
         return None
-    from .store import factory_of  # loaded already by the index being opened
-    from .vectors import EXACT_FACTORY
+    from simsearch.store.reader import factory_of  # loaded already by the index being opened
+    from simsearch.store.faiss_file import EXACT_FACTORY
 
     exact = factory_of(manifest) == EXACT_FACTORY
     try:
@@ -192,7 +192,7 @@ def _export(encoder: Any, file: Path) -> list[str]:
     """Trace model + pooling + normalisation into ``file``; returns the graph's input names."""
     import torch
 
-    from .pooling import POOLERS, l2_normalize
+    from simsearch.encode.pooling import POOLERS, l2_normalize
 
     model, pool = encoder._loaded.model, POOLERS[encoder.pooling]
     takes_types = encoder._takes_token_types

@@ -1,6 +1,6 @@
 """Living indexes: add (upsert by id), delete and compact, each committed as one new generation.
 
-Every operation runs inside a :class:`~simsearch.writer.StoreWriter`: it starts from a copy of the
+Every operation runs inside a :class:`~simsearch.store.writer.StoreWriter`: it starts from a copy of the
 current SQLite file (read under the write lock), changes the copy, writes the FAISS file and
 swaps the manifest. A failure or a kill at any point leaves the previous generation in place.
 """
@@ -16,12 +16,12 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from . import __version__
-from .errors import InputError, ModelError
-from .readers import Document
-from .ann import rebuild_builder
-from .writer import StoreWriter
-from .vectors import to_blob
+from simsearch import __version__
+from simsearch.errors import InputError, ModelError
+from simsearch.readers import Document
+from simsearch.store.index_types import rebuild_builder
+from simsearch.store.writer import StoreWriter
+from simsearch.store.faiss_file import to_blob
 
 _CHUNK = 2048  # documents looked up, encoded and written per step: memory stays flat
 _SQL_CHUNK = 500  # stays well under SQLite's limit on bound parameters

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .errors import SimsearchError
+from simsearch.errors import SimsearchError
 
 DEFAULT_INDEX_DIR = "indexes"
 _NAME = re.compile(r"[\w][\w.-]{0,127}")
@@ -38,7 +38,7 @@ def locate(name_or_path: str | os.PathLike[str], index_dir: str | os.PathLike[st
 
 def list_indexes(index_dir: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
     """Manifests of the indexes under the index home (damaged ones carry an ``error`` key)."""
-    from .store import read_manifest  # FAISS and numpy load only when indexes are read
+    from simsearch.store.reader import read_manifest  # FAISS and numpy load only when indexes are read
 
     home = index_home(index_dir)
     if not home.is_dir():

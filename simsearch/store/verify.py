@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from .errors import IndexNotFoundError, SimsearchError
-from .ann import rebuild_builder
-from .store import MANIFEST, check_file, connect_readonly, factory_of, read_manifest
-from .writer import StoreWriter
-from .vectors import FaissFile, from_blobs
+from simsearch.errors import IndexNotFoundError, SimsearchError
+from simsearch.store.index_types import rebuild_builder
+from simsearch.store.reader import MANIFEST, check_file, connect_readonly, factory_of, read_manifest
+from simsearch.store.writer import StoreWriter
+from simsearch.store.faiss_file import FaissFile, from_blobs
 
 _SAMPLE = 256  # vectors compared between FAISS and SQLite (ids and counts are compared in full)
 
@@ -78,7 +78,7 @@ def verify_index(path: Path, *, encoder: Any = None, repair: bool = False,
     if repair and problems and all(p.repairable for p in problems):
         with StoreWriter(path, update=True, rebuild=True) as writer:
             assert writer.previous is not None
-            from .lifecycle import _updated_fields
+            from simsearch.store.updates import _updated_fields
 
             writer.commit(_updated_fields(writer.previous), rebuild_builder(writer.previous))
         report, _ = _inspect(path, encoder, check_model)
@@ -212,7 +212,7 @@ def _check_model(manifest: dict[str, Any], encoder: Any, add: Any) -> Any:
     """Load the index's model the way queries do (an encoder given at open was checked then)."""
     try:
         if encoder is None:
-            from .encoder import Encoder
+            from simsearch.encode.torch_encoder import Encoder
 
             model = manifest["model_path"] if Path(manifest["model_path"]).is_dir() else manifest["model"]
             encoder = Encoder(model, manifest["pooling"], max_length=manifest.get("max_length"))

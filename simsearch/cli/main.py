@@ -11,13 +11,13 @@ from typing import Any
 
 import click
 
-from . import __version__
-from .cli_options import index_dir_option, index_name, name_argument, progress_bar, reader_options
-from .errors import SimsearchError
-from .pooling import POOLING_CHOICES
-from .precision import PRECISIONS
-from .readers import ReadOptions
-from .render import ann_line, hit_json, hits_table, index_table, manifest_lines
+from simsearch import __version__
+from simsearch.cli.options import index_dir_option, index_name, name_argument, progress_bar, reader_options
+from simsearch.errors import SimsearchError
+from simsearch.encode.pooling import POOLING_CHOICES
+from simsearch.encode.precision import PRECISIONS
+from simsearch.readers import ReadOptions
+from simsearch.cli.render import ann_line, hit_json, hits_table, index_table, manifest_lines
 
 
 class _Group(click.Group):
@@ -71,9 +71,9 @@ def build(sources: tuple[str, ...], name: str, model: str | None, pooling: str, 
       simsearch build corpus.jsonl --name scifact \\
           --text-field title --text-field text --id-field _id
     """
-    from .encoder import Encoder
-    from .index import Index
-    from .readers import read_documents
+    from simsearch.encode.torch_encoder import Encoder
+    from simsearch.index import Index
+    from simsearch.readers import read_documents
 
     options = ReadOptions(fmt, text_field, id_field, split)
     encoder = Encoder(model, pooling, max_length=max_length, batch_size=batch_size, device=device,
@@ -104,8 +104,8 @@ def query(name: str, queries: tuple[str, ...], k: int, as_json: bool, min_score:
     \b
       simsearch query scifact "vitamin D and bone density" -k 5 --json
     """
-    from .index import Index
-    from .readers import read_queries
+    from simsearch.index import Index
+    from simsearch.readers import read_queries
 
     texts = list(queries)
     if queries_file is not None:
@@ -133,8 +133,8 @@ def query(name: str, queries: tuple[str, ...], k: int, as_json: bool, min_score:
 @index_dir_option
 def info(name: str, as_json: bool, index_dir: str | None) -> None:
     """Show the manifest of index NAME (model, pooling, dim, count, files...)."""
-    from .names import locate
-    from .store import read_manifest
+    from simsearch.store.home import locate
+    from simsearch.store.reader import read_manifest
 
     path = locate(name, index_dir)
     if not path.exists():
@@ -152,7 +152,7 @@ def info(name: str, as_json: bool, index_dir: str | None) -> None:
 @index_dir_option
 def list_(as_json: bool, index_dir: str | None) -> None:
     """List the indexes in the index directory."""
-    from .names import index_home, list_indexes
+    from simsearch.store.home import index_home, list_indexes
 
     entries = list_indexes(index_dir)
     if as_json:
@@ -184,8 +184,8 @@ def serve(names: tuple[str, ...], host: str, port: int, index_dir: str | None, a
       simsearch serve notes scifact --port 8000
       curl 'http://127.0.0.1:8000/indexes/notes/search?query=fresh+bread&k=3'
     """
-    from .server import ServeConfig
-    from .server import serve as run_server
+    from simsearch.server import ServeConfig
+    from simsearch.server import serve as run_server
 
     if token_env and not allow_writes:
         raise click.UsageError("--token-env guards writes; give --allow-writes too")
@@ -193,8 +193,8 @@ def serve(names: tuple[str, ...], host: str, port: int, index_dir: str | None, a
                announce=lambda line: click.echo(line, err=True))
 
 
-from .cli_eval import eval_group  # noqa: E402  (eval and lifecycle commands live in their own modules)
-from .cli_life import add, compact, delete, verify  # noqa: E402
+from simsearch.cli.eval import eval_group  # noqa: E402  (eval and lifecycle commands live in their own modules)
+from simsearch.cli.updates import add, compact, delete, verify  # noqa: E402
 
 main.add_command(eval_group)
 main.add_command(add)

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import IndexCorruptError, QueryError
+from simsearch.errors import IndexCorruptError, QueryError
 
 _TIE = 1e-5  # float32 inner products of equal vectors may differ in the last bits
 
@@ -29,7 +29,7 @@ def evaluate_ann(index: Any, *, queries: int = 1000, k: int = 10, seed: int = 0,
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise QueryError(f"{name} must be a whole number of at least 1, got {value!r}")
     if isinstance(index, (str, os.PathLike)):
-        from .index import Index
+        from simsearch.index import Index
 
         opened = Index.open(index, index_dir=index_dir)
         try:
@@ -68,7 +68,7 @@ def _rowids_of(store: Any, doc_ids: set[str]) -> dict[str, int]:
 
 
 def _stored_vectors(store: Any, rowids: np.ndarray) -> np.ndarray:
-    from .vectors import from_blobs
+    from simsearch.store.faiss_file import from_blobs
 
     blobs = _select(store, "SELECT rowid, vector FROM documents WHERE rowid IN ({marks})", rowids.tolist())
     return from_blobs([blobs[r] for r in rowids.tolist()], int(store.manifest["dim"]))
@@ -78,7 +78,7 @@ def _exact_pass(store: Any, queries: np.ndarray, k: int,
                 approx: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
     """One chunked pass over the stored vectors: each query's exact k-th best score, and the
     exact scores of the rows the index returned (-inf where it returned fewer than k)."""
-    from .vectors import iter_vectors
+    from simsearch.store.faiss_file import iter_vectors
 
     returned = np.full((len(queries), k), -1, dtype=np.int64)
     for q, row in enumerate(approx):

@@ -13,7 +13,7 @@ import contextlib
 import warnings
 from typing import Any, ContextManager
 
-from .errors import ModelError
+from simsearch.errors import ModelError
 
 PRECISIONS = ("fp32", "bf16", "int8")
 

@@ -15,12 +15,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from .ann import Builder, keeps_kind
-from .errors import IndexCorruptError, IndexExistsError, IndexNotFoundError
-from .files import file_sha256, fsync_dir, fsync_file, write_json_atomic
-from .locking import write_lock
-from .store import SCHEMA, FORMAT, FORMAT_VERSION, MANIFEST, check_file, read_manifest
-from .vectors import FaissFile, apply_changes
+from simsearch.store.index_types import Builder, keeps_kind
+from simsearch.errors import IndexCorruptError, IndexExistsError, IndexNotFoundError
+from simsearch.store.files import file_sha256, fsync_dir, fsync_file, write_json_atomic
+from simsearch.store.locking import write_lock
+from simsearch.store.reader import SCHEMA, FORMAT, FORMAT_VERSION, MANIFEST, check_file, read_manifest
+from simsearch.store.faiss_file import FaissFile, apply_changes
 
 
 class StoreWriter:
@@ -112,7 +112,7 @@ class StoreWriter:
         """Write the FAISS file for the staged rows, fsync everything, swap the manifest.
 
         ``builder`` builds the FAISS index from the staged vectors, ``(db, dim) -> (FaissFile,
-        fields)`` (see :func:`simsearch.ann.builder`); its fields are merged into the manifest.
+        fields)`` (see :func:`simsearch.store.index_types.builder`); its fields are merged into the manifest.
         """
         assert self.db is not None and self._staging is not None
         self.db.commit()

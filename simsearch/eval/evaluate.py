@@ -10,8 +10,8 @@
 
 Every function reads and checks its input files before it loads a model, so a wrong path fails
 at once. Without an ``encoder`` one is built from ``model``, ``pooling``, ``batch_size`` and
-``device`` (the :class:`~simsearch.encoder.Encoder` arguments). Data readers live in
-:mod:`simsearch.evaldata`, metric definitions in :mod:`simsearch.metrics`.
+``device`` (the :class:`~simsearch.encode.torch_encoder.Encoder` arguments). Data readers live in
+:mod:`simsearch.eval.datasets`, metric definitions in :mod:`simsearch.eval.metrics`.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .ann_eval import evaluate_ann
-from .errors import InputError, QueryError
-from .evaldata import (RetrievalSet, doc_text, load_beir, load_korquad, read_beir_corpus,
+from simsearch.eval.ann_recall import evaluate_ann
+from simsearch.errors import InputError, QueryError
+from simsearch.eval.datasets import (RetrievalSet, doc_text, load_beir, load_korquad, read_beir_corpus,
                        read_beir_queries, read_qrels, read_sts)
-from .metrics import REPORT_METRICS, per_query_metrics, spearman
-from .readers import Document
+from simsearch.eval.metrics import REPORT_METRICS, per_query_metrics, spearman
+from simsearch.readers import Document
 
 __all__ = ["evaluate_ann", "evaluate_beir", "evaluate_korquad", "evaluate_retrieval", "evaluate_sts",
            "load_retrieval_set", "write_per_query"]
@@ -49,7 +49,7 @@ def _make_encoder(encoder: Any, options: dict[str, Any]) -> Any:
         if options:
             raise TypeError(f"pass either an encoder or encoder options, not both ({', '.join(options)})")
         return encoder
-    from .encoder import Encoder
+    from simsearch.encode.torch_encoder import Encoder
 
     return Encoder(**options)
 
@@ -183,7 +183,7 @@ def evaluate_beir(directory: str | os.PathLike[str] | None = None, *, split: str
     if index is None or not isinstance(index, (str, os.PathLike)):
         report = evaluate_retrieval(data, encoder, index=index, k=k, **encoder_options)
     else:
-        from .index import Index
+        from simsearch.index import Index
 
         opened = Index.open(index, index_dir=index_dir)
         try:
@@ -208,7 +208,7 @@ def evaluate_korquad(file: str | os.PathLike[str], encoder: Any = None, *, k: in
 
 def _search_temporary(data: RetrievalSet, encoder: Any, queries: list[str], k: int) -> list[list[Any]]:
     """Build the corpus into an exact index in a temporary directory, search it, remove it."""
-    from .index import Index
+    from simsearch.index import Index
 
     documents = (Document(doc_id, doc_text(doc), {}, f"corpus document {doc_id!r}")
                  for doc_id, doc in data.corpus.items())

@@ -18,8 +18,8 @@ from typing import Any, Callable
 import faiss
 import numpy as np
 
-from .errors import InputError
-from .vectors import EXACT_FACTORY, FaissFile, apply_search_params, describe, from_blobs, iter_vectors
+from simsearch.errors import InputError
+from simsearch.store.faiss_file import EXACT_FACTORY, FaissFile, apply_search_params, describe, from_blobs, iter_vectors
 
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivf", "ivfpq")
 #: ``auto`` keeps exact search up to this many vectors. Measured with ``python -m benchmarks``

@@ -6,7 +6,7 @@ Layout of ``indexes/<name>/``::
     docs-<gen>.sqlite    ids, texts, metadata, content hashes and the float32 vectors themselves
     index-<gen>.faiss    FAISS index over the same vectors; FAISS ids are SQLite row ids
 
-This module reads and checks them; :mod:`simsearch.writer` writes new generations atomically.
+This module reads and checks them; :mod:`simsearch.store.writer` writes new generations atomically.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Iterable
 
-from .errors import IndexCorruptError, IndexNotFoundError
-from .files import file_sha256
-from .vectors import EXACT_FACTORY, FaissFile
+from simsearch.errors import IndexCorruptError, IndexNotFoundError
+from simsearch.store.files import file_sha256
+from simsearch.store.faiss_file import EXACT_FACTORY, FaissFile
 
 FORMAT = "simsearch-index"
 FORMAT_VERSION = 1

@@ -7,13 +7,13 @@ from typing import Any
 
 import click
 
-from .errors import SimsearchError
-from .readers import FORMATS, SPLITS
+from simsearch.errors import SimsearchError
+from simsearch.readers import FORMATS, SPLITS
 
 
 def index_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """CLI index names are plain names (the library also takes paths)."""
-    from .names import check_name
+    from simsearch.store.home import check_name
 
     try:
         return check_name(value)

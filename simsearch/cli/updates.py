@@ -1,4 +1,4 @@
-"""``simsearch add / delete / compact / verify``: changing an index in place (work in simsearch.lifecycle)."""
+"""``simsearch add / delete / compact / verify``: changing an index in place (work in simsearch.store.updates)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from .cli_options import index_dir_option, name_argument, progress_bar, reader_options
-from .readers import ReadOptions
+from simsearch.cli.options import index_dir_option, name_argument, progress_bar, reader_options
+from simsearch.readers import ReadOptions
 
 
 @click.command()
@@ -30,8 +30,8 @@ def add(name: str, sources: tuple[str, ...], fmt: str, text_field: tuple[str, ..
       simsearch add notes notes-2.txt
       simsearch add scifact new.jsonl --text-field title --text-field text --id-field _id
     """
-    from .index import Index
-    from .readers import read_documents
+    from simsearch.index import Index
+    from simsearch.readers import read_documents
 
     index = Index.open(name, index_dir=index_dir)
     with progress_bar("encoding") as progress:
@@ -54,8 +54,8 @@ def delete(name: str, ids: tuple[str, ...], ids_file: Any, index_dir: str | None
       simsearch delete notes notes.txt:3 notes.txt:7
       simsearch delete scifact --ids-file stale-ids.txt
     """
-    from .index import Index
-    from .readers import read_queries
+    from simsearch.index import Index
+    from simsearch.readers import read_queries
 
     wanted = list(ids) + (read_queries(ids_file, getattr(ids_file, "name", "<stdin>")) if ids_file else [])
     if not wanted:
@@ -73,7 +73,7 @@ def delete(name: str, ids: tuple[str, ...], ids_file: Any, index_dir: str | None
 @index_dir_option
 def compact(name: str, index_dir: str | None) -> None:
     """Rewrite index NAME so the space of deleted and replaced documents is reclaimed."""
-    from .index import Index
+    from simsearch.index import Index
 
     stats = Index.open(name, index_dir=index_dir).compact()
     click.echo(f"Index {name!r}: compacted {stats.bytes_before:,} -> {stats.bytes_after:,} bytes; "
@@ -92,8 +92,8 @@ def verify(name: str, repair: bool, as_json: bool, index_dir: str | None) -> Non
       simsearch verify notes
       simsearch verify notes --repair
     """
-    from .names import locate
-    from .verify import verify_index
+    from simsearch.store.home import locate
+    from simsearch.store.verify import verify_index
 
     report = verify_index(locate(name, index_dir), repair=repair)
     if as_json:

@@ -1,0 +1,1 @@
+"""Text -> unit float32 vectors: model resolution, pooling, precision, the torch encoder and the ONNX query encoder."""

@@ -1,0 +1,1 @@
+"""Quality figures: data sets, metrics, ANN recall, and the evaluation runs."""
