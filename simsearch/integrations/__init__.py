@@ -1,0 +1,1 @@
+"""Thin adapters for other ecosystems (LangChain, ...), each installed as an extra."""

@@ -1,0 +1,1 @@
+"""Tests for the scale-out (sharded indexes, Ray)."""
