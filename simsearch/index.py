@@ -20,7 +20,8 @@ from simsearch.store.home import locate
 from simsearch.readers import Document
 from simsearch.store.reader import Store
 from simsearch.store.writer import StoreWriter
-from simsearch.store.faiss_file import to_blob
+from simsearch.store.faiss_file import require_finite, to_blob
+from simsearch.store.fingerprint import check_model_files, fingerprint_fields
 
 if TYPE_CHECKING:
     from simsearch.store.updates import AddStats, CompactStats, DeleteStats
@@ -106,7 +107,12 @@ class Index:
             )
         store = Store.open(path)
         if encoder is not None:
-            check_encoder(store.manifest, encoder)
+            try:
+                check_encoder(store.manifest, encoder)
+                check_model_files(store.manifest, _model_dir(getattr(encoder, "model_path", None)))
+            except BaseException:
+                store.close()
+                raise
         return cls(store, encoder)
 
     @classmethod
@@ -165,6 +171,7 @@ class Index:
         if self._encoder is None:
             from simsearch.encode.onnx_encoder import load, prepare
 
+            check_model_files(self._store.manifest, _model_dir(self._store.manifest.get("model_path")))
             self._encoder = load(self._store.manifest)  # same vectors, no torch import
         if self._encoder is None:
             from simsearch.encode.torch_encoder import Encoder
@@ -174,11 +181,14 @@ class Index:
 
             stored = Path(m["model_path"])
             model = ModelSource(m["model"], stored) if stored.is_dir() else m["model"]
-            self._encoder = Encoder(model, m["pooling"], max_length=m["max_length"],
-                                    precision=m.get("precision", "fp32"))
-            if self._encoder.dim != m["dim"]:
-                raise SimsearchError(f"model {m['model']!r} now gives {self._encoder.dim}-dim vectors "
+            encoder = Encoder(model, m["pooling"], max_length=m["max_length"],
+                              precision=m.get("precision", "fp32"))
+            if encoder.dim != m["dim"]:
+                raise SimsearchError(f"model {m['model']!r} now gives {encoder.dim}-dim vectors "
                                      f"but the index holds {m['dim']}-dim ones; rebuild the index")
+            if not stored.is_dir():  # resolved again by id (hub cache): check what was found
+                check_model_files(m, _model_dir(encoder.model_path))
+            self._encoder = encoder
             prepare(self._encoder)  # so the next process takes the fast path
         return self._encoder
 
@@ -206,8 +216,10 @@ class Index:
         """Search with already-encoded unit query vectors (one row per query)."""
         store = self._store  # one generation for both steps, even if a write reopens meanwhile
         scores, rowids = store.faiss.search(vectors, k)
+        # a non-finite score (a NaN vector written by an older version) is no match: verify finds it
         keep = [[(float(s), int(r)) for s, r in zip(srow, rrow)
-                 if r >= 0 and (min_score is None or s >= min_score)] for srow, rrow in zip(scores, rowids)]
+                 if r >= 0 and np.isfinite(s) and (min_score is None or s >= min_score)]
+                for srow, rrow in zip(scores, rowids)]
         found = store.fetch(r for row in keep for _, r in row)
         return [[Hit(rank, found[r][0], score, found[r][1], found[r][2])
                  for rank, (score, r) in enumerate(row, 1)] for row in keep]
@@ -288,6 +300,7 @@ def _as_documents(items: Iterable[Document | str]) -> Iterator[Document]:
 
 def _insert(db: Any, docs: list[Document], vectors: np.ndarray) -> None:
     _check_unique(db, docs)
+    require_finite(vectors, [d.where or repr(d.id) for d in docs])
     rows = [(d.id, d.text, json.dumps(d.metadata, ensure_ascii=False), _content_hash(d.text), to_blob(v))
             for d, v in zip(docs, vectors)]
     db.executemany("INSERT INTO documents (id, text, metadata, hash, vector) VALUES (?, ?, ?, ?, ?)", rows)
@@ -308,7 +321,17 @@ def _check_unique(db: Any, docs: list[Document]) -> None:
         seen.add(doc.id)
 
 
+def _model_dir(model_path: Any) -> Path | None:
+    """The model directory an encoder reads (None for test encoders without one)."""
+    return Path(model_path) if model_path and Path(model_path).is_dir() else None
+
+
 def _manifest_fields(encoder: Any, path: Path, created: str, updated: str, truncated: int) -> dict[str, Any]:
+    fields = _identity_fields(encoder, path, created, updated, truncated)
+    return {**fields, **fingerprint_fields(fields, _model_dir(encoder.model_path))}
+
+
+def _identity_fields(encoder: Any, path: Path, created: str, updated: str, truncated: int) -> dict[str, Any]:
     return {
         "name": path.name,
         "simsearch_version": __version__,

@@ -12,6 +12,7 @@ This module reads and checks them; :mod:`simsearch.store.writer` writes new gene
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any, Iterable
@@ -19,6 +20,7 @@ from typing import Any, Iterable
 from simsearch.errors import IndexCorruptError, IndexNotFoundError
 from simsearch.store.files import file_sha256
 from simsearch.store.faiss_file import EXACT_FACTORY, FaissFile
+from simsearch.store.fingerprint import check_identity
 
 FORMAT = "simsearch-index"
 FORMAT_VERSION = 1
@@ -34,16 +36,27 @@ CREATE TABLE documents (
 );
 """
 _REQUIRED = ("format_version", "model", "pooling", "dim", "count", "generation", "files")
+# (field, accepted types, smallest value) of the fields the code reads; bool is never an int here
+_TYPES: tuple[tuple[str, tuple[type, ...], int | None], ...] = (
+    ("model", (str,), None), ("model_path", (str,), None), ("pooling", (str,), None),
+    ("dim", (int,), 1), ("count", (int,), 0), ("generation", (int,), 0),
+    ("max_length", (int,), 1), ("precision", (str,), None), ("index_type", (str,), None),
+    ("truncated", (int,), 0), ("name", (str,), None), ("ann", (dict,), None),
+    ("normalized", (bool,), None), ("metric", (str,), None),
+)
+_NULLABLE = {"ann"}
+_KIND_WORDS = {(str,): "a string", (int,): "a whole number in range", (dict,): "an object",
+               (bool,): "true or false"}
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
     """Parse and check an index's manifest (not its data files)."""
-    if not path.is_dir():
+    if not os.path.isdir(path):  # (never raises, not even for a name too long for the disk)
         raise IndexNotFoundError(f"index {path} not found; run `simsearch list` to see indexes")
     file = path / MANIFEST
     try:
         manifest = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise IndexCorruptError(f"{path} is not a simsearch index (no {MANIFEST})") from None
     except (OSError, ValueError) as exc:
         raise IndexCorruptError(f"{file}: unreadable manifest ({exc}); rebuild the index") from None
@@ -62,7 +75,32 @@ def read_manifest(path: Path) -> dict[str, Any]:
     if missing:
         raise IndexCorruptError(f"{file}: incomplete manifest (missing {', '.join(missing)})")
     _check_files_entry(file, manifest["files"])
+    _check_types(file, manifest)
+    check_identity(file, manifest)
     return manifest
+
+
+def _check_types(file: Path, manifest: dict[str, Any]) -> None:
+    """Known fields hold what the code expects (a damaged manifest fails here, in one line)."""
+    for key, kinds, minimum in _TYPES:
+        if key not in manifest or (key in _NULLABLE and manifest[key] is None):
+            continue
+        value = manifest[key]
+        wrong = not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)
+        if not wrong and minimum is not None and value < minimum:
+            wrong = True
+        if wrong:
+            shown = json.dumps(value, ensure_ascii=False, default=str)[:40]
+            raise IndexCorruptError(f"{file}: manifest field {key!r} is {shown}, not {_KIND_WORDS[kinds]}"
+                                    "; the manifest is damaged: restore it or rebuild the index")
+    ann = manifest.get("ann")
+    if isinstance(ann, dict):
+        params = ann.get("search_params")
+        bad_params = params is not None and not (isinstance(params, dict) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in params.values()))
+        if bad_params or not isinstance(ann.get("factory", ""), str):
+            raise IndexCorruptError(f"{file}: malformed 'ann' section in the manifest; the manifest is "
+                                    "damaged: restore it or rebuild the index")
 
 
 def factory_of(manifest: dict[str, Any]) -> str:
@@ -119,7 +157,8 @@ class Store:
         except sqlite3.DatabaseError as exc:
             db.close()
             raise IndexCorruptError(f"{path / files['sqlite']['name']}: damaged SQLite file "
-                                    f"({exc}); run `simsearch verify --repair` or rebuild") from None
+                                    f"({exc}); run `simsearch verify {path.name}` and rebuild the "
+                                    "index from its sources") from None
         if not count == faiss_file.ntotal == manifest["count"]:
             db.close()
             raise IndexCorruptError(
@@ -168,10 +207,19 @@ def connect_readonly(file: Path) -> sqlite3.Connection:
         raise IndexCorruptError(f"{file}: cannot open SQLite file ({exc})") from None
 
 
-def check_file(path: Path, entry: dict[str, Any], *, full: bool) -> None:
-    """Existence and size always; the sha256 too when ``full`` (verify)."""
+def check_file(path: Path, entry: dict[str, Any], *, full: bool, index: str | None = None,
+               writing: bool = False) -> None:
+    """Existence and size always; the sha256 too when ``full`` (verify, and every write for the
+    files it starts from). The advice fits the file: only the FAISS file is repairable."""
     file = path / entry["name"]
-    hint = "run `simsearch verify --repair` or rebuild the index"
+    name = index or path.name
+    if entry["name"].startswith("index-"):
+        hint = f"run `simsearch verify {name} --repair` (it rebuilds the FAISS file from the stored vectors)"
+    else:
+        hint = (f"the SQLite file holds the documents and cannot be repaired: run `simsearch verify "
+                f"{name}` for details and rebuild the index from its sources")
+    if writing:
+        hint = "nothing was written; " + hint
     if not file.is_file():
         raise IndexCorruptError(f"{file} is missing; {hint}")
     size = file.stat().st_size

@@ -21,7 +21,8 @@ from simsearch.errors import InputError, ModelError
 from simsearch.readers import Document
 from simsearch.store.index_types import rebuild_builder
 from simsearch.store.writer import StoreWriter
-from simsearch.store.faiss_file import to_blob
+from simsearch.store.faiss_file import require_finite, to_blob
+from simsearch.store.fingerprint import recorded
 
 _CHUNK = 2048  # documents looked up, encoded and written per step: memory stays flat
 _SQL_CHUNK = 500  # stays well under SQLite's limit on bound parameters
@@ -128,6 +129,7 @@ def _upsert(writer: StoreWriter, docs: list[Document], encoder: Callable[[], Any
         return
     vectors, cut = encoder().encode_counting([d.text for d, *_ in to_encode],
                                              batch_size=batch_size, progress=progress)
+    require_finite(vectors, [d.where or repr(d.id) for d, *_ in to_encode])
     counts["encoded"] += len(to_encode)
     counts["truncated"] += cut
     for (doc, rowid, digest, meta), vector in zip(to_encode, vectors):
@@ -186,7 +188,7 @@ def compact_index(path: Path) -> CompactStats:
 def check_same_model(current: dict[str, Any], identity: dict[str, Any]) -> None:
     """Refuse to write when the index was rebuilt with another model since it was opened."""
     keys = ("model", "pooling", "dim")
-    if any(current.get(k) != identity.get(k) for k in keys):
+    if any(current.get(k) != identity.get(k) for k in keys) or recorded(current) != recorded(identity):
         raise ModelError(
             f"index {current.get('name', '')!r} now uses model {current.get('model')!r}, pooling "
             f"{current.get('pooling')!r}, dim {current.get('dim')}, not the "

@@ -7,6 +7,7 @@ file or manifest cannot be repaired that way; the report says to rebuild from th
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,10 +16,12 @@ from typing import Any
 import numpy as np
 
 from simsearch.errors import IndexNotFoundError, SimsearchError
+from simsearch.store.fingerprint import fingerprint_fields, model_problem, recorded
 from simsearch.store.index_types import rebuild_builder
 from simsearch.store.reader import MANIFEST, check_file, connect_readonly, factory_of, read_manifest
 from simsearch.store.writer import StoreWriter
 from simsearch.store.faiss_file import FaissFile, from_blobs
+from simsearch.store.finite import nonfinite_rows, reencode_nonfinite
 
 _SAMPLE = 256  # vectors compared between FAISS and SQLite (ids and counts are compared in full)
 
@@ -68,22 +71,47 @@ class VerifyReport:
 
 
 def verify_index(path: Path, *, encoder: Any = None, repair: bool = False,
-                 check_model: bool = True) -> VerifyReport:
-    """Check the index at ``path``; with ``repair``, rebuild FAISS from the stored vectors."""
-    if not path.is_dir():
+                 check_model: bool = True, record_fingerprint: bool = False) -> VerifyReport:
+    """Check the index at ``path``; with ``repair``, re-encode stored vectors that are not finite
+    (from their stored text, with the index's own model) and rebuild FAISS from the stored vectors.
+
+    ``record_fingerprint`` records the fingerprint of the model the index now loads, for an index
+    built before fingerprints existed (only when every check passed)."""
+    if not os.path.isdir(path):
         raise IndexNotFoundError(f"index {path.name!r} not found in {path.parent}; "
                                  "run `simsearch list` to see the indexes there")
     report, encoder = _inspect(path, encoder, check_model)
     problems = report.problems
     if repair and problems and all(p.repairable for p in problems):
-        with StoreWriter(path, update=True, rebuild=True) as writer:
-            assert writer.previous is not None
-            from simsearch.store.updates import _updated_fields
-
-            writer.commit(_updated_fields(writer.previous), rebuild_builder(writer.previous))
+        _repair(path, encoder)
         report, _ = _inspect(path, encoder, check_model)
         report.repaired = problems
+    if record_fingerprint and report.ok and recorded(read_manifest(path)) is None:
+        if encoder is None:
+            raise SimsearchError("--record-fingerprint needs the index's model, which was not checked")
+        _record_fingerprint(path, encoder)
+        report, _ = _inspect(path, encoder, check_model)
     return report
+
+
+def _repair(path: Path, encoder: Any) -> None:
+    """One new generation: non-finite vectors re-encoded, FAISS rebuilt from SQLite."""
+    from simsearch.store.updates import _updated_fields
+
+    with StoreWriter(path, update=True, rebuild=True, repair=True) as writer:
+        assert writer.previous is not None and writer.db is not None
+        reencode_nonfinite(writer.db, int(writer.previous["dim"]), encoder)
+        writer.commit(_updated_fields(writer.previous), rebuild_builder(writer.previous))
+
+
+def _record_fingerprint(path: Path, encoder: Any) -> None:
+    from simsearch.store.updates import _updated_fields
+
+    with StoreWriter(path, update=True, rebuild=True) as writer:
+        assert writer.previous is not None
+        fields = _updated_fields(writer.previous)
+        fields.update(fingerprint_fields(fields, _model_dir(encoder)))
+        writer.commit(fields, rebuild_builder(writer.previous))
 
 
 def _inspect(path: Path, encoder: Any, check_model: bool) -> tuple[VerifyReport, Any]:
@@ -107,14 +135,67 @@ def _inspect(path: Path, encoder: Any, check_model: bool) -> tuple[VerifyReport,
             files_ok[role] = False
             add(Check(f"{role} checksum", False, str(exc), repairable=role == "faiss"))
     rowids = _check_sqlite(path, manifest, add) if files_ok["sqlite"] else None
+    bad = _nonfinite(path, manifest) if rowids is not None else []
     if files_ok["faiss"]:
         _check_faiss(path, manifest, rowids, add)
     stray = _stray_files(path, manifest)
     add(Check("stray files", True, f"{len(stray)} left by interrupted writes (the next write removes them)"
               if stray else "none"))
+    model_ok = False
     if check_model:
         encoder = _check_model(manifest, encoder, add)
+        model_ok = encoder is not None and _check_fingerprint(path, manifest, encoder, add)
+    if rowids is not None:
+        add(_finite_check(path, bad, model_ok))
     return report, encoder
+
+
+def _nonfinite(path: Path, manifest: dict[str, Any]) -> list[tuple[int, str]]:
+    db = connect_readonly(path / manifest["files"]["sqlite"]["name"])
+    try:
+        return nonfinite_rows(db, int(manifest["dim"]))
+    finally:
+        db.close()
+
+
+def _finite_check(path: Path, bad: list[tuple[int, str]], model_ok: bool) -> Check:
+    """Stored vectors hold no NaN or infinity; repairable only with the index's own model."""
+    if not bad:
+        return Check("stored vectors finite", True, "no NaN or infinity")
+    shown = ", ".join(repr(doc_id) for _, doc_id in bad[:5]) + (", ..." if len(bad) > 5 else "")
+    detail = f"{len(bad)} stored vectors hold NaN or infinity (documents {shown})"
+    if model_ok:
+        return Check("stored vectors finite", False,
+                     detail + "; `simsearch verify --repair` re-encodes them from their stored text",
+                     repairable=True)
+    return Check("stored vectors finite", False,
+                 detail + f"; the index's model is not available to re-encode them: delete those documents "
+                 f"(`simsearch delete {path.name} ID...`) and add them again, or rebuild the index")
+
+
+def _check_fingerprint(path: Path, manifest: dict[str, Any], encoder: Any, add: Any) -> bool:
+    """The model files are those the index was built with (False: a mismatch)."""
+    section = recorded(manifest)
+    if section is None:
+        add(Check("model fingerprint", True, "no fingerprint recorded (index built before fingerprints); "
+                                             f"`simsearch verify {path.name} --record-fingerprint` records one"))
+        return True
+    if not section.get("model"):
+        add(Check("model fingerprint", True, "settings fingerprint matches; no model files were "
+                                             "fingerprinted at build"))
+        return True
+    directory = _model_dir(encoder)
+    problem = model_problem(manifest, directory)
+    if directory is None:
+        add(Check("model fingerprint", True, "settings fingerprint matches; model files not on disk"))
+        return True
+    add(Check("model fingerprint", problem is None, problem or f"{section['model'][:12]}... matches {directory}"))
+    return problem is None
+
+
+def _model_dir(encoder: Any) -> Path | None:
+    model_path = getattr(encoder, "model_path", None)
+    return Path(model_path) if model_path and Path(model_path).is_dir() else None
 
 
 def _check_sqlite(path: Path, manifest: dict[str, Any], add: Any) -> np.ndarray | None:
