@@ -100,7 +100,7 @@ class Index:
         pooling (a different one would give vectors from another space).
         """
         path = locate(name_or_path, index_dir)
-        if not path.exists():
+        if not os.path.exists(path):  # (False, not OSError, for a name too long for the disk)
             raise IndexNotFoundError(
                 f"index {os.fspath(name_or_path)!r} not found in {path.parent}; "
                 "run `simsearch list` to see the indexes there"
