@@ -45,7 +45,7 @@ _TYPES: tuple[tuple[str, tuple[type, ...], int | None], ...] = (
     ("normalized", (bool,), None), ("metric", (str,), None),
 )
 _NULLABLE = {"ann"}
-_KIND_WORDS = {(str,): "a string", (int,): "a whole number in range", (dict,): "an object",
+_KIND_WORDS: dict[tuple[type, ...], str] = {(str,): "a string", (int,): "a whole number in range", (dict,): "an object",
                (bool,): "true or false"}
 
 

@@ -233,7 +233,7 @@ class StoreWriter:
                 if old is not None and old.ntotal == self.previous["count"] and old.dim == dim:
                     updated = apply_changes(old, self.db, sorted(self.changed), dim)
                     if updated.ntotal == count:
-                        kept = {k: self.previous[k] for k in ("index_type", "ann") if k in self.previous}
+                        kept: dict[str, Any] = {k: self.previous[k] for k in ("index_type", "ann") if k in self.previous}
                         return updated, kept
             except (RuntimeError, OSError):
                 pass  # fall through to a full rebuild, which is always correct
