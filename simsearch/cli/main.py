@@ -134,12 +134,12 @@ def query(name: str, queries: tuple[str, ...], k: int, as_json: bool, min_score:
 def info(name: str, as_json: bool, index_dir: str | None) -> None:
     """Show the manifest of index NAME (model, pooling, dim, count, files...)."""
     from simsearch.store.home import locate
-    from simsearch.store.reader import read_manifest
+    from simsearch.store.manifest import read_manifest
 
     path = locate(name, index_dir)
     if not path.exists():
         raise SimsearchError(f"index {name!r} not found in {path.parent}; run `simsearch list`")
-    manifest = {"name": path.name, "path": str(path), **read_manifest(path)}
+    manifest = {"name": path.name, "path": str(path), **read_manifest(path).to_dict()}
     if as_json:
         click.echo(json.dumps(manifest, ensure_ascii=False, indent=2))
     else:
