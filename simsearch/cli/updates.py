@@ -96,10 +96,12 @@ def verify(name: str, repair: bool, record_fingerprint: bool, as_json: bool, ind
       simsearch verify notes
       simsearch verify notes --repair
     """
+    from simsearch.index import load_encoder
     from simsearch.store.home import locate
     from simsearch.store.verify import verify_index
 
-    report = verify_index(locate(name, index_dir), repair=repair, record_fingerprint=record_fingerprint)
+    report = verify_index(locate(name, index_dir), repair=repair, load_encoder=load_encoder,
+                          record_fingerprint=record_fingerprint)
     if as_json:
         click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
     else:

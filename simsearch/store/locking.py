@@ -17,38 +17,23 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import math
 import os
 import time
 from pathlib import Path
 from typing import Iterator
 
+from simsearch import config
 from simsearch.errors import LockTimeoutError, SimsearchError
 
-DEFAULT_TIMEOUT = 60.0
+DEFAULT_TIMEOUT = config.DEFAULT_LOCK_TIMEOUT
 LOCK_FILE = ".simsearch.lock"
-
-
-def lock_timeout() -> float:
-    """``$SIMSEARCH_LOCK_TIMEOUT`` in seconds (a number >= 0, ``inf`` waits for ever)."""
-    text = os.environ.get("SIMSEARCH_LOCK_TIMEOUT", "").strip()
-    if not text:
-        return DEFAULT_TIMEOUT
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if math.isnan(value) or value < 0:
-        raise SimsearchError(f"SIMSEARCH_LOCK_TIMEOUT={text!r} is not a number of seconds >= 0; "
-                             f"set it to e.g. 60 or unset it (default {DEFAULT_TIMEOUT:g})")
-    return value
 
 
 @contextlib.contextmanager
 def write_lock(index_path: Path, timeout: float | None = None) -> Iterator[None]:
     """Hold the write lock of the existing index directory ``index_path`` for the block."""
     if timeout is None:
-        timeout = lock_timeout()
+        timeout = config.lock_timeout()
     fd = open_directory(index_path)
     try:
         deadline = time.monotonic() + timeout

@@ -19,14 +19,15 @@ import sqlite3
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from simsearch.store.index_types import Builder, keeps_kind
 from simsearch.errors import IndexCorruptError, IndexExistsError, IndexNotFoundError, StoreWriteError
 from simsearch.store.files import (describe_os_error, disk_hint, file_sha256, fsync_dir, fsync_file,
                                    stage_json)
 from simsearch.store.locking import open_directory, try_lock, write_lock
-from simsearch.store.reader import SCHEMA, FORMAT, FORMAT_VERSION, MANIFEST, check_file, read_manifest
+from simsearch.store.manifest import FORMAT, FORMAT_VERSION, MANIFEST, Manifest, read_manifest
+from simsearch.store.reader import SCHEMA, check_file
 from simsearch.store.faiss_file import FaissFile, apply_changes
 
 _GENERATION_FILE = re.compile(r"(?:docs|index)-(\d+)\.")
@@ -57,7 +58,7 @@ class StoreWriter:
         self._locks = contextlib.ExitStack()
         self._staging: Path | None = None
         self.db: sqlite3.Connection | None = None
-        self.previous: dict[str, Any] | None = None
+        self.previous: Manifest | None = None
         self.changed: set[int] = set()
 
     def __enter__(self) -> StoreWriter:
@@ -81,7 +82,7 @@ class StoreWriter:
             # an update never touches a damaged or newer-format index: read_manifest raises
             self.previous = read_manifest(self.path)
             self._check_carried(self.previous)
-            base = self.path / self.previous["files"]["sqlite"]["name"]
+            base = self.path / self.previous.files["sqlite"].name
             remove_stale_files(self.path, self.previous)
             self._staging = self.path
         elif self.path.exists():
@@ -116,12 +117,12 @@ class StoreWriter:
         if base is None:
             self.db.executescript(SCHEMA)
 
-    def _check_carried(self, manifest: dict[str, Any]) -> None:
+    def _check_carried(self, manifest: Manifest) -> None:
         """Full checksums of what this write starts from: damage is refused, never laundered."""
         name = self.path.name
-        check_file(self.path, manifest["files"]["sqlite"], full=True, index=name, writing=True)
+        check_file(self.path, manifest.files["sqlite"], full=True, index=name, writing=True)
         if not self.repair:
-            check_file(self.path, manifest["files"]["faiss"], full=True, index=name, writing=True)
+            check_file(self.path, manifest.files["faiss"], full=True, index=name, writing=True)
 
     def _new_staging_dir(self) -> Path:
         """A private directory beside the index, locked before it gets the name sweepers look for."""
@@ -142,8 +143,7 @@ class StoreWriter:
     def _next_generation(self) -> int:
         """One past the manifest's generation and past every generation file in the directory,
         so staged files never collide with (or replace) files of an index we could not read."""
-        generation = (self.previous or {}).get("generation", 0)
-        highest = generation if isinstance(generation, int) else 0
+        highest = self.previous.generation if self.previous is not None else 0
         if self._staging == self.path:
             for file in self.path.iterdir():
                 match = _GENERATION_FILE.match(file.name)
@@ -157,7 +157,7 @@ class StoreWriter:
         self.db.commit()
         self.db.execute("VACUUM")
 
-    def commit(self, manifest: dict[str, Any], builder: Builder) -> dict[str, Any]:
+    def commit(self, manifest: Mapping[str, Any], builder: Builder) -> Manifest:
         """Write the FAISS file for the staged rows, fsync everything, swap the manifest.
 
         ``builder`` builds the FAISS index from the staged vectors, ``(db, dim) -> (FaissFile,
@@ -167,13 +167,13 @@ class StoreWriter:
         with self._disk_errors():
             return self._commit(manifest, builder)
 
-    def _commit(self, manifest: dict[str, Any], builder: Builder) -> dict[str, Any]:
+    def _commit(self, manifest: Mapping[str, Any], builder: Builder) -> Manifest:
         assert self.db is not None and self._staging is not None
         self.db.commit()
         count = self.db.execute("SELECT count(*) FROM documents").fetchone()[0]
         faiss_tmp = self._staging / (self.faiss_name + ".tmp")
         faiss_file, fields = self._faiss(int(manifest["dim"]), builder, count)
-        manifest = {**manifest, **fields}
+        fields = {**manifest, **fields}
         faiss_file.write(faiss_tmp)
         self.db.close()
         self.db = None
@@ -184,10 +184,11 @@ class StoreWriter:
             fsync_file(tmp)
             files[role] = {"name": name, "size": tmp.stat().st_size, "sha256": file_sha256(tmp)}
             os.replace(tmp, self._staging / name)
-        manifest = {**manifest, "format": FORMAT, "format_version": FORMAT_VERSION,
-                    "count": count, "generation": self.generation, "files": files,
-                    "faiss": faiss_file.description}
-        staged_manifest = stage_json(self._staging / MANIFEST, manifest)
+        written = Manifest.from_dict({
+            **fields, "format": FORMAT, "format_version": FORMAT_VERSION, "count": count,
+            "generation": self.generation, "files": files, "faiss": faiss_file.description},
+            str(self.path / MANIFEST))
+        staged_manifest = stage_json(self._staging / MANIFEST, written.to_dict())
         if self._staging == self.path:
             os.replace(staged_manifest, self.path / MANIFEST)  # the commit point
         else:
@@ -203,8 +204,8 @@ class StoreWriter:
                 f"index {self.path.name!r} was written (generation {self.generation}) but could not "
                 f"be synced to disk ({describe_os_error(exc)}); it may not survive a power loss; "
                 f"{disk_hint(exc)}") from None
-        remove_stale_files(self.path, manifest)
-        return manifest
+        remove_stale_files(self.path, written)
+        return written
 
     def _rename_into_place(self) -> None:
         assert self._staging is not None
@@ -228,14 +229,14 @@ class StoreWriter:
         assert self.db is not None
         if not self.rebuild and self.previous is not None and keeps_kind(self.previous, count):
             try:
-                entry = self.previous["files"]["faiss"]
-                old = FaissFile.read_checked(self.path / entry["name"], entry["sha256"])
-                if old is not None and old.ntotal == self.previous["count"] and old.dim == dim:
+                entry = self.previous.files["faiss"]
+                old = FaissFile.read_checked(self.path / entry.name, entry.sha256)
+                if old is not None and old.ntotal == self.previous.count and old.dim == dim:
                     updated = apply_changes(old, self.db, sorted(self.changed), dim)
                     if updated.ntotal == count:
                         kept: dict[str, Any] = {k: self.previous[k] for k in ("index_type", "ann") if k in self.previous}
                         return updated, kept
-            except (RuntimeError, OSError):
+            except (IndexCorruptError, RuntimeError, OSError):
                 pass  # fall through to a full rebuild, which is always correct
         return builder(self.db, dim)
 
@@ -285,11 +286,11 @@ class StoreWriter:
                 tmp.unlink(missing_ok=True)
 
 
-def remove_stale_files(path: Path, manifest: dict[str, Any] | None) -> None:
+def remove_stale_files(path: Path, manifest: Manifest | None) -> None:
     """Delete generation files and temporaries the manifest does not reference (writers only)."""
     keep = {MANIFEST}
-    if manifest:
-        keep |= {entry["name"] for entry in manifest.get("files", {}).values()}
+    if manifest is not None:
+        keep |= {entry.name for entry in manifest.files.values()}
     try:
         for file in path.iterdir():
             if file.name not in keep and file.is_file() and (

@@ -98,7 +98,7 @@ def test_a_manifest_whose_ann_is_not_an_object(notes):
     manifest = json.loads((notes / "manifest.json").read_text())
     (notes / "manifest.json").write_text(json.dumps({**manifest, "ann": "HNSW"}))
     for args in (("query", "notes", "cat"), ("info", "notes"), ("add", "notes", "-"), ("compact", "notes")):
-        assert_error(run(*args, input=b"new text\n"), 1, "manifest field 'ann'")
+        assert_error(run(*args, input=b"new text\n"), 1, "'ann' is not an object")
 
 
 def test_eval_ann_on_an_empty_index(notes):

@@ -19,7 +19,7 @@ import pytest
 
 from simsearch.errors import (IndexCorruptError, InputError, LockTimeoutError, ModelError,
                               SimsearchError, StoreWriteError)
-from simsearch.index import Index
+from simsearch.index import Index, load_encoder
 from simsearch.readers import Document
 from simsearch.store.locking import write_lock
 from simsearch.store.verify import verify_index
@@ -304,7 +304,7 @@ def test_changed_model_files_are_refused_on_query_add_and_verify(index_dir, mode
     with pytest.raises(ModelError, match="not those index 'm' was built with"):
         Index.open(path).add(["a new text to encode"])
     assert snapshot(path) == before
-    report = verify_index(path)
+    report = verify_index(path, load_encoder=load_encoder)
     fingerprint = next(c for c in report.checks if c.name == "model fingerprint")
     assert not fingerprint.ok and not fingerprint.repairable and "rebuild" in report.summary()
 
@@ -338,13 +338,13 @@ def test_an_index_without_fingerprint_works_and_records_one_on_request(index_dir
     del manifest["fingerprint"]
     (path / "manifest.json").write_text(json.dumps(manifest))
     assert Index.open(path).search("bread", k=1)
-    report = verify_index(path)
+    report = verify_index(path, load_encoder=load_encoder)
     check = next(c for c in report.checks if c.name == "model fingerprint")
     assert report.ok and "no fingerprint recorded" in check.detail
-    recorded = verify_index(path, record_fingerprint=True)
+    recorded = verify_index(path, load_encoder=load_encoder, record_fingerprint=True)
     assert recorded.ok and manifest_of(path)["fingerprint"]["model"]
     _replace_weights(model_dir)
-    assert not verify_index(path).ok
+    assert not verify_index(path, load_encoder=load_encoder).ok
 
 
 # -- bug 10: failing disks, long names, damaged manifest types --------------------------------------

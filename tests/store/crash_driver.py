@@ -1,7 +1,7 @@
-"""Runs one write on an index so that tests/test_crash.py can SIGKILL it at a random moment.
+"""Runs one write on an index so that tests/store/test_crash.py can SIGKILL it at a random moment.
 
-    python tests/crash_driver.py OP PATH N     (OP: build | rebuild | rebuild-fail | add | delete |
-                                                compact | churn TAG)
+    python tests/store/crash_driver.py OP PATH N     (OP: build | rebuild | rebuild-fail | add |
+                                                      delete | compact | churn TAG)
 
 Prints ``ready`` once the imports are done, then writes, then prints ``done``. A deterministic hashing encoder stands
 in for the model: what is under test is the store, and the driver must start fast.
