@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+from typing import Iterator
 from pathlib import Path
 
 import faiss
 import numpy as np
 
 from simsearch.errors import IndexCorruptError
-from simsearch.store.manifest import EXACT_FACTORY  # noqa: F401  (re-exported)
+from simsearch.store.manifest import EXACT_FACTORY as EXACT_FACTORY  # re-exported (its old home)
 
 _CHUNK = 8192
 _THREADS = faiss.omp_get_max_threads()
@@ -200,7 +201,7 @@ def describe(index: faiss.Index) -> str:
     return type(inner).__name__
 
 
-def iter_vectors(db: sqlite3.Connection, dim: int):
+def iter_vectors(db: sqlite3.Connection, dim: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(row ids, vectors) chunks in row id order, so memory stays bounded."""
     cursor = db.execute("SELECT rowid, vector FROM documents ORDER BY rowid")
     while rows := cursor.fetchmany(_CHUNK):
@@ -214,7 +215,7 @@ def apply_changes(faiss_file: FaissFile, db: sqlite3.Connection, rowids: list[in
         return faiss_file
     held = _held(faiss_file.index, np.array(rowids, dtype=np.int64))
     if held.size:  # pure additions skip this, so indexes that cannot remove (HNSW) still grow in place
-        faiss_file.index.remove_ids(held)
+        faiss_file.index.remove_ids(held)  # type: ignore[arg-type]  # the SWIG wrapper takes arrays
     for start in range(0, len(rowids), 500):
         chunk = rowids[start : start + 500]
         marks = ",".join("?" * len(chunk))
