@@ -193,3 +193,6 @@ def sentence_transformers_max_length(path: Path) -> int | None:
     except (OSError, ValueError, AttributeError):
         return None
     return int(value) if isinstance(value, int) and value > 0 else None
+
+
+from simsearch.model_files import model_fingerprint as model_fingerprint  # noqa: E402  (moved; re-exported)

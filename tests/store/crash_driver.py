@@ -1,6 +1,7 @@
 """Runs one write on an index so that tests/store/test_crash.py can SIGKILL it at a random moment.
 
-    python tests/store/crash_driver.py OP PATH N     (OP: build | rebuild | add | delete | compact | churn)
+    python tests/store/crash_driver.py OP PATH N     (OP: build | rebuild | rebuild-fail | add |
+                                                      delete | compact | churn TAG)
 
 Prints ``ready`` once the imports are done, then writes, then prints ``done``. The suite's fake encoder
 (tests/fakes.py) stands in for the model: what is under test is the store, and the driver must start fast.
@@ -18,6 +19,18 @@ from simsearch.readers import Document  # noqa: E402
 from tests.fakes import FakeEncoder  # noqa: E402
 
 
+class FailingEncoder(FakeEncoder):
+    """Encodes the first chunk, then fails: a force build that dies of bad input half-way."""
+
+    calls = 0
+
+    def encode_counting(self, texts, *, batch_size=None, progress=None):
+        FailingEncoder.calls += 1
+        if FailingEncoder.calls > 1:
+            raise SystemExit("the input went bad half-way")
+        return super().encode_counting(texts)
+
+
 def corpus(n: int, version: int) -> list[Document]:
     return [Document(f"d{i}", f"version {version} of document {i} " + "filler text " * (i % 7),
                      {"i": i, "v": version}) for i in range(n)]
@@ -26,10 +39,12 @@ def corpus(n: int, version: int) -> list[Document]:
 def main() -> None:
     op, path, n = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
     encoder = FakeEncoder()
-    index = None if op in ("build", "rebuild") else Index.open(path, encoder=encoder)
+    index = None if op.startswith(("build", "rebuild")) else Index.open(path, encoder=encoder)
     print("ready", flush=True)
     if op in ("build", "rebuild"):
         Index.build(corpus(n, 1 if op == "rebuild" else 0), path, encoder, force=op == "rebuild")
+    elif op == "rebuild-fail":
+        Index.build(corpus(n, 1), path, FailingEncoder(), force=True)
     elif op == "add":  # half the texts change, as many new documents arrive
         changed = [d for d in corpus(n, 2) if int(d.id[1:]) % 2 == 0]
         fresh = [Document(f"new{i}", f"a new document {i}", {}) for i in range(n // 2)]
