@@ -17,12 +17,13 @@ from pathlib import Path
 _FINGERPRINT_SUFFIXES = {".safetensors", ".bin", ".json", ".txt", ".model"}
 
 
-def model_fingerprint(path: str | os.PathLike[str]) -> str:
+def model_fingerprint(path: str | os.PathLike[str], *, remember: bool = False) -> str:
     """sha256 over the weight, tokenizer and config files at the top of a model directory.
 
     Hashing ~90 MB of weights takes a fraction of a second, too much for every query, so the
     result is cached under the simsearch cache, keyed by each file's name, size, mtime, ctime and
     inode: any replacement or rewrite of a file changes its ctime, so a stale entry is never used.
+    Only ``remember=True`` (a build) writes the cache entry: opening and loading write nothing.
     """
     directory = Path(path).resolve()
     files = sorted(f for f in directory.iterdir() if f.is_file() and f.suffix in _FINGERPRINT_SUFFIXES)
@@ -46,7 +47,10 @@ def model_fingerprint(path: str | os.PathLike[str]) -> str:
                 digest.update(block)
         digest.update(b"\0")
     value = digest.hexdigest()
-    _store_fingerprint(cached, value)
+    from simsearch import config
+
+    if remember and config.onnx_export():  # SIMSEARCH_ONNX_EXPORT=0 keeps the cache untouched
+        _store_fingerprint(cached, value)
     return value
 
 

@@ -35,7 +35,8 @@ def recorded(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
 def fingerprint_fields(fields: dict[str, Any], model_dir: Path | None) -> dict[str, Any]:
     """``{"fingerprint": ...}`` for a manifest holding ``fields``, the model read from ``model_dir``
     (None or not a directory, e.g. a test encoder: only the identity is recorded)."""
-    model = _model_fingerprint(model_dir) if model_dir is not None and model_dir.is_dir() else None
+    model = (_model_fingerprint(model_dir, remember=True)
+             if model_dir is not None and model_dir.is_dir() else None)
     return {KEY: {"model": model, "identity": identity_hash(fields, model)}}
 
 
@@ -86,7 +87,7 @@ def model_problem(manifest: Mapping[str, Any], model_dir: Path | None) -> str | 
             "`simsearch build --force`")
 
 
-def _model_fingerprint(model_dir: Path) -> str:
+def _model_fingerprint(model_dir: Path, *, remember: bool = False) -> str:
     from simsearch.model_files import model_fingerprint
 
-    return model_fingerprint(model_dir)
+    return model_fingerprint(model_dir, remember=remember)
