@@ -26,7 +26,7 @@ KEY = "fingerprint"
 IDENTITY_FIELDS = ("model", "pooling", "dim", "max_length", "precision", "normalized", "metric")
 
 
-def recorded(manifest: Mapping[str, Any]) -> Mapping[str, Any] | None:
+def recorded(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
     """The manifest's fingerprint section, or None for an index built before fingerprints."""
     section = manifest.get(KEY)
     return section if isinstance(section, dict) else None
@@ -88,6 +88,6 @@ def model_problem(manifest: Mapping[str, Any], model_dir: Path | None) -> str | 
 
 
 def _model_fingerprint(model_dir: Path, *, remember: bool = False) -> str:
-    from simsearch.encode.models import model_fingerprint  # the encoder's side: which files matter
+    from simsearch.model_files import model_fingerprint
 
     return model_fingerprint(model_dir, remember=remember)

@@ -16,7 +16,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Iterable
 
-from simsearch.errors import IndexCorruptError, IndexNotFoundError
+from simsearch.errors import IndexCorruptError
 from simsearch.store.faiss_file import FaissFile
 from simsearch.store.files import file_sha256
 from simsearch.store.manifest import (  # noqa: F401  (re-exported: read_manifest's old home)

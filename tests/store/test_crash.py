@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.store.crash_driver import HashEncoder
+from tests.fakes import FakeEncoder
 from simsearch.index import Index
 from simsearch.store.verify import verify_index
 
@@ -43,7 +43,7 @@ def content(path: Path) -> tuple[int, dict[str, tuple[str, str]]] | None:
     if not path.exists():
         assert not list(path.parent.glob(path.name + "*")), "a half-built index is visible"
         return None
-    index = Index.open(path, encoder=HashEncoder())
+    index = Index.open(path, encoder=FakeEncoder())
     report = verify_index(path, encoder=index.encoder, check_model=False)
     assert report.ok, [(p.name, p.detail) for p in report.problems]
     rows = index._store.db.execute("SELECT id, text, metadata FROM documents").fetchall()
@@ -102,9 +102,9 @@ def test_sigkill_leaves_old_or_new_content(op, tmp_path):
 def _next_write_succeeds(path: Path, where: str) -> None:
     """The lock is free after a kill and the next writer sweeps staged leftovers."""
     if not path.exists():
-        Index.build(["a document after the crash"], path, HashEncoder())
+        Index.build(["a document after the crash"], path, FakeEncoder())
     else:
-        Index.open(path, encoder=HashEncoder()).delete(["d1"])
+        Index.open(path, encoder=FakeEncoder()).delete(["d1"])
     manifest = json.loads((path / "manifest.json").read_text())
     expected = {"manifest.json"} | {entry["name"] for entry in manifest["files"].values()}
     assert {p.name for p in path.iterdir()} == expected, f"leftovers after the next write {where}"
@@ -178,7 +178,7 @@ def test_force_build_over_an_unreadable_index_keeps_it_until_commit(damage, tmp_
             assert {name: files.get(name) for name in old} == old, f"old index touched {where}"
         else:
             assert content(home / "x") == new, f"torn index {where}"
-        Index.build(["a document after the crash"], home / "x", HashEncoder(), force=True)
+        Index.build(["a document after the crash"], home / "x", FakeEncoder(), force=True)
         manifest_now = json.loads((home / "x" / "manifest.json").read_text())
         expected = {"manifest.json"} | {entry["name"] for entry in manifest_now["files"].values()}
         assert {p.name for p in (home / "x").iterdir()} == expected, f"leftovers {where}"

@@ -10,7 +10,7 @@ import faiss
 import numpy as np
 import pytest
 
-from tests.conftest import FakeEncoder
+from tests.fakes import FakeEncoder
 from simsearch.store.index_types import builder
 from simsearch.errors import IndexCorruptError, IndexNotFoundError, InputError, ModelError
 from simsearch.index import Index, load_encoder
