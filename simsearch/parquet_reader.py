@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from simsearch.errors import InputError, SimsearchError
+from simsearch.errors import InputError, ModelError, SimsearchError
 from simsearch.readers import _DEFAULT_TEXT_FIELD, Document, ReadOptions, _make_document, _split
 
 PARQUET_BATCH = 1024  # rows decoded at a time: memory stays flat whatever the file's size
@@ -164,3 +164,70 @@ def _jsonable(record: dict[str, Any]) -> dict[str, Any]:
         out[key] = value
     return out
 
+
+def export_identity(path: str | Path) -> dict[str, Any]:
+    """The model identity a simsearch export recorded in a Parquet file's metadata ({} if none)."""
+    pa = pyarrow_module()
+    try:
+        raw = (pa.parquet.read_schema(str(path)).metadata or {}).get(b"simsearch")
+        about = json.loads(raw) if raw else {}
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+    return about if isinstance(about, dict) else {}
+
+
+def check_identity(path: str | Path, expected: dict[str, Any]) -> None:
+    """Refuse a file whose recorded model, pooling, precision or dim differ from ``expected``."""
+    about = export_identity(path)
+    if "model" not in about or "dim" not in about:
+        raise ModelError(f"{path}: no simsearch metadata says which model made its vectors; "
+                         "only files written by `simsearch export --vectors` can be built without re-encoding")
+    keys = ("model", "pooling", "precision", "dim", "model_fingerprint")
+    differ = [k for k in keys if k in about and k in expected and about[k] != expected[k]]
+    if differ:
+        theirs = ", ".join(f"{k} {about[k]!r}" for k in differ)
+        ours = ", ".join(f"{k} {expected[k]!r}" for k in differ)
+        raise ModelError(f"{path}: its vectors come from {theirs} but this build uses {ours}; "
+                         f"pass --model/--pooling/--precision to match, or build without --vectors-field")
+
+
+def vector_batches(
+    path: str | Path, options: ReadOptions, vectors_field: str, dim: int, *, start: int = 0,
+    stop: int | None = None,
+) -> Iterator[tuple[list[Document], Any]]:
+    """Documents with their precomputed vectors (float32 ``(n, dim)``), blank texts dropped."""
+    import numpy as np
+
+    if options.split != "none":
+        raise InputError("--split cannot be used with --vectors-field: each vector belongs to one whole row")
+    for docs, extra in parquet_batches(path, options, start=start, stop=stop, extra_columns=(vectors_field,)):
+        column = extra[vectors_field]
+        if column.null_count:
+            row = next(n for n, v in enumerate(column.is_null().to_pylist()) if v)
+            raise InputError(f"{docs[row].where}: no vector in column {vectors_field!r}")
+        try:
+            matrix = np.asarray(column.to_pylist(), dtype=np.float32)
+        except (ValueError, TypeError):
+            raise InputError(f"{path}: column {vectors_field!r} does not hold vectors of one length") from None
+        if matrix.ndim != 2 or matrix.shape[1] != dim:
+            raise InputError(f"{path}: column {vectors_field!r} holds vectors of shape {matrix.shape[1:]} "
+                             f"but the model gives {dim}-dim ones")
+        keep = [n for n, doc in enumerate(docs) if doc.text.strip()]
+        yield [docs[n] for n in keep], matrix[keep]
+
+
+def precomputed(sources: Sequence[str | Path], options: ReadOptions, vectors_field: str,
+                encoder: Any) -> Iterator[tuple[list[Document], Any]]:
+    """Documents and vectors of simsearch Parquet exports, each file checked against ``encoder``
+    (model, pooling, precision, dim) before any row is read; for :meth:`Index.build_from_vectors`."""
+    expected = {"model": encoder.model_id, "pooling": encoder.pooling, "dim": int(encoder.dim),
+                "precision": getattr(encoder, "precision", "fp32")}
+    for source in sources:
+        if str(source) == "-" or Path(source).suffix.lower() not in (".parquet", ".pq") and options.format != "parquet":
+            raise InputError(f"{source}: --vectors-field reads Parquet files (a simsearch export); "
+                             "give .parquet files")
+        if not Path(source).is_file():
+            raise InputError(f"{source}: no such file")
+        check_identity(source, expected)
+    for source in sources:
+        yield from vector_batches(source, options, vectors_field, int(encoder.dim))

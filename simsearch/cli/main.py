@@ -61,10 +61,12 @@ def main() -> None:
               show_default=True, help="Recall@10 that ANN search parameters are tuned to reach.")
 @index_dir_option
 @click.option("--force", is_flag=True, help="Replace an existing index of that name.")
+@click.option("--vectors-field", metavar="COLUMN", help="Parquet column of precomputed vectors "
+              "(a `simsearch export --vectors` file): stored as they are, not re-encoded.")
 def build(sources: tuple[str, ...], name: str, model: str | None, pooling: str, fmt: str,
           text_field: tuple[str, ...], id_field: str | None, split: str, batch_size: int,
           max_length: int | None, device: str, precision: str, index_type: str,
-          target_recall: float, index_dir: str | None, force: bool) -> None:
+          target_recall: float, index_dir: str | None, force: bool, vectors_field: str | None) -> None:
     """Build index NAME from SOURCE files, directories or - (stdin).
 
     \b
@@ -78,10 +80,17 @@ def build(sources: tuple[str, ...], name: str, model: str | None, pooling: str, 
     options = ReadOptions(fmt, text_field, id_field, split)
     encoder = Encoder(model, pooling, max_length=max_length, batch_size=batch_size, device=device,
                       precision=precision)
-    with progress_bar("encoding") as progress:
-        index = Index.build(read_documents(sources, options), name, encoder,
-                            index_dir=index_dir, force=force, progress=progress,
-                            index_type=index_type, target_recall=target_recall)
+    if vectors_field:
+        from simsearch.parquet_reader import precomputed
+
+        index = Index.build_from_vectors(precomputed(sources, options, vectors_field, encoder), name,
+                                         encoder, index_dir=index_dir, force=force,
+                                         index_type=index_type, target_recall=target_recall)
+    else:
+        with progress_bar("encoding") as progress:
+            index = Index.build(read_documents(sources, options), name, encoder,
+                                index_dir=index_dir, force=force, progress=progress,
+                                index_type=index_type, target_recall=target_recall)
     stats = index.last_build
     click.echo(f"Built index {name!r} at {index.path}: {stats.documents} documents, "
                f"{stats.truncated} truncated at {encoder.max_length} tokens, "
@@ -195,9 +204,11 @@ def serve(names: tuple[str, ...], host: str, port: int, index_dir: str | None, a
 
 from simsearch.cli.eval import eval_group  # noqa: E402  (eval and lifecycle commands live in their own modules)
 from simsearch.cli.updates import add, compact, delete, verify  # noqa: E402
+from simsearch.cli.export import export  # noqa: E402
 
 main.add_command(eval_group)
 main.add_command(add)
 main.add_command(delete)
 main.add_command(compact)
 main.add_command(verify)
+main.add_command(export)
