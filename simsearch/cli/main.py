@@ -184,7 +184,8 @@ def list_(as_json: bool, index_dir: str | None) -> None:
 @click.option("--allow-writes", is_flag=True,
               help="Enable POST and DELETE /indexes/NAME/documents.")
 @click.option("--token-env", metavar="VAR",
-              help="Writes then need 'Authorization: Bearer <token>', the token held by $VAR.")
+              help="Writes and the OpenAI-compatible /v1 routes then need "
+                   "'Authorization: Bearer <token>', the token held by $VAR.")
 def serve(names: tuple[str, ...], host: str, port: int, index_dir: str | None, allow_writes: bool,
           token_env: str | None) -> None:
     """Serve indexes NAME... over HTTP: a JSON API and a search page at /.
@@ -192,12 +193,12 @@ def serve(names: tuple[str, ...], host: str, port: int, index_dir: str | None, a
     \b
       simsearch serve notes scifact --port 8000
       curl 'http://127.0.0.1:8000/indexes/notes/search?query=fresh+bread&k=3'
+
+    The indexes' models also answer OpenAI-style at /v1/embeddings and /v1/models.
     """
     from simsearch.server import ServeConfig
     from simsearch.server import serve as run_server
 
-    if token_env and not allow_writes:
-        raise click.UsageError("--token-env guards writes; give --allow-writes too")
     run_server(ServeConfig(names, host, port, index_dir, allow_writes, token_env),
                announce=lambda line: click.echo(line, err=True))
 
