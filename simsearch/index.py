@@ -201,6 +201,7 @@ class Index:
     def encoder(self) -> Any:
         """The index's own encoder (same model, pooling and max length), loaded on first use."""
         if self._encoder is None:
+            check_own_model(self._store.manifest)
             from simsearch.encode.onnx_encoder import load, prepare
 
             self._encoder = load(self._store.manifest)  # same vectors, no torch import
@@ -375,6 +376,25 @@ def check_unit_rows(vectors: Any, dim: int, docs: Sequence[Document]) -> np.ndar
     return matrix
 
 
+def foreign_embedding(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The manifest's ``embedding`` section: set when the vectors come from an embedding outside
+    simsearch (a LangChain ``Embeddings``), ``{"kind", "class", "dim"}``; None for our own models."""
+    section = manifest.get("embedding")
+    return section if isinstance(section, dict) else None
+
+
+def check_own_model(manifest: dict[str, Any]) -> None:
+    """Refuse to load a model for an index whose vectors come from a foreign embedding."""
+    foreign = foreign_embedding(manifest)
+    if foreign is not None:
+        raise ModelError(
+            f"index {manifest.get('name', '')!r} holds vectors from the {foreign.get('kind', 'external')} "
+            f"embedding {foreign.get('class', '?')!r} (dim {foreign.get('dim', manifest.get('dim'))}): "
+            "queries and additions need that embedding; open it with "
+            "simsearch.integrations.langchain.SimsearchVectorStore(embedding, path)"
+        )
+
+
 def _as_documents(items: Iterable[Document | str]) -> Iterator[Document]:
     """Documents as given, plain strings numbered from 1; blank texts are not documents."""
     for number, item in enumerate(items, 1):
@@ -421,4 +441,6 @@ def _manifest_fields(encoder: Any, path: Path, created: str, updated: str, trunc
         "truncated": truncated,
         "created": created,
         "updated": updated,
+        # An adapter over a foreign embedding says so in its own section (see foreign_embedding).
+        **({"embedding": encoder.embedding_section} if hasattr(encoder, "embedding_section") else {}),
     }

@@ -210,6 +210,11 @@ def _stray_files(path: Path, manifest: dict[str, Any]) -> list[str]:
 
 def _check_model(manifest: dict[str, Any], encoder: Any, add: Any) -> Any:
     """Load the index's model the way queries do (an encoder given at open was checked then)."""
+    foreign = manifest.get("embedding")  # vectors from a LangChain embedding: no model of ours to load
+    if isinstance(foreign, dict) and encoder is None:
+        add(Check("model", True, f"vectors from the {foreign.get('kind')} embedding "
+                                 f"{foreign.get('class')!r} (dim {manifest['dim']}); not loadable here"))
+        return None
     try:
         if encoder is None:
             from simsearch.encode.torch_encoder import Encoder
