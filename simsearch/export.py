@@ -32,7 +32,10 @@ _RESERVED = ("id", "text", "vector", "metadata")
 _IDENTITY = ("model", "model_fingerprint", "pooling", "precision", "dim", "max_length", "embedding")
 
 
-def rows(store: Store, *, vectors: bool, batch_size: int = _BATCH) -> Iterator[tuple[list[tuple[str, str, dict[str, Any]]], np.ndarray | None]]:
+Row = tuple[str, str, dict[str, Any]]
+
+
+def rows(store: Store, *, vectors: bool, batch_size: int = _BATCH) -> Iterator[tuple[list[Row], np.ndarray | None]]:
     """(id, text, metadata) rows in storage order, batch by batch, with their vectors if asked."""
     dim = int(store.manifest["dim"])
     column = ", vector" if vectors else ""

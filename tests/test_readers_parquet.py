@@ -8,15 +8,14 @@ import json
 import sys
 from pathlib import Path
 
+import pyarrow as pa  # the parquet extra: installed by `make install` and CI
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-import pyarrow as pa  # the parquet extra: installed by `make install` and CI
-import pyarrow.parquet as pq  # noqa: E402
-
-from simsearch.errors import InputError, SimsearchError  # noqa: E402
-from simsearch.parquet_reader import read_parquet  # noqa: E402
-from simsearch.readers import ReadOptions, read_documents  # noqa: E402
+from simsearch.errors import InputError, SimsearchError
+from simsearch.parquet_reader import read_parquet
+from simsearch.readers import ReadOptions, read_documents
 
 
 def write_table(path: Path, columns: dict, row_group_size: int | None = None) -> Path:

@@ -96,8 +96,10 @@ class _EmbeddingEncoder:
 
 def unit_rows(raw: Any, count: int, encoder: Any) -> np.ndarray:
     """Vectors as float32 unit rows of the encoder's dimension (set on first use)."""
-    matrix = np.asarray(raw, dtype=np.float32).reshape(count, -1) if count else np.zeros((0, encoder.dim or 0), np.float32)
-    if count and not np.isfinite(matrix).all():
+    if not count:
+        return np.zeros((0, encoder.dim or 0), np.float32)
+    matrix = np.asarray(raw, dtype=np.float32).reshape(count, -1)
+    if not np.isfinite(matrix).all():
         raise InputError("the embedding returned NaN or infinite values")
     if encoder.dim is None:
         encoder.dim = int(matrix.shape[1])
@@ -128,7 +130,8 @@ class SimsearchVectorStore(VectorStore):
         self.index_type, self.target_recall = index_type, target_recall
         self._lock = threading.RLock()
         own = isinstance(embedding, SimsearchEmbeddings)
-        self._encoder: Any = embedding.encoder if own else _EmbeddingEncoder(embedding)
+        self._encoder: Any = embedding.encoder if isinstance(embedding, SimsearchEmbeddings) else \
+            _EmbeddingEncoder(embedding)
         self._index: Index | None = None
         if (self.path / MANIFEST).is_file():
             if not own:
@@ -145,10 +148,11 @@ class SimsearchVectorStore(VectorStore):
         return self._index
 
     def add_texts(self, texts: Iterable[str], metadatas: list[dict] | None = None, *,
-                  ids: list[str | None] | None = None, **kwargs: Any) -> list[str]:
+                  ids: list[str] | None = None, **kwargs: Any) -> list[str]:
         texts = list(texts)
         metadatas = list(metadatas) if metadatas is not None else [{} for _ in texts]
-        given = list(ids) if ids is not None else [None] * len(texts)
+        # LangChain's add_documents passes None for documents without an id
+        given: list[str | None] = list(ids) if ids is not None else [None] * len(texts)
         if not len(texts) == len(metadatas) == len(given):
             raise InputError(f"{len(texts)} texts, {len(metadatas)} metadatas and {len(given)} ids: "
                              "give one of each per text")
@@ -226,7 +230,7 @@ class SimsearchVectorStore(VectorStore):
             return []
         ids, vectors = index.get_vectors([hit.id for hit in hits])
         by_id = {hit.id: hit for hit in hits}
-        chosen = maximal_marginal_relevance(query[0], vectors, lambda_mult=lambda_mult, k=k)
+        chosen = maximal_marginal_relevance(query[0], vectors.tolist(), lambda_mult=lambda_mult, k=k)
         return [_hit_document(by_id[ids[n]]) for n in chosen]
 
     def _query_row(self, embedding: Sequence[float]) -> np.ndarray:

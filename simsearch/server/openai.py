@@ -18,6 +18,7 @@ import hmac
 import json
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -64,7 +65,9 @@ class ServedModel:
             if self._tokenizer is None:
                 from transformers import AutoTokenizer
 
-                self._tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+                # the model's directory as the index recorded it, else its id (as Index.encoder does)
+                source = self.model_path if Path(self.model_path).is_dir() else self.id
+                self._tokenizer = AutoTokenizer.from_pretrained(source)
             budget = (self.max_length + 1) * _CHARS_PER_TOKEN
             clipped = [text[:budget] for text in texts]
             counts = [len(ids) for ids in self._tokenizer(clipped, add_special_tokens=True)["input_ids"]]

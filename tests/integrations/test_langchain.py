@@ -96,6 +96,10 @@ def test_cli_opens_a_foreign_index_read_only(tmp_path: Path) -> None:
     assert [json.loads(line)["id"] for line in exported.output.splitlines()] == ["a", "b"]
     checked = cli("verify", "lc", "--index-dir", home)
     assert checked.exit_code == 0, checked.output
+    from simsearch.server.state import Served
+
+    with pytest.raises(ModelError, match="need that embedding"):  # `simsearch serve lc` stops at startup
+        Served(["lc"], str(home))
     assert cli("delete", "lc", "a", "--index-dir", home).exit_code == 0
     assert SimsearchVectorStore(fake(), home / "lc").get_by_ids(["a", "b"])[0].id == "b"
 
