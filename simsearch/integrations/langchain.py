@@ -66,7 +66,7 @@ class _EmbeddingEncoder:
     manifest section that says where the vectors come from."""
 
     pooling = "external"
-    max_length = 0
+    max_length: int | None = None  # no token limit of ours applies
     precision = "external"
 
     def __init__(self, embedding: Embeddings, dim: int | None = None) -> None:

@@ -12,7 +12,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from tests.server_helpers import Server, call, server_env, start_server
+from tests.server.helpers import Server, call, server_env, start_server
 
 TOKEN = "s3cret-token"
 TEXTS = ["the cat sat on the mat", "서울 지하철은 편리하다", "a fast search engine for long documents"]
