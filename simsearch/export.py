@@ -29,7 +29,7 @@ EXPORT_VERSION = 1
 _BATCH = 1024
 _RESERVED = ("id", "text", "vector", "metadata")
 # Manifest keys that describe where the vectors come from; copied into the file's metadata.
-_IDENTITY = ("model", "model_fingerprint", "pooling", "precision", "dim", "max_length", "embedding")
+_IDENTITY = ("model", "fingerprint", "pooling", "precision", "dim", "max_length", "embedding")
 
 
 Row = tuple[str, str, dict[str, Any]]
