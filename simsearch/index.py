@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, overload
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence, overload
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from simsearch.readers import Document
 from simsearch.store.manifest import EXACT_FACTORY, Manifest, identity_mismatch, identity_of
 from simsearch.store.reader import Store
 from simsearch.store.writer import StoreWriter
-from simsearch.store.faiss_file import require_finite, to_blob
+from simsearch.store.faiss_file import from_blobs, require_finite, to_blob
 from simsearch.store.fingerprint import check_model_files, fingerprint_fields
 
 if TYPE_CHECKING:
@@ -154,13 +154,51 @@ class Index:
         from simsearch.store.index_types import builder
 
         faiss_builder = builder(index_type, target_recall)  # bad types fail before any encoding
-        path = locate(name_or_path, index_dir)
+
+        def encoded() -> Iterator[tuple[list[Document], np.ndarray, int]]:
+            for chunk in _chunks(_as_documents(documents), _CHUNK):
+                vectors, cut = encoder.encode_counting([d.text for d in chunk], progress=progress)
+                yield chunk, vectors, cut
+
+        return cls._write(encoded(), locate(name_or_path, index_dir), encoder, force, faiss_builder)
+
+    @classmethod
+    def build_from_vectors(
+        cls,
+        batches: Iterable[tuple[Sequence[Document], np.ndarray]],
+        name_or_path: str | os.PathLike[str],
+        encoder: Any,
+        *,
+        index_dir: str | os.PathLike[str] | None = None,
+        force: bool = False,
+        index_type: str = "auto",
+        target_recall: float = 0.95,
+    ) -> Index:
+        """Write a new index from documents whose vectors are already computed: no encoding.
+
+        ``batches`` yields (documents, float32 ``(n, dim)`` unit rows). ``encoder`` is the model
+        the vectors came from: it is recorded in the manifest and encodes the queries (it is not
+        run here). Rows that are not finite unit vectors of its dimension are refused.
+        """
+        from simsearch.store.index_types import builder
+
+        faiss_builder = builder(index_type, target_recall)
+
+        def checked() -> Iterator[tuple[list[Document], np.ndarray, int]]:
+            for docs, vectors in batches:
+                yield list(docs), check_unit_rows(vectors, int(encoder.dim), docs), 0
+
+        return cls._write(checked(), locate(name_or_path, index_dir), encoder, force, faiss_builder)
+
+    @classmethod
+    def _write(cls, batches: Iterable[tuple[list[Document], np.ndarray, int]], path: Path,
+               encoder: Any, force: bool, faiss_builder: Any) -> Index:
+        """The one write path of :meth:`build` and :meth:`build_from_vectors`."""
         started = time.perf_counter()
         truncated = 0
         with StoreWriter(path, force=force) as writer:
             assert writer.db is not None  # open inside the block
-            for chunk in _chunks(_as_documents(documents), _CHUNK):
-                vectors, cut = encoder.encode_counting([d.text for d in chunk], progress=progress)
+            for chunk, vectors, cut in batches:
                 truncated += cut
                 _insert(writer.db, chunk, vectors)
             count = writer.db.execute("SELECT count(*) FROM documents").fetchone()[0]
@@ -183,6 +221,7 @@ class Index:
         :meth:`build` and by the first :meth:`search` that ran without it (see docs/library.md).
         """
         if self._encoder is None:
+            check_own_model(self._store.manifest)
             self._encoder = load_encoder(self._store.manifest)
             m = self._store.manifest
             if self._encoder.dim != m.dim:
@@ -278,6 +317,51 @@ class Index:
         if generation != self._store.manifest.generation:
             self._store = Store.open(self.path)
 
+    def ids(self) -> list[str]:
+        """Every document id, in storage order."""
+        return [row[0] for row in self._store.db.execute("SELECT id FROM documents ORDER BY rowid")]
+
+    def get(self, ids: Iterable[str]) -> list[Document]:
+        """The stored documents of ``ids``, in the order given; ids not in the index are skipped."""
+        return [Document(doc_id, text, metadata) for doc_id, text, metadata, _ in self._rows(ids, False)]
+
+    def get_vectors(self, ids: Iterable[str]) -> tuple[list[str], np.ndarray]:
+        """The stored vectors of ``ids`` that exist (float32 unit rows), with those ids in order."""
+        rows = self._rows(ids, True)
+        dim = int(self._store.manifest["dim"])
+        matrix = from_blobs([r[3] for r in rows], dim) if rows else np.zeros((0, dim), np.float32)
+        return [r[0] for r in rows], matrix
+
+    def _rows(self, ids: Iterable[str], vectors: bool) -> list[tuple[str, str, dict[str, Any], bytes]]:
+        wanted = list(dict.fromkeys(str(i) for i in ids))
+        found: dict[str, tuple[str, str, dict[str, Any], bytes]] = {}
+        column = "vector" if vectors else "NULL"
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            for doc_id, text, meta, blob in self._store.db.execute(
+                f"SELECT id, text, metadata, {column} FROM documents WHERE id IN ({','.join('?' * len(part))})",
+                part,
+            ):
+                found[doc_id] = (doc_id, text, json.loads(meta), blob)
+        return [found[i] for i in wanted if i in found]
+
+    def to_arrow(self, *, vectors: bool = True, metadata: str = "json") -> Any:
+        """Every document as a ``pyarrow.Table``: ``id``, ``text``, ``metadata`` (JSON text, or
+        one column per key with ``metadata="columns"``) and ``vector`` (fixed-size list of
+        float32); the schema metadata records the model. Needs the ``parquet`` extra."""
+        from simsearch.export import to_arrow
+
+        return to_arrow(self._store, vectors=vectors, metadata=metadata)
+
+    def export(self, output: str | os.PathLike[str], *, format: str = "parquet", vectors: bool = False,
+               metadata: str = "json", force: bool = False, stdout: Any = None) -> int:
+        """Write every document to a Parquet or JSON-lines file (``-``: ``stdout``, JSON lines);
+        see :meth:`to_arrow`. A file appears complete or not at all. Returns the count written."""
+        from simsearch.export import export
+
+        return export(self._store, output, fmt=format, vectors=vectors, metadata=metadata, force=force,
+                      stdout=stdout)
+
     def close(self) -> None:
         self._store.close()
 
@@ -311,6 +395,39 @@ def load_encoder(manifest: Manifest) -> Encoder:
                            precision=manifest.precision)
     check_model_files(manifest, _model_dir(encoder.model_path))  # found again by id: check it
     return encoder
+
+
+def check_unit_rows(vectors: Any, dim: int, docs: Sequence[Document]) -> np.ndarray:
+    """Precomputed vectors as float32 ``(n, dim)`` rows, refused unless finite and unit length."""
+    matrix = np.asarray(vectors, dtype=np.float32)
+    if matrix.ndim != 2 or matrix.shape != (len(docs), dim):
+        raise InputError(f"expected {len(docs)} vectors of {dim} dimensions, got shape {matrix.shape}")
+    norms = np.linalg.norm(matrix, axis=1)
+    bad = np.flatnonzero(~np.isfinite(norms) | (np.abs(norms - 1.0) > 1e-3))
+    if bad.size:
+        doc = docs[int(bad[0])]
+        raise InputError(f"{doc.where or doc.id}: the vector of {doc.id!r} is not a finite unit vector "
+                         f"(norm {norms[bad[0]]:.4g}); give L2-normalised vectors")
+    return matrix
+
+
+def foreign_embedding(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The manifest's ``embedding`` section: set when the vectors come from an embedding outside
+    simsearch (a LangChain ``Embeddings``), ``{"kind", "class", "dim"}``; None for our own models."""
+    section = manifest.get("embedding")
+    return section if isinstance(section, dict) else None
+
+
+def check_own_model(manifest: Mapping[str, Any]) -> None:
+    """Refuse to load a model for an index whose vectors come from a foreign embedding."""
+    foreign = foreign_embedding(manifest)
+    if foreign is not None:
+        raise ModelError(
+            f"index {manifest.get('name', '')!r} holds vectors from the {foreign.get('kind', 'external')} "
+            f"embedding {foreign.get('class', '?')!r} (dim {foreign.get('dim', manifest.get('dim'))}): "
+            "queries and additions need that embedding; open it with "
+            "simsearch.integrations.langchain.SimsearchVectorStore(embedding, path)"
+        )
 
 
 def _as_documents(items: Iterable[Document | str]) -> Iterator[Document]:
@@ -370,4 +487,6 @@ def _identity_fields(encoder: Encoder, path: Path, created: str, updated: str, t
         "truncated": truncated,
         "created": created,
         "updated": updated,
+        # An adapter over a foreign embedding says so in its own section (see foreign_embedding).
+        **({"embedding": encoder.embedding_section} if hasattr(encoder, "embedding_section") else {}),
     }

@@ -68,10 +68,12 @@ def main() -> None:
               show_default=True, help="Recall@10 that ANN search parameters are tuned to reach.")
 @index_dir_option
 @click.option("--force", is_flag=True, help="Replace an existing index of that name.")
+@click.option("--vectors-field", metavar="COLUMN", help="Parquet column of precomputed vectors "
+              "(a `simsearch export --vectors` file): stored as they are, not re-encoded.")
 def build(sources: tuple[str, ...], name: str, model: str | None, pooling: str, fmt: str,
           text_field: tuple[str, ...], id_field: str | None, split: str, batch_size: int,
           max_length: int | None, device: str, precision: str, index_type: str,
-          target_recall: float, index_dir: str | None, force: bool) -> None:
+          target_recall: float, index_dir: str | None, force: bool, vectors_field: str | None) -> None:
     """Build index NAME from SOURCE files, directories or - (stdin).
 
     \b
@@ -85,10 +87,17 @@ def build(sources: tuple[str, ...], name: str, model: str | None, pooling: str, 
     options = ReadOptions(fmt, text_field, id_field, split)
     encoder = Encoder(model, pooling, max_length=max_length, batch_size=batch_size, device=device,
                       precision=precision)
-    with progress_bar("encoding") as progress:
-        index = Index.build(read_documents(sources, options), name, encoder,
-                            index_dir=index_dir, force=force, progress=progress,
-                            index_type=index_type, target_recall=target_recall)
+    if vectors_field:
+        from simsearch.parquet_reader import precomputed
+
+        index = Index.build_from_vectors(precomputed(sources, options, vectors_field, encoder), name,
+                                         encoder, index_dir=index_dir, force=force,
+                                         index_type=index_type, target_recall=target_recall)
+    else:
+        with progress_bar("encoding") as progress:
+            index = Index.build(read_documents(sources, options), name, encoder,
+                                index_dir=index_dir, force=force, progress=progress,
+                                index_type=index_type, target_recall=target_recall)
     stats = index.last_build
     assert stats is not None  # set by Index.build
     click.echo(f"Built index {name!r} at {index.path}: {stats.documents} documents, "
@@ -183,7 +192,8 @@ def list_(as_json: bool, index_dir: str | None) -> None:
 @click.option("--allow-writes", is_flag=True,
               help="Enable POST and DELETE /indexes/NAME/documents.")
 @click.option("--token-env", metavar="VAR",
-              help="Writes then need 'Authorization: Bearer <token>', the token held by $VAR.")
+              help="Writes and the OpenAI-compatible /v1 routes then need "
+                   "'Authorization: Bearer <token>', the token held by $VAR.")
 def serve(names: tuple[str, ...], host: str, port: int, index_dir: str | None, allow_writes: bool,
           token_env: str | None) -> None:
     """Serve indexes NAME... over HTTP: a JSON API and a search page at /.
@@ -191,21 +201,23 @@ def serve(names: tuple[str, ...], host: str, port: int, index_dir: str | None, a
     \b
       simsearch serve notes scifact --port 8000
       curl 'http://127.0.0.1:8000/indexes/notes/search?query=fresh+bread&k=3'
+
+    The indexes' models also answer OpenAI-style at /v1/embeddings and /v1/models.
     """
     from simsearch.server import ServeConfig
     from simsearch.server import serve as run_server
 
-    if token_env and not allow_writes:
-        raise click.UsageError("--token-env guards writes; give --allow-writes too")
     run_server(ServeConfig(names, host, port, index_dir, allow_writes, token_env),
                announce=lambda line: click.echo(line, err=True))
 
 
 from simsearch.cli.eval import eval_group  # noqa: E402  (eval and lifecycle commands live in their own modules)
 from simsearch.cli.updates import add, compact, delete, verify  # noqa: E402
+from simsearch.cli.export import export  # noqa: E402
 
 main.add_command(eval_group)
 main.add_command(add)
 main.add_command(delete)
 main.add_command(compact)
 main.add_command(verify)
+main.add_command(export)

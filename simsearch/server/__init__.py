@@ -145,6 +145,8 @@ def startup_lines(config: ServeConfig, served: Any, sock: socket.socket, token: 
     writes = ("writes enabled" + (f", bearer token from ${config.token_env}" if token else ", no token")
               if config.allow_writes else "read-only")
     lines.append(f"search page and API at http://{shown}:{port}/ ({writes}); stop with Ctrl-C or SIGTERM")
+    lines.append(f"OpenAI-compatible embeddings at http://{shown}:{port}/v1"
+                 + (f" (bearer token from ${config.token_env})" if token else ""))
     if config.allow_writes and not token and not is_loopback(config.host):
         lines.append("warning: writes are open to anyone who can reach this address; "
                      "use --token-env to require a token")

@@ -21,6 +21,7 @@ from simsearch.errors import IndexCorruptError, IndexNotFoundError, InputError, 
 from simsearch.store.home import check_name
 from simsearch.readers import Document
 from simsearch.server import schemas as s
+from simsearch.server.openai import add_openai_routes
 from simsearch.server.state import Served, ServedIndex
 
 log = logging.getLogger("simsearch.serve")
@@ -55,6 +56,7 @@ def create_app(served: Served, *, allow_writes: bool = False, token: str | None 
     _add_error_handlers(app)
     _add_pages(app)
     _add_reads(app, served, allow_writes)
+    add_openai_routes(app, served, token)  # /v1/embeddings and /v1/models, behind the token if any
     if allow_writes:
         _add_writes(app, served, token)
     else:

@@ -322,6 +322,11 @@ def _check_model(manifest: Manifest, encoder: Encoder | None, load_encoder: Enco
 
     The store builds no encoder: ``encoder`` (one checked at open) or ``load_encoder`` is given.
     """
+    foreign = manifest.get("embedding")  # vectors from a LangChain embedding: no model of ours to load
+    if isinstance(foreign, dict) and encoder is None:
+        add(Check("model", True, f"vectors from the {foreign.get('kind')} embedding "
+                                 f"{foreign.get('class')!r} (dim {manifest.dim}); not loadable here"))
+        return None
     if encoder is None:
         if load_encoder is None:
             add(Check("model", False, "no encoder or model loader given: the model was not checked"))

@@ -1,0 +1,318 @@
+"""LangChain adapters: :class:`SimsearchEmbeddings` and :class:`SimsearchVectorStore`.
+
+Thin adapters over the library (``pip install 'simsearch[langchain]'``): the embeddings are
+simsearch's :class:`~simsearch.encode.torch_encoder.Encoder`, the store is an :class:`Index`
+directory on disk. The store takes any LangChain ``Embeddings``; with another embedding than
+:class:`SimsearchEmbeddings` its vectors are L2-normalised (cosine) and the index's manifest
+records the embedding (``"embedding": {"kind": "langchain", "class": ..., "dim": ...}``), so the
+CLI can list, export or verify it but refuses queries, which need that embedding.
+
+``filter=`` takes ``{"field": value}`` (equality) or ``{"field": {"$op": value}}`` with ``$eq``,
+``$ne``, ``$lt``, ``$lte``, ``$gt``, ``$gte``, ``$in``, several fields meaning all of them; or a
+callable ``Document -> bool``. It is applied to a widened set of nearest candidates (see
+:func:`filtered_search`), so the k results are the k nearest documents that match.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+from langchain_core.documents import Document as LCDocument
+from langchain_core.embeddings import Embeddings
+from langchain_core.vectorstores import VectorStore
+from langchain_core.vectorstores.utils import maximal_marginal_relevance
+
+from simsearch.errors import InputError
+from simsearch.index import Hit, Index
+from simsearch.readers import Document
+from simsearch.store.reader import MANIFEST, read_manifest
+
+_OPS = {"$eq": "=", "$ne": "!=", "$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">=", "$in": "in"}
+Filter = dict[str, Any] | Callable[[LCDocument], bool] | None
+
+
+class SimsearchEmbeddings(Embeddings):
+    """simsearch's encoder as LangChain ``Embeddings``: unit float vectors, cosine = dot product.
+
+    Arguments as for :class:`~simsearch.encode.torch_encoder.Encoder` (``model`` defaults to the
+    bundled all-MiniLM-L6-v2), or an already loaded ``encoder``.
+    """
+
+    def __init__(self, model: str | None = None, pooling: str = "auto", *, max_length: int | None = None,
+                 precision: str = "fp32", batch_size: int = 32, device: str = "cpu",
+                 encoder: Any = None) -> None:
+        if encoder is None:
+            from simsearch.encode.torch_encoder import Encoder
+
+            encoder = Encoder(model, pooling, max_length=max_length, batch_size=batch_size,
+                              device=device, precision=precision)
+        self.encoder = encoder
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.encoder.encode(list(texts)).tolist() if texts else []
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.encoder.encode([text])[0].tolist()
+
+
+class _EmbeddingEncoder:
+    """A LangChain ``Embeddings`` seen as a simsearch encoder: unit float32 rows, and the
+    manifest section that says where the vectors come from."""
+
+    pooling = "external"
+    max_length: int | None = None  # no token limit of ours applies
+    precision = "external"
+
+    def __init__(self, embedding: Embeddings, dim: int | None = None) -> None:
+        self.embedding = embedding
+        kind = type(embedding)
+        self.class_name = f"{kind.__module__}.{kind.__qualname__}"
+        self.model_id = self.model_path = f"langchain:{self.class_name}"
+        self.dim: int | None = dim
+
+    @property
+    def embedding_section(self) -> dict[str, Any]:
+        return {"kind": "langchain", "class": self.class_name, "dim": self.dim}
+
+    def encode_counting(self, texts: Sequence[str], *, batch_size: int | None = None,
+                        progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, int]:
+        vectors = self.rows(self.embedding.embed_documents(list(texts)), len(texts))
+        if progress is not None:
+            progress(len(texts))
+        return vectors, 0
+
+    def encode(self, texts: Sequence[str], **kwargs: Any) -> np.ndarray:
+        return self.encode_counting(texts, **kwargs)[0]
+
+    def rows(self, raw: Any, count: int) -> np.ndarray:
+        return unit_rows(raw, count, self)
+
+
+def unit_rows(raw: Any, count: int, encoder: Any) -> np.ndarray:
+    """Vectors as float32 unit rows of the encoder's dimension (set on first use)."""
+    if not count:
+        return np.zeros((0, encoder.dim or 0), np.float32)
+    matrix = np.asarray(raw, dtype=np.float32).reshape(count, -1)
+    if not np.isfinite(matrix).all():
+        raise InputError("the embedding returned NaN or infinite values")
+    if encoder.dim is None:
+        encoder.dim = int(matrix.shape[1])
+    if matrix.shape[1] != encoder.dim:
+        raise InputError(f"the embedding returned {matrix.shape[1]}-dim vectors; the index holds "
+                         f"{encoder.dim}-dim ones")
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.maximum(norms, 1e-12)
+
+
+class SimsearchVectorStore(VectorStore):
+    """A LangChain ``VectorStore`` over a simsearch index directory.
+
+    ``path`` is the index directory: opened if it holds an index (whose model or recorded
+    embedding must match ``embedding``), created on the first ``add_*`` otherwise; with no
+    ``path`` the store lives in a temporary directory removed with the object. Documents are
+    upserted by id (generated ``uuid4`` ids when none are given); scores are cosine similarities.
+    """
+
+    def __init__(self, embedding: Embeddings, path: str | os.PathLike[str] | None = None, *,
+                 index_type: str = "auto", target_recall: float = 0.95) -> None:
+        self._embedding = embedding
+        self._tmp = None
+        if path is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="simsearch-langchain-")
+            path = Path(self._tmp.name) / "index"
+        self.path = Path(path)
+        self.index_type, self.target_recall = index_type, target_recall
+        self._lock = threading.RLock()
+        own = isinstance(embedding, SimsearchEmbeddings)
+        self._encoder: Any = embedding.encoder if isinstance(embedding, SimsearchEmbeddings) else \
+            _EmbeddingEncoder(embedding)
+        self._index: Index | None = None
+        if (self.path / MANIFEST).is_file():
+            if not own:
+                self._encoder.dim = int(read_manifest(self.path)["dim"])
+            self._index = Index.open(self.path, encoder=self._encoder)  # refuses another model
+
+    @property
+    def embeddings(self) -> Embeddings:
+        return self._embedding
+
+    @property
+    def index(self) -> Index | None:
+        """The underlying :class:`Index` (None while the store is empty and never written)."""
+        return self._index
+
+    def add_texts(self, texts: Iterable[str], metadatas: list[dict] | None = None, *,
+                  ids: list[str] | None = None, **kwargs: Any) -> list[str]:
+        texts = list(texts)
+        metadatas = list(metadatas) if metadatas is not None else [{} for _ in texts]
+        # LangChain's add_documents passes None for documents without an id
+        given: list[str | None] = list(ids) if ids is not None else [None] * len(texts)
+        if not len(texts) == len(metadatas) == len(given):
+            raise InputError(f"{len(texts)} texts, {len(metadatas)} metadatas and {len(given)} ids: "
+                             "give one of each per text")
+        out = [str(i) if i is not None else str(uuid.uuid4()) for i in given]
+        if not texts:
+            return []
+        docs: dict[str, Document] = {}  # an id given twice: the later text wins, as two calls would
+        for number, (doc_id, text, metadata) in enumerate(zip(out, texts, metadatas)):
+            if not isinstance(text, str) or not text.strip():
+                raise InputError(f"texts[{number}] is empty; simsearch does not index empty texts")
+            docs.pop(doc_id, None)
+            docs[doc_id] = Document(doc_id, text, dict(metadata or {}), f"texts[{number}]")
+        with self._lock:
+            if self._index is None:
+                self._index = Index.build(list(docs.values()), self.path, self._encoder,
+                                          index_type=self.index_type, target_recall=self.target_recall)
+            else:
+                self._index.add(list(docs.values()))
+        return out
+
+    def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
+        """Delete ``ids`` (ids not stored are ignored); ``None`` deletes every document."""
+        with self._lock:
+            if self._index is None:
+                return True
+            if ids is None:
+                ids = self._index.ids()
+            if ids:
+                self._index.delete(ids)
+        return True
+
+    def get_by_ids(self, ids: Sequence[str], /) -> list[LCDocument]:
+        if self._index is None:
+            return []
+        return [_to_langchain(doc) for doc in self._index.get(ids)]
+
+    def similarity_search(self, query: str, k: int = 4, filter: Filter = None, **kwargs: Any) -> list[LCDocument]:
+        return [doc for doc, _ in self.similarity_search_with_score(query, k, filter=filter)]
+
+    def similarity_search_with_score(self, query: str, k: int = 4, filter: Filter = None,
+                                     **kwargs: Any) -> list[tuple[LCDocument, float]]:
+        if self._index is None:
+            return []
+        return self.similarity_search_with_score_by_vector(self._embedding.embed_query(query), k, filter)
+
+    def similarity_search_by_vector(self, embedding: list[float], k: int = 4, filter: Filter = None,
+                                    **kwargs: Any) -> list[LCDocument]:
+        return [doc for doc, _ in self.similarity_search_with_score_by_vector(embedding, k, filter)]
+
+    def similarity_search_with_score_by_vector(self, embedding: list[float], k: int = 4,
+                                               filter: Filter = None) -> list[tuple[LCDocument, float]]:
+        index = self._index
+        if index is None:
+            return []
+        hits = filtered_search(index, self._query_row(embedding), k, filter)
+        return [(_hit_document(hit), hit.score) for hit in hits]
+
+    def max_marginal_relevance_search(self, query: str, k: int = 4, fetch_k: int = 20,
+                                      lambda_mult: float = 0.5, filter: Filter = None,
+                                      **kwargs: Any) -> list[LCDocument]:
+        if self._index is None:
+            return []
+        return self.max_marginal_relevance_search_by_vector(
+            self._embedding.embed_query(query), k, fetch_k, lambda_mult, filter=filter)
+
+    def max_marginal_relevance_search_by_vector(self, embedding: list[float], k: int = 4,
+                                                fetch_k: int = 20, lambda_mult: float = 0.5,
+                                                filter: Filter = None, **kwargs: Any) -> list[LCDocument]:
+        index = self._index
+        if index is None:
+            return []
+        query = self._query_row(embedding)
+        hits = filtered_search(index, query, max(fetch_k, k), filter)
+        if not hits:
+            return []
+        ids, vectors = index.get_vectors([hit.id for hit in hits])
+        by_id = {hit.id: hit for hit in hits}
+        chosen = maximal_marginal_relevance(query[0], vectors.tolist(), lambda_mult=lambda_mult, k=k)
+        return [_hit_document(by_id[ids[n]]) for n in chosen]
+
+    def _query_row(self, embedding: Sequence[float]) -> np.ndarray:
+        return unit_rows([list(embedding)], 1, self._encoder)
+
+    def _select_relevance_score_fn(self) -> Callable[[float], float]:
+        # LangChain's relevance for cosine is the similarity itself, which it wants in [0, 1]
+        return lambda score: min(1.0, max(0.0, score))
+
+    @classmethod
+    def from_texts(cls, texts: list[str], embedding: Embeddings, metadatas: list[dict] | None = None,
+                   *, ids: list[str] | None = None, path: str | os.PathLike[str] | None = None,
+                   **kwargs: Any) -> SimsearchVectorStore:
+        store = cls(embedding, path, **kwargs)
+        store.add_texts(texts, metadatas, ids=ids)
+        return store
+
+
+def to_where(filter: dict[str, Any]) -> dict[str, Any]:
+    """LangChain's ``filter`` dict as simsearch's ``where`` ({field: value | {op: value}})."""
+    where: dict[str, Any] = {}
+    for field, condition in filter.items():
+        if field.startswith("$"):
+            raise InputError(f"filter operator {field!r} is not supported; give {{field: condition}} pairs")
+        if isinstance(condition, dict):
+            unknown = [op for op in condition if op not in _OPS]
+            if unknown:
+                raise InputError(f"filter on {field!r}: unknown operator {unknown[0]!r}; "
+                                 f"use one of {', '.join(_OPS)}")
+            where[field] = {_OPS[op]: value for op, value in condition.items()}
+        else:
+            where[field] = condition
+    return where
+
+
+def matches(metadata: dict[str, Any], where: dict[str, Any]) -> bool:
+    """Whether ``metadata`` meets every condition of ``where`` (a missing field meets none)."""
+    for field, condition in where.items():
+        if field not in metadata:
+            return False
+        value = metadata[field]
+        tests = condition.items() if isinstance(condition, dict) else [("=", condition)]
+        for op, wanted in tests:
+            try:
+                ok = {"=": lambda: value == wanted, "!=": lambda: value != wanted,
+                      "<": lambda: value < wanted, "<=": lambda: value <= wanted,
+                      ">": lambda: value > wanted, ">=": lambda: value >= wanted,
+                      "in": lambda: value in wanted}[op]()
+            except TypeError:  # a string against a number: no match, not an error
+                ok = False
+            if not ok:
+                return False
+    return True
+
+
+def filtered_search(index: Index, query: np.ndarray, k: int, filter: Filter) -> list[Hit]:
+    """The ``k`` nearest documents that pass ``filter``.
+
+    A post-filter over a widened candidate set (4k, then 4x more until k match or the index is
+    exhausted). At merge with simsearch's metadata filters, a dict filter becomes
+    ``index.search_vectors(query, k, where=to_where(filter))`` here.
+    """
+    if filter is None:
+        return index.search_vectors(query, k)[0]
+    keep: Callable[[Hit], bool]
+    if callable(filter):
+        keep = lambda hit: bool(filter(_hit_document(hit)))  # noqa: E731
+    else:
+        where = to_where(filter)
+        keep = lambda hit: matches(hit.metadata, where)  # noqa: E731
+    total, wanted = len(index), max(4 * k, 32)
+    while True:
+        hits = index.search_vectors(query, min(wanted, max(total, 1)))[0]
+        found = [hit for hit in hits if keep(hit)]
+        if len(found) >= k or wanted >= total:
+            return found[:k]
+        wanted *= 4
+
+
+def _to_langchain(doc: Document) -> LCDocument:
+    return LCDocument(page_content=doc.text, metadata=doc.metadata, id=doc.id)
+
+
+def _hit_document(hit: Hit) -> LCDocument:
+    return LCDocument(page_content=hit.text, metadata=hit.metadata, id=hit.id)
