@@ -38,3 +38,7 @@ class QueryError(SimsearchError):
 
 class LockTimeoutError(SimsearchError):
     """Another process holds the index's write lock for longer than we were willing to wait."""
+
+
+class ShardUnavailableError(SimsearchError):
+    """A shard's worker (a Ray actor) died or did not answer; it is restarted, so retry later."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -19,8 +17,6 @@ from simsearch.errors import IndexNotFoundError, InputError, ModelError, QueryEr
 from simsearch.store.home import locate
 from simsearch.readers import Document
 from simsearch.store.reader import Store
-from simsearch.store.writer import StoreWriter
-from simsearch.store.faiss_file import to_blob
 
 if TYPE_CHECKING:
     from simsearch.store.updates import AddStats, CompactStats, DeleteStats
@@ -51,10 +47,6 @@ class BuildStats:
     @property
     def per_second(self) -> float:
         return self.documents / self.seconds if self.seconds > 0 else float("inf")
-
-
-def _content_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _chunks(items: Iterable[Document], size: int) -> Iterator[list[Document]]:
@@ -92,11 +84,13 @@ class Index:
 
     @classmethod
     def open(cls, name_or_path: str | os.PathLike[str], *, index_dir: str | os.PathLike[str] | None = None,
-             encoder: Any = None) -> Index:
+             encoder: Any = None, ray: str | None = None) -> Index:
         """Open an existing index by name (under the index home) or path; validates its files.
 
         ``encoder`` may be passed to share a loaded model; it must be the index's own model and
-        pooling (a different one would give vectors from another space).
+        pooling (a different one would give vectors from another space). ``ray`` searches on a
+        Ray cluster instead, one actor per shard: ``"auto"`` (the running cluster), an address,
+        or ``"local"`` (start one); needs ``simsearch[ray]``.
         """
         path = locate(name_or_path, index_dir)
         if not path.exists():
@@ -104,10 +98,16 @@ class Index:
                 f"index {os.fspath(name_or_path)!r} not found in {path.parent}; "
                 "run `simsearch list` to see the indexes there"
             )
-        store = Store.open(path)
+        if ray is not None:
+            from simsearch.scale.serve import open_on_ray
+
+            index: Index = open_on_ray(path, ray)
+        else:
+            index = _open_path(path)
         if encoder is not None:
-            check_encoder(store.manifest, encoder)
-        return cls(store, encoder)
+            check_encoder(index._identity(), encoder)
+            index._encoder = encoder
+        return index
 
     @classmethod
     def build(
@@ -121,12 +121,15 @@ class Index:
         progress: Callable[[int], None] | None = None,
         index_type: str = "auto",
         target_recall: float = 0.95,
+        shards: int | None = None,
     ) -> Index:
         """Encode ``documents`` (Documents or plain strings) and write a new index atomically.
 
         ``index_type`` is ``auto`` (exact while small, then a tuned ANN index), ``flat``, ``hnsw``,
         ``ivf``, ``ivfpq`` or a FAISS factory string; ANN search parameters are tuned on the stored
-        vectors to reach ``target_recall`` (recall@10 against exact search).
+        vectors to reach ``target_recall`` (recall@10 against exact search). ``shards=N`` writes N
+        shards routed by id hash (a :class:`~simsearch.sharded.ShardedIndex`, each shard of that
+        index type); ``None`` writes the plain single-directory layout.
 
         Raises :class:`~simsearch.errors.IndexExistsError` if it exists and ``force`` is False,
         and :class:`~simsearch.errors.InputError` for duplicate ids or an empty input; in every
@@ -136,26 +139,24 @@ class Index:
             from simsearch.encode.torch_encoder import Encoder
 
             encoder = Encoder()
+        from simsearch.store.bulk import open_sink
         from simsearch.store.index_types import builder
 
-        faiss_builder = builder(index_type, target_recall)  # bad types fail before any encoding
+        builder(index_type, target_recall)  # bad types fail before any encoding
         path = locate(name_or_path, index_dir)
         started = time.perf_counter()
         truncated = 0
-        with StoreWriter(path, force=force) as writer:
+        with open_sink(path, shards=shards, force=force) as sink:
             for chunk in _chunks(_as_documents(documents), _CHUNK):
                 vectors, cut = encoder.encode_counting([d.text for d in chunk], progress=progress)
                 truncated += cut
-                _insert(writer.db, chunk, vectors)
-            count = writer.db.execute("SELECT count(*) FROM documents").fetchone()[0]
-            if count == 0:
-                raise InputError("the input holds no documents (only empty lines or records?)")
-            now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            writer.commit(_manifest_fields(encoder, path, now, now, truncated), faiss_builder)
+                sink.write(chunk, vectors)
+            count = commit_build(sink, encoder, path, truncated, index_type, target_recall)
         from simsearch.encode.onnx_encoder import prepare
 
         prepare(encoder)  # export for fast queries now, while the model is loaded anyway
-        index = cls(Store.open(path), encoder)
+        index = _open_path(path)
+        index._encoder = encoder
         index.last_build = BuildStats(count, truncated, time.perf_counter() - started)
         return index
 
@@ -165,11 +166,11 @@ class Index:
         if self._encoder is None:
             from simsearch.encode.onnx_encoder import load, prepare
 
-            self._encoder = load(self._store.manifest)  # same vectors, no torch import
+            self._encoder = load(self._identity())  # same vectors, no torch import
         if self._encoder is None:
             from simsearch.encode.torch_encoder import Encoder
 
-            m = self._store.manifest
+            m = self._identity()
             from simsearch.encode.models import ModelSource
 
             stored = Path(m["model_path"])
@@ -253,6 +254,10 @@ class Index:
             self._reopen(report.generation)
         return report
 
+    def _identity(self) -> dict[str, Any]:
+        """The manifest naming this index's model (a sharded index answers with a shard's)."""
+        return self._store.manifest
+
     def _reopen(self, generation: int) -> None:
         """Follow a write: the old store stays valid for searches already holding it."""
         if generation != self._store.manifest["generation"]:
@@ -278,34 +283,34 @@ def check_encoder(manifest: dict[str, Any], encoder: Any) -> None:
                          f"encoder given runs at {given!r}; pass Encoder(..., precision={built!r})")
 
 
+def _open_path(path: Path) -> Index:
+    """A plain :class:`Index`, or a :class:`~simsearch.sharded.ShardedIndex` for a sharded directory."""
+    from simsearch.store.shards import is_sharded
+
+    if is_sharded(path):
+        from simsearch.sharded import ShardedIndex
+
+        return ShardedIndex.open_path(path)
+    return Index(Store.open(path))
+
+
+def commit_build(sink: Any, encoder: Any, path: Path, truncated: int, index_type: str,
+                 target_recall: float) -> int:
+    """Commit a build's sink (local or Ray); returns the document count. Empty input is an error."""
+    count = sink.count()
+    if count == 0:
+        raise InputError("the input holds no documents (only empty lines or records?)")
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    sink.commit(_manifest_fields(encoder, path, now, now, truncated), index_type, target_recall)
+    return int(count)
+
+
 def _as_documents(items: Iterable[Document | str]) -> Iterator[Document]:
     """Documents as given, plain strings numbered from 1; blank texts are not documents."""
     for number, item in enumerate(items, 1):
         doc = item if isinstance(item, Document) else Document(str(number), str(item), {}, f"item {number}")
         if doc.text.strip():
             yield doc
-
-
-def _insert(db: Any, docs: list[Document], vectors: np.ndarray) -> None:
-    _check_unique(db, docs)
-    rows = [(d.id, d.text, json.dumps(d.metadata, ensure_ascii=False), _content_hash(d.text), to_blob(v))
-            for d, v in zip(docs, vectors)]
-    db.executemany("INSERT INTO documents (id, text, metadata, hash, vector) VALUES (?, ?, ?, ?, ?)", rows)
-
-
-def _check_unique(db: Any, docs: list[Document]) -> None:
-    """Duplicate ids are an input error naming the second occurrence (before anything is written)."""
-    seen: set[str] = set()
-    stored: set[str] = set()
-    ids = [d.id for d in docs]
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        stored.update(r[0] for r in db.execute(f"SELECT id FROM documents WHERE id IN ({marks})", chunk))
-    for doc in docs:
-        if doc.id in seen or doc.id in stored:
-            raise InputError(f"{doc.where}: duplicate document id {doc.id!r}; ids must be unique")
-        seen.add(doc.id)
 
 
 def _manifest_fields(encoder: Any, path: Path, created: str, updated: str, truncated: int) -> dict[str, Any]:

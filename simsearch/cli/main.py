@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from simsearch import __version__
-from simsearch.cli.options import index_dir_option, index_name, name_argument, progress_bar, reader_options
+from simsearch.cli.options import index_dir_option, index_name, name_argument, progress_bar, ray_option, reader_options
 from simsearch.errors import SimsearchError
 from simsearch.encode.pooling import POOLING_CHOICES
 from simsearch.encode.precision import PRECISIONS
@@ -59,32 +59,53 @@ def main() -> None:
                    "or a FAISS factory string such as HNSW48.")
 @click.option("--target-recall", type=click.FloatRange(0, 1, min_open=True), default=0.95,
               show_default=True, help="Recall@10 that ANN search parameters are tuned to reach.")
+@click.option("--shards", type=click.IntRange(1, 1024), default=None,
+              help="Split the index into N shards routed by id hash [default: one plain index].")
+@ray_option
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="With --ray: encoder actors.")
+@click.option("--cpus-per-worker", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, help="With --ray: CPUs each encoder actor reserves.")
+@click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="With --ray: GPUs each encoder actor reserves (use --device cuda).")
 @index_dir_option
 @click.option("--force", is_flag=True, help="Replace an existing index of that name.")
 def build(sources: tuple[str, ...], name: str, model: str | None, pooling: str, fmt: str,
           text_field: tuple[str, ...], id_field: str | None, split: str, batch_size: int,
           max_length: int | None, device: str, precision: str, index_type: str,
-          target_recall: float, index_dir: str | None, force: bool) -> None:
+          target_recall: float, shards: int | None, ray_address: str | None, workers: int,
+          cpus_per_worker: float, gpus_per_worker: float, index_dir: str | None, force: bool) -> None:
     """Build index NAME from SOURCE files, directories or - (stdin).
 
     \b
       simsearch build corpus.jsonl --name scifact \\
           --text-field title --text-field text --id-field _id
+      simsearch build big.jsonl --name big --shards 8 --ray=auto --workers 16
     """
-    from simsearch.encode.torch_encoder import Encoder
-    from simsearch.index import Index
-    from simsearch.readers import read_documents
-
     options = ReadOptions(fmt, text_field, id_field, split)
-    encoder = Encoder(model, pooling, max_length=max_length, batch_size=batch_size, device=device,
-                      precision=precision)
     with progress_bar("encoding") as progress:
-        index = Index.build(read_documents(sources, options), name, encoder,
-                            index_dir=index_dir, force=force, progress=progress,
-                            index_type=index_type, target_recall=target_recall)
+        if ray_address is not None:
+            from simsearch.scale.build import EncoderSpec, RayOptions, ray_build
+            from simsearch.store.home import locate
+
+            spec = EncoderSpec(model, pooling, max_length, batch_size, device, precision)
+            index = ray_build(sources, locate(name, index_dir), spec,
+                              RayOptions(ray_address, workers, cpus_per_worker, gpus_per_worker),
+                              read_options=options, shards=shards, force=force, index_type=index_type,
+                              target_recall=target_recall, progress=progress)
+        else:
+            from simsearch.encode.torch_encoder import Encoder
+            from simsearch.index import Index
+            from simsearch.readers import read_documents
+
+            encoder = Encoder(model, pooling, max_length=max_length, batch_size=batch_size, device=device,
+                              precision=precision)
+            index = Index.build(read_documents(sources, options), name, encoder,
+                                index_dir=index_dir, force=force, progress=progress,
+                                index_type=index_type, target_recall=target_recall, shards=shards)
     stats = index.last_build
     click.echo(f"Built index {name!r} at {index.path}: {stats.documents} documents, "
-               f"{stats.truncated} truncated at {encoder.max_length} tokens, "
+               f"{stats.truncated} truncated at {index.encoder.max_length} tokens, "
                f"{stats.seconds:.1f} s, {stats.per_second:.1f} documents/s")
     click.echo(ann_line(index.manifest))
 
@@ -134,7 +155,7 @@ def query(name: str, queries: tuple[str, ...], k: int, as_json: bool, min_score:
 def info(name: str, as_json: bool, index_dir: str | None) -> None:
     """Show the manifest of index NAME (model, pooling, dim, count, files...)."""
     from simsearch.store.home import locate
-    from simsearch.store.reader import read_manifest
+    from simsearch.store.shards import read_any_manifest as read_manifest
 
     path = locate(name, index_dir)
     if not path.exists():
@@ -176,8 +197,9 @@ def list_(as_json: bool, index_dir: str | None) -> None:
               help="Enable POST and DELETE /indexes/NAME/documents.")
 @click.option("--token-env", metavar="VAR",
               help="Writes then need 'Authorization: Bearer <token>', the token held by $VAR.")
+@ray_option
 def serve(names: tuple[str, ...], host: str, port: int, index_dir: str | None, allow_writes: bool,
-          token_env: str | None) -> None:
+          token_env: str | None, ray_address: str | None) -> None:
     """Serve indexes NAME... over HTTP: a JSON API and a search page at /.
 
     \b
@@ -189,7 +211,7 @@ def serve(names: tuple[str, ...], host: str, port: int, index_dir: str | None, a
 
     if token_env and not allow_writes:
         raise click.UsageError("--token-env guards writes; give --allow-writes too")
-    run_server(ServeConfig(names, host, port, index_dir, allow_writes, token_env),
+    run_server(ServeConfig(names, host, port, index_dir, allow_writes, token_env, ray=ray_address),
                announce=lambda line: click.echo(line, err=True))
 
 

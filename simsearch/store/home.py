@@ -38,7 +38,7 @@ def locate(name_or_path: str | os.PathLike[str], index_dir: str | os.PathLike[st
 
 def list_indexes(index_dir: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
     """Manifests of the indexes under the index home (damaged ones carry an ``error`` key)."""
-    from simsearch.store.reader import read_manifest  # FAISS and numpy load only when indexes are read
+    from simsearch.store.shards import read_any_manifest as read_manifest  # FAISS loads only now
 
     home = index_home(index_dir)
     if not home.is_dir():

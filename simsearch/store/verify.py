@@ -73,6 +73,12 @@ def verify_index(path: Path, *, encoder: Any = None, repair: bool = False,
     if not path.is_dir():
         raise IndexNotFoundError(f"index {path.name!r} not found in {path.parent}; "
                                  "run `simsearch list` to see the indexes there")
+    from simsearch.store.shards import is_sharded
+
+    if is_sharded(path):
+        from simsearch.store.shard_verify import verify_sharded
+
+        return verify_sharded(path, encoder=encoder, repair=repair, check_model=check_model)
     report, encoder = _inspect(path, encoder, check_model)
     problems = report.problems
     if repair and problems and all(p.repairable for p in problems):

@@ -139,6 +139,10 @@ class StoreWriter:
         fsync_dir(self.path.parent)
         self._staging = None
         remove_stale_files(self.path, manifest)
+        if self.force:
+            from simsearch.store.shards import remove_stale_parts
+
+            remove_stale_parts(self.path, manifest)  # a sharded index this plain one replaced
         return manifest
 
     def _faiss(self, dim: int, builder: Builder, count: int) -> tuple[FaissFile, dict[str, Any]]:
