@@ -138,12 +138,14 @@ def _encoded(ray: Any, sources: Sequence[str], read_options: ReadOptions, spec: 
 
     DataContext.get_current().enable_progress_bars = False
     plan = read_plan([os.fspath(s) for s in sources], options.workers)
-    dataset = ray.data.from_items(plan).flat_map(read_part, fn_kwargs={"options": read_options})
+    # Reading reserves no CPU: the encoder actors hold the cores, and a read task that waited for
+    # one of them would wait forever (the pool never lets go); parsing costs little next to encoding.
+    dataset = ray.data.from_items(plan).flat_map(read_part, fn_kwargs={"options": read_options}, num_cpus=0)
+    # Ray Data restarts a dead encoder actor and retries its batch (its default for actor pools).
     encoded = dataset.map_batches(
         EncodeActor, fn_constructor_kwargs={"spec": spec}, batch_size=max(spec.batch_size, 256),
         compute=ActorPoolStrategy(size=options.workers), num_cpus=options.cpus_per_worker,
-        num_gpus=options.gpus_per_worker or None, batch_format="numpy", max_restarts=-1,
-        max_task_retries=-1)
+        num_gpus=options.gpus_per_worker or None, batch_format="numpy")
     for batch in encoded.iter_batches(batch_size=_STREAM, batch_format="numpy"):
         docs = [Document(str(i), str(t), json.loads(str(m)), str(w))
                 for i, t, m, w in zip(batch["id"], batch["text"], batch["metadata"], batch["where"])]
