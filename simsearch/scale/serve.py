@@ -126,8 +126,8 @@ class RayIndex(ShardedIndex):
         except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
             dead = _which(ray, calls)
             raise ShardUnavailableError(
-                f"index {self.path.name!r}: shard {dead} is unavailable ({type(exc).__name__}); its Ray "
-                "actor is being restarted, retry the query") from None
+                f"index {self.path.name!r}: shard {dead} is unavailable ({type(exc).__name__}); Ray "
+                "restarts its actor, retry the query") from None
         merged = []
         for per_query in zip(*answers):
             rows = sorted((row for shard in per_query for row in shard), key=lambda row: -row[0])
@@ -189,15 +189,11 @@ class RayIndex(ShardedIndex):
 
 
 def _which(ray: Any, calls: list[Any]) -> str:
-    """The shard numbers whose calls failed (for the message)."""
-    ready, _ = ray.wait(calls, num_returns=len(calls), timeout=0)
+    """The shard numbers whose calls failed or hang (for the message); healthy ones answer fast."""
     failed = []
     for number, call in enumerate(calls):
-        if call not in ready:
-            failed.append(number)
-            continue
         try:
-            ray.get(call, timeout=0)
+            ray.get(call, timeout=2.0)
         except Exception:
             failed.append(number)
     return ", ".join(map(str, failed)) or "?"

@@ -62,6 +62,8 @@ def test_query_info_list_match_plain(built: Path) -> None:
     assert listed["sh"]["count"] == 10 and "error" not in listed["sh"]
     table = run("list", "--index-dir", built).output
     assert "damaged" not in table and "sh" in table
+    ann = run("eval", "ann", "sh", "--index-dir", built)  # one FAISS index at a time: said clearly
+    assert ann.exit_code == 1 and "is sharded" in ann.output and "Traceback" not in ann.output
 
 
 def test_add_delete_compact_verify(built: Path, tmp_path: Path) -> None:
