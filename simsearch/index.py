@@ -16,9 +16,11 @@ from simsearch import __version__
 from simsearch.errors import IndexNotFoundError, InputError, ModelError, QueryError, SimsearchError
 from simsearch.store.home import locate
 from simsearch.readers import Document
+from simsearch.store.manifest import EXACT_FACTORY, Manifest, identity_mismatch, identity_of
 from simsearch.store.reader import Store
 
 if TYPE_CHECKING:
+    from simsearch.encode import Encoder
     from simsearch.store.updates import AddStats, CompactStats, DeleteStats
     from simsearch.store.verify import VerifyReport
 
@@ -34,6 +36,11 @@ class Hit:
     score: float
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self, query: str) -> dict[str, Any]:
+        """The hit as programs see it: ``query --json`` lines and the HTTP API share this shape."""
+        return {"query": query, "rank": self.rank, "id": self.id, "score": round(self.score, 6),
+                "text": self.text, "metadata": self.metadata}
 
 
 @dataclass(frozen=True)
@@ -62,10 +69,11 @@ class Index:
     >>> index.search("a query", k=1)[0].text
     """
 
-    def __init__(self, store: Store, encoder: Any = None) -> None:
+    def __init__(self, store: Store, encoder: Encoder | None = None) -> None:
         self._store = store
         self._encoder = encoder
         self.last_build: BuildStats | None = None
+        self._exported = encoder is not None  # an encoder given (or built with) was exported then
 
     @property
     def path(self) -> Path:
@@ -73,18 +81,19 @@ class Index:
 
     @property
     def manifest(self) -> dict[str, Any]:
-        return dict(self._store.manifest)
+        """The manifest as a plain dict (every key, a copy)."""
+        return self._store.manifest.to_dict()
 
     def __len__(self) -> int:
         return len(self._store)
 
     def __repr__(self) -> str:
         m = self._store.manifest
-        return f"Index({str(self.path)!r}, count={m['count']}, model={m['model']!r}, pooling={m['pooling']!r})"
+        return f"Index({str(self.path)!r}, count={m.count}, model={m.model!r}, pooling={m.pooling!r})"
 
     @classmethod
     def open(cls, name_or_path: str | os.PathLike[str], *, index_dir: str | os.PathLike[str] | None = None,
-             encoder: Any = None, ray: str | None = None) -> Index:
+             encoder: Encoder | None = None, ray: str | None = None) -> Index:
         """Open an existing index by name (under the index home) or path; validates its files.
 
         ``encoder`` may be passed to share a loaded model; it must be the index's own model and
@@ -106,7 +115,7 @@ class Index:
             index = _open_path(path)
         if encoder is not None:
             check_encoder(index._identity(), encoder)
-            index._encoder = encoder
+            index._encoder, index._exported = encoder, True
         return index
 
     @classmethod
@@ -114,7 +123,7 @@ class Index:
         cls,
         documents: Iterable[Document | str],
         name_or_path: str | os.PathLike[str],
-        encoder: Any = None,
+        encoder: Encoder | None = None,
         *,
         index_dir: str | os.PathLike[str] | None = None,
         force: bool = False,
@@ -156,31 +165,23 @@ class Index:
 
         prepare(encoder)  # export for fast queries now, while the model is loaded anyway
         index = _open_path(path)
-        index._encoder = encoder
+        index._encoder, index._exported = encoder, True
         index.last_build = BuildStats(count, truncated, time.perf_counter() - started)
         return index
 
     @property
-    def encoder(self) -> Any:
-        """The index's own encoder (same model, pooling and max length), loaded on first use."""
-        if self._encoder is None:
-            from simsearch.encode.onnx_encoder import load, prepare
+    def encoder(self) -> Encoder:
+        """The index's own encoder (same model, pooling and max length), loaded on first use.
 
-            self._encoder = load(self._identity())  # same vectors, no torch import
+        Loading writes nothing: the ONNX export a later process may use is written by
+        :meth:`build` and by the first :meth:`search` that ran without it (see docs/library.md).
+        """
         if self._encoder is None:
-            from simsearch.encode.torch_encoder import Encoder
-
+            self._encoder = load_encoder(self._identity())
             m = self._identity()
-            from simsearch.encode.models import ModelSource
-
-            stored = Path(m["model_path"])
-            model = ModelSource(m["model"], stored) if stored.is_dir() else m["model"]
-            self._encoder = Encoder(model, m["pooling"], max_length=m["max_length"],
-                                    precision=m.get("precision", "fp32"))
-            if self._encoder.dim != m["dim"]:
-                raise SimsearchError(f"model {m['model']!r} now gives {self._encoder.dim}-dim vectors "
-                                     f"but the index holds {m['dim']}-dim ones; rebuild the index")
-            prepare(self._encoder)  # so the next process takes the fast path
+            if self._encoder.dim != m.dim:
+                raise SimsearchError(f"model {m.model!r} now gives {self._encoder.dim}-dim vectors "
+                                     f"but the index holds {m.dim}-dim ones; rebuild the index")
         return self._encoder
 
     @overload
@@ -199,7 +200,13 @@ class Index:
                 raise QueryError("empty query; give some text to search for")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise QueryError(f"k must be a whole number of at least 1, got {k!r}")
-        vectors = self.encoder.encode(queries)
+        encoder = self.encoder
+        vectors = encoder.encode(queries)
+        if not self._exported:
+            from simsearch.encode.onnx_encoder import prepare
+
+            self._exported = True
+            prepare(encoder)  # the documented moment: so the next process takes the fast path
         results = self.search_vectors(vectors, k, min_score=min_score)
         return results[0] if single else results
 
@@ -249,38 +256,47 @@ class Index:
         the FAISS file from the stored vectors (no sources needed)."""
         from simsearch.store.verify import verify_index
 
-        report = verify_index(self.path, encoder=self._encoder, repair=repair)
+        report = verify_index(self.path, encoder=self._encoder, repair=repair, load_encoder=load_encoder)
         if report.repaired and report.generation is not None:
             self._reopen(report.generation)
         return report
 
-    def _identity(self) -> dict[str, Any]:
+    def _identity(self) -> Manifest:
         """The manifest naming this index's model (a sharded index answers with a shard's)."""
         return self._store.manifest
 
     def _reopen(self, generation: int) -> None:
         """Follow a write: the old store stays valid for searches already holding it."""
-        if generation != self._store.manifest["generation"]:
+        if generation != self._store.manifest.generation:
             self._store = Store.open(self.path)
 
     def close(self) -> None:
         self._store.close()
 
 
-def check_encoder(manifest: dict[str, Any], encoder: Any) -> None:
-    """Refuse an encoder whose model, pooling or dimension differs from the index's."""
-    mine = (manifest["model"], manifest["pooling"], manifest["dim"])
-    theirs = (encoder.model_id, encoder.pooling, encoder.dim)
-    if mine != theirs:
-        raise ModelError(
-            f"index {manifest.get('name', '')!r} was built with model {mine[0]!r}, pooling {mine[1]!r}, "
-            f"dim {mine[2]}; the encoder given is {theirs[0]!r}, {theirs[1]!r}, {theirs[2]}: "
-            "vectors from different models cannot be mixed"
-        )
-    built, given = manifest.get("precision", "fp32"), getattr(encoder, "precision", "fp32")
-    if built != given:
-        raise ModelError(f"index {manifest.get('name', '')!r} was built at precision {built!r} but the "
-                         f"encoder given runs at {given!r}; pass Encoder(..., precision={built!r})")
+def check_encoder(manifest: Manifest, encoder: Encoder) -> None:
+    """Refuse an encoder whose model, pooling, dimension or precision differs from the index's."""
+    problem = identity_mismatch(manifest.identity, identity_of(encoder))
+    if problem:
+        raise ModelError(f"index {manifest.name!r} was {problem}")
+
+
+def load_encoder(manifest: Manifest) -> Encoder:
+    """The index's own encoder: the cached ONNX export when there is one (no torch import), else
+    the torch encoder from the model directory the manifest records (or its id)."""
+    from simsearch.encode.onnx_encoder import load
+
+    fast = load(manifest.model, manifest.model_path, manifest.pooling, manifest.max_length,
+                manifest.precision, spin=manifest.factory != EXACT_FACTORY)
+    if fast is not None:
+        return fast
+    from simsearch.encode.models import ModelSource
+    from simsearch.encode.torch_encoder import Encoder as TorchEncoder
+
+    stored = Path(manifest.model_path)
+    model = ModelSource(manifest.model, stored) if manifest.model_path and stored.is_dir() else manifest.model
+    return TorchEncoder(model, manifest.pooling, max_length=manifest.max_length,
+                        precision=manifest.precision)
 
 
 def _open_path(path: Path) -> Index:
@@ -313,7 +329,7 @@ def _as_documents(items: Iterable[Document | str]) -> Iterator[Document]:
             yield doc
 
 
-def _manifest_fields(encoder: Any, path: Path, created: str, updated: str, truncated: int) -> dict[str, Any]:
+def _manifest_fields(encoder: Encoder, path: Path, created: str, updated: str, truncated: int) -> dict[str, Any]:
     return {
         "name": path.name,
         "simsearch_version": __version__,

@@ -17,6 +17,7 @@ import numpy as np
 
 from simsearch.index import Hit, Index
 from simsearch.readers import Document
+from simsearch.store.manifest import Manifest
 from simsearch.store.reader import Store
 from simsearch.store.shards import open_parts, plain_view
 
@@ -34,6 +35,7 @@ class ShardedIndex(Index):
         self._top = manifest
         self._stores = stores
         self._encoder = encoder
+        self._exported = encoder is not None
         self.last_build = None
         self._pool: ThreadPoolExecutor | None = None
 
@@ -62,7 +64,7 @@ class ShardedIndex(Index):
         return (f"ShardedIndex({str(self.path)!r}, shards={self.shards}, count={m['count']}, "
                 f"model={m['model']!r}, pooling={m['pooling']!r})")
 
-    def _identity(self) -> dict[str, Any]:
+    def _identity(self) -> Manifest:
         return plain_view(self._top, self._stores[0])
 
     def search_vectors(self, vectors: np.ndarray, k: int = 10, *,
@@ -92,7 +94,7 @@ class ShardedIndex(Index):
             progress: Callable[[int], None] | None = None) -> AddStats:
         from simsearch.store.shard_updates import add_sharded
 
-        stats = add_sharded(self.path, documents, self._top, lambda: self.encoder,
+        stats = add_sharded(self.path, documents, self._identity(), lambda: self.encoder,
                             batch_size=batch_size, progress=progress)
         self._reopen(stats.generation)
         return stats
@@ -112,9 +114,10 @@ class ShardedIndex(Index):
         return stats
 
     def verify(self, repair: bool = False) -> VerifyReport:
+        from simsearch.index import load_encoder
         from simsearch.store.shard_verify import verify_sharded
 
-        report = verify_sharded(self.path, encoder=self._encoder, repair=repair)
+        report = verify_sharded(self.path, encoder=self._encoder, repair=repair, load_encoder=load_encoder)
         if report.repaired and report.generation is not None:
             self._reopen(report.generation)
         return report

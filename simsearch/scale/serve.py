@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from simsearch.index import Hit
 from simsearch.readers import Document
 from simsearch.scale.cluster import LOCAL, first_line, import_ray
 from simsearch.sharded import ShardedIndex
-from simsearch.store.reader import read_manifest
+from simsearch.store.manifest import Manifest, read_manifest
 from simsearch.store.shards import check_part, is_sharded, read_top_manifest
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def open_on_ray(path: Path, address: str | None, encoder: Any = None) -> RayInde
         dirs = [path / part["dir"] for part in top["shards"]["parts"]]
     else:
         top, dirs = read_manifest(path), [path]
-    identity = {**read_manifest(dirs[0]), "name": top.get("name", path.name)}
+    identity = read_manifest(dirs[0]).replace(name=str(top.get("name", path.name)))
     remote = ray.remote(ShardActor).options(max_restarts=-1, max_task_retries=0, num_cpus=0)
     actors = [remote.remote(str(directory)) for directory in dirs]
     try:
@@ -99,7 +99,7 @@ def _cause(exc: BaseException) -> BaseException:
 class RayIndex(ShardedIndex):
     """An index whose shards are searched by Ray actors; writes go to the files, then actors reload."""
 
-    def __init__(self, path: Path, top: dict[str, Any], identity: dict[str, Any], actors: list[Any],
+    def __init__(self, path: Path, top: Mapping[str, Any], identity: Manifest, actors: list[Any],
                  address: str | None, encoder: Any = None) -> None:
         super().__init__(path, top, [], encoder)
         self._identity_manifest = identity
@@ -113,7 +113,7 @@ class RayIndex(ShardedIndex):
     def __repr__(self) -> str:
         return f"RayIndex({str(self.path)!r}, shards={self.shards}, count={self._top['count']})"
 
-    def _identity(self) -> dict[str, Any]:
+    def _identity(self) -> Manifest:
         return self._identity_manifest
 
     def search_vectors(self, vectors: np.ndarray, k: int = 10, *,
@@ -166,9 +166,10 @@ class RayIndex(ShardedIndex):
         return stats
 
     def verify(self, repair: bool = False) -> VerifyReport:
+        from simsearch.index import load_encoder
         from simsearch.store.verify import verify_index
 
-        report = verify_index(self.path, encoder=self._encoder, repair=repair)
+        report = verify_index(self.path, encoder=self._encoder, repair=repair, load_encoder=load_encoder)
         if report.repaired and report.generation is not None:
             self._reopen(report.generation)
         return report

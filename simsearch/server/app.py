@@ -21,7 +21,6 @@ from simsearch.errors import (IndexCorruptError, IndexNotFoundError, InputError,
                               ShardUnavailableError, SimsearchError)
 from simsearch.store.home import check_name
 from simsearch.readers import Document
-from simsearch.cli.render import hit_dict
 from simsearch.server import schemas as s
 from simsearch.server.state import Served, ServedIndex
 
@@ -95,9 +94,9 @@ def _search(served: Served, name: str, query: str | None, queries: list[str] | N
     took = round((time.perf_counter() - started) * 1000, 3)
     if query is not None:
         return JSONResponse({"index": name, "query": query, "took_ms": took,
-                             "hits": [hit_dict(query, hit) for hit in results[0]]})
+                             "hits": [hit.to_dict(query) for hit in results[0]]})
     return JSONResponse({"index": name, "took_ms": took, "results": [
-        {"query": text, "hits": [hit_dict(text, hit) for hit in hits]} for text, hits in zip(texts, results)]})
+        {"query": text, "hits": [hit.to_dict(text) for hit in hits]} for text, hits in zip(texts, results)]})
 
 
 def _info(target: ServedIndex) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import numpy as np
 from simsearch.errors import QueryError, SimsearchError
 from simsearch.index import Hit, Index
 from simsearch.store.home import locate
-from simsearch.store.reader import MANIFEST
+from simsearch.store.manifest import MANIFEST
 
 log = logging.getLogger("simsearch.serve")
 _STOP = object()

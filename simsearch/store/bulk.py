@@ -178,7 +178,7 @@ class ShardedSink:
             os.rename(self._staging, self.path)
             fsync_dir(self.path.parent)
         else:
-            remove_stale_files(self.path, manifest)  # a plain index's files, replaced by the shards
+            remove_stale_files(self.path, None)  # a plain index's files, replaced by the shards
         self._staging = None
         return manifest
 

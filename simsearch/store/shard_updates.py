@@ -9,17 +9,20 @@ not change keep their directories.
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from simsearch import __version__
 from simsearch.errors import IndexNotFoundError, InputError
 from simsearch.readers import Document
 from simsearch.store.locking import write_lock
 from simsearch.store.reader import MANIFEST
 from simsearch.store.shards import (commit_top, fork_part, part_entry, part_name, read_top_manifest,
                                     remove_stale_parts, shard_of)
-from simsearch.store.updates import (AddStats, CompactStats, DeleteStats, _documents, _updated_fields,
-                                     add_documents, check_same_model, compact_index, delete_documents)
+from simsearch.store.manifest import Manifest
+from simsearch.store.updates import (AddStats, CompactStats, DeleteStats, _documents, add_documents,
+                                     compact_index, delete_documents)
 
 
 class ShardTransaction:
@@ -67,9 +70,11 @@ class ShardTransaction:
                 self.parts[shard], changed = entry, True
         if not changed:
             return None
-        fields = _updated_fields(self.previous, truncated=truncated)
-        for key in ("shards", "format", "format_version"):
-            fields.pop(key, None)
+        fields = {key: value for key, value in self.previous.items()
+                  if key not in ("count", "generation", "shards", "format", "format_version")}
+        fields["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        fields["simsearch_version"] = __version__
+        fields["truncated"] = int(self.previous.get("truncated", 0)) + truncated
         kinds = {part.get("index_type", "flat") for part in self.parts}
         fields["index_type"] = kinds.pop() if len(kinds) == 1 else "mixed"
         self._done = True
@@ -89,16 +94,16 @@ def _after(txn: ShardTransaction, manifest: dict[str, Any] | None) -> tuple[int,
     return int(final["count"]), int(final["generation"])
 
 
-def add_sharded(path: Path, documents: Iterable[Document | str], identity: dict[str, Any],
+def add_sharded(path: Path, documents: Iterable[Document | str], identity: Manifest,
                 encoder: Callable[[], Any], *, batch_size: int | None = None,
                 progress: Callable[[int], None] | None = None) -> AddStats:
     """Upsert by id, each document in the shard its id hashes to; see :meth:`Index.add`.
 
-    The input is routed in memory first (texts, not vectors) so that each shard is written once.
+    The input is routed in memory first (texts, not vectors) so that each shard is written once;
+    each shard refuses to be written if its model is no longer ``identity``'s.
     """
     started = time.perf_counter()
     with ShardTransaction(path) as txn:
-        check_same_model(txn.previous, identity)
         routed: list[list[Document]] = [[] for _ in range(txn.shards)]
         seen: set[str] = set()
         for doc in _documents(documents):

@@ -17,25 +17,26 @@ from simsearch.errors import SimsearchError
 from simsearch.store.reader import connect_readonly, read_manifest
 from simsearch.store.shard_updates import ShardTransaction
 from simsearch.store.shards import check_part, read_top_manifest, shard_of
-from simsearch.store.verify import Check, VerifyReport, _check_model, verify_index
+from simsearch.store.verify import Check, EncoderLoader, VerifyReport, _check_model, verify_index
 
 
-def verify_sharded(path: Path, *, encoder: Any = None, repair: bool = False,
-                   check_model: bool = True) -> VerifyReport:
+def verify_sharded(path: Path, *, encoder: Any = None, repair: bool = False, check_model: bool = True,
+                   load_encoder: EncoderLoader | None = None) -> VerifyReport:
     """Check the sharded index at ``path``; with ``repair``, rebuild damaged shards' FAISS files."""
-    report, encoder, fixable = _inspect(path, encoder, check_model)
+    report, encoder, fixable = _inspect(path, encoder, check_model, load_encoder)
     problems = report.problems
     if repair and problems and all(p.repairable for p in problems) and fixable:
         with ShardTransaction(path) as txn:
             for shard in fixable:
                 verify_index(txn.fork(shard), repair=True, check_model=False)
             txn.commit()
-        report, _, _ = _inspect(path, encoder, check_model)
+        report, _, _ = _inspect(path, encoder, check_model, load_encoder)
         report.repaired = problems
     return report
 
 
-def _inspect(path: Path, encoder: Any, check_model: bool) -> tuple[VerifyReport, Any, list[int]]:
+def _inspect(path: Path, encoder: Any, check_model: bool,
+             load_encoder: EncoderLoader | None) -> tuple[VerifyReport, Any, list[int]]:
     report = VerifyReport(str(path), [])
     add = report.checks.append
     try:
@@ -66,14 +67,19 @@ def _inspect(path: Path, encoder: Any, check_model: bool) -> tuple[VerifyReport,
         _check_routing(path / part["dir"], number, len(parts), label, add)
     add(Check("count", total == manifest["count"], f"top manifest {manifest['count']}, shards {total}"))
     if check_model:
-        encoder = _check_model(manifest, encoder, add)
+        try:
+            identity = read_manifest(path / parts[0]["dir"]).replace(name=manifest.get("name", path.name))
+        except SimsearchError as exc:
+            add(Check("model", False, f"no readable shard manifest to check the model against ({exc})"))
+        else:
+            encoder = _check_model(identity, encoder, load_encoder, add)
     return report, encoder, fixable
 
 
 def _check_routing(part: Path, number: int, shards: int, label: str, add: Any) -> None:
     """Every id in the shard its hash names; checked in full (ids only, no texts or vectors)."""
     try:
-        db = connect_readonly(part / read_manifest(part)["files"]["sqlite"]["name"])
+        db = connect_readonly(part / read_manifest(part).files["sqlite"].name)
         try:
             misplaced = sum(1 for (doc_id,) in db.execute("SELECT id FROM documents")
                             if shard_of(doc_id, shards) != number)

@@ -23,11 +23,12 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from simsearch.errors import IndexCorruptError, IndexNotFoundError
 from simsearch.store.files import file_sha256, write_json_atomic
-from simsearch.store.reader import FORMAT, MANIFEST, Store
+from simsearch.store.manifest import FORMAT, MANIFEST, Manifest
+from simsearch.store.reader import Store
 
 #: Sharded indexes carry format version 2, so a simsearch that reads only plain indexes (version 1)
 #: says "written by a newer simsearch; upgrade" instead of misreading the directory.
@@ -64,10 +65,10 @@ def is_sharded(path: Path) -> bool:
 
 
 def read_any_manifest(path: Path) -> dict[str, Any]:
-    """The checked manifest of a plain or a sharded index (``info``, ``list``)."""
-    from simsearch.store.reader import read_manifest
+    """The checked manifest of a plain or a sharded index, as a plain dict (``info``, ``list``)."""
+    from simsearch.store.manifest import read_manifest
 
-    return read_top_manifest(path) if is_sharded(path) else read_manifest(path)
+    return read_top_manifest(path) if is_sharded(path) else read_manifest(path).to_dict()
 
 
 def read_top_manifest(path: Path) -> dict[str, Any]:
@@ -206,6 +207,7 @@ def _shard_entries(path: Path) -> Iterator[Path]:
             if entry.name.startswith((_PART_PREFIX, f".{_PART_PREFIX}")))
 
 
-def plain_view(manifest: dict[str, Any], part: Store) -> dict[str, Any]:
-    """Identity fields for code that reads a plain manifest (encoder loading): a shard's own."""
-    return {**part.manifest, "name": manifest.get("name", part.manifest.get("name"))}
+def plain_view(manifest: Mapping[str, Any], part: Store) -> Manifest:
+    """The model identity of a sharded index (for loading and checking encoders): a shard's own
+    manifest, under the index's name."""
+    return part.manifest.replace(name=str(manifest.get("name", part.manifest.name)))

@@ -28,13 +28,5 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def ray_address(ray_cluster: Any) -> str:
-    """The session cluster's address, for subprocesses (``--ray=ADDRESS``); loopback."""
-    address = ray_cluster.get_runtime_context().gcs_address
-    assert address.startswith("127.0.0.1:"), address
-    return str(address)
-
-
-@pytest.fixture(scope="session")
 def tiny_model(tiny_bert: Path) -> str:
     return str(tiny_bert)

@@ -14,7 +14,7 @@ import pytest
 
 from simsearch import Document, Index, ShardUnavailableError
 from simsearch.scale.serve import RayIndex
-from tests.server_helpers import call, start_server
+from tests.server.helpers import call, start_server
 
 TEXTS = ["the cat sat on the mat", "keep bread fresh", "the dog is good", "a fast search engine",
          "서울 지하철은 편리하다", "how to keep the dog", "stale bread is bad", "slow query of long word"]
@@ -80,9 +80,10 @@ def test_ray_index_searches_writes_and_recovers(ray_cluster, built: Path, encode
     remote.close()
 
 
-def test_serve_ray_over_http(ray_address: str, built: Path, index_dir: Path, tmp_path: Path, encoder) -> None:
+def test_serve_ray_over_http(ray_cluster, built: Path, index_dir: Path, tmp_path: Path, encoder) -> None:
     before = shard_actor_pids()
-    server = start_server(index_dir, ["sh"], f"--ray={ray_address}", log=tmp_path / "serve.log")
+    # the server starts its own local cluster (no address to give: nothing leaves loopback)
+    server = start_server(index_dir, ["sh"], "--ray", log=tmp_path / "serve.log", timeout=300)
     try:
         url = f"{server.url}/indexes/sh/search?" + urllib.parse.urlencode({"query": "bread", "k": 5})
         first = call(url)
