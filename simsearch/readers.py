@@ -1,7 +1,8 @@
-"""Readers: text files, CSV/TSV, JSONL, directories and stdin -> :class:`Document` streams.
+"""Readers: text files, CSV/TSV, JSONL, Parquet, directories and stdin -> :class:`Document` streams.
 
 Files are read as bytes line by line so that a bad byte or a malformed record is reported with
-its file and line, and so that a huge input streams instead of being loaded whole.
+its file and line, and so that a huge input streams instead of being loaded whole; Parquet is
+read in record batches for the same reason (needs the ``parquet`` extra: pyarrow).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from simsearch import config
 from simsearch.errors import InputError
 from simsearch.splitting import SPLITTERS
 
-FORMATS = ("auto", "txt", "csv", "tsv", "jsonl")
+FORMATS = ("auto", "txt", "csv", "tsv", "jsonl", "parquet")
 SPLITS = ("none", *SPLITTERS)
 _SUFFIXES = {".txt": "txt", ".md": "txt", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl",
-             ".ndjson": "jsonl"}
+             ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 _DIR_SUFFIXES = (".txt", ".md")
 _DEFAULT_TEXT_FIELD = "text"
 config.allow_long_csv_fields()  # process-wide, documented in simsearch.config
@@ -83,6 +84,8 @@ def _read_source(source: str, options: ReadOptions, stdin: IO[bytes] | None) -> 
     if source == "-":
         stream = stdin if stdin is not None else sys.stdin.buffer
         fmt = "txt" if options.format == "auto" else options.format
+        if fmt == "parquet":
+            raise InputError("<stdin>: Parquet cannot be read from standard input; give the file's path")
         yield from _read_stream(stream, "<stdin>", "stdin", fmt, options)
         return
     path = Path(source)
@@ -95,8 +98,13 @@ def _read_source(source: str, options: ReadOptions, stdin: IO[bytes] | None) -> 
     if fmt is None:
         raise InputError(
             f"{source}: cannot tell the format from the suffix {path.suffix or '(none)'!r}; "
-            "pass --format txt|csv|tsv|jsonl"
+            "pass --format txt|csv|tsv|jsonl|parquet"
         )
+    if fmt == "parquet":
+        from simsearch.parquet_reader import read_parquet  # pyarrow only when asked for
+
+        yield from read_parquet(path, options)
+        return
     with path.open("rb") as stream:
         _sniff(stream, source)
         yield from _read_stream(stream, source, source, fmt, options)
@@ -270,3 +278,4 @@ def _make_document(
     skip = set(fields) | ({id_field} if id_field else set())
     metadata = {key: value for key, value in record.items() if key not in skip}
     return Document(doc_id, text, metadata, where)
+
