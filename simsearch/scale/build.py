@@ -1,7 +1,7 @@
 """``simsearch build --ray``: read and encode on a Ray cluster, write the index here.
 
-Sources are split into read tasks (one per file, a large file into several parts that each keep
-every m-th document), read by Ray Data, and encoded by ``map_batches`` over a fixed pool of
+Sources are split into read tasks (one per file; a large file into several parts: row ranges
+of a Parquet file, every m-th document of other formats), read by Ray Data, and encoded by ``map_batches`` over a fixed pool of
 encoder actors (each loads the model once). Encoded batches stream back to this process, which
 routes them to the shard writers by id hash (:mod:`simsearch.store.bulk`, the same code as a
 local build) and commits once: a failure anywhere leaves the previous index (or none).
@@ -68,22 +68,41 @@ class EncodeActor:
         return {**batch, "vector": vectors, "truncated": truncated}
 
 
-def read_plan(sources: Sequence[str], workers: int) -> list[dict[str, Any]]:
-    """Read tasks: a file per task, a large file split into parts (every ``parts``-th document)."""
-    plan = []
+def read_plan(sources: Sequence[str], workers: int, options: ReadOptions = ReadOptions()) -> list[dict[str, Any]]:
+    """Read tasks: a file per task; a large file split into parts: row ranges of a Parquet file
+    (only the overlapping row groups are read), every ``parts``-th document of other formats."""
+    plan: list[dict[str, Any]] = []
     for source in sources:
         path = Path(source)
         parts = 1
         if path.is_file():
             parts = max(1, min(workers * 4, -(-path.stat().st_size // PART_BYTES)))
+        if parts > 1 and _is_parquet(path, options):
+            import pyarrow.parquet as pq  # comes with ray[data]
+
+            rows = pq.ParquetFile(path).metadata.num_rows
+            bounds = [rows * part // parts for part in range(parts + 1)]
+            plan += [{"source": source, "start": lo, "stop": hi} for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
+            continue
         plan += [{"source": source, "part": part, "parts": parts} for part in range(parts)]
     return plan
 
 
+def _is_parquet(path: Path, options: ReadOptions) -> bool:
+    return options.format == "parquet" or (options.format == "auto" and path.suffix.lower() in (".parquet", ".pq"))
+
+
 def read_part(task: dict[str, Any], options: ReadOptions) -> Iterator[dict[str, Any]]:
     """The documents of one read task, as Ray Data rows (metadata as JSON text)."""
-    for number, doc in enumerate(read_documents([task["source"]], options)):
-        if number % task["parts"] == task["part"] and doc.text.strip():
+    if "start" in task:
+        from simsearch.parquet_reader import read_parquet
+
+        docs: Iterator[Document] = read_parquet(task["source"], options, start=task["start"], stop=task["stop"])
+    else:
+        docs = (doc for number, doc in enumerate(read_documents([task["source"]], options))
+                if number % task["parts"] == task["part"])
+    for doc in docs:
+        if doc.text.strip():
             yield {"id": doc.id, "text": doc.text, "where": doc.where,
                    "metadata": json.dumps(doc.metadata, ensure_ascii=False)}
 
@@ -137,7 +156,7 @@ def _encoded(ray: Any, sources: Sequence[str], read_options: ReadOptions, spec: 
     from ray.data import ActorPoolStrategy, DataContext
 
     DataContext.get_current().enable_progress_bars = False
-    plan = read_plan([os.fspath(s) for s in sources], options.workers)
+    plan = read_plan([os.fspath(s) for s in sources], options.workers, read_options)
     # Reading reserves no CPU: the encoder actors hold the cores, and a read task that waited for
     # one of them would wait forever (the pool never lets go); parsing costs little next to encoding.
     dataset = ray.data.from_items(plan).flat_map(read_part, fn_kwargs={"options": read_options}, num_cpus=0)

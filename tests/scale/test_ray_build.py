@@ -27,7 +27,14 @@ def corpus(tmp_path: Path, n: int = 120) -> list[Path]:
                                          "n": i}) + "\n" for i in range(n)), encoding="utf-8")
     second = tmp_path / "b.txt"
     second.write_text("".join(f"the {WORDS[i % len(WORDS)]} line {i}\n" for i in range(n // 2)), encoding="utf-8")
-    return [first, second]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    third = tmp_path / "c.parquet"
+    pq.write_table(pa.table({"id": [f"c{i}" for i in range(n // 2)], "n": list(range(n // 2)),
+                             "text": [f"parquet {WORDS[(3 * i) % len(WORDS)]} row {i}" for i in range(n // 2)]}),
+                   third, row_group_size=16)
+    return [first, second, third]
 
 
 def test_read_plan_covers_every_document_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,6 +48,23 @@ def test_read_plan_covers_every_document_once(tmp_path: Path, monkeypatch: pytes
     assert sorted(got) == sorted(want) and len(got) == len(set(got))
 
 
+def test_read_plan_splits_parquet_by_row_range(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    file = tmp_path / "docs.parquet"
+    pq.write_table(pa.table({"id": [f"p{i}" for i in range(500)], "text": [f"text {i}" for i in range(500)],
+                             "n": list(range(500))}), file, row_group_size=64)
+    monkeypatch.setattr(ray_build_module, "PART_BYTES", 1000)
+    options = ReadOptions(id_field="id")
+    plan = read_plan([str(file)], workers=2, options=options)
+    assert len(plan) == 8 and all("start" in task for task in plan)
+    assert [t["start"] for t in plan[1:]] == [t["stop"] for t in plan[:-1]] and plan[-1]["stop"] == 500
+    got = [(row["id"], row["text"], row["metadata"]) for task in plan for row in read_part(task, options)]
+    want = [(d.id, d.text, json.dumps(d.metadata)) for d in read_documents([str(file)], options)]
+    assert got == want and len(got) == 500
+
+
 def test_ray_build_equals_local_build(ray_cluster, index_dir: Path, tmp_path: Path, tiny_model: str,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     files = corpus(tmp_path)
@@ -50,7 +74,7 @@ def test_ray_build_equals_local_build(ray_cluster, index_dir: Path, tmp_path: Pa
     assert local.exit_code == 0, local.output
     on_ray = run("build", *common, "--name", "onray", "--shards", "3", "--ray", "--workers", "2")
     assert on_ray.exit_code == 0, on_ray.output
-    assert "180 documents" in on_ray.output and "3 shards" in on_ray.output
+    assert "240 documents" in on_ray.output and "3 shards" in on_ray.output
     assert_same_index(index_dir / "local", index_dir / "onray")
     plain = run("build", *common, "--name", "onray-plain", "--ray=local", "--workers", "1")
     assert plain.exit_code == 0, plain.output
