@@ -41,7 +41,7 @@ def test_read_plan_covers_every_document_once(tmp_path: Path, monkeypatch: pytes
     files = corpus(tmp_path)
     monkeypatch.setattr(ray_build_module, "PART_BYTES", 1000)  # several parts per file
     plan = read_plan([str(f) for f in files], workers=2)
-    assert len(plan) > 2 and {task["source"] for task in plan} == {str(f) for f in files}
+    assert len(plan) > 6 and {task["source"] for task in plan} == {str(f) for f in files}
     options = ReadOptions(id_field="id")
     got = [row["id"] for task in plan for row in read_part(task, options)]
     want = [doc.id for doc in read_documents([str(f) for f in files], options)]
@@ -57,6 +57,7 @@ def test_read_plan_splits_parquet_by_row_range(tmp_path: Path, monkeypatch: pyte
                              "n": list(range(500))}), file, row_group_size=64)
     monkeypatch.setattr(ray_build_module, "PART_BYTES", 1000)
     options = ReadOptions(id_field="id")
+    assert len(read_plan([str(file)], workers=3, options=options)) == 12  # 4 per worker at most
     plan = read_plan([str(file)], workers=2, options=options)
     assert len(plan) == 8 and all("start" in task for task in plan)
     assert [t["start"] for t in plan[1:]] == [t["stop"] for t in plan[:-1]] and plan[-1]["stop"] == 500
