@@ -54,6 +54,8 @@ def build_section(sentences: int, rounds: int, workers: int) -> dict[str, Any]:
             ray_build([str(source)], Path(home) / "ray", EncoderSpec(None), RayOptions("auto", workers),
                       read_options=ReadOptions(), force=True)
             ray_s.append(time.perf_counter() - started)
+            print(json.dumps({"round": len(ray_s), "local_s": local_s[-1], "ray_s": ray_s[-1],
+                              "load": os.getloadavg()[0]}), flush=True)
     ray.shutdown()
     local, on_ray = float(np.median(local_s)), float(np.median(ray_s))
     return {"sentences": sentences, "rounds": rounds, "workers": workers, "cluster_start_s": cluster_start,
