@@ -42,3 +42,7 @@ class LockTimeoutError(SimsearchError):
 
 class ShardUnavailableError(SimsearchError):
     """A shard's worker (a Ray actor) died or did not answer; it is restarted, so retry later."""
+
+
+class StoreWriteError(SimsearchError):
+    """The disk refused a write (full, read-only, no permission); the index was left as it was."""

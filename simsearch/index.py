@@ -18,6 +18,7 @@ from simsearch.store.home import locate
 from simsearch.readers import Document
 from simsearch.store.manifest import EXACT_FACTORY, Manifest, identity_mismatch, identity_of
 from simsearch.store.reader import Store
+from simsearch.store.fingerprint import check_model_files, fingerprint_fields
 
 if TYPE_CHECKING:
     from simsearch.encode import Encoder
@@ -102,7 +103,7 @@ class Index:
         or ``"local"`` (start one); needs ``simsearch[ray]``.
         """
         path = locate(name_or_path, index_dir)
-        if not path.exists():
+        if not os.path.exists(path):  # (False, not OSError, for a name too long for the disk)
             raise IndexNotFoundError(
                 f"index {os.fspath(name_or_path)!r} not found in {path.parent}; "
                 "run `simsearch list` to see the indexes there"
@@ -114,7 +115,11 @@ class Index:
         else:
             index = _open_path(path)
         if encoder is not None:
-            check_encoder(index._identity(), encoder)
+            try:
+                check_encoder(index._identity(), encoder)
+            except BaseException:
+                index.close()
+                raise
             index._encoder, index._exported = encoder, True
         return index
 
@@ -214,8 +219,10 @@ class Index:
         """Search with already-encoded unit query vectors (one row per query)."""
         store = self._store  # one generation for both steps, even if a write reopens meanwhile
         scores, rowids = store.faiss.search(vectors, k)
+        # a non-finite score (a NaN vector written by an older version) is no match: verify finds it
         keep = [[(float(s), int(r)) for s, r in zip(srow, rrow)
-                 if r >= 0 and (min_score is None or s >= min_score)] for srow, rrow in zip(scores, rowids)]
+                 if r >= 0 and np.isfinite(s) and (min_score is None or s >= min_score)]
+                for srow, rrow in zip(scores, rowids)]
         found = store.fetch(r for row in keep for _, r in row)
         return [[Hit(rank, found[r][0], score, found[r][1], found[r][2])
                  for rank, (score, r) in enumerate(row, 1)] for row in keep]
@@ -279,6 +286,7 @@ def check_encoder(manifest: Manifest, encoder: Encoder) -> None:
     problem = identity_mismatch(manifest.identity, identity_of(encoder))
     if problem:
         raise ModelError(f"index {manifest.name!r} was {problem}")
+    check_model_files(manifest, _model_dir(getattr(encoder, "model_path", None)))
 
 
 def load_encoder(manifest: Manifest) -> Encoder:
@@ -286,6 +294,7 @@ def load_encoder(manifest: Manifest) -> Encoder:
     the torch encoder from the model directory the manifest records (or its id)."""
     from simsearch.encode.onnx_encoder import load
 
+    check_model_files(manifest, _model_dir(manifest.model_path))  # the model files of the build
     fast = load(manifest.model, manifest.model_path, manifest.pooling, manifest.max_length,
                 manifest.precision, spin=manifest.factory != EXACT_FACTORY)
     if fast is not None:
@@ -294,9 +303,13 @@ def load_encoder(manifest: Manifest) -> Encoder:
     from simsearch.encode.torch_encoder import Encoder as TorchEncoder
 
     stored = Path(manifest.model_path)
-    model = ModelSource(manifest.model, stored) if manifest.model_path and stored.is_dir() else manifest.model
-    return TorchEncoder(model, manifest.pooling, max_length=manifest.max_length,
-                        precision=manifest.precision)
+    if manifest.model_path and stored.is_dir():
+        return TorchEncoder(ModelSource(manifest.model, stored), manifest.pooling,
+                            max_length=manifest.max_length, precision=manifest.precision)
+    encoder = TorchEncoder(manifest.model, manifest.pooling, max_length=manifest.max_length,
+                           precision=manifest.precision)
+    check_model_files(manifest, _model_dir(encoder.model_path))  # found again by id: check it
+    return encoder
 
 
 def _open_path(path: Path) -> Index:
@@ -329,7 +342,17 @@ def _as_documents(items: Iterable[Document | str]) -> Iterator[Document]:
             yield doc
 
 
+def _model_dir(model_path: Any) -> Path | None:
+    """The model directory an encoder reads (None for test encoders without one)."""
+    return Path(model_path) if model_path and Path(model_path).is_dir() else None
+
+
 def _manifest_fields(encoder: Encoder, path: Path, created: str, updated: str, truncated: int) -> dict[str, Any]:
+    fields = _identity_fields(encoder, path, created, updated, truncated)
+    return {**fields, **fingerprint_fields(fields, _model_dir(encoder.model_path))}
+
+
+def _identity_fields(encoder: Encoder, path: Path, created: str, updated: str, truncated: int) -> dict[str, Any]:
     return {
         "name": path.name,
         "simsearch_version": __version__,

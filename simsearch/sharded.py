@@ -80,7 +80,8 @@ class ShardedIndex(Index):
         owner = np.hstack([np.full(r.shape, n) for n, (_, r) in enumerate(answers)])
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         keep = [[(float(scores[q, c]), int(owner[q, c]), int(rowids[q, c])) for c in row
-                 if rowids[q, c] >= 0 and (min_score is None or scores[q, c] >= min_score)]
+                 if rowids[q, c] >= 0 and np.isfinite(scores[q, c])
+                 and (min_score is None or scores[q, c] >= min_score)]
                 for q, row in enumerate(order)]
         wanted: list[list[int]] = [[] for _ in stores]
         for row in keep:

@@ -21,7 +21,7 @@ import numpy as np
 
 from simsearch.errors import IndexExistsError, InputError
 from simsearch.readers import Document
-from simsearch.store.faiss_file import to_blob
+from simsearch.store.faiss_file import require_finite, to_blob
 from simsearch.store.files import fsync_dir
 from simsearch.store.index_types import builder
 from simsearch.store.locking import write_lock
@@ -52,6 +52,7 @@ def open_sink(path: Path, *, shards: int | None = None, force: bool = False) -> 
 def insert_documents(db: sqlite3.Connection, docs: Sequence[Document], vectors: np.ndarray) -> None:
     """Insert new documents with their vectors; a duplicate id is an input error."""
     _check_unique(db, docs)
+    require_finite(vectors, [d.where or repr(d.id) for d in docs])
     rows = [(d.id, d.text, json.dumps(d.metadata, ensure_ascii=False), content_hash(d.text), to_blob(v))
             for d, v in zip(docs, vectors)]
     db.executemany("INSERT INTO documents (id, text, metadata, hash, vector) VALUES (?, ?, ?, ?, ?)", rows)
@@ -111,14 +112,13 @@ class ShardedSink:
 
     def __init__(self, path: Path, shards: int, *, force: bool = False) -> None:
         self.path, self.shards, self.force = path, shards, force
-        self._lock = write_lock(path)
+        self._lock: Any = None  # the index directory's, or a new index's staging directory's
         self._stack = ExitStack()  # the shard writers
         self._staging: Path | None = None
         self._previous: dict[str, Any] | None = None
         self._writers: list[StoreWriter] = []
 
     def __enter__(self) -> ShardedSink:
-        self._lock.__enter__()
         try:
             self._prepare()
         except BaseException:
@@ -134,19 +134,26 @@ class ShardedSink:
             if not self.force:
                 raise IndexExistsError(f"index {self.path.name!r} already exists in "
                                        f"{self.path.parent}; pass --force to replace it")
+            self._locked(self.path)
             self._previous = _raw_manifest(self.path)
             self._staging = self.path
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             for stale in self.path.parent.glob(f".{self.path.name}.tmp-*"):
                 shutil.rmtree(stale, ignore_errors=True)  # left by a killed build
-            self._staging = self.path.parent / f".{self.path.name}.tmp-{uuid.uuid4().hex[:8]}"
-            self._staging.mkdir()
+            staging = self.path.parent / f".{self.path.name}.tmp-{uuid.uuid4().hex[:8]}"
+            staging.mkdir()
+            self._staging = staging
+            self._locked(staging)  # the lock is the directory's: it moves into place with the rename
         previous = (self._previous or {}).get("generation", 0)
         self.generation = (previous if isinstance(previous, int) else 0) + 1
         for number in range(self.shards):
             writer = StoreWriter(self._staging / part_name(number, self.generation))
             self._writers.append(self._stack.enter_context(writer))
+
+    def _locked(self, directory: Path) -> None:
+        self._lock = write_lock(directory)
+        self._lock.__enter__()
 
     def write(self, docs: Sequence[Document], vectors: np.ndarray) -> None:
         routed: list[list[int]] = [[] for _ in range(self.shards)]
@@ -194,7 +201,9 @@ class ShardedSink:
                         shutil.rmtree(self._staging, ignore_errors=True)
                     self._staging = None
         finally:
-            self._lock.__exit__(None, None, None)
+            if self._lock is not None:
+                self._lock.__exit__(None, None, None)
+                self._lock = None
 
 
 def _raw_manifest(path: Path) -> dict[str, Any] | None:
