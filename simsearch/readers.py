@@ -12,7 +12,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator, Sequence
+from typing import IO, Any, Iterable, Iterator, Literal, Sequence
 
 from simsearch import config
 from simsearch.errors import InputError
@@ -94,8 +94,8 @@ def _read_source(source: str, options: ReadOptions, stdin: IO[bytes] | None) -> 
         return
     if not path.is_file():
         raise InputError(f"{source}: no such file or directory")
-    fmt = options.format if options.format != "auto" else _SUFFIXES.get(path.suffix.lower())
-    if fmt is None:
+    fmt = options.format if options.format != "auto" else _SUFFIXES.get(path.suffix.lower(), "")
+    if not fmt:
         raise InputError(
             f"{source}: cannot tell the format from the suffix {path.suffix or '(none)'!r}; "
             "pass --format txt|csv|tsv|jsonl|parquet"
@@ -225,7 +225,7 @@ def _read_table(
             yield line + "\n"
 
     # TSV files do not quote (a cell may start with a quote mark); CSV files do.
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    quoting: Literal[0, 1, 2, 3] = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     reader = csv.reader(texts(), delimiter=delimiter, strict=True, quoting=quoting)
     try:
         header = next(reader)
