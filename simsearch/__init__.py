@@ -21,6 +21,7 @@ from simsearch.errors import (
     LockTimeoutError,
     ModelError,
     QueryError,
+    ShardUnavailableError,
     SimsearchError,
 )
 
@@ -38,7 +39,7 @@ _LAZY = {
 __all__ = [
     "Document", "Encoder", "Hit", "Index", "IndexCorruptError", "IndexExistsError",
     "IndexNotFoundError", "InputError", "LockTimeoutError", "ModelError", "QueryError",
-    "ReadOptions", "SimsearchError", "__version__", "read_documents",
+    "ReadOptions", "ShardUnavailableError", "SimsearchError", "__version__", "read_documents",
 ]
 
 

@@ -40,5 +40,9 @@ class LockTimeoutError(SimsearchError):
     """Another process holds the index's write lock for longer than we were willing to wait."""
 
 
+class ShardUnavailableError(SimsearchError):
+    """A shard's worker (a Ray actor) died or did not answer; it is restarted, so retry later."""
+
+
 class StoreWriteError(SimsearchError):
     """The disk refused a write (full, read-only, no permission); the index was left as it was."""

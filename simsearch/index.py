@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -21,8 +19,7 @@ from simsearch.store.home import locate
 from simsearch.readers import Document
 from simsearch.store.manifest import EXACT_FACTORY, Manifest, identity_mismatch, identity_of
 from simsearch.store.reader import Store
-from simsearch.store.writer import StoreWriter
-from simsearch.store.faiss_file import from_blobs, require_finite, to_blob
+from simsearch.store.faiss_file import from_blobs
 from simsearch.store.fingerprint import check_model_files, fingerprint_fields
 
 if TYPE_CHECKING:
@@ -62,10 +59,6 @@ class BuildStats:
         return self.documents / self.seconds if self.seconds > 0 else float("inf")
 
 
-def _content_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def _chunks(items: Iterable[Document], size: int) -> Iterator[list[Document]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
@@ -103,11 +96,13 @@ class Index:
 
     @classmethod
     def open(cls, name_or_path: str | os.PathLike[str], *, index_dir: str | os.PathLike[str] | None = None,
-             encoder: Encoder | None = None) -> Index:
+             encoder: Encoder | None = None, ray: str | None = None) -> Index:
         """Open an existing index by name (under the index home) or path; validates its files.
 
         ``encoder`` may be passed to share a loaded model; it must be the index's own model and
-        pooling (a different one would give vectors from another space).
+        pooling (a different one would give vectors from another space). ``ray`` searches on a
+        Ray cluster instead, one actor per shard: ``"auto"`` (the running cluster), an address,
+        or ``"local"`` (start one); needs ``simsearch[ray]``.
         """
         path = locate(name_or_path, index_dir)
         if not os.path.exists(path):  # (False, not OSError, for a name too long for the disk)
@@ -115,14 +110,20 @@ class Index:
                 f"index {os.fspath(name_or_path)!r} not found in {path.parent}; "
                 "run `simsearch list` to see the indexes there"
             )
-        store = Store.open(path)
+        if ray is not None:
+            from simsearch.scale.serve import open_on_ray
+
+            index: Index = open_on_ray(path, ray)
+        else:
+            index = _open_path(path)
         if encoder is not None:
             try:
-                check_encoder(store.manifest, encoder)
+                check_encoder(index._identity(), encoder)
             except BaseException:
-                store.close()
+                index.close()
                 raise
-        return cls(store, encoder)
+            index._encoder, index._exported = encoder, True
+        return index
 
     @classmethod
     def build(
@@ -136,12 +137,15 @@ class Index:
         progress: Callable[[int], None] | None = None,
         index_type: str = "auto",
         target_recall: float = 0.95,
+        shards: int | None = None,
     ) -> Index:
         """Encode ``documents`` (Documents or plain strings) and write a new index atomically.
 
         ``index_type`` is ``auto`` (exact while small, then a tuned ANN index), ``flat``, ``hnsw``,
         ``ivf``, ``ivfpq`` or a FAISS factory string; ANN search parameters are tuned on the stored
-        vectors to reach ``target_recall`` (recall@10 against exact search).
+        vectors to reach ``target_recall`` (recall@10 against exact search). ``shards=N`` writes N
+        shards routed by id hash (a :class:`~simsearch.sharded.ShardedIndex`, each shard of that
+        index type); ``None`` writes the plain single-directory layout.
 
         Raises :class:`~simsearch.errors.IndexExistsError` if it exists and ``force`` is False,
         and :class:`~simsearch.errors.InputError` for duplicate ids or an empty input; in every
@@ -151,16 +155,26 @@ class Index:
             from simsearch.encode.torch_encoder import Encoder
 
             encoder = Encoder()
+        from simsearch.store.bulk import open_sink
         from simsearch.store.index_types import builder
 
-        faiss_builder = builder(index_type, target_recall)  # bad types fail before any encoding
-
-        def encoded() -> Iterator[tuple[list[Document], np.ndarray, int]]:
+        builder(index_type, target_recall)  # bad types fail before any encoding
+        path = locate(name_or_path, index_dir)
+        started = time.perf_counter()
+        truncated = 0
+        with open_sink(path, shards=shards, force=force) as sink:
             for chunk in _chunks(_as_documents(documents), _CHUNK):
                 vectors, cut = encoder.encode_counting([d.text for d in chunk], progress=progress)
-                yield chunk, vectors, cut
+                truncated += cut
+                sink.write(chunk, vectors)
+            count = commit_build(sink, encoder, path, truncated, index_type, target_recall)
+        from simsearch.encode.onnx_encoder import prepare
 
-        return cls._write(encoded(), locate(name_or_path, index_dir), encoder, force, faiss_builder)
+        prepare(encoder)  # export for fast queries now, while the model is loaded anyway
+        index = _open_path(path)
+        index._encoder, index._exported = encoder, True
+        index.last_build = BuildStats(count, truncated, time.perf_counter() - started)
+        return index
 
     @classmethod
     def build_from_vectors(
@@ -173,6 +187,7 @@ class Index:
         force: bool = False,
         index_type: str = "auto",
         target_recall: float = 0.95,
+        shards: int | None = None,
     ) -> Index:
         """Write a new index from documents whose vectors are already computed: no encoding.
 
@@ -180,37 +195,18 @@ class Index:
         the vectors came from: it is recorded in the manifest and encodes the queries (it is not
         run here). Rows that are not finite unit vectors of its dimension are refused.
         """
+        from simsearch.store.bulk import open_sink
         from simsearch.store.index_types import builder
 
-        faiss_builder = builder(index_type, target_recall)
-
-        def checked() -> Iterator[tuple[list[Document], np.ndarray, int]]:
-            for docs, vectors in batches:
-                yield list(docs), check_unit_rows(vectors, int(encoder.dim), docs), 0
-
-        return cls._write(checked(), locate(name_or_path, index_dir), encoder, force, faiss_builder)
-
-    @classmethod
-    def _write(cls, batches: Iterable[tuple[list[Document], np.ndarray, int]], path: Path,
-               encoder: Any, force: bool, faiss_builder: Any) -> Index:
-        """The one write path of :meth:`build` and :meth:`build_from_vectors`."""
+        builder(index_type, target_recall)  # bad types fail before anything is read
+        path = locate(name_or_path, index_dir)
         started = time.perf_counter()
-        truncated = 0
-        with StoreWriter(path, force=force) as writer:
-            assert writer.db is not None  # open inside the block
-            for chunk, vectors, cut in batches:
-                truncated += cut
-                _insert(writer.db, chunk, vectors)
-            count = writer.db.execute("SELECT count(*) FROM documents").fetchone()[0]
-            if count == 0:
-                raise InputError("the input holds no documents (only empty lines or records?)")
-            now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            writer.commit(_manifest_fields(encoder, path, now, now, truncated), faiss_builder)
-        from simsearch.encode.onnx_encoder import prepare
-
-        prepare(encoder)  # export for fast queries now, while the model is loaded anyway
-        index = cls(Store.open(path), encoder)
-        index.last_build = BuildStats(count, truncated, time.perf_counter() - started)
+        with open_sink(path, shards=shards, force=force) as sink:
+            for docs, vectors in batches:
+                sink.write(list(docs), check_unit_rows(vectors, int(encoder.dim), docs))
+            count = commit_build(sink, encoder, path, 0, index_type, target_recall)
+        index = _open_path(path)
+        index.last_build = BuildStats(count, 0, time.perf_counter() - started)
         return index
 
     @property
@@ -221,9 +217,9 @@ class Index:
         :meth:`build` and by the first :meth:`search` that ran without it (see docs/library.md).
         """
         if self._encoder is None:
-            check_own_model(self._store.manifest)
-            self._encoder = load_encoder(self._store.manifest)
-            m = self._store.manifest
+            check_own_model(self._identity())
+            self._encoder = load_encoder(self._identity())
+            m = self._identity()
             if self._encoder.dim != m.dim:
                 raise SimsearchError(f"model {m.model!r} now gives {self._encoder.dim}-dim vectors "
                                      f"but the index holds {m.dim}-dim ones; rebuild the index")
@@ -312,6 +308,10 @@ class Index:
             self._reopen(report.generation)
         return report
 
+    def _identity(self) -> Manifest:
+        """The manifest naming this index's model (a sharded index answers with a shard's)."""
+        return self._store.manifest
+
     def _reopen(self, generation: int) -> None:
         """Follow a write: the old store stays valid for searches already holding it."""
         if generation != self._store.manifest.generation:
@@ -397,6 +397,28 @@ def load_encoder(manifest: Manifest) -> Encoder:
     return encoder
 
 
+def _open_path(path: Path) -> Index:
+    """A plain :class:`Index`, or a :class:`~simsearch.sharded.ShardedIndex` for a sharded directory."""
+    from simsearch.store.shards import is_sharded
+
+    if is_sharded(path):
+        from simsearch.sharded import ShardedIndex
+
+        return ShardedIndex.open_path(path)
+    return Index(Store.open(path))
+
+
+def commit_build(sink: Any, encoder: Any, path: Path, truncated: int, index_type: str,
+                 target_recall: float) -> int:
+    """Commit a build's sink (local or Ray); returns the document count. Empty input is an error."""
+    count = sink.count()
+    if count == 0:
+        raise InputError("the input holds no documents (only empty lines or records?)")
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    sink.commit(_manifest_fields(encoder, path, now, now, truncated), index_type, target_recall)
+    return int(count)
+
+
 def check_unit_rows(vectors: Any, dim: int, docs: Sequence[Document]) -> np.ndarray:
     """Precomputed vectors as float32 ``(n, dim)`` rows, refused unless finite and unit length."""
     matrix = np.asarray(vectors, dtype=np.float32)
@@ -436,29 +458,6 @@ def _as_documents(items: Iterable[Document | str]) -> Iterator[Document]:
         doc = item if isinstance(item, Document) else Document(str(number), str(item), {}, f"item {number}")
         if doc.text.strip():
             yield doc
-
-
-def _insert(db: sqlite3.Connection, docs: list[Document], vectors: np.ndarray) -> None:
-    _check_unique(db, docs)
-    require_finite(vectors, [d.where or repr(d.id) for d in docs])
-    rows = [(d.id, d.text, json.dumps(d.metadata, ensure_ascii=False), _content_hash(d.text), to_blob(v))
-            for d, v in zip(docs, vectors)]
-    db.executemany("INSERT INTO documents (id, text, metadata, hash, vector) VALUES (?, ?, ?, ?, ?)", rows)
-
-
-def _check_unique(db: sqlite3.Connection, docs: list[Document]) -> None:
-    """Duplicate ids are an input error naming the second occurrence (before anything is written)."""
-    seen: set[str] = set()
-    stored: set[str] = set()
-    ids = [d.id for d in docs]
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        stored.update(r[0] for r in db.execute(f"SELECT id FROM documents WHERE id IN ({marks})", chunk))
-    for doc in docs:
-        if doc.id in seen or doc.id in stored:
-            raise InputError(f"{doc.where}: duplicate document id {doc.id!r}; ids must be unique")
-        seen.add(doc.id)
 
 
 def _model_dir(model_path: Any) -> Path | None:

@@ -20,6 +20,7 @@ from simsearch.cli.options import (
     name_argument,
     pooling_option,
     progress_bar,
+    ray_option,
     reader_options,
 )
 from simsearch.errors import SimsearchError
@@ -66,6 +67,15 @@ def main() -> None:
                    "or a FAISS factory string such as HNSW48.")
 @click.option("--target-recall", type=click.FloatRange(0, 1, min_open=True), default=0.95,
               show_default=True, help="Recall@10 that ANN search parameters are tuned to reach.")
+@click.option("--shards", type=click.IntRange(1, 1024), default=None,
+              help="Split the index into N shards routed by id hash [default: one plain index].")
+@ray_option
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="With --ray: encoder actors.")
+@click.option("--cpus-per-worker", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, help="With --ray: CPUs each encoder actor reserves.")
+@click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="With --ray: GPUs each encoder actor reserves (use --device cuda).")
 @index_dir_option
 @click.option("--force", is_flag=True, help="Replace an existing index of that name.")
 @click.option("--vectors-field", metavar="COLUMN", help="Parquet column of precomputed vectors "
@@ -73,35 +83,55 @@ def main() -> None:
 def build(sources: tuple[str, ...], name: str, model: str | None, pooling: str, fmt: str,
           text_field: tuple[str, ...], id_field: str | None, split: str, batch_size: int,
           max_length: int | None, device: str, precision: str, index_type: str,
-          target_recall: float, index_dir: str | None, force: bool, vectors_field: str | None) -> None:
+          target_recall: float, shards: int | None, ray_address: str | None, workers: int,
+          cpus_per_worker: float, gpus_per_worker: float, index_dir: str | None, force: bool,
+          vectors_field: str | None) -> None:
     """Build index NAME from SOURCE files, directories or - (stdin).
 
     \b
       simsearch build corpus.jsonl --name scifact \\
           --text-field title --text-field text --id-field _id
+      simsearch build big.jsonl --name big --shards 8 --ray=auto --workers 16
     """
-    from simsearch.encode.torch_encoder import Encoder
-    from simsearch.index import Index
-    from simsearch.readers import read_documents
-
     options = ReadOptions(fmt, text_field, id_field, split)
-    encoder = Encoder(model, pooling, max_length=max_length, batch_size=batch_size, device=device,
-                      precision=precision)
     if vectors_field:
+        if ray_address is not None:
+            raise click.UsageError("--vectors-field builds from stored vectors: no encoding, so no --ray")
+        from simsearch.encode.torch_encoder import Encoder
+        from simsearch.index import Index
         from simsearch.parquet_reader import precomputed
 
+        encoder = Encoder(model, pooling, max_length=max_length, batch_size=batch_size, device=device,
+                          precision=precision)
         index = Index.build_from_vectors(precomputed(sources, options, vectors_field, encoder), name,
                                          encoder, index_dir=index_dir, force=force,
-                                         index_type=index_type, target_recall=target_recall)
+                                         index_type=index_type, target_recall=target_recall,
+                                         shards=shards)
     else:
         with progress_bar("encoding") as progress:
-            index = Index.build(read_documents(sources, options), name, encoder,
-                                index_dir=index_dir, force=force, progress=progress,
-                                index_type=index_type, target_recall=target_recall)
+            if ray_address is not None:
+                from simsearch.scale.build import EncoderSpec, RayOptions, ray_build
+                from simsearch.store.home import locate
+
+                spec = EncoderSpec(model, pooling, max_length, batch_size, device, precision)
+                index = ray_build(sources, locate(name, index_dir), spec,
+                                  RayOptions(ray_address, workers, cpus_per_worker, gpus_per_worker),
+                                  read_options=options, shards=shards, force=force, index_type=index_type,
+                                  target_recall=target_recall, progress=progress)
+            else:
+                from simsearch.encode.torch_encoder import Encoder
+                from simsearch.index import Index
+                from simsearch.readers import read_documents
+
+                encoder = Encoder(model, pooling, max_length=max_length, batch_size=batch_size, device=device,
+                                  precision=precision)
+                index = Index.build(read_documents(sources, options), name, encoder,
+                                    index_dir=index_dir, force=force, progress=progress,
+                                    index_type=index_type, target_recall=target_recall, shards=shards)
     stats = index.last_build
     assert stats is not None  # set by Index.build
     click.echo(f"Built index {name!r} at {index.path}: {stats.documents} documents, "
-               f"{stats.truncated} truncated at {encoder.max_length} tokens, "
+               f"{stats.truncated} truncated at {index.encoder.max_length} tokens, "
                f"{stats.seconds:.1f} s, {stats.per_second:.1f} documents/s")
     click.echo(ann_line(index.manifest))
 
@@ -151,12 +181,12 @@ def query(name: str, queries: tuple[str, ...], k: int, as_json: bool, min_score:
 def info(name: str, as_json: bool, index_dir: str | None) -> None:
     """Show the manifest of index NAME (model, pooling, dim, count, files...)."""
     from simsearch.store.home import locate
-    from simsearch.store.manifest import read_manifest
+    from simsearch.store.shards import read_any_manifest
 
     path = locate(name, index_dir)
     if not path.exists():
         raise SimsearchError(f"index {name!r} not found in {path.parent}; run `simsearch list`")
-    manifest = {"name": path.name, "path": str(path), **read_manifest(path).to_dict()}
+    manifest = {"name": path.name, "path": str(path), **read_any_manifest(path)}
     if as_json:
         click.echo(json.dumps(manifest, ensure_ascii=False, indent=2))
     else:
@@ -194,8 +224,9 @@ def list_(as_json: bool, index_dir: str | None) -> None:
 @click.option("--token-env", metavar="VAR",
               help="Writes and the OpenAI-compatible /v1 routes then need "
                    "'Authorization: Bearer <token>', the token held by $VAR.")
+@ray_option
 def serve(names: tuple[str, ...], host: str, port: int, index_dir: str | None, allow_writes: bool,
-          token_env: str | None) -> None:
+          token_env: str | None, ray_address: str | None) -> None:
     """Serve indexes NAME... over HTTP: a JSON API and a search page at /.
 
     \b
@@ -207,7 +238,7 @@ def serve(names: tuple[str, ...], host: str, port: int, index_dir: str | None, a
     from simsearch.server import ServeConfig
     from simsearch.server import serve as run_server
 
-    run_server(ServeConfig(names, host, port, index_dir, allow_writes, token_env),
+    run_server(ServeConfig(names, host, port, index_dir, allow_writes, token_env, ray=ray_address),
                announce=lambda line: click.echo(line, err=True))
 
 

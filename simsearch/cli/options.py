@@ -45,6 +45,14 @@ device_option = click.option("--device", default="cpu", show_default=True, help=
 pooling_option = click.option("--pooling", type=click.Choice(POOLING_CHOICES), default="auto", show_default=True)
 
 
+def ray_option(command: Any) -> Any:
+    """``--ray [ADDRESS]``: alone, start a local Ray cluster; ``auto`` or an address joins one."""
+    return click.option(
+        "--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+        help="Run on Ray (needs simsearch[ray]): alone, a local cluster; 'auto' the running one; "
+             "or host:port. Give it as --ray=ADDRESS or after the sources.")(command)
+
+
 index_dir_option = click.option(
     "--index-dir", envvar="SIMSEARCH_INDEX_DIR", type=click.Path(file_okay=False),
     help="Where indexes live (env SIMSEARCH_INDEX_DIR, default ./indexes).")

@@ -82,6 +82,11 @@ def index_table(entries: Sequence[dict[str, Any]]) -> list[str]:
 
 def ann_line(manifest: dict[str, Any]) -> str:
     """One line on the index type: exact, or the tuned parameter and the recall it measured."""
+    shards = manifest.get("shards")
+    if isinstance(shards, dict):
+        kinds = sorted({str(part.get("index_type", "flat")) for part in shards.get("parts", [])})
+        return (f"{shards.get('count')} shards routed by id hash ({shards.get('routing')}), index type "
+                f"{'/'.join(kinds)}; each shard tuned on its own vectors (`simsearch info` lists them)")
     ann = manifest.get("ann") or {}
     kind = manifest.get("index_type", "flat")
     if not ann.get("search_params"):

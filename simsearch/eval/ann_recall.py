@@ -36,6 +36,11 @@ def evaluate_ann(index: Any, *, queries: int = 1000, k: int = 10, seed: int = 0,
             return evaluate_ann(opened, queries=queries, k=k, seed=seed)
         finally:
             opened.close()
+    if not hasattr(index, "_store"):  # a sharded index: each shard is its own FAISS index
+        from simsearch.errors import SimsearchError
+
+        raise SimsearchError(f"{index.path.name!r} is sharded; `eval ann` measures one FAISS index: "
+                             f"run it on a shard directory, e.g. {index.path / index.manifest['shards']['parts'][0]['dir']}")
     store = index._store  # the stored vectors are the ground truth; Index keeps its Store private
     rowids = np.array([r[0] for r in store.db.execute("SELECT rowid FROM documents ORDER BY rowid")],
                       dtype=np.int64)

@@ -31,6 +31,7 @@ class ServeConfig:
     token_env: str | None = None
     max_body: int = MAX_BODY
     max_write_body: int = MAX_WRITE_BODY
+    ray: str | None = None  # shard actors on this Ray cluster ("local": start one)
 
 
 def serve(config: ServeConfig, announce: Callable[[str], None] = print) -> None:
@@ -53,7 +54,7 @@ def serve(config: ServeConfig, announce: Callable[[str], None] = print) -> None:
         _check_writes_available()
     sock = bind(config.host, config.port)
     try:
-        served = Served(config.names, config.index_dir)
+        served = Served(config.names, config.index_dir, ray=config.ray)
     except BaseException:
         sock.close()
         raise

@@ -17,7 +17,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
 from simsearch import __version__
-from simsearch.errors import IndexCorruptError, IndexNotFoundError, InputError, LockTimeoutError, QueryError, SimsearchError
+from simsearch.errors import (IndexCorruptError, IndexNotFoundError, InputError, LockTimeoutError, QueryError,
+                              ShardUnavailableError, SimsearchError)
 from simsearch.store.home import check_name
 from simsearch.readers import Document
 from simsearch.server import schemas as s
@@ -26,7 +27,7 @@ from simsearch.server.state import Served, ServedIndex
 
 log = logging.getLogger("simsearch.serve")
 _LIBRARY_STATUS = ((IndexNotFoundError, 404), (QueryError, 422), (InputError, 422),
-                   (LockTimeoutError, 503), (IndexCorruptError, 500), (SimsearchError, 400))
+                   (LockTimeoutError, 503), (ShardUnavailableError, 503), (IndexCorruptError, 500), (SimsearchError, 400))
 _ASSETS = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
 _bearer = HTTPBearer(auto_error=False, description="The token held by the variable named by --token-env.")
 

@@ -177,13 +177,14 @@ class ServedIndex:
     changed inode or mtime is the cue to reopen.
     """
 
-    def __init__(self, name: str, path: Path, encoder: ModelWorker) -> None:
+    def __init__(self, name: str, path: Path, encoder: ModelWorker, ray: str | None = None) -> None:
         self.name = name
         self.path = path
         self.encoder = encoder
+        self.ray = ray  # searched by Ray shard actors (simsearch.scale.serve) when set
         self._write = threading.Lock()
         self._mark = self._manifest_mark()
-        self._index = Index.open(path, encoder=encoder)
+        self._index = Index.open(path, encoder=encoder, ray=ray)
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -234,7 +235,7 @@ class ServedIndex:
         # The old object is dropped, not closed: searches still holding it finish on its
         # (unlinked but open) files, and CPython frees it when the last of them returns.
         self._mark = self._manifest_mark()  # taken first: a commit racing the open is seen next time
-        self._index = Index.open(self.path, encoder=self.encoder)
+        self._index = Index.open(self.path, encoder=self.encoder, ray=self.ray)
 
     def _manifest_mark(self) -> tuple[int, int, int] | None:
         try:
@@ -250,7 +251,7 @@ class ServedIndex:
 class Served:
     """The indexes of one server, opened at startup; one encoder per (model, pooling, length)."""
 
-    def __init__(self, names: Sequence[str], index_dir: str | None = None) -> None:
+    def __init__(self, names: Sequence[str], index_dir: str | None = None, ray: str | None = None) -> None:
         import faiss
 
         # FAISS scans a flat index once per query unless a batch reaches this many queries, when
@@ -258,6 +259,7 @@ class Served:
         faiss.cvar.distance_compute_blas_threshold = BLAS_THRESHOLD
         self.indexes: dict[str, ServedIndex] = {}
         self.encoders: dict[tuple[Any, ...], ModelWorker] = {}
+        self.ray = ray
         try:
             for name in names:
                 self._load(name, index_dir)
@@ -279,7 +281,7 @@ class Served:
                 encoder.encode(["warm up"])  # the first real request should not pay for this
         finally:
             probe.close()
-        self.indexes[path.name] = ServedIndex(path.name, probe.path, self.encoders[key])
+        self.indexes[path.name] = ServedIndex(path.name, probe.path, self.encoders[key], self.ray)
         log.info("loaded index %r: %d documents, model %s", path.name, len(probe), m["model"])
 
     def close(self) -> None:

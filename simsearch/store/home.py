@@ -47,7 +47,7 @@ def locate(name_or_path: str | os.PathLike[str], index_dir: str | os.PathLike[st
 
 def list_indexes(index_dir: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
     """Manifests of the indexes under the index home (damaged ones carry an ``error`` key)."""
-    from simsearch.store.manifest import read_manifest
+    from simsearch.store.shards import read_any_manifest  # plain or sharded, as a dict
 
     home = index_home(index_dir)
     if not home.is_dir():
@@ -56,7 +56,7 @@ def list_indexes(index_dir: str | os.PathLike[str] | None = None) -> list[dict[s
     for path in sorted(p for p in home.iterdir() if p.is_dir() and not p.name.startswith(".")):
         try:
             # the directory's name is what users type; a manifest's stored one may be stale
-            found.append({**read_manifest(path).to_dict(), "name": path.name})
+            found.append({**read_any_manifest(path), "name": path.name})
         except SimsearchError as exc:
             found.append({"name": path.name, "error": str(exc)})
     return found

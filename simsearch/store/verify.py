@@ -97,6 +97,13 @@ def verify_index(path: Path, *, encoder: Encoder | None = None, repair: bool = F
     if not os.path.isdir(path):
         raise IndexNotFoundError(f"index {path.name!r} not found in {path.parent}; "
                                  "run `simsearch list` to see the indexes there")
+    from simsearch.store.shards import is_sharded
+
+    if is_sharded(path):
+        from simsearch.store.shard_verify import verify_sharded
+
+        return verify_sharded(path, encoder=encoder, repair=repair, check_model=check_model,
+                              load_encoder=load_encoder)
     report, encoder = _inspect(path, encoder, load_encoder, check_model)
     problems = report.problems
     if repair and problems and all(p.repairable for p in problems):

@@ -205,6 +205,10 @@ class StoreWriter:
                 f"be synced to disk ({describe_os_error(exc)}); it may not survive a power loss; "
                 f"{disk_hint(exc)}") from None
         remove_stale_files(self.path, written)
+        if self.force:
+            from simsearch.store.shards import remove_stale_parts
+
+            remove_stale_parts(self.path, written)  # a sharded index this plain one replaced
         return written
 
     def _rename_into_place(self) -> None:

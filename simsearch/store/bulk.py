@@ -1,0 +1,215 @@
+"""Writing a new index from documents and their precomputed vectors: plain or sharded.
+
+The seam between making vectors and storing them: a local build (encoder in this process) and
+a Ray build (encoders in actors) both open a sink, hand it ``(documents, vectors)`` batches in
+any order, and commit it once. Duplicate ids are refused as they arrive; nothing is visible to
+readers until :meth:`commit`, and leaving the block without committing removes what was staged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+from simsearch.errors import IndexExistsError, InputError
+from simsearch.readers import Document
+from simsearch.store.faiss_file import require_finite, to_blob
+from simsearch.store.files import fsync_dir
+from simsearch.store.index_types import builder
+from simsearch.store.locking import write_lock
+from simsearch.store.reader import MANIFEST
+from simsearch.store.shards import (check_shard_count, commit_top, part_entry, part_name,
+                                    remove_stale_parts, shard_of)
+from simsearch.store.updates import content_hash
+from simsearch.store.writer import StoreWriter, remove_stale_files
+
+
+class Sink(Protocol):
+    """Where a build puts its documents: :func:`open_sink` makes the right one."""
+
+    def __enter__(self) -> Sink: ...
+    def __exit__(self, *exc_info: Any) -> None: ...
+    def write(self, docs: Sequence[Document], vectors: np.ndarray) -> None: ...
+    def count(self) -> int: ...
+    def commit(self, fields: dict[str, Any], index_type: str, target_recall: float) -> dict[str, Any]: ...
+
+
+def open_sink(path: Path, *, shards: int | None = None, force: bool = False) -> Sink:
+    """A plain index (``shards=None``, the historical layout) or one of ``shards`` shards."""
+    if shards is None:
+        return PlainSink(path, force=force)
+    return ShardedSink(path, check_shard_count(shards), force=force)
+
+
+def insert_documents(db: sqlite3.Connection, docs: Sequence[Document], vectors: np.ndarray) -> None:
+    """Insert new documents with their vectors; a duplicate id is an input error."""
+    _check_unique(db, docs)
+    require_finite(vectors, [d.where or repr(d.id) for d in docs])
+    rows = [(d.id, d.text, json.dumps(d.metadata, ensure_ascii=False), content_hash(d.text), to_blob(v))
+            for d, v in zip(docs, vectors)]
+    db.executemany("INSERT INTO documents (id, text, metadata, hash, vector) VALUES (?, ?, ?, ?, ?)", rows)
+
+
+def _check_unique(db: sqlite3.Connection, docs: Sequence[Document]) -> None:
+    """Duplicate ids are an input error naming the second occurrence (before anything is written)."""
+    seen: set[str] = set()
+    stored: set[str] = set()
+    ids = [d.id for d in docs]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        stored.update(r[0] for r in db.execute(f"SELECT id FROM documents WHERE id IN ({marks})", chunk))
+    for doc in docs:
+        if doc.id in seen or doc.id in stored:
+            raise InputError(f"{doc.where}: duplicate document id {doc.id!r}; ids must be unique")
+        seen.add(doc.id)
+
+
+def _count(db: sqlite3.Connection | None) -> int:
+    assert db is not None
+    return int(db.execute("SELECT count(*) FROM documents").fetchone()[0])
+
+
+class PlainSink:
+    """One ordinary index directory, written by a :class:`StoreWriter`."""
+
+    def __init__(self, path: Path, *, force: bool = False) -> None:
+        self._writer = StoreWriter(path, force=force)
+
+    def __enter__(self) -> PlainSink:
+        self._writer.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._writer.__exit__(*exc_info)
+
+    def write(self, docs: Sequence[Document], vectors: np.ndarray) -> None:
+        assert self._writer.db is not None
+        insert_documents(self._writer.db, docs, vectors)
+
+    def count(self) -> int:
+        return _count(self._writer.db)
+
+    def commit(self, fields: dict[str, Any], index_type: str, target_recall: float) -> dict[str, Any]:
+        return self._writer.commit(fields, builder(index_type, target_recall))
+
+
+class ShardedSink:
+    """N shard directories written side by side, committed by one top manifest.
+
+    A new index is staged in a hidden sibling directory and renamed into place; a ``force``
+    rebuild of an existing one writes new shard directories beside the old files and swaps the
+    top manifest, so a failure or a kill leaves the previous index (plain or sharded) whole.
+    """
+
+    def __init__(self, path: Path, shards: int, *, force: bool = False) -> None:
+        self.path, self.shards, self.force = path, shards, force
+        self._lock: Any = None  # the index directory's, or a new index's staging directory's
+        self._stack = ExitStack()  # the shard writers
+        self._staging: Path | None = None
+        self._previous: dict[str, Any] | None = None
+        self._writers: list[StoreWriter] = []
+
+    def __enter__(self) -> ShardedSink:
+        try:
+            self._prepare()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _prepare(self) -> None:
+        if self.path.exists():
+            if not (self.path / MANIFEST).is_file():
+                raise IndexExistsError(f"{self.path} exists and is not a simsearch index; "
+                                       "remove it or choose another name")
+            if not self.force:
+                raise IndexExistsError(f"index {self.path.name!r} already exists in "
+                                       f"{self.path.parent}; pass --force to replace it")
+            self._locked(self.path)
+            self._previous = _raw_manifest(self.path)
+            self._staging = self.path
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            for stale in self.path.parent.glob(f".{self.path.name}.tmp-*"):
+                shutil.rmtree(stale, ignore_errors=True)  # left by a killed build
+            staging = self.path.parent / f".{self.path.name}.tmp-{uuid.uuid4().hex[:8]}"
+            staging.mkdir()
+            self._staging = staging
+            self._locked(staging)  # the lock is the directory's: it moves into place with the rename
+        previous = (self._previous or {}).get("generation", 0)
+        self.generation = (previous if isinstance(previous, int) else 0) + 1
+        for number in range(self.shards):
+            writer = StoreWriter(self._staging / part_name(number, self.generation))
+            self._writers.append(self._stack.enter_context(writer))
+
+    def _locked(self, directory: Path) -> None:
+        self._lock = write_lock(directory)
+        self._lock.__enter__()
+
+    def write(self, docs: Sequence[Document], vectors: np.ndarray) -> None:
+        routed: list[list[int]] = [[] for _ in range(self.shards)]
+        for row, doc in enumerate(docs):
+            routed[shard_of(doc.id, self.shards)].append(row)
+        for writer, rows in zip(self._writers, routed):
+            if rows:
+                assert writer.db is not None
+                insert_documents(writer.db, [docs[r] for r in rows], vectors[rows])
+
+    def count(self) -> int:
+        return sum(_count(writer.db) for writer in self._writers)
+
+    def commit(self, fields: dict[str, Any], index_type: str, target_recall: float) -> dict[str, Any]:
+        """Build each shard's FAISS file, commit the shards, then the top manifest."""
+        assert self._staging is not None
+        make = builder(index_type, target_recall)
+        names = []
+        for number, writer in enumerate(self._writers):
+            name = part_name(number, self.generation)
+            writer.commit({**fields, "name": name}, make)
+            names.append(name)
+        parts = [part_entry(self._staging, name) for name in names]
+        kinds = {part["index_type"] for part in parts}
+        top = {**fields, "index_type": kinds.pop() if len(kinds) == 1 else "mixed",
+               "requested_index_type": index_type}
+        manifest = commit_top(self._staging, top, parts, self.generation)
+        if self._staging != self.path:
+            os.rename(self._staging, self.path)
+            fsync_dir(self.path.parent)
+        else:
+            remove_stale_files(self.path, None)  # a plain index's files, replaced by the shards
+        self._staging = None
+        return manifest
+
+    def __exit__(self, *exc_info: Any) -> None:
+        try:
+            try:
+                self._stack.close()  # the shard writers drop what they staged
+            finally:
+                if self._staging is not None:  # not committed
+                    if self._staging == self.path:
+                        remove_stale_parts(self.path, self._previous)
+                    else:
+                        shutil.rmtree(self._staging, ignore_errors=True)
+                    self._staging = None
+        finally:
+            if self._lock is not None:
+                self._lock.__exit__(None, None, None)
+                self._lock = None
+
+
+def _raw_manifest(path: Path) -> dict[str, Any] | None:
+    """Whatever manifest is there (plain, sharded, or None if unreadable): to keep its parts."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None

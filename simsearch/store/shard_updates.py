@@ -1,0 +1,160 @@
+"""add / delete / compact / verify --repair on a sharded index, each one atomic over all shards.
+
+Each operation routes its documents or ids to their shards, makes a new directory for every
+shard it changes (:func:`~simsearch.store.shards.fork_part`), runs the ordinary single-index
+operation there, and commits all changed shards with one top-manifest swap. Shards it does
+not change keep their directories.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from simsearch import __version__
+from simsearch.errors import IndexNotFoundError, InputError
+from simsearch.readers import Document
+from simsearch.store.locking import write_lock
+from simsearch.store.reader import MANIFEST
+from simsearch.store.shards import (commit_top, fork_part, part_entry, part_name, read_top_manifest,
+                                    remove_stale_parts, shard_of)
+from simsearch.store.manifest import Manifest
+from simsearch.store.updates import (AddStats, CompactStats, DeleteStats, _documents, add_documents,
+                                     compact_index, delete_documents)
+
+
+class ShardTransaction:
+    """Under the index's write lock: fork the shards to change, then commit them all at once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = write_lock(path)
+        self._forks: dict[int, str] = {}
+        self._done = False
+
+    def __enter__(self) -> ShardTransaction:
+        if not (self.path / MANIFEST).is_file():
+            raise IndexNotFoundError(f"index {self.path.name!r} not found in {self.path.parent}; "
+                                     "run `simsearch list` to see the indexes there")
+        self._lock.__enter__()
+        try:
+            self.previous = read_top_manifest(self.path)
+            remove_stale_parts(self.path, self.previous)  # left by a killed write
+        except BaseException:
+            self._lock.__exit__(None, None, None)
+            raise
+        self.parts = [dict(part) for part in self.previous["shards"]["parts"]]
+        self.generation = int(self.previous["generation"]) + 1
+        return self
+
+    @property
+    def shards(self) -> int:
+        return len(self.parts)
+
+    def fork(self, shard: int) -> Path:
+        """A new directory for ``shard``, starting as a copy of the committed one."""
+        name = part_name(shard, self.generation)
+        fork_part(self.path, self.parts[shard]["dir"], name)
+        self._forks[shard] = name
+        return self.path / name
+
+    def commit(self, truncated: int = 0) -> dict[str, Any] | None:
+        """Swap in the forks whose shard changed; None (and nothing written) when none did."""
+        changed = False
+        for shard, name in self._forks.items():
+            entry = part_entry(self.path, name)
+            if entry["generation"] != self.parts[shard].get("generation") or \
+                    entry["manifest_sha256"] != self.parts[shard]["manifest_sha256"]:
+                self.parts[shard], changed = entry, True
+        if not changed:
+            return None
+        fields = {key: value for key, value in self.previous.items()
+                  if key not in ("count", "generation", "shards", "format", "format_version")}
+        fields["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        fields["simsearch_version"] = __version__
+        fields["truncated"] = int(self.previous.get("truncated", 0)) + truncated
+        kinds = {part.get("index_type", "flat") for part in self.parts}
+        fields["index_type"] = kinds.pop() if len(kinds) == 1 else "mixed"
+        self._done = True
+        return commit_top(self.path, fields, self.parts, self.generation)
+
+    def __exit__(self, *exc_info: Any) -> None:
+        try:
+            if not self._done:
+                remove_stale_parts(self.path, self.previous)  # the forks, uncommitted
+        finally:
+            self._lock.__exit__(*exc_info)
+
+
+def _after(txn: ShardTransaction, manifest: dict[str, Any] | None) -> tuple[int, int]:
+    """Count and generation after a transaction (the previous ones when nothing changed)."""
+    final = manifest or txn.previous
+    return int(final["count"]), int(final["generation"])
+
+
+def add_sharded(path: Path, documents: Iterable[Document | str], identity: Manifest,
+                encoder: Callable[[], Any], *, batch_size: int | None = None,
+                progress: Callable[[int], None] | None = None) -> AddStats:
+    """Upsert by id, each document in the shard its id hashes to; see :meth:`Index.add`.
+
+    The input is routed in memory first (texts, not vectors) so that each shard is written once;
+    each shard refuses to be written if its model is no longer ``identity``'s.
+    """
+    started = time.perf_counter()
+    with ShardTransaction(path) as txn:
+        routed: list[list[Document]] = [[] for _ in range(txn.shards)]
+        seen: set[str] = set()
+        for doc in _documents(documents):
+            if doc.id in seen:
+                raise InputError(f"{doc.where or doc.id}: duplicate document id {doc.id!r} "
+                                 "in the input; ids must be unique")
+            seen.add(doc.id)
+            routed[shard_of(doc.id, txn.shards)].append(doc)
+        if not seen:
+            raise InputError("the input holds no documents (only empty lines or records?)")
+        totals = {"added": 0, "updated": 0, "unchanged": 0, "encoded": 0, "truncated": 0}
+        for shard, docs in enumerate(routed):
+            if docs:
+                stats = add_documents(txn.fork(shard), docs, identity, encoder,
+                                      batch_size=batch_size, progress=progress)
+                for key in totals:
+                    totals[key] += getattr(stats, key)
+        count, generation = _after(txn, txn.commit(truncated=totals["truncated"]))
+    return AddStats(**totals, count=count, seconds=time.perf_counter() - started, generation=generation)
+
+
+def delete_sharded(path: Path, ids: Iterable[str]) -> DeleteStats:
+    """Delete by id, each id looked up only in its own shard."""
+    started = time.perf_counter()
+    wanted = list(dict.fromkeys(str(i) for i in ids))
+    if not wanted:
+        raise InputError("no document ids given to delete")
+    with ShardTransaction(path) as txn:
+        routed: list[list[str]] = [[] for _ in range(txn.shards)]
+        for doc_id in wanted:
+            routed[shard_of(doc_id, txn.shards)].append(doc_id)
+        deleted, unknown = 0, set()
+        for shard, part in enumerate(routed):
+            if part:
+                stats = delete_documents(txn.fork(shard), part)
+                deleted += stats.deleted
+                unknown.update(stats.unknown)
+        count, generation = _after(txn, txn.commit())
+    return DeleteStats(deleted, tuple(i for i in wanted if i in unknown), count,
+                       time.perf_counter() - started, generation)
+
+
+def compact_sharded(path: Path) -> CompactStats:
+    """Compact every shard (SQLite VACUUM, FAISS rebuilt), committed together."""
+    started = time.perf_counter()
+    before = after = 0
+    with ShardTransaction(path) as txn:
+        for shard in range(txn.shards):
+            stats = compact_index(txn.fork(shard))
+            before += stats.bytes_before
+            after += stats.bytes_after
+        manifest = txn.commit()
+        count, generation = _after(txn, manifest)
+    return CompactStats(before, after, count, time.perf_counter() - started, generation)

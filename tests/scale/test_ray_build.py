@@ -1,0 +1,107 @@
+"""`simsearch build --ray`: the same index a local build makes, and clear errors that change nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from simsearch.cli.main import main
+from simsearch.readers import ReadOptions, read_documents
+from simsearch.scale import build as ray_build_module
+from simsearch.scale.build import read_part, read_plan
+from tests.scale.helpers import assert_same_index
+
+WORDS = "the cat sat on mat dog is good bread fresh stale search engine query fast slow".split()
+
+
+def run(*args: object):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def corpus(tmp_path: Path, n: int = 120) -> list[Path]:
+    first = tmp_path / "a.jsonl"
+    first.write_text("".join(json.dumps({"id": f"a{i}", "text": " ".join(WORDS[(i * k) % len(WORDS)] for k in range(1, 6)),
+                                         "n": i}) + "\n" for i in range(n)), encoding="utf-8")
+    second = tmp_path / "b.txt"
+    second.write_text("".join(f"the {WORDS[i % len(WORDS)]} line {i}\n" for i in range(n // 2)), encoding="utf-8")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    third = tmp_path / "c.parquet"
+    pq.write_table(pa.table({"id": [f"c{i}" for i in range(n // 2)], "n": list(range(n // 2)),
+                             "text": [f"parquet {WORDS[(3 * i) % len(WORDS)]} row {i}" for i in range(n // 2)]}),
+                   third, row_group_size=16)
+    return [first, second, third]
+
+
+def test_read_plan_covers_every_document_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = corpus(tmp_path)
+    monkeypatch.setattr(ray_build_module, "PART_BYTES", 1000)  # several parts per file
+    plan = read_plan([str(f) for f in files], workers=2)
+    assert len(plan) > 6 and {task["source"] for task in plan} == {str(f) for f in files}
+    options = ReadOptions(id_field="id")
+    got = [row["id"] for task in plan for row in read_part(task, options)]
+    want = [doc.id for doc in read_documents([str(f) for f in files], options)]
+    assert sorted(got) == sorted(want) and len(got) == len(set(got))
+
+
+def test_read_plan_splits_parquet_by_row_range(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    file = tmp_path / "docs.parquet"
+    pq.write_table(pa.table({"id": [f"p{i}" for i in range(500)], "text": [f"text {i}" for i in range(500)],
+                             "n": list(range(500))}), file, row_group_size=64)
+    monkeypatch.setattr(ray_build_module, "PART_BYTES", 1000)
+    options = ReadOptions(id_field="id")
+    assert len(read_plan([str(file)], workers=3, options=options)) == 12  # 4 per worker at most
+    plan = read_plan([str(file)], workers=2, options=options)
+    assert len(plan) == 8 and all("start" in task for task in plan)
+    assert [t["start"] for t in plan[1:]] == [t["stop"] for t in plan[:-1]] and plan[-1]["stop"] == 500
+    got = [(row["id"], row["text"], row["metadata"]) for task in plan for row in read_part(task, options)]
+    want = [(d.id, d.text, json.dumps(d.metadata)) for d in read_documents([str(file)], options)]
+    assert got == want and len(got) == 500
+
+
+def test_ray_build_equals_local_build(ray_cluster, index_dir: Path, tmp_path: Path, tiny_model: str,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    files = corpus(tmp_path)
+    monkeypatch.setattr(ray_build_module, "PART_BYTES", 2000)  # the big file is read by several tasks
+    common = [*files, "--model", tiny_model, "--id-field", "id", "--index-dir", index_dir]
+    local = run("build", *common, "--name", "local", "--shards", "3")
+    assert local.exit_code == 0, local.output
+    on_ray = run("build", *common, "--name", "onray", "--shards", "3", "--ray", "--workers", "2")
+    assert on_ray.exit_code == 0, on_ray.output
+    assert "240 documents" in on_ray.output and "3 shards" in on_ray.output
+    assert_same_index(index_dir / "local", index_dir / "onray")
+    plain = run("build", *common, "--name", "onray-plain", "--ray=local", "--workers", "1")
+    assert plain.exit_code == 0, plain.output
+    assert "shards" not in json.loads((index_dir / "onray-plain" / "manifest.json").read_text())
+    assert_same_index(index_dir / "local", index_dir / "onray-plain")
+    queried = [run("query", name, "the cat sat", "--json", "-k", 5, "--index-dir", index_dir).output
+               for name in ("local", "onray")]
+    # the corpus repeats texts, so tied hits may come in another order (row ids differ): compare scores
+    scores = [[round(json.loads(line)["score"], 5) for line in out.splitlines()] for out in queried]
+    assert scores[0] == scores[1] and len(scores[0]) == 5
+    verified = run("verify", "onray", "--index-dir", index_dir)
+    assert verified.exit_code == 0, verified.output
+
+
+def test_ray_build_errors_change_nothing(ray_cluster, index_dir: Path, tmp_path: Path, tiny_model: str) -> None:
+    files = corpus(tmp_path, 20)
+    ok = run("build", files[0], "--name", "keep", "--shards", "2", "--model", tiny_model, "--id-field", "id",
+             "--index-dir", index_dir)
+    assert ok.exit_code == 0, ok.output
+    before = (index_dir / "keep" / "manifest.json").read_bytes()
+    twice = run("build", files[0], files[0], "--name", "keep", "--shards", "2", "--force", "--ray", "--workers", "1",
+                "--model", tiny_model, "--id-field", "id", "--index-dir", index_dir)
+    assert twice.exit_code == 1 and "duplicate document id" in twice.output, twice.output
+    assert twice.output.count("\n") == 1 and "Traceback" not in twice.output
+    assert (index_dir / "keep" / "manifest.json").read_bytes() == before
+    missing = run("build", tmp_path / "nope.jsonl", "--name", "new", "--ray", "--model", tiny_model,
+                  "--index-dir", index_dir)
+    assert missing.exit_code == 1 and "no such file" in missing.output
+    assert not (index_dir / "new").exists() and not list(index_dir.glob(".new*"))
