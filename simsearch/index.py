@@ -227,8 +227,9 @@ class Index:
 
     # A str is also a Sequence[str]: the first overload wins for it, as intended.
     @overload
-    def search(self, query: str, k: int = 10, *,  # type: ignore[overload-overlap]
-               min_score: float | None = None) -> list[Hit]: ...
+    def search(  # type: ignore[overload-overlap]
+        self, query: str, k: int = 10, *, min_score: float | None = None
+    ) -> list[Hit]: ...
     @overload
     def search(self, query: Sequence[str], k: int = 10, *,
                min_score: float | None = None) -> list[list[Hit]]: ...
