@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, overload
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence, overload
 
 import numpy as np
 
@@ -31,13 +31,17 @@ _CHUNK = 2048  # documents encoded and stored per step: memory stays flat as cor
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result; ``score`` is the cosine similarity, ``rank`` starts at 1."""
+    """One search result, ``rank`` starting at 1. ``score`` ranks the hits: the cosine in dense
+    mode, BM25 in lexical mode, the fused score in hybrid mode; ``cosine`` and ``bm25`` are each
+    side's own score where defined (None otherwise)."""
 
     rank: int
     id: str
     score: float
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    cosine: float | None = None
+    bm25: float | None = None
 
 
 @dataclass(frozen=True)
@@ -121,12 +125,15 @@ class Index:
         progress: Callable[[int], None] | None = None,
         index_type: str = "auto",
         target_recall: float = 0.95,
+        lexical: bool = True,
     ) -> Index:
         """Encode ``documents`` (Documents or plain strings) and write a new index atomically.
 
         ``index_type`` is ``auto`` (exact while small, then a tuned ANN index), ``flat``, ``hnsw``,
         ``ivf``, ``ivfpq`` or a FAISS factory string; ANN search parameters are tuned on the stored
-        vectors to reach ``target_recall`` (recall@10 against exact search).
+        vectors to reach ``target_recall`` (recall@10 against exact search). ``lexical`` adds the
+        BM25 part (an SQLite FTS5 table over analysed tokens, see :mod:`simsearch.store.lexical`)
+        that the lexical and hybrid search modes use.
 
         Raises :class:`~simsearch.errors.IndexExistsError` if it exists and ``force`` is False,
         and :class:`~simsearch.errors.InputError` for duplicate ids or an empty input; in every
@@ -151,7 +158,12 @@ class Index:
             if count == 0:
                 raise InputError("the input holds no documents (only empty lines or records?)")
             now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            writer.commit(_manifest_fields(encoder, path, now, now, truncated), faiss_builder)
+            fields = _manifest_fields(encoder, path, now, now, truncated)
+            if lexical:
+                from simsearch.store.lexical import new_settings
+
+                fields["lexical"] = new_settings()
+            writer.commit(fields, faiss_builder)
         from simsearch.encode.onnx_encoder import prepare
 
         prepare(encoder)  # export for fast queries now, while the model is loaded anyway
@@ -183,12 +195,21 @@ class Index:
         return self._encoder
 
     @overload
-    def search(self, query: str, k: int = 10, *, min_score: float | None = None) -> list[Hit]: ...
+    def search(self, query: str, k: int = 10, *, min_score: float | None = None, mode: str | None = None,
+               where: Mapping[str, Any] | None = None) -> list[Hit]: ...
     @overload
-    def search(self, query: Sequence[str], k: int = 10, *, min_score: float | None = None) -> list[list[Hit]]: ...
+    def search(self, query: Sequence[str], k: int = 10, *, min_score: float | None = None,
+               mode: str | None = None, where: Mapping[str, Any] | None = None) -> list[list[Hit]]: ...
 
-    def search(self, query, k=10, *, min_score=None):
-        """Nearest documents by cosine: ``list[Hit]`` for a string, one list per query for a list."""
+    def search(self, query, k=10, *, min_score=None, mode=None, where=None):
+        """Best documents: ``list[Hit]`` for a string, one list per query for a list.
+
+        ``mode`` is ``dense`` (cosine), ``lexical`` (BM25) or ``hybrid`` (both, fused; see
+        :mod:`simsearch.fusion`); the default is hybrid when the index has a lexical part, else
+        dense. ``where`` keeps only documents whose metadata match, before ranking, e.g.
+        ``{"lang": "ko", "year": {">=": 2020}}`` (see :mod:`simsearch.store.filters`).
+        ``min_score`` drops hits whose cosine is below it (dense and hybrid modes).
+        """
         single = isinstance(query, str)
         queries = [query] if single else list(query)
         if not queries:
@@ -198,8 +219,19 @@ class Index:
                 raise QueryError("empty query; give some text to search for")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise QueryError(f"k must be a whole number of at least 1, got {k!r}")
-        vectors = self.encoder.encode(queries)
-        results = self.search_vectors(vectors, k, min_score=min_score)
+        from simsearch.hybrid import check_mode, search_store
+
+        store = self._store  # one generation for every step, even if a write reopens meanwhile
+        mode = check_mode(mode, store.manifest)
+        if min_score is not None and mode == "lexical":
+            raise QueryError("min_score filters by cosine, which lexical mode does not compute; "
+                             "drop it or use --mode dense or hybrid")
+        ranked = search_store(store, queries, k, mode=mode, where=where, encoder=lambda: self.encoder)
+        keep = [[f for f in row if min_score is None or (f.cosine is not None and f.cosine >= min_score)]
+                for row in ranked]
+        found = store.fetch(f.rowid for row in keep for f in row)
+        results = [[Hit(rank, found[f.rowid][0], f.score, found[f.rowid][1], found[f.rowid][2], f.cosine, f.bm25)
+                    for rank, f in enumerate(row, 1)] for row in keep]
         return results[0] if single else results
 
     def search_vectors(self, vectors: np.ndarray, k: int = 10, *, min_score: float | None = None) -> list[list[Hit]]:
@@ -209,7 +241,7 @@ class Index:
         keep = [[(float(s), int(r)) for s, r in zip(srow, rrow)
                  if r >= 0 and (min_score is None or s >= min_score)] for srow, rrow in zip(scores, rowids)]
         found = store.fetch(r for row in keep for _, r in row)
-        return [[Hit(rank, found[r][0], score, found[r][1], found[r][2])
+        return [[Hit(rank, found[r][0], score, found[r][1], found[r][2], score)
                  for rank, (score, r) in enumerate(row, 1)] for row in keep]
 
     def add(self, documents: Iterable[Document | str], *, batch_size: int | None = None,
@@ -242,6 +274,15 @@ class Index:
         stats = compact_index(self.path)
         self._reopen(stats.generation)
         return stats
+
+    def reindex_lexical(self) -> int:
+        """(Re)build the lexical part from the stored texts, as one new generation (no encoding);
+        adds it to an index built without one. Returns the new generation."""
+        from simsearch.store.updates import reindex_lexical
+
+        generation = reindex_lexical(self.path)
+        self._reopen(generation)
+        return generation
 
     def verify(self, repair: bool = False) -> VerifyReport:
         """Check manifest, checksums, FAISS/SQLite agreement and the model; ``repair`` rebuilds

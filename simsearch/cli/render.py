@@ -47,7 +47,12 @@ def hits_table(hits: Sequence[Any], width: int | None = None) -> list[str]:
 def hit_dict(query: str, hit: Any) -> dict[str, Any]:
     """A hit as programs see it (``query --json`` lines and the HTTP API share this shape)."""
     return {"query": query, "rank": hit.rank, "id": hit.id, "score": round(hit.score, 6),
-            "text": hit.text, "metadata": hit.metadata}
+            "text": hit.text, "metadata": hit.metadata, "cosine": _rounded(getattr(hit, "cosine", None)),
+            "bm25": _rounded(getattr(hit, "bm25", None))}
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
 
 
 def hit_json(query: str, hit: Any) -> str:
