@@ -3,14 +3,18 @@
 The method, and why (measured in docs/hybrid.md): each side's scores are min-max normalised
 over that side's own top ``depth`` (a score below the side's ``depth``-th is 0, the side's best
 is 1), and the two are blended with a dense weight set *per query* by how much of the query the
-model's vocabulary covers (:func:`simsearch.encode.coverage.coverage`)::
+model's vocabulary covers (:func:`simsearch.encode.coverage.coverage`, the share of its letters
+and digits the tokenizer keeps as real pieces)::
 
-    fused = w * dense_norm + (1 - w) * bm25_norm,     w = DENSE_WEIGHT * coverage
+    fused = w * dense_norm + (1 - w) * bm25_norm
+    w = DENSE_WEIGHT * clip((coverage - COVERAGE_FLOOR) / (1 - COVERAGE_FLOOR), 0, 1)
 
 A query the model reads in full gets the even blend that wins on English (SciFact, STS-B
 paraphrases); a query in a script the model shreds into [UNK] or sub-character pieces (Hangul
-for the default English model) leans on BM25, where the dense ranking is noise and plain RRF
-(which ignores how good each side is) loses most of BM25's quality. When one side has no
+for the default English model) is ranked by BM25 alone: the dense ranking is noise there, and
+plain RRF (which ignores how good each side is) loses most of BM25's quality. Below half the
+query the model cannot read, its vector says little (the numbers and Latin words in a Korean
+question do not make the English model understand it), hence the floor. When one side has no
 candidates (no query token matches, or the query analyses to nothing), the other side alone
 ranks. Ties are broken by the higher cosine, then by the smaller row id: deterministic.
 """
@@ -22,6 +26,7 @@ from typing import Mapping, Sequence
 
 MODES = ("dense", "lexical", "hybrid")  # the search modes (simsearch.hybrid runs them)
 DENSE_WEIGHT = 0.5  # the dense share for a query the model covers in full
+COVERAGE_FLOOR = 0.5  # coverage at or below which the dense side gets no weight
 DEPTH = 100  # candidates taken from each side, and the depth of their normalisation
 
 
@@ -36,8 +41,8 @@ class Fused:
 
 
 def dense_weight(coverage: float) -> float:
-    """The dense weight for a query whose characters the model covers at ``coverage`` (0-1)."""
-    return DENSE_WEIGHT * min(1.0, max(0.0, coverage))
+    """The dense weight for a query whose letters and digits the model covers at ``coverage``."""
+    return DENSE_WEIGHT * min(1.0, max(0.0, (coverage - COVERAGE_FLOOR) / (1.0 - COVERAGE_FLOOR)))
 
 
 def _normaliser(top: Sequence[float]) -> tuple[float, float]:

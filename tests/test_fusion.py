@@ -60,5 +60,6 @@ def test_fusion_is_deterministic() -> None:
 
 def test_dense_weight_follows_coverage() -> None:
     assert dense_weight(1.0) == 0.5
-    assert dense_weight(0.0) == 0.0
+    assert dense_weight(0.75) == 0.25
+    assert dense_weight(0.5) == dense_weight(0.1) == dense_weight(0.0) == 0.0
     assert dense_weight(2.0) == 0.5 and dense_weight(-1) == 0.0

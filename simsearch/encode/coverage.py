@@ -1,5 +1,5 @@
-"""How well a model's vocabulary covers a text: the share of its characters the tokenizer
-keeps as real vocabulary pieces.
+"""How well a model's vocabulary covers a text: the share of its letters and digits the
+tokenizer keeps as real vocabulary pieces (punctuation and spaces count neither way).
 
 A character counts as covered when it lies in a token that is not the unknown token and that
 spans at least one whole character on its own. Characters the tokenizer drops to ``[UNK]``, or
@@ -23,7 +23,7 @@ def backend_tokenizer(encoder: Any) -> Any:
 
 
 def coverage(encoder: Any, texts: Sequence[str]) -> list[float]:
-    """Covered share of each text's non-space characters (1.0 when it cannot be measured)."""
+    """Covered share of each text's letters and digits (1.0 when it cannot be measured)."""
     tokenizer = backend_tokenizer(encoder)
     if tokenizer is None:
         return [1.0] * len(texts)
@@ -37,7 +37,7 @@ def _unknown_token(tokenizer: Any) -> str | None:
 
 
 def _covered(encoding: Any, text: str, unknown: str | None) -> float:
-    total = sum(1 for ch in text if not ch.isspace())
+    total = sum(1 for ch in text if ch.isalnum())
     if total == 0:
         return 1.0
     pieces: dict[tuple[int, int], int] = {}
@@ -47,5 +47,5 @@ def _covered(encoding: Any, text: str, unknown: str | None) -> float:
     for token, (start, end) in zip(encoding.tokens, encoding.offsets):
         if token == unknown or end <= start or pieces[(start, end)] > 1:
             continue  # [UNK], or one of several pieces of the same character(s)
-        covered.update(i for i in range(start, end) if not text[i].isspace())
+        covered.update(i for i in range(start, end) if text[i].isalnum())
     return min(1.0, len(covered) / total)

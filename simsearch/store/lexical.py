@@ -130,7 +130,8 @@ def _run(db: sqlite3.Connection, sql: str, params: list[Any]) -> list[tuple[Any,
     try:
         return db.execute(sql, params).fetchall()
     except sqlite3.DatabaseError as exc:
-        raise IndexCorruptError(f"lexical index unreadable ({exc}); run `simsearch verify --repair`") from None
+        raise IndexCorruptError(f"damaged SQLite file: lexical index unreadable ({exc}); run "
+                                "`simsearch verify --repair` or rebuild the index") from None
 
 
 def disagreement(db: sqlite3.Connection, analyzer: Analyzer, sample: int = 256) -> str | None:
