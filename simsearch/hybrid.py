@@ -65,7 +65,9 @@ def _dense(store: Any, vectors: np.ndarray, k: int, allowed: np.ndarray | None) 
         scores, rowids = store.faiss.search(vectors, k)
     else:
         scores, rowids = search_allowed(store.faiss, store.db, vectors, k, allowed, int(store.manifest["dim"]))
-    return [[(int(r), float(s)) for s, r in zip(srow, rrow) if r >= 0] for srow, rrow in zip(scores, rowids)]
+    # a non-finite score (a NaN vector written by an older version) is no match: verify finds it
+    return [[(int(r), float(s)) for s, r in zip(srow, rrow) if r >= 0 and np.isfinite(s)]
+            for srow, rrow in zip(scores, rowids)]
 
 
 def _hybrid(store: Any, vector: np.ndarray, tokens: list[str], dense_top: list[tuple[int, float]],

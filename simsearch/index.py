@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -18,11 +19,14 @@ from simsearch import __version__
 from simsearch.errors import IndexNotFoundError, InputError, ModelError, QueryError, SimsearchError
 from simsearch.store.home import locate
 from simsearch.readers import Document
+from simsearch.store.manifest import EXACT_FACTORY, Manifest, identity_mismatch, identity_of
 from simsearch.store.reader import Store
 from simsearch.store.writer import StoreWriter
-from simsearch.store.faiss_file import to_blob
+from simsearch.store.faiss_file import require_finite, to_blob
+from simsearch.store.fingerprint import check_model_files, fingerprint_fields
 
 if TYPE_CHECKING:
+    from simsearch.encode import Encoder
     from simsearch.store.updates import AddStats, CompactStats, DeleteStats
     from simsearch.store.verify import VerifyReport
 
@@ -42,6 +46,13 @@ class Hit:
     metadata: dict[str, Any] = field(default_factory=dict)
     cosine: float | None = None
     bm25: float | None = None
+
+    def to_dict(self, query: str) -> dict[str, Any]:
+        """The hit as programs see it: ``query --json`` lines and the HTTP API share this shape."""
+        return {"query": query, "rank": self.rank, "id": self.id, "score": round(self.score, 6),
+                "text": self.text, "metadata": self.metadata,
+                "cosine": None if self.cosine is None else round(self.cosine, 6),
+                "bm25": None if self.bm25 is None else round(self.bm25, 6)}
 
 
 @dataclass(frozen=True)
@@ -74,10 +85,11 @@ class Index:
     >>> index.search("a query", k=1)[0].text
     """
 
-    def __init__(self, store: Store, encoder: Any = None) -> None:
+    def __init__(self, store: Store, encoder: Encoder | None = None) -> None:
         self._store = store
         self._encoder = encoder
         self.last_build: BuildStats | None = None
+        self._exported = encoder is not None  # an encoder given (or built with) was exported then
 
     @property
     def path(self) -> Path:
@@ -85,32 +97,37 @@ class Index:
 
     @property
     def manifest(self) -> dict[str, Any]:
-        return dict(self._store.manifest)
+        """The manifest as a plain dict (every key, a copy)."""
+        return self._store.manifest.to_dict()
 
     def __len__(self) -> int:
         return len(self._store)
 
     def __repr__(self) -> str:
         m = self._store.manifest
-        return f"Index({str(self.path)!r}, count={m['count']}, model={m['model']!r}, pooling={m['pooling']!r})"
+        return f"Index({str(self.path)!r}, count={m.count}, model={m.model!r}, pooling={m.pooling!r})"
 
     @classmethod
     def open(cls, name_or_path: str | os.PathLike[str], *, index_dir: str | os.PathLike[str] | None = None,
-             encoder: Any = None) -> Index:
+             encoder: Encoder | None = None) -> Index:
         """Open an existing index by name (under the index home) or path; validates its files.
 
         ``encoder`` may be passed to share a loaded model; it must be the index's own model and
         pooling (a different one would give vectors from another space).
         """
         path = locate(name_or_path, index_dir)
-        if not path.exists():
+        if not os.path.exists(path):  # (False, not OSError, for a name too long for the disk)
             raise IndexNotFoundError(
                 f"index {os.fspath(name_or_path)!r} not found in {path.parent}; "
                 "run `simsearch list` to see the indexes there"
             )
         store = Store.open(path)
         if encoder is not None:
-            check_encoder(store.manifest, encoder)
+            try:
+                check_encoder(store.manifest, encoder)
+            except BaseException:
+                store.close()
+                raise
         return cls(store, encoder)
 
     @classmethod
@@ -118,7 +135,7 @@ class Index:
         cls,
         documents: Iterable[Document | str],
         name_or_path: str | os.PathLike[str],
-        encoder: Any = None,
+        encoder: Encoder | None = None,
         *,
         index_dir: str | os.PathLike[str] | None = None,
         force: bool = False,
@@ -150,6 +167,7 @@ class Index:
         started = time.perf_counter()
         truncated = 0
         with StoreWriter(path, force=force) as writer:
+            assert writer.db is not None  # open inside the block
             for chunk in _chunks(_as_documents(documents), _CHUNK):
                 vectors, cut = encoder.encode_counting([d.text for d in chunk], progress=progress)
                 truncated += cut
@@ -172,36 +190,31 @@ class Index:
         return index
 
     @property
-    def encoder(self) -> Any:
-        """The index's own encoder (same model, pooling and max length), loaded on first use."""
-        if self._encoder is None:
-            from simsearch.encode.onnx_encoder import load, prepare
+    def encoder(self) -> Encoder:
+        """The index's own encoder (same model, pooling and max length), loaded on first use.
 
-            self._encoder = load(self._store.manifest)  # same vectors, no torch import
+        Loading writes nothing: the ONNX export a later process may use is written by
+        :meth:`build` and by the first :meth:`search` that ran without it (see docs/library.md).
+        """
         if self._encoder is None:
-            from simsearch.encode.torch_encoder import Encoder
-
+            self._encoder = load_encoder(self._store.manifest)
             m = self._store.manifest
-            from simsearch.encode.models import ModelSource
-
-            stored = Path(m["model_path"])
-            model = ModelSource(m["model"], stored) if stored.is_dir() else m["model"]
-            self._encoder = Encoder(model, m["pooling"], max_length=m["max_length"],
-                                    precision=m.get("precision", "fp32"))
-            if self._encoder.dim != m["dim"]:
-                raise SimsearchError(f"model {m['model']!r} now gives {self._encoder.dim}-dim vectors "
-                                     f"but the index holds {m['dim']}-dim ones; rebuild the index")
-            prepare(self._encoder)  # so the next process takes the fast path
+            if self._encoder.dim != m.dim:
+                raise SimsearchError(f"model {m.model!r} now gives {self._encoder.dim}-dim vectors "
+                                     f"but the index holds {m.dim}-dim ones; rebuild the index")
         return self._encoder
 
+    # A str is also a Sequence[str]: the first overload wins for it, as intended.
     @overload
-    def search(self, query: str, k: int = 10, *, min_score: float | None = None, mode: str | None = None,
+    def search(self, query: str, k: int = 10, *,  # type: ignore[overload-overlap]
+               min_score: float | None = None, mode: str | None = None,
                where: Mapping[str, Any] | None = None) -> list[Hit]: ...
     @overload
     def search(self, query: Sequence[str], k: int = 10, *, min_score: float | None = None,
                mode: str | None = None, where: Mapping[str, Any] | None = None) -> list[list[Hit]]: ...
 
-    def search(self, query, k=10, *, min_score=None, mode=None, where=None):
+    def search(self, query: str | Sequence[str], k: int = 10, *, min_score: float | None = None,
+               mode: str | None = None, where: Mapping[str, Any] | None = None) -> list[Hit] | list[list[Hit]]:
         """Best documents: ``list[Hit]`` for a string, one list per query for a list.
 
         ``mode`` is ``dense`` (cosine), ``lexical`` (BM25) or ``hybrid`` (both, fused; see
@@ -211,7 +224,7 @@ class Index:
         ``min_score`` drops hits whose cosine is below it (dense and hybrid modes).
         """
         single = isinstance(query, str)
-        queries = [query] if single else list(query)
+        queries: list[str] = [query] if isinstance(query, str) else list(query)
         if not queries:
             raise QueryError("no query given")
         for q in queries:
@@ -227,6 +240,11 @@ class Index:
             raise QueryError("min_score filters by cosine, which lexical mode does not compute; "
                              "drop it or use --mode dense or hybrid")
         ranked = search_store(store, queries, k, mode=mode, where=where, encoder=lambda: self.encoder)
+        if mode != "lexical" and not self._exported:
+            from simsearch.encode.onnx_encoder import prepare
+
+            self._exported = True
+            prepare(self.encoder)  # the documented moment: so the next process takes the fast path
         keep = [[f for f in row if min_score is None or (f.cosine is not None and f.cosine >= min_score)]
                 for row in ranked]
         found = store.fetch(f.rowid for row in keep for f in row)
@@ -238,8 +256,10 @@ class Index:
         """Search with already-encoded unit query vectors (one row per query)."""
         store = self._store  # one generation for both steps, even if a write reopens meanwhile
         scores, rowids = store.faiss.search(vectors, k)
+        # a non-finite score (a NaN vector written by an older version) is no match: verify finds it
         keep = [[(float(s), int(r)) for s, r in zip(srow, rrow)
-                 if r >= 0 and (min_score is None or s >= min_score)] for srow, rrow in zip(scores, rowids)]
+                 if r >= 0 and np.isfinite(s) and (min_score is None or s >= min_score)]
+                for srow, rrow in zip(scores, rowids)]
         found = store.fetch(r for row in keep for _, r in row)
         return [[Hit(rank, found[r][0], score, found[r][1], found[r][2], score)
                  for rank, (score, r) in enumerate(row, 1)] for row in keep]
@@ -289,34 +309,49 @@ class Index:
         the FAISS file from the stored vectors (no sources needed)."""
         from simsearch.store.verify import verify_index
 
-        report = verify_index(self.path, encoder=self._encoder, repair=repair)
+        report = verify_index(self.path, encoder=self._encoder, repair=repair, load_encoder=load_encoder)
         if report.repaired and report.generation is not None:
             self._reopen(report.generation)
         return report
 
     def _reopen(self, generation: int) -> None:
         """Follow a write: the old store stays valid for searches already holding it."""
-        if generation != self._store.manifest["generation"]:
+        if generation != self._store.manifest.generation:
             self._store = Store.open(self.path)
 
     def close(self) -> None:
         self._store.close()
 
 
-def check_encoder(manifest: dict[str, Any], encoder: Any) -> None:
-    """Refuse an encoder whose model, pooling or dimension differs from the index's."""
-    mine = (manifest["model"], manifest["pooling"], manifest["dim"])
-    theirs = (encoder.model_id, encoder.pooling, encoder.dim)
-    if mine != theirs:
-        raise ModelError(
-            f"index {manifest.get('name', '')!r} was built with model {mine[0]!r}, pooling {mine[1]!r}, "
-            f"dim {mine[2]}; the encoder given is {theirs[0]!r}, {theirs[1]!r}, {theirs[2]}: "
-            "vectors from different models cannot be mixed"
-        )
-    built, given = manifest.get("precision", "fp32"), getattr(encoder, "precision", "fp32")
-    if built != given:
-        raise ModelError(f"index {manifest.get('name', '')!r} was built at precision {built!r} but the "
-                         f"encoder given runs at {given!r}; pass Encoder(..., precision={built!r})")
+def check_encoder(manifest: Manifest, encoder: Encoder) -> None:
+    """Refuse an encoder whose model, pooling, dimension or precision differs from the index's."""
+    problem = identity_mismatch(manifest.identity, identity_of(encoder))
+    if problem:
+        raise ModelError(f"index {manifest.name!r} was {problem}")
+    check_model_files(manifest, _model_dir(getattr(encoder, "model_path", None)))
+
+
+def load_encoder(manifest: Manifest) -> Encoder:
+    """The index's own encoder: the cached ONNX export when there is one (no torch import), else
+    the torch encoder from the model directory the manifest records (or its id)."""
+    from simsearch.encode.onnx_encoder import load
+
+    check_model_files(manifest, _model_dir(manifest.model_path))  # the model files of the build
+    fast = load(manifest.model, manifest.model_path, manifest.pooling, manifest.max_length,
+                manifest.precision, spin=manifest.factory != EXACT_FACTORY)
+    if fast is not None:
+        return fast
+    from simsearch.encode.models import ModelSource
+    from simsearch.encode.torch_encoder import Encoder as TorchEncoder
+
+    stored = Path(manifest.model_path)
+    if manifest.model_path and stored.is_dir():
+        return TorchEncoder(ModelSource(manifest.model, stored), manifest.pooling,
+                            max_length=manifest.max_length, precision=manifest.precision)
+    encoder = TorchEncoder(manifest.model, manifest.pooling, max_length=manifest.max_length,
+                           precision=manifest.precision)
+    check_model_files(manifest, _model_dir(encoder.model_path))  # found again by id: check it
+    return encoder
 
 
 def _as_documents(items: Iterable[Document | str]) -> Iterator[Document]:
@@ -327,14 +362,15 @@ def _as_documents(items: Iterable[Document | str]) -> Iterator[Document]:
             yield doc
 
 
-def _insert(db: Any, docs: list[Document], vectors: np.ndarray) -> None:
+def _insert(db: sqlite3.Connection, docs: list[Document], vectors: np.ndarray) -> None:
     _check_unique(db, docs)
+    require_finite(vectors, [d.where or repr(d.id) for d in docs])
     rows = [(d.id, d.text, json.dumps(d.metadata, ensure_ascii=False), _content_hash(d.text), to_blob(v))
             for d, v in zip(docs, vectors)]
     db.executemany("INSERT INTO documents (id, text, metadata, hash, vector) VALUES (?, ?, ?, ?, ?)", rows)
 
 
-def _check_unique(db: Any, docs: list[Document]) -> None:
+def _check_unique(db: sqlite3.Connection, docs: list[Document]) -> None:
     """Duplicate ids are an input error naming the second occurrence (before anything is written)."""
     seen: set[str] = set()
     stored: set[str] = set()
@@ -349,7 +385,17 @@ def _check_unique(db: Any, docs: list[Document]) -> None:
         seen.add(doc.id)
 
 
-def _manifest_fields(encoder: Any, path: Path, created: str, updated: str, truncated: int) -> dict[str, Any]:
+def _model_dir(model_path: Any) -> Path | None:
+    """The model directory an encoder reads (None for test encoders without one)."""
+    return Path(model_path) if model_path and Path(model_path).is_dir() else None
+
+
+def _manifest_fields(encoder: Encoder, path: Path, created: str, updated: str, truncated: int) -> dict[str, Any]:
+    fields = _identity_fields(encoder, path, created, updated, truncated)
+    return {**fields, **fingerprint_fields(fields, _model_dir(encoder.model_path))}
+
+
+def _identity_fields(encoder: Encoder, path: Path, created: str, updated: str, truncated: int) -> dict[str, Any]:
     return {
         "name": path.name,
         "simsearch_version": __version__,

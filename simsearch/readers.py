@@ -11,8 +11,9 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator, Sequence
+from typing import IO, Any, Iterable, Iterator, Literal, Sequence
 
+from simsearch import config
 from simsearch.errors import InputError
 from simsearch.splitting import SPLITTERS
 
@@ -22,7 +23,7 @@ _SUFFIXES = {".txt": "txt", ".md": "txt", ".csv": "csv", ".tsv": "tsv", ".jsonl"
              ".ndjson": "jsonl"}
 _DIR_SUFFIXES = (".txt", ".md")
 _DEFAULT_TEXT_FIELD = "text"
-csv.field_size_limit(2**31 - 1)  # a 10 MB cell is a document, not an attack
+config.allow_long_csv_fields()  # process-wide, documented in simsearch.config
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,8 @@ def _read_source(source: str, options: ReadOptions, stdin: IO[bytes] | None) -> 
         return
     if not path.is_file():
         raise InputError(f"{source}: no such file or directory")
-    fmt = options.format if options.format != "auto" else _SUFFIXES.get(path.suffix.lower())
-    if fmt is None:
+    fmt = options.format if options.format != "auto" else _SUFFIXES.get(path.suffix.lower(), "")
+    if not fmt:
         raise InputError(
             f"{source}: cannot tell the format from the suffix {path.suffix or '(none)'!r}; "
             "pass --format txt|csv|tsv|jsonl"
@@ -216,7 +217,7 @@ def _read_table(
             yield line + "\n"
 
     # TSV files do not quote (a cell may start with a quote mark); CSV files do.
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    quoting: Literal[0, 1, 2, 3] = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     reader = csv.reader(texts(), delimiter=delimiter, strict=True, quoting=quoting)
     try:
         header = next(reader)

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import click
 
-from simsearch.encode.pooling import POOLING_CHOICES
+from simsearch.cli.options import device_option, index_dir_option, model_option, pooling_option
 from simsearch.fusion import MODES
 from simsearch.encode.precision import PRECISIONS
 from simsearch.cli.render_eval import ann_lines, retrieval_lines, sts_lines
@@ -19,13 +19,12 @@ _JSON_KEYS = ("spearman", "ndcg@10", "recall@1", "recall@10", "recall@100", "mrr
 def _model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """--model, --pooling, --precision, --batch-size, --device: the Encoder being evaluated."""
     for option in reversed((
-        click.option("--model", default=None, help="Hugging Face id or local directory "
-                     "[default: sentence-transformers/all-MiniLM-L6-v2, bundled]."),
-        click.option("--pooling", type=click.Choice(POOLING_CHOICES), default="auto", show_default=True),
+        model_option,
+        pooling_option,
         click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
                      help="Encoder precision, as in `simsearch build --precision`."),
         click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
-        click.option("--device", default="cpu", show_default=True, help="cpu, or cuda when present."),
+        device_option,
     )):
         command = option(command)
     return command
@@ -38,8 +37,6 @@ _per_query = click.option("--per-query", type=click.Path(dir_okay=False),
                           help="Write one JSON line per query with its metrics to this file.")
 _mode = click.option("--mode", type=click.Choice(MODES), default="dense", show_default=True,
                      help="Search mode: dense (the model alone), lexical (BM25) or hybrid (fused).")
-_index_dir = click.option("--index-dir", envvar="SIMSEARCH_INDEX_DIR", type=click.Path(file_okay=False),
-                          help="Where indexes live (env SIMSEARCH_INDEX_DIR, default ./indexes).")
 
 
 def _emit(report: dict[str, Any], as_json: bool, lines: Callable[[dict[str, Any]], list[str]]) -> None:
@@ -57,8 +54,8 @@ def eval_group() -> None:
     """Measure quality: STS Spearman, retrieval metrics, ANN recall.
 
     \b
-      simsearch eval sts ../shared/data/stsbenchmark/sts-test.csv
-      simsearch eval retrieval ../shared/data/scifact --split test
+      simsearch eval sts $DATA/stsbenchmark/sts-test.csv
+      simsearch eval retrieval $DATA/scifact --split test
       simsearch eval ann scifact --queries 1000 -k 10
     """
 
@@ -72,7 +69,7 @@ def sts(files: tuple[str, ...], model: str | None, pooling: str, precision: str,
     """Spearman x100 of cosine vs gold score on STS FILEs (STS-B .csv, KorSTS .tsv).
 
     \b
-      simsearch eval sts ../shared/data/stsbenchmark/sts-test.csv --pooling mean --json
+      simsearch eval sts $DATA/stsbenchmark/sts-test.csv --pooling mean --json
     """
     from simsearch.eval.evaluate import evaluate_sts
 
@@ -88,7 +85,7 @@ def sts(files: tuple[str, ...], model: str | None, pooling: str, precision: str,
 @click.option("--qrels", type=click.Path(dir_okay=False), help="BEIR qrels TSV (query-id, corpus-id, score).")
 @click.option("--split", default="test", show_default=True, help="qrels/<split>.tsv of DIRECTORY.")
 @click.option("--index", "index_name", help="Search this existing index (its own model) instead.")
-@_index_dir
+@index_dir_option
 @_model_options
 @_top_k
 @_mode
@@ -103,8 +100,8 @@ def retrieval(directory: str | None, corpus: str | None, queries: str | None, qr
     Without --index the corpus is encoded into a temporary exact index, removed afterwards.
 
     \b
-      simsearch eval retrieval ../shared/data/scifact --split test --json
-      simsearch eval retrieval ../shared/data/scifact --index scifact
+      simsearch eval retrieval $DATA/scifact --split test --json
+      simsearch eval retrieval $DATA/scifact --index scifact
     """
     from simsearch.eval.evaluate import evaluate_beir
 
@@ -139,7 +136,7 @@ def korquad(file: str, model: str | None, pooling: str, precision: str, batch_si
     The retrieval view is built in memory; the file is only read.
 
     \b
-      simsearch eval korquad ../shared/data/korquad_v1_dev/KorQuAD_v1.0_dev.json
+      simsearch eval korquad $DATA/korquad_v1_dev/KorQuAD_v1.0_dev.json
     """
     from simsearch.eval.evaluate import evaluate_korquad
 
@@ -180,7 +177,7 @@ def paraphrase(file: str, min_gold: float, model: str | None, pooling: str, prec
               help="How many stored vectors to use as queries (fixed seed).")
 @click.option("-k", "--top-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@_index_dir
+@index_dir_option
 @_json_option
 def ann(name: str, queries: int, k: int, seed: int, index_dir: str | None, as_json: bool) -> None:
     """Recall@k of index NAME's own search against exact search over its stored vectors.

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from simsearch.encode.pooling import POOLING_CHOICES
 from simsearch.errors import SimsearchError
 from simsearch.readers import FORMATS, SPLITS
 
@@ -34,6 +35,14 @@ def reader_options(command: Any) -> Any:
     )):
         command = option(command)
     return command
+
+
+# The encoder options of `build` and `eval`: defined once.
+model_option = click.option("--model", default=None, help="Hugging Face id or local directory "
+                            "[default: sentence-transformers/all-MiniLM-L6-v2, bundled].")
+device_option = click.option("--device", default="cpu", show_default=True, help="cpu, or cuda when present.")
+
+pooling_option = click.option("--pooling", type=click.Choice(POOLING_CHOICES), default="auto", show_default=True)
 
 
 index_dir_option = click.option(

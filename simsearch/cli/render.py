@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import shutil
 import unicodedata
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+if TYPE_CHECKING:
+    from simsearch.index import Hit
 
 
 def display_width(text: str) -> int:
@@ -44,19 +47,13 @@ def hits_table(hits: Sequence[Any], width: int | None = None) -> list[str]:
     return lines
 
 
-def hit_dict(query: str, hit: Any) -> dict[str, Any]:
-    """A hit as programs see it (``query --json`` lines and the HTTP API share this shape)."""
-    return {"query": query, "rank": hit.rank, "id": hit.id, "score": round(hit.score, 6),
-            "text": hit.text, "metadata": hit.metadata, "cosine": _rounded(getattr(hit, "cosine", None)),
-            "bm25": _rounded(getattr(hit, "bm25", None))}
+def hit_dict(query: str, hit: Hit) -> dict[str, Any]:
+    """A hit as programs see it; the shape is the library's (:meth:`simsearch.index.Hit.to_dict`)."""
+    return hit.to_dict(query)
 
 
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 6)
-
-
-def hit_json(query: str, hit: Any) -> str:
-    return json.dumps(hit_dict(query, hit), ensure_ascii=False)
+def hit_json(query: str, hit: Hit) -> str:
+    return json.dumps(hit.to_dict(query), ensure_ascii=False)
 
 
 def manifest_lines(manifest: dict[str, Any]) -> Iterable[str]:

@@ -39,6 +39,9 @@ def evaluate_ann(index: Any, *, queries: int = 1000, k: int = 10, seed: int = 0,
     store = index._store  # the stored vectors are the ground truth; Index keeps its Store private
     rowids = np.array([r[0] for r in store.db.execute("SELECT rowid FROM documents ORDER BY rowid")],
                       dtype=np.int64)
+    if not len(rowids):
+        raise QueryError(f"index {index.path.name!r} holds no documents: there is no recall to measure; "
+                         "add documents first (`simsearch add`)")
     depth = min(k, len(rowids))
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(rowids, size=min(queries, len(rowids)), replace=False))
@@ -50,8 +53,8 @@ def evaluate_ann(index: Any, *, queries: int = 1000, k: int = 10, seed: int = 0,
     hits_found = (approx_scores >= kth[:, None] - _TIE).sum(axis=1)
     m = store.manifest
     return {"recall@k": float(np.mean(hits_found)) / depth, "k": depth, "queries": len(chosen),
-            "documents": len(rowids), "seed": seed, "index_type": m.get("index_type", "flat"),
-            "faiss": m.get("faiss", store.faiss.description), "model": m["model"], "pooling": m["pooling"]}
+            "documents": len(rowids), "seed": seed, "index_type": m.index_type,
+            "faiss": m.get("faiss", store.faiss.description), "model": m.model, "pooling": m.pooling}
 
 
 def _select(store: Any, sql: str, keys: list[Any]) -> dict[Any, Any]:
@@ -71,7 +74,7 @@ def _stored_vectors(store: Any, rowids: np.ndarray) -> np.ndarray:
     from simsearch.store.faiss_file import from_blobs
 
     blobs = _select(store, "SELECT rowid, vector FROM documents WHERE rowid IN ({marks})", rowids.tolist())
-    return from_blobs([blobs[r] for r in rowids.tolist()], int(store.manifest["dim"]))
+    return from_blobs([blobs[r] for r in rowids.tolist()], store.manifest.dim)
 
 
 def _exact_pass(store: Any, queries: np.ndarray, k: int,
@@ -86,7 +89,7 @@ def _exact_pass(store: Any, queries: np.ndarray, k: int,
     returned_scores = np.full(returned.shape, -np.inf, dtype=np.float32)
     best = np.full((len(queries), k), -np.inf, dtype=np.float32)
     query_of = np.repeat(np.arange(len(queries))[:, None], k, axis=1)
-    for ids, vectors in iter_vectors(store.db, int(store.manifest["dim"])):
+    for ids, vectors in iter_vectors(store.db, store.manifest.dim):
         scores = queries @ vectors.T
         merged = np.concatenate([best, scores], axis=1)
         best = -np.partition(-merged, k - 1, axis=1)[:, :k]  # the k best so far, unordered

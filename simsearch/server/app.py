@@ -21,7 +21,6 @@ from simsearch import __version__
 from simsearch.errors import IndexCorruptError, IndexNotFoundError, InputError, LockTimeoutError, QueryError, SimsearchError
 from simsearch.store.home import check_name
 from simsearch.readers import Document
-from simsearch.cli.render import hit_dict
 from simsearch.server import schemas as s
 from simsearch.server.state import Served, ServedIndex
 
@@ -95,9 +94,9 @@ def _search(served: Served, name: str, query: str | None, queries: list[str] | N
     took = round((time.perf_counter() - started) * 1000, 3)
     if query is not None:
         return JSONResponse({"index": name, "query": query, "took_ms": took,
-                             "hits": [hit_dict(query, hit) for hit in results[0]]})
+                             "hits": [hit.to_dict(query) for hit in results[0]]})
     return JSONResponse({"index": name, "took_ms": took, "results": [
-        {"query": text, "hits": [hit_dict(text, hit) for hit in hits]} for text, hits in zip(texts, results)]})
+        {"query": text, "hits": [hit.to_dict(text) for hit in hits]} for text, hits in zip(texts, results)]})
 
 
 def _info(target: ServedIndex) -> dict[str, Any]:
@@ -107,7 +106,7 @@ def _info(target: ServedIndex) -> dict[str, Any]:
 
 
 def _add_reads(app: FastAPI, served: Served, allow_writes: bool) -> None:
-    searched = dict(response_model=s.SearchResponse | s.BatchSearchResponse, responses=_errors(400, 404, 413, 422))
+    searched: dict[str, Any] = dict(response_model=s.SearchResponse | s.BatchSearchResponse, responses=_errors(400, 404, 413, 422))
 
     @app.get("/health", response_model=s.Health, summary="Liveness and what is served")
     def health() -> dict[str, Any]:
@@ -168,7 +167,7 @@ def _authorizer(token: str) -> Callable[..., None]:
 
 
 def _add_writes(app: FastAPI, served: Served, token: str | None) -> None:
-    guard = dict(dependencies=[Security(_authorizer(token))] if token else [],
+    guard: dict[str, Any] = dict(dependencies=[Security(_authorizer(token))] if token else [],
                  response_model=s.WriteResponse, responses=_errors(400, 401, 403, 404, 413, 422, 503))
 
     def write(name: str, change: Callable[[ServedIndex], dict[str, Any]]) -> JSONResponse:

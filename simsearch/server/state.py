@@ -25,7 +25,7 @@ from simsearch.errors import QueryError, SimsearchError
 from simsearch.hybrid import default_mode
 from simsearch.index import Hit, Index
 from simsearch.store.home import locate
-from simsearch.store.reader import MANIFEST
+from simsearch.store.manifest import MANIFEST
 
 log = logging.getLogger("simsearch.serve")
 _STOP = object()
@@ -221,7 +221,9 @@ class ServedIndex:
             finally:
                 writer.close()
             self._swap()
-        return dataclasses.asdict(stats) if dataclasses.is_dataclass(stats) else dict(stats)
+        if dataclasses.is_dataclass(stats) and not isinstance(stats, type):
+            return dataclasses.asdict(stats)
+        return dict(stats)
 
     def _current(self) -> Index:
         """The index to search, reopened first if another process committed a new generation."""

@@ -7,15 +7,20 @@ import re
 from pathlib import Path
 from typing import Any
 
+from simsearch import config
 from simsearch.errors import SimsearchError
 
-DEFAULT_INDEX_DIR = "indexes"
+DEFAULT_INDEX_DIR = config.DEFAULT_INDEX_DIR
 _NAME = re.compile(r"[\w][\w.-]{0,127}")
 
 
 def index_home(index_dir: str | os.PathLike[str] | None = None) -> Path:
     """``index_dir``, else ``$SIMSEARCH_INDEX_DIR``, else ``./indexes``."""
-    return Path(index_dir or os.environ.get("SIMSEARCH_INDEX_DIR") or DEFAULT_INDEX_DIR)
+    return config.index_dir(index_dir)
+
+
+#: File systems allow 255 bytes a name; a build stages ``.NAME.tmp-12345678`` beside the index.
+MAX_NAME_BYTES = 255 - len(".") - len(".tmp-12345678")
 
 
 def check_name(name: str) -> str:
@@ -25,6 +30,10 @@ def check_name(name: str) -> str:
             f"invalid index name {name!r}: use letters, digits, '_', '.', '-' (no '/' or '..', "
             "at most 128 characters, not starting with '.' or '-')"
         )
+    size = len(name.encode("utf-8"))
+    if size > MAX_NAME_BYTES:
+        raise SimsearchError(f"invalid index name {name[:20]!r}...: {size} bytes in UTF-8, file "
+                             f"systems allow names of at most {MAX_NAME_BYTES} here; choose a shorter name")
     return name
 
 
@@ -38,7 +47,7 @@ def locate(name_or_path: str | os.PathLike[str], index_dir: str | os.PathLike[st
 
 def list_indexes(index_dir: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
     """Manifests of the indexes under the index home (damaged ones carry an ``error`` key)."""
-    from simsearch.store.reader import read_manifest  # FAISS and numpy load only when indexes are read
+    from simsearch.store.manifest import read_manifest
 
     home = index_home(index_dir)
     if not home.is_dir():
@@ -46,7 +55,8 @@ def list_indexes(index_dir: str | os.PathLike[str] | None = None) -> list[dict[s
     found = []
     for path in sorted(p for p in home.iterdir() if p.is_dir() and not p.name.startswith(".")):
         try:
-            found.append({"name": path.name, **read_manifest(path)})
+            # the directory's name is what users type; a manifest's stored one may be stale
+            found.append({**read_manifest(path).to_dict(), "name": path.name})
         except SimsearchError as exc:
             found.append({"name": path.name, "error": str(exc)})
     return found

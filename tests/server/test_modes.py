@@ -17,7 +17,7 @@ pytest.importorskip("fastapi")
 
 from simsearch.index import Index  # noqa: E402
 from simsearch.readers import Document  # noqa: E402
-from tests.server_helpers import DOCS  # noqa: E402
+from tests.server.helpers import DOCS  # noqa: E402
 
 
 def call(app: Any, method: str, path: str, query: dict[str, Any] | None = None,
