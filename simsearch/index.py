@@ -32,18 +32,24 @@ _CHUNK = 2048  # documents encoded and stored per step: memory stays flat as cor
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result; ``score`` is the cosine similarity, ``rank`` starts at 1."""
+    """One search result, ``rank`` starting at 1. ``score`` ranks the hits: the cosine in dense
+    mode, BM25 in lexical mode, the fused score in hybrid mode; ``cosine`` and ``bm25`` are each
+    side's own score where defined (None otherwise)."""
 
     rank: int
     id: str
     score: float
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    cosine: float | None = None
+    bm25: float | None = None
 
     def to_dict(self, query: str) -> dict[str, Any]:
         """The hit as programs see it: ``query --json`` lines and the HTTP API share this shape."""
         return {"query": query, "rank": self.rank, "id": self.id, "score": round(self.score, 6),
-                "text": self.text, "metadata": self.metadata}
+                "text": self.text, "metadata": self.metadata,
+                "cosine": None if self.cosine is None else round(self.cosine, 6),
+                "bm25": None if self.bm25 is None else round(self.bm25, 6)}
 
 
 @dataclass(frozen=True)
@@ -138,6 +144,7 @@ class Index:
         index_type: str = "auto",
         target_recall: float = 0.95,
         shards: int | None = None,
+        lexical: bool = True,
     ) -> Index:
         """Encode ``documents`` (Documents or plain strings) and write a new index atomically.
 
@@ -145,7 +152,9 @@ class Index:
         ``ivf``, ``ivfpq`` or a FAISS factory string; ANN search parameters are tuned on the stored
         vectors to reach ``target_recall`` (recall@10 against exact search). ``shards=N`` writes N
         shards routed by id hash (a :class:`~simsearch.sharded.ShardedIndex`, each shard of that
-        index type); ``None`` writes the plain single-directory layout.
+        index type); ``None`` writes the plain single-directory layout. ``lexical`` adds the
+        BM25 part (an SQLite FTS5 table over analysed tokens, see :mod:`simsearch.store.lexical`)
+        that the lexical and hybrid search modes use.
 
         Raises :class:`~simsearch.errors.IndexExistsError` if it exists and ``force`` is False,
         and :class:`~simsearch.errors.InputError` for duplicate ids or an empty input; in every
@@ -167,7 +176,7 @@ class Index:
                 vectors, cut = encoder.encode_counting([d.text for d in chunk], progress=progress)
                 truncated += cut
                 sink.write(chunk, vectors)
-            count = commit_build(sink, encoder, path, truncated, index_type, target_recall)
+            count = commit_build(sink, encoder, path, truncated, index_type, target_recall, lexical=lexical)
         from simsearch.encode.onnx_encoder import prepare
 
         prepare(encoder)  # export for fast queries now, while the model is loaded anyway
@@ -228,32 +237,43 @@ class Index:
     # A str is also a Sequence[str]: the first overload wins for it, as intended.
     @overload
     def search(  # type: ignore[overload-overlap]
-        self, query: str, k: int = 10, *, min_score: float | None = None
+        self, query: str, k: int = 10, *, min_score: float | None = None, mode: str | None = None,
+        where: Mapping[str, Any] | None = None,
     ) -> list[Hit]: ...
     @overload
-    def search(self, query: Sequence[str], k: int = 10, *,
-               min_score: float | None = None) -> list[list[Hit]]: ...
+    def search(self, query: Sequence[str], k: int = 10, *, min_score: float | None = None,
+               mode: str | None = None, where: Mapping[str, Any] | None = None) -> list[list[Hit]]: ...
 
-    def search(self, query: str | Sequence[str], k: int = 10, *,
-               min_score: float | None = None) -> list[Hit] | list[list[Hit]]:
-        """Nearest documents by cosine: ``list[Hit]`` for a string, one list per query for a list."""
+    def search(self, query: str | Sequence[str], k: int = 10, *, min_score: float | None = None,
+               mode: str | None = None, where: Mapping[str, Any] | None = None) -> list[Hit] | list[list[Hit]]:
+        """Best documents: ``list[Hit]`` for a string, one list per query for a list.
+
+        ``mode`` is ``dense`` (cosine), ``lexical`` (BM25) or ``hybrid`` (both, fused; see
+        :mod:`simsearch.fusion`); the default is hybrid when the index has a lexical part, else
+        dense. ``where`` keeps only documents whose metadata match, before ranking, e.g.
+        ``{"lang": "ko", "year": {">=": 2020}}`` (see :mod:`simsearch.store.filters`).
+        ``min_score`` drops hits whose cosine is below it (dense and hybrid modes).
+        """
         single = isinstance(query, str)
-        queries: list[str] = [query] if isinstance(query, str) else list(query)
-        if not queries:
-            raise QueryError("no query given")
-        for q in queries:
-            if not isinstance(q, str) or not q.strip():
-                raise QueryError("empty query; give some text to search for")
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise QueryError(f"k must be a whole number of at least 1, got {k!r}")
-        encoder = self.encoder
-        vectors = encoder.encode(queries)
-        if not self._exported:
+        queries = check_queries(query, k)
+        from simsearch.hybrid import check_mode, search_store
+
+        store = self._store  # one generation for every step, even if a write reopens meanwhile
+        mode = check_mode(mode, store.manifest)
+        if min_score is not None and mode == "lexical":
+            raise QueryError("min_score filters by cosine, which lexical mode does not compute; "
+                             "drop it or use --mode dense or hybrid")
+        ranked = search_store(store, queries, k, mode=mode, where=where, encoder=lambda: self.encoder)
+        if mode != "lexical" and not self._exported:
             from simsearch.encode.onnx_encoder import prepare
 
             self._exported = True
-            prepare(encoder)  # the documented moment: so the next process takes the fast path
-        results = self.search_vectors(vectors, k, min_score=min_score)
+            prepare(self.encoder)  # the documented moment: so the next process takes the fast path
+        keep = [[f for f in row if min_score is None or (f.cosine is not None and f.cosine >= min_score)]
+                for row in ranked]
+        found = store.fetch(f.rowid for row in keep for f in row)
+        results = [[Hit(rank, found[f.rowid][0], f.score, found[f.rowid][1], found[f.rowid][2], f.cosine, f.bm25)
+                    for rank, f in enumerate(row, 1)] for row in keep]
         return results[0] if single else results
 
     def search_vectors(self, vectors: np.ndarray, k: int = 10, *, min_score: float | None = None) -> list[list[Hit]]:
@@ -265,7 +285,7 @@ class Index:
                  if r >= 0 and np.isfinite(s) and (min_score is None or s >= min_score)]
                 for srow, rrow in zip(scores, rowids)]
         found = store.fetch(r for row in keep for _, r in row)
-        return [[Hit(rank, found[r][0], score, found[r][1], found[r][2])
+        return [[Hit(rank, found[r][0], score, found[r][1], found[r][2], score)
                  for rank, (score, r) in enumerate(row, 1)] for row in keep]
 
     def add(self, documents: Iterable[Document | str], *, batch_size: int | None = None,
@@ -298,6 +318,15 @@ class Index:
         stats = compact_index(self.path)
         self._reopen(stats.generation)
         return stats
+
+    def reindex_lexical(self) -> int:
+        """(Re)build the lexical part from the stored texts, as one new generation (no encoding);
+        adds it to an index built without one. Returns the new generation."""
+        from simsearch.store.updates import reindex_lexical
+
+        generation = reindex_lexical(self.path)
+        self._reopen(generation)
+        return generation
 
     def verify(self, repair: bool = False) -> VerifyReport:
         """Check manifest, checksums, FAISS/SQLite agreement and the model; ``repair`` rebuilds
@@ -367,6 +396,19 @@ class Index:
         self._store.close()
 
 
+def check_queries(query: str | Sequence[str], k: int) -> list[str]:
+    """The queries of a search as a list; empty queries and a bad ``k`` are query errors."""
+    queries: list[str] = [query] if isinstance(query, str) else list(query)
+    if not queries:
+        raise QueryError("no query given")
+    for q in queries:
+        if not isinstance(q, str) or not q.strip():
+            raise QueryError("empty query; give some text to search for")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise QueryError(f"k must be a whole number of at least 1, got {k!r}")
+    return queries
+
+
 def check_encoder(manifest: Manifest, encoder: Encoder) -> None:
     """Refuse an encoder whose model, pooling, dimension or precision differs from the index's."""
     problem = identity_mismatch(manifest.identity, identity_of(encoder))
@@ -410,13 +452,21 @@ def _open_path(path: Path) -> Index:
 
 
 def commit_build(sink: Any, encoder: Any, path: Path, truncated: int, index_type: str,
-                 target_recall: float) -> int:
-    """Commit a build's sink (local or Ray); returns the document count. Empty input is an error."""
+                 target_recall: float, *, lexical: bool = True) -> int:
+    """Commit a build's sink (local or Ray); returns the document count. Empty input is an error.
+
+    ``lexical`` records the analyzer settings, and the writer then builds the BM25 part of each
+    index directory (each shard of a sharded one) in the same commit."""
     count = sink.count()
     if count == 0:
         raise InputError("the input holds no documents (only empty lines or records?)")
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    sink.commit(_manifest_fields(encoder, path, now, now, truncated), index_type, target_recall)
+    fields = _manifest_fields(encoder, path, now, now, truncated)
+    if lexical:
+        from simsearch.store.lexical import new_settings
+
+        fields["lexical"] = new_settings()
+    sink.commit(fields, index_type, target_recall)
     return int(count)
 
 

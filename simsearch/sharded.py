@@ -9,13 +9,15 @@ shards the merged top-k is exactly an unsharded exact index's.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from simsearch.index import Hit, Index
+from simsearch.errors import QueryError, SimsearchError
+from simsearch.index import Hit, Index, check_queries
 from simsearch.readers import Document
 from simsearch.store.manifest import Manifest
 from simsearch.store.reader import Store
@@ -67,14 +69,57 @@ class ShardedIndex(Index):
     def _identity(self) -> Manifest:
         return plain_view(self._top, self._stores[0])
 
+    def search(self, query: str | Sequence[str], k: int = 10, *,  # type: ignore[override]
+               min_score: float | None = None, mode: str | None = None,
+               where: Mapping[str, Any] | None = None) -> list[Hit] | list[list[Hit]]:
+        """:meth:`Index.search` over every shard, merged by score.
+
+        Dense search (filtered or not) merges exactly: the result is an unsharded index's. In
+        lexical and hybrid modes each shard ranks with its own BM25 statistics and its own
+        normalisation, so the merged order approximates an unsharded index's (see docs/scale.md).
+        """
+        from simsearch.hybrid import check_mode, search_store
+
+        single = isinstance(query, str)
+        queries = check_queries(query, k)
+        mode = check_mode(mode, self._identity())
+        if min_score is not None and mode == "lexical":
+            raise QueryError("min_score filters by cosine, which lexical mode does not compute; "
+                             "drop it or use --mode dense or hybrid")
+        if mode == "dense" and not where:
+            results = self.search_vectors(self.encoder.encode(queries), k, min_score=min_score)
+            return results[0] if single else results
+        model = _EncodeOnce(self.encoder) if mode != "lexical" else None
+        stores = self._stores
+        ranked = list(self._threads().map(
+            lambda store: search_store(store, queries, k, mode=mode, where=where, encoder=lambda: model),
+            stores))
+        results = []
+        for q in range(len(queries)):
+            rows = [(f.score, n, f) for n, per_query in enumerate(ranked) for f in per_query[q]
+                    if min_score is None or (f.cosine is not None and f.cosine >= min_score)]
+            rows.sort(key=lambda row: (-row[0], row[1], row[2].rowid))
+            results.append(rows[:k])
+        wanted: list[list[int]] = [[] for _ in stores]
+        for row in results:
+            for _, shard, f in row:
+                wanted[shard].append(f.rowid)
+        found = [store.fetch(rows) for store, rows in zip(stores, wanted)]
+        hits = [[Hit(rank, found[n][f.rowid][0], f.score, found[n][f.rowid][1], found[n][f.rowid][2],
+                     f.cosine, f.bm25) for rank, (_, n, f) in enumerate(row, 1)] for row in results]
+        return hits[0] if single else hits
+
+    def _threads(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(min(len(self._stores), os.cpu_count() or 1),
+                                            thread_name_prefix="shard-search")
+        return self._pool
+
     def search_vectors(self, vectors: np.ndarray, k: int = 10, *,
                        min_score: float | None = None) -> list[list[Hit]]:
         """Every shard's top ``k`` at once, merged by score (ties: lower shard number first)."""
         stores = self._stores  # one generation of every shard for the whole request
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(min(len(stores), os.cpu_count() or 1),
-                                            thread_name_prefix="shard-search")
-        answers = list(self._pool.map(lambda store: store.faiss.search(vectors, k), stores))
+        answers = list(self._threads().map(lambda store: store.faiss.search(vectors, k), stores))
         scores = np.hstack([s for s, _ in answers])
         rowids = np.hstack([r for _, r in answers])
         owner = np.hstack([np.full(r.shape, n) for n, (_, r) in enumerate(answers)])
@@ -123,6 +168,25 @@ class ShardedIndex(Index):
             self._reopen(report.generation)
         return report
 
+    def reindex_lexical(self) -> int:
+        raise _per_shard_only("reindex-lexical")
+
+    def ids(self) -> list[str]:
+        raise _per_shard_only("listing ids")
+
+    def get(self, ids: Iterable[str]) -> list[Document]:
+        raise _per_shard_only("getting documents by id")
+
+    def get_vectors(self, ids: Iterable[str]) -> tuple[list[str], np.ndarray]:
+        raise _per_shard_only("getting vectors by id")
+
+    def to_arrow(self, *, vectors: bool = True, metadata: str = "json") -> Any:
+        raise _per_shard_only("export")
+
+    def export(self, output: Any, *, format: str = "parquet", vectors: bool = False,
+               metadata: str = "json", force: bool = False, stdout: Any = None) -> int:
+        raise _per_shard_only("export")
+
     def _reopen(self, generation: int) -> None:
         if generation != self._top["generation"]:
             self._top, self._stores = open_parts(self.path)  # old stores stay valid for searches holding them
@@ -137,3 +201,27 @@ class ShardedIndex(Index):
 def _hit(rank: int, score: float, stored: tuple[str, str, dict[str, Any]]) -> Hit:
     doc_id, text, metadata = stored
     return Hit(rank, doc_id, score, text, metadata)
+
+
+class _EncodeOnce:
+    """The index's encoder, encoding one request's queries once for all shards."""
+
+    def __init__(self, encoder: Any) -> None:
+        self._encoder = encoder
+        self._done: tuple[list[str], np.ndarray] | None = None
+        self._lock = threading.Lock()
+
+    def encode(self, texts: Sequence[str], **kwargs: Any) -> np.ndarray:
+        with self._lock:
+            if self._done is None or self._done[0] != list(texts):
+                self._done = (list(texts), self._encoder.encode(list(texts), **kwargs))
+            return self._done[1]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._encoder, name)
+
+
+def _per_shard_only(what: str) -> SimsearchError:
+    """Operations of a plain index that sharded indexes do not offer yet: a clear refusal."""
+    return SimsearchError(f"{what} is not supported on sharded indexes yet; "
+                          "rebuild without --shards to use it")

@@ -24,7 +24,7 @@ def test_three_lines_of_python(tmp_path: Path, bundled_encoder) -> None:
     index = Index.build(["The cat sat on the mat.", "Stocks fell sharply on Monday."],
                         tmp_path / "mini", encoder=bundled_encoder)
     hits = index.search("Where did the cat sit?", k=1)
-    assert hits == [Hit(1, "1", hits[0].score, "The cat sat on the mat.", {})]
+    assert hits == [Hit(1, "1", hits[0].score, "The cat sat on the mat.", {}, hits[0].cosine, hits[0].bm25)]
     assert len(index) == 2
 
 

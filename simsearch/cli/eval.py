@@ -8,11 +8,12 @@ from typing import Any, Callable
 import click
 
 from simsearch.cli.options import device_option, index_dir_option, model_option, pooling_option
+from simsearch.fusion import MODES
 from simsearch.encode.precision import PRECISIONS
 from simsearch.cli.render_eval import ann_lines, retrieval_lines, sts_lines
 
-_JSON_KEYS = ("spearman", "ndcg@10", "recall@10", "recall@100", "mrr@10", "map@100", "recall@k",
-              "queries", "model", "pooling", "precision")
+_JSON_KEYS = ("spearman", "ndcg@10", "recall@1", "recall@10", "recall@100", "mrr@10", "map@100", "recall@k",
+              "queries", "mode", "analyzer", "model", "pooling", "precision")
 
 
 def _model_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -34,6 +35,8 @@ _top_k = click.option("-k", "--top-k", "k", type=click.IntRange(min=1), default=
                       help="Search depth (metrics cut deeper than this are not reported).")
 _per_query = click.option("--per-query", type=click.Path(dir_okay=False),
                           help="Write one JSON line per query with its metrics to this file.")
+_mode = click.option("--mode", type=click.Choice(MODES), default="dense", show_default=True,
+                     help="Search mode: dense (the model alone), lexical (BM25) or hybrid (fused).")
 
 
 def _emit(report: dict[str, Any], as_json: bool, lines: Callable[[dict[str, Any]], list[str]]) -> None:
@@ -85,12 +88,13 @@ def sts(files: tuple[str, ...], model: str | None, pooling: str, precision: str,
 @index_dir_option
 @_model_options
 @_top_k
+@_mode
 @_json_option
 @_per_query
 def retrieval(directory: str | None, corpus: str | None, queries: str | None, qrels: str | None,
               split: str, index_name: str | None, index_dir: str | None, model: str | None,
-              pooling: str, precision: str, batch_size: int, device: str, k: int, as_json: bool,
-              per_query: str | None) -> None:
+              pooling: str, precision: str, batch_size: int, device: str, k: int, mode: str,
+              as_json: bool, per_query: str | None) -> None:
     """nDCG@10, Recall@10/100, MRR@10, MAP@100 on a BEIR data set (DIRECTORY or the three files).
 
     Without --index the corpus is encoded into a temporary exact index, removed afterwards.
@@ -114,7 +118,7 @@ def retrieval(directory: str | None, corpus: str | None, queries: str | None, qr
                                              "batch_size": batch_size, "device": device}
     report = evaluate_beir(directory, split=split, corpus=corpus, queries=queries, qrels=qrels,
                            index=index_name, index_dir=index_dir, k=k, per_query_file=per_query,
-                           **encoder_options)
+                           mode=mode, **encoder_options)
     _emit(report, as_json, retrieval_lines)
 
 
@@ -122,10 +126,11 @@ def retrieval(directory: str | None, corpus: str | None, queries: str | None, qr
 @click.argument("file", type=click.Path(dir_okay=False))
 @_model_options
 @_top_k
+@_mode
 @_json_option
 @_per_query
 def korquad(file: str, model: str | None, pooling: str, precision: str, batch_size: int, device: str,
-            k: int, as_json: bool, per_query: str | None) -> None:
+            k: int, mode: str, as_json: bool, per_query: str | None) -> None:
     """KorQuAD 1.0 (SQuAD-style JSON) as paragraph retrieval: each question -> its paragraph.
 
     The retrieval view is built in memory; the file is only read.
@@ -136,7 +141,33 @@ def korquad(file: str, model: str | None, pooling: str, precision: str, batch_si
     from simsearch.eval.evaluate import evaluate_korquad
 
     report = evaluate_korquad(file, k=k, per_query_file=per_query, model=model, pooling=pooling,
-                              precision=precision, batch_size=batch_size, device=device)
+                              precision=precision, batch_size=batch_size, device=device, mode=mode)
+    _emit(report, as_json, retrieval_lines)
+
+
+@eval_group.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--min-gold", type=click.FloatRange(0, 5), default=4.0, show_default=True,
+              help="Pairs at or above this gold score are paraphrases.")
+@_model_options
+@_top_k
+@_mode
+@_json_option
+@_per_query
+def paraphrase(file: str, min_gold: float, model: str | None, pooling: str, precision: str,
+               batch_size: int, device: str, k: int, mode: str, as_json: bool, per_query: str | None) -> None:
+    """STS pairs as paraphrase retrieval: first sentence -> its pair among every sentence of FILE.
+
+    Shows a loss on purely semantic queries (few shared words); reports Recall@1 too.
+
+    \b
+      simsearch eval paraphrase ../shared/data/stsbenchmark/sts-test.csv --mode hybrid
+    """
+    from simsearch.eval.evaluate import evaluate_paraphrase
+
+    report = evaluate_paraphrase(file, min_gold=min_gold, k=k, per_query_file=per_query, model=model,
+                                 pooling=pooling, precision=precision, batch_size=batch_size,
+                                 device=device, mode=mode)
     _emit(report, as_json, retrieval_lines)
 
 

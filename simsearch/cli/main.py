@@ -25,6 +25,7 @@ from simsearch.cli.options import (
 )
 from simsearch.errors import SimsearchError
 from simsearch.encode.precision import PRECISIONS
+from simsearch.fusion import MODES
 from simsearch.readers import ReadOptions
 from simsearch.cli.render import ann_line, hit_json, hits_table, index_table, manifest_lines
 
@@ -143,13 +144,20 @@ def build(sources: tuple[str, ...], name: str, model: str | None, pooling: str, 
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit and line.")
 @click.option("--min-score", type=float, help="Drop hits whose cosine is below this.")
 @click.option("--queries-file", type=click.File("rb"), help="One query per line; - for stdin.")
+@click.option("--mode", type=click.Choice(MODES), default=None,
+              help="dense (cosine), lexical (BM25) or hybrid (fused) [default: hybrid when the "
+                   "index has a lexical part, else dense].")
+@click.option("--where", multiple=True, metavar="FILTER",
+              help="Metadata filter, repeatable (AND): FIELD=VALUE, FIELD!=VALUE, FIELD<VALUE, "
+                   "<=, >, >= (numbers, ISO dates), 'FIELD in a,b,c'.")
 @index_dir_option
 def query(name: str, queries: tuple[str, ...], k: int, as_json: bool, min_score: float | None,
-          queries_file: Any, index_dir: str | None) -> None:
+          queries_file: Any, mode: str | None, where: tuple[str, ...], index_dir: str | None) -> None:
     """Search index NAME for QUERY texts (all encoded in one batch).
 
     \b
       simsearch query scifact "vitamin D and bone density" -k 5 --json
+      simsearch query news "election results" --mode lexical --where lang=en --where "year>=2020"
     """
     from simsearch.index import Index
     from simsearch.readers import read_queries
@@ -159,7 +167,11 @@ def query(name: str, queries: tuple[str, ...], k: int, as_json: bool, min_score:
         texts += read_queries(queries_file, getattr(queries_file, "name", "<stdin>"))
     if not texts:
         raise click.UsageError("give at least one QUERY or --queries-file")
-    results = Index.open(name, index_dir=index_dir).search(texts, k=k, min_score=min_score)
+    from simsearch.store.filters import parse_cli
+
+    filters = parse_cli(where) if where else None
+    results = Index.open(name, index_dir=index_dir).search(texts, k=k, min_score=min_score, mode=mode,
+                                                           where=filters)
     for number, (text, hits) in enumerate(zip(texts, results)):
         if as_json:
             for hit in hits:
@@ -243,7 +255,7 @@ def serve(names: tuple[str, ...], host: str, port: int, index_dir: str | None, a
 
 
 from simsearch.cli.eval import eval_group  # noqa: E402  (eval and lifecycle commands live in their own modules)
-from simsearch.cli.updates import add, compact, delete, verify  # noqa: E402
+from simsearch.cli.updates import add, compact, delete, reindex_lexical, verify  # noqa: E402
 from simsearch.cli.export import export  # noqa: E402
 
 main.add_command(eval_group)
@@ -252,3 +264,4 @@ main.add_command(delete)
 main.add_command(compact)
 main.add_command(verify)
 main.add_command(export)
+main.add_command(reindex_lexical)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-_RETRIEVAL_LABELS = {"ndcg@10": "nDCG@10", "recall@10": "Recall@10", "recall@100": "Recall@100",
+_RETRIEVAL_LABELS = {"recall@1": "Recall@1", "ndcg@10": "nDCG@10", "recall@10": "Recall@10", "recall@100": "Recall@100",
                      "mrr@10": "MRR@10", "map@100": "MAP@100"}
 
 
@@ -33,7 +33,11 @@ def retrieval_lines(report: dict[str, Any]) -> list[str]:
     lines = [_model_line(report),
              f"{report['queries']} queries, {report['documents']} documents, search depth {report['k']}",
              f"{'metric':<11} {'x100':>6}"]
+    if report.get("mode"):
+        lines.insert(1, f"mode {report['mode']}" + (f", analyzer {report['analyzer']}" if report.get("analyzer") else ""))
     for key, label in _RETRIEVAL_LABELS.items():
+        if key not in report:
+            continue
         value = report.get(key)
         shown = f"{100 * value:6.2f}" if value is not None else f"{'-':>6}  (cut deeper than -k)"
         lines.append(f"{label:<11} {shown}")

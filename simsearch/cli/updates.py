@@ -110,3 +110,22 @@ def verify(name: str, repair: bool, record_fingerprint: bool, as_json: bool, ind
         click.echo(report.summary())
     if not report.ok:
         sys.exit(1)
+
+
+@click.command(name="reindex-lexical")
+@name_argument
+@index_dir_option
+def reindex_lexical(name: str, index_dir: str | None) -> None:
+    """(Re)build the lexical (BM25) part of index NAME from its stored texts.
+
+    Gives an index built before simsearch had a lexical part the lexical and hybrid search
+    modes; no model runs, the write is atomic (a new generation).
+
+    \b
+      simsearch reindex-lexical notes
+    """
+    from simsearch.index import Index
+
+    index = Index.open(name, index_dir=index_dir)
+    generation = index.reindex_lexical()
+    click.echo(f"Index {name!r}: lexical part rebuilt from {len(index)} stored texts, generation {generation}")

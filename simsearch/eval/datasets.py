@@ -36,11 +36,35 @@ class BeirDoc:
 
 
 class RetrievalSet(NamedTuple):
-    """A retrieval benchmark: corpus, the queries to run, and their relevance judgements."""
+    """A retrieval benchmark: corpus, the queries to run, and their relevance judgements;
+    ``exclude`` names a corpus document a query must not be credited with (the paraphrase set's
+    query sentence is itself in the corpus)."""
 
     corpus: dict[str, BeirDoc]
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]
+    exclude: dict[str, str] | None = None
+
+
+def load_paraphrase(path: str | Path, min_gold: float = 4.0) -> RetrievalSet:
+    """STS pairs as paraphrase retrieval: each pair with gold >= ``min_gold`` (and two different
+    sentences) asks for its second sentence with its first; the corpus is every distinct sentence
+    of the file. Ids: ``s<n>`` for sentences (file order), ``p<line>`` for queries."""
+    pairs = read_sts(path)
+    sentences = list(dict.fromkeys(s for p in pairs for s in (p.sentence1, p.sentence2)))
+    sid = {text: f"s{n}" for n, text in enumerate(sentences, 1)}
+    corpus = {sid[text]: BeirDoc("", text) for text in sentences}
+    queries: dict[str, str] = {}
+    qrels: dict[str, dict[str, int]] = {}
+    exclude: dict[str, str] = {}
+    for n, pair in enumerate(pairs, 1):
+        if pair.score >= min_gold and pair.sentence1 != pair.sentence2 and pair.sentence1.strip():
+            queries[f"p{n}"] = pair.sentence1
+            qrels[f"p{n}"] = {sid[pair.sentence2]: 1}
+            exclude[f"p{n}"] = sid[pair.sentence1]
+    if not qrels:
+        raise InputError(f"{path}: no pair with gold score >= {min_gold}; nothing to evaluate")
+    return RetrievalSet(corpus, queries, qrels, exclude)
 
 
 def doc_text(doc: BeirDoc) -> str:

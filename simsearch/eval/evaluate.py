@@ -28,13 +28,13 @@ import numpy as np
 
 from simsearch.eval.ann_recall import evaluate_ann
 from simsearch.errors import InputError, QueryError
-from simsearch.eval.datasets import (RetrievalSet, doc_text, load_beir, load_korquad, read_beir_corpus,
-                       read_beir_queries, read_qrels, read_sts)
+from simsearch.eval.datasets import (RetrievalSet, doc_text, load_beir, load_korquad, load_paraphrase,
+                       read_beir_corpus, read_beir_queries, read_qrels, read_sts)
 from simsearch.eval.metrics import REPORT_METRICS, per_query_metrics, spearman
 from simsearch.readers import Document
 
-__all__ = ["evaluate_ann", "evaluate_beir", "evaluate_korquad", "evaluate_retrieval", "evaluate_sts",
-           "load_retrieval_set", "write_per_query"]
+__all__ = ["evaluate_ann", "evaluate_beir", "evaluate_korquad", "evaluate_paraphrase", "evaluate_retrieval",
+           "evaluate_sts", "load_retrieval_set", "write_per_query"]
 
 _PART = re.compile(r"^(.*)#\d+$")  # ids of split documents: "<id>#<part>"
 
@@ -129,7 +129,7 @@ def load_retrieval_set(directory: str | os.PathLike[str] | None = None, *, split
 
 
 def evaluate_retrieval(data: RetrievalSet, encoder: Any = None, *, index: Any = None, k: int = 100,
-                       **encoder_options: Any) -> dict[str, Any]:
+                       mode: str = "dense", metrics: Sequence[str] = (), **encoder_options: Any) -> dict[str, Any]:
     """Retrieval metrics of the engine's search on ``data`` (corpus, queries, qrels).
 
     Without ``index``, the corpus (``title + " " + text``) is encoded into a temporary exact index
@@ -137,10 +137,12 @@ def evaluate_retrieval(data: RetrievalSet, encoder: Any = None, *, index: Any = 
     searches it; its document ids must be the corpus ids (build with ``--id-field _id``); parts
     of split documents (``id#n``) count as their document, at the best part's rank.
 
-    ``k`` is the search depth; a metric cut deeper than ``k`` is None. Returns the metric means
-    under ``ndcg@10, recall@10, recall@100, mrr@10, map@100``, plus ``queries``, ``documents``,
-    ``k``, ``model``, ``pooling``, ``max_length`` and ``per_query`` (one dict per judged query:
-    ``query_id``, ``query`` and its metrics).
+    ``k`` is the search depth; a metric cut deeper than ``k`` is None. ``mode`` is the search
+    mode (``dense``, the model's own quality, by default; ``lexical``, ``hybrid``); ``metrics``
+    adds metrics to the five reported. Returns the metric means under ``ndcg@10, recall@10,
+    recall@100, mrr@10, map@100``, plus ``queries``, ``documents``, ``k``, ``mode``,
+    ``analyzer`` (lexical and hybrid modes), ``model``, ``pooling``, ``max_length`` and
+    ``per_query`` (one dict per judged query: ``query_id``, ``query`` and its metrics).
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise QueryError(f"k must be a whole number of at least 1, got {k!r}")
@@ -151,7 +153,7 @@ def evaluate_retrieval(data: RetrievalSet, encoder: Any = None, *, index: Any = 
     if index is not None:
         if encoder is not None or encoder_options:
             raise TypeError("an existing index is searched with its own model; pass no encoder")
-        results = _search_index(index, texts, k, data)
+        results = _search_index(index, texts, k, data, mode)
         m = index.manifest  # the model as the index names it (its encoder loads from a path)
         fields = {"model": m["model"], "pooling": m["pooling"], "max_length": m.get("max_length"),
                   "precision": m.get("precision", "fp32")}
@@ -160,12 +162,16 @@ def evaluate_retrieval(data: RetrievalSet, encoder: Any = None, *, index: Any = 
         if not data.corpus:
             raise InputError("the corpus holds no documents")
         encoder = _make_encoder(encoder, encoder_options)
-        results = _search_temporary(data, encoder, texts, k)
-        fields, documents = _encoder_fields(encoder), len(data.corpus)
+        results, analyzer = _search_temporary(data, encoder, texts, k, mode)
+        fields, documents = {**_encoder_fields(encoder), "analyzer": analyzer}, len(data.corpus)
+    if index is not None:
+        fields["analyzer"] = _analyzer_name(index.manifest, mode)
     known = _known_ids(data)
-    run = {q: _doc_scores(hits, known) for q, hits in zip(query_ids, results)}
-    means, per_query = _metrics(run, data.qrels, k)
-    return {**means, "documents": documents, "k": k, **fields,
+    exclude = data.exclude or {}
+    run = {q: _doc_scores((h for h in hits if h.id != exclude.get(q)), known)
+           for q, hits in zip(query_ids, results)}
+    means, per_query = _metrics(run, data.qrels, k, metrics)
+    return {**means, "documents": documents, "k": k, "mode": mode, **fields,
             "per_query": [{"query_id": q, "query": data.queries.get(q, ""), **m}
                           for q, m in per_query.items()]}
 
@@ -175,19 +181,19 @@ def evaluate_beir(directory: str | os.PathLike[str] | None = None, *, split: str
                   qrels: str | os.PathLike[str] | None = None, index: Any = None,
                   index_dir: str | os.PathLike[str] | None = None, k: int = 100,
                   per_query_file: str | os.PathLike[str] | None = None, encoder: Any = None,
-                  **encoder_options: Any) -> dict[str, Any]:
+                  mode: str = "dense", **encoder_options: Any) -> dict[str, Any]:
     """:func:`evaluate_retrieval` on BEIR files; ``index`` may be an index name or path, opened
     from ``index_dir``. ``per_query_file`` receives the per-query rows (JSON lines)."""
     _check_writable(per_query_file)
     data = load_retrieval_set(directory, split=split, corpus=corpus, queries=queries, qrels=qrels)
     if index is None or not isinstance(index, (str, os.PathLike)):
-        report = evaluate_retrieval(data, encoder, index=index, k=k, **encoder_options)
+        report = evaluate_retrieval(data, encoder, index=index, k=k, mode=mode, **encoder_options)
     else:
         from simsearch.index import Index
 
         opened = Index.open(index, index_dir=index_dir)
         try:
-            report = evaluate_retrieval(data, index=opened, k=k)
+            report = evaluate_retrieval(data, index=opened, k=k, mode=mode)
         finally:
             opened.close()
     if per_query_file is not None:
@@ -196,33 +202,59 @@ def evaluate_beir(directory: str | os.PathLike[str] | None = None, *, split: str
 
 
 def evaluate_korquad(file: str | os.PathLike[str], encoder: Any = None, *, k: int = 100,
-                     per_query_file: str | os.PathLike[str] | None = None,
+                     per_query_file: str | os.PathLike[str] | None = None, mode: str = "dense",
                      **encoder_options: Any) -> dict[str, Any]:
     """KorQuAD 1.0 as paragraph retrieval (question -> its paragraph), built in memory."""
     _check_writable(per_query_file)
-    report = evaluate_retrieval(load_korquad(file), encoder, k=k, **encoder_options)
+    report = evaluate_retrieval(load_korquad(file), encoder, k=k, mode=mode, **encoder_options)
     if per_query_file is not None:
         write_per_query(report["per_query"], per_query_file)
     return report
 
 
-def _search_temporary(data: RetrievalSet, encoder: Any, queries: list[str], k: int) -> list[list[Any]]:
+def evaluate_paraphrase(file: str | os.PathLike[str], encoder: Any = None, *, min_gold: float = 4.0,
+                        k: int = 100, per_query_file: str | os.PathLike[str] | None = None,
+                        mode: str = "dense", **encoder_options: Any) -> dict[str, Any]:
+    """STS pairs with gold >= ``min_gold`` as paraphrase retrieval (first sentence -> its pair,
+    every sentence of the file as the corpus, the query's own sentence not counted); reports
+    Recall@1 too (see :func:`simsearch.eval.datasets.load_paraphrase`)."""
+    _check_writable(per_query_file)
+    report = evaluate_retrieval(load_paraphrase(file, min_gold), encoder, k=k, mode=mode,
+                                metrics=("recall@1",), **encoder_options)
+    if per_query_file is not None:
+        write_per_query(report["per_query"], per_query_file)
+    return report
+
+
+def _search_temporary(data: RetrievalSet, encoder: Any, queries: list[str], k: int,
+                      mode: str) -> tuple[list[list[Any]], str | None]:
     """Build the corpus into an exact index in a temporary directory, search it, remove it."""
     from simsearch.index import Index
 
     documents = (Document(doc_id, doc_text(doc), {}, f"corpus document {doc_id!r}")
                  for doc_id, doc in data.corpus.items())
+    depth = k + 1 if data.exclude else k  # room for the excluded document
     with tempfile.TemporaryDirectory(prefix="simsearch-eval-") as home:
-        index = Index.build(documents, Path(home) / "eval", encoder, index_type="flat")  # exact at any size
+        index = Index.build(documents, Path(home) / "eval", encoder, index_type="flat",  # exact at any size
+                            lexical=mode != "dense")
         try:
-            return index.search(queries, k=k)
+            return index.search(queries, k=depth, mode=mode), _analyzer_name(index.manifest, mode)
         finally:
             index.close()
 
 
-def _search_index(index: Any, queries: list[str], k: int, data: RetrievalSet) -> list[list[Any]]:
+def _analyzer_name(manifest: dict[str, Any], mode: str) -> str | None:
+    """The analyzer a report names (None in dense mode, which uses none)."""
+    from simsearch.analysis import describe
+    from simsearch.store.lexical import lexical_settings
+
+    settings = lexical_settings(manifest)
+    return None if mode == "dense" or settings is None else describe(settings["analyzer"])
+
+
+def _search_index(index: Any, queries: list[str], k: int, data: RetrievalSet, mode: str) -> list[list[Any]]:
     """Search an existing index; check that its ids are the corpus' ids."""
-    results = index.search(queries, k=k)
+    results = index.search(queries, k=k + 1 if data.exclude else k, mode=mode)
     known = _known_ids(data)
     hit_ids = [_corpus_id(h.id, known) for hits in results for h in hits]
     if hit_ids and not any(doc in known for doc in hit_ids):
@@ -255,12 +287,12 @@ def _doc_scores(hits: Iterable[Any], known: set[str]) -> dict[str, float]:
 
 
 def _metrics(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]],
-             k: int) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
-    names = [m for m in REPORT_METRICS if int(m.split("@")[1]) <= k]
+             k: int, extra: Sequence[str] = ()) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
+    names = [m for m in (*extra, *REPORT_METRICS) if int(m.split("@")[1]) <= k]
     per_query = per_query_metrics(run, qrels, names)
     if not per_query:
         raise InputError("the qrels hold no query with a relevant document; nothing to evaluate")
-    means: dict[str, Any] = {m: None for m in REPORT_METRICS}
+    means: dict[str, Any] = {m: None for m in (*extra, *REPORT_METRICS)}
     for name in names:
         means[name] = float(np.mean([row[name] for row in per_query.values()]))
     means["queries"] = len(per_query)

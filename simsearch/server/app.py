@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import hmac
 import logging
 import time
 from contextlib import asynccontextmanager
 from importlib import resources
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Literal
 
 from fastapi import FastAPI, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
@@ -88,11 +89,11 @@ def _query_texts(query: str | None, queries: list[str] | None) -> list[str]:
 
 
 def _search(served: Served, name: str, query: str | None, queries: list[str] | None, k: int,
-            min_score: float | None) -> JSONResponse:
+            min_score: float | None, mode: str | None = None, where: dict[str, Any] | None = None) -> JSONResponse:
     target = _target(served, name)
     texts = _query_texts(query, queries)
     started = time.perf_counter()
-    results = target.search(texts, k, min_score)
+    results = target.search(texts, k, min_score, mode=mode, where=where)
     took = round((time.perf_counter() - started) * 1000, 3)
     if query is not None:
         return JSONResponse({"index": name, "query": query, "took_ms": took,
@@ -130,12 +131,27 @@ def _add_reads(app: FastAPI, served: Served, allow_writes: bool) -> None:
         queries: list[str] | None = Query(None, description="Repeat for several queries."),
         k: int = Query(10, ge=1, le=s.MAX_K),
         min_score: float | None = Query(None, ge=-1.0, le=1.0, allow_inf_nan=False),
+        mode: Literal["dense", "lexical", "hybrid"] | None = Query(None, description="Search mode."),
+        where: str | None = Query(None, description='Metadata filter as JSON, e.g. {"lang": "ko"}.'),
     ) -> JSONResponse:
-        return _search(served, name, query, queries, k, min_score)
+        return _search(served, name, query, queries, k, min_score, mode, _where_param(where))
 
     @app.post("/indexes/{name}/search", **searched, summary="Search (JSON body)")
     def search_post(name: str, body: s.SearchRequest) -> JSONResponse:
-        return _search(served, name, body.query, body.queries, body.k, body.min_score)
+        return _search(served, name, body.query, body.queries, body.k, body.min_score, body.mode, body.where)
+
+
+def _where_param(text: str | None) -> dict[str, Any] | None:
+    """The ``where`` query-string parameter: a JSON object."""
+    if text is None or not text.strip():
+        return None
+    try:
+        where = json.loads(text)
+    except ValueError:
+        raise ApiError(422, "'where' must be a JSON object, e.g. {\"lang\": \"ko\"}") from None
+    if not isinstance(where, dict):
+        raise ApiError(422, "'where' must be a JSON object, e.g. {\"lang\": \"ko\"}")
+    return where
 
 
 def _authorizer(token: str) -> Callable[..., None]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,6 +21,12 @@ class SearchRequest(BaseModel):
     k: int = Field(10, ge=1, le=MAX_K, description="Hits per query.")
     min_score: float | None = Field(None, ge=-1.0, le=1.0, allow_inf_nan=False,
                                     description="Drop hits whose cosine is below this.")
+    mode: Literal["dense", "lexical", "hybrid"] | None = Field(
+        None, description="dense (cosine), lexical (BM25) or hybrid (fused); default: hybrid when "
+                          "the index has a lexical part, else dense.")
+    where: dict[str, Any] | None = Field(
+        None, description='Metadata filter, e.g. {"lang": "ko", "year": {">=": 2020}}; operators '
+                          "= != < <= > >= in.")
 
 
 class HitOut(BaseModel):
@@ -29,9 +35,11 @@ class HitOut(BaseModel):
     query: str
     rank: int
     id: str
-    score: float
+    score: float = Field(description="What ranks the hits: cosine (dense), BM25 (lexical) or fused (hybrid).")
     text: str
     metadata: dict[str, Any]
+    cosine: float | None = Field(None, description="Cosine similarity, where computed.")
+    bm25: float | None = Field(None, description="BM25 score; null when the document matches no query word.")
 
 
 class SearchResponse(BaseModel):

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from simsearch.errors import QueryError, SimsearchError
+from simsearch.hybrid import default_mode
 from simsearch.index import Hit, Index
 from simsearch.store.home import locate
 from simsearch.store.manifest import MANIFEST
@@ -190,14 +191,20 @@ class ServedIndex:
     def manifest(self) -> dict[str, Any]:
         return self._current().manifest
 
-    def search(self, queries: list[str], k: int, min_score: float | None) -> list[list[Hit]]:
+    def search(self, queries: list[str], k: int, min_score: float | None, *, mode: str | None = None,
+               where: dict[str, Any] | None = None) -> list[list[Hit]]:
         for query in queries:
             if not isinstance(query, str) or not query.strip():
                 raise QueryError("empty query; give some text to search for")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise QueryError(f"k must be a whole number of at least 1, got {k!r}")
         # The index is read once: one generation for the whole request, whatever a write does.
-        return self.encoder.search(self._current(), queries, k, min_score)
+        index = self._current()
+        if where or (mode or default_mode(index.manifest)) != "dense":
+            # lexical, hybrid and filtered searches run in the request's thread; their query
+            # encodes still go through the model's worker, batched with everyone else's
+            return index.search(queries, k, min_score=min_score, mode=mode, where=where)
+        return self.encoder.search(index, queries, k, min_score)
 
     def add(self, documents: Iterable[Any]) -> dict[str, Any]:
         return self._write_with(lambda index: index.add(documents))

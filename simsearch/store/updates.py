@@ -227,3 +227,16 @@ def _chunks(items: Iterable[Document], size: int) -> Iterator[list[Document]]:
 def _parts(values: Sequence[Any]) -> Iterator[list[Any]]:
     for start in range(0, len(values), _SQL_CHUNK):
         yield list(values[start : start + _SQL_CHUNK])
+
+
+def reindex_lexical(path: Path) -> int:
+    """(Re)build the lexical part of the index at ``path`` from its stored texts, as a new
+    generation; an index built before simsearch had one gains it (FAISS is carried over)."""
+    from simsearch.store.lexical import new_settings
+
+    with StoreWriter(path, update=True) as writer:
+        assert writer.previous is not None
+        fields = {**_updated_fields(writer.previous), "lexical": new_settings()}
+        writer.rebuild_lexical = True
+        manifest = writer.commit(fields, rebuild_builder(writer.previous))
+    return int(manifest["generation"])

@@ -161,6 +161,8 @@ def _inspect(path: Path, encoder: Encoder | None, load_encoder: EncoderLoader | 
             files_ok[role] = False
             add(Check(f"{role} checksum", False, str(exc), repairable=role == "faiss"))
     rowids = _check_sqlite(path, manifest, add) if files_ok["sqlite"] else None
+    if rowids is not None:
+        _check_lexical(path, manifest, add)
     bad = _nonfinite(path, manifest) if rowids is not None else []
     if files_ok["faiss"]:
         _check_faiss(path, manifest, rowids, add)
@@ -255,6 +257,29 @@ def _check_sqlite(path: Path, manifest: Manifest, add: Callable[[Check], None]) 
     add(Check("count", len(rowids) == manifest.count,
               f"manifest {manifest.count}, SQLite {len(rowids)}", repairable=True))
     return rowids
+
+
+def _check_lexical(path: Path, manifest: Manifest, add: Callable[[Check], None]) -> None:
+    """The lexical table (when the index has one) holds exactly the documents, tokens up to date."""
+    from simsearch.store import lexical
+
+    try:
+        analyzer = lexical.analyzer_of(manifest)
+    except SimsearchError as exc:
+        add(Check("lexical agrees with sqlite", False, str(exc)))
+        return
+    if analyzer is None:
+        add(Check("lexical", True, "no lexical part (dense only; `simsearch reindex-lexical` adds one)"))
+        return
+    db = connect_readonly(path / manifest.files["sqlite"].name)
+    try:
+        problem = lexical.disagreement(db, analyzer)
+    except sqlite3.DatabaseError as exc:
+        problem = f"lexical table unreadable ({exc})"
+    finally:
+        db.close()
+    add(Check("lexical agrees with sqlite", problem is None, problem or "every document indexed",
+              repairable=True))
 
 
 def _check_faiss(path: Path, manifest: Manifest, rowids: np.ndarray | None,

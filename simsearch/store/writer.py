@@ -60,6 +60,7 @@ class StoreWriter:
         self.db: sqlite3.Connection | None = None
         self.previous: Manifest | None = None
         self.changed: set[int] = set()
+        self.rebuild_lexical = False  # set to rebuild the lexical table in full (reindex-lexical)
 
     def __enter__(self) -> StoreWriter:
         if self.update and not (self.path / MANIFEST).is_file():
@@ -169,6 +170,7 @@ class StoreWriter:
 
     def _commit(self, manifest: Mapping[str, Any], builder: Builder) -> Manifest:
         assert self.db is not None and self._staging is not None
+        self._sync_lexical(manifest)
         self.db.commit()
         count = self.db.execute("SELECT count(*) FROM documents").fetchone()[0]
         faiss_tmp = self._staging / (self.faiss_name + ".tmp")
@@ -221,6 +223,22 @@ class StoreWriter:
                     f"index {self.path.name!r} was created by another process while this build ran; "
                     "nothing was replaced; build again with --force to replace it") from None
             raise exc
+
+    def _sync_lexical(self, manifest: Mapping[str, Any]) -> None:
+        """Bring the lexical table (same staged file) in step with the documents being committed:
+        the changed rows only when the previous generation's table is carried over, else all."""
+        from simsearch.store import lexical
+
+        assert self.db is not None
+        analyzer = lexical.analyzer_of(manifest)
+        if analyzer is None:
+            return  # an index without a lexical part (older ones) stays dense-only
+        carried = (not self.rebuild and not self.rebuild_lexical and self.previous is not None and lexical.has_table(self.db)
+                   and lexical.lexical_settings(self.previous) == lexical.lexical_settings(manifest))
+        if carried:
+            lexical.update(self.db, analyzer, self.changed)
+        else:
+            lexical.rebuild(self.db, analyzer)
 
     def _faiss(self, dim: int, builder: Builder, count: int) -> tuple[FaissFile, dict[str, Any]]:
         """The previous FAISS index with the changed rows swapped, or a rebuild from SQLite.

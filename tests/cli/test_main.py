@@ -56,7 +56,8 @@ def test_query_json_many_queries_and_min_score(run, corpus: Path, tiny_bert: Pat
     run("build", corpus, "--name", "notes", "--model", tiny_bert)
     queries = tmp_path / "queries.txt"
     queries.write_text("bread stale keep fresh\n\n서울 지하철은 편리하다\n", encoding="utf-8")
-    out = run("query", "notes", "the cat sat on the mat", "--queries-file", queries, "--json", "-k", "10")
+    out = run("query", "notes", "the cat sat on the mat", "--queries-file", queries, "--json", "-k", "10",
+              "--mode", "dense")  # scores are cosines (hybrid's fused scores: tests/cli/test_query_modes.py)
     rows = [json.loads(line) for line in out.output.splitlines()]
     assert {r["query"] for r in rows} == {"the cat sat on the mat", "bread stale keep fresh", "서울 지하철은 편리하다"}
     assert len(rows) == 9  # k larger than the index returns all 3 documents per query
@@ -67,7 +68,8 @@ def test_query_json_many_queries_and_min_score(run, corpus: Path, tiny_bert: Pat
     assert korean["text"] == "서울 지하철은 편리하다"
     cat = [r["score"] for r in rows if r["query"] == "the cat sat on the mat"]
     threshold = (cat[0] + cat[1]) / 2  # a random tiny model gives close scores: cut between them
-    strict = run("query", "notes", "the cat sat on the mat", "--min-score", f"{threshold:.7f}", "--json")
+    strict = run("query", "notes", "the cat sat on the mat", "--min-score", f"{threshold:.7f}", "--json",
+                 "--mode", "dense")
     assert len(strict.output.splitlines()) == 1
     piped = run("query", "notes", "--queries-file", "-", "--json", "-k", "1", input="bread stale keep fresh\n")
     assert json.loads(piped.output)["text"] == "bread stale keep fresh"

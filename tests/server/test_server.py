@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from simsearch.cli.main import main
 from tests.server.helpers import DOCS, build_indexes, call, read_reply, server_env, start_server
 
-HIT_FIELDS = {"query", "rank", "id", "score", "text", "metadata"}
+HIT_FIELDS = {"query", "rank", "id", "score", "text", "metadata", "cosine", "bm25"}
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,8 @@ def test_search_returns_the_same_hits_as_query_json(server, home: Path) -> None:
     expected = [json.loads(line) for line in cli.output.splitlines()]
     assert [h["id"] for h in hits] == [e["id"] for e in expected]
     for got, want in zip(hits, expected):
-        assert got == {**want, "score": pytest.approx(want["score"], abs=1e-5)}
+        assert got == {**want, "score": pytest.approx(want["score"], abs=1e-5),
+                       "cosine": pytest.approx(want["cosine"], abs=1e-5)}
 
 
 def test_post_batch_matches_single_searches(server) -> None:
@@ -176,7 +177,7 @@ def test_openapi_describes_the_read_only_api(server) -> None:
     assert set(paths["/indexes/{name}/search"]) == {"get", "post"}
     assert "/indexes/{name}/documents" not in paths  # no writes on this server
     get = paths["/indexes/{name}/search"]["get"]
-    assert {p["name"] for p in get["parameters"]} == {"name", "query", "queries", "k", "min_score"}
+    assert {p["name"] for p in get["parameters"]} == {"name", "query", "queries", "k", "min_score", "mode", "where"}
     hit = spec["components"]["schemas"]["HitOut"]
     assert set(hit["properties"]) == HIT_FIELDS
     assert call(f"{server.url}/docs").status == 404  # Swagger UI would load assets from a CDN
@@ -258,7 +259,8 @@ def test_concurrent_searches_get_their_own_answers(server) -> None:
 
     def ask(item):
         text, k, min_score = item
-        params = {"query": text, "k": k, **({"min_score": min_score} if min_score is not None else {})}
+        params = {"query": text, "k": k, "mode": "dense",  # the batched dense path; scores are cosines
+                  **({"min_score": min_score} if min_score is not None else {})}
         answer = call(search_url(server, **params))
         assert answer.status == 200, answer.body
         return [(hit["rank"], hit["id"], hit["score"]) for hit in answer.json()["hits"]]

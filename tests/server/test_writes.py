@@ -31,7 +31,8 @@ def documents(server) -> str:
 
 
 def top(server, query: str, k: int = 3) -> list[dict]:
-    answer = call(f"{server.url}/indexes/docs/search?" + urllib.parse.urlencode({"query": query, "k": k}))
+    answer = call(f"{server.url}/indexes/docs/search?" + urllib.parse.urlencode({"query": query, "k": k,
+                                                                              "mode": "dense"}))
     assert answer.status == 200, answer.body
     return answer.json()["hits"]
 

@@ -1,7 +1,7 @@
 """Atomicity: SIGKILL a writer (build, build --force, add, delete, compact) at random moments.
 
-After every kill the index must open and hold exactly the old or the new content, with FAISS
-and SQLite in agreement, and the next write must succeed and sweep what the killed one left.
+After every kill the index must open and hold exactly the old or the new content, with FAISS,
+SQLite and the lexical (FTS5) part in agreement, and the next write must succeed and sweep what the killed one left.
 Set SIMSEARCH_CRASH_SEED to replay a run; the seed is in every failure message.
 """
 
@@ -47,8 +47,13 @@ def content(path: Path) -> tuple[int, dict[str, tuple[str, str]]] | None:
     report = verify_index(path, encoder=index.encoder, check_model=False)
     assert report.ok, [(p.name, p.detail) for p in report.problems]
     rows = index._store.db.execute("SELECT id, text, metadata FROM documents").fetchall()
+    # the lexical part is in step with the documents (verify's "lexical agrees with sqlite" too)
+    assert "lexical" in index.manifest
+    lexical_ids = index._store.db.execute("SELECT rowid FROM lexical ORDER BY rowid").fetchall()
+    assert lexical_ids == index._store.db.execute("SELECT rowid FROM documents ORDER BY rowid").fetchall()
+    assert any(c.name == "lexical agrees with sqlite" and c.ok for c in report.checks)
     for doc_id, text, _ in rows[:: max(1, len(rows) // 3)]:  # FAISS vectors belong to their rows
-        assert index.search(text, k=1)[0].id == doc_id
+        assert index.search(text, k=1, mode="dense")[0].id == doc_id
     generation = index.manifest["generation"]
     index.close()
     return generation, {r[0]: (r[1], r[2]) for r in rows}

@@ -119,8 +119,9 @@ def _check_agreement(index: Index, model: dict[str, tuple[str, dict]]) -> None:
     rowids = sorted(r[0] for r in db.execute("SELECT rowid FROM documents"))
     assert sorted(faiss_ids(index._store.faiss.index).tolist()) == rowids
     assert len(index) == len(model) == index._store.faiss.ntotal
+    assert sorted(r[0] for r in db.execute("SELECT rowid FROM lexical")) == rowids  # lexical in step
     for _doc_id, (text, _) in list(model.items())[:4]:
-        hit = index.search(text, k=1)[0]
+        hit = index.search(text, k=1, mode="dense")[0]
         assert hit.text == text and np.isclose(hit.score, 1.0, atol=1e-5)
 
 

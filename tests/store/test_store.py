@@ -131,9 +131,10 @@ def test_build_from_read_documents(tmp_path: Path, index_dir: Path, fake_encoder
 
 
 def test_search_hits_sorted_by_cosine(built: Index, fake_encoder) -> None:
-    hits = built.search("the cat sat on the mat", k=3)
+    hits = built.search("the cat sat on the mat", k=3, mode="dense")
     assert [h.rank for h in hits] == [1, 2, 3]
-    assert hits[0] == Hit(1, "d0", pytest.approx(1.0, abs=1e-5), TEXTS[0], {"n": 0, "tags": ["x"]})
+    assert hits[0] == Hit(1, "d0", pytest.approx(1.0, abs=1e-5), TEXTS[0], {"n": 0, "tags": ["x"]},
+                          cosine=pytest.approx(1.0, abs=1e-5))
     assert all(isinstance(h, Hit) for h in hits)
     # Scores are the cosine of the encoder's unit vectors, best first.
     cosines = fake_encoder.encode(TEXTS) @ fake_encoder.encode(["the cat sat on the mat"])[0]
@@ -152,12 +153,12 @@ def test_k_larger_than_the_index_returns_all(built: Index) -> None:
 
 
 def test_min_score_filters(built: Index) -> None:
-    everything = built.search("fresh bread", k=5)
+    everything = built.search("fresh bread", k=5, mode="dense")
     threshold = (everything[1].score + everything[2].score) / 2
-    kept = built.search("fresh bread", k=5, min_score=threshold)
+    kept = built.search("fresh bread", k=5, min_score=threshold, mode="dense")
     assert kept == everything[:2]
     assert all(h.score >= threshold for h in kept)
-    assert built.search("fresh bread", k=5, min_score=1.01) == []
+    assert built.search("fresh bread", k=5, min_score=1.01, mode="dense") == []
 
 
 def test_many_queries_one_list_each(built: Index) -> None:

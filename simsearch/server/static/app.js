@@ -58,6 +58,10 @@ function renderHit(hit, terms) {
   item.dataset.score = String(hit.score);
   const meta = el("div", "meta");
   meta.append(el("span", "rank", "#" + hit.rank), el("br"), el("span", "score", hit.score.toFixed(3)));
+  const parts = [];
+  if (hit.cosine !== null && hit.cosine !== undefined) parts.push("cos " + hit.cosine.toFixed(3));
+  if (hit.bm25 !== null && hit.bm25 !== undefined) parts.push("bm25 " + hit.bm25.toFixed(2));
+  if (parts.length) meta.append(el("br"), el("span", "sides", parts.join(" · ")));
   const bar = el("div", "bar");
   const fill = el("span");
   fill.style.width = Math.max(0, Math.min(1, hit.score)) * 100 + "%";
@@ -76,11 +80,14 @@ function renderHit(hit, terms) {
   return item;
 }
 
-async function search(query, index, k) {
+async function search(query, index, k, mode, where) {
   const results = $("results");
   results.dataset.state = "loading";
   setStatus("Searching…");
-  const url = `/indexes/${encodeURIComponent(index)}/search?` + new URLSearchParams({ query, k });
+  const params = new URLSearchParams({ query, k });
+  if (mode) params.set("mode", mode);
+  if (where) params.set("where", where);
+  const url = `/indexes/${encodeURIComponent(index)}/search?` + params;
   const started = performance.now();
   let answer;
   try {
@@ -106,9 +113,14 @@ function runFromForm() {
   const query = $("q").value.trim();
   const index = $("index").value;
   const k = $("k").value;
+  const mode = $("mode").value;
+  const where = $("where").value.trim();
   if (!query || !index) return;
-  history.replaceState(null, "", "?" + new URLSearchParams({ q: query, index, k }));
-  search(query, index, k);
+  const shown = new URLSearchParams({ q: query, index, k });
+  if (mode) shown.set("mode", mode);
+  if (where) shown.set("where", where);
+  history.replaceState(null, "", "?" + shown);
+  search(query, index, k, mode, where);
 }
 
 async function start() {
@@ -134,6 +146,8 @@ async function start() {
     $("k").value = String(k);
   }
   if (!picker.value && picker.options.length) picker.selectedIndex = 0; // an unknown ?index=
+  if (["dense", "lexical", "hybrid"].includes(params.get("mode"))) $("mode").value = params.get("mode");
+  if (params.get("where")) $("where").value = params.get("where");
   $("search").addEventListener("submit", (event) => { event.preventDefault(); runFromForm(); });
   picker.addEventListener("change", runFromForm);
   if (params.get("q")) {

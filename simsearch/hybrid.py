@@ -1,0 +1,82 @@
+"""Query modes over one committed generation: dense, lexical and hybrid, with metadata filters.
+
+:func:`search_store` returns, per query, the ranked :class:`~simsearch.fusion.Fused` rows;
+:class:`~simsearch.index.Index` turns them into hits. Filters narrow both sides *before* ranking
+(SQL over ``documents`` for the lexical side, an id selector or exact search for the dense side).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from simsearch.errors import QueryError
+from simsearch.fusion import DEPTH, MODES, Fused, dense_weight, fuse
+from simsearch.store import filters, lexical
+from simsearch.store.filtered import search_allowed, vectors_of
+
+__all__ = ["MODES", "check_mode", "default_mode", "search_store"]
+
+
+def default_mode(manifest: Mapping[str, Any]) -> str:
+    """hybrid for an index with a lexical part, dense for older ones (measured: docs/hybrid.md)."""
+    return "hybrid" if lexical.lexical_settings(dict(manifest)) is not None else "dense"
+
+
+def check_mode(mode: str | None, manifest: Mapping[str, Any]) -> str:
+    if mode is None:
+        return default_mode(manifest)
+    if mode not in MODES:
+        raise QueryError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
+    if mode != "dense" and lexical.lexical_settings(dict(manifest)) is None:
+        raise QueryError(f"index {manifest.get('name', '')!r} has no lexical part (built before "
+                         f"simsearch had one), so mode {mode!r} is unavailable; add it with "
+                         "`simsearch reindex-lexical NAME` or search with --mode dense")
+    return mode
+
+
+def search_store(store: Any, queries: Sequence[str], k: int, *, mode: str, where: Mapping[str, Any] | None,
+                 encoder: Callable[[], Any]) -> list[list[Fused]]:
+    """Ranked rows per query for ``mode`` among the documents ``where`` allows."""
+    allowed = filters.allowed_rowids(store, store.db, where) if where else None
+    if allowed is not None and len(allowed) == 0:
+        return [[] for _ in queries]
+    if mode == "lexical":
+        analyzer = lexical.analyzer_of(store.manifest)
+        return [[Fused(r, s, None, s) for r, s in lexical.search(store.db, analyzer(q), k, allowed)]
+                for q in queries]
+    model = encoder()
+    vectors = model.encode(list(queries))
+    depth = k if mode == "dense" else max(k, DEPTH)
+    dense = _dense(store, vectors, depth, allowed)
+    if mode == "dense":
+        return [[Fused(r, s, s, None) for r, s in row] for row in dense]
+    from simsearch.encode.coverage import coverage
+
+    weights = [dense_weight(c) for c in coverage(model, queries)]
+    analyzer = lexical.analyzer_of(store.manifest)
+    return [_hybrid(store, vector, analyzer(query), dense_top, weight, k, depth, allowed)
+            for query, vector, dense_top, weight in zip(queries, vectors, dense, weights)]
+
+
+def _dense(store: Any, vectors: np.ndarray, k: int, allowed: np.ndarray | None) -> list[list[tuple[int, float]]]:
+    if allowed is None:
+        scores, rowids = store.faiss.search(vectors, k)
+    else:
+        scores, rowids = search_allowed(store.faiss, store.db, vectors, k, allowed, int(store.manifest["dim"]))
+    # a non-finite score (a NaN vector written by an older version) is no match: verify finds it
+    return [[(int(r), float(s)) for s, r in zip(srow, rrow) if r >= 0 and np.isfinite(s)]
+            for srow, rrow in zip(scores, rowids)]
+
+
+def _hybrid(store: Any, vector: np.ndarray, tokens: list[str], dense_top: list[tuple[int, float]],
+            weight: float, k: int, depth: int, allowed: np.ndarray | None) -> list[Fused]:
+    lexical_top = lexical.search(store.db, tokens, depth, allowed)
+    cosine = dict(dense_top)
+    bm25 = dict(lexical_top)
+    missing_cosine = [r for r in bm25 if r not in cosine]
+    for rowid, stored in vectors_of(store.faiss, store.db, missing_cosine, int(store.manifest["dim"])).items():
+        cosine[rowid] = float(np.dot(vector, stored))
+    bm25.update(lexical.scores_of(store.db, tokens, [r for r in cosine if r not in bm25]))
+    return fuse(dense_top, lexical_top, cosine, bm25, weight, k)

@@ -1,0 +1,77 @@
+"""Dense search restricted to the documents a metadata filter allows.
+
+Few allowed documents (at most :data:`EXACT_UP_TO`, or under :data:`EXACT_SHARE` of the index):
+exact inner products over just their vectors, which is both exact and cheap. Otherwise FAISS
+searches with an ``IDSelectorBatch`` in its search parameters (the ``IDMap2`` wrapper translates
+the selector to its internal ids); for HNSW ``efSearch`` is raised in proportion to how much of
+the graph the filter removes, so the top k among the allowed documents is still found.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import numpy as np
+
+from simsearch.store.faiss_file import FaissFile, from_blobs
+
+EXACT_UP_TO = 4096
+EXACT_SHARE = 0.02
+MAX_EF = 2048
+_SQL_CHUNK = 500
+
+
+def search_allowed(faiss_file: FaissFile, db: sqlite3.Connection, queries: np.ndarray, k: int,
+                   allowed: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and row ids (padded with -1) of the top ``k`` among ``allowed``, best first."""
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    k = max(1, min(k, len(allowed))) if len(allowed) else 1
+    if len(allowed) == 0:
+        return np.full((len(queries), 1), -np.inf, np.float32), np.full((len(queries), 1), -1, np.int64)
+    if len(allowed) <= EXACT_UP_TO or len(allowed) < EXACT_SHARE * faiss_file.ntotal:
+        return _exact(_vectors(faiss_file, db, allowed, dim), allowed, queries, k)
+    import faiss
+
+    selector = faiss.IDSelectorBatch(allowed)
+    inner = faiss.downcast_index(getattr(faiss_file.index, "index", faiss_file.index))
+    if isinstance(inner, faiss.IndexHNSW):
+        share = len(allowed) / max(1, faiss_file.ntotal)
+        ef = int(min(MAX_EF, max(inner.hnsw.efSearch, k) / share))
+        params: Any = faiss.SearchParametersHNSW(sel=selector, efSearch=max(ef, k))
+    elif isinstance(inner, faiss.IndexIVF):
+        params = faiss.SearchParametersIVF(sel=selector, nprobe=inner.nprobe)
+    else:
+        params = faiss.SearchParameters(sel=selector)
+    return faiss_file.index.search(queries, k, params=params)
+
+
+def _vectors(faiss_file: FaissFile, db: sqlite3.Connection, rowids: np.ndarray, dim: int) -> np.ndarray:
+    """The allowed vectors: views of an exact index's memory, else the stored float32 rows."""
+    view = faiss_file._exact_view()
+    if view is not None:
+        vectors, ids = view
+        order = np.argsort(ids, kind="stable")
+        where = order[np.searchsorted(ids, rowids, sorter=order)]
+        return vectors[where]
+    found: dict[int, bytes] = {}
+    values = rowids.tolist()
+    for start in range(0, len(values), _SQL_CHUNK):
+        part = values[start : start + _SQL_CHUNK]
+        found.update(db.execute(f"SELECT rowid, vector FROM documents WHERE rowid IN "
+                                f"({','.join('?' * len(part))})", part).fetchall())
+    return from_blobs([found[r] for r in values], dim)
+
+
+def _exact(vectors: np.ndarray, rowids: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    scores = queries @ vectors.T
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(scores, top, axis=1), rowids[top]
+
+
+def vectors_of(faiss_file: FaissFile, db: sqlite3.Connection, rowids: list[int], dim: int) -> dict[int, np.ndarray]:
+    """Stored vectors of some rows (to give lexical-only candidates their cosine)."""
+    if not rowids:
+        return {}
+    ordered = np.array(sorted(set(rowids)), dtype=np.int64)
+    return dict(zip(ordered.tolist(), _vectors(faiss_file, db, ordered, dim)))

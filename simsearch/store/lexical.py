@@ -1,0 +1,156 @@
+"""The lexical side of an index: an SQLite FTS5 table inside the documents file.
+
+The table ``lexical(tokens)`` holds each document's analysed tokens (see
+:mod:`simsearch.analysis`) joined by spaces, under the same rowid as its ``documents`` row. It
+lives in the same SQLite file, so it is staged, checksummed and committed with the documents
+under the generation scheme of :mod:`simsearch.store.writer`: the two can never disagree in a
+committed generation. FTS5's ``ascii`` tokenizer only splits the stored tokens at the spaces
+(every non-ASCII character is a token character and ASCII tokens are already lower case).
+Ranking is FTS5's ``bm25()`` (k1 1.2, b 0.75); scores are reported positive, higher better.
+
+The manifest records the part under one key, ``lexical``; read it with :func:`lexical_settings`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from simsearch.analysis import Analyzer
+from simsearch.errors import IndexCorruptError
+
+TABLE = "lexical"
+ENGINE = "sqlite-fts5"
+RANKING = {"function": "bm25", "k1": 1.2, "b": 0.75}
+_CREATE = f"CREATE VIRTUAL TABLE {TABLE} USING fts5(tokens, tokenize='ascii')"
+_CHUNK = 2048
+_SQL_CHUNK = 500
+
+
+def lexical_settings(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The manifest's ``lexical`` section, or None for an index without a lexical part."""
+    section = manifest.get("lexical")
+    if section is None:
+        return None
+    if not isinstance(section, dict) or not isinstance(section.get("analyzer"), dict):
+        raise IndexCorruptError("malformed 'lexical' section in the manifest; run "
+                                "`simsearch reindex-lexical NAME` to rebuild the lexical part")
+    return section
+
+
+def new_settings(analyzer: Analyzer | None = None) -> dict[str, Any]:
+    """The ``lexical`` manifest section of a new lexical part."""
+    return {"engine": ENGINE, "table": TABLE, "ranking": dict(RANKING),
+            "analyzer": (analyzer or Analyzer()).settings()}
+
+
+def analyzer_of(manifest: dict[str, Any]) -> Analyzer | None:
+    settings = lexical_settings(manifest)
+    return None if settings is None else Analyzer.from_settings(settings["analyzer"])
+
+
+def has_table(db: sqlite3.Connection) -> bool:
+    row = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (TABLE,)).fetchone()
+    return row is not None
+
+
+def rebuild(db: sqlite3.Connection, analyzer: Analyzer) -> None:
+    """(Re)create the table from every stored text (build, compact, repair, migration)."""
+    db.execute(f"DROP TABLE IF EXISTS {TABLE}")
+    db.execute(_CREATE)
+    cursor = db.execute("SELECT rowid, text FROM documents ORDER BY rowid")
+    while rows := cursor.fetchmany(_CHUNK):
+        db.executemany(f"INSERT INTO {TABLE} (rowid, tokens) VALUES (?, ?)",
+                       [(rowid, " ".join(analyzer(text))) for rowid, text in rows])
+    db.execute(f"INSERT INTO {TABLE} ({TABLE}) VALUES ('optimize')")
+
+
+def update(db: sqlite3.Connection, analyzer: Analyzer, rowids: Iterable[int]) -> None:
+    """Bring the rows of ``rowids`` in step with ``documents`` (changed, added or deleted)."""
+    wanted = sorted({int(r) for r in rowids})
+    for start in range(0, len(wanted), _SQL_CHUNK):
+        part = wanted[start : start + _SQL_CHUNK]
+        marks = ",".join("?" * len(part))
+        db.execute(f"DELETE FROM {TABLE} WHERE rowid IN ({marks})", part)
+        rows = db.execute(f"SELECT rowid, text FROM documents WHERE rowid IN ({marks})", part).fetchall()
+        db.executemany(f"INSERT INTO {TABLE} (rowid, tokens) VALUES (?, ?)",
+                       [(rowid, " ".join(analyzer(text))) for rowid, text in rows])
+
+
+def match_expression(tokens: Sequence[str]) -> str | None:
+    """An FTS5 query matching any of ``tokens`` (each quoted: no FTS5 syntax gets through)."""
+    unique = list(dict.fromkeys(t for t in tokens if t))
+    if not unique:
+        return None
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in unique)
+
+
+def search(db: sqlite3.Connection, tokens: Sequence[str], n: int,
+           allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+    """The ``n`` best (rowid, bm25) for a query's tokens, best first, ties by rowid.
+
+    ``allowed``: sorted row ids a metadata filter allows (:mod:`simsearch.store.filters`);
+    every match is scored (as FTS5 does for any ranked query) and the best allowed are kept.
+    """
+    expression = match_expression(tokens)
+    if expression is None:
+        return []
+    if allowed is None:
+        sql = f"SELECT rowid, bm25({TABLE}) AS s FROM {TABLE} WHERE {TABLE} MATCH ? ORDER BY s, rowid LIMIT ?"
+        return [(int(rowid), -float(score)) for rowid, score in _run(db, sql, [expression, n])]
+    rows = _run(db, f"SELECT rowid, bm25({TABLE}) FROM {TABLE} WHERE {TABLE} MATCH ?", [expression])
+    if not rows:
+        return []
+    rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    scores = -np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
+    keep = np.isin(rowids, allowed, assume_unique=True)
+    rowids, scores = rowids[keep], scores[keep]
+    order = np.lexsort((rowids, -scores))[:n]
+    return [(int(rowids[i]), float(scores[i])) for i in order]
+
+
+def scores_of(db: sqlite3.Connection, tokens: Sequence[str], rowids: Sequence[int]) -> dict[int, float]:
+    """bm25 of the given rows for a query (rows that match no token are left out)."""
+    expression = match_expression(tokens)
+    found: dict[int, float] = {}
+    if expression is None or not rowids:
+        return found
+    wanted = sorted({int(r) for r in rowids})
+    for start in range(0, len(wanted), _SQL_CHUNK):
+        part = wanted[start : start + _SQL_CHUNK]
+        sql = (f"SELECT rowid, bm25({TABLE}) FROM {TABLE} WHERE {TABLE} MATCH ? "
+               f"AND rowid IN ({','.join('?' * len(part))})")
+        found.update((int(r), -float(s)) for r, s in _run(db, sql, [expression, *part]))
+    return found
+
+
+def _run(db: sqlite3.Connection, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    try:
+        return db.execute(sql, params).fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise IndexCorruptError(f"damaged SQLite file: lexical index unreadable ({exc}); run "
+                                "`simsearch verify --repair` or rebuild the index") from None
+
+
+def disagreement(db: sqlite3.Connection, analyzer: Analyzer, sample: int = 256) -> str | None:
+    """Why the lexical table and ``documents`` disagree, or None when they agree.
+
+    Row ids are compared in full; the stored tokens of a spread sample of rows are compared
+    with a fresh analysis of their text.
+    """
+    if not has_table(db):
+        return "the lexical table is missing"
+    only_docs = db.execute(f"SELECT count(*) FROM documents WHERE rowid NOT IN (SELECT rowid FROM {TABLE})").fetchone()[0]
+    only_lex = db.execute(f"SELECT count(*) FROM {TABLE} WHERE rowid NOT IN (SELECT rowid FROM documents)").fetchone()[0]
+    if only_docs or only_lex:
+        return f"{only_docs} documents missing from the lexical table, {only_lex} lexical rows without a document"
+    count = db.execute("SELECT count(*) FROM documents").fetchone()[0]
+    step = max(1, count // sample)
+    rows = db.execute(f"SELECT d.rowid, d.text, l.tokens FROM documents d JOIN {TABLE} l ON l.rowid = d.rowid "
+                      "WHERE d.rowid % ? = 0 LIMIT ?", (step, sample)).fetchall()
+    for rowid, text, tokens in rows:
+        if tokens != " ".join(analyzer(text)):
+            return f"row {rowid}: lexical tokens differ from its text's analysis"
+    return None

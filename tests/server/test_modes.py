@@ -1,0 +1,102 @@
+"""The HTTP API's mode switch and `where` filter (GET and POST), and the page's controls.
+
+In-process: the FastAPI app is called as an ASGI function over indexes built with the fake
+encoder (the model is not the point here; tests/test_server.py runs the real server)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+from simsearch.index import Index  # noqa: E402
+from simsearch.readers import Document  # noqa: E402
+from tests.server.helpers import DOCS  # noqa: E402
+
+
+def call(app: Any, method: str, path: str, query: dict[str, Any] | None = None,
+         body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+    raw = json.dumps(body).encode() if body is not None else b""
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+             "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+             "query_string": urlencode(query or {}, doseq=True).encode(), "server": ("127.0.0.1", 8000),
+             "client": ("127.0.0.1", 5000),
+             "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json"),
+                         (b"content-length", str(len(raw)).encode())]}
+    sent: list[dict[str, Any]] = []
+    incoming = [{"type": "http.request", "body": raw, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    payload = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return status, json.loads(payload) if payload.startswith((b"{", b"[")) else {"raw": payload.decode()}
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory):
+    from simsearch.server.app import create_app
+    from simsearch.server.state import ModelWorker, Served, ServedIndex
+    from tests.conftest import FakeEncoder
+
+    home = tmp_path_factory.mktemp("served")
+    Index.build([Document(i, t, {**m, "n": n}) for n, (i, t, m) in enumerate(DOCS)], home / "docs",
+                FakeEncoder()).close()
+    worker = ModelWorker(FakeEncoder())
+    served = Served.__new__(Served)
+    served.indexes = {"docs": ServedIndex("docs", home / "docs", worker)}
+    served.encoders = {"fake": worker}
+    yield create_app(served)
+    served.close()
+
+
+def test_modes_over_get_and_post(app) -> None:
+    for mode in ("dense", "lexical", "hybrid"):
+        status, got = call(app, "GET", "/indexes/docs/search", {"query": "서울 지하철", "mode": mode, "k": 3})
+        assert status == 200, got
+        status, posted = call(app, "POST", "/indexes/docs/search", body={"query": "서울 지하철", "mode": mode, "k": 3})
+        assert status == 200 and [h["id"] for h in posted["hits"]] == [h["id"] for h in got["hits"]]
+        first = got["hits"][0]
+        assert {"cosine", "bm25", "score"} <= set(first)
+        assert (first["bm25"] is None) == (mode == "dense") and (first["cosine"] is None) == (mode == "lexical")
+    assert got["hits"][0]["id"] == "ko-subway"
+
+
+def test_where_over_get_and_post(app) -> None:
+    status, got = call(app, "GET", "/indexes/docs/search", {"query": "cat", "where": json.dumps({"lang": "ko"}), "k": 10})
+    assert status == 200 and {h["metadata"]["lang"] for h in got["hits"]} == {"ko"} and len(got["hits"]) == 3
+    status, posted = call(app, "POST", "/indexes/docs/search",
+                          body={"queries": ["cat", "bread"], "where": {"topic": {"in": ["cooking"]}, "n": {">=": 2}}})
+    assert status == 200
+    assert [[h["id"] for h in r["hits"]] for r in posted["results"]] and all(
+        h["metadata"]["topic"] == "cooking" for r in posted["results"] for h in r["hits"])
+
+
+@pytest.mark.parametrize("query, status, words", [
+    ({"where": "{not json"}, 422, "'where' must be a JSON object"),
+    ({"where": "[1]"}, 422, "'where' must be a JSON object"),
+    ({"where": json.dumps({"colour": "red"})}, 422, "unknown metadata field 'colour'"),
+    ({"mode": "sparse"}, 422, ""),
+])
+def test_bad_mode_and_filters(app, query: dict[str, str], status: int, words: str) -> None:
+    code, body = call(app, "GET", "/indexes/docs/search", {"query": "cat", **query})
+    assert code == status and words in json.dumps(body)
+
+
+def test_page_has_mode_switch_and_filter_box() -> None:
+    static = Path(__file__).resolve().parents[2] / "simsearch" / "server" / "static"
+    html = (static / "index.html").read_text(encoding="utf-8")
+    script = (static / "app.js").read_text(encoding="utf-8")
+    assert 'id="mode"' in html and 'id="where"' in html
+    assert 'params.set("mode", mode)' in script and 'params.set("where", where)' in script
