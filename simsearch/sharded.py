@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 class ShardedIndex(Index):
     """A sharded index directory; see :mod:`simsearch.store.shards` for the layout."""
 
-    def __init__(self, path: Path, manifest: dict[str, Any], stores: list[Store],
+    def __init__(self, path: Path, manifest: Mapping[str, Any], stores: list[Store],
                  encoder: Any = None) -> None:
         self._path = path
         self._top = manifest
