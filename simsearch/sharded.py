@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 class ShardedIndex(Index):
     """A sharded index directory; see :mod:`simsearch.store.shards` for the layout."""
 
-    def __init__(self, path: Path, manifest: dict[str, Any], stores: list[Store],
+    def __init__(self, path: Path, manifest: Mapping[str, Any], stores: list[Store],
                  encoder: Any = None) -> None:
         self._path = path
         self._top = manifest

@@ -80,7 +80,7 @@ def read_plan(sources: Sequence[str], workers: int, options: ReadOptions = ReadO
             # Data gives a block to one actor (measured: one 2,000-sentence file kept 1 of 2 busy)
             parts = max(2 * workers, min(workers * 4, -(-path.stat().st_size // PART_BYTES)))
         if parts > 1 and _is_parquet(path, options):
-            import pyarrow.parquet as pq  # comes with ray[data]
+            import pyarrow.parquet as pq  # type: ignore[import-untyped]  # comes with ray[data]
 
             rows = pq.ParquetFile(path).metadata.num_rows
             bounds = [rows * part // parts for part in range(parts + 1)]

@@ -67,13 +67,14 @@ def connect(address: str | None) -> Any:
 def open_on_ray(path: Path, address: str | None, encoder: Any = None) -> RayIndex:
     """Open the index at ``path`` with one Ray actor per shard."""
     ray = connect(None if address in (None, "", LOCAL) else address)
+    top: Mapping[str, Any]
     if is_sharded(path):
         top = read_top_manifest(path)
         for part in top["shards"]["parts"]:
             check_part(path, part)
         dirs = [path / part["dir"] for part in top["shards"]["parts"]]
     else:
-        top, dirs = read_manifest(path), [path]
+        top, dirs = read_manifest(path), [path]  # a plain index: one shard
     identity = read_manifest(dirs[0]).replace(name=str(top.get("name", path.name)))
     remote = ray.remote(ShardActor).options(max_restarts=-1, max_task_retries=0, num_cpus=0)
     actors = [remote.remote(str(directory)) for directory in dirs]

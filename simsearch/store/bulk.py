@@ -15,7 +15,7 @@ import sqlite3
 import uuid
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from simsearch.store.faiss_file import require_finite, to_blob
 from simsearch.store.files import fsync_dir
 from simsearch.store.index_types import builder
 from simsearch.store.locking import write_lock
-from simsearch.store.reader import MANIFEST
+from simsearch.store.manifest import MANIFEST
 from simsearch.store.shards import (check_shard_count, commit_top, part_entry, part_name,
                                     remove_stale_parts, shard_of)
 from simsearch.store.updates import content_hash
@@ -39,7 +39,7 @@ class Sink(Protocol):
     def __exit__(self, *exc_info: Any) -> None: ...
     def write(self, docs: Sequence[Document], vectors: np.ndarray) -> None: ...
     def count(self) -> int: ...
-    def commit(self, fields: dict[str, Any], index_type: str, target_recall: float) -> dict[str, Any]: ...
+    def commit(self, fields: dict[str, Any], index_type: str, target_recall: float) -> Mapping[str, Any]: ...
 
 
 def open_sink(path: Path, *, shards: int | None = None, force: bool = False) -> Sink:
@@ -98,7 +98,7 @@ class PlainSink:
     def count(self) -> int:
         return _count(self._writer.db)
 
-    def commit(self, fields: dict[str, Any], index_type: str, target_recall: float) -> dict[str, Any]:
+    def commit(self, fields: dict[str, Any], index_type: str, target_recall: float) -> Mapping[str, Any]:
         return self._writer.commit(fields, builder(index_type, target_recall))
 
 

@@ -17,7 +17,7 @@ from simsearch import __version__
 from simsearch.errors import IndexNotFoundError, InputError
 from simsearch.readers import Document
 from simsearch.store.locking import write_lock
-from simsearch.store.reader import MANIFEST
+from simsearch.store.manifest import MANIFEST
 from simsearch.store.shards import (commit_top, fork_part, part_entry, part_name, read_top_manifest,
                                     remove_stale_parts, shard_of)
 from simsearch.store.manifest import Manifest
@@ -135,7 +135,7 @@ def delete_sharded(path: Path, ids: Iterable[str]) -> DeleteStats:
         routed: list[list[str]] = [[] for _ in range(txn.shards)]
         for doc_id in wanted:
             routed[shard_of(doc_id, txn.shards)].append(doc_id)
-        deleted, unknown = 0, set()
+        deleted, unknown = 0, set[str]()
         for shard, part in enumerate(routed):
             if part:
                 stats = delete_documents(txn.fork(shard), part)

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from simsearch.errors import SimsearchError
-from simsearch.store.reader import connect_readonly, read_manifest
+from simsearch.store.manifest import read_manifest
+from simsearch.store.reader import connect_readonly
 from simsearch.store.shard_updates import ShardTransaction
 from simsearch.store.shards import check_part, read_top_manifest, shard_of
 from simsearch.store.verify import Check, EncoderLoader, VerifyReport, _check_model, verify_index

@@ -44,13 +44,13 @@ def shard_of(doc_id: str, shards: int) -> int:
     return int.from_bytes(digest, "big") % shards
 
 
-def shard_section(manifest: dict[str, Any]) -> dict[str, Any] | None:
+def shard_section(manifest: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The sharding keys of a manifest (``None`` for a plain index); the one reader of them."""
     section = manifest.get("shards")
-    return section if isinstance(section, dict) else None
+    return section if isinstance(section, Mapping) else None
 
 
-def part_dirs(manifest: dict[str, Any]) -> list[str]:
+def part_dirs(manifest: Mapping[str, Any]) -> list[str]:
     section = shard_section(manifest)
     return [] if section is None else [str(part["dir"]) for part in section["parts"]]
 
@@ -97,7 +97,7 @@ def read_top_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
-def _check_section(file: Path, section: dict[str, Any] | None) -> None:
+def _check_section(file: Path, section: Mapping[str, Any] | None) -> None:
     """``shards``: a count, the routing rule, and one plain sub-directory entry per shard."""
     def good_part(part: Any, number: int) -> bool:
         return (isinstance(part, dict) and isinstance(part.get("dir"), str)
@@ -189,7 +189,7 @@ def commit_top(path: Path, fields: dict[str, Any], parts: Sequence[dict[str, Any
     return manifest
 
 
-def remove_stale_parts(path: Path, manifest: dict[str, Any] | None) -> None:
+def remove_stale_parts(path: Path, manifest: Mapping[str, Any] | None) -> None:
     """Delete shard directories (and their lock files) that ``manifest`` does not name (writers only)."""
     keep = set(part_dirs(manifest or {}))
     for entry in list(_shard_entries(path)):
