@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -21,6 +21,7 @@ from simsearch.readers import Document
 from simsearch.store.reader import Store
 from simsearch.store.writer import StoreWriter
 from simsearch.store.faiss_file import to_blob
+from simsearch.validate import check_document, dumps, unicode_problem
 
 if TYPE_CHECKING:
     from simsearch.store.updates import AddStats, CompactStats, DeleteStats
@@ -85,6 +86,11 @@ class Index:
 
     def __len__(self) -> int:
         return len(self._store)
+
+    @property
+    def derived_ids(self) -> str:
+        """How sources added to this index derive ids from file paths (``ReadOptions.derived_ids``)."""
+        return derived_id_rule(self._store.manifest)
 
     def __repr__(self) -> str:
         m = self._store.manifest
@@ -193,11 +199,7 @@ class Index:
         queries = [query] if single else list(query)
         if not queries:
             raise QueryError("no query given")
-        for q in queries:
-            if not isinstance(q, str) or not q.strip():
-                raise QueryError("empty query; give some text to search for")
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise QueryError(f"k must be a whole number of at least 1, got {k!r}")
+        check_query(queries, k, min_score)
         vectors = self.encoder.encode(queries)
         results = self.search_vectors(vectors, k, min_score=min_score)
         return results[0] if single else results
@@ -262,6 +264,23 @@ class Index:
         self._store.close()
 
 
+def check_query(queries: Sequence[Any], k: Any, min_score: Any) -> None:
+    """Refuse what no search can answer: empty or invalid text, k not a whole number >= 1,
+    ``min_score`` not a finite number (before any of it reaches a shared batch)."""
+    for number, q in enumerate(queries, 1):
+        if not isinstance(q, str) or not q.strip():
+            raise QueryError("empty query; give some text to search for")
+        problem = unicode_problem(q)
+        if problem:
+            where = "query" if len(queries) == 1 else f"query {number}"
+            raise QueryError(f"{where}: {problem}")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise QueryError(f"k must be a whole number of at least 1, got {k!r}")
+    if min_score is not None and (isinstance(min_score, bool) or not isinstance(min_score, (int, float))
+                                  or not math.isfinite(min_score)):  # NaN would silently drop every hit
+        raise QueryError(f"min_score must be a finite number (a cosine, -1 to 1), got {min_score!r}")
+
+
 def check_encoder(manifest: dict[str, Any], encoder: Any) -> None:
     """Refuse an encoder whose model, pooling or dimension differs from the index's."""
     mine = (manifest["model"], manifest["pooling"], manifest["dim"])
@@ -282,13 +301,14 @@ def _as_documents(items: Iterable[Document | str]) -> Iterator[Document]:
     """Documents as given, plain strings numbered from 1; blank texts are not documents."""
     for number, item in enumerate(items, 1):
         doc = item if isinstance(item, Document) else Document(str(number), str(item), {}, f"item {number}")
+        check_document(doc)
         if doc.text.strip():
             yield doc
 
 
 def _insert(db: Any, docs: list[Document], vectors: np.ndarray) -> None:
     _check_unique(db, docs)
-    rows = [(d.id, d.text, json.dumps(d.metadata, ensure_ascii=False), _content_hash(d.text), to_blob(v))
+    rows = [(d.id, d.text, dumps(d.metadata), _content_hash(d.text), to_blob(v))
             for d, v in zip(docs, vectors)]
     db.executemany("INSERT INTO documents (id, text, metadata, hash, vector) VALUES (?, ?, ?, ?, ?)", rows)
 
@@ -308,6 +328,16 @@ def _check_unique(db: Any, docs: list[Document]) -> None:
         seen.add(doc.id)
 
 
+# This version's manifest keys about input handling, in one section of their own.
+INPUTS = {"derived_ids": "resolved"}
+
+
+def derived_id_rule(manifest: dict[str, Any]) -> str:
+    """The id rule an index was built under: indexes older than the rule keep paths as given,
+    so re-adding a source spelled as before still finds its documents."""
+    return str((manifest.get("inputs") or {}).get("derived_ids", "as-given"))
+
+
 def _manifest_fields(encoder: Any, path: Path, created: str, updated: str, truncated: int) -> dict[str, Any]:
     return {
         "name": path.name,
@@ -324,4 +354,5 @@ def _manifest_fields(encoder: Any, path: Path, created: str, updated: str, trunc
         "truncated": truncated,
         "created": created,
         "updated": updated,
+        "inputs": dict(INPUTS),
     }

@@ -6,18 +6,18 @@ Heavy imports (torch, transformers, faiss) happen inside the commands that need 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
 from simsearch import __version__
-from simsearch.cli.options import index_dir_option, index_name, name_argument, progress_bar, reader_options
+from simsearch.cli.options import (MIN_SCORE, index_dir_option, index_name, lines_file_option, name_argument,
+                                   progress_bar, reader_options)
 from simsearch.errors import SimsearchError
 from simsearch.encode.pooling import POOLING_CHOICES
 from simsearch.encode.precision import PRECISIONS
 from simsearch.readers import ReadOptions
-from simsearch.cli.render import ann_line, hit_json, hits_table, index_table, manifest_lines
+from simsearch.cli.render import ann_line, hit_json, hits_table, index_table, json_line, manifest_lines, printable
 
 
 class _Group(click.Group):
@@ -94,22 +94,22 @@ def build(sources: tuple[str, ...], name: str, model: str | None, pooling: str, 
 @click.argument("queries", nargs=-1)
 @click.option("-k", "--top-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit and line.")
-@click.option("--min-score", type=float, help="Drop hits whose cosine is below this.")
-@click.option("--queries-file", type=click.File("rb"), help="One query per line; - for stdin.")
+@click.option("--min-score", type=MIN_SCORE, help="Drop hits whose cosine is below this (-1 to 1).")
+@lines_file_option("--queries-file", "One query per line; - for stdin.")
 @index_dir_option
 def query(name: str, queries: tuple[str, ...], k: int, as_json: bool, min_score: float | None,
-          queries_file: Any, index_dir: str | None) -> None:
+          queries_file: str | None, index_dir: str | None) -> None:
     """Search index NAME for QUERY texts (all encoded in one batch).
 
     \b
       simsearch query scifact "vitamin D and bone density" -k 5 --json
     """
     from simsearch.index import Index
-    from simsearch.readers import read_queries
+    from simsearch.readers import read_lines_from, read_queries
 
     texts = list(queries)
     if queries_file is not None:
-        texts += read_queries(queries_file, getattr(queries_file, "name", "<stdin>"))
+        texts += read_lines_from(queries_file, read_queries)
     if not texts:
         raise click.UsageError("give at least one QUERY or --queries-file")
     results = Index.open(name, index_dir=index_dir).search(texts, k=k, min_score=min_score)
@@ -119,7 +119,7 @@ def query(name: str, queries: tuple[str, ...], k: int, as_json: bool, min_score:
                 click.echo(hit_json(text, hit))
             continue
         if len(texts) > 1:
-            click.echo(("\n" if number else "") + f"query: {text}")
+            click.echo(("\n" if number else "") + f"query: {printable(text)}")
         if not hits:
             click.echo("no results" + (f" with score >= {min_score}" if min_score is not None else ""))
             continue
@@ -141,7 +141,7 @@ def info(name: str, as_json: bool, index_dir: str | None) -> None:
         raise SimsearchError(f"index {name!r} not found in {path.parent}; run `simsearch list`")
     manifest = {"name": path.name, "path": str(path), **read_manifest(path)}
     if as_json:
-        click.echo(json.dumps(manifest, ensure_ascii=False, indent=2))
+        click.echo(json_line(manifest, indent=2))
     else:
         for line in manifest_lines(manifest):
             click.echo(line)
@@ -157,7 +157,7 @@ def list_(as_json: bool, index_dir: str | None) -> None:
     entries = list_indexes(index_dir)
     if as_json:
         for entry in entries:
-            click.echo(json.dumps(entry, ensure_ascii=False))
+            click.echo(json_line(entry))
     elif not entries:
         click.echo(f"no indexes in {index_home(index_dir)}", err=True)
     else:
@@ -175,21 +175,30 @@ def list_(as_json: bool, index_dir: str | None) -> None:
 @click.option("--allow-writes", is_flag=True,
               help="Enable POST and DELETE /indexes/NAME/documents.")
 @click.option("--token-env", metavar="VAR",
-              help="Writes then need 'Authorization: Bearer <token>', the token held by $VAR.")
+              help="Writes then need 'Authorization: Bearer <token>', the token held by $VAR "
+                   "(required with --allow-writes on a --host other than loopback).")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="Also answer requests whose Host header is NAME (repeatable; '*' for any). "
+                   "Loopback names, IP addresses and this machine's names are always accepted.")
 def serve(names: tuple[str, ...], host: str, port: int, index_dir: str | None, allow_writes: bool,
-          token_env: str | None) -> None:
+          token_env: str | None, allow_hosts: tuple[str, ...]) -> None:
     """Serve indexes NAME... over HTTP: a JSON API and a search page at /.
 
     \b
       simsearch serve notes scifact --port 8000
       curl 'http://127.0.0.1:8000/indexes/notes/search?query=fresh+bread&k=3'
     """
-    from simsearch.server import ServeConfig
+    from simsearch.server import ServeConfig, check_writes_guarded
     from simsearch.server import serve as run_server
 
     if token_env and not allow_writes:
         raise click.UsageError("--token-env guards writes; give --allow-writes too")
-    run_server(ServeConfig(names, host, port, index_dir, allow_writes, token_env),
+    if allow_writes:
+        try:
+            check_writes_guarded(host, token_env is not None)
+        except SimsearchError as exc:
+            raise click.UsageError(str(exc)) from None
+    run_server(ServeConfig(names, host, port, index_dir, allow_writes, token_env, allowed_hosts=allow_hosts),
                announce=lambda line: click.echo(line, err=True))
 
 

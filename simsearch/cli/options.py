@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any
 
@@ -34,6 +35,32 @@ def reader_options(command: Any) -> Any:
     )):
         command = option(command)
     return command
+
+
+class _MinScore(click.ParamType):
+    """A cosine threshold: a finite number from -1 to 1 (click's FloatRange lets NaN through)."""
+
+    name = "SCORE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number) or not -1.0 <= number <= 1.0:
+            self.fail(f"{value!r} is not a finite number from -1 to 1 (cosine scores lie there)", param, ctx)
+        return number
+
+
+MIN_SCORE = _MinScore()
+
+
+def lines_file_option(flag: str, help: str) -> Any:
+    """A file of one entry per line: a path, a FIFO (process substitution) or - for stdin.
+
+    Opened by the library, not by click, so that a closed stdin is a one-line error.
+    """
+    return click.option(flag, type=click.Path(exists=True, dir_okay=False, allow_dash=True), help=help)
 
 
 index_dir_option = click.option(
