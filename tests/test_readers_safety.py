@@ -14,7 +14,7 @@ import pytest
 
 from simsearch.errors import InputError, QueryError
 from simsearch.index import Index
-from simsearch.readers import Document, ReadOptions, canonical_path, read_documents, read_ids
+from simsearch.readers import Document, ReadOptions, read_documents
 
 
 def write(path: Path, content: str | bytes) -> Path:
@@ -217,6 +217,8 @@ def test_derived_ids_are_the_same_for_every_spelling(tmp_path: Path, monkeypatch
     assert {read(s)[0].id for s in ["notes", "./notes/", str(work / "notes")]} == {"notes/n.md"}
     outside = write(tmp_path / "elsewhere.txt", "far\n")
     assert read(outside)[0].id == f"{outside.resolve().as_posix()}:1"
+    from simsearch.readers import canonical_path
+
     assert canonical_path("./data/a.txt") == "data/a.txt"
 
 
@@ -229,6 +231,8 @@ def test_old_rule_keeps_paths_as_given(tmp_path: Path, monkeypatch: pytest.Monke
 # --- ids files ----------------------------------------------------------------------------------
 
 def test_ids_are_read_exactly_one_per_line(tmp_path: Path) -> None:
+    from simsearch.readers import read_ids
+
     source = write(tmp_path / "ids.txt", b"\xef\xbb\xbf plain\r\n  spaced  \n\nlast\ttab")
     with source.open("rb") as stream:
         assert read_ids(stream, str(source)) == [" plain", "  spaced  ", "last\ttab"]

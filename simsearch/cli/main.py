@@ -26,8 +26,8 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except SimsearchError as exc:
-            raise click.ClickException(str(exc)) from None
+        except SimsearchError as exc:  # (file names in messages may hold terminal escapes too)
+            raise click.ClickException(printable(str(exc))) from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -195,3 +195,11 @@ def test_csv_with_a_duplicate_header_is_refused(run, built: str, tmp_path: Path)
     source = tmp_path / "dup.csv"
     source.write_text("text,text\nhello,world\n", encoding="utf-8")
     assert "duplicate column 'text'" in one_line_error(run("add", built, source))
+
+
+def test_error_messages_neutralise_escapes_in_file_names(run, built: str, tmp_path: Path) -> None:
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "evil\x1b]0;pwned\x07.txt").write_bytes(b"bad \xff byte\n")
+    message = one_line_error(run("add", built, folder))
+    assert "\x1b" not in message and "\x07" not in message and "\\x1b]0;pwned\\x07" in message
