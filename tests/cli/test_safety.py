@@ -203,3 +203,11 @@ def test_error_messages_neutralise_escapes_in_file_names(run, built: str, tmp_pa
     (folder / "evil\x1b]0;pwned\x07.txt").write_bytes(b"bad \xff byte\n")
     message = one_line_error(run("add", built, folder))
     assert "\x1b" not in message and "\x07" not in message and "\\x1b]0;pwned\\x07" in message
+
+
+def test_undecodable_option_values_are_one_line_errors(run, built: str, tiny_bert: Path, tmp_path: Path) -> None:
+    source = tmp_path / "a.txt"
+    source.write_text("hello\n", encoding="utf-8")
+    message = one_line_error(run("build", source, "--name", "x", "--model", tiny_bert, "--index-type", "caf\udcff"))
+    assert "unknown index type" in message
+    assert "invalid Unicode" in one_line_error(run("delete", built, "caf\udcff"))

@@ -220,12 +220,14 @@ def test_sigterm_during_a_long_write_exits_and_releases_the_lock(tiny_bert: Path
     Index.build([Document(i, t) for i, t in DOCS], "big", Encoder(str(tiny_bert)), index_dir=home)
     server = start_server(home, ["big"], "--allow-writes", log=tmp_path / "serve.log")
     words = "the cat sat on the mat with bread and a fast search engine for long documents".split()
-    documents = [{"id": f"new-{n}", "text": " ".join(words[(n + j) % len(words)] for j in range(60))}
-                 for n in range(4000)]
+    # Long enough to outlast the 10 s of graceful shutdown even on a fast machine (about 7 MB,
+    # ~2 min of encoding on 2 busy cores): only then does a cancelled write matter.
+    documents = [{"id": f"new-{n}", "text": " ".join(words[(n + j) % len(words)] for j in range(250))}
+                 for n in range(6000)]
     writing = threading.Thread(target=call, args=(server.url + "/indexes/big/documents", "POST",
                                                   {"documents": documents}), daemon=True)
     writing.start()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while not any(p.name.endswith(".tmp") for p in (home / "big").iterdir()) and time.monotonic() < deadline:
         time.sleep(0.05)  # the write has staged its files: it is in flight
     server.process.send_signal(signal.SIGTERM)
