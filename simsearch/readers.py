@@ -13,7 +13,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Iterator, Sequence
+from typing import IO, Any, Callable, Iterable, Iterator, NoReturn, Sequence
 
 from simsearch.errors import InputError
 from simsearch.splitting import SPLITTERS
@@ -300,7 +300,7 @@ class _NotFinite(ValueError):
     """A JSON number that is not a finite float (NaN, Infinity, 1e999)."""
 
 
-def _no_constant(name: str) -> Any:
+def _no_constant(name: str) -> NoReturn:
     raise _NotFinite(f"{name} is not a number JSON allows (no NaN or Infinity); use null or a string")
 
 

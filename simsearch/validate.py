@@ -119,13 +119,15 @@ def json_ready(value: Any) -> tuple[Any, int]:
     if isinstance(value, float) and not math.isfinite(value):
         return None, 1
     if isinstance(value, dict):
-        out, count = {}, 0
+        out: dict[Any, Any] = {}
+        count = 0
         for key, item in value.items():
             out[key], found = json_ready(item)
             count += found
         return out, count
     if isinstance(value, (list, tuple)):
-        items, count = [], 0
+        items: list[Any] = []
+        count = 0
         for item in value:
             clean, found = json_ready(item)
             items.append(clean)

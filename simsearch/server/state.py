@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import queue
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,9 +127,11 @@ class ModelWorker:
             try:
                 job = self._jobs.get_nowait()
             except queue.Empty:
-                return
+                break
             if job is not _STOP:
                 _cancel(job.future)
+        if self._thread.is_alive():  # still on a long job: it must find the stop when done
+            self._jobs.put(_STOP)
 
     def _run(self) -> None:
         pending: Any = None
@@ -196,9 +198,11 @@ def _search_group(group: list[tuple[_Batched, np.ndarray]]) -> None:
 
 
 def _cancel(future: Future[Any]) -> None:
-    if not future.done():
+    try:
         future.set_exception(ShuttingDown("the server is shutting down; the request was cancelled "
                                           "and nothing was changed"))
+    except InvalidStateError:
+        pass  # it was answered meanwhile
 
 
 def _settle(future: Future[Any], work: Callable[[], Any]) -> None:

@@ -88,6 +88,40 @@ def test_a_failing_batch_falls_back_to_one_encode_per_request() -> None:
         worker.close()
 
 
+def test_work_for_a_stopped_model_fails_instead_of_waiting_for_ever() -> None:
+    """A write's next slice asked for after shutdown must not hang (and hold the lock)."""
+    from simsearch.errors import SimsearchError
+    from simsearch.server.state import ModelWorker
+
+    worker = ModelWorker(FakeEncoder())
+    gate = threading.Event()
+    with ThreadPoolExecutor(3) as pool:
+        busy = pool.submit(worker._call, gate.wait)
+        queued = pool.submit(worker.encode_counting, ["queued behind the stop"])
+        deadline = time.monotonic() + 10
+        while worker._jobs.qsize() < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        closing = pool.submit(worker.close)
+        time.sleep(0.2)
+        gate.set()
+        closing.result(30)
+        busy.result(10)
+        assert queued.result(10)[0].shape == (1, 16)  # asked for before the stop: done
+    outcome: list[BaseException] = []
+
+    def later() -> None:  # a write's next slice, asked for after the stop
+        try:
+            worker.encode_counting(["after the stop"])
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=later, daemon=True)  # daemon: the old code hangs here for ever
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "work for a stopped model waited for ever"
+    assert isinstance(outcome[0], SimsearchError) and "shutting down" in str(outcome[0])
+
+
 @pytest.mark.parametrize("body, where", [
     ('{"query": "a\\ud800"}', "query"),
     ('{"query": "\\udfff"}', "query"),
