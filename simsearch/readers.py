@@ -128,10 +128,10 @@ def _read_source(source: str, options: ReadOptions, stdin: IO[bytes] | None) -> 
     if not path.exists():
         raise InputError(f"{source}: no such file or directory")
     regular = path.is_file()  # else a FIFO, /dev/fd/N of a process substitution, a device
-    fmt = options.format if options.format != "auto" else _SUFFIXES.get(path.suffix.lower())
-    if fmt is None and not regular:
-        fmt = "txt"  # like standard input
-    if fmt is None:
+    kind = options.format if options.format != "auto" else _SUFFIXES.get(path.suffix.lower())
+    if kind is None and not regular:
+        kind = "txt"  # like standard input
+    if kind is None:
         raise InputError(
             f"{source}: cannot tell the format from the suffix {path.suffix or '(none)'!r}; "
             "pass --format txt|csv|tsv|jsonl"
@@ -139,7 +139,7 @@ def _read_source(source: str, options: ReadOptions, stdin: IO[bytes] | None) -> 
     with open_source(source) as stream:
         if regular:
             _sniff(stream, source)
-        yield from _read_stream(stream, source, _label(source, options), fmt, options)
+        yield from _read_stream(stream, source, _label(source, options), kind, options)
 
 
 def open_source(source: str) -> IO[bytes]:

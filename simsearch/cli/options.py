@@ -37,7 +37,8 @@ def reader_options(command: Any) -> Any:
     return command
 
 
-class _MinScore(click.ParamType):
+# click.ParamType takes type arguments only in recent click (not 8.1, which setup.cfg allows).
+class _MinScore(click.ParamType):  # type: ignore[type-arg]
     """A cosine threshold: a finite number from -1 to 1 (click's FloatRange lets NaN through)."""
 
     name = "SCORE"

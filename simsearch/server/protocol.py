@@ -52,7 +52,7 @@ class GuardedH11Protocol(H11Protocol):
 
     _head_timer: Any = None
 
-    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+    def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self._arm_head_timer()
 
