@@ -104,7 +104,7 @@ def canonical_path(source: str | Path) -> str:
     resolved = Path(source).resolve()
     try:
         return resolved.relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
+    except (ValueError, OSError):  # outside the working directory (or it was deleted)
         return resolved.as_posix()
 
 

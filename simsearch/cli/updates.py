@@ -7,7 +7,7 @@ import sys
 import click
 
 from simsearch.cli.options import index_dir_option, lines_file_option, name_argument, progress_bar, reader_options
-from simsearch.cli.render import json_line
+from simsearch.cli.render import json_line, printable
 from simsearch.readers import ReadOptions
 
 
@@ -101,7 +101,7 @@ def verify(name: str, repair: bool, as_json: bool, index_dir: str | None) -> Non
         click.echo(json_line(report.to_dict()))
     else:
         for check in report.problems:
-            click.echo(f"problem: {check.name}: {check.detail}", err=True)
-        click.echo(report.summary())
+            click.echo(printable(f"problem: {check.name}: {check.detail}"), err=True)
+        click.echo(printable(report.summary()))
     if not report.ok:
         sys.exit(1)
