@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, overload
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence, overload
 
 import numpy as np
 
@@ -18,15 +20,18 @@ from simsearch import __version__
 from simsearch.errors import IndexNotFoundError, InputError, ModelError, QueryError, SimsearchError
 from simsearch.store.home import locate
 from simsearch.readers import Document
+from simsearch.store.manifest import EXACT_FACTORY, Manifest, identity_mismatch, identity_of
 from simsearch.store.reader import Store
 from simsearch.store.writer import StoreWriter
 from simsearch.store.faiss_file import to_blob
-from simsearch.validate import check_document, dumps, unicode_problem
+from simsearch.validate import check_document, dumps, json_ready, unicode_problem
 
 if TYPE_CHECKING:
+    from simsearch.encode import Encoder
     from simsearch.store.updates import AddStats, CompactStats, DeleteStats
     from simsearch.store.verify import VerifyReport
 
+log = logging.getLogger("simsearch")
 _CHUNK = 2048  # documents encoded and stored per step: memory stays flat as corpora grow
 
 
@@ -39,6 +44,21 @@ class Hit:
     score: float
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self, query: str) -> dict[str, Any]:
+        """The hit as programs see it: ``query --json`` lines and the HTTP API share this shape.
+
+        Always valid JSON: a NaN or Infinity stored by an older version (in metadata, or a score
+        from a damaged vector) becomes null, with a warning on the log (stderr for the CLI).
+        """
+        score, bad_score = json_ready(round(self.score, 6))
+        metadata, bad_metadata = json_ready(self.metadata)
+        if bad_score or bad_metadata:
+            log.warning("warning: document %r has %s; written as null (re-add the document with finite "
+                        "values, and run `simsearch verify` on the index)", self.id,
+                        "a non-finite score" if bad_score else "NaN or Infinity in its metadata")
+        return {"query": query, "rank": self.rank, "id": self.id, "score": score,
+                "text": self.text, "metadata": metadata}
 
 
 @dataclass(frozen=True)
@@ -71,10 +91,11 @@ class Index:
     >>> index.search("a query", k=1)[0].text
     """
 
-    def __init__(self, store: Store, encoder: Any = None) -> None:
+    def __init__(self, store: Store, encoder: Encoder | None = None) -> None:
         self._store = store
         self._encoder = encoder
         self.last_build: BuildStats | None = None
+        self._exported = encoder is not None  # an encoder given (or built with) was exported then
 
     @property
     def path(self) -> Path:
@@ -82,7 +103,8 @@ class Index:
 
     @property
     def manifest(self) -> dict[str, Any]:
-        return dict(self._store.manifest)
+        """The manifest as a plain dict (every key, a copy)."""
+        return self._store.manifest.to_dict()
 
     def __len__(self) -> int:
         return len(self._store)
@@ -94,11 +116,11 @@ class Index:
 
     def __repr__(self) -> str:
         m = self._store.manifest
-        return f"Index({str(self.path)!r}, count={m['count']}, model={m['model']!r}, pooling={m['pooling']!r})"
+        return f"Index({str(self.path)!r}, count={m.count}, model={m.model!r}, pooling={m.pooling!r})"
 
     @classmethod
     def open(cls, name_or_path: str | os.PathLike[str], *, index_dir: str | os.PathLike[str] | None = None,
-             encoder: Any = None) -> Index:
+             encoder: Encoder | None = None) -> Index:
         """Open an existing index by name (under the index home) or path; validates its files.
 
         ``encoder`` may be passed to share a loaded model; it must be the index's own model and
@@ -120,7 +142,7 @@ class Index:
         cls,
         documents: Iterable[Document | str],
         name_or_path: str | os.PathLike[str],
-        encoder: Any = None,
+        encoder: Encoder | None = None,
         *,
         index_dir: str | os.PathLike[str] | None = None,
         force: bool = False,
@@ -166,26 +188,18 @@ class Index:
         return index
 
     @property
-    def encoder(self) -> Any:
-        """The index's own encoder (same model, pooling and max length), loaded on first use."""
-        if self._encoder is None:
-            from simsearch.encode.onnx_encoder import load, prepare
+    def encoder(self) -> Encoder:
+        """The index's own encoder (same model, pooling and max length), loaded on first use.
 
-            self._encoder = load(self._store.manifest)  # same vectors, no torch import
+        Loading writes nothing: the ONNX export a later process may use is written by
+        :meth:`build` and by the first :meth:`search` that ran without it (see docs/library.md).
+        """
         if self._encoder is None:
-            from simsearch.encode.torch_encoder import Encoder
-
+            self._encoder = load_encoder(self._store.manifest)
             m = self._store.manifest
-            from simsearch.encode.models import ModelSource
-
-            stored = Path(m["model_path"])
-            model = ModelSource(m["model"], stored) if stored.is_dir() else m["model"]
-            self._encoder = Encoder(model, m["pooling"], max_length=m["max_length"],
-                                    precision=m.get("precision", "fp32"))
-            if self._encoder.dim != m["dim"]:
-                raise SimsearchError(f"model {m['model']!r} now gives {self._encoder.dim}-dim vectors "
-                                     f"but the index holds {m['dim']}-dim ones; rebuild the index")
-            prepare(self._encoder)  # so the next process takes the fast path
+            if self._encoder.dim != m.dim:
+                raise SimsearchError(f"model {m.model!r} now gives {self._encoder.dim}-dim vectors "
+                                     f"but the index holds {m.dim}-dim ones; rebuild the index")
         return self._encoder
 
     @overload
@@ -200,7 +214,13 @@ class Index:
         if not queries:
             raise QueryError("no query given")
         check_query(queries, k, min_score)
-        vectors = self.encoder.encode(queries)
+        encoder = self.encoder
+        vectors = encoder.encode(queries)
+        if not self._exported:
+            from simsearch.encode.onnx_encoder import prepare
+
+            self._exported = True
+            prepare(encoder)  # the documented moment: so the next process takes the fast path
         results = self.search_vectors(vectors, k, min_score=min_score)
         return results[0] if single else results
 
@@ -250,14 +270,14 @@ class Index:
         the FAISS file from the stored vectors (no sources needed)."""
         from simsearch.store.verify import verify_index
 
-        report = verify_index(self.path, encoder=self._encoder, repair=repair)
+        report = verify_index(self.path, encoder=self._encoder, repair=repair, load_encoder=load_encoder)
         if report.repaired and report.generation is not None:
             self._reopen(report.generation)
         return report
 
     def _reopen(self, generation: int) -> None:
         """Follow a write: the old store stays valid for searches already holding it."""
-        if generation != self._store.manifest["generation"]:
+        if generation != self._store.manifest.generation:
             self._store = Store.open(self.path)
 
     def close(self) -> None:
@@ -281,20 +301,29 @@ def check_query(queries: Sequence[Any], k: Any, min_score: Any) -> None:
         raise QueryError(f"min_score must be a finite number (a cosine, -1 to 1), got {min_score!r}")
 
 
-def check_encoder(manifest: dict[str, Any], encoder: Any) -> None:
-    """Refuse an encoder whose model, pooling or dimension differs from the index's."""
-    mine = (manifest["model"], manifest["pooling"], manifest["dim"])
-    theirs = (encoder.model_id, encoder.pooling, encoder.dim)
-    if mine != theirs:
-        raise ModelError(
-            f"index {manifest.get('name', '')!r} was built with model {mine[0]!r}, pooling {mine[1]!r}, "
-            f"dim {mine[2]}; the encoder given is {theirs[0]!r}, {theirs[1]!r}, {theirs[2]}: "
-            "vectors from different models cannot be mixed"
-        )
-    built, given = manifest.get("precision", "fp32"), getattr(encoder, "precision", "fp32")
-    if built != given:
-        raise ModelError(f"index {manifest.get('name', '')!r} was built at precision {built!r} but the "
-                         f"encoder given runs at {given!r}; pass Encoder(..., precision={built!r})")
+def check_encoder(manifest: Manifest, encoder: Encoder) -> None:
+    """Refuse an encoder whose model, pooling, dimension or precision differs from the index's."""
+    problem = identity_mismatch(manifest.identity, identity_of(encoder))
+    if problem:
+        raise ModelError(f"index {manifest.name!r} was {problem}")
+
+
+def load_encoder(manifest: Manifest) -> Encoder:
+    """The index's own encoder: the cached ONNX export when there is one (no torch import), else
+    the torch encoder from the model directory the manifest records (or its id)."""
+    from simsearch.encode.onnx_encoder import load
+
+    fast = load(manifest.model, manifest.model_path, manifest.pooling, manifest.max_length,
+                manifest.precision, spin=manifest.factory != EXACT_FACTORY)
+    if fast is not None:
+        return fast
+    from simsearch.encode.models import ModelSource
+    from simsearch.encode.torch_encoder import Encoder as TorchEncoder
+
+    stored = Path(manifest.model_path)
+    model = ModelSource(manifest.model, stored) if manifest.model_path and stored.is_dir() else manifest.model
+    return TorchEncoder(model, manifest.pooling, max_length=manifest.max_length,
+                        precision=manifest.precision)
 
 
 def _as_documents(items: Iterable[Document | str]) -> Iterator[Document]:
@@ -306,14 +335,14 @@ def _as_documents(items: Iterable[Document | str]) -> Iterator[Document]:
             yield doc
 
 
-def _insert(db: Any, docs: list[Document], vectors: np.ndarray) -> None:
+def _insert(db: sqlite3.Connection, docs: list[Document], vectors: np.ndarray) -> None:
     _check_unique(db, docs)
     rows = [(d.id, d.text, dumps(d.metadata), _content_hash(d.text), to_blob(v))
             for d, v in zip(docs, vectors)]
     db.executemany("INSERT INTO documents (id, text, metadata, hash, vector) VALUES (?, ?, ?, ?, ?)", rows)
 
 
-def _check_unique(db: Any, docs: list[Document]) -> None:
+def _check_unique(db: sqlite3.Connection, docs: list[Document]) -> None:
     """Duplicate ids are an input error naming the second occurrence (before anything is written)."""
     seen: set[str] = set()
     stored: set[str] = set()
@@ -332,13 +361,13 @@ def _check_unique(db: Any, docs: list[Document]) -> None:
 INPUTS = {"derived_ids": "resolved"}
 
 
-def derived_id_rule(manifest: dict[str, Any]) -> str:
+def derived_id_rule(manifest: Mapping[str, Any]) -> str:
     """The id rule an index was built under: indexes older than the rule keep paths as given,
     so re-adding a source spelled as before still finds its documents."""
     return str((manifest.get("inputs") or {}).get("derived_ids", "as-given"))
 
 
-def _manifest_fields(encoder: Any, path: Path, created: str, updated: str, truncated: int) -> dict[str, Any]:
+def _manifest_fields(encoder: Encoder, path: Path, created: str, updated: str, truncated: int) -> dict[str, Any]:
     return {
         "name": path.name,
         "simsearch_version": __version__,

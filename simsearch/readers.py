@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator, NoReturn, Sequence
 
+from simsearch import config
 from simsearch.errors import InputError
 from simsearch.splitting import SPLITTERS
 from simsearch.validate import check_document
@@ -28,7 +29,7 @@ _SUFFIXES = {".txt": "txt", ".md": "txt", ".csv": "csv", ".tsv": "tsv", ".jsonl"
              ".ndjson": "jsonl"}
 _DIR_SUFFIXES = (".txt", ".md")
 _DEFAULT_TEXT_FIELD = "text"
-csv.field_size_limit(2**31 - 1)  # a 10 MB cell is a document, not an attack
+config.allow_long_csv_fields()  # process-wide, documented in simsearch.config
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import click
 
-from simsearch.encode.pooling import POOLING_CHOICES
+from simsearch.cli.options import device_option, index_dir_option, model_option, pooling_option
 from simsearch.encode.precision import PRECISIONS
 from simsearch.cli.render import json_line
 from simsearch.cli.render_eval import ann_lines, retrieval_lines, sts_lines
@@ -18,13 +18,12 @@ _JSON_KEYS = ("spearman", "ndcg@10", "recall@10", "recall@100", "mrr@10", "map@1
 def _model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """--model, --pooling, --precision, --batch-size, --device: the Encoder being evaluated."""
     for option in reversed((
-        click.option("--model", default=None, help="Hugging Face id or local directory "
-                     "[default: sentence-transformers/all-MiniLM-L6-v2, bundled]."),
-        click.option("--pooling", type=click.Choice(POOLING_CHOICES), default="auto", show_default=True),
+        model_option,
+        pooling_option,
         click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
                      help="Encoder precision, as in `simsearch build --precision`."),
         click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
-        click.option("--device", default="cpu", show_default=True, help="cpu, or cuda when present."),
+        device_option,
     )):
         command = option(command)
     return command
@@ -35,8 +34,6 @@ _top_k = click.option("-k", "--top-k", "k", type=click.IntRange(min=1), default=
                       help="Search depth (metrics cut deeper than this are not reported).")
 _per_query = click.option("--per-query", type=click.Path(dir_okay=False),
                           help="Write one JSON line per query with its metrics to this file.")
-_index_dir = click.option("--index-dir", envvar="SIMSEARCH_INDEX_DIR", type=click.Path(file_okay=False),
-                          help="Where indexes live (env SIMSEARCH_INDEX_DIR, default ./indexes).")
 
 
 def _emit(report: dict[str, Any], as_json: bool, lines: Callable[[dict[str, Any]], list[str]]) -> None:
@@ -85,7 +82,7 @@ def sts(files: tuple[str, ...], model: str | None, pooling: str, precision: str,
 @click.option("--qrels", type=click.Path(dir_okay=False), help="BEIR qrels TSV (query-id, corpus-id, score).")
 @click.option("--split", default="test", show_default=True, help="qrels/<split>.tsv of DIRECTORY.")
 @click.option("--index", "index_name", help="Search this existing index (its own model) instead.")
-@_index_dir
+@index_dir_option
 @_model_options
 @_top_k
 @_json_option
@@ -149,7 +146,7 @@ def korquad(file: str, model: str | None, pooling: str, precision: str, batch_si
               help="How many stored vectors to use as queries (fixed seed).")
 @click.option("-k", "--top-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@_index_dir
+@index_dir_option
 @_json_option
 def ann(name: str, queries: int, k: int, seed: int, index_dir: str | None, as_json: bool) -> None:
     """Recall@k of index NAME's own search against exact search over its stored vectors.

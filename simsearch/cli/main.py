@@ -11,10 +11,19 @@ from typing import Any
 import click
 
 from simsearch import __version__
-from simsearch.cli.options import (MIN_SCORE, index_dir_option, index_name, lines_file_option, name_argument,
-                                   progress_bar, reader_options)
+from simsearch.cli.options import (
+    MIN_SCORE,
+    device_option,
+    index_dir_option,
+    index_name,
+    lines_file_option,
+    model_option,
+    name_argument,
+    pooling_option,
+    progress_bar,
+    reader_options,
+)
 from simsearch.errors import SimsearchError
-from simsearch.encode.pooling import POOLING_CHOICES
 from simsearch.encode.precision import PRECISIONS
 from simsearch.readers import ReadOptions
 from simsearch.cli.render import ann_line, hit_json, hits_table, index_table, json_line, manifest_lines, printable
@@ -44,13 +53,12 @@ def main() -> None:
 @main.command()
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--name", required=True, callback=index_name, help="Index name (letters, digits, _ . -).")
-@click.option("--model", default=None, help="Hugging Face id or local directory "
-              "[default: sentence-transformers/all-MiniLM-L6-v2, bundled].")
-@click.option("--pooling", type=click.Choice(POOLING_CHOICES), default="auto", show_default=True)
+@model_option
+@pooling_option
 @reader_options
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--max-length", type=click.IntRange(min=2), help="Token limit (capped at the model's).")
-@click.option("--device", default="cpu", show_default=True, help="cpu, or cuda when present.")
+@device_option
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
               help="Encoder arithmetic: fp32 exact; bf16 and int8 faster, approximate. "
                    "Queries use the index's precision.")
@@ -134,12 +142,12 @@ def query(name: str, queries: tuple[str, ...], k: int, as_json: bool, min_score:
 def info(name: str, as_json: bool, index_dir: str | None) -> None:
     """Show the manifest of index NAME (model, pooling, dim, count, files...)."""
     from simsearch.store.home import locate
-    from simsearch.store.reader import read_manifest
+    from simsearch.store.manifest import read_manifest
 
     path = locate(name, index_dir)
     if not path.exists():
         raise SimsearchError(f"index {name!r} not found in {path.parent}; run `simsearch list`")
-    manifest = {"name": path.name, "path": str(path), **read_manifest(path)}
+    manifest = {"name": path.name, "path": str(path), **read_manifest(path).to_dict()}
     if as_json:
         click.echo(json_line(manifest, indent=2))
     else:

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from simsearch.encode.pooling import POOLING_CHOICES
 from simsearch.errors import SimsearchError
 from simsearch.readers import FORMATS, SPLITS
 
@@ -62,6 +63,14 @@ def lines_file_option(flag: str, help: str) -> Any:
     Opened by the library, not by click, so that a closed stdin is a one-line error.
     """
     return click.option(flag, type=click.Path(exists=True, dir_okay=False, allow_dash=True), help=help)
+
+
+# The encoder options of `build` and `eval`: defined once.
+model_option = click.option("--model", default=None, help="Hugging Face id or local directory "
+                            "[default: sentence-transformers/all-MiniLM-L6-v2, bundled].")
+device_option = click.option("--device", default="cpu", show_default=True, help="cpu, or cuda when present.")
+
+pooling_option = click.option("--pooling", type=click.Choice(POOLING_CHOICES), default="auto", show_default=True)
 
 
 index_dir_option = click.option(

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 import shutil
 import unicodedata
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+if TYPE_CHECKING:
+    from simsearch.index import Hit
 
 from simsearch.validate import dumps, json_ready
 
-log = logging.getLogger("simsearch")
 # Invisible characters that reorder or hide what a terminal shows (bidi overrides and isolates).
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
@@ -66,24 +67,14 @@ def hits_table(hits: Sequence[Any], width: int | None = None) -> list[str]:
     return lines
 
 
-def hit_dict(query: str, hit: Any) -> dict[str, Any]:
-    """A hit as programs see it (``query --json`` lines and the HTTP API share this shape).
-
-    Always valid JSON: a NaN or Infinity stored by an older version (in metadata, or a score
-    from a damaged vector) becomes null, with a warning on the log (stderr for the CLI).
-    """
-    score, bad_score = json_ready(round(hit.score, 6))
-    metadata, bad_metadata = json_ready(hit.metadata)
-    if bad_score or bad_metadata:
-        log.warning("warning: document %r has %s; written as null (re-add the document with finite "
-                    "values, and run `simsearch verify` on the index)", hit.id,
-                    "a non-finite score" if bad_score else "NaN or Infinity in its metadata")
-    return {"query": query, "rank": hit.rank, "id": hit.id, "score": score,
-            "text": hit.text, "metadata": metadata}
+def hit_dict(query: str, hit: Hit) -> dict[str, Any]:
+    """A hit as programs see it; the shape is the library's (:meth:`simsearch.index.Hit.to_dict`),
+    always valid JSON."""
+    return hit.to_dict(query)
 
 
-def hit_json(query: str, hit: Any) -> str:
-    return dumps(hit_dict(query, hit))
+def hit_json(query: str, hit: Hit) -> str:
+    return dumps(hit.to_dict(query))
 
 
 def json_line(value: Any, **options: Any) -> str:

@@ -93,10 +93,11 @@ def verify(name: str, repair: bool, as_json: bool, index_dir: str | None) -> Non
       simsearch verify notes
       simsearch verify notes --repair
     """
+    from simsearch.index import load_encoder
     from simsearch.store.home import locate
     from simsearch.store.verify import verify_index
 
-    report = verify_index(locate(name, index_dir), repair=repair)
+    report = verify_index(locate(name, index_dir), repair=repair, load_encoder=load_encoder)
     if as_json:
         click.echo(json_line(report.to_dict()))
     else:

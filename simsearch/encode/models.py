@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from simsearch import config as settings
 from simsearch.errors import ModelError
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -102,7 +103,7 @@ def _hub_snapshot(repo_id: str) -> Path:
         return Path(snapshot_download(repo_id, local_files_only=True))
     except Exception:  # not in the cache: fall through to the network
         pass
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+    offline = settings.hf_offline()
     if offline or not _hub_reachable():
         raise ModelError(
             f"model {repo_id!r} is not in the local Hugging Face cache and the hub cannot be "
@@ -140,10 +141,8 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 def load_model(source: ModelSource, device: str = "cpu") -> LoadedModel:
     """Load config, tokenizer and model with the transformers Auto classes (never remote code)."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    settings.quiet_transformers()
     path = str(source.path)
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=False)

@@ -21,6 +21,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from simsearch import config
+
 #: Largest cosine distance to the torch encoder's vectors an export may show to be used.
 TOLERANCE = 1e-5
 FORMAT = 1
@@ -43,16 +45,10 @@ def available() -> bool:
 
 def enabled() -> bool:
     """Fast path on unless ``SIMSEARCH_QUERY_BACKEND=torch`` (benchmarks, debugging)."""
-    return os.environ.get("SIMSEARCH_QUERY_BACKEND", "auto") != "torch" and available()
+    return config.query_backend() != "torch" and available()
 
 
-def cache_home() -> Path:
-    """``$SIMSEARCH_CACHE``, else ``$XDG_CACHE_HOME/simsearch``, else ``~/.cache/simsearch``."""
-    explicit = os.environ.get("SIMSEARCH_CACHE")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "simsearch"
+cache_home = config.cache_home  # ``$SIMSEARCH_CACHE``, else ``$XDG_CACHE_HOME/simsearch``, ...
 
 
 def cache_dir(model_path: str | os.PathLike[str], pooling: str, max_length: int, precision: str) -> Path:
@@ -131,19 +127,19 @@ class OnnxEncoder:
         return self._session.run(None, {name: feed[name] for name in self._inputs})[0]
 
 
-def load(manifest: dict[str, Any]) -> OnnxEncoder | None:
-    """The cached export for an index's encoder settings, or None (not exported, or no runtime)."""
-    if manifest.get("precision", "fp32") != "fp32" or not enabled():
+def load(model_id: str, model_path: str, pooling: str, max_length: int | None, precision: str,
+         *, spin: bool = True) -> OnnxEncoder | None:
+    """The cached export for these encoder settings, or None (not exported, or no runtime).
+
+    ``spin=False`` when the caller searches an exact index next (see :class:`OnnxEncoder`).
+    """
+    if precision != "fp32" or max_length is None or not enabled():
         return None
-    directory = cache_dir(manifest["model_path"], manifest["pooling"], manifest["max_length"], "fp32")
+    directory = cache_dir(model_path, pooling, max_length, "fp32")
     if not (directory / "meta.json").is_file():
         return None
-    from simsearch.store.reader import factory_of  # loaded already by the index being opened
-    from simsearch.store.faiss_file import EXACT_FACTORY
-
-    exact = factory_of(manifest) == EXACT_FACTORY
     try:
-        return OnnxEncoder(directory, manifest["model"], manifest["model_path"], spin=not exact)
+        return OnnxEncoder(directory, model_id, model_path, spin=spin)
     except Exception:  # a damaged cache entry: drop it, the torch encoder takes over
         shutil.rmtree(directory, ignore_errors=True)
         return None
@@ -152,9 +148,12 @@ def load(manifest: dict[str, Any]) -> OnnxEncoder | None:
 def prepare(encoder: Any) -> Path | None:
     """Export ``encoder``'s model to the cache unless there already; None where it cannot be.
 
-    Best effort by design: the torch encoder stays correct whenever this returns None.
+    Best effort by design: the torch encoder stays correct whenever this returns None. Writes
+    nothing when ``SIMSEARCH_ONNX_EXPORT=0`` (see :mod:`simsearch.config`).
     """
     if getattr(encoder, "precision", None) != "fp32" or not hasattr(encoder, "_loaded") or not enabled():
+        return None
+    if not config.onnx_export():
         return None
     if not getattr(encoder._loaded.tokenizer, "is_fast", False) or encoder.device != "cpu":
         return None

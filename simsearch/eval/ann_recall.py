@@ -50,8 +50,8 @@ def evaluate_ann(index: Any, *, queries: int = 1000, k: int = 10, seed: int = 0,
     hits_found = (approx_scores >= kth[:, None] - _TIE).sum(axis=1)
     m = store.manifest
     return {"recall@k": float(np.mean(hits_found)) / depth, "k": depth, "queries": len(chosen),
-            "documents": len(rowids), "seed": seed, "index_type": m.get("index_type", "flat"),
-            "faiss": m.get("faiss", store.faiss.description), "model": m["model"], "pooling": m["pooling"]}
+            "documents": len(rowids), "seed": seed, "index_type": m.index_type,
+            "faiss": m.get("faiss", store.faiss.description), "model": m.model, "pooling": m.pooling}
 
 
 def _select(store: Any, sql: str, keys: list[Any]) -> dict[Any, Any]:
@@ -71,7 +71,7 @@ def _stored_vectors(store: Any, rowids: np.ndarray) -> np.ndarray:
     from simsearch.store.faiss_file import from_blobs
 
     blobs = _select(store, "SELECT rowid, vector FROM documents WHERE rowid IN ({marks})", rowids.tolist())
-    return from_blobs([blobs[r] for r in rowids.tolist()], int(store.manifest["dim"]))
+    return from_blobs([blobs[r] for r in rowids.tolist()], store.manifest.dim)
 
 
 def _exact_pass(store: Any, queries: np.ndarray, k: int,
@@ -86,7 +86,7 @@ def _exact_pass(store: Any, queries: np.ndarray, k: int,
     returned_scores = np.full(returned.shape, -np.inf, dtype=np.float32)
     best = np.full((len(queries), k), -np.inf, dtype=np.float32)
     query_of = np.repeat(np.arange(len(queries))[:, None], k, axis=1)
-    for ids, vectors in iter_vectors(store.db, int(store.manifest["dim"])):
+    for ids, vectors in iter_vectors(store.db, store.manifest.dim):
         scores = queries @ vectors.T
         merged = np.concatenate([best, scores], axis=1)
         best = -np.partition(-merged, k - 1, axis=1)[:, :k]  # the k best so far, unordered

@@ -12,6 +12,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from simsearch import config as settings
 from simsearch.errors import SimsearchError
 
 MAX_BODY = 1 << 20  # search requests
@@ -42,7 +43,7 @@ def serve(config: ServeConfig, announce: Callable[[str], None] = print) -> None:
     # torch and FAISS each run an OpenMP team, here on different threads (encoder, requests);
     # with the default spin-waiting their idle workers starve each other's busy ones and a
     # 20 ms search took 1.5 s on 2 cores. Set before either library loads; the user may override.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    settings.passive_openmp()
     uvicorn = _import_stack()
     from simsearch.server.app import create_app
     from simsearch.server.guard import Guard

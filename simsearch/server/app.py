@@ -20,7 +20,6 @@ from simsearch import __version__
 from simsearch.errors import IndexCorruptError, IndexNotFoundError, InputError, LockTimeoutError, QueryError, SimsearchError
 from simsearch.store.home import check_name
 from simsearch.readers import Document
-from simsearch.cli.render import hit_dict
 from simsearch.server import schemas as s
 from simsearch.server.state import Served, ServedIndex, ShuttingDown
 from simsearch.validate import check_document, document_ids, json_ready, unicode_problem
@@ -98,9 +97,9 @@ def _search(served: Served, name: str, query: str | None, queries: list[str] | N
     took = round((time.perf_counter() - started) * 1000, 3)
     if query is not None:
         return JSONResponse({"index": name, "query": query, "took_ms": took,
-                             "hits": [hit_dict(query, hit) for hit in results[0]]})
+                             "hits": [hit.to_dict(query) for hit in results[0]]})
     return JSONResponse({"index": name, "took_ms": took, "results": [
-        {"query": text, "hits": [hit_dict(text, hit) for hit in hits]} for text, hits in zip(texts, results)]})
+        {"query": text, "hits": [hit.to_dict(text) for hit in hits]} for text, hits in zip(texts, results)]})
 
 
 def _info(target: ServedIndex) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import numpy as np
 from simsearch.errors import SimsearchError
 from simsearch.index import Hit, Index, check_query
 from simsearch.store.home import check_name, locate
-from simsearch.store.reader import MANIFEST
+from simsearch.store.manifest import MANIFEST
 
 log = logging.getLogger("simsearch.serve")
 _STOP = object()

@@ -7,15 +7,16 @@ import re
 from pathlib import Path
 from typing import Any
 
+from simsearch import config
 from simsearch.errors import SimsearchError
 
-DEFAULT_INDEX_DIR = "indexes"
+DEFAULT_INDEX_DIR = config.DEFAULT_INDEX_DIR
 _NAME = re.compile(r"[\w][\w.-]{0,127}")
 
 
 def index_home(index_dir: str | os.PathLike[str] | None = None) -> Path:
     """``index_dir``, else ``$SIMSEARCH_INDEX_DIR``, else ``./indexes``."""
-    return Path(index_dir or os.environ.get("SIMSEARCH_INDEX_DIR") or DEFAULT_INDEX_DIR)
+    return config.index_dir(index_dir)
 
 
 def check_name(name: str) -> str:
@@ -38,7 +39,7 @@ def locate(name_or_path: str | os.PathLike[str], index_dir: str | os.PathLike[st
 
 def list_indexes(index_dir: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
     """Manifests of the indexes under the index home (damaged ones carry an ``error`` key)."""
-    from simsearch.store.reader import read_manifest  # FAISS and numpy load only when indexes are read
+    from simsearch.store.manifest import read_manifest
 
     home = index_home(index_dir)
     if not home.is_dir():
@@ -46,7 +47,7 @@ def list_indexes(index_dir: str | os.PathLike[str] | None = None) -> list[dict[s
     found = []
     for path in sorted(p for p in home.iterdir() if p.is_dir() and not p.name.startswith(".")):
         try:
-            found.append({"name": path.name, **read_manifest(path)})
+            found.append({"name": path.name, **read_manifest(path).to_dict()})
         except SimsearchError as exc:
             found.append({"name": path.name, "error": str(exc)})
     return found

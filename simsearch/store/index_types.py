@@ -20,6 +20,7 @@ import numpy as np
 
 from simsearch.errors import InputError
 from simsearch.store.faiss_file import EXACT_FACTORY, FaissFile, apply_search_params, describe, from_blobs, iter_vectors
+from simsearch.store.manifest import Manifest
 
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivf", "ivfpq")
 #: ``auto`` keeps exact search up to this many vectors. Measured with ``python -m benchmarks``
@@ -170,20 +171,20 @@ def search_parameter(index: faiss.Index) -> str | None:
     return "efSearch" if hasattr(inner, "hnsw") else None
 
 
-def rebuild_builder(manifest: dict[str, Any]) -> Builder:
+def rebuild_builder(manifest: Manifest) -> Builder:
     """A builder making the same kind of index as ``manifest`` records (for add / delete / repair)."""
-    info = manifest.get("ann") or {}
+    info = manifest.ann
     return builder(info.get("requested", "flat"), info.get("target_recall", DEFAULT_TARGET_RECALL))
 
 
-def keeps_kind(manifest: dict[str, Any], count: int) -> bool:
+def keeps_kind(manifest: Manifest, count: int) -> bool:
     """Whether an index of ``manifest`` still has the right type at ``count`` vectors.
 
     ``auto`` switches from exact to ANN past :data:`AUTO_EXACT_MAX`; an update crossing that
     line rebuilds (and re-tunes) instead of patching the old index.
     """
-    requested = (manifest.get("ann") or {}).get("requested", "flat")
-    return choose_kind(requested, count) == choose_kind(requested, int(manifest["count"]))
+    requested = manifest.ann.get("requested", "flat")
+    return choose_kind(requested, count) == choose_kind(requested, manifest.count)
 
 
 def sample_rowids(db: sqlite3.Connection, size: int, seed: int = 0) -> np.ndarray:

@@ -13,9 +13,10 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from simsearch import config
 from simsearch.errors import LockTimeoutError
 
-DEFAULT_TIMEOUT = 60.0
+DEFAULT_TIMEOUT = config.DEFAULT_LOCK_TIMEOUT
 
 
 def lock_path(index_path: Path) -> Path:
@@ -26,7 +27,7 @@ def lock_path(index_path: Path) -> Path:
 def write_lock(index_path: Path, timeout: float | None = None) -> Iterator[None]:
     """Hold the index's write lock for the duration of the block."""
     if timeout is None:
-        timeout = float(os.environ.get("SIMSEARCH_LOCK_TIMEOUT", DEFAULT_TIMEOUT))
+        timeout = config.lock_timeout()
     file = lock_path(index_path)
     file.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o644)

@@ -17,12 +17,17 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from simsearch.errors import IndexCorruptError, IndexNotFoundError
+from simsearch.store.faiss_file import FaissFile
 from simsearch.store.files import file_sha256
-from simsearch.store.faiss_file import EXACT_FACTORY, FaissFile
+from simsearch.store.manifest import (  # noqa: F401  (re-exported: read_manifest's old home)
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    FileEntry,
+    Manifest,
+    read_manifest,
+)
 
-FORMAT = "simsearch-index"
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 SCHEMA = """
 CREATE TABLE documents (
     rowid INTEGER PRIMARY KEY,
@@ -33,61 +38,17 @@ CREATE TABLE documents (
     vector BLOB NOT NULL
 );
 """
-_REQUIRED = ("format_version", "model", "pooling", "dim", "count", "generation", "files")
 
 
-def read_manifest(path: Path) -> dict[str, Any]:
-    """Parse and check an index's manifest (not its data files)."""
-    if not path.is_dir():
-        raise IndexNotFoundError(f"index {path} not found; run `simsearch list` to see indexes")
-    file = path / MANIFEST
-    try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise IndexCorruptError(f"{path} is not a simsearch index (no {MANIFEST})") from None
-    except (OSError, ValueError) as exc:
-        raise IndexCorruptError(f"{file}: unreadable manifest ({exc}); rebuild the index") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise IndexCorruptError(f"{file}: not a simsearch manifest (foreign file)")
-    version = manifest.get("format_version")
-    if isinstance(version, int) and version > FORMAT_VERSION:
-        raise IndexCorruptError(
-            f"{path} was written by a newer simsearch (index format {version}, this one reads "
-            f"{FORMAT_VERSION}); upgrade simsearch"
-        )
-    if version != FORMAT_VERSION:
-        raise IndexCorruptError(f"{file}: unsupported index format version {version!r} (this "
-                                f"simsearch reads {FORMAT_VERSION}); rebuild the index")
-    missing = [key for key in _REQUIRED if key not in manifest]
-    if missing:
-        raise IndexCorruptError(f"{file}: incomplete manifest (missing {', '.join(missing)})")
-    _check_files_entry(file, manifest["files"])
-    return manifest
-
-
-def factory_of(manifest: dict[str, Any]) -> str:
+def factory_of(manifest: Manifest) -> str:
     """The FAISS factory string an index was built with (older manifests: the exact one)."""
-    return str((manifest.get("ann") or {}).get("factory") or EXACT_FACTORY)
-
-
-def _check_files_entry(file: Path, files: Any) -> None:
-    """Each data file is a plain name inside the index directory with a size and a checksum."""
-    ok = isinstance(files, dict) and all(
-        isinstance(files.get(role), dict)
-        and isinstance(files[role].get("name"), str)
-        and "/" not in files[role]["name"] and files[role]["name"] not in ("", ".", "..")
-        and isinstance(files[role].get("size"), int)
-        and isinstance(files[role].get("sha256"), str)
-        for role in ("faiss", "sqlite")
-    )
-    if not ok:
-        raise IndexCorruptError(f"{file}: malformed 'files' section in the manifest; rebuild the index")
+    return manifest.factory
 
 
 class Store:
     """A committed index generation opened read-only: FAISS for search, SQLite for texts."""
 
-    def __init__(self, path: Path, manifest: dict[str, Any], faiss_file: FaissFile,
+    def __init__(self, path: Path, manifest: Manifest, faiss_file: FaissFile,
                  db: sqlite3.Connection) -> None:
         self.path = path
         self.manifest = manifest
@@ -102,37 +63,36 @@ class Store:
             try:
                 return cls._open_generation(path, manifest)
             except IndexCorruptError:
-                if attempt == 2 or read_manifest(path).get("generation") == manifest["generation"]:
+                if attempt == 2 or read_manifest(path).generation == manifest.generation:
                     raise
         raise AssertionError("unreachable")
 
     @classmethod
-    def _open_generation(cls, path: Path, manifest: dict[str, Any]) -> Store:
-        files = manifest["files"]
+    def _open_generation(cls, path: Path, manifest: Manifest) -> Store:
+        files = manifest.files
         for role in ("faiss", "sqlite"):
             check_file(path, files[role], full=False)
-        faiss_file = FaissFile.read(path / files["faiss"]["name"],
-                                    (manifest.get("ann") or {}).get("search_params"))
-        db = connect_readonly(path / files["sqlite"]["name"])
+        faiss_file = FaissFile.read(path / files["faiss"].name, manifest.ann.get("search_params"))
+        db = connect_readonly(path / files["sqlite"].name)
         try:
             count = db.execute("SELECT count(*) FROM documents").fetchone()[0]
         except sqlite3.DatabaseError as exc:
             db.close()
-            raise IndexCorruptError(f"{path / files['sqlite']['name']}: damaged SQLite file "
+            raise IndexCorruptError(f"{path / files['sqlite'].name}: damaged SQLite file "
                                     f"({exc}); run `simsearch verify --repair` or rebuild") from None
-        if not count == faiss_file.ntotal == manifest["count"]:
+        if not count == faiss_file.ntotal == manifest.count:
             db.close()
             raise IndexCorruptError(
-                f"{path}: manifest says {manifest['count']} documents, SQLite holds {count}, "
+                f"{path}: manifest says {manifest.count} documents, SQLite holds {count}, "
                 f"FAISS {faiss_file.ntotal}; run `simsearch verify --repair`"
             )
-        if faiss_file.dim != manifest["dim"]:
+        if faiss_file.dim != manifest.dim:
             db.close()
-            raise IndexCorruptError(f"{path}: FAISS dim {faiss_file.dim} != manifest dim {manifest['dim']}")
+            raise IndexCorruptError(f"{path}: FAISS dim {faiss_file.dim} != manifest dim {manifest.dim}")
         return cls(path, manifest, faiss_file, db)
 
     def __len__(self) -> int:
-        return int(self.manifest["count"])
+        return self.manifest.count
 
     def fetch(self, rowids: Iterable[int]) -> dict[int, tuple[str, str, dict[str, Any]]]:
         """id, text and metadata of the given row ids (only those rows are read)."""
@@ -168,15 +128,15 @@ def connect_readonly(file: Path) -> sqlite3.Connection:
         raise IndexCorruptError(f"{file}: cannot open SQLite file ({exc})") from None
 
 
-def check_file(path: Path, entry: dict[str, Any], *, full: bool) -> None:
+def check_file(path: Path, entry: FileEntry, *, full: bool) -> None:
     """Existence and size always; the sha256 too when ``full`` (verify)."""
-    file = path / entry["name"]
+    file = path / entry.name
     hint = "run `simsearch verify --repair` or rebuild the index"
     if not file.is_file():
         raise IndexCorruptError(f"{file} is missing; {hint}")
     size = file.stat().st_size
-    if size != entry["size"]:
-        raise IndexCorruptError(f"{file} has {size} bytes, the manifest says {entry['size']} "
+    if size != entry.size:
+        raise IndexCorruptError(f"{file} has {size} bytes, the manifest says {entry.size} "
                                 f"(truncated or replaced); {hint}")
-    if full and file_sha256(file) != entry["sha256"]:
+    if full and file_sha256(file) != entry.sha256:
         raise IndexCorruptError(f"{file}: checksum mismatch (file damaged); {hint}")

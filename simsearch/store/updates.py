@@ -13,13 +13,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from simsearch import __version__
 from simsearch.errors import InputError, ModelError
 from simsearch.readers import Document
 from simsearch.store.index_types import rebuild_builder
+from simsearch.store.manifest import Manifest, identity_mismatch
 from simsearch.store.writer import StoreWriter
+
+if TYPE_CHECKING:
+    from simsearch.encode import Encoder
 from simsearch.store.faiss_file import to_blob
 from simsearch.validate import check_document, document_ids, dumps, unicode_problem
 
@@ -67,8 +71,8 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def add_documents(path: Path, documents: Iterable[Document | str], identity: dict[str, Any],
-                  encoder: Callable[[], Any], *, batch_size: int | None = None,
+def add_documents(path: Path, documents: Iterable[Document | str], identity: Manifest,
+                  encoder: Callable[[], Encoder], *, batch_size: int | None = None,
                   progress: Callable[[int], None] | None = None) -> AddStats:
     """Upsert ``documents`` into the index at ``path``; see :meth:`Index.add`.
 
@@ -90,17 +94,16 @@ def add_documents(path: Path, documents: Iterable[Document | str], identity: dic
             _upsert(writer, chunk, encoder, counts, batch_size, progress)
         if not seen:
             raise InputError("the input holds no documents (only empty lines or records?)")
-        count = writer.previous["count"]
-        generation = writer.previous["generation"]
+        count, generation = writer.previous.count, writer.previous.generation
         if counts["added"] or counts["updated"]:
             fields = _updated_fields(writer.previous, truncated=counts["truncated"])
             manifest = writer.commit(fields, rebuild_builder(writer.previous))
-            count, generation = manifest["count"], manifest["generation"]
+            count, generation = manifest.count, manifest.generation
     return AddStats(**counts, count=count, seconds=time.perf_counter() - started,
                     generation=generation)
 
 
-def _upsert(writer: StoreWriter, docs: list[Document], encoder: Callable[[], Any],
+def _upsert(writer: StoreWriter, docs: list[Document], encoder: Callable[[], Encoder],
             counts: dict[str, int], batch_size: int | None,
             progress: Callable[[int], None] | None) -> None:
     """Sort one chunk into new / changed text / changed metadata / unchanged, and write it."""
@@ -162,10 +165,10 @@ def delete_documents(path: Path, ids: Iterable[str]) -> DeleteStats:
             writer.db.execute(f"DELETE FROM documents WHERE rowid IN ({','.join('?' * len(part))})",
                               part)
         writer.changed.update(rowids)
-        count, generation = writer.previous["count"], writer.previous["generation"]
+        count, generation = writer.previous.count, writer.previous.generation
         if rowids:
             manifest = writer.commit(_updated_fields(writer.previous), rebuild_builder(writer.previous))
-            count, generation = manifest["count"], manifest["generation"]
+            count, generation = manifest.count, manifest.generation
     unknown = tuple(i for i in wanted if i not in found)
     return DeleteStats(len(rowids), unknown, count, time.perf_counter() - started, generation)
 
@@ -175,32 +178,28 @@ def compact_index(path: Path) -> CompactStats:
     started = time.perf_counter()
     with StoreWriter(path, update=True, rebuild=True) as writer:
         assert writer.previous is not None
-        before = sum(int(entry["size"]) for entry in writer.previous["files"].values())
+        before = sum(entry.size for entry in writer.previous.files.values())
         writer.vacuum()
         manifest = writer.commit(_updated_fields(writer.previous), rebuild_builder(writer.previous))
-    after = sum(int(entry["size"]) for entry in manifest["files"].values())
-    return CompactStats(before, after, manifest["count"], time.perf_counter() - started,
-                        manifest["generation"])
+    after = sum(entry.size for entry in manifest.files.values())
+    return CompactStats(before, after, manifest.count, time.perf_counter() - started,
+                        manifest.generation)
 
 
-def check_same_model(current: dict[str, Any], identity: dict[str, Any]) -> None:
+def check_same_model(current: Manifest, opened: Manifest) -> None:
     """Refuse to write when the index was rebuilt with another model since it was opened."""
-    keys = ("model", "pooling", "dim")
-    if any(current.get(k) != identity.get(k) for k in keys):
-        raise ModelError(
-            f"index {current.get('name', '')!r} now uses model {current.get('model')!r}, pooling "
-            f"{current.get('pooling')!r}, dim {current.get('dim')}, not the "
-            f"{identity.get('model')!r} / {identity.get('pooling')!r} it was opened with; "
-            "vectors from different models cannot be mixed: reopen the index"
-        )
+    problem = identity_mismatch(current.identity, opened.identity)
+    if problem:
+        raise ModelError(f"index {current.name!r} is now {problem}; reopen the index")
 
 
-def _updated_fields(previous: dict[str, Any], *, truncated: int = 0) -> dict[str, Any]:
+def _updated_fields(previous: Manifest, *, truncated: int = 0) -> dict[str, Any]:
+    """The previous manifest's keys (unknown ones too) for the next generation of a write."""
     fields = {key: value for key, value in previous.items()
               if key not in ("files", "count", "generation", "faiss")}
     fields["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     fields["simsearch_version"] = __version__
-    fields["truncated"] = int(previous.get("truncated", 0)) + truncated
+    fields["truncated"] = previous.truncated + truncated
     return fields
 
 

@@ -10,16 +10,29 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from simsearch.errors import IndexNotFoundError, SimsearchError
 from simsearch.store.index_types import rebuild_builder
-from simsearch.store.reader import MANIFEST, check_file, connect_readonly, factory_of, read_manifest
+from simsearch.store.manifest import (
+    MANIFEST,
+    Manifest,
+    ModelIdentity,
+    identity_mismatch,
+    identity_of,
+    read_manifest,
+)
+from simsearch.store.reader import check_file, connect_readonly
 from simsearch.store.writer import StoreWriter
 from simsearch.store.faiss_file import FaissFile, from_blobs
 
+if TYPE_CHECKING:
+    from simsearch.encode import Encoder
+
+#: Loads an index's own encoder from its manifest (the store never builds one itself).
+EncoderLoader = Callable[[Manifest], "Encoder"]
 _SAMPLE = 256  # vectors compared between FAISS and SQLite (ids and counts are compared in full)
 
 
@@ -67,13 +80,17 @@ class VerifyReport:
                 "repaired": [asdict(c) for c in self.repaired]}
 
 
-def verify_index(path: Path, *, encoder: Any = None, repair: bool = False,
-                 check_model: bool = True) -> VerifyReport:
-    """Check the index at ``path``; with ``repair``, rebuild FAISS from the stored vectors."""
+def verify_index(path: Path, *, encoder: Encoder | None = None, repair: bool = False,
+                 check_model: bool = True, load_encoder: EncoderLoader | None = None) -> VerifyReport:
+    """Check the index at ``path``; with ``repair``, rebuild FAISS from the stored vectors.
+
+    The model check uses ``encoder``, else ``load_encoder(manifest)`` (e.g.
+    :func:`simsearch.index.load_encoder`, the way queries load it).
+    """
     if not path.is_dir():
         raise IndexNotFoundError(f"index {path.name!r} not found in {path.parent}; "
                                  "run `simsearch list` to see the indexes there")
-    report, encoder = _inspect(path, encoder, check_model)
+    report, encoder = _inspect(path, encoder, load_encoder, check_model)
     problems = report.problems
     if repair and problems and all(p.repairable for p in problems):
         with StoreWriter(path, update=True, rebuild=True) as writer:
@@ -81,12 +98,13 @@ def verify_index(path: Path, *, encoder: Any = None, repair: bool = False,
             from simsearch.store.updates import _updated_fields
 
             writer.commit(_updated_fields(writer.previous), rebuild_builder(writer.previous))
-        report, _ = _inspect(path, encoder, check_model)
+        report, _ = _inspect(path, encoder, load_encoder, check_model)
         report.repaired = problems
     return report
 
 
-def _inspect(path: Path, encoder: Any, check_model: bool) -> tuple[VerifyReport, Any]:
+def _inspect(path: Path, encoder: Encoder | None, load_encoder: EncoderLoader | None,
+             check_model: bool) -> tuple[VerifyReport, Encoder | None]:
     report = VerifyReport(str(path), [])
     add = report.checks.append
     try:
@@ -94,15 +112,15 @@ def _inspect(path: Path, encoder: Any, check_model: bool) -> tuple[VerifyReport,
     except SimsearchError as exc:
         add(Check("manifest", False, str(exc)))
         return report, encoder
-    report.generation, report.count = manifest["generation"], manifest["count"]
-    add(Check("manifest", True, f"format {manifest['format_version']}, generation "
-                                f"{manifest['generation']}, {manifest['count']} documents"))
+    report.generation, report.count = manifest.generation, manifest.count
+    add(Check("manifest", True, f"format {manifest.format_version}, generation "
+                                f"{manifest.generation}, {manifest.count} documents"))
     files_ok = {}
     for role in ("sqlite", "faiss"):
         try:
-            check_file(path, manifest["files"][role], full=True)
+            check_file(path, manifest.files[role], full=True)
             files_ok[role] = True
-            add(Check(f"{role} checksum", True, manifest["files"][role]["name"]))
+            add(Check(f"{role} checksum", True, manifest.files[role].name))
         except (SimsearchError, KeyError, TypeError) as exc:
             files_ok[role] = False
             add(Check(f"{role} checksum", False, str(exc), repairable=role == "faiss"))
@@ -113,12 +131,12 @@ def _inspect(path: Path, encoder: Any, check_model: bool) -> tuple[VerifyReport,
     add(Check("stray files", True, f"{len(stray)} left by interrupted writes (the next write removes them)"
               if stray else "none"))
     if check_model:
-        encoder = _check_model(manifest, encoder, add)
+        encoder = _check_model(manifest, encoder, load_encoder, add)
     return report, encoder
 
 
-def _check_sqlite(path: Path, manifest: dict[str, Any], add: Any) -> np.ndarray | None:
-    file = path / manifest["files"]["sqlite"]["name"]
+def _check_sqlite(path: Path, manifest: Manifest, add: Callable[[Check], None]) -> np.ndarray | None:
+    file = path / manifest.files["sqlite"].name
     try:
         db = connect_readonly(file)
         try:
@@ -128,30 +146,31 @@ def _check_sqlite(path: Path, manifest: dict[str, Any], add: Any) -> np.ndarray 
             rowids = np.fromiter((r[0] for r in db.execute("SELECT rowid FROM documents ORDER BY rowid")),
                                  dtype=np.int64)
             bad = db.execute("SELECT count(*) FROM documents WHERE length(vector) != ?",
-                             (4 * int(manifest["dim"]),)).fetchone()[0]
+                             (4 * manifest.dim,)).fetchone()[0]
         finally:
             db.close()
     except (sqlite3.DatabaseError, SimsearchError) as exc:
         add(Check("sqlite content", False, f"{file}: damaged SQLite file ({exc})"))
         return None
     if bad:
-        add(Check("sqlite content", False, f"{file}: {bad} stored vectors are not {manifest['dim']}-dim"))
+        add(Check("sqlite content", False, f"{file}: {bad} stored vectors are not {manifest.dim}-dim"))
         return None
     add(Check("sqlite content", True, f"{len(rowids)} documents"))
-    add(Check("count", len(rowids) == manifest["count"],
-              f"manifest {manifest['count']}, SQLite {len(rowids)}", repairable=True))
+    add(Check("count", len(rowids) == manifest.count,
+              f"manifest {manifest.count}, SQLite {len(rowids)}", repairable=True))
     return rowids
 
 
-def _check_faiss(path: Path, manifest: dict[str, Any], rowids: np.ndarray | None, add: Any) -> None:
+def _check_faiss(path: Path, manifest: Manifest, rowids: np.ndarray | None,
+                 add: Callable[[Check], None]) -> None:
     try:
-        faiss_file = FaissFile.read(path / manifest["files"]["faiss"]["name"])
+        faiss_file = FaissFile.read(path / manifest.files["faiss"].name)
     except SimsearchError as exc:
         add(Check("faiss agrees with sqlite", False, str(exc), repairable=True))
         return
-    if faiss_file.dim != manifest["dim"]:
+    if faiss_file.dim != manifest.dim:
         add(Check("faiss agrees with sqlite", False,
-                  f"FAISS dim {faiss_file.dim}, manifest {manifest['dim']}", repairable=True))
+                  f"FAISS dim {faiss_file.dim}, manifest {manifest.dim}", repairable=True))
         return
     if rowids is None:
         add(Check("faiss agrees with sqlite", False, "SQLite unreadable, nothing to compare"))
@@ -175,16 +194,16 @@ def faiss_ids(index: Any) -> np.ndarray | None:
     return None
 
 
-def _compare_vectors(path: Path, manifest: dict[str, Any], faiss_file: FaissFile,
+def _compare_vectors(path: Path, manifest: Manifest, faiss_file: FaissFile,
                      rowids: np.ndarray) -> tuple[str, bool]:
     """A sample of FAISS vectors must match the stored ones (cosine >= 0.99: fp16 and SQ8 pass).
 
     Product quantisation reconstructs too coarsely for that test; ids and counts still count.
     """
-    if "PQ" in factory_of(manifest):
+    if "PQ" in manifest.factory:
         return f"{len(rowids)} ids and counts agree", True
     sample = rowids[np.linspace(0, len(rowids) - 1, min(_SAMPLE, len(rowids))).astype(int)] if len(rowids) else rowids
-    db = connect_readonly(path / manifest["files"]["sqlite"]["name"])
+    db = connect_readonly(path / manifest.files["sqlite"].name)
     try:
         marks = ",".join("?" * len(sample))
         rows = db.execute(f"SELECT rowid, vector FROM documents WHERE rowid IN ({marks})",
@@ -193,7 +212,7 @@ def _compare_vectors(path: Path, manifest: dict[str, Any], faiss_file: FaissFile
         db.close()
     try:
         for rowid, blob in rows:
-            stored = from_blobs([blob], int(manifest["dim"]))[0]
+            stored = from_blobs([blob], manifest.dim)[0]
             # unit vectors: distance <= 0.14 is cosine >= 0.99, and a scaled or NaN vector fails
             if not float(np.linalg.norm(faiss_file.index.reconstruct(int(rowid)) - stored)) <= 0.14:
                 return f"row {rowid}: the FAISS vector differs from the stored one", False
@@ -202,27 +221,32 @@ def _compare_vectors(path: Path, manifest: dict[str, Any], faiss_file: FaissFile
     return f"{len(rowids)} ids agree, {len(rows)} sampled vectors match", True
 
 
-def _stray_files(path: Path, manifest: dict[str, Any]) -> list[str]:
-    keep = {MANIFEST} | {entry["name"] for entry in manifest["files"].values()}
+def _stray_files(path: Path, manifest: Manifest) -> list[str]:
+    keep = {MANIFEST} | {entry.name for entry in manifest.files.values()}
     return sorted(f.name for f in path.iterdir()
                   if f.name not in keep and (f.name.startswith(("docs-", "index-")) or f.suffix == ".tmp"))
 
 
-def _check_model(manifest: dict[str, Any], encoder: Any, add: Any) -> Any:
-    """Load the index's model the way queries do (an encoder given at open was checked then)."""
-    try:
-        if encoder is None:
-            from simsearch.encode.torch_encoder import Encoder
+def _check_model(manifest: Manifest, encoder: Encoder | None, load_encoder: EncoderLoader | None,
+                 add: Callable[[Check], None]) -> Encoder | None:
+    """The index's model loads (the way queries load it) and still writes into the index's space.
 
-            model = manifest["model_path"] if Path(manifest["model_path"]).is_dir() else manifest["model"]
-            encoder = Encoder(model, manifest["pooling"], max_length=manifest.get("max_length"))
-    except SimsearchError as exc:
-        add(Check("model", False, f"model {manifest['model']!r} cannot be loaded: {exc}"))
+    The store builds no encoder: ``encoder`` (one checked at open) or ``load_encoder`` is given.
+    """
+    if encoder is None:
+        if load_encoder is None:
+            add(Check("model", False, "no encoder or model loader given: the model was not checked"))
+            return None
+        try:
+            encoder = load_encoder(manifest)
+        except SimsearchError as exc:
+            add(Check("model", False, f"model {manifest.model!r} cannot be loaded: {exc}"))
+            return None
+    given = identity_of(encoder)
+    problem = identity_mismatch(manifest.identity,
+                                ModelIdentity(manifest.model, given.pooling, given.dim, given.precision))
+    if problem:
+        add(Check("model", False, f"model {manifest.model!r}: the index was {problem}"))
         return None
-    if (encoder.pooling, encoder.dim) != (manifest["pooling"], manifest["dim"]):
-        add(Check("model", False, f"model {manifest['model']!r} now gives {encoder.pooling} "
-                                  f"{encoder.dim}-dim vectors, the index holds {manifest['pooling']} "
-                                  f"{manifest['dim']}-dim ones"))
-        return None
-    add(Check("model", True, f"{manifest['model']} ({encoder.pooling}, dim {encoder.dim}) loads"))
+    add(Check("model", True, f"{manifest.model} ({encoder.pooling}, dim {encoder.dim}) loads"))
     return encoder

@@ -13,13 +13,14 @@ import shutil
 import sqlite3
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from simsearch.store.index_types import Builder, keeps_kind
 from simsearch.errors import IndexCorruptError, IndexExistsError, IndexNotFoundError
-from simsearch.store.files import file_sha256, fsync_dir, fsync_file, write_json_atomic
+from simsearch.store.files import file_sha256, fsync_dir, fsync_file
 from simsearch.store.locking import write_lock
-from simsearch.store.reader import SCHEMA, FORMAT, FORMAT_VERSION, MANIFEST, check_file, read_manifest
+from simsearch.store.manifest import FORMAT, FORMAT_VERSION, MANIFEST, Manifest, read_manifest, write_manifest
+from simsearch.store.reader import SCHEMA, check_file
 from simsearch.store.faiss_file import FaissFile, apply_changes
 
 
@@ -44,7 +45,7 @@ class StoreWriter:
         self._lock = write_lock(path)
         self._staging: Path | None = None
         self.db: sqlite3.Connection | None = None
-        self.previous: dict[str, Any] | None = None
+        self.previous: Manifest | None = None
         self.changed: set[int] = set()
 
     def __enter__(self) -> StoreWriter:
@@ -65,9 +66,9 @@ class StoreWriter:
         if self.update:
             # an update never touches a damaged or newer-format index: read_manifest raises
             self.previous = read_manifest(self.path)
-            entry = self.previous["files"]["sqlite"]
+            entry = self.previous.files["sqlite"]
             check_file(self.path, entry, full=False)
-            base = self.path / entry["name"]
+            base = self.path / entry.name
             remove_stale_files(self.path, self.previous)
             self._staging = self.path
         elif self.path.exists():
@@ -89,8 +90,7 @@ class StoreWriter:
                 shutil.rmtree(stale, ignore_errors=True)  # left by a killed build
             self._staging = self.path.parent / f".{self.path.name}.tmp-{uuid.uuid4().hex[:8]}"
             self._staging.mkdir()
-        generation = (self.previous or {}).get("generation", 0)
-        self.generation = (generation if isinstance(generation, int) else 0) + 1
+        self.generation = (self.previous.generation if self.previous is not None else 0) + 1
         self.sqlite_name = f"docs-{self.generation:06d}.sqlite"
         self.faiss_name = f"index-{self.generation:06d}.faiss"
         staged = self._staging / (self.sqlite_name + ".tmp")
@@ -108,7 +108,7 @@ class StoreWriter:
         self.db.commit()
         self.db.execute("VACUUM")
 
-    def commit(self, manifest: dict[str, Any], builder: Builder) -> dict[str, Any]:
+    def commit(self, manifest: Mapping[str, Any], builder: Builder) -> Manifest:
         """Write the FAISS file for the staged rows, fsync everything, swap the manifest.
 
         ``builder`` builds the FAISS index from the staged vectors, ``(db, dim) -> (FaissFile,
@@ -119,7 +119,7 @@ class StoreWriter:
         count = self.db.execute("SELECT count(*) FROM documents").fetchone()[0]
         faiss_tmp = self._staging / (self.faiss_name + ".tmp")
         faiss_file, fields = self._faiss(int(manifest["dim"]), builder, count)
-        manifest = {**manifest, **fields}
+        fields = {**manifest, **fields}
         faiss_file.write(faiss_tmp)
         self.db.close()
         self.db = None
@@ -130,16 +130,15 @@ class StoreWriter:
             fsync_file(tmp)
             files[role] = {"name": name, "size": tmp.stat().st_size, "sha256": file_sha256(tmp)}
             os.replace(tmp, self._staging / name)
-        manifest = {**manifest, "format": FORMAT, "format_version": FORMAT_VERSION,
-                    "count": count, "generation": self.generation, "files": files,
-                    "faiss": faiss_file.description}
-        write_json_atomic(self._staging / MANIFEST, manifest)
+        written = write_manifest(self._staging, {
+            **fields, "format": FORMAT, "format_version": FORMAT_VERSION, "count": count,
+            "generation": self.generation, "files": files, "faiss": faiss_file.description})
         if self._staging != self.path:
             os.rename(self._staging, self.path)
         fsync_dir(self.path.parent)
         self._staging = None
-        remove_stale_files(self.path, manifest)
-        return manifest
+        remove_stale_files(self.path, written)
+        return written
 
     def _faiss(self, dim: int, builder: Builder, count: int) -> tuple[FaissFile, dict[str, Any]]:
         """The previous FAISS index with the changed rows swapped, or a rebuild from SQLite.
@@ -152,9 +151,9 @@ class StoreWriter:
         assert self.db is not None
         if not self.rebuild and self.previous is not None and keeps_kind(self.previous, count):
             try:
-                entry = self.previous["files"]["faiss"]
-                old = FaissFile.read_checked(self.path / entry["name"], entry["sha256"])
-                if old is not None and old.ntotal == self.previous["count"] and old.dim == dim:
+                entry = self.previous.files["faiss"]
+                old = FaissFile.read_checked(self.path / entry.name, entry.sha256)
+                if old is not None and old.ntotal == self.previous.count and old.dim == dim:
                     updated = apply_changes(old, self.db, sorted(self.changed), dim)
                     if updated.ntotal == count:
                         kept = {k: self.previous[k] for k in ("index_type", "ann") if k in self.previous}
@@ -176,11 +175,11 @@ class StoreWriter:
             self._lock.__exit__(*exc_info)
 
 
-def remove_stale_files(path: Path, manifest: dict[str, Any] | None) -> None:
+def remove_stale_files(path: Path, manifest: Manifest | None) -> None:
     """Delete generation files and temporaries the manifest does not reference (writers only)."""
     keep = {MANIFEST}
-    if manifest:
-        keep |= {entry["name"] for entry in manifest.get("files", {}).values()}
+    if manifest is not None:
+        keep |= {entry.name for entry in manifest.files.values()}
     for file in path.iterdir():
         if file.name not in keep and file.is_file() and (
             file.name.startswith(("docs-", "index-", MANIFEST)) or file.suffix == ".tmp"

@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import FakeEncoder
-from tests.server_helpers import Server, call, read_reply, server_env, start_server
+from tests.server.helpers import Server, call, read_reply, server_env, start_server
 
 DOCS = [("cat", "the cat sat on the mat"), ("bread", "how to keep bread fresh and not stale"),
         ("engine", "a fast search engine for long documents"), ("ko", "서울 지하철은 편리하다")]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.crash_driver import HashEncoder, corpus
+from tests.store.crash_driver import HashEncoder, corpus
 from simsearch.errors import LockTimeoutError
 from simsearch.index import Index
 from simsearch.store.locking import write_lock

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from simsearch.store.manifest import Manifest
 from simsearch import Index, InputError
 from simsearch.store import index_types as ann
 from simsearch.cli.main import main
@@ -173,7 +174,7 @@ def test_rebuild_keeps_the_type_and_stray_params_are_ignored(fake_encoder, index
 
     index = Index.build(corpus(300), "r", fake_encoder, index_dir=index_dir, index_type="ivf", target_recall=0.9)
     db = sqlite3.connect(index.path / index.manifest["files"]["sqlite"]["name"])
-    rebuilt, fields = ann.rebuild_builder(index.manifest)(db, fake_encoder.dim)
+    rebuilt, fields = ann.rebuild_builder(Manifest.from_dict(index.manifest))(db, fake_encoder.dim)
     assert fields["index_type"] == "ivf" and "nprobe" in fields["ann"]["search_params"]
     flat = faiss.index_factory(8, "IDMap2,Flat", faiss.METRIC_INNER_PRODUCT)
     apply_search_params(flat, {"efSearch": 64, "nprobe": 4})  # not applicable: skipped, no error

@@ -11,13 +11,16 @@ import numpy as np
 import pytest
 
 from simsearch import Index
+from simsearch.encode import onnx_encoder as onnx_backend
 from simsearch.encode.torch_encoder import Encoder
-
-onnx_backend = pytest.importorskip("simsearch.encode.onnx_encoder")
-pytestmark = pytest.mark.skipif(not onnx_backend.available(), reason="onnxruntime not installed")
 
 TEXTS = ["The cat sat on the mat.", "서울 지하철은 편리하다.", "a", "keep bread fresh " * 200,
          "how do I keep bread from going stale?"]
+
+
+def test_onnx_runtime_is_installed():
+    """A core dependency (setup.cfg): the fast path is never silently off in the test run."""
+    assert onnx_backend.available()
 
 
 @pytest.mark.parametrize("fixture", ["tiny_bert", "tiny_distilbert"])
@@ -25,9 +28,8 @@ def test_export_matches_torch(request, fixture):
     encoder = Encoder(str(request.getfixturevalue(fixture)), max_length=64)
     directory = onnx_backend.prepare(encoder)
     assert directory is not None and (directory / "model.onnx").is_file()
-    manifest = {"model": encoder.model_id, "model_path": str(encoder.model_path), "pooling": encoder.pooling,
-                "max_length": encoder.max_length, "precision": "fp32"}
-    fast = onnx_backend.load(manifest)
+    fast = onnx_backend.load(encoder.model_id, str(encoder.model_path), encoder.pooling,
+                             encoder.max_length, "fp32")
     assert isinstance(fast, onnx_backend.OnnxEncoder)
     got, cut = fast.encode_counting(TEXTS, batch_size=2)
     expected, expected_cut = encoder.encode_counting(TEXTS)
@@ -77,9 +79,30 @@ def test_damaged_cache_entry_falls_back_to_torch(tiny_bert, index_dir):
     (directory / "model.onnx").write_bytes(b"not a model")
     Index.build(TEXTS, "d", encoder, index_dir=index_dir)  # the cache entry exists: not re-exported
     index = Index.open("d", index_dir=index_dir)
-    assert isinstance(index.encoder, Encoder)  # damaged entry dropped, torch used and re-exported
+    assert isinstance(index.encoder, Encoder)  # damaged entry dropped, torch used
+    assert not directory.exists()  # reading Index.encoder writes nothing
+    index.search("a", k=1)  # the first search re-exports, for the next process
     assert (directory / "meta.json").is_file()
     assert isinstance(Index.open("d", index_dir=index_dir).encoder, onnx_backend.OnnxEncoder)
+
+
+def test_opening_and_loading_the_encoder_write_nothing_to_the_cache(tiny_bert, index_dir, monkeypatch,
+                                                                    tmp_path):
+    Index.build(TEXTS, "n", Encoder(str(tiny_bert), max_length=48), index_dir=index_dir)
+    monkeypatch.setenv("SIMSEARCH_CACHE", str(tmp_path / "fresh-cache"))
+    index = Index.open("n", index_dir=index_dir)
+    assert isinstance(index.encoder, Encoder)  # no export in this cache yet
+    assert not (tmp_path / "fresh-cache").exists()
+    index.search("a", k=1)
+    assert list((tmp_path / "fresh-cache" / "onnx").glob("*/meta.json"))
+
+
+def test_the_export_can_be_turned_off(tiny_bert, index_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("SIMSEARCH_CACHE", str(tmp_path / "off-cache"))
+    monkeypatch.setenv("SIMSEARCH_ONNX_EXPORT", "0")
+    Index.build(TEXTS, "o", Encoder(str(tiny_bert), max_length=40), index_dir=index_dir)
+    Index.open("o", index_dir=index_dir).search("a", k=1)
+    assert not (tmp_path / "off-cache").exists()
 
 
 def test_cold_cli_query_imports_no_torch(tiny_bert, index_dir):

@@ -91,7 +91,7 @@ def test_build_then_open_round_trip(built: Index, index_dir: Path, fake_encoder)
         file = index.path / entry["name"]
         assert entry["size"] == file.stat().st_size
         assert entry["sha256"] == store.file_sha256(file)
-        store.check_file(index.path, entry, full=True)
+        store.check_file(index.path, store.FileEntry(**entry), full=True)
     # The manifest on disk is readable JSON and is what the index reports.
     assert json.loads((index.path / store.MANIFEST).read_text(encoding="utf-8")) == m
     index.close()
@@ -371,9 +371,9 @@ def test_garbage_faiss_file_of_the_right_size(built: Index, index_dir: Path) -> 
     faiss_file.write_bytes(np.random.default_rng(0).bytes(entry["size"]))
     message = open_error(index_dir)
     assert str(faiss_file) in message and "FAISS" in message
-    store.check_file(built.path, entry, full=False)  # the size alone cannot tell
+    store.check_file(built.path, store.FileEntry(**entry), full=False)  # the size alone cannot tell
     with pytest.raises(IndexCorruptError, match="checksum mismatch"):
-        store.check_file(built.path, entry, full=True)
+        store.check_file(built.path, store.FileEntry(**entry), full=True)
 
 
 def test_flipped_vector_bytes_show_in_the_checksum(built: Index) -> None:
@@ -382,9 +382,9 @@ def test_flipped_vector_bytes_show_in_the_checksum(built: Index) -> None:
     data[-70] ^= 0xFF  # inside the stored vectors; the header stays valid
     faiss_file.write_bytes(bytes(data))
     entry = built.manifest["files"]["faiss"]
-    store.check_file(built.path, entry, full=False)
+    store.check_file(built.path, store.FileEntry(**entry), full=False)
     with pytest.raises(IndexCorruptError, match="checksum mismatch"):
-        store.check_file(built.path, entry, full=True)
+        store.check_file(built.path, store.FileEntry(**entry), full=True)
 
 
 def test_sqlite_with_a_damaged_header(built: Index, index_dir: Path) -> None:

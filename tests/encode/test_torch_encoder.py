@@ -16,7 +16,7 @@ from simsearch.errors import ModelError
 from simsearch.encode.models import DEFAULT_MODEL, bundled_model_path, resolve_model
 from simsearch.encode.pooling import POOLERS, l2_normalize, pool_mean
 
-from .conftest import make_tiny_model
+from tests.conftest import make_tiny_model
 
 
 class _Out:

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from simsearch.cli.main import main
-from tests.server_helpers import DOCS, build_indexes, call, read_reply, server_env, start_server
+from tests.server.helpers import DOCS, build_indexes, call, read_reply, server_env, start_server
 
 HIT_FIELDS = {"query", "rank", "id", "score", "text", "metadata"}
 

@@ -24,7 +24,7 @@ from simsearch.eval.datasets import (
 @pytest.fixture
 def shared_data() -> Path:
     """The project's shared evaluation data (``../shared/data`` beside the repo), or skip."""
-    path = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    path = Path(__file__).resolve().parents[2].parent / "shared" / "data"
     if not path.is_dir():
         pytest.skip(f"shared evaluation data not found at {path} (only in the project workspace)")
     return path

@@ -13,7 +13,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.crash_driver import HashEncoder
+from tests.store.crash_driver import HashEncoder
 from simsearch.index import Index
 from simsearch.readers import Document, ReadOptions, read_documents
 from simsearch.store.verify import faiss_ids, verify_index

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.server_helpers import build_indexes, start_server
+from tests.server.helpers import build_indexes, start_server
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -1,6 +1,6 @@
-"""Runs one write on an index so that tests/test_crash.py can SIGKILL it at a random moment.
+"""Runs one write on an index so that tests/store/test_crash.py can SIGKILL it at a random moment.
 
-    python tests/crash_driver.py OP PATH N     (OP: build | rebuild | add | delete | compact | churn)
+    python tests/store/crash_driver.py OP PATH N     (OP: build | rebuild | add | delete | compact | churn)
 
 Prints ``ready`` once the imports are done, then writes, then prints ``done``. A deterministic hashing encoder stands
 in for the model: what is under test is the store, and the driver must start fast.

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from simsearch.cli.main import main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "examples" / "sample.jsonl"
 
 

@@ -10,10 +10,10 @@ import faiss
 import numpy as np
 import pytest
 
-from .conftest import FakeEncoder
+from tests.conftest import FakeEncoder
 from simsearch.store.index_types import builder
 from simsearch.errors import IndexCorruptError, IndexNotFoundError, InputError, ModelError
-from simsearch.index import Index
+from simsearch.index import Index, load_encoder
 from simsearch.readers import Document
 from simsearch.store.writer import StoreWriter
 from simsearch.store.faiss_file import to_blob
@@ -272,7 +272,7 @@ def test_verify_catches_a_row_missing_from_faiss_even_with_good_checksums(index,
 
 
 def test_verify_reports_an_unloadable_model(index):
-    report = verify_index(index.path)  # the fake model's path does not exist: nothing to load
+    report = verify_index(index.path, load_encoder=load_encoder)  # the fake model cannot load
     assert [p.name for p in report.problems] == ["model"] and not report.problems[0].repairable
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.crash_driver import HashEncoder
+from tests.store.crash_driver import HashEncoder
 from simsearch.index import Index
 from simsearch.store.verify import verify_index
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.server_helpers import DOCS, build_indexes, call, read_reply, server_env, start_server
+from tests.server.helpers import DOCS, build_indexes, call, read_reply, server_env, start_server
 
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

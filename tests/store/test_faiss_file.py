@@ -102,3 +102,18 @@ def test_huge_pages_leave_the_contents_alone() -> None:
     assert isinstance(huge_pages(data), bool)  # False where the kernel cannot; never an error
     np.testing.assert_array_equal(data, before)
     assert huge_pages(data[:10]) is False  # smaller than one huge page: nothing to move
+
+
+@pytest.mark.parametrize("queries", [2, 20])
+def test_a_search_leaves_the_process_thread_count_as_it_found_it(queries: int) -> None:
+    """FAISS's OpenMP thread count is process-wide: a search scopes its own choice."""
+    index = faiss.index_factory(48, "IDMap2,HNSW8", faiss.METRIC_INNER_PRODUCT)  # not the numpy path
+    index.add_with_ids(unit_rows(200, 48, seed=1), np.arange(200, dtype=np.int64))
+    file = FaissFile(index, "HNSW")
+    before = faiss.omp_get_max_threads()
+    try:
+        faiss.omp_set_num_threads(3)
+        file.search(unit_rows(queries, 48, seed=2), 5)
+        assert faiss.omp_get_max_threads() == 3
+    finally:
+        faiss.omp_set_num_threads(before)

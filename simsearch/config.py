@@ -1,0 +1,106 @@
+"""Process settings in one place: the ``SIMSEARCH_*`` environment variables and the few
+process-wide knobs simsearch turns (and when it turns them).
+
+Every variable is read when it is needed (not at import), so a test or a long-lived process may
+change it between calls. :data:`SETTINGS` is the documented list; ``docs/library.md`` shows it
+as a table (``python -m simsearch.cli.docgen`` keeps that table current).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One documented environment variable or process-wide setting."""
+
+    name: str
+    default: str
+    meaning: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("SIMSEARCH_INDEX_DIR", "./indexes",
+            "Where indexes live (the CLI's `--index-dir` and `index_dir=` take precedence)."),
+    Setting("SIMSEARCH_LOCK_TIMEOUT", "60",
+            "Seconds a writer waits for another writer's lock before giving up."),
+    Setting("SIMSEARCH_QUERY_BACKEND", "auto",
+            "`torch` turns the ONNX query path off (benchmarks, debugging)."),
+    Setting("SIMSEARCH_CACHE", "$XDG_CACHE_HOME/simsearch, else ~/.cache/simsearch",
+            "Cache directory; ONNX exports of models go under `onnx/` in it."),
+    Setting("SIMSEARCH_ONNX_EXPORT", "1",
+            "`0` never writes ONNX exports (queries then use torch unless an export exists). "
+            "Otherwise an export is written by `Index.build` and by the first search of an index "
+            "whose export is missing; opening an index or loading its encoder writes nothing."),
+    Setting("OMP_WAIT_POLICY", "unset (`PASSIVE` under `simsearch serve`)",
+            "`simsearch serve` sets PASSIVE unless already set: torch and FAISS OpenMP teams "
+            "on different threads otherwise spin against each other."),
+    Setting("FAISS threads", "unchanged",
+            "A search sets FAISS's OpenMP thread count for its own duration (one thread for a "
+            "few queries, all for batches) and restores the caller's value afterwards."),
+    Setting("csv field size limit", "2**31 - 1",
+            "Raised when `simsearch.readers` is imported: a long CSV cell is a document."),
+    Setting("transformers logging", "errors only",
+            "Set when a model is loaded: no progress bars or warnings from transformers."),
+)
+
+_TRUE = {"1", "true", "yes", "on"}
+DEFAULT_INDEX_DIR = "indexes"
+DEFAULT_LOCK_TIMEOUT = 60.0
+
+
+def index_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """``explicit``, else ``$SIMSEARCH_INDEX_DIR``, else ``./indexes``."""
+    return Path(explicit or os.environ.get("SIMSEARCH_INDEX_DIR") or DEFAULT_INDEX_DIR)
+
+
+def lock_timeout() -> float:
+    return float(os.environ.get("SIMSEARCH_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT))
+
+
+def query_backend() -> str:
+    """``auto`` (ONNX when exported) or ``torch``."""
+    return os.environ.get("SIMSEARCH_QUERY_BACKEND", "auto")
+
+
+def cache_home() -> Path:
+    """``$SIMSEARCH_CACHE``, else ``$XDG_CACHE_HOME/simsearch``, else ``~/.cache/simsearch``."""
+    explicit = os.environ.get("SIMSEARCH_CACHE")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "simsearch"
+
+
+def onnx_export() -> bool:
+    """Whether simsearch may write ONNX exports into :func:`cache_home`."""
+    return os.environ.get("SIMSEARCH_ONNX_EXPORT", "1").strip().lower() in _TRUE
+
+
+def hf_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in _TRUE
+
+
+def allow_long_csv_fields() -> None:
+    """Process-wide: a 10 MB CSV cell is a document, not an attack."""
+    csv.field_size_limit(2**31 - 1)
+
+
+def quiet_transformers() -> None:
+    """Process-wide: transformers prints errors only, and no progress bars."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def passive_openmp() -> None:
+    """For servers: OpenMP workers sleep when idle (unless the user chose otherwise).
+
+    Must run before torch or FAISS load to take effect.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -1,0 +1,222 @@
+"""The manifest: an index's commit point, read and validated here, written here.
+
+``manifest.json`` is a JSON object. :class:`Manifest` is its typed, frozen view: the keys every
+index has are typed attributes; every key, known or not, is kept in :attr:`Manifest.raw` and
+written back unchanged, so a manifest written by a newer simsearch (or by a branch adding its own
+section: a model fingerprint, a lexical index, shards, ...) round-trips without losing anything.
+
+To add a typed field: add the attribute below and one line to :func:`_typed_fields`. Until the
+rest of the code reads a key through an attribute, ``manifest["key"]`` and ``manifest.get(key)``
+still work (a Manifest is a read-only Mapping over :attr:`raw`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
+
+from simsearch.errors import IndexCorruptError, IndexNotFoundError
+from simsearch.store.files import write_json_atomic
+
+if TYPE_CHECKING:
+    from simsearch.encode import Encoder
+
+FORMAT = "simsearch-index"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+EXACT_FACTORY = "IDMap2,Flat"  # the FAISS factory of an exact index (older manifests name none)
+_REQUIRED = ("format_version", "model", "pooling", "dim", "count", "generation", "files")
+_ROLES = ("faiss", "sqlite")
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One data file of a generation: a plain name inside the index directory, size, sha256."""
+
+    name: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What makes vectors comparable: the same model, pooling, dimension and precision."""
+
+    model: str
+    pooling: str
+    dim: int
+    precision: str = "fp32"
+
+
+@dataclass(frozen=True, eq=False)
+class Manifest(Mapping[str, Any]):
+    """A validated manifest. Build with :meth:`from_dict`; :meth:`to_dict` gives every key back."""
+
+    format_version: int
+    name: str
+    model: str
+    model_path: str
+    pooling: str
+    dim: int
+    max_length: int | None
+    precision: str
+    index_type: str
+    count: int
+    generation: int
+    truncated: int
+    files: Mapping[str, FileEntry]
+    ann: Mapping[str, Any]
+    raw: Mapping[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "manifest") -> Manifest:
+        """Validate ``data`` (a parsed manifest.json); ``source`` names it in error messages."""
+        missing = [key for key in _REQUIRED if key not in data]
+        if missing:
+            raise IndexCorruptError(f"{source}: incomplete manifest (missing {', '.join(missing)})")
+        files = _files(source, data["files"])
+        try:
+            typed = _typed_fields(data)
+        except (TypeError, ValueError) as exc:
+            raise IndexCorruptError(f"{source}: malformed manifest ({exc}); rebuild the index") from None
+        return cls(**typed, files=files, raw=MappingProxyType(dict(data)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every key as read or written, unknown ones included (a deep-enough copy for JSON)."""
+        return json.loads(json.dumps(dict(self.raw)))  # type: ignore[no-any-return]
+
+    def replace(self, **changes: Any) -> Manifest:
+        """A new Manifest with some keys changed (or added); the others kept."""
+        return Manifest.from_dict({**self.raw, **changes})
+
+    @property
+    def identity(self) -> ModelIdentity:
+        return ModelIdentity(self.model, self.pooling, self.dim, self.precision)
+
+    @property
+    def factory(self) -> str:
+        """The FAISS factory string the index was built with (older manifests: the exact one)."""
+        return str(self.ann.get("factory") or EXACT_FACTORY)
+
+    # Read-only Mapping over raw: keeps ``manifest["key"]`` working for code not yet typed.
+    def __getitem__(self, key: str) -> Any:
+        return self.raw[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.raw)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Manifest) and dict(self.raw) == dict(other.raw)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _typed_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The typed attributes; defaults are what older simsearch versions meant by a missing key."""
+    max_length = data.get("max_length")
+    ann = data.get("ann") or {}
+    if not isinstance(ann, Mapping):
+        raise TypeError("'ann' is not an object")
+    return {
+        "format_version": _int(data, "format_version"),
+        "name": str(data.get("name", "")),
+        "model": _str(data, "model"),
+        "model_path": str(data.get("model_path", "")),
+        "pooling": _str(data, "pooling"),
+        "dim": _int(data, "dim", minimum=1),
+        "max_length": None if max_length is None else _int(data, "max_length", minimum=1),
+        "precision": str(data.get("precision", "fp32")),
+        "index_type": str(data.get("index_type", "flat")),
+        "count": _int(data, "count"),
+        "generation": _int(data, "generation"),
+        "truncated": _int({"truncated": data.get("truncated", 0)}, "truncated"),
+        "ann": MappingProxyType(dict(ann)),
+    }
+
+
+def _int(data: Mapping[str, Any], key: str, minimum: int = 0) -> int:
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{key!r} must be a whole number >= {minimum}, got {value!r}")
+    return value
+
+
+def _str(data: Mapping[str, Any], key: str) -> str:
+    value = data[key]
+    if not isinstance(value, str):
+        raise ValueError(f"{key!r} must be a string, got {value!r}")
+    return value
+
+
+def _files(source: str, files: Any) -> Mapping[str, FileEntry]:
+    """Each data file is a plain name inside the index directory with a size and a checksum."""
+    ok = isinstance(files, dict) and all(
+        isinstance(files.get(role), dict)
+        and isinstance(files[role].get("name"), str)
+        and "/" not in files[role]["name"] and files[role]["name"] not in ("", ".", "..")
+        and isinstance(files[role].get("size"), int)
+        and isinstance(files[role].get("sha256"), str)
+        for role in _ROLES
+    )
+    if not ok:
+        raise IndexCorruptError(f"{source}: malformed 'files' section in the manifest; rebuild the index")
+    return MappingProxyType({role: FileEntry(str(entry["name"]), int(entry["size"]), str(entry["sha256"]))
+                             for role, entry in files.items() if role in _ROLES})
+
+
+def read_manifest(path: Path) -> Manifest:
+    """Parse and check an index's manifest (not its data files)."""
+    if not path.is_dir():
+        raise IndexNotFoundError(f"index {path} not found; run `simsearch list` to see indexes")
+    file = path / MANIFEST
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise IndexCorruptError(f"{path} is not a simsearch index (no {MANIFEST})") from None
+    except (OSError, ValueError) as exc:
+        raise IndexCorruptError(f"{file}: unreadable manifest ({exc}); rebuild the index") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise IndexCorruptError(f"{file}: not a simsearch manifest (foreign file)")
+    version = data.get("format_version")
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        raise IndexCorruptError(
+            f"{path} was written by a newer simsearch (index format {version}, this one reads "
+            f"{FORMAT_VERSION}); upgrade simsearch"
+        )
+    if version != FORMAT_VERSION:
+        raise IndexCorruptError(f"{file}: unsupported index format version {version!r} (this "
+                                f"simsearch reads {FORMAT_VERSION}); rebuild the index")
+    return Manifest.from_dict(data, str(file))
+
+
+def write_manifest(directory: Path, fields: Mapping[str, Any]) -> Manifest:
+    """Validate ``fields`` as a manifest and swap it in atomically (the commit point of a write)."""
+    manifest = Manifest.from_dict({**fields, "format": FORMAT, "format_version": FORMAT_VERSION},
+                                  str(directory / MANIFEST))
+    write_json_atomic(directory / MANIFEST, manifest.to_dict())
+    return manifest
+
+
+def identity_of(encoder: Encoder) -> ModelIdentity:
+    """The vector space an encoder writes into."""
+    return ModelIdentity(encoder.model_id, encoder.pooling, encoder.dim,
+                         getattr(encoder, "precision", "fp32"))
+
+
+def identity_mismatch(built: ModelIdentity, given: ModelIdentity) -> str | None:
+    """The one model-identity check: None when vectors of ``given`` may join an index of ``built``,
+    else what differs, as a phrase for an error message."""
+    if (built.model, built.pooling, built.dim) != (given.model, given.pooling, given.dim):
+        return (f"built with model {built.model!r}, pooling {built.pooling!r}, dim {built.dim}; "
+                f"the encoder is {given.model!r}, {given.pooling!r}, {given.dim}: "
+                "vectors from different models cannot be mixed")
+    if built.precision != given.precision:
+        return (f"built at precision {built.precision!r} but the encoder runs at "
+                f"{given.precision!r}; use Encoder(..., precision={built.precision!r})")
+    return None
