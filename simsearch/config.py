@@ -9,6 +9,7 @@ as a table (``python -m simsearch.cli.docgen`` keeps that table current).
 from __future__ import annotations
 
 import csv
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +60,20 @@ def index_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
 
 
 def lock_timeout() -> float:
-    return float(os.environ.get("SIMSEARCH_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT))
+    """``$SIMSEARCH_LOCK_TIMEOUT`` in seconds: a number >= 0 (``inf`` waits for ever)."""
+    text = os.environ.get("SIMSEARCH_LOCK_TIMEOUT", "").strip()
+    if not text:
+        return DEFAULT_LOCK_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if math.isnan(value) or value < 0:
+        from simsearch.errors import SimsearchError
+
+        raise SimsearchError(f"SIMSEARCH_LOCK_TIMEOUT={text!r} is not a number of seconds >= 0; "
+                             f"set it to e.g. 60 or unset it (default {DEFAULT_LOCK_TIMEOUT:g})")
+    return value
 
 
 def query_backend() -> str:

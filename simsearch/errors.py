@@ -38,3 +38,7 @@ class QueryError(SimsearchError):
 
 class LockTimeoutError(SimsearchError):
     """Another process holds the index's write lock for longer than we were willing to wait."""
+
+
+class StoreWriteError(SimsearchError):
+    """The disk refused a write (full, read-only, no permission); the index was left as it was."""

@@ -23,7 +23,8 @@ from simsearch.readers import Document
 from simsearch.store.manifest import EXACT_FACTORY, Manifest, identity_mismatch, identity_of
 from simsearch.store.reader import Store
 from simsearch.store.writer import StoreWriter
-from simsearch.store.faiss_file import to_blob
+from simsearch.store.faiss_file import require_finite, to_blob
+from simsearch.store.fingerprint import check_model_files, fingerprint_fields
 from simsearch.validate import check_document, dumps, json_ready, unicode_problem
 
 if TYPE_CHECKING:
@@ -127,14 +128,18 @@ class Index:
         pooling (a different one would give vectors from another space).
         """
         path = locate(name_or_path, index_dir)
-        if not path.exists():
+        if not os.path.exists(path):  # (False, not OSError, for a name too long for the disk)
             raise IndexNotFoundError(
                 f"index {os.fspath(name_or_path)!r} not found in {path.parent}; "
                 "run `simsearch list` to see the indexes there"
             )
         store = Store.open(path)
         if encoder is not None:
-            check_encoder(store.manifest, encoder)
+            try:
+                check_encoder(store.manifest, encoder)
+            except BaseException:
+                store.close()
+                raise
         return cls(store, encoder)
 
     @classmethod
@@ -228,8 +233,10 @@ class Index:
         """Search with already-encoded unit query vectors (one row per query)."""
         store = self._store  # one generation for both steps, even if a write reopens meanwhile
         scores, rowids = store.faiss.search(vectors, k)
+        # a non-finite score (a NaN vector written by an older version) is no match: verify finds it
         keep = [[(float(s), int(r)) for s, r in zip(srow, rrow)
-                 if r >= 0 and (min_score is None or s >= min_score)] for srow, rrow in zip(scores, rowids)]
+                 if r >= 0 and np.isfinite(s) and (min_score is None or s >= min_score)]
+                for srow, rrow in zip(scores, rowids)]
         found = store.fetch(r for row in keep for _, r in row)
         return [[Hit(rank, found[r][0], score, found[r][1], found[r][2])
                  for rank, (score, r) in enumerate(row, 1)] for row in keep]
@@ -306,6 +313,7 @@ def check_encoder(manifest: Manifest, encoder: Encoder) -> None:
     problem = identity_mismatch(manifest.identity, identity_of(encoder))
     if problem:
         raise ModelError(f"index {manifest.name!r} was {problem}")
+    check_model_files(manifest, _model_dir(getattr(encoder, "model_path", None)))
 
 
 def load_encoder(manifest: Manifest) -> Encoder:
@@ -313,6 +321,7 @@ def load_encoder(manifest: Manifest) -> Encoder:
     the torch encoder from the model directory the manifest records (or its id)."""
     from simsearch.encode.onnx_encoder import load
 
+    check_model_files(manifest, _model_dir(manifest.model_path))  # the model files of the build
     fast = load(manifest.model, manifest.model_path, manifest.pooling, manifest.max_length,
                 manifest.precision, spin=manifest.factory != EXACT_FACTORY)
     if fast is not None:
@@ -321,9 +330,13 @@ def load_encoder(manifest: Manifest) -> Encoder:
     from simsearch.encode.torch_encoder import Encoder as TorchEncoder
 
     stored = Path(manifest.model_path)
-    model = ModelSource(manifest.model, stored) if manifest.model_path and stored.is_dir() else manifest.model
-    return TorchEncoder(model, manifest.pooling, max_length=manifest.max_length,
-                        precision=manifest.precision)
+    if manifest.model_path and stored.is_dir():
+        return TorchEncoder(ModelSource(manifest.model, stored), manifest.pooling,
+                            max_length=manifest.max_length, precision=manifest.precision)
+    encoder = TorchEncoder(manifest.model, manifest.pooling, max_length=manifest.max_length,
+                           precision=manifest.precision)
+    check_model_files(manifest, _model_dir(encoder.model_path))  # found again by id: check it
+    return encoder
 
 
 def _as_documents(items: Iterable[Document | str]) -> Iterator[Document]:
@@ -337,6 +350,7 @@ def _as_documents(items: Iterable[Document | str]) -> Iterator[Document]:
 
 def _insert(db: sqlite3.Connection, docs: list[Document], vectors: np.ndarray) -> None:
     _check_unique(db, docs)
+    require_finite(vectors, [d.where or repr(d.id) for d in docs])
     rows = [(d.id, d.text, dumps(d.metadata), _content_hash(d.text), to_blob(v))
             for d, v in zip(docs, vectors)]
     db.executemany("INSERT INTO documents (id, text, metadata, hash, vector) VALUES (?, ?, ?, ?, ?)", rows)
@@ -367,7 +381,17 @@ def derived_id_rule(manifest: Mapping[str, Any]) -> str:
     return str((manifest.get("inputs") or {}).get("derived_ids", "as-given"))
 
 
+def _model_dir(model_path: Any) -> Path | None:
+    """The model directory an encoder reads (None for test encoders without one)."""
+    return Path(model_path) if model_path and Path(model_path).is_dir() else None
+
+
 def _manifest_fields(encoder: Encoder, path: Path, created: str, updated: str, truncated: int) -> dict[str, Any]:
+    fields = _identity_fields(encoder, path, created, updated, truncated)
+    return {**fields, **fingerprint_fields(fields, _model_dir(encoder.model_path))}
+
+
+def _identity_fields(encoder: Encoder, path: Path, created: str, updated: str, truncated: int) -> dict[str, Any]:
     return {
         "name": path.name,
         "simsearch_version": __version__,

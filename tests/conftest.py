@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import os
-import re
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pytest
+
+from tests.fakes import FakeEncoder
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the tests never reach for the network
 os.environ.setdefault("SIMSEARCH_LOCK_TIMEOUT", "10")
@@ -87,39 +86,6 @@ def bundled_encoder():
     from simsearch.encode.torch_encoder import Encoder
 
     return Encoder()
-
-
-class FakeEncoder:
-    """Deterministic bag-of-words hashing encoder: same words -> close vectors; no model needed.
-
-    Stands in where the model is not the point (store, readers, CLI plumbing).
-    """
-
-    model_id = "fake/bag-of-words"
-    model_path = Path("/nonexistent/fake-model")
-    pooling = "mean"
-    max_length = 64
-    dim = 16
-
-    def encode(self, texts, **kwargs) -> np.ndarray:
-        return self.encode_counting(texts, **kwargs)[0]
-
-    def encode_counting(self, texts, *, batch_size=None, progress=None):
-        if isinstance(texts, str):
-            texts = [texts]
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        truncated = 0
-        for row, text in enumerate(texts):
-            words = re.findall(r"\w+", text.lower())
-            truncated += len(words) > self.max_length
-            for word in words[: self.max_length]:
-                digest = hashlib.sha256(word.encode()).digest()
-                out[row, digest[0] % self.dim] += 1.0 + digest[1] / 255.0
-            norm = np.linalg.norm(out[row])
-            out[row] = out[row] / norm if norm > 0 else out[row]
-        if progress is not None:
-            progress(len(texts))
-        return out, truncated
 
 
 @pytest.fixture

@@ -84,10 +84,14 @@ def compact(name: str, index_dir: str | None) -> None:
 @click.command()
 @name_argument
 @click.option("--repair", is_flag=True, help="Rebuild the FAISS file from the stored vectors.")
+@click.option("--record-fingerprint", is_flag=True,
+              help="For an index built before model fingerprints: record the current model's.")
 @click.option("--json", "as_json", is_flag=True, help="The full report as one JSON object.")
 @index_dir_option
-def verify(name: str, repair: bool, as_json: bool, index_dir: str | None) -> None:
-    """Check index NAME: manifest, checksums, FAISS/SQLite agreement, model. Exit 1 on problems.
+def verify(name: str, repair: bool, record_fingerprint: bool, as_json: bool, index_dir: str | None) -> None:
+    """Check index NAME: manifest, checksums, FAISS/SQLite agreement, stored vectors, model and
+    its fingerprint. Exit 1 on problems. --repair rebuilds the FAISS file and re-encodes stored
+    vectors that are not finite; other damage needs a rebuild (see docs/safety.md).
 
     \b
       simsearch verify notes
@@ -97,7 +101,8 @@ def verify(name: str, repair: bool, as_json: bool, index_dir: str | None) -> Non
     from simsearch.store.home import locate
     from simsearch.store.verify import verify_index
 
-    report = verify_index(locate(name, index_dir), repair=repair, load_encoder=load_encoder)
+    report = verify_index(locate(name, index_dir), repair=repair, load_encoder=load_encoder,
+                          record_fingerprint=record_fingerprint)
     if as_json:
         click.echo(json_line(report.to_dict()))
     else:

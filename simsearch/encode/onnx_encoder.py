@@ -161,7 +161,10 @@ def prepare(encoder: Any) -> Path | None:
     if (directory / "meta.json").is_file():
         return directory
     staging = directory.with_name(f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}")
-    staging.mkdir(parents=True)
+    try:
+        staging.mkdir(parents=True)  # a read-only or full cache only means the slower path
+    except OSError:
+        return None
     try:
         inputs = _export(encoder, staging / "model.onnx")
         encoder._loaded.tokenizer.backend_tokenizer.save(str(staging / "tokenizer.json"))

@@ -39,6 +39,9 @@ def evaluate_ann(index: Any, *, queries: int = 1000, k: int = 10, seed: int = 0,
     store = index._store  # the stored vectors are the ground truth; Index keeps its Store private
     rowids = np.array([r[0] for r in store.db.execute("SELECT rowid FROM documents ORDER BY rowid")],
                       dtype=np.int64)
+    if not len(rowids):
+        raise QueryError(f"index {index.path.name!r} holds no documents: there is no recall to measure; "
+                         "add documents first (`simsearch add`)")
     depth = min(k, len(rowids))
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(rowids, size=min(queries, len(rowids)), replace=False))

@@ -11,6 +11,7 @@ no search ever sees half a write.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import queue
 import threading
@@ -34,7 +35,7 @@ BLAS_THRESHOLD = 2
 WRITE_SLICE = 64  # texts a write encodes at a time before letting waiting searches run
 SHUTDOWN_WAIT = 30.0  # seconds a stopping server gives a cancelled write to clean up and unlock
 # Manifest keys that change the vectors a model gives: indexes share an encoder only when all agree.
-VECTOR_KEYS = ("model", "model_path", "pooling", "max_length", "precision", "dim", "normalized")
+VECTOR_KEYS = ("model", "model_path", "pooling", "max_length", "precision", "dim", "normalized", "fingerprint")
 
 
 class ShuttingDown(SimsearchError):
@@ -301,7 +302,7 @@ class Served:
         # it uses one matrix product: at 100k x 384, 16 queries took 216 ms one by one, 26 ms so.
         faiss.cvar.distance_compute_blas_threshold = BLAS_THRESHOLD
         self.indexes: dict[str, ServedIndex] = {}
-        self.encoders: dict[tuple[Any, ...], ModelWorker] = {}
+        self.encoders: dict[str, ModelWorker] = {}
         try:
             for name in names:
                 self._load(name, index_dir)
@@ -322,7 +323,8 @@ class Served:
         probe = Index.open(name, index_dir=index_dir)  # validates the files before any model loads
         try:
             m = probe.manifest
-            key = tuple(m.get(name) for name in VECTOR_KEYS)  # fp32 and int8 of one model differ
+            # fp32 and int8 of one model differ; so do two weights of one path (the fingerprint)
+            key = json.dumps([m.get(name) for name in VECTOR_KEYS], sort_keys=True, default=str)
             if key not in self.encoders:
                 encoder = ModelWorker(probe.encoder, model_id=m["model"])
                 self.encoders[key] = encoder

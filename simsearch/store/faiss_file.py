@@ -6,14 +6,17 @@ can always be rebuilt (repair, compaction, a different index type) without re-en
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
 import sys
 from pathlib import Path
+from typing import Iterator, Sequence
 
 import faiss
 import numpy as np
 
-from simsearch.errors import IndexCorruptError
+from simsearch.errors import IndexCorruptError, ModelError
 from simsearch.store.manifest import EXACT_FACTORY  # noqa: F401  (re-exported)
 
 _CHUNK = 8192
@@ -25,6 +28,31 @@ _BATCH = 8  # queries from which a search uses every thread
 _HUGE_PAGES_AFTER = 32
 _MADV_HUGEPAGE, _MADV_COLLAPSE = 14, 25  # linux/mman.h; MADV_COLLAPSE since Linux 6.1
 _HUGE_PAGE = 2 << 20
+
+
+def _write_errno(file: Path) -> int:
+    """The likely reason FAISS failed to write ``file``: no space, a read-only disk, or I/O."""
+    try:
+        stats = os.statvfs(file.parent)
+    except OSError:
+        return errno.EIO
+    if stats.f_flag & os.ST_RDONLY:
+        return errno.EROFS
+    if stats.f_bavail * stats.f_frsize < (1 << 20):
+        return errno.ENOSPC
+    if not os.access(file.parent, os.W_OK):
+        return errno.EACCES
+    return errno.EIO
+
+
+def require_finite(vectors: np.ndarray, labels: Sequence[str]) -> None:
+    """Refuse vectors holding NaN or infinity before they are stored (they would poison search)."""
+    bad = ~np.isfinite(vectors).all(axis=1)
+    if bad.any():
+        first = labels[int(np.flatnonzero(bad)[0])]
+        raise ModelError(f"{first}: the model produced a vector with NaN or infinity "
+                         f"({int(bad.sum())} of {len(labels)} in this batch); nothing was written; "
+                         "check the model's weights (or its precision) and try again")
 
 
 def to_blob(vector: np.ndarray) -> bytes:
@@ -70,7 +98,13 @@ class FaissFile:
         return cls(index, describe(index))
 
     def write(self, file: Path) -> None:
-        faiss.write_index(self.index, str(file))
+        """Write the index to ``file``; FAISS's own I/O failures come out as :class:`OSError`."""
+        try:
+            faiss.write_index(self.index, str(file))
+        except RuntimeError as exc:
+            # FAISS reports a full disk as a failed fwrite/fopen, without errno; say what it was
+            code = _write_errno(file)
+            raise OSError(code, f"FAISS could not write the file ({os.strerror(code)})", str(file)) from None
 
     @property
     def ntotal(self) -> int:
@@ -200,11 +234,25 @@ def describe(index: faiss.Index) -> str:
     return type(inner).__name__
 
 
-def iter_vectors(db: sqlite3.Connection, dim: int):
-    """(row ids, vectors) chunks in row id order, so memory stays bounded."""
+def iter_vectors(db: sqlite3.Connection, dim: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(row ids, vectors) chunks in row id order, so memory stays bounded; a stored vector that
+    is not finite stops the build (a FAISS file must never index one)."""
     cursor = db.execute("SELECT rowid, vector FROM documents ORDER BY rowid")
     while rows := cursor.fetchmany(_CHUNK):
-        yield np.array([r[0] for r in rows], dtype=np.int64), from_blobs([r[1] for r in rows], dim)
+        rowids, vectors = np.array([r[0] for r in rows], dtype=np.int64), from_blobs([r[1] for r in rows], dim)
+        _stored_finite(db, rowids, vectors)
+        yield rowids, vectors
+
+
+def _stored_finite(db: sqlite3.Connection, rowids: np.ndarray, vectors: np.ndarray) -> None:
+    bad = ~np.isfinite(vectors).all(axis=1)
+    if bad.any():
+        rowid = int(rowids[np.flatnonzero(bad)[0]])
+        doc = db.execute("SELECT id FROM documents WHERE rowid = ?", (rowid,)).fetchone()
+        raise IndexCorruptError(
+            f"document {doc[0] if doc else rowid!r} (and {int(bad.sum()) - 1} more in this chunk) has "
+            "a stored vector with NaN or infinity; nothing was written; run `simsearch verify "
+            "--repair` to re-encode it from its stored text, or delete it")
 
 
 def apply_changes(faiss_file: FaissFile, db: sqlite3.Connection, rowids: list[int],
@@ -221,8 +269,9 @@ def apply_changes(faiss_file: FaissFile, db: sqlite3.Connection, rowids: list[in
         rows = db.execute(f"SELECT rowid, vector FROM documents WHERE rowid IN ({marks})",
                           chunk).fetchall()
         if rows:
-            faiss_file.index.add_with_ids(from_blobs([r[1] for r in rows], dim),
-                                          np.array([r[0] for r in rows], dtype=np.int64))
+            ids, vectors = np.array([r[0] for r in rows], dtype=np.int64), from_blobs([r[1] for r in rows], dim)
+            _stored_finite(db, ids, vectors)
+            faiss_file.index.add_with_ids(vectors, ids)
     return faiss_file
 
 

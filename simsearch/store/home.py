@@ -19,6 +19,10 @@ def index_home(index_dir: str | os.PathLike[str] | None = None) -> Path:
     return config.index_dir(index_dir)
 
 
+#: File systems allow 255 bytes a name; a build stages ``.NAME.tmp-12345678`` beside the index.
+MAX_NAME_BYTES = 255 - len(".") - len(".tmp-12345678")
+
+
 def check_name(name: str) -> str:
     """Index names are plain names: letters, digits, ``_ . -``; no ``/``, no ``..``."""
     if not _NAME.fullmatch(name) or ".." in name:
@@ -26,6 +30,10 @@ def check_name(name: str) -> str:
             f"invalid index name {name!r}: use letters, digits, '_', '.', '-' (no '/' or '..', "
             "at most 128 characters, not starting with '.' or '-')"
         )
+    size = len(name.encode("utf-8"))
+    if size > MAX_NAME_BYTES:
+        raise SimsearchError(f"invalid index name {name[:20]!r}...: {size} bytes in UTF-8, file "
+                             f"systems allow names of at most {MAX_NAME_BYTES} here; choose a shorter name")
     return name
 
 
@@ -47,7 +55,8 @@ def list_indexes(index_dir: str | os.PathLike[str] | None = None) -> list[dict[s
     found = []
     for path in sorted(p for p in home.iterdir() if p.is_dir() and not p.name.startswith(".")):
         try:
-            found.append({"name": path.name, **read_manifest(path).to_dict()})
+            # the directory's name is what users type; a manifest's stored one may be stale
+            found.append({**read_manifest(path).to_dict(), "name": path.name})
         except SimsearchError as exc:
             found.append({"name": path.name, "error": str(exc)})
     return found

@@ -13,6 +13,7 @@ still work (a Manifest is a read-only Mapping over :attr:`raw`).
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from simsearch.errors import IndexCorruptError, IndexNotFoundError
 from simsearch.store.files import write_json_atomic
+from simsearch.store.fingerprint import check_identity
 
 if TYPE_CHECKING:
     from simsearch.encode import Encoder
@@ -172,12 +174,12 @@ def _files(source: str, files: Any) -> Mapping[str, FileEntry]:
 
 def read_manifest(path: Path) -> Manifest:
     """Parse and check an index's manifest (not its data files)."""
-    if not path.is_dir():
+    if not os.path.isdir(path):  # (never raises, not even for a name too long for the disk)
         raise IndexNotFoundError(f"index {path} not found; run `simsearch list` to see indexes")
     file = path / MANIFEST
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise IndexCorruptError(f"{path} is not a simsearch index (no {MANIFEST})") from None
     except (OSError, ValueError) as exc:
         raise IndexCorruptError(f"{file}: unreadable manifest ({exc}); rebuild the index") from None
@@ -192,7 +194,41 @@ def read_manifest(path: Path) -> Manifest:
     if version != FORMAT_VERSION:
         raise IndexCorruptError(f"{file}: unsupported index format version {version!r} (this "
                                 f"simsearch reads {FORMAT_VERSION}); rebuild the index")
-    return Manifest.from_dict(data, str(file))
+    manifest = Manifest.from_dict(data, str(file))
+    _check_types(file, data)
+    check_identity(file, data)
+    return manifest
+
+
+# Fields typed above by coercion (str(...)) or not at all, checked where a manifest is read:
+# (field, accepted types, smallest value); bool is never an int here.
+_TYPES: tuple[tuple[str, tuple[type, ...], int | None], ...] = (
+    ("model_path", (str,), None), ("precision", (str,), None), ("index_type", (str,), None),
+    ("name", (str,), None), ("normalized", (bool,), None), ("metric", (str,), None),
+)
+_KIND_WORDS: dict[tuple[type, ...], str] = {(str,): "a string", (bool,): "true or false"}
+
+
+def _check_types(file: Path, data: Mapping[str, Any]) -> None:
+    """Known fields hold what the code expects (a damaged manifest fails here, in one line)."""
+    for key, kinds, minimum in _TYPES:
+        if key not in data:
+            continue
+        value = data[key]
+        wrong = not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)
+        if not wrong and minimum is not None and value < minimum:
+            wrong = True
+        if wrong:
+            shown = json.dumps(value, ensure_ascii=False, default=str)[:40]
+            raise IndexCorruptError(f"{file}: manifest field {key!r} is {shown}, not {_KIND_WORDS[kinds]}"
+                                    "; the manifest is damaged: restore it or rebuild the index")
+    ann = data.get("ann") or {}
+    params = ann.get("search_params")
+    bad_params = params is not None and not (isinstance(params, dict) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in params.values()))
+    if bad_params or not isinstance(ann.get("factory") or "", str):
+        raise IndexCorruptError(f"{file}: malformed 'ann' section in the manifest; the manifest is "
+                                "damaged: restore it or rebuild the index")
 
 
 def write_manifest(directory: Path, fields: Mapping[str, Any]) -> Manifest:

@@ -16,7 +16,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Iterable
 
-from simsearch.errors import IndexCorruptError, IndexNotFoundError
+from simsearch.errors import IndexCorruptError
 from simsearch.store.faiss_file import FaissFile
 from simsearch.store.files import file_sha256
 from simsearch.store.manifest import (  # noqa: F401  (re-exported: read_manifest's old home)
@@ -79,7 +79,8 @@ class Store:
         except sqlite3.DatabaseError as exc:
             db.close()
             raise IndexCorruptError(f"{path / files['sqlite'].name}: damaged SQLite file "
-                                    f"({exc}); run `simsearch verify --repair` or rebuild") from None
+                                    f"({exc}); run `simsearch verify {path.name}` and rebuild the "
+                                    "index from its sources") from None
         if not count == faiss_file.ntotal == manifest.count:
             db.close()
             raise IndexCorruptError(
@@ -128,10 +129,19 @@ def connect_readonly(file: Path) -> sqlite3.Connection:
         raise IndexCorruptError(f"{file}: cannot open SQLite file ({exc})") from None
 
 
-def check_file(path: Path, entry: FileEntry, *, full: bool) -> None:
-    """Existence and size always; the sha256 too when ``full`` (verify)."""
+def check_file(path: Path, entry: FileEntry, *, full: bool, index: str | None = None,
+               writing: bool = False) -> None:
+    """Existence and size always; the sha256 too when ``full`` (verify, and every write for the
+    files it starts from). The advice fits the file: only the FAISS file is repairable."""
     file = path / entry.name
-    hint = "run `simsearch verify --repair` or rebuild the index"
+    name = index or path.name
+    if entry.name.startswith("index-"):
+        hint = f"run `simsearch verify {name} --repair` (it rebuilds the FAISS file from the stored vectors)"
+    else:
+        hint = (f"the SQLite file holds the documents and cannot be repaired: run `simsearch verify "
+                f"{name}` for details and rebuild the index from its sources")
+    if writing:
+        hint = "nothing was written; " + hint
     if not file.is_file():
         raise IndexCorruptError(f"{file} is missing; {hint}")
     size = file.stat().st_size

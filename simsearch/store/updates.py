@@ -24,7 +24,8 @@ from simsearch.store.writer import StoreWriter
 
 if TYPE_CHECKING:
     from simsearch.encode import Encoder
-from simsearch.store.faiss_file import to_blob
+from simsearch.store.faiss_file import require_finite, to_blob
+from simsearch.store.fingerprint import recorded
 from simsearch.validate import check_document, document_ids, dumps, unicode_problem
 
 _CHUNK = 2048  # documents looked up, encoded and written per step: memory stays flat
@@ -131,6 +132,7 @@ def _upsert(writer: StoreWriter, docs: list[Document], encoder: Callable[[], Enc
         return
     vectors, cut = encoder().encode_counting([d.text for d, *_ in to_encode],
                                              batch_size=batch_size, progress=progress)
+    require_finite(vectors, [d.where or repr(d.id) for d, *_ in to_encode])
     counts["encoded"] += len(to_encode)
     counts["truncated"] += cut
     for (doc, rowid, digest, meta), vector in zip(to_encode, vectors):
@@ -189,6 +191,8 @@ def compact_index(path: Path) -> CompactStats:
 def check_same_model(current: Manifest, opened: Manifest) -> None:
     """Refuse to write when the index was rebuilt with another model since it was opened."""
     problem = identity_mismatch(current.identity, opened.identity)
+    if not problem and recorded(current) != recorded(opened):
+        problem = "built again (its model fingerprint changed)"
     if problem:
         raise ModelError(f"index {current.name!r} is now {problem}; reopen the index")
 

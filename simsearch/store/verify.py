@@ -7,6 +7,7 @@ file or manifest cannot be repaired that way; the report says to rebuild from th
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from simsearch.errors import IndexNotFoundError, SimsearchError
+from simsearch.store.fingerprint import fingerprint_fields, model_problem, recorded
 from simsearch.store.index_types import rebuild_builder
 from simsearch.store.manifest import (
     MANIFEST,
@@ -27,6 +29,7 @@ from simsearch.store.manifest import (
 from simsearch.store.reader import check_file, connect_readonly
 from simsearch.store.writer import StoreWriter
 from simsearch.store.faiss_file import FaissFile, from_blobs
+from simsearch.store.finite import nonfinite_rows, reencode_nonfinite
 
 if TYPE_CHECKING:
     from simsearch.encode import Encoder
@@ -81,26 +84,52 @@ class VerifyReport:
 
 
 def verify_index(path: Path, *, encoder: Encoder | None = None, repair: bool = False,
-                 check_model: bool = True, load_encoder: EncoderLoader | None = None) -> VerifyReport:
-    """Check the index at ``path``; with ``repair``, rebuild FAISS from the stored vectors.
+                 check_model: bool = True, load_encoder: EncoderLoader | None = None,
+                 record_fingerprint: bool = False) -> VerifyReport:
+    """Check the index at ``path``; with ``repair``, re-encode stored vectors that are not finite
+    (from their stored text, with the index's own model) and rebuild FAISS from the stored vectors.
 
     The model check uses ``encoder``, else ``load_encoder(manifest)`` (e.g.
-    :func:`simsearch.index.load_encoder`, the way queries load it).
+    :func:`simsearch.index.load_encoder`, the way queries load it). ``record_fingerprint`` records
+    the fingerprint of the model the index now loads, for an index built before fingerprints
+    existed (only when every check passed).
     """
-    if not path.is_dir():
+    if not os.path.isdir(path):
         raise IndexNotFoundError(f"index {path.name!r} not found in {path.parent}; "
                                  "run `simsearch list` to see the indexes there")
     report, encoder = _inspect(path, encoder, load_encoder, check_model)
     problems = report.problems
     if repair and problems and all(p.repairable for p in problems):
-        with StoreWriter(path, update=True, rebuild=True) as writer:
-            assert writer.previous is not None
-            from simsearch.store.updates import _updated_fields
-
-            writer.commit(_updated_fields(writer.previous), rebuild_builder(writer.previous))
+        _repair(path, encoder)
         report, _ = _inspect(path, encoder, load_encoder, check_model)
         report.repaired = problems
+    if record_fingerprint and report.ok and recorded(read_manifest(path)) is None:
+        if encoder is None:
+            raise SimsearchError("--record-fingerprint needs the index's model, which was not checked")
+        _record_fingerprint(path, encoder)
+        report, _ = _inspect(path, encoder, load_encoder, check_model)
     return report
+
+
+def _repair(path: Path, encoder: Encoder | None) -> None:
+    """One new generation: non-finite vectors re-encoded, FAISS rebuilt from SQLite."""
+    from simsearch.store.updates import _updated_fields
+
+    with StoreWriter(path, update=True, rebuild=True, repair=True) as writer:
+        assert writer.previous is not None and writer.db is not None
+        if encoder is not None:  # (without one, non-finite vectors are not repairable)
+            reencode_nonfinite(writer.db, writer.previous.dim, encoder)
+        writer.commit(_updated_fields(writer.previous), rebuild_builder(writer.previous))
+
+
+def _record_fingerprint(path: Path, encoder: Encoder) -> None:
+    from simsearch.store.updates import _updated_fields
+
+    with StoreWriter(path, update=True, rebuild=True) as writer:
+        assert writer.previous is not None
+        fields = _updated_fields(writer.previous)
+        fields.update(fingerprint_fields(fields, _model_dir(encoder)))
+        writer.commit(fields, rebuild_builder(writer.previous))
 
 
 def _inspect(path: Path, encoder: Encoder | None, load_encoder: EncoderLoader | None,
@@ -125,14 +154,74 @@ def _inspect(path: Path, encoder: Encoder | None, load_encoder: EncoderLoader | 
             files_ok[role] = False
             add(Check(f"{role} checksum", False, str(exc), repairable=role == "faiss"))
     rowids = _check_sqlite(path, manifest, add) if files_ok["sqlite"] else None
+    bad = _nonfinite(path, manifest) if rowids is not None else []
     if files_ok["faiss"]:
         _check_faiss(path, manifest, rowids, add)
     stray = _stray_files(path, manifest)
     add(Check("stray files", True, f"{len(stray)} left by interrupted writes (the next write removes them)"
               if stray else "none"))
+    model_ok = False
     if check_model:
-        encoder = _check_model(manifest, encoder, load_encoder, add)
-    return report, encoder
+        fingerprint_ok = _check_fingerprint(path, manifest, encoder, add)
+        if fingerprint_ok:
+            encoder = _check_model(manifest, encoder, load_encoder, add)
+        else:
+            add(Check("model", False, f"model {manifest.model!r} not loaded: its files are not the "
+                                      "build's (see the model fingerprint)"))
+        model_ok = encoder is not None and fingerprint_ok
+    if rowids is not None:
+        add(_finite_check(path, bad, model_ok))
+    return report, encoder if model_ok else None
+
+
+def _nonfinite(path: Path, manifest: Manifest) -> list[tuple[int, str]]:
+    db = connect_readonly(path / manifest.files["sqlite"].name)
+    try:
+        return nonfinite_rows(db, manifest.dim)
+    finally:
+        db.close()
+
+
+def _finite_check(path: Path, bad: list[tuple[int, str]], model_ok: bool) -> Check:
+    """Stored vectors hold no NaN or infinity; repairable only with the index's own model."""
+    if not bad:
+        return Check("stored vectors finite", True, "no NaN or infinity")
+    shown = ", ".join(repr(doc_id) for _, doc_id in bad[:5]) + (", ..." if len(bad) > 5 else "")
+    detail = f"{len(bad)} stored vectors hold NaN or infinity (documents {shown})"
+    if model_ok:
+        return Check("stored vectors finite", False,
+                     detail + "; `simsearch verify --repair` re-encodes them from their stored text",
+                     repairable=True)
+    return Check("stored vectors finite", False,
+                 detail + f"; the index's model is not available to re-encode them: delete those documents "
+                 f"(`simsearch delete {path.name} ID...`) and add them again, or rebuild the index")
+
+
+def _check_fingerprint(path: Path, manifest: Manifest, encoder: Encoder | None,
+                       add: Callable[[Check], None]) -> bool:
+    """The model files are those the index was built with (False: a mismatch)."""
+    section = recorded(manifest)
+    if section is None:
+        add(Check("model fingerprint", True, "no fingerprint recorded (index built before fingerprints); "
+                                             f"`simsearch verify {path.name} --record-fingerprint` records one"))
+        return True
+    if not section.get("model"):
+        add(Check("model fingerprint", True, "settings fingerprint matches; no model files were "
+                                             "fingerprinted at build"))
+        return True
+    directory = _model_dir(encoder) if encoder is not None else _model_dir(manifest)
+    if directory is None:
+        add(Check("model fingerprint", True, "settings fingerprint matches; model files not on disk"))
+        return True
+    problem = model_problem(manifest, directory)
+    add(Check("model fingerprint", problem is None, problem or f"{section['model'][:12]}... matches {directory}"))
+    return problem is None
+
+
+def _model_dir(holder: Any) -> Path | None:
+    """The model directory of an encoder or a manifest (None when there is none on disk)."""
+    model_path = getattr(holder, "model_path", None)
+    return Path(model_path) if model_path and Path(model_path).is_dir() else None
 
 
 def _check_sqlite(path: Path, manifest: Manifest, add: Callable[[Check], None]) -> np.ndarray | None:

@@ -1,27 +1,37 @@
 """Writing an index: stage a new generation, then commit it with one atomic manifest swap.
 
-Committed generation files are never modified. A write stages new files and then atomically
-replaces ``manifest.json`` (or, for a new index, renames a staged directory into place), so a
-process killed at any moment leaves the old index or the new one, never a mix; readers that
-already opened the old files keep reading them.
+Committed generation files are never modified, and nothing of the previous index is touched
+before the new one is committed. A write stages new files under a generation number no file in
+the directory has used, then atomically replaces ``manifest.json`` (or, for a new index, renames a
+staged directory into place), so a process killed at any moment leaves the old index or the new
+one, never a mix; readers that already opened the old files keep reading them. A write that fails
+(bad input, a full or read-only disk) removes exactly what it staged.
 """
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
+import re
 import shutil
 import sqlite3
+import time
 import uuid
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from simsearch.store.index_types import Builder, keeps_kind
-from simsearch.errors import IndexCorruptError, IndexExistsError, IndexNotFoundError
-from simsearch.store.files import file_sha256, fsync_dir, fsync_file
-from simsearch.store.locking import write_lock
-from simsearch.store.manifest import FORMAT, FORMAT_VERSION, MANIFEST, Manifest, read_manifest, write_manifest
+from simsearch.errors import IndexCorruptError, IndexExistsError, IndexNotFoundError, StoreWriteError
+from simsearch.store.files import (describe_os_error, disk_hint, file_sha256, fsync_dir, fsync_file,
+                                   stage_json)
+from simsearch.store.locking import open_directory, try_lock, write_lock
+from simsearch.store.manifest import FORMAT, FORMAT_VERSION, MANIFEST, Manifest, read_manifest
 from simsearch.store.reader import SCHEMA, check_file
 from simsearch.store.faiss_file import FaissFile, apply_changes
+
+_GENERATION_FILE = re.compile(r"(?:docs|index)-(\d+)\.")
+_ABANDONED_AFTER = 600.0  # seconds: a staging dir killed before it was locked and renamed
 
 
 class StoreWriter:
@@ -31,18 +41,21 @@ class StoreWriter:
     file, fsyncs and swaps the manifest; leaving the block without committing (an error,
     Ctrl-C) removes what was staged. With ``update=True`` (add, delete, compact, repair) the
     writer starts from a copy of the *current* generation's SQLite file, read under the lock so
-    that two writers never lose each other's changes; :attr:`changed` collects the row ids whose
-    vectors were removed or replaced so that :meth:`commit` can update FAISS incrementally, and
-    ``rebuild=True`` builds the FAISS file from every stored vector instead.
+    that two writers never lose each other's changes, after checking the checksums of the files
+    it starts from (``repair=True``: the SQLite file only, the FAISS file being what is repaired);
+    :attr:`changed` collects the row ids whose vectors were removed or replaced so that
+    :meth:`commit` can update FAISS incrementally, and ``rebuild=True`` builds the FAISS file
+    from every stored vector instead.
     """
 
     def __init__(self, path: Path, *, force: bool = False, update: bool = False,
-                 rebuild: bool = False) -> None:
+                 rebuild: bool = False, repair: bool = False) -> None:
         self.path = path
         self.force = force
         self.update = update
+        self.repair = repair
         self.rebuild = rebuild or not update
-        self._lock = write_lock(path)
+        self._locks = contextlib.ExitStack()
         self._staging: Path | None = None
         self.db: sqlite3.Connection | None = None
         self.previous: Manifest | None = None
@@ -53,22 +66,23 @@ class StoreWriter:
             # checked before the lock so that a typo creates nothing on disk
             raise IndexNotFoundError(f"index {self.path.name!r} not found in {self.path.parent}; "
                                      "run `simsearch list` to see the indexes there")
-        self._lock.__enter__()
         try:
-            self._prepare()
+            with self._disk_errors():
+                self._prepare()
         except BaseException:
-            self._lock.__exit__(None, None, None)
+            self._abort()
+            self._locks.close()
             raise
         return self
 
     def _prepare(self) -> None:
         base = None
         if self.update:
+            self._locks.enter_context(write_lock(self.path))
             # an update never touches a damaged or newer-format index: read_manifest raises
             self.previous = read_manifest(self.path)
-            entry = self.previous.files["sqlite"]
-            check_file(self.path, entry, full=False)
-            base = self.path / entry.name
+            self._check_carried(self.previous)
+            base = self.path / self.previous.files["sqlite"].name
             remove_stale_files(self.path, self.previous)
             self._staging = self.path
         elif self.path.exists():
@@ -78,19 +92,20 @@ class StoreWriter:
             if not self.force:
                 raise IndexExistsError(f"index {self.path.name!r} already exists in "
                                        f"{self.path.parent}; pass --force to replace it")
+            self._locks.enter_context(write_lock(self.path))
             try:
                 self.previous = read_manifest(self.path)
+                remove_stale_files(self.path, self.previous)
             except IndexCorruptError:
-                self.previous = None  # --force over a damaged index replaces it
-            remove_stale_files(self.path, self.previous)
+                # --force over a damaged or newer index replaces it, but only once the new one is
+                # committed: until then not one of its files is touched
+                self.previous = None
             self._staging = self.path
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            for stale in self.path.parent.glob(f".{self.path.name}.tmp-*"):
-                shutil.rmtree(stale, ignore_errors=True)  # left by a killed build
-            self._staging = self.path.parent / f".{self.path.name}.tmp-{uuid.uuid4().hex[:8]}"
-            self._staging.mkdir()
-        self.generation = (self.previous.generation if self.previous is not None else 0) + 1
+            remove_stale_staging(self.path)
+            self._staging = self._new_staging_dir()
+        self.generation = self._next_generation()
         self.sqlite_name = f"docs-{self.generation:06d}.sqlite"
         self.faiss_name = f"index-{self.generation:06d}.faiss"
         staged = self._staging / (self.sqlite_name + ".tmp")
@@ -101,6 +116,40 @@ class StoreWriter:
         self.db.execute("PRAGMA synchronous=OFF")
         if base is None:
             self.db.executescript(SCHEMA)
+
+    def _check_carried(self, manifest: Manifest) -> None:
+        """Full checksums of what this write starts from: damage is refused, never laundered."""
+        name = self.path.name
+        check_file(self.path, manifest.files["sqlite"], full=True, index=name, writing=True)
+        if not self.repair:
+            check_file(self.path, manifest.files["faiss"], full=True, index=name, writing=True)
+
+    def _new_staging_dir(self) -> Path:
+        """A private directory beside the index, locked before it gets the name sweepers look for."""
+        token = uuid.uuid4().hex[:8]
+        newborn = self.path.parent / f".{self.path.name}.new-{token}"
+        newborn.mkdir()
+        try:
+            fd = open_directory(newborn)
+            self._locks.callback(os.close, fd)
+            try_lock(fd)  # nobody else knows this directory yet: always free
+            staging = self.path.parent / f".{self.path.name}.tmp-{token}"
+            os.rename(newborn, staging)  # same inode: the lock comes along
+        except BaseException:
+            shutil.rmtree(newborn, ignore_errors=True)
+            raise
+        return staging
+
+    def _next_generation(self) -> int:
+        """One past the manifest's generation and past every generation file in the directory,
+        so staged files never collide with (or replace) files of an index we could not read."""
+        highest = self.previous.generation if self.previous is not None else 0
+        if self._staging == self.path:
+            for file in self.path.iterdir():
+                match = _GENERATION_FILE.match(file.name)
+                if match:
+                    highest = max(highest, int(match.group(1)))
+        return highest + 1
 
     def vacuum(self) -> None:
         """Rewrite the staged SQLite file without free pages (compaction)."""
@@ -114,6 +163,11 @@ class StoreWriter:
         ``builder`` builds the FAISS index from the staged vectors, ``(db, dim) -> (FaissFile,
         fields)`` (see :func:`simsearch.store.index_types.builder`); its fields are merged into the manifest.
         """
+        assert self.db is not None and self._staging is not None
+        with self._disk_errors():
+            return self._commit(manifest, builder)
+
+    def _commit(self, manifest: Mapping[str, Any], builder: Builder) -> Manifest:
         assert self.db is not None and self._staging is not None
         self.db.commit()
         count = self.db.execute("SELECT count(*) FROM documents").fetchone()[0]
@@ -130,15 +184,39 @@ class StoreWriter:
             fsync_file(tmp)
             files[role] = {"name": name, "size": tmp.stat().st_size, "sha256": file_sha256(tmp)}
             os.replace(tmp, self._staging / name)
-        written = write_manifest(self._staging, {
+        written = Manifest.from_dict({
             **fields, "format": FORMAT, "format_version": FORMAT_VERSION, "count": count,
-            "generation": self.generation, "files": files, "faiss": faiss_file.description})
-        if self._staging != self.path:
-            os.rename(self._staging, self.path)
-        fsync_dir(self.path.parent)
+            "generation": self.generation, "files": files, "faiss": faiss_file.description},
+            str(self.path / MANIFEST))
+        staged_manifest = stage_json(self._staging / MANIFEST, written.to_dict())
+        if self._staging == self.path:
+            os.replace(staged_manifest, self.path / MANIFEST)  # the commit point
+        else:
+            os.replace(staged_manifest, self._staging / MANIFEST)
+            fsync_dir(self._staging)
+            self._rename_into_place()  # the commit point
         self._staging = None
+        try:
+            fsync_dir(self.path)
+            fsync_dir(self.path.parent)
+        except OSError as exc:
+            raise StoreWriteError(
+                f"index {self.path.name!r} was written (generation {self.generation}) but could not "
+                f"be synced to disk ({describe_os_error(exc)}); it may not survive a power loss; "
+                f"{disk_hint(exc)}") from None
         remove_stale_files(self.path, written)
         return written
+
+    def _rename_into_place(self) -> None:
+        assert self._staging is not None
+        try:
+            os.rename(self._staging, self.path)
+        except OSError as exc:
+            if self.path.exists():  # another build of this name committed while this one ran
+                raise IndexExistsError(
+                    f"index {self.path.name!r} was created by another process while this build ran; "
+                    "nothing was replaced; build again with --force to replace it") from None
+            raise exc
 
     def _faiss(self, dim: int, builder: Builder, count: int) -> tuple[FaissFile, dict[str, Any]]:
         """The previous FAISS index with the changed rows swapped, or a rebuild from SQLite.
@@ -156,23 +234,56 @@ class StoreWriter:
                 if old is not None and old.ntotal == self.previous.count and old.dim == dim:
                     updated = apply_changes(old, self.db, sorted(self.changed), dim)
                     if updated.ntotal == count:
-                        kept = {k: self.previous[k] for k in ("index_type", "ann") if k in self.previous}
+                        kept: dict[str, Any] = {k: self.previous[k] for k in ("index_type", "ann") if k in self.previous}
                         return updated, kept
             except (IndexCorruptError, RuntimeError, OSError):
                 pass  # fall through to a full rebuild, which is always correct
         return builder(self.db, dim)
 
+    @contextlib.contextmanager
+    def _disk_errors(self) -> Iterator[None]:
+        """A refused write (full, read-only, no permission, FAISS I/O) as one line, not a traceback."""
+        try:
+            yield
+        except OSError as exc:
+            raise StoreWriteError(f"cannot write index {self.path.name!r} ({describe_os_error(exc)}); "
+                                  f"{disk_hint(exc)}; the index was left as it was") from None
+        except sqlite3.Error as exc:
+            raise self._sqlite_error(exc) from None
+
+    def _sqlite_error(self, exc: sqlite3.Error) -> StoreWriteError:
+        return StoreWriteError(f"cannot write index {self.path.name!r} (SQLite: {exc}); free some "
+                               "disk space or check the disk and permissions; the index was left as it was")
+
     def __exit__(self, *exc_info: Any) -> None:
         try:
-            if self.db is not None:
-                self.db.close()
-            if self._staging is not None:  # not committed: drop what was staged
-                if self._staging == self.path:
-                    remove_stale_files(self.path, self.previous)
-                else:
-                    shutil.rmtree(self._staging, ignore_errors=True)
+            self._abort()
         finally:
-            self._lock.__exit__(*exc_info)
+            self._locks.close()
+        if isinstance(exc_info[1], sqlite3.Error):  # a staged insert refused by the disk
+            raise self._sqlite_error(exc_info[1]) from None
+
+    def _abort(self) -> None:
+        """Close the staged database; if not committed, remove exactly what this writer staged."""
+        if self.db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.close()
+            self.db = None
+        staging, self._staging = self._staging, None
+        if staging is None:
+            return
+        if staging != self.path:
+            shutil.rmtree(staging, ignore_errors=True)
+            return
+        mine = [f"{name}{suffix}" for name in (getattr(self, "sqlite_name", None),
+                                               getattr(self, "faiss_name", None)) if name
+                for suffix in ("", ".tmp")]
+        for name in mine:
+            with contextlib.suppress(OSError):
+                (self.path / name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            for tmp in self.path.glob(glob.escape(MANIFEST) + ".*.tmp"):
+                tmp.unlink(missing_ok=True)
 
 
 def remove_stale_files(path: Path, manifest: Manifest | None) -> None:
@@ -180,10 +291,33 @@ def remove_stale_files(path: Path, manifest: Manifest | None) -> None:
     keep = {MANIFEST}
     if manifest is not None:
         keep |= {entry.name for entry in manifest.files.values()}
-    for file in path.iterdir():
-        if file.name not in keep and file.is_file() and (
-            file.name.startswith(("docs-", "index-", MANIFEST)) or file.suffix == ".tmp"
-        ):
-            file.unlink(missing_ok=True)
-    for staging in path.parent.glob(f".{path.name}.tmp-*"):
-        shutil.rmtree(staging, ignore_errors=True)
+    try:
+        for file in path.iterdir():
+            if file.name not in keep and file.is_file() and (
+                file.name.startswith(("docs-", "index-", MANIFEST)) or file.suffix == ".tmp"
+            ):
+                file.unlink(missing_ok=True)
+        remove_stale_staging(path.resolve())
+    except OSError:
+        pass  # sweeping is housekeeping: a read-only disk must not fail a committed write
+
+
+def remove_stale_staging(path: Path) -> None:
+    """Remove staging directories of builds of ``path`` that were killed (their lock is free)."""
+    parent, name = path.parent, glob.escape(path.name)
+    for newborn in parent.glob(f".{name}.new-*"):  # killed between mkdir and rename: tiny, empty
+        with contextlib.suppress(OSError):
+            if time.time() - newborn.stat().st_mtime > _ABANDONED_AFTER:
+                shutil.rmtree(newborn, ignore_errors=True)
+    for staging in parent.glob(f".{name}.tmp-*"):
+        try:
+            fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            if try_lock(fd):  # its builder is gone (a live one holds this lock)
+                shutil.rmtree(staging, ignore_errors=True)
+        except OSError:
+            pass  # a file system that cannot lock directories: leave it to the user
+        finally:
+            os.close(fd)

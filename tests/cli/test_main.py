@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -91,13 +90,12 @@ def test_scifact_style_jsonl_with_fields(run, tiny_bert: Path, tmp_path: Path) -
     (["info", "nope"], "not found"),
     (["build", "nope.txt", "--name", "x"], "no such file"),
 ])
-def test_user_errors_exit_1_without_traceback(run, args: list[str], message: str | None) -> None:
+def test_user_errors_exit_1_without_traceback(run, args: list[str], message: str) -> None:
     result = run(*args)
     assert result.exit_code == 1
     assert result.output.startswith("Error: ") and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
-    if message:
-        assert message in result.output
+    assert message in result.output
 
 
 def test_usage_errors_exit_2(run, corpus: Path, tiny_bert: Path) -> None:

@@ -24,7 +24,7 @@ from simsearch.eval.evaluate import (evaluate_ann, evaluate_beir, evaluate_korqu
 from simsearch.index import Index
 from simsearch.readers import Document
 
-from tests.conftest import FakeEncoder
+from tests.fakes import FakeEncoder
 
 RETRIEVAL_KEYS = {"ndcg@10", "recall@10", "recall@100", "mrr@10", "map@100", "queries", "model", "pooling"}
 

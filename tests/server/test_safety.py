@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import FakeEncoder
+from tests.fakes import FakeEncoder
 from tests.server.helpers import Server, call, read_reply, server_env, start_server
 
 DOCS = [("cat", "the cat sat on the mat"), ("bread", "how to keep bread fresh and not stale"),

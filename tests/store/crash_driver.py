@@ -1,36 +1,34 @@
 """Runs one write on an index so that tests/store/test_crash.py can SIGKILL it at a random moment.
 
-    python tests/store/crash_driver.py OP PATH N     (OP: build | rebuild | add | delete | compact | churn)
+    python tests/store/crash_driver.py OP PATH N     (OP: build | rebuild | rebuild-fail | add |
+                                                      delete | compact | churn TAG)
 
-Prints ``ready`` once the imports are done, then writes, then prints ``done``. A deterministic hashing encoder stands
-in for the model: what is under test is the store, and the driver must start fast.
+Prints ``ready`` once the imports are done, then writes, then prints ``done``. The suite's fake encoder
+(tests/fakes.py) stands in for the model: what is under test is the store, and the driver must start fast.
 """
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: make `tests` importable
 
-from simsearch.index import Index
-from simsearch.readers import Document
+from simsearch.index import Index  # noqa: E402
+from simsearch.readers import Document  # noqa: E402
+from tests.fakes import FakeEncoder  # noqa: E402
 
 
-class HashEncoder:
-    model_id, model_path, pooling, max_length, dim = "test/hash", Path("/nonexistent"), "mean", 64, 32
+class FailingEncoder(FakeEncoder):
+    """Encodes the first chunk, then fails: a force build that dies of bad input half-way."""
 
-    def encode(self, texts, **kwargs):
-        return self.encode_counting(texts, **kwargs)[0]
+    calls = 0
 
     def encode_counting(self, texts, *, batch_size=None, progress=None):
-        rows = []
-        for text in texts:
-            seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
-            row = np.random.default_rng(seed).standard_normal(self.dim).astype(np.float32)
-            rows.append(row / np.linalg.norm(row))
-        return np.array(rows, dtype=np.float32).reshape(len(texts), self.dim), 0
+        FailingEncoder.calls += 1
+        if FailingEncoder.calls > 1:
+            raise SystemExit("the input went bad half-way")
+        return super().encode_counting(texts)
 
 
 def corpus(n: int, version: int) -> list[Document]:
@@ -40,11 +38,13 @@ def corpus(n: int, version: int) -> list[Document]:
 
 def main() -> None:
     op, path, n = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
-    encoder = HashEncoder()
-    index = None if op in ("build", "rebuild") else Index.open(path, encoder=encoder)
+    encoder = FakeEncoder()
+    index = None if op.startswith(("build", "rebuild")) else Index.open(path, encoder=encoder)
     print("ready", flush=True)
     if op in ("build", "rebuild"):
         Index.build(corpus(n, 1 if op == "rebuild" else 0), path, encoder, force=op == "rebuild")
+    elif op == "rebuild-fail":
+        Index.build(corpus(n, 1), path, FailingEncoder(), force=True)
     elif op == "add":  # half the texts change, as many new documents arrive
         changed = [d for d in corpus(n, 2) if int(d.id[1:]) % 2 == 0]
         fresh = [Document(f"new{i}", f"a new document {i}", {}) for i in range(n // 2)]

@@ -13,7 +13,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.store.crash_driver import HashEncoder
+from tests.fakes import FakeEncoder
 from simsearch.index import Index
 from simsearch.readers import Document, ReadOptions, read_documents
 from simsearch.store.verify import faiss_ids, verify_index
@@ -119,7 +119,7 @@ def _check_agreement(index: Index, model: dict[str, tuple[str, dict]]) -> None:
     rowids = sorted(r[0] for r in db.execute("SELECT rowid FROM documents"))
     assert sorted(faiss_ids(index._store.faiss.index).tolist()) == rowids
     assert len(index) == len(model) == index._store.faiss.ntotal
-    for doc_id, (text, _) in list(model.items())[:4]:
+    for _doc_id, (text, _) in list(model.items())[:4]:
         hit = index.search(text, k=1)[0]
         assert hit.text == text and np.isclose(hit.score, 1.0, atol=1e-5)
 
@@ -127,7 +127,7 @@ def _check_agreement(index: Index, model: dict[str, tuple[str, dict]]) -> None:
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_batch, st.lists(_op, max_size=8))
 def test_random_add_delete_compact_sequences_match_a_dict(initial, ops):
-    encoder = HashEncoder()
+    encoder = FakeEncoder()
     with tempfile.TemporaryDirectory() as tmp:
         index = Index.build(_as_docs(initial), Path(tmp) / "x", encoder)
         model = {i: (t, {"v": v}) for i, t, v in initial}

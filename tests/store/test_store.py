@@ -544,6 +544,7 @@ def hold_lock(path: Path) -> tuple[threading.Thread, threading.Event]:
 
 def test_second_writer_times_out(index_dir: Path) -> None:
     path = index_dir / "locked"
+    path.mkdir(parents=True)  # the lock is the directory's own (issue #10)
     thread, release = hold_lock(path)
     try:
         with pytest.raises(LockTimeoutError) as caught:

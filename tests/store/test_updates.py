@@ -10,7 +10,7 @@ import faiss
 import numpy as np
 import pytest
 
-from tests.conftest import FakeEncoder
+from tests.fakes import FakeEncoder
 from simsearch.store.index_types import builder
 from simsearch.errors import IndexCorruptError, IndexNotFoundError, InputError, ModelError
 from simsearch.index import Index, load_encoder
@@ -186,7 +186,13 @@ def test_a_damaged_faiss_file_is_not_carried_into_the_next_generation(index, enc
     data[middle : middle + 16] = b"\x44" * 16  # same size: only the checksum can tell
     file.write_bytes(bytes(data))
     assert not verify_index(index.path, encoder=encoder).ok
-    index.add([Document("late", "a late arrival", {})])  # must rebuild, not patch, the damaged file
+    # issue #10: a write refuses damage it starts from (never patches it, never hides it) ...
+    with pytest.raises(IndexCorruptError, match="verify idx --repair"):
+        index.add([Document("late", "a late arrival", {})])
+    assert not verify_index(index.path, encoder=encoder).ok
+    # ... and the FAISS file is derived data: repair rebuilds it, then writes go on
+    assert verify_index(index.path, encoder=encoder, repair=True).ok
+    index.add([Document("late", "a late arrival", {})])
     report = verify_index(index.path, encoder=encoder)
     assert report.ok, report.problems
 
