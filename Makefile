@@ -5,13 +5,13 @@ SIM    := $(VENV)/bin/simsearch
 # The CPU build of torch, installed before the project so nothing pulls the CUDA one.
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install lint docs docs-check bench clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e '.[test,serve]'
+	$(PY) -m pip install --quiet -e '.[test,serve,lint]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -23,6 +23,19 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q
+
+# ruff (lint + format check) and mypy (strict on simsearch/); settings in pyproject.toml.
+lint: install
+	$(VENV)/bin/ruff check simsearch tests benchmarks
+	$(VENV)/bin/ruff format --check simsearch tests benchmarks
+	$(VENV)/bin/mypy
+
+# docs/cli.md is generated from every command's --help; docs-check fails when it is stale.
+docs: install
+	$(PY) -m simsearch.cli.docgen > docs/cli.md
+
+docs-check: install
+	$(PY) -m simsearch.cli.docgen --check docs/cli.md
 
 # Side-by-side speed report (slow: encodes the 131k-sentence corpus once, cached in
 # benchmarks/results/). BENCH_ARGS passes options, e.g. BENCH_ARGS="--sections encoders".

@@ -176,6 +176,7 @@ class Index:
         started = time.perf_counter()
         truncated = 0
         with StoreWriter(path, force=force) as writer:
+            assert writer.db is not None  # open inside the block
             for chunk in _chunks(_as_documents(documents), _CHUNK):
                 vectors, cut = encoder.encode_counting([d.text for d in chunk], progress=progress)
                 truncated += cut
@@ -207,15 +208,19 @@ class Index:
                                      f"but the index holds {m.dim}-dim ones; rebuild the index")
         return self._encoder
 
+    # A str is also a Sequence[str]: the first overload wins for it, as intended.
     @overload
-    def search(self, query: str, k: int = 10, *, min_score: float | None = None) -> list[Hit]: ...
+    def search(self, query: str, k: int = 10, *,  # type: ignore[overload-overlap]
+               min_score: float | None = None) -> list[Hit]: ...
     @overload
-    def search(self, query: Sequence[str], k: int = 10, *, min_score: float | None = None) -> list[list[Hit]]: ...
+    def search(self, query: Sequence[str], k: int = 10, *,
+               min_score: float | None = None) -> list[list[Hit]]: ...
 
-    def search(self, query, k=10, *, min_score=None):
+    def search(self, query: str | Sequence[str], k: int = 10, *,
+               min_score: float | None = None) -> list[Hit] | list[list[Hit]]:
         """Nearest documents by cosine: ``list[Hit]`` for a string, one list per query for a list."""
         single = isinstance(query, str)
-        queries = [query] if single else list(query)
+        queries: list[str] = [query] if isinstance(query, str) else list(query)
         if not queries:
             raise QueryError("no query given")
         check_query(queries, k, min_score)

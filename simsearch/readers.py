@@ -9,11 +9,10 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Iterator, NoReturn, Sequence
+from typing import IO, Any, Callable, Iterable, Iterator, Literal, NoReturn, Sequence
 
 from simsearch import config
 from simsearch.errors import InputError
@@ -325,7 +324,7 @@ def _read_table(
             yield line + "\n"
 
     # TSV files do not quote (a cell may start with a quote mark); CSV files do.
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    quoting: Literal[0, 1, 2, 3] = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     reader = csv.reader(texts(), delimiter=delimiter, strict=True, quoting=quoting)
     try:
         header = next(reader)

@@ -28,8 +28,11 @@ def unicode_problem(text: str) -> str | None:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         code = ord(text[exc.start])
-        origin = (f"an undecodable byte 0x{code - 0xDC00:02x}, the text is not UTF-8"
-                  if 0xDC80 <= code <= 0xDCFF else "a \\u escape that is half a surrogate pair")
+        origin = (
+            f"an undecodable byte 0x{code - 0xDC00:02x}, the text is not UTF-8"
+            if 0xDC80 <= code <= 0xDCFF
+            else "a \\u escape that is half a surrogate pair"
+        )
         return f"invalid Unicode: lone surrogate U+{code:04X} at character {exc.start + 1} ({origin})"
     return None
 
@@ -51,8 +54,9 @@ def metadata_problem(value: Any, where: str = "metadata", depth: int = 0) -> str
     if isinstance(value, float):
         if math.isfinite(value):
             return None
-        return (f"{where} is {value!r}, not a finite number (JSON has no NaN or Infinity); "
-                "use null or a string")
+        return (
+            f"{where} is {value!r}, not a finite number (JSON has no NaN or Infinity); use null or a string"
+        )
     if isinstance(value, str):
         problem = unicode_problem(value)
         return f"{where}: {problem}" if problem else None

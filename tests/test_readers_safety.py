@@ -40,13 +40,17 @@ def refused(source: Path, **options) -> str:
 
 # --- Bug 6: invalid Unicode ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("line", [
-    '{"text": "bad \\ud800 text"}',                       # lone high surrogate
-    '{"text": "reversed \\ude00\\ud83d pair"}',           # a pair in the wrong order
-    '{"text": "ok", "note": "low \\udfff alone"}',        # in a metadata value
-    '{"text": "ok", "tags": ["a", {"k": "\\udc80"}]}',    # nested in metadata
-    '{"text": "ok", "k\\ud800ey": 1}',                    # in a metadata key
-])
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"text": "bad \\ud800 text"}',  # lone high surrogate
+        '{"text": "reversed \\ude00\\ud83d pair"}',  # a pair in the wrong order
+        '{"text": "ok", "note": "low \\udfff alone"}',  # in a metadata value
+        '{"text": "ok", "tags": ["a", {"k": "\\udc80"}]}',  # nested in metadata
+        '{"text": "ok", "k\\ud800ey": 1}',  # in a metadata key
+    ],
+)
 def test_jsonl_invalid_unicode_names_file_and_line(tmp_path: Path, line: str) -> None:
     source = write(tmp_path / "docs.jsonl", '{"text": "fine"}\n' + line + "\n")
     message = refused(source)
@@ -61,7 +65,7 @@ def test_jsonl_invalid_unicode_in_the_id_field(tmp_path: Path) -> None:
 
 def test_a_valid_surrogate_pair_is_an_emoji_not_an_error(tmp_path: Path) -> None:
     source = write(tmp_path / "docs.jsonl", '{"text": "smile \\ud83d\\ude00"}\n')
-    assert read(source)[0].text == "smile \U0001F600"
+    assert read(source)[0].text == "smile \U0001f600"
 
 
 def test_library_build_refuses_invalid_unicode_and_writes_nothing(fake_encoder, index_dir: Path) -> None:
@@ -90,8 +94,10 @@ def test_library_add_delete_and_search_refuse_invalid_unicode(fake_encoder, inde
 
 # --- Bug 7: non-finite numbers -----------------------------------------------------------------
 
-@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e999", "-1e400", "[1, NaN]",
-                                   '{"deep": {"er": Infinity}}'])
+
+@pytest.mark.parametrize(
+    "value", ["NaN", "Infinity", "-Infinity", "1e999", "-1e400", "[1, NaN]", '{"deep": {"er": Infinity}}']
+)
 def test_jsonl_non_finite_numbers_are_refused(tmp_path: Path, value: str) -> None:
     source = write(tmp_path / "docs.jsonl", '{"text": "a"}\n\n{"text": "b", "score": ' + value + "}\n")
     message = refused(source)
@@ -104,8 +110,16 @@ def test_non_finite_text_fields_are_refused_too(tmp_path: Path) -> None:
     assert f"{source}:1:" in refused(source)
 
 
-@pytest.mark.parametrize("metadata", [{"x": float("nan")}, {"x": [1.0, float("inf")]},
-                                      {"x": {"y": float("-inf")}}, {"x": {1, 2}}, {"x": b"bytes"}])
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"x": float("nan")},
+        {"x": [1.0, float("inf")]},
+        {"x": {"y": float("-inf")}},
+        {"x": {1, 2}},
+        {"x": b"bytes"},
+    ],
+)
 def test_library_write_api_refuses_what_json_cannot_hold(fake_encoder, index_dir: Path, metadata) -> None:
     with pytest.raises(InputError, match="where.jsonl:4: metadata"):
         Index.build([Document("a", "text", metadata, "where.jsonl:4")], "idx", fake_encoder)
@@ -132,15 +146,28 @@ def test_min_score_must_be_a_finite_cosine(fake_encoder, index_dir: Path) -> Non
 
 # --- ids of JSONL records -------------------------------------------------------------------------
 
+
 def test_integer_ids_become_their_decimal_string(tmp_path: Path) -> None:
-    source = write(tmp_path / "docs.jsonl", '{"id": 7, "text": "a"}\n{"id": -12, "text": "b"}\n'
-                   '{"id": 123456789012345678901234567890, "text": "c"}\n')
+    source = write(
+        tmp_path / "docs.jsonl",
+        '{"id": 7, "text": "a"}\n{"id": -12, "text": "b"}\n'
+        '{"id": 123456789012345678901234567890, "text": "c"}\n',
+    )
     assert [d.id for d in read(source, id_field="id")] == ["7", "-12", "123456789012345678901234567890"]
 
 
-@pytest.mark.parametrize("value, kind", [("true", "boolean"), ("false", "boolean"), ("1.0", "fraction"),
-                                         ("1e3", "fraction"), ('["a", 1]', "list"), ('{"a": 1}', "object"),
-                                         ("null", "no value")])
+@pytest.mark.parametrize(
+    "value, kind",
+    [
+        ("true", "boolean"),
+        ("false", "boolean"),
+        ("1.0", "fraction"),
+        ("1e3", "fraction"),
+        ('["a", 1]', "list"),
+        ('{"a": 1}', "object"),
+        ("null", "no value"),
+    ],
+)
 def test_other_id_types_are_refused(tmp_path: Path, value: str, kind: str) -> None:
     source = write(tmp_path / "docs.jsonl", '{"id": "ok", "text": "a"}\n{"id": ' + value + ', "text": "b"}\n')
     message = refused(source, id_field="id")
@@ -154,9 +181,15 @@ def test_float_id_does_not_collide_with_its_string(tmp_path: Path) -> None:
 
 # --- CSV ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, content", [("t.csv", "text,tag,tag\nhello,a,b\n"),
-                                           ("t.tsv", "text\ttext\nhello\tworld\n"),
-                                           ("t.csv", "id,text,,\n1,hello,,\n")])
+
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("t.csv", "text,tag,tag\nhello,a,b\n"),
+        ("t.tsv", "text\ttext\nhello\tworld\n"),
+        ("t.csv", "id,text,,\n1,hello,,\n"),
+    ],
+)
 def test_duplicate_header_is_refused(tmp_path: Path, name: str, content: str) -> None:
     source = write(tmp_path / name, content)
     message = refused(source)
@@ -164,6 +197,7 @@ def test_duplicate_header_is_refused(tmp_path: Path, name: str, content: str) ->
 
 
 # --- sources that are not regular files ---------------------------------------------------------
+
 
 def test_a_fifo_is_read(tmp_path: Path) -> None:
     fifo = tmp_path / "docs.jsonl"
@@ -200,6 +234,7 @@ def test_a_source_that_fails_to_read_is_a_one_line_error(tmp_path: Path) -> None
 
 # --- derived ids do not depend on the spelling of a path -----------------------------------------
 
+
 def test_derived_ids_are_the_same_for_every_spelling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     work = tmp_path / "work"
     write(work / "data" / "a.txt", "one\ntwo\n")
@@ -207,13 +242,22 @@ def test_derived_ids_are_the_same_for_every_spelling(tmp_path: Path, monkeypatch
     write(work / "notes" / "n.md", "note\n")
     (tmp_path / "link").symlink_to(work / "data")
     monkeypatch.chdir(work)
-    spellings = ["data/a.txt", "./data/a.txt", str(work / "data" / "a.txt"), "data//a.txt",
-                 "data/../data/a.txt", "../work/data/a.txt", str(tmp_path / "link" / "a.txt")]
+    spellings = [
+        "data/a.txt",
+        "./data/a.txt",
+        str(work / "data" / "a.txt"),
+        "data//a.txt",
+        "data/../data/a.txt",
+        "../work/data/a.txt",
+        str(tmp_path / "link" / "a.txt"),
+    ]
     for spelling in spellings:
         docs = read(spelling)
         assert [d.id for d in docs] == ["data/a.txt:1", "data/a.txt:2"], spelling
         assert docs[0].metadata == {"source": "data/a.txt", "line": 1}
-    assert {read(s)[0].id for s in ["data/b.jsonl", "./data/b.jsonl", str(work / "data/b.jsonl")]} == {"data/b.jsonl:1"}
+    assert {read(s)[0].id for s in ["data/b.jsonl", "./data/b.jsonl", str(work / "data/b.jsonl")]} == {
+        "data/b.jsonl:1"
+    }
     assert {read(s)[0].id for s in ["notes", "./notes/", str(work / "notes")]} == {"notes/n.md"}
     outside = write(tmp_path / "elsewhere.txt", "far\n")
     assert read(outside)[0].id == f"{outside.resolve().as_posix()}:1"
@@ -229,6 +273,7 @@ def test_old_rule_keeps_paths_as_given(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 # --- ids files ----------------------------------------------------------------------------------
+
 
 def test_ids_are_read_exactly_one_per_line(tmp_path: Path) -> None:
     from simsearch.readers import read_ids

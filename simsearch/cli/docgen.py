@@ -49,6 +49,15 @@ def help_text(path: tuple[str, ...]) -> str:
     return command.get_help(parent)
 
 
+def settings_table() -> str:
+    """The table of :data:`simsearch.config.SETTINGS` that docs/library.md carries."""
+    from simsearch.config import SETTINGS
+
+    rows = ["| Setting | Default | Meaning |", "|---|---|---|"]
+    rows += [f"| `{s.name}` | {s.default} | {s.meaning} |" for s in SETTINGS]
+    return "\n".join(rows) + "\n"
+
+
 def render() -> str:
     parts = [_HEADER]
     for path in commands():

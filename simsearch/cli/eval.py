@@ -51,8 +51,8 @@ def eval_group() -> None:
     """Measure quality: STS Spearman, retrieval metrics, ANN recall.
 
     \b
-      simsearch eval sts ../shared/data/stsbenchmark/sts-test.csv
-      simsearch eval retrieval ../shared/data/scifact --split test
+      simsearch eval sts $DATA/stsbenchmark/sts-test.csv
+      simsearch eval retrieval $DATA/scifact --split test
       simsearch eval ann scifact --queries 1000 -k 10
     """
 
@@ -66,7 +66,7 @@ def sts(files: tuple[str, ...], model: str | None, pooling: str, precision: str,
     """Spearman x100 of cosine vs gold score on STS FILEs (STS-B .csv, KorSTS .tsv).
 
     \b
-      simsearch eval sts ../shared/data/stsbenchmark/sts-test.csv --pooling mean --json
+      simsearch eval sts $DATA/stsbenchmark/sts-test.csv --pooling mean --json
     """
     from simsearch.eval.evaluate import evaluate_sts
 
@@ -96,8 +96,8 @@ def retrieval(directory: str | None, corpus: str | None, queries: str | None, qr
     Without --index the corpus is encoded into a temporary exact index, removed afterwards.
 
     \b
-      simsearch eval retrieval ../shared/data/scifact --split test --json
-      simsearch eval retrieval ../shared/data/scifact --index scifact
+      simsearch eval retrieval $DATA/scifact --split test --json
+      simsearch eval retrieval $DATA/scifact --index scifact
     """
     from simsearch.eval.evaluate import evaluate_beir
 
@@ -131,7 +131,7 @@ def korquad(file: str, model: str | None, pooling: str, precision: str, batch_si
     The retrieval view is built in memory; the file is only read.
 
     \b
-      simsearch eval korquad ../shared/data/korquad_v1_dev/KorQuAD_v1.0_dev.json
+      simsearch eval korquad $DATA/korquad_v1_dev/KorQuAD_v1.0_dev.json
     """
     from simsearch.eval.evaluate import evaluate_korquad
 

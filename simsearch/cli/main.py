@@ -91,6 +91,7 @@ def build(sources: tuple[str, ...], name: str, model: str | None, pooling: str, 
                             index_dir=index_dir, force=force, progress=progress,
                             index_type=index_type, target_recall=target_recall)
     stats = index.last_build
+    assert stats is not None  # set by Index.build
     click.echo(f"Built index {name!r} at {index.path}: {stats.documents} documents, "
                f"{stats.truncated} truncated at {encoder.max_length} tokens, "
                f"{stats.seconds:.1f} s, {stats.per_second:.1f} documents/s")

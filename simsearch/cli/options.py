@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Any
+from typing import Any, Callable
 
 import click
 
@@ -57,7 +57,7 @@ class _MinScore(click.ParamType):  # type: ignore[type-arg]
 MIN_SCORE = _MinScore()
 
 
-def lines_file_option(flag: str, help: str) -> Any:
+def lines_file_option(flag: str, help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """A file of one entry per line: a path, a FIFO (process substitution) or - for stdin.
 
     Opened by the library, not by click, so that a closed stdin is a one-line error.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +83,7 @@ def _error(path: Path, lineno: int, problem: str) -> InputError:
 _STS_COLUMNS = {"score": 4, "sentence1": 5, "sentence2": 6}
 
 
-def read_sts(path: str | Path) -> list[StsPair]:
+def read_sts(path: str | os.PathLike[str]) -> list[StsPair]:
     """Read an STS file: STS Benchmark ``sts-*.csv`` (no header) or KorSTS ``sts-*.tsv``.
 
     The layout is detected from the first line: a header naming ``score``, ``sentence1`` and
@@ -158,7 +159,7 @@ def _text_field(
     return value
 
 
-def read_beir_corpus(path: str | Path) -> dict[str, BeirDoc]:
+def read_beir_corpus(path: str | os.PathLike[str]) -> dict[str, BeirDoc]:
     """Read BEIR ``corpus.jsonl``: doc id -> :class:`BeirDoc` (title may be absent -> "")."""
     path = Path(path)
     return {
@@ -170,7 +171,7 @@ def read_beir_corpus(path: str | Path) -> dict[str, BeirDoc]:
     }
 
 
-def read_beir_queries(path: str | Path) -> dict[str, str]:
+def read_beir_queries(path: str | os.PathLike[str]) -> dict[str, str]:
     """Read BEIR ``queries.jsonl``: query id -> query text (``metadata`` is ignored)."""
     path = Path(path)
     return {
@@ -179,7 +180,7 @@ def read_beir_queries(path: str | Path) -> dict[str, str]:
     }
 
 
-def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
+def read_qrels(path: str | os.PathLike[str]) -> dict[str, dict[str, int]]:
     """Read BEIR qrels TSV (``query-id  corpus-id  score``): query id -> doc id -> relevance.
 
     The header line is optional; a repeated (query, doc) pair keeps the last score, as BEIR.
@@ -209,7 +210,7 @@ def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
     return qrels
 
 
-def load_beir(directory: str | Path, split: str = "test") -> RetrievalSet:
+def load_beir(directory: str | os.PathLike[str], split: str = "test") -> RetrievalSet:
     """Load a BEIR dataset folder: ``corpus.jsonl``, ``queries.jsonl``, ``qrels/{split}.tsv``.
 
     Queries are restricted to those judged in the split, as BEIR's loader does.
@@ -255,7 +256,7 @@ def _squad_paragraphs(path: Path, data: Any) -> Iterator[tuple[str, int, str, li
             yield title, p, context, qas
 
 
-def load_korquad(path: str | Path) -> RetrievalSet:
+def load_korquad(path: str | os.PathLike[str]) -> RetrievalSet:
     """KorQuAD 1.0 (SQuAD-style JSON) as paragraph retrieval, built in memory.
 
     Corpus: one :class:`BeirDoc` (article title, paragraph context) per distinct context, id

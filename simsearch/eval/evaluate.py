@@ -98,7 +98,7 @@ def _pair_cosines(encoder: Any, left: list[str], right: list[str]) -> np.ndarray
     return np.einsum("ij,ij->i", a, b).astype(np.float64)  # unit rows: inner product = cosine
 
 
-def _spearman100(gold: Sequence[float], predicted: Sequence[float]) -> float | None:
+def _spearman100(gold: Sequence[float], predicted: Sequence[float] | np.ndarray) -> float | None:
     value = spearman(gold, predicted)
     return None if math.isnan(value) else 100.0 * value
 

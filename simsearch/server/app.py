@@ -109,7 +109,7 @@ def _info(target: ServedIndex) -> dict[str, Any]:
 
 
 def _add_reads(app: FastAPI, served: Served, allow_writes: bool) -> None:
-    searched = dict(response_model=s.SearchResponse | s.BatchSearchResponse, responses=_errors(400, 404, 413, 422))
+    searched: dict[str, Any] = dict(response_model=s.SearchResponse | s.BatchSearchResponse, responses=_errors(400, 404, 413, 422))
 
     @app.get("/health", response_model=s.Health, summary="Liveness and what is served")
     def health() -> dict[str, Any]:
@@ -155,7 +155,7 @@ def _authorizer(token: str) -> Callable[..., None]:
 
 
 def _add_writes(app: FastAPI, served: Served, token: str | None) -> None:
-    guard = dict(dependencies=[Security(_authorizer(token))] if token else [],
+    guard: dict[str, Any] = dict(dependencies=[Security(_authorizer(token))] if token else [],
                  response_model=s.WriteResponse, responses=_errors(400, 401, 403, 404, 413, 422, 503))
 
     def write(name: str, change: Callable[[ServedIndex], dict[str, Any]]) -> JSONResponse:

@@ -26,17 +26,30 @@ MAX_HEAD_BYTES = 16 * 1024  # request line plus headers; more is refused as malf
 def error_bytes(status: int, reason: str, message: str) -> bytes:
     """A complete HTTP/1.1 error response with a JSON body, closing the connection."""
     body = json.dumps({"error": message}).encode()
-    head = (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
-            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n")
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
     return head.encode("ascii") + body
 
 
 async def unavailable(scope: Any, receive: Any, send: Any) -> None:
     """uvicorn's answer when ``limit_concurrency`` is reached, as JSON."""
-    body = json.dumps({"error": "the server is at its limit of concurrent connections; retry shortly"}).encode()
-    await send({"type": "http.response.start", "status": 503, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (b"connection", b"close"), (b"retry-after", b"1")]})
+    body = json.dumps(
+        {"error": "the server is at its limit of concurrent connections; retry shortly"}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+                (b"retry-after", b"1"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
@@ -67,8 +80,13 @@ class GuardedH11Protocol(H11Protocol):
 
     def send_400_response(self, msg: str) -> None:
         self._disarm_head_timer()
-        self.transport.write(error_bytes(400, "Bad Request", "malformed HTTP request (" + msg.rstrip(".")
-                                         + "); check the request line and headers"))
+        self.transport.write(
+            error_bytes(
+                400,
+                "Bad Request",
+                "malformed HTTP request (" + msg.rstrip(".") + "); check the request line and headers",
+            )
+        )
         self.transport.close()
 
     def _arm_head_timer(self) -> None:
@@ -84,6 +102,11 @@ class GuardedH11Protocol(H11Protocol):
         self._head_timer = None
         # IDLE: no complete request head since the connection opened or the last response.
         if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-            self.transport.write(error_bytes(408, "Request Timeout",
-                                             f"no complete request within {HEAD_TIMEOUT:g} s; connection closed"))
+            self.transport.write(
+                error_bytes(
+                    408,
+                    "Request Timeout",
+                    f"no complete request within {HEAD_TIMEOUT:g} s; connection closed",
+                )
+            )
             self.transport.close()

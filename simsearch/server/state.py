@@ -254,7 +254,9 @@ class ServedIndex:
             finally:
                 writer.close()
             self._swap()
-        return dataclasses.asdict(stats) if dataclasses.is_dataclass(stats) else dict(stats)
+        if dataclasses.is_dataclass(stats) and not isinstance(stats, type):
+            return dataclasses.asdict(stats)
+        return dict(stats)
 
     def _current(self) -> Index:
         """The index to search, reopened first if another process committed a new generation."""

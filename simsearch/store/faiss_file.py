@@ -17,7 +17,7 @@ import faiss
 import numpy as np
 
 from simsearch.errors import IndexCorruptError, ModelError
-from simsearch.store.manifest import EXACT_FACTORY  # noqa: F401  (re-exported)
+from simsearch.store.manifest import EXACT_FACTORY as EXACT_FACTORY  # re-exported (its old home)
 
 _CHUNK = 8192
 _THREADS = faiss.omp_get_max_threads()
@@ -101,7 +101,7 @@ class FaissFile:
         """Write the index to ``file``; FAISS's own I/O failures come out as :class:`OSError`."""
         try:
             faiss.write_index(self.index, str(file))
-        except RuntimeError as exc:
+        except RuntimeError:
             # FAISS reports a full disk as a failed fwrite/fopen, without errno; say what it was
             code = _write_errno(file)
             raise OSError(code, f"FAISS could not write the file ({os.strerror(code)})", str(file)) from None
@@ -262,7 +262,7 @@ def apply_changes(faiss_file: FaissFile, db: sqlite3.Connection, rowids: list[in
         return faiss_file
     held = _held(faiss_file.index, np.array(rowids, dtype=np.int64))
     if held.size:  # pure additions skip this, so indexes that cannot remove (HNSW) still grow in place
-        faiss_file.index.remove_ids(held)
+        faiss_file.index.remove_ids(held)  # type: ignore[arg-type]  # the SWIG wrapper takes arrays
     for start in range(0, len(rowids), 500):
         chunk = rowids[start : start + 500]
         marks = ",".join("?" * len(chunk))

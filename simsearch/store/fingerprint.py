@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from simsearch.errors import IndexCorruptError, ModelError
 
@@ -26,7 +26,7 @@ KEY = "fingerprint"
 IDENTITY_FIELDS = ("model", "pooling", "dim", "max_length", "precision", "normalized", "metric")
 
 
-def recorded(manifest: dict[str, Any]) -> dict[str, Any] | None:
+def recorded(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
     """The manifest's fingerprint section, or None for an index built before fingerprints."""
     section = manifest.get(KEY)
     return section if isinstance(section, dict) else None
@@ -35,11 +35,12 @@ def recorded(manifest: dict[str, Any]) -> dict[str, Any] | None:
 def fingerprint_fields(fields: dict[str, Any], model_dir: Path | None) -> dict[str, Any]:
     """``{"fingerprint": ...}`` for a manifest holding ``fields``, the model read from ``model_dir``
     (None or not a directory, e.g. a test encoder: only the identity is recorded)."""
-    model = _model_fingerprint(model_dir) if model_dir is not None and model_dir.is_dir() else None
+    model = (_model_fingerprint(model_dir, remember=True)
+             if model_dir is not None and model_dir.is_dir() else None)
     return {KEY: {"model": model, "identity": identity_hash(fields, model)}}
 
 
-def identity_hash(fields: dict[str, Any], model: str | None) -> str:
+def identity_hash(fields: Mapping[str, Any], model: str | None) -> str:
     identity = {key: fields.get(key) for key in IDENTITY_FIELDS}
     identity.setdefault("precision", "fp32")
     if identity["precision"] is None:
@@ -48,7 +49,7 @@ def identity_hash(fields: dict[str, Any], model: str | None) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def check_identity(file: Path, manifest: dict[str, Any]) -> None:
+def check_identity(file: Path, manifest: Mapping[str, Any]) -> None:
     """An edited model, pooling, precision, ... in the manifest is damage, not a setting."""
     if KEY not in manifest:
         return
@@ -65,14 +66,14 @@ def check_identity(file: Path, manifest: dict[str, Any]) -> None:
             "manifest or rebuild the index")
 
 
-def check_model_files(manifest: dict[str, Any], model_dir: Path | None) -> None:
+def check_model_files(manifest: Mapping[str, Any], model_dir: Path | None) -> None:
     """Refuse a model whose files differ from those the index was built with."""
     problem = model_problem(manifest, model_dir)
     if problem:
         raise ModelError(problem)
 
 
-def model_problem(manifest: dict[str, Any], model_dir: Path | None) -> str | None:
+def model_problem(manifest: Mapping[str, Any], model_dir: Path | None) -> str | None:
     """Why the model in ``model_dir`` is not the index's (None when it is, or cannot be told)."""
     section = recorded(manifest)
     if section is None or not section.get("model") or model_dir is None or not model_dir.is_dir():
@@ -86,7 +87,7 @@ def model_problem(manifest: dict[str, Any], model_dir: Path | None) -> str | Non
             "`simsearch build --force`")
 
 
-def _model_fingerprint(model_dir: Path) -> str:
-    from simsearch.encode.models import model_fingerprint  # the encoder's side: which files matter
+def _model_fingerprint(model_dir: Path, *, remember: bool = False) -> str:
+    from simsearch.model_files import model_fingerprint
 
-    return model_fingerprint(model_dir)
+    return model_fingerprint(model_dir, remember=remember)

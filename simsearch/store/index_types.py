@@ -19,8 +19,8 @@ import faiss
 import numpy as np
 
 from simsearch.errors import InputError
-from simsearch.store.faiss_file import EXACT_FACTORY, FaissFile, apply_search_params, describe, from_blobs, iter_vectors
-from simsearch.store.manifest import Manifest
+from simsearch.store.faiss_file import FaissFile, apply_search_params, describe, from_blobs, iter_vectors
+from simsearch.store.manifest import EXACT_FACTORY, Manifest
 
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivf", "ivfpq")
 #: ``auto`` keeps exact search up to this many vectors. Measured with ``python -m benchmarks``
@@ -200,7 +200,7 @@ def sample_vectors(db: sqlite3.Connection, dim: int, size: int, seed: int = 0) -
 
 
 def fetch_vectors(db: sqlite3.Connection, dim: int, rowids: np.ndarray) -> np.ndarray:
-    blobs = []
+    blobs: list[bytes] = []
     for start in range(0, len(rowids), 500):
         chunk = [int(r) for r in rowids[start : start + 500]]
         marks = ",".join("?" * len(chunk))

@@ -88,7 +88,8 @@ class Manifest(Mapping[str, Any]):
 
     def to_dict(self) -> dict[str, Any]:
         """Every key as read or written, unknown ones included (a deep-enough copy for JSON)."""
-        return json.loads(json.dumps(dict(self.raw)))  # type: ignore[no-any-return]
+        copy: dict[str, Any] = json.loads(json.dumps(dict(self.raw)))
+        return copy
 
     def replace(self, **changes: Any) -> Manifest:
         """A new Manifest with some keys changed (or added); the others kept."""

@@ -140,7 +140,8 @@ def _upsert(writer: StoreWriter, docs: list[Document], encoder: Callable[[], Enc
             cursor = db.execute(
                 "INSERT INTO documents (id, text, metadata, hash, vector) VALUES (?, ?, ?, ?, ?)",
                 (doc.id, doc.text, meta, digest, to_blob(vector)))
-            writer.changed.add(int(cursor.lastrowid))
+            assert cursor.lastrowid is not None  # an INSERT sets it
+            writer.changed.add(cursor.lastrowid)
             counts["added"] += 1
         else:
             db.execute("UPDATE documents SET text = ?, metadata = ?, hash = ?, vector = ? "

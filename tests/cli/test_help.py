@@ -40,3 +40,8 @@ def test_docs_check_says_how_to_fix_a_stale_page(tmp_path: Path, capsys: pytest.
     assert "make docs" in capsys.readouterr().err
     stale.write_text(docgen.render(), encoding="utf-8")
     assert docgen.main(["--check", str(stale)]) == 0
+
+
+def test_docs_library_md_lists_every_setting() -> None:
+    library = (CLI_DOC.parent / "library.md").read_text(encoding="utf-8")
+    assert docgen.settings_table() in library, "docs/library.md's settings table is stale"

@@ -39,14 +39,18 @@ def one_line_error(result, code: int = 1) -> str:
 @pytest.fixture
 def built(run, tmp_path: Path, tiny_bert: Path, index_dir: Path) -> str:
     source = tmp_path / "docs.jsonl"
-    source.write_text('{"id": "a", "text": "the cat sat on the mat"}\n'
-                      '{"id": "  spaced id  ", "text": "bread stale keep fresh"}\n'
-                      '{"id": "c", "text": "search engine for documents"}\n', encoding="utf-8")
+    source.write_text(
+        '{"id": "a", "text": "the cat sat on the mat"}\n'
+        '{"id": "  spaced id  ", "text": "bread stale keep fresh"}\n'
+        '{"id": "c", "text": "search engine for documents"}\n',
+        encoding="utf-8",
+    )
     assert run("build", source, "--name", "notes", "--model", tiny_bert, "--id-field", "id").exit_code == 0
     return "notes"
 
 
 # --- Bug 6: invalid Unicode in argv and documents -----------------------------------------------
+
 
 def test_invalid_utf8_query_in_argv_is_a_one_line_error(run, built: str) -> None:
     # Python hands an undecodable argv byte over as a lone surrogate (surrogateescape).
@@ -55,10 +59,16 @@ def test_invalid_utf8_query_in_argv_is_a_one_line_error(run, built: str) -> None
 
 
 def test_invalid_utf8_query_in_a_real_process(built: str, index_dir: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "simsearch", "query", built, b"caf\xff".decode("utf-8", "surrogateescape")],
-                            capture_output=True, env={**os.environ, "SIMSEARCH_INDEX_DIR": str(index_dir)})
+    result = subprocess.run(
+        [sys.executable, "-m", "simsearch", "query", built, b"caf\xff".decode("utf-8", "surrogateescape")],
+        capture_output=True,
+        env={**os.environ, "SIMSEARCH_INDEX_DIR": str(index_dir)},
+    )
     assert result.returncode == 1
-    assert result.stderr.decode().startswith("Error: query: invalid Unicode") and b"Traceback" not in result.stderr
+    assert (
+        result.stderr.decode().startswith("Error: query: invalid Unicode")
+        and b"Traceback" not in result.stderr
+    )
 
 
 def test_surrogate_in_a_jsonl_document_names_file_and_line(run, built: str, tmp_path: Path) -> None:
@@ -71,6 +81,7 @@ def test_surrogate_in_a_jsonl_document_names_file_and_line(run, built: str, tmp_
 
 # --- Bug 7: NaN in metadata -----------------------------------------------------------------------
 
+
 def test_nan_in_jsonl_metadata_is_refused_naming_file_and_line(run, built: str, tmp_path: Path) -> None:
     source = tmp_path / "more.jsonl"
     source.write_text('{"text": "fine"}\n{"text": "x", "score": NaN}\n', encoding="utf-8")
@@ -78,8 +89,9 @@ def test_nan_in_jsonl_metadata_is_refused_naming_file_and_line(run, built: str, 
     assert f"{source}:2:" in message and "NaN" in message
 
 
-def test_query_json_stays_valid_over_old_nan_metadata(run, tiny_bert: Path, index_dir: Path,
-                                                      monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+def test_query_json_stays_valid_over_old_nan_metadata(
+    run, tiny_bert: Path, index_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
     """An index written before the check (NaN stored) answers null, with a warning."""
     import simsearch.index as index_module
     from simsearch.encode.torch_encoder import Encoder
@@ -88,8 +100,11 @@ def test_query_json_stays_valid_over_old_nan_metadata(run, tiny_bert: Path, inde
     with monkeypatch.context() as old_version:  # write the NaN as the old code did
         old_version.setattr(index_module, "check_document", lambda doc: None)
         old_version.setattr(index_module, "dumps", lambda value: json.dumps(value, ensure_ascii=False))
-        index_module.Index.build([Document("nan-doc", "the cat sat", {"x": float("nan"), "y": [float("inf")]})],
-                                 "old", Encoder(str(tiny_bert)))
+        index_module.Index.build(
+            [Document("nan-doc", "the cat sat", {"x": float("nan"), "y": [float("inf")]})],
+            "old",
+            Encoder(str(tiny_bert)),
+        )
     result = CliRunner().invoke(main, ["query", "old", "the cat", "--json"])
     assert result.exit_code == 0, result.output
     assert "warning: document 'nan-doc'" in caplog.text  # on stderr, outside pytest
@@ -100,16 +115,25 @@ def test_query_json_stays_valid_over_old_nan_metadata(run, tiny_bert: Path, inde
 
 # --- Bug 10: closed standard input ------------------------------------------------------------------
 
+
 def closed_stdin(*args: str, index_dir: Path) -> subprocess.CompletedProcess[bytes]:
     command = " ".join(f"'{a}'" for a in (sys.executable, "-m", "simsearch", *args))
-    return subprocess.run(["bash", "-c", command + " <&-"], capture_output=True,
-                          env={**os.environ, "SIMSEARCH_INDEX_DIR": str(index_dir)})
+    return subprocess.run(
+        ["bash", "-c", command + " <&-"],
+        capture_output=True,
+        env={**os.environ, "SIMSEARCH_INDEX_DIR": str(index_dir)},
+    )
 
 
-@pytest.mark.parametrize("args", [("build", "-", "--name", "fresh", "--model", "{model}"),
-                                  ("add", "notes", "-"),
-                                  ("query", "notes", "--queries-file", "-"),
-                                  ("delete", "notes", "--ids-file", "-")])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("build", "-", "--name", "fresh", "--model", "{model}"),
+        ("add", "notes", "-"),
+        ("query", "notes", "--queries-file", "-"),
+        ("delete", "notes", "--ids-file", "-"),
+    ],
+)
 def test_closed_stdin_is_a_one_line_error(built: str, index_dir: Path, tiny_bert: Path, args) -> None:
     result = closed_stdin(*(a.format(model=tiny_bert) for a in args), index_dir=index_dir)
     err = result.stderr.decode()
@@ -118,6 +142,7 @@ def test_closed_stdin_is_a_one_line_error(built: str, index_dir: Path, tiny_bert
 
 
 # --- weaknesses -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("value", ["2", "nan", "NaN", "inf", "-inf", "-1.5", "abc"])
 def test_min_score_must_be_a_finite_cosine(run, built: str, value: str) -> None:
@@ -132,8 +157,11 @@ def test_min_score_bounds_are_allowed(run, built: str) -> None:
 
 def test_table_output_neutralises_terminal_escapes(run, tmp_path: Path, tiny_bert: Path) -> None:
     source = tmp_path / "evil.jsonl"
-    source.write_text(json.dumps({"id": "\x1b]0;pwned\x07id", "text": "the cat \x1b[2J\x1b[31mred\x9b1m \u202eevil"}) + "\n",
-                      encoding="utf-8")
+    source.write_text(
+        json.dumps({"id": "\x1b]0;pwned\x07id", "text": "the cat \x1b[2J\x1b[31mred\x9b1m \u202eevil"})
+        + "\n",
+        encoding="utf-8",
+    )
     assert run("build", source, "--name", "evil", "--model", tiny_bert, "--id-field", "id").exit_code == 0
     table = run("query", "evil", "the cat \x1b[2J")
     assert table.exit_code == 0
@@ -163,8 +191,9 @@ def test_ids_file_from_a_fifo(run, built: str, tmp_path: Path) -> None:
     assert result.exit_code == 0 and "1 deleted" in result.output, result.output
 
 
-def test_re_adding_a_file_under_another_spelling_changes_nothing(run, tmp_path: Path, tiny_bert: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_re_adding_a_file_under_another_spelling_changes_nothing(
+    run, tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "a.txt").write_text("the cat sat\nbread keep fresh\n", encoding="utf-8")
     monkeypatch.chdir(tmp_path)
@@ -174,8 +203,9 @@ def test_re_adding_a_file_under_another_spelling_changes_nothing(run, tmp_path: 
         assert "0 added, 0 updated, 2 unchanged" in result.output, (spelling, result.output)
 
 
-def test_an_index_from_before_the_rule_keeps_its_ids(run, tmp_path: Path, tiny_bert: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_index_from_before_the_rule_keeps_its_ids(
+    run, tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "a.txt").write_text("the cat sat\n", encoding="utf-8")
     monkeypatch.chdir(tmp_path)
@@ -205,9 +235,13 @@ def test_error_messages_neutralise_escapes_in_file_names(run, built: str, tmp_pa
     assert "\x1b" not in message and "\x07" not in message and "\\x1b]0;pwned\\x07" in message
 
 
-def test_undecodable_option_values_are_one_line_errors(run, built: str, tiny_bert: Path, tmp_path: Path) -> None:
+def test_undecodable_option_values_are_one_line_errors(
+    run, built: str, tiny_bert: Path, tmp_path: Path
+) -> None:
     source = tmp_path / "a.txt"
     source.write_text("hello\n", encoding="utf-8")
-    message = one_line_error(run("build", source, "--name", "x", "--model", tiny_bert, "--index-type", "caf\udcff"))
+    message = one_line_error(
+        run("build", source, "--name", "x", "--model", tiny_bert, "--index-type", "caf\udcff")
+    )
     assert "unknown index type" in message
     assert "invalid Unicode" in one_line_error(run("delete", built, "caf\udcff"))

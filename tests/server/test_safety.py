@@ -24,8 +24,12 @@ from click.testing import CliRunner
 from tests.fakes import FakeEncoder
 from tests.server.helpers import Server, call, read_reply, server_env, start_server
 
-DOCS = [("cat", "the cat sat on the mat"), ("bread", "how to keep bread fresh and not stale"),
-        ("engine", "a fast search engine for long documents"), ("ko", "서울 지하철은 편리하다")]
+DOCS = [
+    ("cat", "the cat sat on the mat"),
+    ("bread", "how to keep bread fresh and not stale"),
+    ("engine", "a fast search engine for long documents"),
+    ("ko", "서울 지하철은 편리하다"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +60,7 @@ def post_raw(server: Server, path: str, body: bytes) -> tuple[int, dict]:
 
 
 # --- Bug 6: one bad text never fails another request ---------------------------------------------
+
 
 class Picky(FakeEncoder):
     """Fails a whole batch when any text in it says "boom" (as a tokenizer fails on a surrogate)."""
@@ -122,11 +127,14 @@ def test_work_for_a_stopped_model_fails_instead_of_waiting_for_ever() -> None:
     assert isinstance(outcome[0], SimsearchError) and "shutting down" in str(outcome[0])
 
 
-@pytest.mark.parametrize("body, where", [
-    ('{"query": "a\\ud800"}', "query"),
-    ('{"query": "\\udfff"}', "query"),
-    ('{"queries": ["fine", "x\\ude00\\ud83d"]}', "queries[1]"),
-])
+@pytest.mark.parametrize(
+    "body, where",
+    [
+        ('{"query": "a\\ud800"}', "query"),
+        ('{"query": "\\udfff"}', "query"),
+        ('{"queries": ["fine", "x\\ude00\\ud83d"]}', "queries[1]"),
+    ],
+)
 def test_invalid_unicode_query_is_a_422(server: Server, body: str, where: str) -> None:
     status, answer = post_raw(server, "/indexes/docs/search", body.encode())
     assert status == 422 and answer["error"].startswith(f"{where}: invalid Unicode"), answer
@@ -136,7 +144,9 @@ def test_concurrent_searches_survive_a_bad_one(server: Server) -> None:
     good = json.dumps({"query": "the cat sat on the mat"}).encode()
     bad = b'{"query": "the cat \\ud800"}'
     with ThreadPoolExecutor(11) as pool:
-        answers = list(pool.map(lambda body: post_raw(server, "/indexes/docs/search", body), [bad] + [good] * 10))
+        answers = list(
+            pool.map(lambda body: post_raw(server, "/indexes/docs/search", body), [bad] + [good] * 10)
+        )
     assert answers[0][0] == 422
     assert [status for status, _ in answers[1:]] == [200] * 10
     assert all(answer["hits"][0]["id"] == "cat" for _, answer in answers[1:])
@@ -144,20 +154,44 @@ def test_concurrent_searches_survive_a_bad_one(server: Server) -> None:
 
 # --- Bug 7 and strict types: the write API and search bodies -------------------------------------
 
-@pytest.mark.parametrize("path, body, words", [
-    ("/indexes/docs/documents", '{"documents": [{"id": "n", "text": "t", "metadata": {"v": NaN}}]}', "NaN"),
-    ("/indexes/docs/documents", '{"documents": [{"id": "n", "text": "t", "metadata": {"v": [-Infinity]}}]}', "Infinity"),
-    ("/indexes/docs/documents", '{"documents": [{"id": "n", "text": "t", "metadata": {"v": 1e999}}]}', "inf"),
-    ("/indexes/docs/documents", '{"documents": [{"id": "n\\ud800", "text": "t"}]}', "nicode"),  # pydantic's words or ours
-    ("/indexes/docs/documents", '{"documents": [{"id": "n", "text": "t\\udc00"}]}', "nicode"),
-    ("/indexes/docs/documents", '{"documents": [{"id": "n", "text": "t", "metadata": {"k\\ud800": 1}}]}', "nicode"),
-    ("/indexes/docs/search", '{"query": "cat", "k": true}', "k"),
-    ("/indexes/docs/search", '{"query": "cat", "k": "5"}', "k"),
-    ("/indexes/docs/search", '{"query": "cat", "k": 5.0}', "k"),
-    ("/indexes/docs/search", '{"query": "cat", "min_score": "0.5"}', "min_score"),
-    ("/indexes/docs/search", '{"query": "cat", "min_score": true}', "min_score"),
-    ("/indexes/docs/search", '{"query": "cat", "min_score": NaN}', "min_score"),
-])
+
+@pytest.mark.parametrize(
+    "path, body, words",
+    [
+        (
+            "/indexes/docs/documents",
+            '{"documents": [{"id": "n", "text": "t", "metadata": {"v": NaN}}]}',
+            "NaN",
+        ),
+        (
+            "/indexes/docs/documents",
+            '{"documents": [{"id": "n", "text": "t", "metadata": {"v": [-Infinity]}}]}',
+            "Infinity",
+        ),
+        (
+            "/indexes/docs/documents",
+            '{"documents": [{"id": "n", "text": "t", "metadata": {"v": 1e999}}]}',
+            "inf",
+        ),
+        (
+            "/indexes/docs/documents",
+            '{"documents": [{"id": "n\\ud800", "text": "t"}]}',
+            "nicode",
+        ),  # pydantic's words or ours
+        ("/indexes/docs/documents", '{"documents": [{"id": "n", "text": "t\\udc00"}]}', "nicode"),
+        (
+            "/indexes/docs/documents",
+            '{"documents": [{"id": "n", "text": "t", "metadata": {"k\\ud800": 1}}]}',
+            "nicode",
+        ),
+        ("/indexes/docs/search", '{"query": "cat", "k": true}', "k"),
+        ("/indexes/docs/search", '{"query": "cat", "k": "5"}', "k"),
+        ("/indexes/docs/search", '{"query": "cat", "k": 5.0}', "k"),
+        ("/indexes/docs/search", '{"query": "cat", "min_score": "0.5"}', "min_score"),
+        ("/indexes/docs/search", '{"query": "cat", "min_score": true}', "min_score"),
+        ("/indexes/docs/search", '{"query": "cat", "min_score": NaN}', "min_score"),
+    ],
+)
 def test_bad_bodies_are_422_and_change_nothing(server: Server, path: str, body: str, words: str) -> None:
     status, answer = post_raw(server, path, body.encode())
     assert status == 422 and words in answer["error"], answer
@@ -165,8 +199,12 @@ def test_bad_bodies_are_422_and_change_nothing(server: Server, path: str, body: 
 
 
 def test_delete_with_invalid_unicode_id_is_a_422(server: Server) -> None:
-    answer = call(server.url + "/indexes/docs/documents", "DELETE", raw=b'{"ids": ["cat\\ud800"]}',
-                  headers={"Content-Type": "application/json"})
+    answer = call(
+        server.url + "/indexes/docs/documents",
+        "DELETE",
+        raw=b'{"ids": ["cat\\ud800"]}',
+        headers={"Content-Type": "application/json"},
+    )
     assert answer.status == 422 and "nicode" in answer.json()["error"]
 
 
@@ -177,19 +215,23 @@ def test_k_as_a_number_still_works(server: Server) -> None:
 
 # --- one error shape --------------------------------------------------------------------------
 
+
 def raw_request(server: Server, data: bytes) -> bytes:
     with socket.create_connection(("127.0.0.1", port_of(server)), timeout=30) as sock:
         sock.sendall(data)
         return read_reply(sock)
 
 
-@pytest.mark.parametrize("data, status", [
-    (b"GARBAGE\r\n\r\n", b"400"),
-    (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header\r\n\r\n", b"400"),
-    (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Long: " + b"a" * 40000, b"400"),  # a head past 16 KiB
-    (b"PUT /indexes/docs/search HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", b"405"),
-    (b"GET /nothing HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", b"404"),
-])
+@pytest.mark.parametrize(
+    "data, status",
+    [
+        (b"GARBAGE\r\n\r\n", b"400"),
+        (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header\r\n\r\n", b"400"),
+        (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Long: " + b"a" * 40000, b"400"),  # a head past 16 KiB
+        (b"PUT /indexes/docs/search HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", b"405"),
+        (b"GET /nothing HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", b"404"),
+    ],
+)
 def test_every_error_is_json(server: Server, data: bytes, status: bytes) -> None:
     reply = raw_request(server, data)
     head, _, body = reply.partition(b"\r\n\r\n")
@@ -222,6 +264,7 @@ def test_half_open_connections_are_dropped_and_the_limit_answers_json(home: Path
 
 # --- Bug 9: one model at two precisions --------------------------------------------------------
 
+
 @pytest.mark.parametrize("precisions", [("fp32", "int8"), ("int8", "bf16")])
 def test_one_model_at_two_precisions_is_served(tiny_bert: Path, tmp_path: Path, precisions) -> None:
     from simsearch.encode.torch_encoder import Encoder
@@ -230,8 +273,12 @@ def test_one_model_at_two_precisions_is_served(tiny_bert: Path, tmp_path: Path, 
     from simsearch.server.state import Served
 
     for precision in precisions:
-        Index.build([Document(i, t) for i, t in DOCS], precision, Encoder(str(tiny_bert), precision=precision),
-                    index_dir=tmp_path)
+        Index.build(
+            [Document(i, t) for i, t in DOCS],
+            precision,
+            Encoder(str(tiny_bert), precision=precision),
+            index_dir=tmp_path,
+        )
     served = Served(list(precisions), str(tmp_path))
     try:
         assert len(served.encoders) == 2
@@ -245,6 +292,7 @@ def test_one_model_at_two_precisions_is_served(tiny_bert: Path, tmp_path: Path, 
 
 # --- Bug 8: SIGTERM during a long write ---------------------------------------------------------
 
+
 def test_sigterm_during_a_long_write_exits_and_releases_the_lock(tiny_bert: Path, tmp_path: Path) -> None:
     from simsearch.encode.torch_encoder import Encoder
     from simsearch.index import Index
@@ -256,10 +304,15 @@ def test_sigterm_during_a_long_write_exits_and_releases_the_lock(tiny_bert: Path
     words = "the cat sat on the mat with bread and a fast search engine for long documents".split()
     # Long enough to outlast the 10 s of graceful shutdown even on a fast machine (about 7 MB,
     # ~2 min of encoding on 2 busy cores): only then does a cancelled write matter.
-    documents = [{"id": f"new-{n}", "text": " ".join(words[(n + j) % len(words)] for j in range(250))}
-                 for n in range(6000)]
-    writing = threading.Thread(target=call, args=(server.url + "/indexes/big/documents", "POST",
-                                                  {"documents": documents}), daemon=True)
+    documents = [
+        {"id": f"new-{n}", "text": " ".join(words[(n + j) % len(words)] for j in range(250))}
+        for n in range(6000)
+    ]
+    writing = threading.Thread(
+        target=call,
+        args=(server.url + "/indexes/big/documents", "POST", {"documents": documents}),
+        daemon=True,
+    )
     writing.start()
     deadline = time.monotonic() + 120
     while not any(p.name.endswith(".tmp") for p in (home / "big").iterdir()) and time.monotonic() < deadline:
@@ -280,11 +333,13 @@ def test_sigterm_during_a_long_write_exits_and_releases_the_lock(tiny_bert: Path
 
 # --- weaknesses: writes beyond loopback, Host check ---------------------------------------------
 
+
 def test_writes_beyond_loopback_need_a_token(home: Path) -> None:
     from simsearch.cli.main import main
 
-    result = CliRunner().invoke(main, ["serve", "docs", "--index-dir", str(home), "--host", "0.0.0.0",
-                                       "--allow-writes"])
+    result = CliRunner().invoke(
+        main, ["serve", "docs", "--index-dir", str(home), "--host", "0.0.0.0", "--allow-writes"]
+    )
     assert result.exit_code == 2 and "needs a token" in result.output
     from simsearch.errors import SimsearchError
     from simsearch.server import ServeConfig, serve
@@ -295,20 +350,41 @@ def test_writes_beyond_loopback_need_a_token(home: Path) -> None:
 
 def test_the_host_check_stays_on_beyond_loopback(home: Path, tmp_path: Path) -> None:
     log = tmp_path / "serve.log"
-    command = [sys.executable, "-m", "simsearch", "serve", "docs", "--index-dir", str(home), "--port", "0",
-               "--host", "0.0.0.0", "--allow-host", "search.example"]
+    command = [
+        sys.executable,
+        "-m",
+        "simsearch",
+        "serve",
+        "docs",
+        "--index-dir",
+        str(home),
+        "--port",
+        "0",
+        "--host",
+        "0.0.0.0",
+        "--allow-host",
+        "search.example",
+    ]
     with log.open("wb") as sink:
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=sink, env=server_env())
     server = Server(process, "", log)
     try:
         deadline = time.monotonic() + 120
-        while not (found := re.search(r"at http://0\.0\.0\.0:(\d+)/", server.stderr())) or \
-                "startup complete" not in server.stderr():
+        while (
+            not (found := re.search(r"at http://0\.0\.0\.0:(\d+)/", server.stderr()))
+            or "startup complete" not in server.stderr()
+        ):
             assert process.poll() is None and time.monotonic() < deadline, server.stderr()
             time.sleep(0.1)
         url = f"http://127.0.0.1:{found.group(1)}/health"
         assert call(url, headers={"Host": "rebound.attacker.example"}).status == 400
-        for host in ("127.0.0.1", "192.0.2.7:8000", "[2001:db8::1]:80", "search.example", socket.gethostname()):
+        for host in (
+            "127.0.0.1",
+            "192.0.2.7:8000",
+            "[2001:db8::1]:80",
+            "search.example",
+            socket.gethostname(),
+        ):
             assert call(url, headers={"Host": host}).status == 200, host
     finally:
         server.stop()
