@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -21,12 +23,14 @@ from simsearch.store.manifest import EXACT_FACTORY, Manifest, identity_mismatch,
 from simsearch.store.reader import Store
 from simsearch.store.faiss_file import from_blobs
 from simsearch.store.fingerprint import check_model_files, fingerprint_fields
+from simsearch.validate import check_document, json_ready, unicode_problem
 
 if TYPE_CHECKING:
     from simsearch.encode import Encoder
     from simsearch.store.updates import AddStats, CompactStats, DeleteStats
     from simsearch.store.verify import VerifyReport
 
+log = logging.getLogger("simsearch")
 _CHUNK = 2048  # documents encoded and stored per step: memory stays flat as corpora grow
 
 
@@ -45,11 +49,21 @@ class Hit:
     bm25: float | None = None
 
     def to_dict(self, query: str) -> dict[str, Any]:
-        """The hit as programs see it: ``query --json`` lines and the HTTP API share this shape."""
-        return {"query": query, "rank": self.rank, "id": self.id, "score": round(self.score, 6),
-                "text": self.text, "metadata": self.metadata,
-                "cosine": None if self.cosine is None else round(self.cosine, 6),
-                "bm25": None if self.bm25 is None else round(self.bm25, 6)}
+        """The hit as programs see it: ``query --json`` lines and the HTTP API share this shape.
+
+        Always valid JSON: a NaN or Infinity stored by an older version (in metadata, or a score
+        from a damaged vector) becomes null, with a warning on the log (stderr for the CLI).
+        """
+        score, bad_score = json_ready(round(self.score, 6))
+        metadata, bad_metadata = json_ready(self.metadata)
+        cosine, bad_cosine = json_ready(None if self.cosine is None else round(self.cosine, 6))
+        bm25, _ = json_ready(None if self.bm25 is None else round(self.bm25, 6))
+        if bad_score or bad_metadata or bad_cosine:
+            log.warning("warning: document %r has %s; written as null (re-add the document with finite "
+                        "values, and run `simsearch verify` on the index)", self.id,
+                        "NaN or Infinity in its metadata" if bad_metadata else "a non-finite score")
+        return {"query": query, "rank": self.rank, "id": self.id, "score": score,
+                "text": self.text, "metadata": metadata, "cosine": cosine, "bm25": bm25}
 
 
 @dataclass(frozen=True)
@@ -95,6 +109,11 @@ class Index:
 
     def __len__(self) -> int:
         return len(self._store)
+
+    @property
+    def derived_ids(self) -> str:
+        """How sources added to this index derive ids from file paths (``ReadOptions.derived_ids``)."""
+        return derived_id_rule(self._store.manifest)
 
     def __repr__(self) -> str:
         m = self._store.manifest
@@ -255,7 +274,7 @@ class Index:
         ``min_score`` drops hits whose cosine is below it (dense and hybrid modes).
         """
         single = isinstance(query, str)
-        queries = check_queries(query, k)
+        queries = check_queries(query, k, min_score)
         from simsearch.hybrid import check_mode, search_store
 
         store = self._store  # one generation for every step, even if a write reopens meanwhile
@@ -396,17 +415,30 @@ class Index:
         self._store.close()
 
 
-def check_queries(query: str | Sequence[str], k: int) -> list[str]:
-    """The queries of a search as a list; empty queries and a bad ``k`` are query errors."""
+def check_queries(query: str | Sequence[str], k: Any, min_score: Any = None) -> list[str]:
+    """The queries of a search as a list, checked by :func:`check_query`."""
     queries: list[str] = [query] if isinstance(query, str) else list(query)
     if not queries:
         raise QueryError("no query given")
-    for q in queries:
+    check_query(queries, k, min_score)
+    return queries
+
+
+def check_query(queries: Sequence[Any], k: Any, min_score: Any) -> None:
+    """Refuse what no search can answer: empty or invalid text, k not a whole number >= 1,
+    ``min_score`` not a finite number (before any of it reaches a shared batch)."""
+    for number, q in enumerate(queries, 1):
         if not isinstance(q, str) or not q.strip():
             raise QueryError("empty query; give some text to search for")
+        problem = unicode_problem(q)
+        if problem:
+            where = "query" if len(queries) == 1 else f"query {number}"
+            raise QueryError(f"{where}: {problem}")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise QueryError(f"k must be a whole number of at least 1, got {k!r}")
-    return queries
+    if min_score is not None and (isinstance(min_score, bool) or not isinstance(min_score, (int, float))
+                                  or not math.isfinite(min_score)):  # NaN would silently drop every hit
+        raise QueryError(f"min_score must be a finite number (a cosine, -1 to 1), got {min_score!r}")
 
 
 def check_encoder(manifest: Manifest, encoder: Encoder) -> None:
@@ -507,8 +539,19 @@ def _as_documents(items: Iterable[Document | str]) -> Iterator[Document]:
     """Documents as given, plain strings numbered from 1; blank texts are not documents."""
     for number, item in enumerate(items, 1):
         doc = item if isinstance(item, Document) else Document(str(number), str(item), {}, f"item {number}")
+        check_document(doc)
         if doc.text.strip():
             yield doc
+
+
+# This version's manifest keys about input handling, in one section of their own.
+INPUTS = {"derived_ids": "resolved"}
+
+
+def derived_id_rule(manifest: Mapping[str, Any]) -> str:
+    """The id rule an index was built under: indexes older than the rule keep paths as given,
+    so re-adding a source spelled as before still finds its documents."""
+    return str((manifest.get("inputs") or {}).get("derived_ids", "as-given"))
 
 
 def _model_dir(model_path: Any) -> Path | None:
@@ -539,4 +582,5 @@ def _identity_fields(encoder: Encoder, path: Path, created: str, updated: str, t
         "updated": updated,
         # An adapter over a foreign embedding says so in its own section (see foreign_embedding).
         **({"embedding": encoder.embedding_section} if hasattr(encoder, "embedding_section") else {}),
+        "inputs": dict(INPUTS),
     }

@@ -81,7 +81,7 @@ class ShardedIndex(Index):
         from simsearch.hybrid import check_mode, search_store
 
         single = isinstance(query, str)
-        queries = check_queries(query, k)
+        queries = check_queries(query, k, min_score)
         mode = check_mode(mode, self._identity())
         if min_score is not None and mode == "lexical":
             raise QueryError("min_score filters by cosine, which lexical mode does not compute; "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Callable
 
 import click
@@ -10,6 +9,7 @@ import click
 from simsearch.cli.options import device_option, index_dir_option, model_option, pooling_option
 from simsearch.fusion import MODES
 from simsearch.encode.precision import PRECISIONS
+from simsearch.cli.render import json_line
 from simsearch.cli.render_eval import ann_lines, retrieval_lines, sts_lines
 
 _JSON_KEYS = ("spearman", "ndcg@10", "recall@1", "recall@10", "recall@100", "mrr@10", "map@100", "recall@k",
@@ -43,7 +43,7 @@ def _emit(report: dict[str, Any], as_json: bool, lines: Callable[[dict[str, Any]
     if as_json:
         summary = {key: value for key, value in report.items() if key != "per_query"}
         ordered = {key: summary.pop(key) for key in _JSON_KEYS if key in summary}
-        click.echo(json.dumps({**ordered, **summary}, ensure_ascii=False))
+        click.echo(json_line({**ordered, **summary}))
     else:
         for line in lines(report):
             click.echo(line)

@@ -6,16 +6,17 @@ Heavy imports (torch, transformers, faiss) happen inside the commands that need 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
 from simsearch import __version__
 from simsearch.cli.options import (
+    MIN_SCORE,
     device_option,
     index_dir_option,
     index_name,
+    lines_file_option,
     model_option,
     name_argument,
     pooling_option,
@@ -27,7 +28,7 @@ from simsearch.errors import SimsearchError
 from simsearch.encode.precision import PRECISIONS
 from simsearch.fusion import MODES
 from simsearch.readers import ReadOptions
-from simsearch.cli.render import ann_line, hit_json, hits_table, index_table, manifest_lines
+from simsearch.cli.render import ann_line, hit_json, hits_table, index_table, json_line, manifest_lines, printable
 
 
 class _Group(click.Group):
@@ -36,8 +37,8 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except SimsearchError as exc:
-            raise click.ClickException(str(exc)) from None
+        except SimsearchError as exc:  # (file names in messages may hold terminal escapes too)
+            raise click.ClickException(printable(str(exc))) from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -142,8 +143,8 @@ def build(sources: tuple[str, ...], name: str, model: str | None, pooling: str, 
 @click.argument("queries", nargs=-1)
 @click.option("-k", "--top-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit and line.")
-@click.option("--min-score", type=float, help="Drop hits whose cosine is below this.")
-@click.option("--queries-file", type=click.File("rb"), help="One query per line; - for stdin.")
+@click.option("--min-score", type=MIN_SCORE, help="Drop hits whose cosine is below this (-1 to 1).")
+@lines_file_option("--queries-file", "One query per line; - for stdin.")
 @click.option("--mode", type=click.Choice(MODES), default=None,
               help="dense (cosine), lexical (BM25) or hybrid (fused) [default: hybrid when the "
                    "index has a lexical part, else dense].")
@@ -152,7 +153,7 @@ def build(sources: tuple[str, ...], name: str, model: str | None, pooling: str, 
                    "<=, >, >= (numbers, ISO dates), 'FIELD in a,b,c'.")
 @index_dir_option
 def query(name: str, queries: tuple[str, ...], k: int, as_json: bool, min_score: float | None,
-          queries_file: Any, mode: str | None, where: tuple[str, ...], index_dir: str | None) -> None:
+          queries_file: str | None, mode: str | None, where: tuple[str, ...], index_dir: str | None) -> None:
     """Search index NAME for QUERY texts (all encoded in one batch).
 
     \b
@@ -160,11 +161,11 @@ def query(name: str, queries: tuple[str, ...], k: int, as_json: bool, min_score:
       simsearch query news "election results" --mode lexical --where lang=en --where "year>=2020"
     """
     from simsearch.index import Index
-    from simsearch.readers import read_queries
+    from simsearch.readers import read_lines_from, read_queries
 
     texts = list(queries)
     if queries_file is not None:
-        texts += read_queries(queries_file, getattr(queries_file, "name", "<stdin>"))
+        texts += read_lines_from(queries_file, read_queries)
     if not texts:
         raise click.UsageError("give at least one QUERY or --queries-file")
     from simsearch.store.filters import parse_cli
@@ -178,7 +179,7 @@ def query(name: str, queries: tuple[str, ...], k: int, as_json: bool, min_score:
                 click.echo(hit_json(text, hit))
             continue
         if len(texts) > 1:
-            click.echo(("\n" if number else "") + f"query: {text}")
+            click.echo(("\n" if number else "") + f"query: {printable(text)}")
         if not hits:
             click.echo("no results" + (f" with score >= {min_score}" if min_score is not None else ""))
             continue
@@ -200,7 +201,7 @@ def info(name: str, as_json: bool, index_dir: str | None) -> None:
         raise SimsearchError(f"index {name!r} not found in {path.parent}; run `simsearch list`")
     manifest = {"name": path.name, "path": str(path), **read_any_manifest(path)}
     if as_json:
-        click.echo(json.dumps(manifest, ensure_ascii=False, indent=2))
+        click.echo(json_line(manifest, indent=2))
     else:
         for line in manifest_lines(manifest):
             click.echo(line)
@@ -216,7 +217,7 @@ def list_(as_json: bool, index_dir: str | None) -> None:
     entries = list_indexes(index_dir)
     if as_json:
         for entry in entries:
-            click.echo(json.dumps(entry, ensure_ascii=False))
+            click.echo(json_line(entry))
     elif not entries:
         click.echo(f"no indexes in {index_home(index_dir)}", err=True)
     else:
@@ -235,10 +236,14 @@ def list_(as_json: bool, index_dir: str | None) -> None:
               help="Enable POST and DELETE /indexes/NAME/documents.")
 @click.option("--token-env", metavar="VAR",
               help="Writes and the OpenAI-compatible /v1 routes then need "
-                   "'Authorization: Bearer <token>', the token held by $VAR.")
+                   "'Authorization: Bearer <token>', the token held by $VAR "
+                   "(required with --allow-writes on a --host other than loopback).")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="Also answer requests whose Host header is NAME (repeatable; '*' for any). "
+                   "Loopback names, IP addresses and this machine's names are always accepted.")
 @ray_option
 def serve(names: tuple[str, ...], host: str, port: int, index_dir: str | None, allow_writes: bool,
-          token_env: str | None, ray_address: str | None) -> None:
+          token_env: str | None, allow_hosts: tuple[str, ...], ray_address: str | None) -> None:
     """Serve indexes NAME... over HTTP: a JSON API and a search page at /.
 
     \b
@@ -247,10 +252,16 @@ def serve(names: tuple[str, ...], host: str, port: int, index_dir: str | None, a
 
     The indexes' models also answer OpenAI-style at /v1/embeddings and /v1/models.
     """
-    from simsearch.server import ServeConfig
+    from simsearch.server import ServeConfig, check_writes_guarded
     from simsearch.server import serve as run_server
 
-    run_server(ServeConfig(names, host, port, index_dir, allow_writes, token_env, ray=ray_address),
+    if allow_writes:
+        try:
+            check_writes_guarded(host, token_env is not None)
+        except SimsearchError as exc:
+            raise click.UsageError(str(exc)) from None
+    run_server(ServeConfig(names, host, port, index_dir, allow_writes, token_env, ray=ray_address,
+                           allowed_hosts=allow_hosts),
                announce=lambda line: click.echo(line, err=True))
 
 

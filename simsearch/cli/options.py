@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import sys
-from typing import Any
+from typing import Any, Callable
 
 import click
 
@@ -35,6 +36,33 @@ def reader_options(command: Any) -> Any:
     )):
         command = option(command)
     return command
+
+
+# click.ParamType takes type arguments only in recent click (not 8.1, which setup.cfg allows).
+class _MinScore(click.ParamType):  # type: ignore[type-arg]
+    """A cosine threshold: a finite number from -1 to 1 (click's FloatRange lets NaN through)."""
+
+    name = "SCORE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number) or not -1.0 <= number <= 1.0:
+            self.fail(f"{value!r} is not a finite number from -1 to 1 (cosine scores lie there)", param, ctx)
+        return number
+
+
+MIN_SCORE = _MinScore()
+
+
+def lines_file_option(flag: str, help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A file of one entry per line: a path, a FIFO (process substitution) or - for stdin.
+
+    Opened by the library, not by click, so that a closed stdin is a one-line error.
+    """
+    return click.option(flag, type=click.Path(exists=True, dir_okay=False, allow_dash=True), help=help)
 
 
 # The encoder options of `build` and `eval`: defined once.

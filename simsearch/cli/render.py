@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import unicodedata
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
@@ -10,15 +9,36 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 if TYPE_CHECKING:
     from simsearch.index import Hit
 
+from simsearch.validate import dumps, json_ready
+
+# Invisible characters that reorder or hide what a terminal shows (bidi overrides and isolates).
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
 
 def display_width(text: str) -> int:
     """Terminal columns: East Asian wide characters (Hangul, CJK) take two."""
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: control characters (ESC, BEL, C1 controls such as
+    CSI...) and bidi overrides shown as escapes (``\\x1b``) instead of acting on the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else _escape(c) for c in text)
+
+
+def _escape(char: str) -> str:
+    if char.isspace() and char not in "\x1c\x1d\x1e\x1f\x85":
+        return " "  # newlines and tabs: a table row stays one line
+    if unicodedata.category(char) in ("Cc", "Cs") or char in _BIDI:
+        return char.encode("unicode_escape", "backslashreplace").decode("ascii")
+    return char  # other format characters (zero-width joiners in emoji, soft hyphens) are harmless
+
+
 def cut(text: str, width: int) -> str:
     """``text`` on one line, cut to ``width`` columns with an ellipsis."""
-    text = " ".join(text.split())
+    text = " ".join(printable(text).split())
     if display_width(text) <= width:
         return text
     out, used = [], 0
@@ -38,7 +58,7 @@ def pad(text: str, width: int) -> str:
 def hits_table(hits: Sequence[Any], width: int | None = None) -> list[str]:
     """Lines of a rank / score / id / text table fitting ``width`` columns."""
     width = width or shutil.get_terminal_size((100, 24)).columns
-    id_width = min(24, max([2] + [display_width(h.id) for h in hits]))
+    id_width = min(24, max([2] + [display_width(printable(h.id)) for h in hits]))
     text_width = max(10, width - 4 - 1 - 6 - 2 - id_width - 2)
     lines = [f"{'rank':>4} {'score':>6}  {pad('id', id_width)}  text"]
     for hit in hits:
@@ -48,12 +68,18 @@ def hits_table(hits: Sequence[Any], width: int | None = None) -> list[str]:
 
 
 def hit_dict(query: str, hit: Hit) -> dict[str, Any]:
-    """A hit as programs see it; the shape is the library's (:meth:`simsearch.index.Hit.to_dict`)."""
+    """A hit as programs see it; the shape is the library's (:meth:`simsearch.index.Hit.to_dict`),
+    always valid JSON."""
     return hit.to_dict(query)
 
 
 def hit_json(query: str, hit: Hit) -> str:
-    return json.dumps(hit.to_dict(query), ensure_ascii=False)
+    return dumps(hit.to_dict(query))
+
+
+def json_line(value: Any, **options: Any) -> str:
+    """Strict JSON of anything the CLI prints (manifests, reports): NaN/Infinity become null."""
+    return dumps(json_ready(value)[0], **options)
 
 
 def manifest_lines(manifest: dict[str, Any]) -> Iterable[str]:
@@ -63,12 +89,14 @@ def manifest_lines(manifest: dict[str, Any]) -> Iterable[str]:
             for key, inner in value.items():
                 yield from walk(f"{prefix}.{key}" if prefix else key, inner)
         else:
-            yield f"{prefix}: {value}"
+            yield printable(f"{prefix}: {value}")
     return walk("", manifest)
 
 
 def index_table(entries: Sequence[dict[str, Any]]) -> list[str]:
     """One line per index: name, count, model, pooling, dim, type (or the damage found)."""
+    entries = [{key: printable(value) if isinstance(value, str) else value for key, value in e.items()}
+               for e in entries]
     name_width = max([4] + [display_width(e["name"]) for e in entries])
     lines = [f"{pad('name', name_width)}  {'count':>8}  {'dim':>4}  {'pooling':<7}  {'type':<5}  model"]
     for e in entries:

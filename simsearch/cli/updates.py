@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import Any
 
 import click
 
-from simsearch.cli.options import index_dir_option, name_argument, progress_bar, reader_options
+from simsearch.cli.options import index_dir_option, lines_file_option, name_argument, progress_bar, reader_options
+from simsearch.cli.render import json_line, printable
 from simsearch.readers import ReadOptions
 
 
@@ -35,7 +34,8 @@ def add(name: str, sources: tuple[str, ...], fmt: str, text_field: tuple[str, ..
 
     index = Index.open(name, index_dir=index_dir)
     with progress_bar("encoding") as progress:
-        stats = index.add(read_documents(sources, ReadOptions(fmt, text_field, id_field, split)),
+        options = ReadOptions(fmt, text_field, id_field, split, derived_ids=index.derived_ids)
+        stats = index.add(read_documents(sources, options),
                           batch_size=batch_size, progress=progress)
     click.echo(f"Index {name!r}: {stats.added} added, {stats.updated} updated, {stats.unchanged} "
                f"unchanged ({stats.encoded} encoded, {stats.truncated} truncated); "
@@ -45,9 +45,10 @@ def add(name: str, sources: tuple[str, ...], fmt: str, text_field: tuple[str, ..
 @click.command()
 @name_argument
 @click.argument("ids", nargs=-1)
-@click.option("--ids-file", type=click.File("rb"), help="One id per line; - for stdin.")
+@lines_file_option("--ids-file", "One id per line, exactly as written (spaces included; empty "
+                   "lines skipped); - for stdin.")
 @index_dir_option
-def delete(name: str, ids: tuple[str, ...], ids_file: Any, index_dir: str | None) -> None:
+def delete(name: str, ids: tuple[str, ...], ids_file: str | None, index_dir: str | None) -> None:
     """Delete documents by ID from index NAME (unknown ids are reported, not fatal).
 
     \b
@@ -55,9 +56,9 @@ def delete(name: str, ids: tuple[str, ...], ids_file: Any, index_dir: str | None
       simsearch delete scifact --ids-file stale-ids.txt
     """
     from simsearch.index import Index
-    from simsearch.readers import read_queries
+    from simsearch.readers import read_ids, read_lines_from
 
-    wanted = list(ids) + (read_queries(ids_file, getattr(ids_file, "name", "<stdin>")) if ids_file else [])
+    wanted = list(ids) + (read_lines_from(ids_file, read_ids) if ids_file else [])
     if not wanted:
         raise click.UsageError("give at least one ID or --ids-file")
     stats = Index.open(name, index_dir=index_dir).delete(wanted)
@@ -103,11 +104,11 @@ def verify(name: str, repair: bool, record_fingerprint: bool, as_json: bool, ind
     report = verify_index(locate(name, index_dir), repair=repair, load_encoder=load_encoder,
                           record_fingerprint=record_fingerprint)
     if as_json:
-        click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+        click.echo(json_line(report.to_dict()))
     else:
         for check in report.problems:
-            click.echo(f"problem: {check.name}: {check.detail}", err=True)
-        click.echo(report.summary())
+            click.echo(printable(f"problem: {check.name}: {check.detail}"), err=True)
+        click.echo(printable(report.summary()))
     if not report.ok:
         sys.exit(1)
 

@@ -16,7 +16,6 @@ at once. Without an ``encoder`` one is built from ``model``, ``pooling``, ``batc
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -32,6 +31,7 @@ from simsearch.eval.datasets import (RetrievalSet, doc_text, load_beir, load_kor
                        read_beir_corpus, read_beir_queries, read_qrels, read_sts)
 from simsearch.eval.metrics import REPORT_METRICS, per_query_metrics, spearman
 from simsearch.readers import Document
+from simsearch.validate import dumps, json_ready
 
 __all__ = ["evaluate_ann", "evaluate_beir", "evaluate_korquad", "evaluate_paraphrase", "evaluate_retrieval",
            "evaluate_sts", "load_retrieval_set", "write_per_query"]
@@ -322,7 +322,7 @@ def write_per_query(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str]
     try:
         with handle:
             for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+                handle.write(dumps(json_ready(row)[0]) + "\n")
         os.replace(handle.name, target)
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)

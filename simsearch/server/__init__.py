@@ -32,6 +32,7 @@ class ServeConfig:
     max_body: int = MAX_BODY
     max_write_body: int = MAX_WRITE_BODY
     ray: str | None = None  # shard actors on this Ray cluster ("local": start one)
+    allowed_hosts: tuple[str, ...] = ()  # Host names accepted besides this machine's own
 
 
 def serve(config: ServeConfig, announce: Callable[[str], None] = print) -> None:
@@ -46,11 +47,12 @@ def serve(config: ServeConfig, announce: Callable[[str], None] = print) -> None:
     settings.passive_openmp()
     uvicorn = _import_stack()
     from simsearch.server.app import create_app
-    from simsearch.server.guard import LOOPBACK_NAMES, Guard
+    from simsearch.server.guard import Guard
     from simsearch.server.state import Served
 
     token = read_token(config.token_env)
     if config.allow_writes:
+        check_writes_guarded(config.host, token is not None)
         _check_writes_available()
     sock = bind(config.host, config.port)
     try:
@@ -58,16 +60,41 @@ def serve(config: ServeConfig, announce: Callable[[str], None] = print) -> None:
     except BaseException:
         sock.close()
         raise
-    loopback = is_loopback(config.host)
+    from simsearch.server import protocol
+
     app = Guard(create_app(served, allow_writes=config.allow_writes, token=token),
                 max_body=config.max_body, max_write_body=config.max_write_body,
-                hosts=LOOPBACK_NAMES | {config.host.strip("[]").lower()} if loopback else None)
+                hosts=allowed_hosts(config), any_address=not is_loopback(config.host))
     for line in startup_lines(config, served, sock, token):
         announce(line)
+    protocol.use_json_unavailable()
     server = _server_class(uvicorn)(uvicorn.Config(
         app, lifespan="on", log_level="info", access_log=False, server_header=False,
+        http=protocol.GuardedH11Protocol, timeout_keep_alive=protocol.KEEP_ALIVE_TIMEOUT,
+        h11_max_incomplete_event_size=protocol.MAX_HEAD_BYTES,
         limit_concurrency=128, timeout_graceful_shutdown=10))
     server.run(sockets=[sock])
+
+
+def check_writes_guarded(host: str, has_token: bool) -> None:
+    """Writes reachable from other machines need a token: refuse to start otherwise."""
+    if not has_token and not is_loopback(host):
+        raise SimsearchError(f"--allow-writes on {host}, which other machines can reach, needs a token: "
+                             "add --token-env VAR (with the token in $VAR), or serve on 127.0.0.1")
+
+
+def allowed_hosts(config: ServeConfig) -> frozenset[str]:
+    """Host header names the server answers to: loopback names, the --host address, this
+    machine's names when listening beyond loopback, and --allow-host names. Any other name is a
+    DNS-rebinding attempt (a foreign name resolving to this address) and gets a 400."""
+    from simsearch.server.guard import LOOPBACK_NAMES
+
+    names = set(LOOPBACK_NAMES) | {config.host.strip("[]").lower()}
+    if not is_loopback(config.host):
+        for name in (socket.gethostname(), socket.getfqdn()):
+            names.add(name.lower())
+    names.update(name.strip().lower() for name in config.allowed_hosts)
+    return frozenset(names)
 
 
 def _server_class(uvicorn: Any) -> Any:
@@ -148,7 +175,4 @@ def startup_lines(config: ServeConfig, served: Any, sock: socket.socket, token: 
     lines.append(f"search page and API at http://{shown}:{port}/ ({writes}); stop with Ctrl-C or SIGTERM")
     lines.append(f"OpenAI-compatible embeddings at http://{shown}:{port}/v1"
                  + (f" (bearer token from ${config.token_env})" if token else ""))
-    if config.allow_writes and not token and not is_loopback(config.host):
-        lines.append("warning: writes are open to anyone who can reach this address; "
-                     "use --token-env to require a token")
     return lines

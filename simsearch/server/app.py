@@ -24,11 +24,13 @@ from simsearch.store.home import check_name
 from simsearch.readers import Document
 from simsearch.server import schemas as s
 from simsearch.server.openai import add_openai_routes
-from simsearch.server.state import Served, ServedIndex
+from simsearch.server.state import Served, ServedIndex, ShuttingDown
+from simsearch.validate import check_document, document_ids, json_ready, unicode_problem
 
 log = logging.getLogger("simsearch.serve")
 _LIBRARY_STATUS = ((IndexNotFoundError, 404), (QueryError, 422), (InputError, 422),
-                   (LockTimeoutError, 503), (ShardUnavailableError, 503), (IndexCorruptError, 500), (SimsearchError, 400))
+                   (LockTimeoutError, 503), (ShardUnavailableError, 503), (ShuttingDown, 503),
+                   (IndexCorruptError, 500), (SimsearchError, 400))
 _ASSETS = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
 _bearer = HTTPBearer(auto_error=False, description="The token held by the variable named by --token-env.")
 
@@ -82,9 +84,12 @@ def _query_texts(query: str | None, queries: list[str] | None) -> list[str]:
     if len(texts) > s.MAX_QUERIES:
         raise ApiError(413, f"{len(texts)} queries in one request; the limit is {s.MAX_QUERIES}")
     for number, text in enumerate(texts):
+        where = "query" if query is not None else f"queries[{number}]"
         if len(text) > s.MAX_QUERY_CHARS:
-            where = "query" if query is not None else f"queries[{number}]"
             raise ApiError(413, f"{where} has {len(text)} characters; the limit is {s.MAX_QUERY_CHARS}")
+        problem = unicode_problem(text)
+        if problem:  # refused here, so it never reaches a batch shared with other requests
+            raise ApiError(422, f"{where}: {problem}")
     return texts
 
 
@@ -105,7 +110,7 @@ def _search(served: Served, name: str, query: str | None, queries: list[str] | N
 def _info(target: ServedIndex) -> dict[str, Any]:
     manifest = target.manifest
     manifest.pop("model_path", None)  # where the model sits on this machine is nobody else's business
-    return {**manifest, "name": target.name}
+    return json_ready({**manifest, "name": target.name})[0]
 
 
 def _add_reads(app: FastAPI, served: Served, allow_writes: bool) -> None:
@@ -183,11 +188,14 @@ def _add_writes(app: FastAPI, served: Served, token: str | None) -> None:
     @app.post("/indexes/{name}/documents", **guard, summary="Add or replace documents")
     def add_documents(name: str, body: s.AddRequest) -> JSONResponse:
         documents = [Document(d.id, d.text, d.metadata, f"documents[{n}]") for n, d in enumerate(body.documents)]
+        for doc in documents:  # all refused before the write lock is taken
+            check_document(doc)
         return write(name, lambda target: target.add(documents))
 
     @app.delete("/indexes/{name}/documents", **guard, summary="Delete documents by id")
     def delete_documents(name: str, body: s.DeleteRequest) -> JSONResponse:
-        return write(name, lambda target: target.delete(body.ids))
+        ids = document_ids(body.ids)
+        return write(name, lambda target: target.delete(ids))
 
 
 def _add_disabled_writes(app: FastAPI) -> None:

@@ -5,7 +5,10 @@ It runs before any routing or parsing, so an oversized or cross-site request cos
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import json
+import logging
 from typing import Any, Awaitable, Callable
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -20,6 +23,8 @@ _HEADERS = [
     (b"cache-control", b"no-store"),
 ]
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+BODY_TIMEOUT = 60.0  # seconds to send a whole request body (32 MiB at ~4 Mbit/s)
+log = logging.getLogger("simsearch.serve")
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -29,25 +34,50 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 class Guard:
     """Wraps an ASGI app.
 
-    ``hosts``: the Host header names accepted (None: any). A server on loopback answers only to
-    loopback names, so a web page cannot reach it through DNS rebinding. Bodies are read here,
-    up to ``max_body`` bytes (``max_write_body`` for ``/documents``), and must be JSON.
+    ``hosts``: the Host header names accepted (None: any; ``*`` among them: any), plus any IP
+    address when ``any_address``. A web page cannot then reach the server through DNS rebinding
+    (a foreign name pointed at this address). Bodies are read here, up to ``max_body`` bytes
+    (``max_write_body`` for ``/documents``) within ``BODY_TIMEOUT`` seconds, and must be JSON.
+    Every answer of its own, and any error below it, is JSON ``{"error": ...}``.
     """
 
-    def __init__(self, app: Any, *, max_body: int, max_write_body: int, hosts: frozenset[str] | None) -> None:
+    def __init__(self, app: Any, *, max_body: int, max_write_body: int, hosts: frozenset[str] | None,
+                 any_address: bool = False) -> None:
         self.app = app
         self.max_body = max_body
         self.max_write_body = max_write_body
-        self.hosts = hosts
+        self.hosts = None if hosts is not None and "*" in hosts else hosts
+        self.any_address = any_address
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = False
+
+        async def tracking(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self._handle(scope, receive, tracking)
+        except Exception:  # uvicorn would answer a plain-text 500; the shape stays JSON
+            log.exception("error serving %s %s", scope.get("method"), scope.get("path"))
+            if not started:
+                await reply(send, 500, "internal error; the server log has the details")
+
+    def _host_ok(self, value: bytes) -> bool:
+        if self.hosts is None:
+            return True
+        name = host_name(value)
+        return name in self.hosts or (self.any_address and is_address(name))
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = {key.lower(): value for key, value in scope["headers"]}
-        if self.hosts is not None and host_name(headers.get(b"host", b"")) not in self.hosts:
-            await reply(send, 400, "unexpected Host header; this server answers to localhost only "
-                        "(start it with --host to serve other names)")
+        if not self._host_ok(headers.get(b"host", b"")):
+            await reply(send, 400, "unexpected Host header; this server answers only to its own names "
+                        "(start it with --allow-host NAME to accept another)")
             return
         limit = self.max_write_body if scope["path"].rstrip("/").endswith("/documents") else self.max_body
         declared = headers.get(b"content-length")
@@ -58,7 +88,11 @@ class Guard:
             await too_large(send, limit)  # refused before a byte of the body is read
             return
         if scope["method"] in _BODY_METHODS:
-            body = await read_body(receive, limit)
+            try:
+                body = await asyncio.wait_for(read_body(receive, limit), BODY_TIMEOUT)
+            except asyncio.TimeoutError:
+                await reply(send, 408, f"the request body did not arrive within {BODY_TIMEOUT:g} s")
+                return
             if body is None:
                 await too_large(send, limit)
                 return
@@ -75,6 +109,15 @@ def host_name(value: bytes) -> str:
     if text.startswith("["):
         return text[1:].split("]", 1)[0]
     return text.rsplit(":", 1)[0] if text.count(":") == 1 else text
+
+
+def is_address(name: str) -> bool:
+    """An IP literal: a browser sending it asked for this address itself, not a rebound name."""
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def is_json(content_type: bytes) -> bool:

@@ -18,8 +18,9 @@ class SearchRequest(BaseModel):
     query: str | None = Field(None, description=f"One query text (at most {MAX_QUERY_CHARS} characters).")
     queries: list[str] | None = Field(None, description=f"Several query texts (at most {MAX_QUERIES}), "
                                       "encoded in one batch.")
-    k: int = Field(10, ge=1, le=MAX_K, description="Hits per query.")
-    min_score: float | None = Field(None, ge=-1.0, le=1.0, allow_inf_nan=False,
+    # strict: true and "5" are not numbers (pydantic would read them as 1 and 5)
+    k: int = Field(10, ge=1, le=MAX_K, strict=True, description="Hits per query.")
+    min_score: float | None = Field(None, ge=-1.0, le=1.0, allow_inf_nan=False, strict=True,
                                     description="Drop hits whose cosine is below this.")
     mode: Literal["dense", "lexical", "hybrid"] | None = Field(
         None, description="dense (cosine), lexical (BM25) or hybrid (fused); default: hybrid when "

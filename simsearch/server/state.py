@@ -11,20 +11,22 @@ no search ever sees half a write.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import queue
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from simsearch.errors import QueryError, SimsearchError
+from simsearch.errors import SimsearchError
 from simsearch.hybrid import default_mode
-from simsearch.index import Hit, Index
-from simsearch.store.home import locate
+from simsearch.index import Hit, Index, check_query
+from simsearch.store.home import check_name, locate
 from simsearch.store.manifest import MANIFEST
 
 log = logging.getLogger("simsearch.serve")
@@ -32,6 +34,13 @@ _STOP = object()
 MAX_ENCODE_BATCH = 64  # texts per forward pass when queries pile up
 BLAS_THRESHOLD = 2
 WRITE_SLICE = 64  # texts a write encodes at a time before letting waiting searches run
+SHUTDOWN_WAIT = 30.0  # seconds a stopping server gives a cancelled write to clean up and unlock
+# Manifest keys that change the vectors a model gives: indexes share an encoder only when all agree.
+VECTOR_KEYS = ("model", "model_path", "pooling", "max_length", "precision", "dim", "normalized", "fingerprint")
+
+
+class ShuttingDown(SimsearchError):
+    """The server is stopping: work that has not reached the model is cancelled."""
 
 
 @dataclass
@@ -70,6 +79,7 @@ class ModelWorker:
         self.model_id = model_id or encoder.model_id
         self.max_batch = max_batch
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._closed = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"model-{self.model_id}", daemon=True)
         self._thread.start()
 
@@ -95,15 +105,35 @@ class ModelWorker:
         return np.vstack(parts), truncated
 
     def _wait(self, job: Any) -> Any:
+        if self._closed.is_set():
+            raise ShuttingDown("the server is shutting down; nothing was done")
         self._jobs.put(job)
-        return job.future.result()
+        while True:
+            try:
+                return job.future.result(timeout=0.5)
+            except FutureTimeout:
+                # Queued behind the stop, the job would wait forever (and a write with it,
+                # holding the index's lock): once the thread is gone, it is cancelled.
+                if self._closed.is_set() and not self._thread.is_alive():
+                    _cancel(job.future)
 
     def _call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return self._wait(_Call(lambda: function(*args, **kwargs), Future()))
 
     def close(self) -> None:
+        """Stop the thread after the job it is running; jobs still queued are cancelled."""
+        self._closed.set()
         self._jobs.put(_STOP)
         self._thread.join(timeout=10)
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not _STOP:
+                _cancel(job.future)
+        if self._thread.is_alive():  # still on a long job: it must find the stop when done
+            self._jobs.put(_STOP)
 
     def _run(self) -> None:
         pending: Any = None
@@ -130,9 +160,12 @@ class ModelWorker:
     def _run_batch(self, batch: list[_Batched]) -> None:
         try:
             vectors = self.encoder.encode([text for job in batch for text in job.texts])
-        except BaseException as exc:  # every waiting request gets the error, the thread lives on
-            for job in batch:
-                job.future.set_exception(exc)
+        except BaseException as exc:  # the thread lives on
+            if len(batch) > 1:  # one request's bad text must not fail the others: each alone
+                for job in batch:
+                    self._run_batch([job])
+                return
+            batch[0].future.set_exception(exc)
             return
         by_index: dict[int, list[tuple[_Batched, np.ndarray]]] = {}
         start = 0
@@ -152,8 +185,11 @@ def _search_group(group: list[tuple[_Batched, np.ndarray]]) -> None:
     try:
         results = index.search_vectors(np.vstack([rows for _, rows in group]), k)  # type: ignore[union-attr]
     except BaseException as exc:
-        for job, _ in group:
-            job.future.set_exception(exc)
+        if len(group) > 1:  # as for the encode: only the culprit fails
+            for one in group:
+                _search_group([one])
+            return
+        group[0][0].future.set_exception(exc)
         return
     start = 0
     for job, rows in group:
@@ -161,6 +197,14 @@ def _search_group(group: list[tuple[_Batched, np.ndarray]]) -> None:
         # Ranks run 1, 2, ... in score order, so cutting to k and dropping low scores keeps them right.
         job.future.set_result([[hit for hit in hits[: job.k] if job.min_score is None or hit.score >= job.min_score]
                                for hits in mine])
+
+
+def _cancel(future: Future[Any]) -> None:
+    try:
+        future.set_exception(ShuttingDown("the server is shutting down; the request was cancelled "
+                                          "and nothing was changed"))
+    except InvalidStateError:
+        pass  # it was answered meanwhile
 
 
 def _settle(future: Future[Any], work: Callable[[], Any]) -> None:
@@ -193,11 +237,7 @@ class ServedIndex:
 
     def search(self, queries: list[str], k: int, min_score: float | None, *, mode: str | None = None,
                where: dict[str, Any] | None = None) -> list[list[Hit]]:
-        for query in queries:
-            if not isinstance(query, str) or not query.strip():
-                raise QueryError("empty query; give some text to search for")
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise QueryError(f"k must be a whole number of at least 1, got {k!r}")
+        check_query(queries, k, min_score)  # before the batch: a bad text fails only its request
         # The index is read once: one generation for the whole request, whatever a write does.
         index = self._current()
         if where or (mode or default_mode(index.manifest)) != "dense":
@@ -251,6 +291,13 @@ class ServedIndex:
             return None
         return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
+    def finish_writes(self, timeout: float) -> bool:
+        """Wait for a write in progress to end (committed or cancelled); False on timeout."""
+        if not self._write.acquire(timeout=timeout):
+            return False
+        self._write.release()
+        return True
+
     def close(self) -> None:
         self._index.close()
 
@@ -265,7 +312,7 @@ class Served:
         # it uses one matrix product: at 100k x 384, 16 queries took 216 ms one by one, 26 ms so.
         faiss.cvar.distance_compute_blas_threshold = BLAS_THRESHOLD
         self.indexes: dict[str, ServedIndex] = {}
-        self.encoders: dict[tuple[Any, ...], ModelWorker] = {}
+        self.encoders: dict[str, ModelWorker] = {}
         self.ray = ray
         try:
             for name in names:
@@ -276,12 +323,19 @@ class Served:
 
     def _load(self, name: str, index_dir: str | None) -> None:
         path = locate(name, index_dir)
+        if path.name != name:  # a path: it is served (and addressed in URLs) by its directory's name
+            try:
+                check_name(path.name)
+            except SimsearchError:
+                raise SimsearchError(f"index path {name!r}: its directory name {path.name!r} cannot be an "
+                                     "index name in URLs; rename the directory or serve it by name") from None
         if path.name in self.indexes:
             raise SimsearchError(f"index {path.name!r} is named twice; serve each index once")
         probe = Index.open(name, index_dir=index_dir)  # validates the files before any model loads
         try:
             m = probe.manifest
-            key = (m["model"], m["model_path"], m["pooling"], m["max_length"])
+            # fp32 and int8 of one model differ; so do two weights of one path (the fingerprint)
+            key = json.dumps([m.get(name) for name in VECTOR_KEYS], sort_keys=True, default=str)
             if key not in self.encoders:
                 encoder = ModelWorker(probe.encoder, model_id=m["model"])
                 self.encoders[key] = encoder
@@ -292,7 +346,13 @@ class Served:
         log.info("loaded index %r: %d documents, model %s", path.name, len(probe), m["model"])
 
     def close(self) -> None:
-        for served in self.indexes.values():
-            served.close()
+        """Stop: the models first, so a write still encoding is cancelled (its staged files
+        removed, the index's lock released), then wait for writes to end, then close."""
         for encoder in self.encoders.values():
             encoder.close()
+        for served in self.indexes.values():
+            if not served.finish_writes(SHUTDOWN_WAIT):
+                log.error("a write to index %r did not end within %.0f s of shutdown", served.name,
+                          SHUTDOWN_WAIT)
+        for served in self.indexes.values():
+            served.close()

@@ -30,6 +30,7 @@ from simsearch.store.shards import (check_shard_count, commit_top, part_entry, p
                                     remove_stale_parts, shard_of)
 from simsearch.store.updates import content_hash
 from simsearch.store.writer import StoreWriter, remove_stale_files
+from simsearch.validate import dumps
 
 
 class Sink(Protocol):
@@ -53,7 +54,7 @@ def insert_documents(db: sqlite3.Connection, docs: Sequence[Document], vectors: 
     """Insert new documents with their vectors; a duplicate id is an input error."""
     _check_unique(db, docs)
     require_finite(vectors, [d.where or repr(d.id) for d in docs])
-    rows = [(d.id, d.text, json.dumps(d.metadata, ensure_ascii=False), content_hash(d.text), to_blob(v))
+    rows = [(d.id, d.text, dumps(d.metadata), content_hash(d.text), to_blob(v))
             for d, v in zip(docs, vectors)]
     db.executemany("INSERT INTO documents (id, text, metadata, hash, vector) VALUES (?, ?, ?, ?, ?)", rows)
 

@@ -47,8 +47,8 @@ def check_index_type(index_type: str) -> str:
         return index_type
     try:
         faiss.index_factory(8 * 12, index_type, faiss.METRIC_INNER_PRODUCT)
-    except RuntimeError as exc:
-        reason = faiss_reason(exc, "not understood")
+    except (RuntimeError, TypeError) as exc:  # TypeError: text FAISS cannot take (a lone surrogate)
+        reason = faiss_reason(exc, "not understood") if isinstance(exc, RuntimeError) else "not ASCII text"
         raise InputError(f"unknown index type {index_type!r} ({reason}); use one of "
                          f"{', '.join(INDEX_TYPES)} or a FAISS factory string such as HNSW32") from None
     return index_type

@@ -8,7 +8,6 @@ swaps the manifest. A failure or a kill at any point leaves the previous generat
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
     from simsearch.encode import Encoder
 from simsearch.store.faiss_file import require_finite, to_blob
 from simsearch.store.fingerprint import recorded
+from simsearch.validate import check_document, document_ids, dumps, unicode_problem
 
 _CHUNK = 2048  # documents looked up, encoded and written per step: memory stays flat
 _SQL_CHUNK = 500  # stays well under SQLite's limit on bound parameters
@@ -119,7 +119,7 @@ def _upsert(writer: StoreWriter, docs: list[Document], encoder: Callable[[], Enc
             stored[doc_id] = (rowid, digest, meta)
     to_encode: list[tuple[Document, int | None, str, str]] = []
     for doc in docs:
-        digest, meta = content_hash(doc.text), json.dumps(doc.metadata, ensure_ascii=False)
+        digest, meta = content_hash(doc.text), dumps(doc.metadata)
         old = stored.get(doc.id)
         if old is None or old[1] != digest:
             to_encode.append((doc, None if old is None else old[0], digest, meta))
@@ -153,7 +153,7 @@ def _upsert(writer: StoreWriter, docs: list[Document], encoder: Callable[[], Enc
 def delete_documents(path: Path, ids: Iterable[str]) -> DeleteStats:
     """Delete documents by id; ids the index does not hold are reported, not an error."""
     started = time.perf_counter()
-    wanted = list(dict.fromkeys(str(i) for i in ids))
+    wanted = list(dict.fromkeys(document_ids(ids)))
     if not wanted:
         raise InputError("no document ids given to delete")
     with StoreWriter(path, update=True) as writer:
@@ -213,7 +213,10 @@ def _documents(items: Iterable[Document | str]) -> Iterator[Document]:
     blank texts are not documents (as in :meth:`Index.build`)."""
     for number, item in enumerate(items, 1):
         if not isinstance(item, Document):
+            if unicode_problem(str(item)):  # before hashing: the hash needs UTF-8
+                raise InputError(f"item {number}: text: {unicode_problem(str(item))}")
             item = Document(content_hash(str(item))[:16], str(item), {}, f"item {number}")
+        check_document(item)
         if item.text.strip():
             yield item
 
