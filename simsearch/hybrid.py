@@ -60,6 +60,16 @@ def search_store(store: Any, queries: Sequence[str], k: int, *, mode: str, where
             for query, vector, dense_top, weight in zip(queries, vectors, dense, weights)]
 
 
+def dense_rows(store: Any, vectors: np.ndarray, k: int,
+               where: Mapping[str, Any] | None) -> list[list[tuple[int, float]]]:
+    """``(rowid, cosine)`` of the ``k`` nearest documents per query vector among those ``where``
+    allows (all when None); non-finite scores are no match."""
+    allowed = filters.allowed_rowids(store, store.db, where) if where else None
+    if allowed is not None and len(allowed) == 0:
+        return [[] for _ in range(len(vectors))]
+    return _dense(store, vectors, k, allowed)
+
+
 def _dense(store: Any, vectors: np.ndarray, k: int, allowed: np.ndarray | None) -> list[list[tuple[int, float]]]:
     if allowed is None:
         scores, rowids = store.faiss.search(vectors, k)

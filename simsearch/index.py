@@ -295,14 +295,15 @@ class Index:
                     for rank, f in enumerate(row, 1)] for row in keep]
         return results[0] if single else results
 
-    def search_vectors(self, vectors: np.ndarray, k: int = 10, *, min_score: float | None = None) -> list[list[Hit]]:
-        """Search with already-encoded unit query vectors (one row per query)."""
+    def search_vectors(self, vectors: np.ndarray, k: int = 10, *, min_score: float | None = None,
+                       where: Mapping[str, Any] | None = None) -> list[list[Hit]]:
+        """Search with already-encoded unit query vectors (one row per query), by cosine;
+        ``where`` filters by metadata before ranking, as in :meth:`search`."""
+        from simsearch.hybrid import dense_rows
+
         store = self._store  # one generation for both steps, even if a write reopens meanwhile
-        scores, rowids = store.faiss.search(vectors, k)
-        # a non-finite score (a NaN vector written by an older version) is no match: verify finds it
-        keep = [[(float(s), int(r)) for s, r in zip(srow, rrow)
-                 if r >= 0 and np.isfinite(s) and (min_score is None or s >= min_score)]
-                for srow, rrow in zip(scores, rowids)]
+        rows = dense_rows(store, np.asarray(vectors, dtype=np.float32), k, where)
+        keep = [[(score, r) for r, score in row if min_score is None or score >= min_score] for row in rows]
         found = store.fetch(r for row in keep for _, r in row)
         return [[Hit(rank, found[r][0], score, found[r][1], found[r][2], score)
                  for rank, (score, r) in enumerate(row, 1)] for row in keep]

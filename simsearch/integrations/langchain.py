@@ -266,45 +266,22 @@ def to_where(filter: dict[str, Any]) -> dict[str, Any]:
     return where
 
 
-def matches(metadata: dict[str, Any], where: dict[str, Any]) -> bool:
-    """Whether ``metadata`` meets every condition of ``where`` (a missing field meets none)."""
-    for field, condition in where.items():
-        if field not in metadata:
-            return False
-        value = metadata[field]
-        tests = condition.items() if isinstance(condition, dict) else [("=", condition)]
-        for op, wanted in tests:
-            try:
-                ok = {"=": lambda: value == wanted, "!=": lambda: value != wanted,
-                      "<": lambda: value < wanted, "<=": lambda: value <= wanted,
-                      ">": lambda: value > wanted, ">=": lambda: value >= wanted,
-                      "in": lambda: value in wanted}[op]()
-            except TypeError:  # a string against a number: no match, not an error
-                ok = False
-            if not ok:
-                return False
-    return True
-
-
 def filtered_search(index: Index, query: np.ndarray, k: int, filter: Filter) -> list[Hit]:
     """The ``k`` nearest documents that pass ``filter``.
 
-    A post-filter over a widened candidate set (4k, then 4x more until k match or the index is
-    exhausted). At merge with simsearch's metadata filters, a dict filter becomes
-    ``index.search_vectors(query, k, where=to_where(filter))`` here.
+    A dict filter is simsearch's metadata filter (``where``), applied before ranking, so ``k``
+    hits come back whenever ``k`` documents match. A callable filter (LangChain's other form)
+    sees each candidate ``Document``: a post-filter over a widened candidate set (4k, then 4x
+    more until k match or the index is exhausted).
     """
     if filter is None:
         return index.search_vectors(query, k)[0]
-    keep: Callable[[Hit], bool]
-    if callable(filter):
-        keep = lambda hit: bool(filter(_hit_document(hit)))  # noqa: E731
-    else:
-        where = to_where(filter)
-        keep = lambda hit: matches(hit.metadata, where)  # noqa: E731
+    if not callable(filter):
+        return index.search_vectors(query, k, where=to_where(filter))[0]
     total, wanted = len(index), max(4 * k, 32)
     while True:
         hits = index.search_vectors(query, min(wanted, max(total, 1)))[0]
-        found = [hit for hit in hits if keep(hit)]
+        found = [hit for hit in hits if filter(_hit_document(hit))]
         if len(found) >= k or wanted >= total:
             return found[:k]
         wanted *= 4
