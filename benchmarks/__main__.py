@@ -1,8 +1,8 @@
 """``python -m benchmarks``: run the side-by-side measurements and write a markdown report.
 
-    python -m benchmarks                      # everything, defaults as in README.md, "Speed"
-    python -m benchmarks --sections encoders --sentences 1000 --rounds 3
-    python -m benchmarks --sections ann1m     # ANN at 1M vectors (real + synthetic), 15-20 min
+python -m benchmarks                      # everything, defaults as in README.md, "Speed"
+python -m benchmarks --sections encoders --sentences 1000 --rounds 3
+python -m benchmarks --sections ann1m     # ANN at 1M vectors (real + synthetic), 15-20 min
 """
 
 from __future__ import annotations
@@ -22,22 +22,34 @@ DEFAULT_SECTIONS = tuple(s for s in SECTIONS if s != "ann1m")  # ann1m: 15-20 mi
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sections", default=",".join(DEFAULT_SECTIONS),
-                        help=f"comma-separated subset of {', '.join(SECTIONS)} [all but ann1m]")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--sections",
+        default=",".join(DEFAULT_SECTIONS),
+        help=f"comma-separated subset of {', '.join(SECTIONS)} [all but ann1m]",
+    )
     parser.add_argument("--sentences", type=int, default=4000, help="encoder corpus size")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--docs", type=int, default=100_000, help="index size for query latency")
     parser.add_argument("--queries", type=int, default=100, help="single queries per latency round")
     parser.add_argument("--ann-size", type=int, default=None, help="vectors for the ANN table [all]")
-    parser.add_argument("--real", type=int, default=None,
-                        help="real vectors to use (encoding what is missing) [all 131k]")
+    parser.add_argument(
+        "--real", type=int, default=None, help="real vectors to use (encoding what is missing) [all 131k]"
+    )
     parser.add_argument("--no-encode", action="store_true", help="use only the vectors already cached")
-    parser.add_argument("--exact-sizes", default="20000,100000,131000",
-                        help="index sizes of the exact single-query comparison")
-    parser.add_argument("--ann1m-size", type=int, default=1_000_000,
-                        help="vectors of the large ANN table (real ones + synthetic extension)")
+    parser.add_argument(
+        "--exact-sizes",
+        default="20000,100000,131000",
+        help="index sizes of the exact single-query comparison",
+    )
+    parser.add_argument(
+        "--ann1m-size",
+        type=int,
+        default=1_000_000,
+        help="vectors of the large ANN table (real ones + synthetic extension)",
+    )
     parser.add_argument("--rss-sizes", default="1000,4000")
     parser.add_argument("--out", type=Path, default=corpus.RESULTS / "report.md")
     args = parser.parse_args()
@@ -50,38 +62,61 @@ def main() -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
     started = time.time()
-    out = [f"# simsearch benchmarks ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
-           "Command: `python -m benchmarks " + " ".join(os.sys.argv[1:]) + "`", ""] + machine_lines() + [""]
+    out = (
+        [
+            f"# simsearch benchmarks ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)",
+            "",
+            "Command: `python -m benchmarks " + " ".join(os.sys.argv[1:]) + "`",
+            "",
+        ]
+        + machine_lines()
+        + [""]
+    )
     if "encoders" in sections:
         from . import encoders
 
-        out += ["## Encoder throughput", ""] + encoders.run(corpus.sample(args.sentences), args.rounds, log) + [""]
+        out += (
+            ["## Encoder throughput", ""]
+            + encoders.run(corpus.sample(args.sentences), args.rounds, log)
+            + [""]
+        )
     needs_vectors = {"latency", "cold", "exact", "ann", "ann1m", "breakeven"} & set(sections)
     if needs_vectors:
         texts, vectors = corpus.vectors(args.real, encode=not args.no_encode, log=log)
         log(f"{len(texts)} real vectors available")
         if not texts:
-            raise SystemExit("no cached vectors in benchmarks/results/ yet: run once without "
-                             "--no-encode (it encodes the 131k corpus and caches it)")
+            raise SystemExit(
+                "no cached vectors in benchmarks/results/ yet: run once without "
+                "--no-encode (it encodes the 131k corpus and caches it)"
+            )
     if {"latency", "cold"} & set(sections):
         out += _query_sections(args, sections, texts, vectors, log)
     if "exact" in sections:
         from . import exact
 
         sizes = [int(s) for s in args.exact_sizes.split(",") if s]
-        out += ["## Exact single queries: simsearch vs numpy vs FAISS", ""] + exact.run(
-            vectors, sizes, args.rounds, log=log) + [""]
+        out += (
+            ["## Exact single queries: simsearch vs numpy vs FAISS", ""]
+            + exact.run(vectors, sizes, args.rounds, log=log)
+            + [""]
+        )
     if "ann1m" in sections:
         from . import ann_large
 
-        out += [f"## ANN at {args.ann1m_size:,} vectors", ""] + ann_large.run(
-            vectors, args.ann1m_size, log=log) + [""]
+        out += (
+            [f"## ANN at {args.ann1m_size:,} vectors", ""]
+            + ann_large.run(vectors, args.ann1m_size, log=log)
+            + [""]
+        )
     if "ann" in sections:
         from . import ann_table, prebuilt
 
         _, data = prebuilt.extend(texts, vectors, args.ann_size or len(texts))
-        out += ["## ANN: recall, speed and memory per index type", ""] + ann_table.run(
-            data, min(len(texts), len(data)), log=log) + [""]
+        out += (
+            ["## ANN: recall, speed and memory per index type", ""]
+            + ann_table.run(data, min(len(texts), len(data)), log=log)
+            + [""]
+        )
     if "breakeven" in sections:
         from . import ann_table
 
@@ -93,8 +128,11 @@ def main() -> None:
         sizes = [int(s) for s in args.rss_sizes.split(",") if s]
         out += ["## Peak memory of a build", ""] + rss.run(corpus.shuffled(), sizes, log) + [""]
     load = os.getloadavg()
-    out += [f"Load average at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}; "
-            f"total {time.time() - started:.0f} s.", ""]
+    out += [
+        f"Load average at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}; "
+        f"total {time.time() - started:.0f} s.",
+        "",
+    ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(out), encoding="utf-8")
     log(f"report written to {args.out}")
@@ -114,8 +152,11 @@ def _query_sections(args, sections, texts, vectors, log) -> list[str]:
     asked = corpus.sample(args.queries, seed=5)
     out = []
     if "latency" in sections:
-        out += ["## Query latency", ""] + queries.warm_latency(home, "bench", asked, doc_vectors,
-                                                               args.rounds, log) + [""]
+        out += (
+            ["## Query latency", ""]
+            + queries.warm_latency(home, "bench", asked, doc_vectors, args.rounds, log)
+            + [""]
+        )
     if "cold" in sections:
         out += ["## Cold CLI", ""] + queries.cold_cli(home, "bench", asked[0], args.rounds, log) + [""]
     return out

@@ -42,8 +42,9 @@ HELD_OUT = 1000
 KINDS = ("flat", "auto", "ivf")
 
 
-def top_similarities(queries: np.ndarray, data: np.ndarray, k: int, skip: np.ndarray | None = None,
-                     chunk: int = 65536) -> np.ndarray:
+def top_similarities(
+    queries: np.ndarray, data: np.ndarray, k: int, skip: np.ndarray | None = None, chunk: int = 65536
+) -> np.ndarray:
     """Per query, its k best cosines over ``data`` (best first), row ``skip[i]`` excluded."""
     best = np.full((len(queries), k), -np.inf, dtype=np.float32)
     for start in range(0, len(data), chunk):
@@ -77,22 +78,29 @@ def synthesize(real: np.ndarray, count: int, seed: int = 0, log=print) -> np.nda
     return out
 
 
-def neighbourhood_rows(data: np.ndarray, real_count: int, real_only: np.ndarray,
-                       seed: int = 3) -> list[list[str]]:
+def neighbourhood_rows(
+    data: np.ndarray, real_count: int, real_only: np.ndarray, seed: int = 3
+) -> list[list[str]]:
     """1-NN / 10-NN cosine percentiles: real among real, real in the full set, synthetic in it."""
     rng = np.random.default_rng(seed)
     real_rows = rng.choice(real_count, 1000, replace=False)
     synth_rows = real_count + rng.choice(len(data) - real_count, 1000, replace=False)
-    groups = {"real, among the real vectors only": top_similarities(real_only[real_rows], real_only, 10,
-                                                                    skip=real_rows),
-              "real, in the full set": top_similarities(data[real_rows], data, 10, skip=real_rows),
-              "synthetic, in the full set": top_similarities(data[synth_rows], data, 10, skip=synth_rows)}
+    groups = {
+        "real, among the real vectors only": top_similarities(
+            real_only[real_rows], real_only, 10, skip=real_rows
+        ),
+        "real, in the full set": top_similarities(data[real_rows], data, 10, skip=real_rows),
+        "synthetic, in the full set": top_similarities(data[synth_rows], data, 10, skip=synth_rows),
+    }
     rows = []
     for name, sims in groups.items():
         for k in (1, 10):
             column = sims[:, k - 1]
-            rows.append([name, f"{k}-NN"] + [f"{np.percentile(column, p):.3f}" for p in (10, 25, 50, 75, 90)]
-                        + [f"{np.mean(column >= 0.999):.1%}"])
+            rows.append(
+                [name, f"{k}-NN"]
+                + [f"{np.percentile(column, p):.3f}" for p in (10, 25, 50, 75, 90)]
+                + [f"{np.mean(column >= 0.999):.1%}"]
+            )
     return rows
 
 
@@ -104,8 +112,16 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def sweep(index, db: sqlite3.Connection, dim: int, real: int, queries: np.ndarray, kth: np.ndarray,
-          param: str, values: tuple[int, ...] = (64, 128, 256, 512, 1024)) -> list[dict]:
+def sweep(
+    index,
+    db: sqlite3.Connection,
+    dim: int,
+    real: int,
+    queries: np.ndarray,
+    kth: np.ndarray,
+    param: str,
+    values: tuple[int, ...] = (64, 128, 256, 512, 1024),
+) -> list[dict]:
     """Recall@10 per search-parameter value for three kinds of query, and the single-query p50.
 
     Held-out real sentences are the workload; stored vectors (own row excluded) are what the tuner
@@ -123,14 +139,18 @@ def sweep(index, db: sqlite3.Connection, dim: int, real: int, queries: np.ndarra
     rows = []
     for value in values:
         ann.apply_search_params(index, {param: value})
-        row = {param: value, **{name: ann.recall_at_k(index, db, dim, *group) for name, group in groups.items()}}
+        row = {
+            param: value,
+            **{name: ann.recall_at_k(index, db, dim, *group) for name, group in groups.items()},
+        }
         times = [timed(lambda q=q: index.search(q[None, :], 10)) for q in queries[:200]]
         rows.append({**row, "p50_ms": percentile(times, 50) * 1000})
     return rows
 
 
-def build_and_measure(db_path: str, kind: str, queries_path: str, kth_path: str, index_path: str,
-                      real: int) -> dict:
+def build_and_measure(
+    db_path: str, kind: str, queries_path: str, kth_path: str, index_path: str, real: int
+) -> dict:
     """In a fresh process: build + tune ``kind`` as ``simsearch build`` would, then measure it."""
     import faiss
 
@@ -158,13 +178,22 @@ def build_and_measure(db_path: str, kind: str, queries_path: str, kth_path: str,
     faiss.omp_set_num_threads(1)
     values = (64, 128, 256, 512, 1024) if param == "efSearch" else (64, 128, 256, 512, 1024, 2048)
     swept = sweep(built.index, db, dim, real, queries, kth, param, values) if param else []
-    return {"kind": kind if kind == fields["index_type"] else f"{kind} ({fields['index_type']})",
-            "factory": fields["ann"]["factory"], "params": fields["ann"]["search_params"],
-            "tuned_recall": fields["ann"]["recall_at_10"], "recall": recall, "seconds": seconds,
-            "p50_ms": percentile(single, 50) * 1000, "qps_single": 1 / float(np.mean(single)),
-            "qps_batch": len(queries) / batch, "bytes": size,
-            "count": built.ntotal, "peak_rss_mb": _peak_rss_mb(),
-            "base_rss_mb": base_rss, "sweep": swept}
+    return {
+        "kind": kind if kind == fields["index_type"] else f"{kind} ({fields['index_type']})",
+        "factory": fields["ann"]["factory"],
+        "params": fields["ann"]["search_params"],
+        "tuned_recall": fields["ann"]["recall_at_10"],
+        "recall": recall,
+        "seconds": seconds,
+        "p50_ms": percentile(single, 50) * 1000,
+        "qps_single": 1 / float(np.mean(single)),
+        "qps_batch": len(queries) / batch,
+        "bytes": size,
+        "count": built.ntotal,
+        "peak_rss_mb": _peak_rss_mb(),
+        "base_rss_mb": base_rss,
+        "sweep": swept,
+    }
 
 
 def run(vectors: np.ndarray, size: int, log=print) -> list[str]:
@@ -192,9 +221,15 @@ def run(vectors: np.ndarray, size: int, log=print) -> list[str]:
         for kind in KINDS:
             context = multiprocessing.get_context("spawn")
             with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
-                result = pool.submit(build_and_measure, str(Path(tmp) / "vectors.sqlite"), kind,
-                                     str(Path(tmp) / "queries.npy"), str(Path(tmp) / "kth.npy"),
-                                     str(Path(tmp) / f"{kind}.faiss"), len(real)).result()
+                result = pool.submit(
+                    build_and_measure,
+                    str(Path(tmp) / "vectors.sqlite"),
+                    kind,
+                    str(Path(tmp) / "queries.npy"),
+                    str(Path(tmp) / "kth.npy"),
+                    str(Path(tmp) / f"{kind}.faiss"),
+                    len(real),
+                ).result()
             results.append(result)
             log(f"ann1m: {kind} done: " + json.dumps(result))
     return _report(results, len(real), size, checks)
@@ -206,30 +241,79 @@ def _report(results: list[dict], real: int, size: int, checks: list[list[str]]) 
     for r in results:
         for row in r["sweep"]:
             param = next(iter(row))
-            swept.append([r["factory"], f"{param}={row[param]}", f"{row['held_out']:.3f}",
-                          f"{row['stored_real']:.3f}", f"{row['stored_synthetic']:.3f}",
-                          f"{row['p50_ms']:.2f}", f"{1000 / row['p50_ms'] / exact_qps:.0f}x"])
+            swept.append(
+                [
+                    r["factory"],
+                    f"{param}={row[param]}",
+                    f"{row['held_out']:.3f}",
+                    f"{row['stored_real']:.3f}",
+                    f"{row['stored_synthetic']:.3f}",
+                    f"{row['p50_ms']:.2f}",
+                    f"{1000 / row['p50_ms'] / exact_qps:.0f}x",
+                ]
+            )
     rows = []
     for r in results:
         params = ", ".join(f"{k}={v}" for k, v in r["params"].items()) or "-"
-        rows.append([r["kind"], r["factory"], params, f"{r['tuned_recall']:.3f}", f"{r['recall']:.3f}",
-                     f"{r['p50_ms']:.2f}", f"{r['qps_single']:.0f}", f"{r['qps_single'] / exact_qps:.1f}x",
-                     f"{r['qps_batch']:.0f}", f"{r['bytes'] / r['count']:.0f}", f"{r['seconds']:.0f}",
-                     f"{r['peak_rss_mb']:.0f}"])
-    head = (f"{size:,} vectors of dim 384: {real:,} real sentence embeddings and {size - real:,} "
-            "synthetic ones (benchmarks/ann_large.py); built and tuned to recall@10 >= 0.95 by "
-            "`simsearch.store.index_types.build_index` (as `simsearch build`), recall measured on "
-            f"{HELD_OUT:,} real sentence embeddings held out of the index; single queries (300) on "
-            "1 thread for FAISS, numpy's default threads for the exact path; batch of 1,000 on all threads. "
-            "Peak RSS is that of a fresh process building, tuning and searching the one index.")
-    return [head, ""] + table(
-        ["type", "FAISS factory", "tuned", "recall@10 (tuning)", "recall@10 (held out)", "p50 ms",
-         "QPS single", "vs exact", "QPS batch", "bytes/vector", "build+tune s", "peak RSS MB"], rows) + [
-        "", "Cosine similarity to the k-th nearest neighbour (own row excluded), percentiles over "
-        "1,000 vectors of each group; last column: share at >= 0.999 (repeats).", ""] + table(
-        ["vectors", "k", "p10", "p25", "p50", "p75", "p90", ">= 0.999"], checks) + [
-        "", "Recall@10 by search parameter: 500 held-out real sentences (the workload), 500 stored "
-        "real and 500 stored synthetic vectors (own row excluded; what the tuner samples); p50 of "
-        "held-out single queries on 1 thread, and 1/p50 against the exact QPS.", ""] + table(
-        ["index", "parameter", "held-out real", "stored real", "stored synthetic", "p50 ms",
-         "vs exact"], swept)
+        rows.append(
+            [
+                r["kind"],
+                r["factory"],
+                params,
+                f"{r['tuned_recall']:.3f}",
+                f"{r['recall']:.3f}",
+                f"{r['p50_ms']:.2f}",
+                f"{r['qps_single']:.0f}",
+                f"{r['qps_single'] / exact_qps:.1f}x",
+                f"{r['qps_batch']:.0f}",
+                f"{r['bytes'] / r['count']:.0f}",
+                f"{r['seconds']:.0f}",
+                f"{r['peak_rss_mb']:.0f}",
+            ]
+        )
+    head = (
+        f"{size:,} vectors of dim 384: {real:,} real sentence embeddings and {size - real:,} "
+        "synthetic ones (benchmarks/ann_large.py); built and tuned to recall@10 >= 0.95 by "
+        "`simsearch.store.index_types.build_index` (as `simsearch build`), recall measured on "
+        f"{HELD_OUT:,} real sentence embeddings held out of the index; single queries (300) on "
+        "1 thread for FAISS, numpy's default threads for the exact path; batch of 1,000 on all threads. "
+        "Peak RSS is that of a fresh process building, tuning and searching the one index."
+    )
+    return (
+        [head, ""]
+        + table(
+            [
+                "type",
+                "FAISS factory",
+                "tuned",
+                "recall@10 (tuning)",
+                "recall@10 (held out)",
+                "p50 ms",
+                "QPS single",
+                "vs exact",
+                "QPS batch",
+                "bytes/vector",
+                "build+tune s",
+                "peak RSS MB",
+            ],
+            rows,
+        )
+        + [
+            "",
+            "Cosine similarity to the k-th nearest neighbour (own row excluded), percentiles over "
+            "1,000 vectors of each group; last column: share at >= 0.999 (repeats).",
+            "",
+        ]
+        + table(["vectors", "k", "p10", "p25", "p50", "p75", "p90", ">= 0.999"], checks)
+        + [
+            "",
+            "Recall@10 by search parameter: 500 held-out real sentences (the workload), 500 stored "
+            "real and 500 stored synthetic vectors (own row excluded; what the tuner samples); p50 of "
+            "held-out single queries on 1 thread, and 1/p50 against the exact QPS.",
+            "",
+        ]
+        + table(
+            ["index", "parameter", "held-out real", "stored real", "stored synthetic", "p50 ms", "vs exact"],
+            swept,
+        )
+    )

@@ -22,8 +22,10 @@ def vector_db(vectors: np.ndarray, directory: Path) -> sqlite3.Connection:
     db.execute("CREATE TABLE documents (rowid INTEGER PRIMARY KEY, vector BLOB NOT NULL)")
     for start in range(0, len(vectors), 8192):
         chunk = np.asarray(vectors[start : start + 8192], dtype="<f4")
-        db.executemany("INSERT INTO documents VALUES (?, ?)",
-                       ((start + i + 1, row.tobytes()) for i, row in enumerate(chunk)))
+        db.executemany(
+            "INSERT INTO documents VALUES (?, ?)",
+            ((start + i + 1, row.tobytes()) for i, row in enumerate(chunk)),
+        )
     db.commit()
     return db
 
@@ -37,8 +39,12 @@ def evaluate(db: sqlite3.Connection, dim: int, index: faiss.Index, queries: int 
     file = FaissFile(index, "")
     single = [timed(lambda v=v: file.search(v[None, :], 11)) for v in vectors[:300]]
     batch = timed(lambda: file.search(vectors, 11))
-    return {"recall": recall, "p50_ms": percentile(single, 50) * 1000,
-            "qps_single": 1 / np.mean(single), "qps_batch": len(vectors) / batch}
+    return {
+        "recall": recall,
+        "p50_ms": percentile(single, 50) * 1000,
+        "qps_single": 1 / np.mean(single),
+        "qps_batch": len(vectors) / batch,
+    }
 
 
 def run(vectors: np.ndarray, real: int, target: float = 0.95, log=print) -> list[str]:
@@ -56,17 +62,42 @@ def run(vectors: np.ndarray, real: int, target: float = 0.95, log=print) -> list
             exact_qps = exact_qps or result["qps_single"]
             info = fields["ann"]
             params = ", ".join(f"{k}={v}" for k, v in info["search_params"].items()) or "-"
-            rows.append([kind, info["factory"], params, f"{result['recall']:.3f}",
-                         f"{result['p50_ms']:.2f}", f"{result['qps_single']:.0f}",
-                         f"{result['qps_single'] / exact_qps:.1f}x", f"{result['qps_batch']:.0f}",
-                         f"{size / n:.0f}", f"{seconds:.0f}"])
+            rows.append(
+                [
+                    kind,
+                    info["factory"],
+                    params,
+                    f"{result['recall']:.3f}",
+                    f"{result['p50_ms']:.2f}",
+                    f"{result['qps_single']:.0f}",
+                    f"{result['qps_single'] / exact_qps:.1f}x",
+                    f"{result['qps_batch']:.0f}",
+                    f"{size / n:.0f}",
+                    f"{seconds:.0f}",
+                ]
+            )
             log(f"ann: {kind} done")
-    head = (f"{n:,} vectors of dim {dim} ({real:,} real sentence embeddings"
-            + (f", {n - real:,} synthetic neighbours, see benchmarks/prebuilt.py" if n > real else "")
-            + f"); tuned to recall@10 >= {target} on 1,000 held-out stored vectors, measured on 1,000 "
-            "other held-out ones; single queries on 1 thread, batch of 1,000 on all threads.")
-    return [head, ""] + table(["type", "FAISS factory", "tuned", "recall@10", "p50 ms", "QPS single",
-                               "vs exact", "QPS batch", "bytes/vector", "build+tune s"], rows)
+    head = (
+        f"{n:,} vectors of dim {dim} ({real:,} real sentence embeddings"
+        + (f", {n - real:,} synthetic neighbours, see benchmarks/prebuilt.py" if n > real else "")
+        + f"); tuned to recall@10 >= {target} on 1,000 held-out stored vectors, measured on 1,000 "
+        "other held-out ones; single queries on 1 thread, batch of 1,000 on all threads."
+    )
+    return [head, ""] + table(
+        [
+            "type",
+            "FAISS factory",
+            "tuned",
+            "recall@10",
+            "p50 ms",
+            "QPS single",
+            "vs exact",
+            "QPS batch",
+            "bytes/vector",
+            "build+tune s",
+        ],
+        rows,
+    )
 
 
 def break_even(vectors: np.ndarray, sizes: list[int], target: float = 0.95, log=print) -> list[str]:
@@ -82,10 +113,21 @@ def break_even(vectors: np.ndarray, sizes: list[int], target: float = 0.95, log=
             approx = evaluate(db, dim, hnsw.index, queries=300)
             data = np.asarray(vectors[:n], dtype=np.float32)
             qs = data[:200]
-            numpy_ms = np.median([timed(lambda q=q: np.argpartition(-(data @ q), 10)[:10]) for q in qs]) * 1000
-            rows.append([f"{n:,}", f"{exact['p50_ms']:.2f}", f"{numpy_ms:.2f}", f"{approx['p50_ms']:.2f}",
-                         str(fields["ann"]["search_params"]["efSearch"]), f"{approx['recall']:.3f}"])
+            numpy_ms = (
+                np.median([timed(lambda q=q: np.argpartition(-(data @ q), 10)[:10]) for q in qs]) * 1000
+            )
+            rows.append(
+                [
+                    f"{n:,}",
+                    f"{exact['p50_ms']:.2f}",
+                    f"{numpy_ms:.2f}",
+                    f"{approx['p50_ms']:.2f}",
+                    str(fields["ann"]["search_params"]["efSearch"]),
+                    f"{approx['recall']:.3f}",
+                ]
+            )
             log(f"break-even: {n} done")
-    return ["Single query p50 on 1 thread (ms). `auto` keeps exact search up to "
-            f"{ann.AUTO_EXACT_MAX:,} vectors.", ""] + table(
-        ["vectors", "exact FAISS", "numpy exact", "HNSW (tuned)", "efSearch", "HNSW recall@10"], rows)
+    return [
+        f"Single query p50 on 1 thread (ms). `auto` keeps exact search up to {ann.AUTO_EXACT_MAX:,} vectors.",
+        "",
+    ] + table(["vectors", "exact FAISS", "numpy exact", "HNSW (tuned)", "efSearch", "HNSW recall@10"], rows)

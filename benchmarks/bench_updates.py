@@ -31,23 +31,33 @@ def build(path: Path, docs: int, dim: int, rng: np.random.Generator) -> None:
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
             writer.db.executemany(
                 "INSERT INTO documents (id, text, metadata, hash, vector) VALUES (?, ?, '{}', '', ?)",
-                [(f"d{start + i}", f"text of document {start + i} " * 8, to_blob(v)) for i, v in enumerate(vectors)])
+                [
+                    (f"d{start + i}", f"text of document {start + i} " * 8, to_blob(v))
+                    for i, v in enumerate(vectors)
+                ],
+            )
         writer.commit({"dim": dim, "model": "random", "pooling": "none"}, builder("flat"))
 
 
-def update(path: Path, changes: int, dim: int, rng: np.random.Generator, rebuild: bool) -> tuple[float, float]:
+def update(
+    path: Path, changes: int, dim: int, rng: np.random.Generator, rebuild: bool
+) -> tuple[float, float]:
     """One add of ``changes`` new documents plus a delete of as many; (total s, FAISS step s)."""
     started = time.perf_counter()
     with StoreWriter(path, update=True, rebuild=rebuild) as writer:
-        rows = writer.db.execute("SELECT rowid FROM documents ORDER BY random() LIMIT ?", (changes,)).fetchall()
+        rows = writer.db.execute(
+            "SELECT rowid FROM documents ORDER BY random() LIMIT ?", (changes,)
+        ).fetchall()
         gone = [r[0] for r in rows]
         writer.db.executemany("DELETE FROM documents WHERE rowid = ?", [(r,) for r in gone])
         writer.changed.update(gone)
         vectors = rng.standard_normal((changes, dim)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         for v in vectors:
-            cur = writer.db.execute("INSERT INTO documents (id, text, metadata, hash, vector) VALUES (?, 'new', '{}', '', ?)",
-                                    (f"n{rng.integers(1 << 62)}", to_blob(v)))
+            cur = writer.db.execute(
+                "INSERT INTO documents (id, text, metadata, hash, vector) VALUES (?, 'new', '{}', '', ?)",
+                (f"n{rng.integers(1 << 62)}", to_blob(v)),
+            )
             writer.changed.add(cur.lastrowid)
         writer.db.commit()
         faiss_started = time.perf_counter()
@@ -80,8 +90,10 @@ def main() -> None:
             total = statistics.median(r[0] - r[1] for r in runs)  # commit repeats the FAISS step
             step = statistics.median(r[1] for r in runs)
             label = "rebuild    " if rebuild else "incremental"
-            print(f"{label}: FAISS step {step:.3f} s, whole update {total:.3f} s "
-                  f"(+{args.changes} -{args.changes} docs, median of {args.repeat})")
+            print(
+                f"{label}: FAISS step {step:.3f} s, whole update {total:.3f} s "
+                f"(+{args.changes} -{args.changes} docs, median of {args.repeat})"
+            )
 
 
 if __name__ == "__main__":

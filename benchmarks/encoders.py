@@ -17,8 +17,11 @@ def run(texts: list[str], rounds: int, log=print) -> list[str]:
     from sentence_transformers import SentenceTransformer
 
     st = SentenceTransformer(model_path, device="cpu")
-    runners = {"sentence-transformers encode(batch_size=32)":
-               lambda: st.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)}
+    runners = {
+        "sentence-transformers encode(batch_size=32)": lambda: st.encode(
+            texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True
+        )
+    }
     for precision, encoder in variants.items():
         runners[f"simsearch --precision {precision}"] = lambda e=encoder: e.encode(texts)
     txtai_runner = _txtai(model_path, texts)
@@ -42,11 +45,19 @@ def run(texts: list[str], rounds: int, log=print) -> list[str]:
             quality = f"{cosine.mean():.5f} / {cosine.min():.5f}"
         else:
             quality = "n/a"
-        rows.append([name, summary(rate, digits=0), f"{statistics.median(ratio):.2f}x "
-                     f"({min(ratio):.2f}-{max(ratio):.2f})", quality])
-    return [f"{len(texts)} sentences drawn at random from the 131k corpus, {rounds} rounds "
-            "(median, min-max), default model, all threads.", ""] + table(
-        ["encoder", "sentences/s", "vs sentence-transformers", "cosine to fp32 (mean / min)"], rows)
+        rows.append(
+            [
+                name,
+                summary(rate, digits=0),
+                f"{statistics.median(ratio):.2f}x ({min(ratio):.2f}-{max(ratio):.2f})",
+                quality,
+            ]
+        )
+    return [
+        f"{len(texts)} sentences drawn at random from the 131k corpus, {rounds} rounds "
+        "(median, min-max), default model, all threads.",
+        "",
+    ] + table(["encoder", "sentences/s", "vs sentence-transformers", "cosine to fp32 (mean / min)"], rows)
 
 
 def _txtai(model_path: str, texts: list[str]):

@@ -47,13 +47,13 @@ def contenders(data: np.ndarray, directory: Path) -> dict:
         "numpy: `vectors @ q` + argpartition (own array)": lambda q: np.argpartition(-(data @ q), 10)[:10],
         "simsearch exact path (FaissFile.search)": lambda q: simsearch.search(q[None, :], 10),
         "  same, before its vectors move to huge pages": lambda q: _exact_small(
-            _view_without_move(small_pages), q[None, :], 10),
+            _view_without_move(small_pages), q[None, :], 10
+        ),
         "FAISS IndexFlatIP.search, 1 thread": faiss_one_thread,
     }
 
 
-def run(vectors: np.ndarray, sizes: list[int], rounds: int = 3, queries: int = 200,
-        log=print) -> list[str]:
+def run(vectors: np.ndarray, sizes: list[int], rounds: int = 3, queries: int = 200, log=print) -> list[str]:
     rows = []
     for n in [s for s in sizes if s <= len(vectors) - queries]:
         data = np.ascontiguousarray(vectors[:n], dtype=np.float32)
@@ -69,7 +69,7 @@ def run(vectors: np.ndarray, sizes: list[int], rounds: int = 3, queries: int = 2
             for r in range(rounds):
                 times = {name: [] for name in names}
                 for i, q in enumerate(asked):
-                    order = names[(i + r) % len(names):] + names[: (i + r) % len(names)]
+                    order = names[(i + r) % len(names) :] + names[: (i + r) % len(names)]
                     for name in order:
                         start = time.perf_counter()
                         runners[name](q)
@@ -80,8 +80,10 @@ def run(vectors: np.ndarray, sizes: list[int], rounds: int = 3, queries: int = 2
             for name in names:
                 rows.append([f"{n:,}", name, summary(p50[name], 1000, 2), summary(ratios[name], 1, 3)])
         log(f"exact: {n} done")
-    return [f"Single query, k=10, {queries} real query vectors not in the index, {rounds} rounds; "
-            "the contenders take turns on every query (rotating order). p50 ms and the median of "
-            "per-query time ratios to numpy: median (min-max) over rounds. numpy and simsearch "
-            "use numpy's BLAS with its default threads.", ""] + table(
-        ["vectors", "search", "p50 ms", "time vs numpy"], rows)
+    return [
+        f"Single query, k=10, {queries} real query vectors not in the index, {rounds} rounds; "
+        "the contenders take turns on every query (rotating order). p50 ms and the median of "
+        "per-query time ratios to numpy: median (min-max) over rounds. numpy and simsearch "
+        "use numpy's BLAS with its default threads.",
+        "",
+    ] + table(["vectors", "search", "p50 ms", "time vs numpy"], rows)

@@ -74,15 +74,20 @@ def main() -> None:
         db = index._store.db
         started = time.perf_counter()
         import sqlite3
+
         scratch = sqlite3.connect(":memory:")
         scratch.execute("CREATE TABLE documents (rowid INTEGER PRIMARY KEY, text TEXT)")
-        scratch.executemany("INSERT INTO documents VALUES (?, ?)", db.execute("SELECT rowid, text FROM documents"))
+        scratch.executemany(
+            "INSERT INTO documents VALUES (?, ?)", db.execute("SELECT rowid, text FROM documents")
+        )
         copy = time.perf_counter() - started
         started = time.perf_counter()
         lexical.rebuild(scratch, Analyzer())
         lexical_seconds = time.perf_counter() - started
-        print(f"{len(docs)} documents; HNSW build (synthetic vectors, no model) {dense_build:.1f} s; "
-              f"lexical analyse + FTS5 index {lexical_seconds:.1f} s (copy {copy:.1f} s)")
+        print(
+            f"{len(docs)} documents; HNSW build (synthetic vectors, no model) {dense_build:.1f} s; "
+            f"lexical analyse + FTS5 index {lexical_seconds:.1f} s (copy {copy:.1f} s)"
+        )
         index.reindex_lexical()
         queries = [texts[i] for i in rng.choice(len(texts), args.queries, replace=False)]
         vectors = encoder.encode(queries)
@@ -97,10 +102,23 @@ def _filtered(index: Index, queries: list[str], vectors: np.ndarray) -> None:
     print("|---|---|---|---|---|---|")
     for share in (0.5, 0.05, 0.001):
         where = {"sel": {"<": share}}
-        allowed = np.fromiter((r for (r,) in store.db.execute(
-            "SELECT rowid FROM documents WHERE json_extract(metadata, '$.sel') < ?", (share,))), dtype=np.int64)
-        allowed_vectors = np.vstack([np.frombuffer(b, dtype=np.float32) for (b,) in store.db.execute(
-            f"SELECT vector FROM documents WHERE rowid IN ({','.join(map(str, allowed.tolist()))}) ORDER BY rowid")])
+        allowed = np.fromiter(
+            (
+                r
+                for (r,) in store.db.execute(
+                    "SELECT rowid FROM documents WHERE json_extract(metadata, '$.sel') < ?", (share,)
+                )
+            ),
+            dtype=np.int64,
+        )
+        allowed_vectors = np.vstack(
+            [
+                np.frombuffer(b, dtype=np.float32)
+                for (b,) in store.db.execute(
+                    f"SELECT vector FROM documents WHERE rowid IN ({','.join(map(str, allowed.tolist()))}) ORDER BY rowid"
+                )
+            ]
+        )
         recalls, full, times = [], 0, []
         for query, vector in zip(queries, vectors):
             started = time.perf_counter()
@@ -110,8 +128,10 @@ def _filtered(index: Index, queries: list[str], vectors: np.ndarray) -> None:
             got = {int(h.id[1:]) + 1 for h in hits}  # ids s<i> are rowid i+1 (built in order)
             recalls.append(len(got & exact) / max(1, min(10, len(allowed))))
             full += len(hits) == min(10, len(allowed))
-        print(f"| {share:.1%} | {len(allowed)} | {statistics.mean(recalls):.3f} | {full}/{len(queries)} | "
-              f"{percentile(times, 50):.2f} | {percentile(times, 95):.2f} |")
+        print(
+            f"| {share:.1%} | {len(allowed)} | {statistics.mean(recalls):.3f} | {full}/{len(queries)} | "
+            f"{percentile(times, 50):.2f} | {percentile(times, 95):.2f} |"
+        )
 
 
 def _modes(index: Index, queries: list[str]) -> None:
@@ -122,8 +142,10 @@ def _modes(index: Index, queries: list[str]) -> None:
             started = time.perf_counter()
             index.search(query, k=10, mode=mode)
             times.append((time.perf_counter() - started) * 1000)
-        print(f"warm {mode} query (search, synthetic query vector): p50 {percentile(times, 50):.2f} ms, "
-              f"p95 {percentile(times, 95):.2f} ms over {len(times)} queries")
+        print(
+            f"warm {mode} query (search, synthetic query vector): p50 {percentile(times, 50):.2f} ms, "
+            f"p95 {percentile(times, 95):.2f} ms over {len(times)} queries"
+        )
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ import numpy as np
 from .stats import percentile, summary, table, timed
 
 
-def warm_latency(home: Path, name: str, queries: list[str], vectors: np.ndarray, rounds: int,
-                 log=print) -> list[str]:
+def warm_latency(
+    home: Path, name: str, queries: list[str], vectors: np.ndarray, rounds: int, log=print
+) -> list[str]:
     """p50/p90 of single queries: embed + search + fetch texts, per backend, 1 query at a time."""
     from simsearch import Index
 
@@ -45,9 +46,11 @@ def warm_latency(home: Path, name: str, queries: list[str], vectors: np.ndarray,
         p50, p90 = [r[0] for r in per_round], [r[1] for r in per_round]
         rows.append([label, summary(p50, 1000, 2), summary(p90, 1000, 2)])
         log(f"latency: {label.strip()} done")
-    return [f"{len(fast)} documents, {len(queries)} distinct real queries per round, k=10, "
-            f"{rounds} rounds (median, min-max of each round's percentile).", ""] + table(
-        ["single query, warm", "p50 ms", "p90 ms"], rows)
+    return [
+        f"{len(fast)} documents, {len(queries)} distinct real queries per round, k=10, "
+        f"{rounds} rounds (median, min-max of each round's percentile).",
+        "",
+    ] + table(["single query, warm", "p50 ms", "p90 ms"], rows)
 
 
 def _by_hand(vectors: np.ndarray, model_path: str) -> dict:
@@ -70,8 +73,10 @@ def _by_hand(vectors: np.ndarray, model_path: str) -> dict:
 
     one = st.encode(["warm up"], normalize_embeddings=True, convert_to_numpy=True)
     faiss.omp_set_num_threads(faiss.omp_get_max_threads())
-    return {"sentence-transformers encode + FAISS IndexFlatIP (by hand, default threads)": search,
-            "  numpy exact scan of the same vectors (search only)": numpy_exact}
+    return {
+        "sentence-transformers encode + FAISS IndexFlatIP (by hand, default threads)": search,
+        "  numpy exact scan of the same vectors (search only)": numpy_exact,
+    }
 
 
 def cold_cli(home: Path, name: str, query: str, rounds: int, log=print) -> list[str]:
@@ -80,9 +85,11 @@ def cold_cli(home: Path, name: str, query: str, rounds: int, log=print) -> list[
     env = {**os.environ, "SIMSEARCH_INDEX_DIR": str(home)}
     cases = {
         "simsearch --help": ([exe, "--help"], env),
-        f"simsearch query {name} \"...\" (ONNX Runtime path)": ([exe, "query", name, query], env),
-        f"simsearch query {name} \"...\" (torch path)": (
-            [exe, "query", name, query], {**env, "SIMSEARCH_QUERY_BACKEND": "torch"}),
+        f'simsearch query {name} "..." (ONNX Runtime path)': ([exe, "query", name, query], env),
+        f'simsearch query {name} "..." (torch path)': (
+            [exe, "query", name, query],
+            {**env, "SIMSEARCH_QUERY_BACKEND": "torch"},
+        ),
     }
     rows = []
     for label, (cmd, case_env) in cases.items():
@@ -92,13 +99,17 @@ def cold_cli(home: Path, name: str, query: str, rounds: int, log=print) -> list[
             before = os.times()
             walls.append(timed(lambda: subprocess.run(cmd, env=case_env, capture_output=True, check=True)))
             after = os.times()
-            cpus.append(after.children_user + after.children_system
-                        - before.children_user - before.children_system)
+            cpus.append(
+                after.children_user + after.children_system - before.children_user - before.children_system
+            )
         rows.append([label, summary(walls, 1, 2), summary(cpus, 1, 2)])
         log(f"cold CLI: {label} done")
-    return [f"Fresh process each time, {rounds} rounds (median, min-max). CPU = user + system time "
-            "of the process: on a machine shared with other jobs the wall time also counts waiting "
-            "for a core.", ""] + table(["command", "wall s", "CPU s"], rows)
+    return [
+        f"Fresh process each time, {rounds} rounds (median, min-max). CPU = user + system time "
+        "of the process: on a machine shared with other jobs the wall time also counts waiting "
+        "for a core.",
+        "",
+    ] + table(["command", "wall s", "CPU s"], rows)
 
 
 def median_ms(values: list[float]) -> float:

@@ -39,8 +39,13 @@ def build_section(sentences: int, rounds: int, workers: int) -> dict[str, Any]:
 
     texts = corpus.sentences(sentences)
     started = time.perf_counter()
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
-             configure_logging=False, _node_ip_address="127.0.0.1")
+    ray.init(
+        num_cpus=os.cpu_count(),
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        _node_ip_address="127.0.0.1",
+    )
     cluster_start = time.perf_counter() - started
     local_s, ray_s = [], []
     with tempfile.TemporaryDirectory() as home:
@@ -51,16 +56,39 @@ def build_section(sentences: int, rounds: int, workers: int) -> dict[str, Any]:
             Index.build([t.replace("\n", " ") for t in texts], Path(home) / "local", Encoder(), force=True)
             local_s.append(time.perf_counter() - started)
             started = time.perf_counter()
-            ray_build([str(source)], Path(home) / "ray", EncoderSpec(None), RayOptions("auto", workers),
-                      read_options=ReadOptions(), force=True)
+            ray_build(
+                [str(source)],
+                Path(home) / "ray",
+                EncoderSpec(None),
+                RayOptions("auto", workers),
+                read_options=ReadOptions(),
+                force=True,
+            )
             ray_s.append(time.perf_counter() - started)
-            print(json.dumps({"round": len(ray_s), "local_s": local_s[-1], "ray_s": ray_s[-1],
-                              "load": os.getloadavg()[0]}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "round": len(ray_s),
+                        "local_s": local_s[-1],
+                        "ray_s": ray_s[-1],
+                        "load": os.getloadavg()[0],
+                    }
+                ),
+                flush=True,
+            )
     ray.shutdown()
     local, on_ray = float(np.median(local_s)), float(np.median(ray_s))
-    return {"sentences": sentences, "rounds": rounds, "workers": workers, "cluster_start_s": cluster_start,
-            "local_s": local_s, "ray_s": ray_s, "local_docs_per_s": sentences / local,
-            "ray_docs_per_s": sentences / on_ray, "ray_vs_local": local / on_ray}
+    return {
+        "sentences": sentences,
+        "rounds": rounds,
+        "workers": workers,
+        "cluster_start_s": cluster_start,
+        "local_s": local_s,
+        "ray_s": ray_s,
+        "local_docs_per_s": sentences / local,
+        "ray_docs_per_s": sentences / on_ray,
+        "ray_vs_local": local / on_ray,
+    }
 
 
 def query_section(docs: int, shards: int, queries: int) -> dict[str, Any]:
@@ -71,9 +99,21 @@ def query_section(docs: int, shards: int, queries: int) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((docs, 384)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    fields = {"name": "bench", "model": "bench/random", "model_path": "/nonexistent", "pooling": "mean",
-              "dim": 384, "normalized": True, "max_length": 128, "precision": "fp32",
-              "metric": "inner_product", "index_type": "flat", "truncated": 0, "created": "", "updated": ""}
+    fields = {
+        "name": "bench",
+        "model": "bench/random",
+        "model_path": "/nonexistent",
+        "pooling": "mean",
+        "dim": 384,
+        "normalized": True,
+        "max_length": 128,
+        "precision": "fp32",
+        "metric": "inner_product",
+        "index_type": "flat",
+        "truncated": 0,
+        "created": "",
+        "updated": "",
+    }
     timings: dict[str, list[float]] = {"plain": [], "sharded": []}
     write_s: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as home:
@@ -84,32 +124,48 @@ def query_section(docs: int, shards: int, queries: int) -> dict[str, Any]:
             with open_sink(path, shards=count) as sink:
                 for start in range(0, docs, 4096):
                     rows = range(start, min(docs, start + 4096))
-                    sink.write([Document(f"d{i}", f"doc {i}", {}) for i in rows], vectors[start:start + len(rows)])
+                    sink.write(
+                        [Document(f"d{i}", f"doc {i}", {}) for i in rows], vectors[start : start + len(rows)]
+                    )
                 sink.commit(fields, "flat", 0.95)
             write_s[kind] = time.perf_counter() - started
             opened[kind] = Index.open(path)
         probes = rng.standard_normal((queries + 20, 384)).astype(np.float32)
         probes /= np.linalg.norm(probes, axis=1, keepdims=True)
         for number, probe in enumerate(probes):
-            for kind in (("plain", "sharded") if number % 2 else ("sharded", "plain")):
+            for kind in ("plain", "sharded") if number % 2 else ("sharded", "plain"):
                 started = time.perf_counter()
                 hits = opened[kind].search_vectors(probe[None, :], 10)
                 elapsed = time.perf_counter() - started
                 if number >= 20:  # the first queries warm caches and huge pages
                     timings[kind].append(elapsed)
             assert len(hits[0]) == 10
-        same = all([h.id for h in opened["plain"].search_vectors(p[None, :], 10)[0]]
-                   == [h.id for h in opened["sharded"].search_vectors(p[None, :], 10)[0]] for p in probes[:20])
+        same = all(
+            [h.id for h in opened["plain"].search_vectors(p[None, :], 10)[0]]
+            == [h.id for h in opened["sharded"].search_vectors(p[None, :], 10)[0]]
+            for p in probes[:20]
+        )
     p50 = {kind: float(np.percentile(values, 50)) * 1000 for kind, values in timings.items()}
     p95 = {kind: float(np.percentile(values, 95)) * 1000 for kind, values in timings.items()}
-    return {"docs": docs, "shards": shards, "queries": queries, "p50_ms": p50, "p95_ms": p95,
-            "sharded_vs_plain_p50": p50["sharded"] / p50["plain"], "same_top10": same,
-            "write_s": write_s, "write_docs_per_s": {k: docs / v for k, v in write_s.items()}}
+    return {
+        "docs": docs,
+        "shards": shards,
+        "queries": queries,
+        "p50_ms": p50,
+        "p95_ms": p95,
+        "sharded_vs_plain_p50": p50["sharded"] / p50["plain"],
+        "same_top10": same,
+        "write_s": write_s,
+        "write_docs_per_s": {k: docs / v for k, v in write_s.items()},
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.scale",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--sections", default="build,query")
     parser.add_argument("--sentences", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=2)

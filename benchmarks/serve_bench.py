@@ -95,15 +95,21 @@ def cached_index(home: Path, name: str, docs: int) -> tuple[list[str], list[str]
 
     texts, vectors = corpus.vectors(docs)
     index = prebuilt.build(name, home, texts, vectors)
-    print(f"built {home / name}: {len(index)} documents, {index.manifest['index_type']} "
-          f"({index.manifest['ann'].get('search_params') or 'exact'})", flush=True)
+    print(
+        f"built {home / name}: {len(index)} documents, {index.manifest['index_type']} "
+        f"({index.manifest['ann'].get('search_params') or 'exact'})",
+        flush=True,
+    )
     return texts, corpus.shuffled()[docs : docs + 500]
 
 
 def percentiles(seconds: list[float]) -> dict[str, float]:
     ms = sorted(s * 1000 for s in seconds)
-    return {"p50_ms": round(statistics.median(ms), 2), "p99_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 2),
-            "mean_ms": round(statistics.fmean(ms), 2)}
+    return {
+        "p50_ms": round(statistics.median(ms), 2),
+        "p99_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 2),
+        "mean_ms": round(statistics.fmean(ms), 2),
+    }
 
 
 def in_process(home: Path, name: str, queries: list[str], k: int) -> dict[str, float]:
@@ -136,7 +142,9 @@ def start_server(home: Path, name: str, log: Path) -> tuple[subprocess.Popen[byt
     raise SystemExit(f"server did not start:\n{log.read_text()}")
 
 
-def load(host: str, port: int, name: str, queries: list[str], k: int, clients: int, total: int) -> dict[str, float]:
+def load(
+    host: str, port: int, name: str, queries: list[str], k: int, clients: int, total: int
+) -> dict[str, float]:
     """``clients`` threads share ``total`` requests; each waits for its answer before the next."""
     paths = [f"/indexes/{name}/search?" + urllib.parse.urlencode({"query": q, "k": k}) for q in queries]
     times: list[float] = []
@@ -171,18 +179,31 @@ def load(host: str, port: int, name: str, queries: list[str], k: int, clients: i
     wall = time.perf_counter() - started
     if errors:
         raise SystemExit(f"{len(errors)} failed requests, e.g. {errors[0]}")
-    return {"clients": clients, "requests": total, "requests_per_s": round(total / wall, 1), **percentiles(times)}
+    return {
+        "clients": clients,
+        "requests": total,
+        "requests_per_s": round(total / wall, 1),
+        **percentiles(times),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--docs", type=int, default=100_000, help="documents in the index [100000]")
     parser.add_argument("--requests", type=int, default=2000, help="requests per concurrency level [2000]")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16], help="client threads [1 4 16]")
+    parser.add_argument(
+        "--concurrency", type=int, nargs="+", default=[1, 4, 16], help="client threads [1 4 16]"
+    )
     parser.add_argument("-k", type=int, default=10)
-    parser.add_argument("--vectors", choices=("cached", "model", "random"), default="model",
-                        help="document vectors: encoded by the model, or random unit rows (fast build; "
-                        "same search cost) [model]")
+    parser.add_argument(
+        "--vectors",
+        choices=("cached", "model", "random"),
+        default="model",
+        help="document vectors: encoded by the model, or random unit rows (fast build; "
+        "same search cost) [model]",
+    )
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument("--index-dir", type=Path, default=HERE / "results" / "serve-indexes")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "serve_bench.json")
@@ -198,14 +219,22 @@ def main() -> None:
     else:
         ensure_index(args.index_dir, name, documents, args.vectors)
 
-    report = {"docs": args.docs, "vectors": args.vectors, "k": args.k, "cpus": os.cpu_count(),
-              "load_average": os.getloadavg(), "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
-              "python": sys.version.split()[0]}
+    report = {
+        "docs": args.docs,
+        "vectors": args.vectors,
+        "k": args.k,
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
+        "python": sys.version.split()[0],
+    }
     manifest = json.loads((args.index_dir / name / "manifest.json").read_text(encoding="utf-8"))
     report["index"] = {"type": manifest.get("index_type"), "ann": manifest.get("ann")}
     report["in_process"] = in_process(args.index_dir, name, queries, args.k)
     print(f"load average {report['load_average'][0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"in-process Index.search: p50 {report['in_process']['p50_ms']} ms, p99 {report['in_process']['p99_ms']} ms")
+    print(
+        f"in-process Index.search: p50 {report['in_process']['p50_ms']} ms, p99 {report['in_process']['p99_ms']} ms"
+    )
     process, host, port = start_server(args.index_dir, name, args.out.with_suffix(".log"))
     try:
         load(host, port, name, queries, args.k, 1, 20)  # warm-up
@@ -213,8 +242,11 @@ def main() -> None:
         for clients in args.concurrency:
             row = load(host, port, name, queries, args.k, clients, args.requests)
             report["http"].append(row)
-            print(f"HTTP, {clients:>2} clients: {row['requests_per_s']:>7} requests/s, p50 {row['p50_ms']} ms, "
-                  f"p99 {row['p99_ms']} ms", flush=True)
+            print(
+                f"HTTP, {clients:>2} clients: {row['requests_per_s']:>7} requests/s, p50 {row['p50_ms']} ms, "
+                f"p99 {row['p99_ms']} ms",
+                flush=True,
+            )
     finally:
         process.terminate()
         process.wait(30)

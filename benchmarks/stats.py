@@ -9,8 +9,17 @@ import time
 from importlib import metadata
 from typing import Callable
 
-PACKAGES = ("simsearch", "torch", "transformers", "sentence-transformers", "onnxruntime", "faiss-cpu",
-            "numpy", "tokenizers", "txtai")
+PACKAGES = (
+    "simsearch",
+    "torch",
+    "transformers",
+    "sentence-transformers",
+    "onnxruntime",
+    "faiss-cpu",
+    "numpy",
+    "tokenizers",
+    "txtai",
+)
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -45,8 +54,12 @@ def cpu_flags() -> str:
         for line in open("/proc/cpuinfo", encoding="utf-8"):
             if line.startswith("flags"):
                 flags = set(line.split(":", 1)[1].split())
-                return ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16")
-                                 if f in flags) or "none of avx2/avx512"
+                return (
+                    ", ".join(
+                        f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16") if f in flags
+                    )
+                    or "none of avx2/avx512"
+                )
     except OSError:
         pass
     return "unknown"
@@ -54,9 +67,11 @@ def cpu_flags() -> str:
 
 def machine_lines() -> list[str]:
     load = os.getloadavg()
-    lines = [f"- CPU: {cpu_name()}, {os.cpu_count()} logical cores ({cpu_flags()})",
-             f"- Python {platform.python_version()} on {platform.system()} {platform.release()}",
-             f"- load average at start: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min)"]
+    lines = [
+        f"- CPU: {cpu_name()}, {os.cpu_count()} logical cores ({cpu_flags()})",
+        f"- Python {platform.python_version()} on {platform.system()} {platform.release()}",
+        f"- load average at start: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min)",
+    ]
     versions = []
     for name in PACKAGES:
         try:

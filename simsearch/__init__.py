@@ -37,9 +37,22 @@ _LAZY = {
 }
 
 __all__ = [
-    "Document", "Encoder", "Hit", "Index", "IndexCorruptError", "IndexExistsError",
-    "IndexNotFoundError", "InputError", "LockTimeoutError", "ModelError", "QueryError",
-    "ReadOptions", "ShardUnavailableError", "SimsearchError", "__version__", "read_documents",
+    "Document",
+    "Encoder",
+    "Hit",
+    "Index",
+    "IndexCorruptError",
+    "IndexExistsError",
+    "IndexNotFoundError",
+    "InputError",
+    "LockTimeoutError",
+    "ModelError",
+    "QueryError",
+    "ReadOptions",
+    "ShardUnavailableError",
+    "SimsearchError",
+    "__version__",
+    "read_documents",
 ]
 
 

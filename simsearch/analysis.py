@@ -32,8 +32,10 @@ STOPWORDS_EN = frozenset(
 
 # Hangul (syllables, jamo, compatibility jamo), Han (CJK unified + ext A + compatibility),
 # Hiragana, Katakana (and its phonetic extensions and half-width forms).
-_CJK = ("\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff"
-        "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u309f\u30a0-\u30ff\u31f0-\u31ff\uff66-\uff9f")
+_CJK = (
+    "\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff"
+    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u309f\u30a0-\u30ff\u31f0-\u31ff\uff66-\uff9f"
+)
 _RUNS = re.compile(rf"([{_CJK}]+)|([^\W_{_CJK}]+)")
 
 
@@ -76,11 +78,16 @@ class Analyzer:
     def from_settings(cls, settings: dict[str, Any]) -> Analyzer:
         """The analyzer an index was built with; unknown ones fail loudly (tokens would differ)."""
         if settings.get("name") != ANALYZER_NAME or settings.get("version") != ANALYZER_VERSION:
-            raise IndexCorruptError(f"index built with analyzer {settings.get('name')!r} version "
-                                    f"{settings.get('version')!r}, unknown to this simsearch; upgrade "
-                                    "simsearch or run `simsearch reindex-lexical` on the index")
-        options = {key: settings[key] for key in ("language", "stopwords", "cjk", "min_word_length")
-                   if key in settings}
+            raise IndexCorruptError(
+                f"index built with analyzer {settings.get('name')!r} version "
+                f"{settings.get('version')!r}, unknown to this simsearch; upgrade "
+                "simsearch or run `simsearch reindex-lexical` on the index"
+            )
+        options = {
+            key: settings[key]
+            for key in ("language", "stopwords", "cjk", "min_word_length")
+            if key in settings
+        }
         try:
             return cls(**options)
         except (TypeError, ValueError) as exc:
@@ -89,5 +96,7 @@ class Analyzer:
 
 def describe(settings: dict[str, Any]) -> str:
     """One line for reports: ``simsearch-standard v1 (english stems, lucene-en stop words, CJK bigrams)``."""
-    return (f"{settings.get('name')} v{settings.get('version')} ({settings.get('language')} stems, "
-            f"{settings.get('stopwords')} stop words, CJK {settings.get('cjk')}s)")
+    return (
+        f"{settings.get('name')} v{settings.get('version')} ({settings.get('language')} stems, "
+        f"{settings.get('stopwords')} stop words, CJK {settings.get('cjk')}s)"
+    )

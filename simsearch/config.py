@@ -25,28 +25,51 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("SIMSEARCH_INDEX_DIR", "./indexes",
-            "Where indexes live (the CLI's `--index-dir` and `index_dir=` take precedence)."),
-    Setting("SIMSEARCH_LOCK_TIMEOUT", "60",
-            "Seconds a writer waits for another writer's lock before giving up."),
-    Setting("SIMSEARCH_QUERY_BACKEND", "auto",
-            "`torch` turns the ONNX query path off (benchmarks, debugging)."),
-    Setting("SIMSEARCH_CACHE", "$XDG_CACHE_HOME/simsearch, else ~/.cache/simsearch",
-            "Cache directory; ONNX exports of models go under `onnx/` in it."),
-    Setting("SIMSEARCH_ONNX_EXPORT", "1",
-            "`0` never writes ONNX exports (queries then use torch unless an export exists). "
-            "Otherwise an export is written by `Index.build` and by the first search of an index "
-            "whose export is missing; opening an index or loading its encoder writes nothing."),
-    Setting("OMP_WAIT_POLICY", "unset (`PASSIVE` under `simsearch serve`)",
-            "`simsearch serve` sets PASSIVE unless already set: torch and FAISS OpenMP teams "
-            "on different threads otherwise spin against each other."),
-    Setting("FAISS threads", "unchanged",
-            "A search sets FAISS's OpenMP thread count for its own duration (one thread for a "
-            "few queries, all for batches) and restores the caller's value afterwards."),
-    Setting("csv field size limit", "2**31 - 1",
-            "Raised when `simsearch.readers` is imported: a long CSV cell is a document."),
-    Setting("transformers logging", "errors only",
-            "Set when a model is loaded: no progress bars or warnings from transformers."),
+    Setting(
+        "SIMSEARCH_INDEX_DIR",
+        "./indexes",
+        "Where indexes live (the CLI's `--index-dir` and `index_dir=` take precedence).",
+    ),
+    Setting(
+        "SIMSEARCH_LOCK_TIMEOUT", "60", "Seconds a writer waits for another writer's lock before giving up."
+    ),
+    Setting(
+        "SIMSEARCH_QUERY_BACKEND", "auto", "`torch` turns the ONNX query path off (benchmarks, debugging)."
+    ),
+    Setting(
+        "SIMSEARCH_CACHE",
+        "$XDG_CACHE_HOME/simsearch, else ~/.cache/simsearch",
+        "Cache directory; ONNX exports of models go under `onnx/` in it.",
+    ),
+    Setting(
+        "SIMSEARCH_ONNX_EXPORT",
+        "1",
+        "`0` never writes ONNX exports (queries then use torch unless an export exists). "
+        "Otherwise an export is written by `Index.build` and by the first search of an index "
+        "whose export is missing; opening an index or loading its encoder writes nothing.",
+    ),
+    Setting(
+        "OMP_WAIT_POLICY",
+        "unset (`PASSIVE` under `simsearch serve`)",
+        "`simsearch serve` sets PASSIVE unless already set: torch and FAISS OpenMP teams "
+        "on different threads otherwise spin against each other.",
+    ),
+    Setting(
+        "FAISS threads",
+        "unchanged",
+        "A search sets FAISS's OpenMP thread count for its own duration (one thread for a "
+        "few queries, all for batches) and restores the caller's value afterwards.",
+    ),
+    Setting(
+        "csv field size limit",
+        "2**31 - 1",
+        "Raised when `simsearch.readers` is imported: a long CSV cell is a document.",
+    ),
+    Setting(
+        "transformers logging",
+        "errors only",
+        "Set when a model is loaded: no progress bars or warnings from transformers.",
+    ),
 )
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -71,8 +94,10 @@ def lock_timeout() -> float:
     if math.isnan(value) or value < 0:
         from simsearch.errors import SimsearchError
 
-        raise SimsearchError(f"SIMSEARCH_LOCK_TIMEOUT={text!r} is not a number of seconds >= 0; "
-                             f"set it to e.g. 60 or unset it (default {DEFAULT_LOCK_TIMEOUT:g})")
+        raise SimsearchError(
+            f"SIMSEARCH_LOCK_TIMEOUT={text!r} is not a number of seconds >= 0; "
+            f"set it to e.g. 60 or unset it (default {DEFAULT_LOCK_TIMEOUT:g})"
+        )
     return value
 
 

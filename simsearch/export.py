@@ -14,7 +14,7 @@ import os
 import sys
 import uuid
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterator, Mapping
 
 import numpy as np
 
@@ -35,14 +35,18 @@ _IDENTITY = ("model", "fingerprint", "pooling", "precision", "dim", "max_length"
 Row = tuple[str, str, dict[str, Any]]
 
 
-def rows(store: Store, *, vectors: bool, batch_size: int = _BATCH) -> Iterator[tuple[list[Row], np.ndarray | None]]:
+def rows(
+    store: Store, *, vectors: bool, batch_size: int = _BATCH
+) -> Iterator[tuple[list[Row], np.ndarray | None]]:
     """(id, text, metadata) rows in storage order, batch by batch, with their vectors if asked."""
     dim = int(store.manifest["dim"])
     column = ", vector" if vectors else ""
     last = -1
     while True:
-        found = store.db.execute(f"SELECT rowid, id, text, metadata{column} FROM documents "
-                                 "WHERE rowid > ? ORDER BY rowid LIMIT ?", (last, batch_size)).fetchall()
+        found = store.db.execute(
+            f"SELECT rowid, id, text, metadata{column} FROM documents WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            (last, batch_size),
+        ).fetchall()
         if not found:
             return
         last = found[-1][0]
@@ -50,7 +54,7 @@ def rows(store: Store, *, vectors: bool, batch_size: int = _BATCH) -> Iterator[t
         yield docs, (from_blobs([row[4] for row in found], dim) if vectors else None)
 
 
-def identity(manifest: dict[str, Any]) -> dict[str, Any]:
+def identity(manifest: Mapping[str, Any]) -> dict[str, Any]:
     """What an export records about its vectors' origin (the manifest's model identity)."""
     return {key: manifest[key] for key in _IDENTITY if key in manifest}
 
@@ -64,8 +68,9 @@ def metadata_types(store: Store) -> dict[str, str]:
                 kinds.setdefault(key, set()).add(_kind(value))
     clash = [key for key in kinds if key in _RESERVED]
     if clash:
-        raise SimsearchError(f"metadata key {clash[0]!r} would clash with the column of that name; "
-                             "export with --metadata json")
+        raise SimsearchError(
+            f"metadata key {clash[0]!r} would clash with the column of that name; export with --metadata json"
+        )
     return {key: _merge(found - {"null"}) for key, found in kinds.items()}
 
 
@@ -87,10 +92,14 @@ def _merge(kinds: set[str]) -> str:
     return "float" if kinds == {"int", "float"} else "json"  # mixed values keep their JSON text
 
 
-def _schema(pa: Any, manifest: dict[str, Any], vectors: bool, style: str,
-            types: dict[str, str]) -> Any:
-    arrow = {"bool": pa.bool_(), "int": pa.int64(), "float": pa.float64(), "string": pa.string(),
-             "json": pa.string()}
+def _schema(pa: Any, manifest: Mapping[str, Any], vectors: bool, style: str, types: dict[str, str]) -> Any:
+    arrow = {
+        "bool": pa.bool_(),
+        "int": pa.int64(),
+        "float": pa.float64(),
+        "string": pa.string(),
+        "json": pa.string(),
+    }
     fields = [pa.field("id", pa.string(), nullable=False), pa.field("text", pa.string(), nullable=False)]
     if style == "json":
         fields.append(pa.field("metadata", pa.string()))
@@ -98,15 +107,22 @@ def _schema(pa: Any, manifest: dict[str, Any], vectors: bool, style: str,
         fields += [pa.field(key, arrow[kind]) for key, kind in types.items()]
     if vectors:
         fields.append(pa.field("vector", pa.list_(pa.float32(), int(manifest["dim"]))))
-    about = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "index": manifest.get("name"),
-             **identity(manifest), "count": manifest.get("count"),
-             "metadata_column": "metadata" if style == "json" else None,
-             "vector_column": "vector" if vectors else None,
-             "json_columns": [key for key, kind in types.items() if kind == "json"]}
+    about = {
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "index": manifest.get("name"),
+        **identity(manifest),
+        "count": manifest.get("count"),
+        "metadata_column": "metadata" if style == "json" else None,
+        "vector_column": "vector" if vectors else None,
+        "json_columns": [key for key, kind in types.items() if kind == "json"],
+    }
     return pa.schema(fields, metadata={"simsearch": json.dumps(about, ensure_ascii=False)})
 
 
-def record_batches(store: Store, *, vectors: bool = True, metadata: str = "json") -> tuple[Any, Iterator[Any]]:
+def record_batches(
+    store: Store, *, vectors: bool = True, metadata: str = "json"
+) -> tuple[Any, Iterator[Any]]:
     """The Arrow schema and a stream of record batches holding every document of ``store``."""
     from simsearch.parquet_reader import pyarrow_module
 
@@ -127,8 +143,12 @@ def record_batches(store: Store, *, vectors: bool = True, metadata: str = "json"
                 flat = pa.array(matrix.reshape(-1), type=pa.float32())
                 columns.append(pa.FixedSizeListArray.from_arrays(flat, matrix.shape[1]))
             yield pa.RecordBatch.from_arrays(
-                [c if isinstance(c, pa.Array) else pa.array(c, type=schema.field(i).type)
-                 for i, c in enumerate(columns)], schema=schema)
+                [
+                    c if isinstance(c, pa.Array) else pa.array(c, type=schema.field(i).type)
+                    for i, c in enumerate(columns)
+                ],
+                schema=schema,
+            )
 
     return schema, batches()
 
@@ -149,8 +169,16 @@ def to_arrow(store: Store, *, vectors: bool = True, metadata: str = "json") -> A
     return pyarrow_module().Table.from_batches(list(batches), schema=schema)
 
 
-def export(store: Store, output: str | os.PathLike[str], *, fmt: str = "parquet", vectors: bool = False,
-           metadata: str = "json", force: bool = False, stdout: IO[bytes] | None = None) -> int:
+def export(
+    store: Store,
+    output: str | os.PathLike[str],
+    *,
+    fmt: str = "parquet",
+    vectors: bool = False,
+    metadata: str = "json",
+    force: bool = False,
+    stdout: IO[bytes] | None = None,
+) -> int:
     """Write every document to ``output`` (``-``: standard output, JSON lines only).
 
     A file is written beside its destination and renamed into place when complete, so a failed
@@ -197,11 +225,14 @@ def _write_parquet(store: Store, file: Path, vectors: bool, metadata: str) -> in
 
 def _write_jsonl(store: Store, stream: IO[bytes], vectors: bool, metadata: str) -> int:
     if metadata == "columns":
-        clash = sorted({key for docs, _ in rows(store, vectors=False) for d in docs for key in d[2]}
-                       & set(_RESERVED))
+        clash = sorted(
+            {key for docs, _ in rows(store, vectors=False) for d in docs for key in d[2]} & set(_RESERVED)
+        )
         if clash:
-            raise SimsearchError(f"metadata key {clash[0]!r} would clash with the field of that name; "
-                                 "export with --metadata json")
+            raise SimsearchError(
+                f"metadata key {clash[0]!r} would clash with the field of that name; "
+                "export with --metadata json"
+            )
     count = 0
     for docs, matrix in rows(store, vectors=vectors):
         for n, (doc_id, text, meta) in enumerate(docs):

@@ -58,8 +58,14 @@ def _norm(value: float | None, bounds: tuple[float, float]) -> float:
     return max(0.0, (value - lo) / (hi - lo))
 
 
-def fuse(dense_top: Sequence[tuple[int, float]], lexical_top: Sequence[tuple[int, float]],
-         cosine: Mapping[int, float], bm25: Mapping[int, float], weight: float, k: int) -> list[Fused]:
+def fuse(
+    dense_top: Sequence[tuple[int, float]],
+    lexical_top: Sequence[tuple[int, float]],
+    cosine: Mapping[int, float],
+    bm25: Mapping[int, float],
+    weight: float,
+    k: int,
+) -> list[Fused]:
     """The ``k`` best of the union of both sides' top lists, best first.
 
     ``dense_top`` / ``lexical_top``: each side's (rowid, score) top list (normalisation bounds

@@ -30,22 +30,34 @@ def check_mode(mode: str | None, manifest: Mapping[str, Any]) -> str:
     if mode not in MODES:
         raise QueryError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
     if mode != "dense" and lexical.lexical_settings(dict(manifest)) is None:
-        raise QueryError(f"index {manifest.get('name', '')!r} has no lexical part (built before "
-                         f"simsearch had one), so mode {mode!r} is unavailable; add it with "
-                         "`simsearch reindex-lexical NAME` or search with --mode dense")
+        raise QueryError(
+            f"index {manifest.get('name', '')!r} has no lexical part (built before "
+            f"simsearch had one), so mode {mode!r} is unavailable; add it with "
+            "`simsearch reindex-lexical NAME` or search with --mode dense"
+        )
     return mode
 
 
-def search_store(store: Any, queries: Sequence[str], k: int, *, mode: str, where: Mapping[str, Any] | None,
-                 encoder: Callable[[], Any]) -> list[list[Fused]]:
+def search_store(
+    store: Any,
+    queries: Sequence[str],
+    k: int,
+    *,
+    mode: str,
+    where: Mapping[str, Any] | None,
+    encoder: Callable[[], Any],
+) -> list[list[Fused]]:
     """Ranked rows per query for ``mode`` among the documents ``where`` allows."""
     allowed = filters.allowed_rowids(store, store.db, where) if where else None
     if allowed is not None and len(allowed) == 0:
         return [[] for _ in queries]
     if mode == "lexical":
         analyzer = lexical.analyzer_of(store.manifest)
-        return [[Fused(r, s, None, s) for r, s in lexical.search(store.db, analyzer(q), k, allowed)]
-                for q in queries]
+        assert analyzer is not None  # check_mode refused indexes without a lexical part
+        return [
+            [Fused(r, s, None, s) for r, s in lexical.search(store.db, analyzer(q), k, allowed)]
+            for q in queries
+        ]
     model = encoder()
     vectors = model.encode(list(queries))
     depth = k if mode == "dense" else max(k, DEPTH)
@@ -56,12 +68,16 @@ def search_store(store: Any, queries: Sequence[str], k: int, *, mode: str, where
 
     weights = [dense_weight(c) for c in coverage(model, queries)]
     analyzer = lexical.analyzer_of(store.manifest)
-    return [_hybrid(store, vector, analyzer(query), dense_top, weight, k, depth, allowed)
-            for query, vector, dense_top, weight in zip(queries, vectors, dense, weights)]
+    assert analyzer is not None  # check_mode refused indexes without a lexical part
+    return [
+        _hybrid(store, vector, analyzer(query), dense_top, weight, k, depth, allowed)
+        for query, vector, dense_top, weight in zip(queries, vectors, dense, weights)
+    ]
 
 
-def dense_rows(store: Any, vectors: np.ndarray, k: int,
-               where: Mapping[str, Any] | None) -> list[list[tuple[int, float]]]:
+def dense_rows(
+    store: Any, vectors: np.ndarray, k: int, where: Mapping[str, Any] | None
+) -> list[list[tuple[int, float]]]:
     """``(rowid, cosine)`` of the ``k`` nearest documents per query vector among those ``where``
     allows (all when None); non-finite scores are no match."""
     allowed = filters.allowed_rowids(store, store.db, where) if where else None
@@ -70,23 +86,39 @@ def dense_rows(store: Any, vectors: np.ndarray, k: int,
     return _dense(store, vectors, k, allowed)
 
 
-def _dense(store: Any, vectors: np.ndarray, k: int, allowed: np.ndarray | None) -> list[list[tuple[int, float]]]:
+def _dense(
+    store: Any, vectors: np.ndarray, k: int, allowed: np.ndarray | None
+) -> list[list[tuple[int, float]]]:
     if allowed is None:
         scores, rowids = store.faiss.search(vectors, k)
     else:
-        scores, rowids = search_allowed(store.faiss, store.db, vectors, k, allowed, int(store.manifest["dim"]))
+        scores, rowids = search_allowed(
+            store.faiss, store.db, vectors, k, allowed, int(store.manifest["dim"])
+        )
     # a non-finite score (a NaN vector written by an older version) is no match: verify finds it
-    return [[(int(r), float(s)) for s, r in zip(srow, rrow) if r >= 0 and np.isfinite(s)]
-            for srow, rrow in zip(scores, rowids)]
+    return [
+        [(int(r), float(s)) for s, r in zip(srow, rrow) if r >= 0 and np.isfinite(s)]
+        for srow, rrow in zip(scores, rowids)
+    ]
 
 
-def _hybrid(store: Any, vector: np.ndarray, tokens: list[str], dense_top: list[tuple[int, float]],
-            weight: float, k: int, depth: int, allowed: np.ndarray | None) -> list[Fused]:
+def _hybrid(
+    store: Any,
+    vector: np.ndarray,
+    tokens: list[str],
+    dense_top: list[tuple[int, float]],
+    weight: float,
+    k: int,
+    depth: int,
+    allowed: np.ndarray | None,
+) -> list[Fused]:
     lexical_top = lexical.search(store.db, tokens, depth, allowed)
     cosine = dict(dense_top)
     bm25 = dict(lexical_top)
     missing_cosine = [r for r in bm25 if r not in cosine]
-    for rowid, stored in vectors_of(store.faiss, store.db, missing_cosine, int(store.manifest["dim"])).items():
+    for rowid, stored in vectors_of(
+        store.faiss, store.db, missing_cosine, int(store.manifest["dim"])
+    ).items():
         cosine[rowid] = float(np.dot(vector, stored))
     bm25.update(lexical.scores_of(store.db, tokens, [r for r in cosine if r not in bm25]))
     return fuse(dense_top, lexical_top, cosine, bm25, weight, k)

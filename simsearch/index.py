@@ -59,11 +59,22 @@ class Hit:
         cosine, bad_cosine = json_ready(None if self.cosine is None else round(self.cosine, 6))
         bm25, _ = json_ready(None if self.bm25 is None else round(self.bm25, 6))
         if bad_score or bad_metadata or bad_cosine:
-            log.warning("warning: document %r has %s; written as null (re-add the document with finite "
-                        "values, and run `simsearch verify` on the index)", self.id,
-                        "NaN or Infinity in its metadata" if bad_metadata else "a non-finite score")
-        return {"query": query, "rank": self.rank, "id": self.id, "score": score,
-                "text": self.text, "metadata": metadata, "cosine": cosine, "bm25": bm25}
+            log.warning(
+                "warning: document %r has %s; written as null (re-add the document with finite "
+                "values, and run `simsearch verify` on the index)",
+                self.id,
+                "NaN or Infinity in its metadata" if bad_metadata else "a non-finite score",
+            )
+        return {
+            "query": query,
+            "rank": self.rank,
+            "id": self.id,
+            "score": score,
+            "text": self.text,
+            "metadata": metadata,
+            "cosine": cosine,
+            "bm25": bm25,
+        }
 
 
 @dataclass(frozen=True)
@@ -120,8 +131,14 @@ class Index:
         return f"Index({str(self.path)!r}, count={m.count}, model={m.model!r}, pooling={m.pooling!r})"
 
     @classmethod
-    def open(cls, name_or_path: str | os.PathLike[str], *, index_dir: str | os.PathLike[str] | None = None,
-             encoder: Encoder | None = None, ray: str | None = None) -> Index:
+    def open(
+        cls,
+        name_or_path: str | os.PathLike[str],
+        *,
+        index_dir: str | os.PathLike[str] | None = None,
+        encoder: Encoder | None = None,
+        ray: str | None = None,
+    ) -> Index:
         """Open an existing index by name (under the index home) or path; validates its files.
 
         ``encoder`` may be passed to share a loaded model; it must be the index's own model and
@@ -249,22 +266,43 @@ class Index:
             self._encoder = load_encoder(self._identity())
             m = self._identity()
             if self._encoder.dim != m.dim:
-                raise SimsearchError(f"model {m.model!r} now gives {self._encoder.dim}-dim vectors "
-                                     f"but the index holds {m.dim}-dim ones; rebuild the index")
+                raise SimsearchError(
+                    f"model {m.model!r} now gives {self._encoder.dim}-dim vectors "
+                    f"but the index holds {m.dim}-dim ones; rebuild the index"
+                )
         return self._encoder
 
     # A str is also a Sequence[str]: the first overload wins for it, as intended.
     @overload
     def search(  # type: ignore[overload-overlap]
-        self, query: str, k: int = 10, *, min_score: float | None = None, mode: str | None = None,
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        min_score: float | None = None,
+        mode: str | None = None,
         where: Mapping[str, Any] | None = None,
     ) -> list[Hit]: ...
     @overload
-    def search(self, query: Sequence[str], k: int = 10, *, min_score: float | None = None,
-               mode: str | None = None, where: Mapping[str, Any] | None = None) -> list[list[Hit]]: ...
+    def search(
+        self,
+        query: Sequence[str],
+        k: int = 10,
+        *,
+        min_score: float | None = None,
+        mode: str | None = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> list[list[Hit]]: ...
 
-    def search(self, query: str | Sequence[str], k: int = 10, *, min_score: float | None = None,
-               mode: str | None = None, where: Mapping[str, Any] | None = None) -> list[Hit] | list[list[Hit]]:
+    def search(
+        self,
+        query: str | Sequence[str],
+        k: int = 10,
+        *,
+        min_score: float | None = None,
+        mode: str | None = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> list[Hit] | list[list[Hit]]:
         """Best documents: ``list[Hit]`` for a string, one list per query for a list.
 
         ``mode`` is ``dense`` (cosine), ``lexical`` (BM25) or ``hybrid`` (both, fused; see
@@ -280,23 +318,38 @@ class Index:
         store = self._store  # one generation for every step, even if a write reopens meanwhile
         mode = check_mode(mode, store.manifest)
         if min_score is not None and mode == "lexical":
-            raise QueryError("min_score filters by cosine, which lexical mode does not compute; "
-                             "drop it or use --mode dense or hybrid")
+            raise QueryError(
+                "min_score filters by cosine, which lexical mode does not compute; "
+                "drop it or use --mode dense or hybrid"
+            )
         ranked = search_store(store, queries, k, mode=mode, where=where, encoder=lambda: self.encoder)
         if mode != "lexical" and not self._exported:
             from simsearch.encode.onnx_encoder import prepare
 
             self._exported = True
             prepare(self.encoder)  # the documented moment: so the next process takes the fast path
-        keep = [[f for f in row if min_score is None or (f.cosine is not None and f.cosine >= min_score)]
-                for row in ranked]
+        keep = [
+            [f for f in row if min_score is None or (f.cosine is not None and f.cosine >= min_score)]
+            for row in ranked
+        ]
         found = store.fetch(f.rowid for row in keep for f in row)
-        results = [[Hit(rank, found[f.rowid][0], f.score, found[f.rowid][1], found[f.rowid][2], f.cosine, f.bm25)
-                    for rank, f in enumerate(row, 1)] for row in keep]
+        results = [
+            [
+                Hit(rank, found[f.rowid][0], f.score, found[f.rowid][1], found[f.rowid][2], f.cosine, f.bm25)
+                for rank, f in enumerate(row, 1)
+            ]
+            for row in keep
+        ]
         return results[0] if single else results
 
-    def search_vectors(self, vectors: np.ndarray, k: int = 10, *, min_score: float | None = None,
-                       where: Mapping[str, Any] | None = None) -> list[list[Hit]]:
+    def search_vectors(
+        self,
+        vectors: np.ndarray,
+        k: int = 10,
+        *,
+        min_score: float | None = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> list[list[Hit]]:
         """Search with already-encoded unit query vectors (one row per query), by cosine;
         ``where`` filters by metadata before ranking, as in :meth:`search`."""
         from simsearch.hybrid import dense_rows
@@ -305,11 +358,21 @@ class Index:
         rows = dense_rows(store, np.asarray(vectors, dtype=np.float32), k, where)
         keep = [[(score, r) for r, score in row if min_score is None or score >= min_score] for row in rows]
         found = store.fetch(r for row in keep for _, r in row)
-        return [[Hit(rank, found[r][0], score, found[r][1], found[r][2], score)
-                 for rank, (score, r) in enumerate(row, 1)] for row in keep]
+        return [
+            [
+                Hit(rank, found[r][0], score, found[r][1], found[r][2], score)
+                for rank, (score, r) in enumerate(row, 1)
+            ]
+            for row in keep
+        ]
 
-    def add(self, documents: Iterable[Document | str], *, batch_size: int | None = None,
-            progress: Callable[[int], None] | None = None) -> AddStats:
+    def add(
+        self,
+        documents: Iterable[Document | str],
+        *,
+        batch_size: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> AddStats:
         """Upsert ``documents`` by id with the index's own model, as one atomic write.
 
         Unchanged documents (same text hash and metadata) are not re-encoded; changed texts are
@@ -318,8 +381,14 @@ class Index:
         """
         from simsearch.store.updates import add_documents
 
-        stats = add_documents(self.path, documents, self._store.manifest, lambda: self.encoder,
-                              batch_size=batch_size, progress=progress)
+        stats = add_documents(
+            self.path,
+            documents,
+            self._store.manifest,
+            lambda: self.encoder,
+            batch_size=batch_size,
+            progress=progress,
+        )
         self._reopen(stats.generation)
         return stats
 
@@ -403,14 +472,23 @@ class Index:
 
         return to_arrow(self._store, vectors=vectors, metadata=metadata)
 
-    def export(self, output: str | os.PathLike[str], *, format: str = "parquet", vectors: bool = False,
-               metadata: str = "json", force: bool = False, stdout: Any = None) -> int:
+    def export(
+        self,
+        output: str | os.PathLike[str],
+        *,
+        format: str = "parquet",
+        vectors: bool = False,
+        metadata: str = "json",
+        force: bool = False,
+        stdout: Any = None,
+    ) -> int:
         """Write every document to a Parquet or JSON-lines file (``-``: ``stdout``, JSON lines);
         see :meth:`to_arrow`. A file appears complete or not at all. Returns the count written."""
         from simsearch.export import export
 
-        return export(self._store, output, fmt=format, vectors=vectors, metadata=metadata, force=force,
-                      stdout=stdout)
+        return export(
+            self._store, output, fmt=format, vectors=vectors, metadata=metadata, force=force, stdout=stdout
+        )
 
     def close(self) -> None:
         self._store.close()
@@ -437,8 +515,9 @@ def check_query(queries: Sequence[Any], k: Any, min_score: Any) -> None:
             raise QueryError(f"{where}: {problem}")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise QueryError(f"k must be a whole number of at least 1, got {k!r}")
-    if min_score is not None and (isinstance(min_score, bool) or not isinstance(min_score, (int, float))
-                                  or not math.isfinite(min_score)):  # NaN would silently drop every hit
+    if min_score is not None and (
+        isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not math.isfinite(min_score)
+    ):  # NaN would silently drop every hit
         raise QueryError(f"min_score must be a finite number (a cosine, -1 to 1), got {min_score!r}")
 
 
@@ -456,8 +535,14 @@ def load_encoder(manifest: Manifest) -> Encoder:
     from simsearch.encode.onnx_encoder import load
 
     check_model_files(manifest, _model_dir(manifest.model_path))  # the model files of the build
-    fast = load(manifest.model, manifest.model_path, manifest.pooling, manifest.max_length,
-                manifest.precision, spin=manifest.factory != EXACT_FACTORY)
+    fast = load(
+        manifest.model,
+        manifest.model_path,
+        manifest.pooling,
+        manifest.max_length,
+        manifest.precision,
+        spin=manifest.factory != EXACT_FACTORY,
+    )
     if fast is not None:
         return fast
     from simsearch.encode.models import ModelSource
@@ -465,10 +550,15 @@ def load_encoder(manifest: Manifest) -> Encoder:
 
     stored = Path(manifest.model_path)
     if manifest.model_path and stored.is_dir():
-        return TorchEncoder(ModelSource(manifest.model, stored), manifest.pooling,
-                            max_length=manifest.max_length, precision=manifest.precision)
-    encoder = TorchEncoder(manifest.model, manifest.pooling, max_length=manifest.max_length,
-                           precision=manifest.precision)
+        return TorchEncoder(
+            ModelSource(manifest.model, stored),
+            manifest.pooling,
+            max_length=manifest.max_length,
+            precision=manifest.precision,
+        )
+    encoder = TorchEncoder(
+        manifest.model, manifest.pooling, max_length=manifest.max_length, precision=manifest.precision
+    )
     check_model_files(manifest, _model_dir(encoder.model_path))  # found again by id: check it
     return encoder
 
@@ -484,8 +574,16 @@ def _open_path(path: Path) -> Index:
     return Index(Store.open(path))
 
 
-def commit_build(sink: Any, encoder: Any, path: Path, truncated: int, index_type: str,
-                 target_recall: float, *, lexical: bool = True) -> int:
+def commit_build(
+    sink: Any,
+    encoder: Any,
+    path: Path,
+    truncated: int,
+    index_type: str,
+    target_recall: float,
+    *,
+    lexical: bool = True,
+) -> int:
     """Commit a build's sink (local or Ray); returns the document count. Empty input is an error.
 
     ``lexical`` records the analyzer settings, and the writer then builds the BM25 part of each
@@ -512,8 +610,10 @@ def check_unit_rows(vectors: Any, dim: int, docs: Sequence[Document]) -> np.ndar
     bad = np.flatnonzero(~np.isfinite(norms) | (np.abs(norms - 1.0) > 1e-3))
     if bad.size:
         doc = docs[int(bad[0])]
-        raise InputError(f"{doc.where or doc.id}: the vector of {doc.id!r} is not a finite unit vector "
-                         f"(norm {norms[bad[0]]:.4g}); give L2-normalised vectors")
+        raise InputError(
+            f"{doc.where or doc.id}: the vector of {doc.id!r} is not a finite unit vector "
+            f"(norm {norms[bad[0]]:.4g}); give L2-normalised vectors"
+        )
     return matrix
 
 
@@ -560,12 +660,16 @@ def _model_dir(model_path: Any) -> Path | None:
     return Path(model_path) if model_path and Path(model_path).is_dir() else None
 
 
-def _manifest_fields(encoder: Encoder, path: Path, created: str, updated: str, truncated: int) -> dict[str, Any]:
+def _manifest_fields(
+    encoder: Encoder, path: Path, created: str, updated: str, truncated: int
+) -> dict[str, Any]:
     fields = _identity_fields(encoder, path, created, updated, truncated)
     return {**fields, **fingerprint_fields(fields, _model_dir(encoder.model_path))}
 
 
-def _identity_fields(encoder: Encoder, path: Path, created: str, updated: str, truncated: int) -> dict[str, Any]:
+def _identity_fields(
+    encoder: Encoder, path: Path, created: str, updated: str, truncated: int
+) -> dict[str, Any]:
     return {
         "name": path.name,
         "simsearch_version": __version__,

@@ -22,8 +22,9 @@ def pyarrow_module() -> Any:
         import pyarrow
         import pyarrow.parquet  # noqa: F401
     except ModuleNotFoundError:
-        raise SimsearchError("Parquet and Arrow need pyarrow, which is not installed: "
-                             "pip install 'simsearch[parquet]'") from None
+        raise SimsearchError(
+            "Parquet and Arrow need pyarrow, which is not installed: pip install 'simsearch[parquet]'"
+        ) from None
     return pyarrow
 
 
@@ -42,7 +43,11 @@ def read_parquet(
 
 
 def parquet_batches(
-    path: str | Path, options: ReadOptions, *, start: int = 0, stop: int | None = None,
+    path: str | Path,
+    options: ReadOptions,
+    *,
+    start: int = 0,
+    stop: int | None = None,
     extra_columns: Sequence[str] = (),
 ) -> Iterator[tuple[list[Document], dict[str, Any]]]:
     """Record batches as documents, with the batch's ``extra_columns`` as Arrow arrays."""
@@ -56,16 +61,21 @@ def parquet_batches(
     fields = options.text_fields or (_DEFAULT_TEXT_FIELD,)
     for wanted in (*fields, *([options.id_field] if options.id_field else []), *extra_columns):
         if schema.get_field_index(wanted) < 0:
-            raise InputError(f"{name}: no column {wanted!r} (columns: {', '.join(schema.names)}); "
-                             "pass --text-field / --id-field with one of those")
+            raise InputError(
+                f"{name}: no column {wanted!r} (columns: {', '.join(schema.names)}); "
+                "pass --text-field / --id-field with one of those"
+            )
     skip = {*fields, *extra_columns, *([options.id_field] if options.id_field else [])}
     meta_columns = [f.name for f in schema if f.name not in skip and _is_scalar(pa, f.type)]
     spread, json_columns = _export_marks(schema)  # a simsearch export's metadata as JSON text
     if start < 0 or (stop is not None and stop < start):
         raise InputError(f"{name}: bad row range {start}..{stop}; give 0 <= start <= stop")
     stop = file.metadata.num_rows if stop is None else min(stop, file.metadata.num_rows)
-    columns = list(dict.fromkeys([*fields, *([options.id_field] if options.id_field else []),
-                                  *meta_columns, *extra_columns]))
+    columns = list(
+        dict.fromkeys(
+            [*fields, *([options.id_field] if options.id_field else []), *meta_columns, *extra_columns]
+        )
+    )
     groups, row = _row_groups(file, start, stop)
     if not groups:
         return
@@ -82,8 +92,9 @@ def parquet_batches(
                 number = first + lo + offset + 1
                 for key in json_columns.intersection(record):
                     record[key] = _json_value(record[key], f"{name}:row {number}", key)
-                doc = _make_document(_jsonable(record), fields, options.id_field,
-                                     f"{name}:{number}", f"{name}:row {number}")
+                doc = _make_document(
+                    _jsonable(record), fields, options.id_field, f"{name}:{number}", f"{name}:row {number}"
+                )
                 if spread in doc.metadata:
                     doc = _spread(doc, spread)
                 docs.append(doc)
@@ -106,9 +117,17 @@ def _row_groups(file: Any, start: int, stop: int) -> tuple[list[int], int]:
 
 def _is_scalar(pa: Any, kind: Any) -> bool:
     t = pa.types
-    return bool(t.is_string(kind) or t.is_large_string(kind) or t.is_integer(kind)
-                or t.is_floating(kind) or t.is_boolean(kind) or t.is_null(kind)
-                or t.is_temporal(kind) or t.is_decimal(kind) or t.is_dictionary(kind))
+    return bool(
+        t.is_string(kind)
+        or t.is_large_string(kind)
+        or t.is_integer(kind)
+        or t.is_floating(kind)
+        or t.is_boolean(kind)
+        or t.is_null(kind)
+        or t.is_temporal(kind)
+        or t.is_decimal(kind)
+        or t.is_dictionary(kind)
+    )
 
 
 def _export_marks(schema: Any) -> tuple[str | None, set[str]]:
@@ -123,8 +142,10 @@ def _export_marks(schema: Any) -> tuple[str | None, set[str]]:
         return None, set()
     column = about.get("metadata_column")
     marked = about.get("json_columns")
-    return (column if isinstance(column, str) else None,
-            {str(c) for c in marked} if isinstance(marked, list) else set())
+    return (
+        column if isinstance(column, str) else None,
+        {str(c) for c in marked} if isinstance(marked, list) else set(),
+    )
 
 
 def _json_value(value: Any, where: str, column: str) -> Any:
@@ -180,19 +201,28 @@ def check_identity(path: str | Path, expected: dict[str, Any]) -> None:
     """Refuse a file whose recorded model, pooling, precision or dim differ from ``expected``."""
     about = export_identity(path)
     if "model" not in about or "dim" not in about:
-        raise ModelError(f"{path}: no simsearch metadata says which model made its vectors; "
-                         "only files written by `simsearch export --vectors` can be built without re-encoding")
+        raise ModelError(
+            f"{path}: no simsearch metadata says which model made its vectors; "
+            "only files written by `simsearch export --vectors` can be built without re-encoding"
+        )
     keys = ("model", "pooling", "precision", "dim", "model_fingerprint")
     differ = [k for k in keys if k in about and k in expected and about[k] != expected[k]]
     if differ:
         theirs = ", ".join(f"{k} {about[k]!r}" for k in differ)
         ours = ", ".join(f"{k} {expected[k]!r}" for k in differ)
-        raise ModelError(f"{path}: its vectors come from {theirs} but this build uses {ours}; "
-                         f"pass --model/--pooling/--precision to match, or build without --vectors-field")
+        raise ModelError(
+            f"{path}: its vectors come from {theirs} but this build uses {ours}; "
+            f"pass --model/--pooling/--precision to match, or build without --vectors-field"
+        )
 
 
 def vector_batches(
-    path: str | Path, options: ReadOptions, vectors_field: str, dim: int, *, start: int = 0,
+    path: str | Path,
+    options: ReadOptions,
+    vectors_field: str,
+    dim: int,
+    *,
+    start: int = 0,
     stop: int | None = None,
 ) -> Iterator[tuple[list[Document], Any]]:
     """Documents with their precomputed vectors (float32 ``(n, dim)``), blank texts dropped."""
@@ -208,24 +238,38 @@ def vector_batches(
         try:
             matrix = np.asarray(column.to_pylist(), dtype=np.float32)
         except (ValueError, TypeError):
-            raise InputError(f"{path}: column {vectors_field!r} does not hold vectors of one length") from None
+            raise InputError(
+                f"{path}: column {vectors_field!r} does not hold vectors of one length"
+            ) from None
         if matrix.ndim != 2 or matrix.shape[1] != dim:
-            raise InputError(f"{path}: column {vectors_field!r} holds vectors of shape {matrix.shape[1:]} "
-                             f"but the model gives {dim}-dim ones")
+            raise InputError(
+                f"{path}: column {vectors_field!r} holds vectors of shape {matrix.shape[1:]} "
+                f"but the model gives {dim}-dim ones"
+            )
         keep = [n for n, doc in enumerate(docs) if doc.text.strip()]
         yield [docs[n] for n in keep], matrix[keep]
 
 
-def precomputed(sources: Sequence[str | Path], options: ReadOptions, vectors_field: str,
-                encoder: Any) -> Iterator[tuple[list[Document], Any]]:
+def precomputed(
+    sources: Sequence[str | Path], options: ReadOptions, vectors_field: str, encoder: Any
+) -> Iterator[tuple[list[Document], Any]]:
     """Documents and vectors of simsearch Parquet exports, each file checked against ``encoder``
     (model, pooling, precision, dim) before any row is read; for :meth:`Index.build_from_vectors`."""
-    expected = {"model": encoder.model_id, "pooling": encoder.pooling, "dim": int(encoder.dim),
-                "precision": getattr(encoder, "precision", "fp32")}
+    expected = {
+        "model": encoder.model_id,
+        "pooling": encoder.pooling,
+        "dim": int(encoder.dim),
+        "precision": getattr(encoder, "precision", "fp32"),
+    }
     for source in sources:
-        if str(source) == "-" or Path(source).suffix.lower() not in (".parquet", ".pq") and options.format != "parquet":
-            raise InputError(f"{source}: --vectors-field reads Parquet files (a simsearch export); "
-                             "give .parquet files")
+        if (
+            str(source) == "-"
+            or Path(source).suffix.lower() not in (".parquet", ".pq")
+            and options.format != "parquet"
+        ):
+            raise InputError(
+                f"{source}: --vectors-field reads Parquet files (a simsearch export); give .parquet files"
+            )
         if not Path(source).is_file():
             raise InputError(f"{source}: no such file")
         check_identity(source, expected)

@@ -25,8 +25,16 @@ SPLITS = ("none", *SPLITTERS)
 # How ids are derived from a file's path: "resolved" (the same file gives the same ids however
 # its path was spelled) or "as-given" (the path as typed: indexes built before the rule existed).
 DERIVED_IDS = ("resolved", "as-given")
-_SUFFIXES = {".txt": "txt", ".md": "txt", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl",
-             ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+_SUFFIXES = {
+    ".txt": "txt",
+    ".md": "txt",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 _DIR_SUFFIXES = (".txt", ".md")
 _DEFAULT_TEXT_FIELD = "text"
 config.allow_long_csv_fields()  # process-wide, documented in simsearch.config
@@ -159,7 +167,9 @@ def open_source(source: str) -> IO[bytes]:
     except FileNotFoundError:
         raise InputError(f"{source}: no such file or directory") from None
     except OSError as exc:
-        raise InputError(f"{source}: cannot read ({exc.strerror or exc}); check the path and its permissions") from None
+        raise InputError(
+            f"{source}: cannot read ({exc.strerror or exc}); check the path and its permissions"
+        ) from None
 
 
 def _sniff(stream: IO[bytes], name: str) -> None:
@@ -171,8 +181,9 @@ def _sniff(stream: IO[bytes], name: str) -> None:
         raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from None
     if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
         line = head[: head.index(b"\x00")].count(b"\n") + 1
-        raise InputError(f"{name}:{line}: contains NUL bytes, looks like a binary file; "
-                         "give a UTF-8 text file")
+        raise InputError(
+            f"{name}:{line}: contains NUL bytes, looks like a binary file; give a UTF-8 text file"
+        )
 
 
 def _read_stream(
@@ -216,8 +227,9 @@ def decoded_lines(stream: IO[bytes], name: str) -> Iterator[tuple[int, str]]:
         elif number == 1 and raw.startswith((b"\xff\xfe", b"\xfe\xff")):
             raise InputError(f"{name}:1: UTF-16 text (byte order mark); convert the file to UTF-8")
         if b"\x00" in raw:
-            raise InputError(f"{name}:{number}: contains NUL bytes, looks like a binary file; "
-                             "give a UTF-8 text file")
+            raise InputError(
+                f"{name}:{number}: contains NUL bytes, looks like a binary file; give a UTF-8 text file"
+            )
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -315,8 +327,9 @@ def _no_constant(name: str) -> NoReturn:
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
-        raise _NotFinite(f"the number {text[:40]} is too large (it would become Infinity); "
-                         "write it as a string")
+        raise _NotFinite(
+            f"the number {text[:40]} is too large (it would become Infinity); write it as a string"
+        )
     return value
 
 
@@ -342,8 +355,9 @@ def _read_table(
         raise InputError(f"{name}:1: malformed header ({exc})") from None
     repeated = sorted({column for column in header if header.count(column) > 1})
     if repeated:  # a dict of the row would silently keep only the last of them
-        raise InputError(f"{name}:1: duplicate column {repeated[0]!r} in the header; "
-                         "give every column a distinct name")
+        raise InputError(
+            f"{name}:1: duplicate column {repeated[0]!r} in the header; give every column a distinct name"
+        )
     fields = options.text_fields or (_DEFAULT_TEXT_FIELD,)
     for wanted in (*fields, *([options.id_field] if options.id_field else [])):
         if wanted not in header:
@@ -388,8 +402,7 @@ def _make_document(
     return doc
 
 
-_KINDS = {bool: "a boolean", float: "a number with a fraction or exponent", list: "a list",
-          dict: "an object"}
+_KINDS = {bool: "a boolean", float: "a number with a fraction or exponent", list: "a list", dict: "an object"}
 
 
 def _given_id(value: Any, id_field: str, where: str) -> str:
@@ -404,5 +417,7 @@ def _given_id(value: Any, id_field: str, where: str) -> str:
     shown = json.dumps(value, ensure_ascii=False)
     shown = shown if len(shown) <= 40 else shown[:39] + "…"
     hint = f' (write "{shown}" if that string is the id)' if isinstance(value, float) else ""
-    raise InputError(f"{where}: the id field {id_field!r} holds {_KINDS.get(type(value), type(value).__name__)} "
-                     f"({shown}); ids must be strings or integers{hint}")
+    raise InputError(
+        f"{where}: the id field {id_field!r} holds {_KINDS.get(type(value), type(value).__name__)} "
+        f"({shown}); ids must be strings or integers{hint}"
+    )

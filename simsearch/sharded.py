@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from simsearch.errors import QueryError, SimsearchError
+from simsearch.fusion import Fused
 from simsearch.index import Hit, Index, check_queries
 from simsearch.readers import Document
 from simsearch.store.manifest import Manifest
@@ -31,8 +32,9 @@ if TYPE_CHECKING:
 class ShardedIndex(Index):
     """A sharded index directory; see :mod:`simsearch.store.shards` for the layout."""
 
-    def __init__(self, path: Path, manifest: Mapping[str, Any], stores: list[Store],
-                 encoder: Any = None) -> None:
+    def __init__(
+        self, path: Path, manifest: Mapping[str, Any], stores: list[Store], encoder: Any = None
+    ) -> None:
         self._path = path
         self._top = manifest
         self._stores = stores
@@ -63,15 +65,23 @@ class ShardedIndex(Index):
 
     def __repr__(self) -> str:
         m = self._top
-        return (f"ShardedIndex({str(self.path)!r}, shards={self.shards}, count={m['count']}, "
-                f"model={m['model']!r}, pooling={m['pooling']!r})")
+        return (
+            f"ShardedIndex({str(self.path)!r}, shards={self.shards}, count={m['count']}, "
+            f"model={m['model']!r}, pooling={m['pooling']!r})"
+        )
 
     def _identity(self) -> Manifest:
         return plain_view(self._top, self._stores[0])
 
-    def search(self, query: str | Sequence[str], k: int = 10, *,  # type: ignore[override]
-               min_score: float | None = None, mode: str | None = None,
-               where: Mapping[str, Any] | None = None) -> list[Hit] | list[list[Hit]]:
+    def search(  # type: ignore[override]
+        self,
+        query: str | Sequence[str],
+        k: int = 10,
+        *,
+        min_score: float | None = None,
+        mode: str | None = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> list[Hit] | list[list[Hit]]:
         """:meth:`Index.search` over every shard, merged by score.
 
         Dense search (filtered or not) merges exactly: the result is an unsharded index's. In
@@ -84,64 +94,120 @@ class ShardedIndex(Index):
         queries = check_queries(query, k, min_score)
         mode = check_mode(mode, self._identity())
         if min_score is not None and mode == "lexical":
-            raise QueryError("min_score filters by cosine, which lexical mode does not compute; "
-                             "drop it or use --mode dense or hybrid")
+            raise QueryError(
+                "min_score filters by cosine, which lexical mode does not compute; "
+                "drop it or use --mode dense or hybrid"
+            )
         if mode == "dense" and not where:
             results = self.search_vectors(self.encoder.encode(queries), k, min_score=min_score)
             return results[0] if single else results
         model = _EncodeOnce(self.encoder) if mode != "lexical" else None
         stores = self._stores
-        ranked = list(self._threads().map(
-            lambda store: search_store(store, queries, k, mode=mode, where=where, encoder=lambda: model),
-            stores))
-        results = []
+        ranked = list(
+            self._threads().map(
+                lambda store: search_store(store, queries, k, mode=mode, where=where, encoder=lambda: model),
+                stores,
+            )
+        )
+        merged: list[list[tuple[float, int, Fused]]] = []
         for q in range(len(queries)):
-            rows = [(f.score, n, f) for n, per_query in enumerate(ranked) for f in per_query[q]
-                    if min_score is None or (f.cosine is not None and f.cosine >= min_score)]
+            rows = [
+                (f.score, n, f)
+                for n, per_query in enumerate(ranked)
+                for f in per_query[q]
+                if min_score is None or (f.cosine is not None and f.cosine >= min_score)
+            ]
             rows.sort(key=lambda row: (-row[0], row[1], row[2].rowid))
-            results.append(rows[:k])
+            merged.append(rows[:k])
         wanted: list[list[int]] = [[] for _ in stores]
-        for row in results:
+        for row in merged:
             for _, shard, f in row:
                 wanted[shard].append(f.rowid)
         found = [store.fetch(rows) for store, rows in zip(stores, wanted)]
-        hits = [[Hit(rank, found[n][f.rowid][0], f.score, found[n][f.rowid][1], found[n][f.rowid][2],
-                     f.cosine, f.bm25) for rank, (_, n, f) in enumerate(row, 1)] for row in results]
+        hits = [
+            [
+                Hit(
+                    rank,
+                    found[n][f.rowid][0],
+                    f.score,
+                    found[n][f.rowid][1],
+                    found[n][f.rowid][2],
+                    f.cosine,
+                    f.bm25,
+                )
+                for rank, (_, n, f) in enumerate(row, 1)
+            ]
+            for row in merged
+        ]
         return hits[0] if single else hits
 
     def _threads(self) -> ThreadPoolExecutor:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(min(len(self._stores), os.cpu_count() or 1),
-                                            thread_name_prefix="shard-search")
+            self._pool = ThreadPoolExecutor(
+                min(len(self._stores), os.cpu_count() or 1), thread_name_prefix="shard-search"
+            )
         return self._pool
 
-    def search_vectors(self, vectors: np.ndarray, k: int = 10, *,
-                       min_score: float | None = None) -> list[list[Hit]]:
-        """Every shard's top ``k`` at once, merged by score (ties: lower shard number first)."""
+    def search_vectors(
+        self,
+        vectors: np.ndarray,
+        k: int = 10,
+        *,
+        min_score: float | None = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> list[list[Hit]]:
+        """Every shard's top ``k`` at once, merged by score (ties: lower shard number first);
+        ``where`` filters each shard before ranking, so the merge stays exact."""
         stores = self._stores  # one generation of every shard for the whole request
-        answers = list(self._threads().map(lambda store: store.faiss.search(vectors, k), stores))
+        if where:
+            from simsearch.hybrid import dense_rows
+
+            answers = list(
+                self._threads().map(lambda store: _as_faiss(dense_rows(store, vectors, k, where), k), stores)
+            )
+        else:
+            answers = list(self._threads().map(lambda store: store.faiss.search(vectors, k), stores))
         scores = np.hstack([s for s, _ in answers])
         rowids = np.hstack([r for _, r in answers])
         owner = np.hstack([np.full(r.shape, n) for n, (_, r) in enumerate(answers)])
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        keep = [[(float(scores[q, c]), int(owner[q, c]), int(rowids[q, c])) for c in row
-                 if rowids[q, c] >= 0 and np.isfinite(scores[q, c])
-                 and (min_score is None or scores[q, c] >= min_score)]
-                for q, row in enumerate(order)]
+        keep = [
+            [
+                (float(scores[q, c]), int(owner[q, c]), int(rowids[q, c]))
+                for c in row
+                if rowids[q, c] >= 0
+                and np.isfinite(scores[q, c])
+                and (min_score is None or scores[q, c] >= min_score)
+            ]
+            for q, row in enumerate(order)
+        ]
         wanted: list[list[int]] = [[] for _ in stores]
         for row in keep:
             for _, shard, rowid in row:
                 wanted[shard].append(rowid)
         found = [store.fetch(rows) for store, rows in zip(stores, wanted)]
-        return [[_hit(rank, score, found[shard][rowid]) for rank, (score, shard, rowid) in enumerate(row, 1)]
-                for row in keep]
+        return [
+            [_hit(rank, score, found[shard][rowid]) for rank, (score, shard, rowid) in enumerate(row, 1)]
+            for row in keep
+        ]
 
-    def add(self, documents: Iterable[Document | str], *, batch_size: int | None = None,
-            progress: Callable[[int], None] | None = None) -> AddStats:
+    def add(
+        self,
+        documents: Iterable[Document | str],
+        *,
+        batch_size: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> AddStats:
         from simsearch.store.shard_updates import add_sharded
 
-        stats = add_sharded(self.path, documents, self._identity(), lambda: self.encoder,
-                            batch_size=batch_size, progress=progress)
+        stats = add_sharded(
+            self.path,
+            documents,
+            self._identity(),
+            lambda: self.encoder,
+            batch_size=batch_size,
+            progress=progress,
+        )
         self._reopen(stats.generation)
         return stats
 
@@ -183,8 +249,16 @@ class ShardedIndex(Index):
     def to_arrow(self, *, vectors: bool = True, metadata: str = "json") -> Any:
         raise _per_shard_only("export")
 
-    def export(self, output: Any, *, format: str = "parquet", vectors: bool = False,
-               metadata: str = "json", force: bool = False, stdout: Any = None) -> int:
+    def export(
+        self,
+        output: Any,
+        *,
+        format: str = "parquet",
+        vectors: bool = False,
+        metadata: str = "json",
+        force: bool = False,
+        stdout: Any = None,
+    ) -> int:
         raise _per_shard_only("export")
 
     def _reopen(self, generation: int) -> None:
@@ -223,5 +297,16 @@ class _EncodeOnce:
 
 def _per_shard_only(what: str) -> SimsearchError:
     """Operations of a plain index that sharded indexes do not offer yet: a clear refusal."""
-    return SimsearchError(f"{what} is not supported on sharded indexes yet; "
-                          "rebuild without --shards to use it")
+    return SimsearchError(
+        f"{what} is not supported on sharded indexes yet; rebuild without --shards to use it"
+    )
+
+
+def _as_faiss(rows: list[list[tuple[int, float]]], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(rowid, score)`` rows as FAISS answers: (scores, rowids), padded with -inf / -1."""
+    scores = np.full((len(rows), k), -np.inf, dtype=np.float32)
+    rowids = np.full((len(rows), k), -1, dtype=np.int64)
+    for q, row in enumerate(rows):
+        for c, (rowid, score) in enumerate(row[:k]):
+            scores[q, c], rowids[q, c] = score, rowid
+    return scores, rowids

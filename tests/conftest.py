@@ -37,8 +37,7 @@ def write_vocab(directory: Path) -> Path:
     return file
 
 
-def make_tiny_model(directory: Path, kind: str = "bert", positions: int = 300,
-                    pooler: bool = True) -> Path:
+def make_tiny_model(directory: Path, kind: str = "bert", positions: int = 300, pooler: bool = True) -> Path:
     """Save a randomly initialised tiny BERT-family checkpoint with a WordPiece vocab."""
     import torch
     from transformers import BertConfig, BertModel, BertTokenizerFast, DistilBertConfig, DistilBertModel
@@ -48,21 +47,37 @@ def make_tiny_model(directory: Path, kind: str = "bert", positions: int = 300,
     vocab_file = write_vocab(directory)
     vocab_size = len(vocab_file.read_text(encoding="utf-8").splitlines())
     if kind == "bert":
-        config = BertConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2,
-                            num_attention_heads=2, intermediate_size=64,
-                            max_position_embeddings=positions, initializer_range=0.5)
+        config = BertConfig(
+            vocab_size=vocab_size,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=positions,
+            initializer_range=0.5,
+        )
         model = BertModel(config, add_pooling_layer=pooler)
     elif kind == "distilbert":
-        config = DistilBertConfig(vocab_size=vocab_size, dim=32, n_layers=2, n_heads=2,
-                                  hidden_dim=64, max_position_embeddings=positions, initializer_range=0.5)
+        config = DistilBertConfig(
+            vocab_size=vocab_size,
+            dim=32,
+            n_layers=2,
+            n_heads=2,
+            hidden_dim=64,
+            max_position_embeddings=positions,
+            initializer_range=0.5,
+        )
         model = DistilBertModel(config)
     else:
         raise ValueError(kind)
     model.save_pretrained(directory)
     # transformers 5 takes the WordPiece file as `vocab`, 4.x as `vocab_file`.
     takes_vocab = "vocab" in inspect.signature(BertTokenizerFast.__init__).parameters
-    tokenizer = BertTokenizerFast(**{"vocab" if takes_vocab else "vocab_file": str(vocab_file)},
-                                  do_lower_case=True, model_max_length=positions)
+    tokenizer = BertTokenizerFast(
+        **{"vocab" if takes_vocab else "vocab_file": str(vocab_file)},
+        do_lower_case=True,
+        model_max_length=positions,
+    )
     assert tokenizer.tokenize("the cat") == ["the", "cat"], "test vocab not loaded"
     tokenizer.save_pretrained(directory)
     return directory

@@ -26,8 +26,9 @@ class FakeEncoder:
     def encode(self, texts: Sequence[str], **kwargs: Any) -> np.ndarray:
         return self.encode_counting(texts, **kwargs)[0]
 
-    def encode_counting(self, texts: Sequence[str], *, batch_size: int | None = None,
-                        progress: Any = None) -> tuple[np.ndarray, int]:
+    def encode_counting(
+        self, texts: Sequence[str], *, batch_size: int | None = None, progress: Any = None
+    ) -> tuple[np.ndarray, int]:
         if isinstance(texts, str):
             texts = [texts]
         out = np.zeros((len(texts), self.dim), dtype=np.float32)

@@ -11,7 +11,14 @@ analyze = Analyzer()
 
 
 def test_english_is_case_folded_stemmed_and_stop_words_dropped() -> None:
-    assert analyze("The Running DOGS were jumping over the fences") == ["run", "dog", "were", "jump", "over", "fenc"]
+    assert analyze("The Running DOGS were jumping over the fences") == [
+        "run",
+        "dog",
+        "were",
+        "jump",
+        "over",
+        "fenc",
+    ]
 
 
 def test_punctuation_underscores_and_one_letter_words_split_or_drop() -> None:

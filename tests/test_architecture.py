@@ -54,7 +54,8 @@ def under(name: str, prefix: str) -> bool:
 def offenders(source_prefix: str, forbidden: str, allowed: tuple[str, ...] = ()) -> list[str]:
     return sorted(
         f"{module} imports {target}"
-        for module, targets in MODULES.items() if under(module, source_prefix)
+        for module, targets in MODULES.items()
+        if under(module, source_prefix)
         for target in targets
         if under(target, forbidden) and target not in allowed
     )
@@ -75,8 +76,12 @@ def test_the_encoder_knows_no_disk_format() -> None:
 
 def test_the_store_makes_no_vectors() -> None:
     """store/ may name the Encoder Protocol (``simsearch.encode``), never an encoder module."""
-    assert offenders("simsearch.store", "simsearch.encode",
-                     allowed=("simsearch.encode", "simsearch.encode.Encoder")) == []
+    assert (
+        offenders(
+            "simsearch.store", "simsearch.encode", allowed=("simsearch.encode", "simsearch.encode.Encoder")
+        )
+        == []
+    )
     assert offenders("simsearch.store", "simsearch.index") == []
 
 
@@ -86,15 +91,21 @@ def test_nothing_below_the_cli_imports_it(forbidden: str) -> None:
         f"{module} imports {target}"
         for module, targets in MODULES.items()
         if not under(module, "simsearch.cli") and module != "simsearch.__main__"
-        for target in targets if under(target, forbidden)
+        for target in targets
+        if under(target, forbidden)
     ]
     assert found == []
 
 
 def test_the_library_never_imports_the_server() -> None:
     """Only the CLI (`simsearch serve`) starts a server."""
-    for prefix in ("simsearch.store", "simsearch.encode", "simsearch.eval", "simsearch.index",
-                   "simsearch.readers"):
+    for prefix in (
+        "simsearch.store",
+        "simsearch.encode",
+        "simsearch.eval",
+        "simsearch.index",
+        "simsearch.readers",
+    ):
         assert offenders(prefix, "simsearch.server") == [], prefix
 
 

@@ -21,8 +21,11 @@ def sample_index(tmp_path_factory: pytest.TempPathFactory, bundled_encoder) -> I
 
 
 def test_three_lines_of_python(tmp_path: Path, bundled_encoder) -> None:
-    index = Index.build(["The cat sat on the mat.", "Stocks fell sharply on Monday."],
-                        tmp_path / "mini", encoder=bundled_encoder)
+    index = Index.build(
+        ["The cat sat on the mat.", "Stocks fell sharply on Monday."],
+        tmp_path / "mini",
+        encoder=bundled_encoder,
+    )
     hits = index.search("Where did the cat sit?", k=1)
     assert hits == [Hit(1, "1", hits[0].score, "The cat sat on the mat.", {}, hits[0].cosine, hits[0].bm25)]
     assert len(index) == 2
@@ -36,8 +39,11 @@ def test_paraphrase_finds_its_sentence(sample_index: Index) -> None:
 
 
 def test_exact_korean_sentence_finds_itself(sample_index: Index) -> None:
-    korean = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()
-              if json.loads(line)["lang"] == "ko"]
+    korean = [
+        json.loads(line)
+        for line in SAMPLE.read_text(encoding="utf-8").splitlines()
+        if json.loads(line)["lang"] == "ko"
+    ]
     for record in korean[:20]:
         top = sample_index.search(record["text"], k=1)[0]
         assert top.id == record["id"] and top.score == pytest.approx(1.0, abs=1e-4)
@@ -57,8 +63,13 @@ def test_reopened_in_a_new_process_gives_the_same_hits(sample_index: Index) -> N
         f"hits = Index.open(sys.argv[1]).search({query!r}, k=5); "
         "print(json.dumps([(h.id, round(h.score, 5)) for h in hits]))"
     )
-    out = subprocess.run([sys.executable, "-c", script, str(sample_index.path)],
-                         capture_output=True, text=True, timeout=300, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(sample_index.path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     there = json.loads(out.stdout)
     # A fresh process may embed the query with the ONNX export instead of torch: same ids,
     # scores equal to within float32 noise.

@@ -43,10 +43,10 @@ def test_ties_are_broken_by_cosine_then_rowid_whatever_the_input_order() -> None
     expected = [1, 3, 7, 9]
     rng = random.Random(0)
     for _ in range(20):
-        d, l = dense[:], lexical[:]
+        d, lx = dense[:], lexical[:]
         rng.shuffle(d)
-        rng.shuffle(l)
-        assert [f.rowid for f in fuse(d, l, cosine, bm25, 0.5, 4)] == expected
+        rng.shuffle(lx)
+        assert [f.rowid for f in fuse(d, lx, cosine, bm25, 0.5, 4)] == expected
 
 
 def test_fusion_is_deterministic() -> None:

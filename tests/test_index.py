@@ -15,8 +15,11 @@ from simsearch.readers import Document
 from simsearch.store.manifest import read_manifest
 from tests.fakes import FakeEncoder
 
-DOCS = [Document("a", "the cat sat on the mat", {"n": 1}), Document("b", "fresh bread is good", {}),
-        Document("c", "a search engine for text", {})]
+DOCS = [
+    Document("a", "the cat sat on the mat", {"n": 1}),
+    Document("b", "fresh bread is good", {}),
+    Document("c", "a search engine for text", {}),
+]
 
 
 @pytest.fixture
@@ -24,8 +27,9 @@ def index(index_dir: Path, fake_encoder: FakeEncoder) -> Index:
     return Index.build(DOCS, "i", fake_encoder)
 
 
-def test_the_fake_and_the_torch_encoder_satisfy_the_protocol(fake_encoder: FakeEncoder,
-                                                             tiny_bert: Path) -> None:
+def test_the_fake_and_the_torch_encoder_satisfy_the_protocol(
+    fake_encoder: FakeEncoder, tiny_bert: Path
+) -> None:
     """runtime_checkable checks every member is there (mypy checks the ONNX encoder's types)."""
     from simsearch.encode.torch_encoder import Encoder
 
@@ -47,9 +51,14 @@ def test_search_shapes_and_hit_to_dict(index: Index) -> None:
     single = index.search("the cat", k=2)
     several = index.search(["the cat", "fresh bread"], k=1)
     assert isinstance(single[0], Hit) and len(single) == 2 and [len(h) for h in several] == [1, 1]
-    assert single[0].to_dict("the cat") == {"query": "the cat", "rank": 1, "id": "a",
-                                            "score": round(single[0].score, 6),
-                                            "text": "the cat sat on the mat", "metadata": {"n": 1}}
+    assert single[0].to_dict("the cat") == {
+        "query": "the cat",
+        "rank": 1,
+        "id": "a",
+        "score": round(single[0].score, 6),
+        "text": "the cat sat on the mat",
+        "metadata": {"n": 1},
+    }
 
 
 def test_check_encoder_refuses_another_space(index: Index) -> None:

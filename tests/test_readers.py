@@ -89,8 +89,7 @@ def test_csv_default_text_column_and_metadata(tmp_path: Path) -> None:
 
 
 def test_csv_id_field_and_repeated_text_fields(tmp_path: Path) -> None:
-    src = write(tmp_path / "beir.csv",
-                "_id,title,text,year\nd1,Title one,Body one,2020\nd2,,Body two,2021\n")
+    src = write(tmp_path / "beir.csv", "_id,title,text,year\nd1,Title one,Body one,2020\nd2,,Body two,2021\n")
     docs = read(src, text_fields=("title", "text"), id_field="_id")
     assert [d.id for d in docs] == ["d1", "d2"]
     # Joined with exactly one space; an empty title does not leave a stray space.
@@ -119,7 +118,8 @@ def test_tsv(tmp_path: Path) -> None:
     src = write(tmp_path / "d.tsv", "id\ttext\tscore\nq1\tcommas, are, fine\t0.5\nq2\tsecond\t1\n")
     docs = read(src, id_field="id")
     assert [(d.id, d.text, d.metadata) for d in docs] == [
-        ("q1", "commas, are, fine", {"score": "0.5"}), ("q2", "second", {"score": "1"}),
+        ("q1", "commas, are, fine", {"score": "0.5"}),
+        ("q2", "second", {"score": "1"}),
     ]
 
 
@@ -152,7 +152,8 @@ def test_jsonl_derived_ids_and_default_text_field(tmp_path: Path) -> None:
     src = write(tmp_path / "d.jsonl", '{"text": "one"}\n\n{"text": "two", "x": 1}\n')
     docs = read(src)
     assert [(d.id, d.text, d.metadata) for d in docs] == [
-        (f"{src}:1", "one", {}), (f"{src}:3", "two", {"x": 1}),
+        (f"{src}:1", "one", {}),
+        (f"{src}:3", "two", {"x": 1}),
     ]
 
 
@@ -210,8 +211,9 @@ def test_stdin_dash_as_txt_by_default() -> None:
 
 
 def test_stdin_with_format_jsonl() -> None:
-    docs = read("-", stdin=b'{"id": "q", "body": "hello"}\n', format="jsonl",
-                text_fields=("body",), id_field="id")
+    docs = read(
+        "-", stdin=b'{"id": "q", "body": "hello"}\n', format="jsonl", text_fields=("body",), id_field="id"
+    )
     assert [(d.id, d.text) for d in docs] == [("q", "hello")]
 
 
@@ -252,7 +254,8 @@ def test_split_lines_on_a_jsonl_field(tmp_path: Path) -> None:
     src = write(tmp_path / "l.jsonl", json.dumps({"id": "d", "text": "line one\n\nline two", "k": 1}) + "\n")
     docs = read(src, id_field="id", split="lines")
     assert [(d.id, d.text, d.metadata) for d in docs] == [
-        ("d#1", "line one", {"k": 1, "part": 1}), ("d#2", "line two", {"k": 1, "part": 2}),
+        ("d#1", "line one", {"k": 1, "part": 1}),
+        ("d#2", "line two", {"k": 1, "part": 2}),
     ]
 
 
@@ -272,8 +275,10 @@ def test_split_sentences_on_txt_lines(tmp_path: Path) -> None:
     src = write(tmp_path / "s.txt", "Dr. Kim arrived. She sat down.\n서울은 크다. 날씨가 좋아요?\n")
     docs = read(src, split="sentences")
     assert [(d.id, d.text) for d in docs] == [
-        (f"{src}:1#1", "Dr. Kim arrived."), (f"{src}:1#2", "She sat down."),
-        (f"{src}:2#1", "서울은 크다."), (f"{src}:2#2", "날씨가 좋아요?"),
+        (f"{src}:1#1", "Dr. Kim arrived."),
+        (f"{src}:1#2", "She sat down."),
+        (f"{src}:2#1", "서울은 크다."),
+        (f"{src}:2#2", "날씨가 좋아요?"),
     ]
     assert docs[3].metadata == {"source": src, "line": 2, "part": 2}
 
@@ -286,15 +291,23 @@ def test_split_none_keeps_whole_records(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("Dr. Smith went home. He slept well! Did he? Yes.",
-         ["Dr. Smith went home.", "He slept well!", "Did he?", "Yes."]),
-        ("Mr. and Mrs. Lee met Prof. Park at 5 p.m. on Jan. 3. Then they left.",
-         ["Mr. and Mrs. Lee met Prof. Park at 5 p.m. on Jan. 3.", "Then they left."]),
-        ("The U.S. Army, e.g. its cooks, ate. J. R. Smith wrote it.",
-         ["The U.S. Army, e.g. its cooks, ate.", "J. R. Smith wrote it."]),
+        (
+            "Dr. Smith went home. He slept well! Did he? Yes.",
+            ["Dr. Smith went home.", "He slept well!", "Did he?", "Yes."],
+        ),
+        (
+            "Mr. and Mrs. Lee met Prof. Park at 5 p.m. on Jan. 3. Then they left.",
+            ["Mr. and Mrs. Lee met Prof. Park at 5 p.m. on Jan. 3.", "Then they left."],
+        ),
+        (
+            "The U.S. Army, e.g. its cooks, ate. J. R. Smith wrote it.",
+            ["The U.S. Army, e.g. its cooks, ate.", "J. R. Smith wrote it."],
+        ),
         ('He said "Stop." Then he left.', ['He said "Stop."', "Then he left."]),
-        ("서울 지하철은 편리하다. 오늘 날씨가 좋아요? 내일 비가 올까요! 네.",
-         ["서울 지하철은 편리하다.", "오늘 날씨가 좋아요?", "내일 비가 올까요!", "네."]),
+        (
+            "서울 지하철은 편리하다. 오늘 날씨가 좋아요? 내일 비가 올까요! 네.",
+            ["서울 지하철은 편리하다.", "오늘 날씨가 좋아요?", "내일 비가 올까요!", "네."],
+        ),
         ("김 박사는 왔다. Dr. Lee도 왔어요.", ["김 박사는 왔다.", "Dr. Lee도 왔어요."]),
         ("no final mark\nsecond line", ["no final mark", "second line"]),
         ("   ", []),

@@ -29,15 +29,18 @@ def read(path: Path, **options) -> list:
 
 @pytest.fixture
 def papers(tmp_path: Path) -> Path:
-    return write_table(tmp_path / "papers.parquet", {
-        "doc_id": ["a1", "b2", "c3"],
-        "title": ["Bread", None, "Trains"],
-        "text": ["keeping bread fresh", "cats on mats", "the Seoul subway"],
-        "year": [2001, 2002, None],
-        "score": [0.5, float("nan"), 1.5],
-        "published": [datetime.date(2001, 1, 2), None, datetime.date(2003, 4, 5)],
-        "embedding": [[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]],
-    })
+    return write_table(
+        tmp_path / "papers.parquet",
+        {
+            "doc_id": ["a1", "b2", "c3"],
+            "title": ["Bread", None, "Trains"],
+            "text": ["keeping bread fresh", "cats on mats", "the Seoul subway"],
+            "year": [2001, 2002, None],
+            "score": [0.5, float("nan"), 1.5],
+            "published": [datetime.date(2001, 1, 2), None, datetime.date(2003, 4, 5)],
+            "embedding": [[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]],
+        },
+    )
 
 
 def test_suffix_detects_parquet_and_columns_map_like_jsonl(papers: Path) -> None:
@@ -120,16 +123,30 @@ def test_missing_pyarrow_is_one_clear_line(papers: Path, monkeypatch: pytest.Mon
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     with pytest.raises(SimsearchError) as caught:
         read(papers)
-    assert str(caught.value) == ("Parquet and Arrow need pyarrow, which is not installed: "
-                                 "pip install 'simsearch[parquet]'")
+    assert str(caught.value) == (
+        "Parquet and Arrow need pyarrow, which is not installed: pip install 'simsearch[parquet]'"
+    )
 
 
 def test_cli_builds_from_parquet(papers: Path, tiny_bert: Path, index_dir: Path) -> None:
     from simsearch.cli.main import main
 
     runner = CliRunner()
-    built = runner.invoke(main, ["build", str(papers), "--name", "papers", "--model", str(tiny_bert),
-                                 "--text-field", "text", "--id-field", "doc_id"])
+    built = runner.invoke(
+        main,
+        [
+            "build",
+            str(papers),
+            "--name",
+            "papers",
+            "--model",
+            str(tiny_bert),
+            "--text-field",
+            "text",
+            "--id-field",
+            "doc_id",
+        ],
+    )
     assert built.exit_code == 0, built.output
     assert "3 documents" in built.output
     found = runner.invoke(main, ["query", "papers", "fresh bread", "-k", "3", "--json"])

@@ -1,7 +1,7 @@
 """``docs/cli.md``, generated from every command's ``--help``.
 
-    python -m simsearch.cli.docgen > docs/cli.md          (make docs)
-    python -m simsearch.cli.docgen --check docs/cli.md    (make docs-check; exit 1 when stale)
+python -m simsearch.cli.docgen > docs/cli.md          (make docs)
+python -m simsearch.cli.docgen --check docs/cli.md    (make docs-check; exit 1 when stale)
 """
 
 from __future__ import annotations
@@ -70,8 +70,9 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--check"]:
         file = Path(argv[1] if len(argv) > 1 else "docs/cli.md")
         if not file.is_file() or file.read_text(encoding="utf-8") != page:
-            print(f"{file} is stale; run `make docs` (python -m simsearch.cli.docgen > {file})",
-                  file=sys.stderr)
+            print(
+                f"{file} is stale; run `make docs` (python -m simsearch.cli.docgen > {file})", file=sys.stderr
+            )
             return 1
         return 0
     sys.stdout.write(page)

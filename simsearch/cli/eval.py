@@ -12,31 +12,67 @@ from simsearch.encode.precision import PRECISIONS
 from simsearch.cli.render import json_line
 from simsearch.cli.render_eval import ann_lines, retrieval_lines, sts_lines
 
-_JSON_KEYS = ("spearman", "ndcg@10", "recall@1", "recall@10", "recall@100", "mrr@10", "map@100", "recall@k",
-              "queries", "mode", "analyzer", "model", "pooling", "precision")
+_JSON_KEYS = (
+    "spearman",
+    "ndcg@10",
+    "recall@1",
+    "recall@10",
+    "recall@100",
+    "mrr@10",
+    "map@100",
+    "recall@k",
+    "queries",
+    "mode",
+    "analyzer",
+    "model",
+    "pooling",
+    "precision",
+)
 
 
 def _model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """--model, --pooling, --precision, --batch-size, --device: the Encoder being evaluated."""
-    for option in reversed((
-        model_option,
-        pooling_option,
-        click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
-                     help="Encoder precision, as in `simsearch build --precision`."),
-        click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
-        device_option,
-    )):
+    for option in reversed(
+        (
+            model_option,
+            pooling_option,
+            click.option(
+                "--precision",
+                type=click.Choice(PRECISIONS),
+                default="fp32",
+                show_default=True,
+                help="Encoder precision, as in `simsearch build --precision`.",
+            ),
+            click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
+            device_option,
+        )
+    ):
         command = option(command)
     return command
 
 
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-_top_k = click.option("-k", "--top-k", "k", type=click.IntRange(min=1), default=100, show_default=True,
-                      help="Search depth (metrics cut deeper than this are not reported).")
-_per_query = click.option("--per-query", type=click.Path(dir_okay=False),
-                          help="Write one JSON line per query with its metrics to this file.")
-_mode = click.option("--mode", type=click.Choice(MODES), default="dense", show_default=True,
-                     help="Search mode: dense (the model alone), lexical (BM25) or hybrid (fused).")
+_top_k = click.option(
+    "-k",
+    "--top-k",
+    "k",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Search depth (metrics cut deeper than this are not reported).",
+)
+_per_query = click.option(
+    "--per-query",
+    type=click.Path(dir_okay=False),
+    help="Write one JSON line per query with its metrics to this file.",
+)
+_mode = click.option(
+    "--mode",
+    type=click.Choice(MODES),
+    default="dense",
+    show_default=True,
+    help="Search mode: dense (the model alone), lexical (BM25) or hybrid (fused).",
+)
 
 
 def _emit(report: dict[str, Any], as_json: bool, lines: Callable[[dict[str, Any]], list[str]]) -> None:
@@ -64,8 +100,15 @@ def eval_group() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 @_model_options
 @_json_option
-def sts(files: tuple[str, ...], model: str | None, pooling: str, precision: str, batch_size: int,
-        device: str, as_json: bool) -> None:
+def sts(
+    files: tuple[str, ...],
+    model: str | None,
+    pooling: str,
+    precision: str,
+    batch_size: int,
+    device: str,
+    as_json: bool,
+) -> None:
     """Spearman x100 of cosine vs gold score on STS FILEs (STS-B .csv, KorSTS .tsv).
 
     \b
@@ -73,8 +116,9 @@ def sts(files: tuple[str, ...], model: str | None, pooling: str, precision: str,
     """
     from simsearch.eval.evaluate import evaluate_sts
 
-    report = evaluate_sts(files, model=model, pooling=pooling, precision=precision,
-                          batch_size=batch_size, device=device)
+    report = evaluate_sts(
+        files, model=model, pooling=pooling, precision=precision, batch_size=batch_size, device=device
+    )
     _emit(report, as_json, sts_lines)
 
 
@@ -91,10 +135,24 @@ def sts(files: tuple[str, ...], model: str | None, pooling: str, precision: str,
 @_mode
 @_json_option
 @_per_query
-def retrieval(directory: str | None, corpus: str | None, queries: str | None, qrels: str | None,
-              split: str, index_name: str | None, index_dir: str | None, model: str | None,
-              pooling: str, precision: str, batch_size: int, device: str, k: int, mode: str,
-              as_json: bool, per_query: str | None) -> None:
+def retrieval(
+    directory: str | None,
+    corpus: str | None,
+    queries: str | None,
+    qrels: str | None,
+    split: str,
+    index_name: str | None,
+    index_dir: str | None,
+    model: str | None,
+    pooling: str,
+    precision: str,
+    batch_size: int,
+    device: str,
+    k: int,
+    mode: str,
+    as_json: bool,
+    per_query: str | None,
+) -> None:
     """nDCG@10, Recall@10/100, MRR@10, MAP@100 on a BEIR data set (DIRECTORY or the three files).
 
     Without --index the corpus is encoded into a temporary exact index, removed afterwards.
@@ -110,15 +168,37 @@ def retrieval(directory: str | None, corpus: str | None, queries: str | None, qr
         raise click.UsageError("give a DIRECTORY or --corpus/--queries/--qrels, not both")
     needed = files[1:] if index_name else files
     if not directory and not all(needed):
-        raise click.UsageError("give a BEIR DIRECTORY, or --queries and --qrels"
-                               + ("" if index_name else " and --corpus"))
+        raise click.UsageError(
+            "give a BEIR DIRECTORY, or --queries and --qrels" + ("" if index_name else " and --corpus")
+        )
     if index_name and (model or pooling != "auto" or precision != "fp32"):
-        raise click.UsageError("--index searches with the index's own model; drop --model/--pooling/--precision")
-    encoder_options = {} if index_name else {"model": model, "pooling": pooling, "precision": precision,
-                                             "batch_size": batch_size, "device": device}
-    report = evaluate_beir(directory, split=split, corpus=corpus, queries=queries, qrels=qrels,
-                           index=index_name, index_dir=index_dir, k=k, per_query_file=per_query,
-                           mode=mode, **encoder_options)
+        raise click.UsageError(
+            "--index searches with the index's own model; drop --model/--pooling/--precision"
+        )
+    encoder_options = (
+        {}
+        if index_name
+        else {
+            "model": model,
+            "pooling": pooling,
+            "precision": precision,
+            "batch_size": batch_size,
+            "device": device,
+        }
+    )
+    report = evaluate_beir(
+        directory,
+        split=split,
+        corpus=corpus,
+        queries=queries,
+        qrels=qrels,
+        index=index_name,
+        index_dir=index_dir,
+        k=k,
+        per_query_file=per_query,
+        mode=mode,
+        **encoder_options,
+    )
     _emit(report, as_json, retrieval_lines)
 
 
@@ -129,8 +209,18 @@ def retrieval(directory: str | None, corpus: str | None, queries: str | None, qr
 @_mode
 @_json_option
 @_per_query
-def korquad(file: str, model: str | None, pooling: str, precision: str, batch_size: int, device: str,
-            k: int, mode: str, as_json: bool, per_query: str | None) -> None:
+def korquad(
+    file: str,
+    model: str | None,
+    pooling: str,
+    precision: str,
+    batch_size: int,
+    device: str,
+    k: int,
+    mode: str,
+    as_json: bool,
+    per_query: str | None,
+) -> None:
     """KorQuAD 1.0 (SQuAD-style JSON) as paragraph retrieval: each question -> its paragraph.
 
     The retrieval view is built in memory; the file is only read.
@@ -140,22 +230,47 @@ def korquad(file: str, model: str | None, pooling: str, precision: str, batch_si
     """
     from simsearch.eval.evaluate import evaluate_korquad
 
-    report = evaluate_korquad(file, k=k, per_query_file=per_query, model=model, pooling=pooling,
-                              precision=precision, batch_size=batch_size, device=device, mode=mode)
+    report = evaluate_korquad(
+        file,
+        k=k,
+        per_query_file=per_query,
+        model=model,
+        pooling=pooling,
+        precision=precision,
+        batch_size=batch_size,
+        device=device,
+        mode=mode,
+    )
     _emit(report, as_json, retrieval_lines)
 
 
 @eval_group.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--min-gold", type=click.FloatRange(0, 5), default=4.0, show_default=True,
-              help="Pairs at or above this gold score are paraphrases.")
+@click.option(
+    "--min-gold",
+    type=click.FloatRange(0, 5),
+    default=4.0,
+    show_default=True,
+    help="Pairs at or above this gold score are paraphrases.",
+)
 @_model_options
 @_top_k
 @_mode
 @_json_option
 @_per_query
-def paraphrase(file: str, min_gold: float, model: str | None, pooling: str, precision: str,
-               batch_size: int, device: str, k: int, mode: str, as_json: bool, per_query: str | None) -> None:
+def paraphrase(
+    file: str,
+    min_gold: float,
+    model: str | None,
+    pooling: str,
+    precision: str,
+    batch_size: int,
+    device: str,
+    k: int,
+    mode: str,
+    as_json: bool,
+    per_query: str | None,
+) -> None:
     """STS pairs as paraphrase retrieval: first sentence -> its pair among every sentence of FILE.
 
     Shows a loss on purely semantic queries (few shared words); reports Recall@1 too.
@@ -165,16 +280,30 @@ def paraphrase(file: str, min_gold: float, model: str | None, pooling: str, prec
     """
     from simsearch.eval.evaluate import evaluate_paraphrase
 
-    report = evaluate_paraphrase(file, min_gold=min_gold, k=k, per_query_file=per_query, model=model,
-                                 pooling=pooling, precision=precision, batch_size=batch_size,
-                                 device=device, mode=mode)
+    report = evaluate_paraphrase(
+        file,
+        min_gold=min_gold,
+        k=k,
+        per_query_file=per_query,
+        model=model,
+        pooling=pooling,
+        precision=precision,
+        batch_size=batch_size,
+        device=device,
+        mode=mode,
+    )
     _emit(report, as_json, retrieval_lines)
 
 
 @eval_group.command()
 @click.argument("name")
-@click.option("--queries", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="How many stored vectors to use as queries (fixed seed).")
+@click.option(
+    "--queries",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="How many stored vectors to use as queries (fixed seed).",
+)
 @click.option("-k", "--top-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @index_dir_option

@@ -11,18 +11,29 @@ from simsearch.cli.options import index_dir_option, name_argument
 
 @click.command()
 @name_argument
-@click.option("--format", "fmt", type=click.Choice(["parquet", "jsonl"]), default="parquet",
-              show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["parquet", "jsonl"]), default="parquet", show_default=True
+)
 @click.option("--vectors", is_flag=True, help="Include each document's vector (float32).")
-@click.option("--metadata", type=click.Choice(["json", "columns"]), default="json", show_default=True,
-              help="Metadata as one JSON column/object, or one column/key per metadata key.")
-@click.option("-o", "--output", metavar="FILE",
-              help="Where to write; - for standard output (jsonl only) [default: NAME.parquet, or "
-                   "standard output for jsonl].")
+@click.option(
+    "--metadata",
+    type=click.Choice(["json", "columns"]),
+    default="json",
+    show_default=True,
+    help="Metadata as one JSON column/object, or one column/key per metadata key.",
+)
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    help="Where to write; - for standard output (jsonl only) [default: NAME.parquet, or "
+    "standard output for jsonl].",
+)
 @click.option("--force", is_flag=True, help="Replace FILE if it exists.")
 @index_dir_option
-def export(name: str, fmt: str, vectors: bool, metadata: str, output: str | None, force: bool,
-           index_dir: str | None) -> None:
+def export(
+    name: str, fmt: str, vectors: bool, metadata: str, output: str | None, force: bool, index_dir: str | None
+) -> None:
     """Write every document of index NAME (id, text, metadata, optionally vectors).
 
     A Parquet file written with --vectors records the model in its metadata and builds an
@@ -38,8 +49,9 @@ def export(name: str, fmt: str, vectors: bool, metadata: str, output: str | None
     index = Index.open(name, index_dir=index_dir)
     try:
         # looked up now, not at import: CliRunner swaps sys.stdout
-        count = index.export(target, format=fmt, vectors=vectors, metadata=metadata, force=force,
-                             stdout=sys.stdout.buffer)
+        count = index.export(
+            target, format=fmt, vectors=vectors, metadata=metadata, force=force, stdout=sys.stdout.buffer
+        )
     finally:
         index.close()
     if target != "-":

@@ -28,7 +28,15 @@ from simsearch.errors import SimsearchError
 from simsearch.encode.precision import PRECISIONS
 from simsearch.fusion import MODES
 from simsearch.readers import ReadOptions
-from simsearch.cli.render import ann_line, hit_json, hits_table, index_table, json_line, manifest_lines, printable
+from simsearch.cli.render import (
+    ann_line,
+    hit_json,
+    hits_table,
+    index_table,
+    json_line,
+    manifest_lines,
+    printable,
+)
 
 
 class _Group(click.Group):
@@ -61,33 +69,84 @@ def main() -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--max-length", type=click.IntRange(min=2), help="Token limit (capped at the model's).")
 @device_option
-@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
-              help="Encoder arithmetic: fp32 exact; bf16 and int8 faster, approximate. "
-                   "Queries use the index's precision.")
-@click.option("--index-type", default="auto", show_default=True,
-              help="auto (exact while small, then tuned ANN), flat, hnsw, ivf, ivfpq, "
-                   "or a FAISS factory string such as HNSW48.")
-@click.option("--target-recall", type=click.FloatRange(0, 1, min_open=True), default=0.95,
-              show_default=True, help="Recall@10 that ANN search parameters are tuned to reach.")
-@click.option("--shards", type=click.IntRange(1, 1024), default=None,
-              help="Split the index into N shards routed by id hash [default: one plain index].")
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    default="fp32",
+    show_default=True,
+    help="Encoder arithmetic: fp32 exact; bf16 and int8 faster, approximate. "
+    "Queries use the index's precision.",
+)
+@click.option(
+    "--index-type",
+    default="auto",
+    show_default=True,
+    help="auto (exact while small, then tuned ANN), flat, hnsw, ivf, ivfpq, "
+    "or a FAISS factory string such as HNSW48.",
+)
+@click.option(
+    "--target-recall",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.95,
+    show_default=True,
+    help="Recall@10 that ANN search parameters are tuned to reach.",
+)
+@click.option(
+    "--shards",
+    type=click.IntRange(1, 1024),
+    default=None,
+    help="Split the index into N shards routed by id hash [default: one plain index].",
+)
 @ray_option
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
-              help="With --ray: encoder actors.")
-@click.option("--cpus-per-worker", type=click.FloatRange(min=0, min_open=True), default=1.0,
-              show_default=True, help="With --ray: CPUs each encoder actor reserves.")
-@click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="With --ray: GPUs each encoder actor reserves (use --device cuda).")
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=2, show_default=True, help="With --ray: encoder actors."
+)
+@click.option(
+    "--cpus-per-worker",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="With --ray: CPUs each encoder actor reserves.",
+)
+@click.option(
+    "--gpus-per-worker",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="With --ray: GPUs each encoder actor reserves (use --device cuda).",
+)
 @index_dir_option
 @click.option("--force", is_flag=True, help="Replace an existing index of that name.")
-@click.option("--vectors-field", metavar="COLUMN", help="Parquet column of precomputed vectors "
-              "(a `simsearch export --vectors` file): stored as they are, not re-encoded.")
-def build(sources: tuple[str, ...], name: str, model: str | None, pooling: str, fmt: str,
-          text_field: tuple[str, ...], id_field: str | None, split: str, batch_size: int,
-          max_length: int | None, device: str, precision: str, index_type: str,
-          target_recall: float, shards: int | None, ray_address: str | None, workers: int,
-          cpus_per_worker: float, gpus_per_worker: float, index_dir: str | None, force: bool,
-          vectors_field: str | None) -> None:
+@click.option(
+    "--vectors-field",
+    metavar="COLUMN",
+    help="Parquet column of precomputed vectors "
+    "(a `simsearch export --vectors` file): stored as they are, not re-encoded.",
+)
+def build(
+    sources: tuple[str, ...],
+    name: str,
+    model: str | None,
+    pooling: str,
+    fmt: str,
+    text_field: tuple[str, ...],
+    id_field: str | None,
+    split: str,
+    batch_size: int,
+    max_length: int | None,
+    device: str,
+    precision: str,
+    index_type: str,
+    target_recall: float,
+    shards: int | None,
+    ray_address: str | None,
+    workers: int,
+    cpus_per_worker: float,
+    gpus_per_worker: float,
+    index_dir: str | None,
+    force: bool,
+    vectors_field: str | None,
+) -> None:
     """Build index NAME from SOURCE files, directories or - (stdin).
 
     \b
@@ -103,12 +162,19 @@ def build(sources: tuple[str, ...], name: str, model: str | None, pooling: str, 
         from simsearch.index import Index
         from simsearch.parquet_reader import precomputed
 
-        encoder = Encoder(model, pooling, max_length=max_length, batch_size=batch_size, device=device,
-                          precision=precision)
-        index = Index.build_from_vectors(precomputed(sources, options, vectors_field, encoder), name,
-                                         encoder, index_dir=index_dir, force=force,
-                                         index_type=index_type, target_recall=target_recall,
-                                         shards=shards)
+        encoder = Encoder(
+            model, pooling, max_length=max_length, batch_size=batch_size, device=device, precision=precision
+        )
+        index = Index.build_from_vectors(
+            precomputed(sources, options, vectors_field, encoder),
+            name,
+            encoder,
+            index_dir=index_dir,
+            force=force,
+            index_type=index_type,
+            target_recall=target_recall,
+            shards=shards,
+        )
     else:
         with progress_bar("encoding") as progress:
             if ray_address is not None:
@@ -116,25 +182,49 @@ def build(sources: tuple[str, ...], name: str, model: str | None, pooling: str, 
                 from simsearch.store.home import locate
 
                 spec = EncoderSpec(model, pooling, max_length, batch_size, device, precision)
-                index = ray_build(sources, locate(name, index_dir), spec,
-                                  RayOptions(ray_address, workers, cpus_per_worker, gpus_per_worker),
-                                  read_options=options, shards=shards, force=force, index_type=index_type,
-                                  target_recall=target_recall, progress=progress)
+                index = ray_build(
+                    sources,
+                    locate(name, index_dir),
+                    spec,
+                    RayOptions(ray_address, workers, cpus_per_worker, gpus_per_worker),
+                    read_options=options,
+                    shards=shards,
+                    force=force,
+                    index_type=index_type,
+                    target_recall=target_recall,
+                    progress=progress,
+                )
             else:
                 from simsearch.encode.torch_encoder import Encoder
                 from simsearch.index import Index
                 from simsearch.readers import read_documents
 
-                encoder = Encoder(model, pooling, max_length=max_length, batch_size=batch_size, device=device,
-                                  precision=precision)
-                index = Index.build(read_documents(sources, options), name, encoder,
-                                    index_dir=index_dir, force=force, progress=progress,
-                                    index_type=index_type, target_recall=target_recall, shards=shards)
+                encoder = Encoder(
+                    model,
+                    pooling,
+                    max_length=max_length,
+                    batch_size=batch_size,
+                    device=device,
+                    precision=precision,
+                )
+                index = Index.build(
+                    read_documents(sources, options),
+                    name,
+                    encoder,
+                    index_dir=index_dir,
+                    force=force,
+                    progress=progress,
+                    index_type=index_type,
+                    target_recall=target_recall,
+                    shards=shards,
+                )
     stats = index.last_build
     assert stats is not None  # set by Index.build
-    click.echo(f"Built index {name!r} at {index.path}: {stats.documents} documents, "
-               f"{stats.truncated} truncated at {index.encoder.max_length} tokens, "
-               f"{stats.seconds:.1f} s, {stats.per_second:.1f} documents/s")
+    click.echo(
+        f"Built index {name!r} at {index.path}: {stats.documents} documents, "
+        f"{stats.truncated} truncated at {index.encoder.max_length} tokens, "
+        f"{stats.seconds:.1f} s, {stats.per_second:.1f} documents/s"
+    )
     click.echo(ann_line(index.manifest))
 
 
@@ -145,15 +235,32 @@ def build(sources: tuple[str, ...], name: str, model: str | None, pooling: str, 
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit and line.")
 @click.option("--min-score", type=MIN_SCORE, help="Drop hits whose cosine is below this (-1 to 1).")
 @lines_file_option("--queries-file", "One query per line; - for stdin.")
-@click.option("--mode", type=click.Choice(MODES), default=None,
-              help="dense (cosine), lexical (BM25) or hybrid (fused) [default: hybrid when the "
-                   "index has a lexical part, else dense].")
-@click.option("--where", multiple=True, metavar="FILTER",
-              help="Metadata filter, repeatable (AND): FIELD=VALUE, FIELD!=VALUE, FIELD<VALUE, "
-                   "<=, >, >= (numbers, ISO dates), 'FIELD in a,b,c'.")
+@click.option(
+    "--mode",
+    type=click.Choice(MODES),
+    default=None,
+    help="dense (cosine), lexical (BM25) or hybrid (fused) [default: hybrid when the "
+    "index has a lexical part, else dense].",
+)
+@click.option(
+    "--where",
+    multiple=True,
+    metavar="FILTER",
+    help="Metadata filter, repeatable (AND): FIELD=VALUE, FIELD!=VALUE, FIELD<VALUE, "
+    "<=, >, >= (numbers, ISO dates), 'FIELD in a,b,c'.",
+)
 @index_dir_option
-def query(name: str, queries: tuple[str, ...], k: int, as_json: bool, min_score: float | None,
-          queries_file: str | None, mode: str | None, where: tuple[str, ...], index_dir: str | None) -> None:
+def query(
+    name: str,
+    queries: tuple[str, ...],
+    k: int,
+    as_json: bool,
+    min_score: float | None,
+    queries_file: str | None,
+    mode: str | None,
+    where: tuple[str, ...],
+    index_dir: str | None,
+) -> None:
     """Search index NAME for QUERY texts (all encoded in one batch).
 
     \b
@@ -171,8 +278,9 @@ def query(name: str, queries: tuple[str, ...], k: int, as_json: bool, min_score:
     from simsearch.store.filters import parse_cli
 
     filters = parse_cli(where) if where else None
-    results = Index.open(name, index_dir=index_dir).search(texts, k=k, min_score=min_score, mode=mode,
-                                                           where=filters)
+    results = Index.open(name, index_dir=index_dir).search(
+        texts, k=k, min_score=min_score, mode=mode, where=filters
+    )
     for number, (text, hits) in enumerate(zip(texts, results)):
         if as_json:
             for hit in hits:
@@ -227,23 +335,47 @@ def list_(as_json: bool, index_dir: str | None) -> None:
 
 @main.command()
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on; other than loopback only when you mean it.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
-              help="TCP port (0: any free one).")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; other than loopback only when you mean it.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="TCP port (0: any free one).",
+)
 @index_dir_option
-@click.option("--allow-writes", is_flag=True,
-              help="Enable POST and DELETE /indexes/NAME/documents.")
-@click.option("--token-env", metavar="VAR",
-              help="Writes and the OpenAI-compatible /v1 routes then need "
-                   "'Authorization: Bearer <token>', the token held by $VAR "
-                   "(required with --allow-writes on a --host other than loopback).")
-@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
-              help="Also answer requests whose Host header is NAME (repeatable; '*' for any). "
-                   "Loopback names, IP addresses and this machine's names are always accepted.")
+@click.option("--allow-writes", is_flag=True, help="Enable POST and DELETE /indexes/NAME/documents.")
+@click.option(
+    "--token-env",
+    metavar="VAR",
+    help="Writes and the OpenAI-compatible /v1 routes then need "
+    "'Authorization: Bearer <token>', the token held by $VAR "
+    "(required with --allow-writes on a --host other than loopback).",
+)
+@click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Also answer requests whose Host header is NAME (repeatable; '*' for any). "
+    "Loopback names, IP addresses and this machine's names are always accepted.",
+)
 @ray_option
-def serve(names: tuple[str, ...], host: str, port: int, index_dir: str | None, allow_writes: bool,
-          token_env: str | None, allow_hosts: tuple[str, ...], ray_address: str | None) -> None:
+def serve(
+    names: tuple[str, ...],
+    host: str,
+    port: int,
+    index_dir: str | None,
+    allow_writes: bool,
+    token_env: str | None,
+    allow_hosts: tuple[str, ...],
+    ray_address: str | None,
+) -> None:
     """Serve indexes NAME... over HTTP: a JSON API and a search page at /.
 
     \b
@@ -260,9 +392,12 @@ def serve(names: tuple[str, ...], host: str, port: int, index_dir: str | None, a
             check_writes_guarded(host, token_env is not None)
         except SimsearchError as exc:
             raise click.UsageError(str(exc)) from None
-    run_server(ServeConfig(names, host, port, index_dir, allow_writes, token_env, ray=ray_address,
-                           allowed_hosts=allow_hosts),
-               announce=lambda line: click.echo(line, err=True))
+    run_server(
+        ServeConfig(
+            names, host, port, index_dir, allow_writes, token_env, ray=ray_address, allowed_hosts=allow_hosts
+        ),
+        announce=lambda line: click.echo(line, err=True),
+    )
 
 
 from simsearch.cli.eval import eval_group  # noqa: E402  (eval and lifecycle commands live in their own modules)

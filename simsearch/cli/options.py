@@ -28,12 +28,16 @@ name_argument = click.argument("name", callback=index_name)
 
 def reader_options(command: Any) -> Any:
     """--format / --text-field / --id-field / --split, shared by build and add."""
-    for option in reversed((
-        click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True),
-        click.option("--text-field", multiple=True, help="Column/field holding the text; repeat to join."),
-        click.option("--id-field", help="Column/field holding the document id [default: derived]."),
-        click.option("--split", type=click.Choice(SPLITS), default="none", show_default=True),
-    )):
+    for option in reversed(
+        (
+            click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True),
+            click.option(
+                "--text-field", multiple=True, help="Column/field holding the text; repeat to join."
+            ),
+            click.option("--id-field", help="Column/field holding the document id [default: derived]."),
+            click.option("--split", type=click.Choice(SPLITS), default="none", show_default=True),
+        )
+    ):
         command = option(command)
     return command
 
@@ -66,24 +70,38 @@ def lines_file_option(flag: str, help: str) -> Callable[[Callable[..., Any]], Ca
 
 
 # The encoder options of `build` and `eval`: defined once.
-model_option = click.option("--model", default=None, help="Hugging Face id or local directory "
-                            "[default: sentence-transformers/all-MiniLM-L6-v2, bundled].")
+model_option = click.option(
+    "--model",
+    default=None,
+    help="Hugging Face id or local directory [default: sentence-transformers/all-MiniLM-L6-v2, bundled].",
+)
 device_option = click.option("--device", default="cpu", show_default=True, help="cpu, or cuda when present.")
 
-pooling_option = click.option("--pooling", type=click.Choice(POOLING_CHOICES), default="auto", show_default=True)
+pooling_option = click.option(
+    "--pooling", type=click.Choice(POOLING_CHOICES), default="auto", show_default=True
+)
 
 
 def ray_option(command: Any) -> Any:
     """``--ray [ADDRESS]``: alone, start a local Ray cluster; ``auto`` or an address joins one."""
     return click.option(
-        "--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+        "--ray",
+        "ray_address",
+        is_flag=False,
+        flag_value="local",
+        default=None,
+        metavar="[ADDRESS]",
         help="Run on Ray (needs simsearch[ray]): alone, a local cluster; 'auto' the running one; "
-             "or host:port. Give it as --ray=ADDRESS or after the sources.")(command)
+        "or host:port. Give it as --ray=ADDRESS or after the sources.",
+    )(command)
 
 
 index_dir_option = click.option(
-    "--index-dir", envvar="SIMSEARCH_INDEX_DIR", type=click.Path(file_okay=False),
-    help="Where indexes live (env SIMSEARCH_INDEX_DIR, default ./indexes).")
+    "--index-dir",
+    envvar="SIMSEARCH_INDEX_DIR",
+    type=click.Path(file_okay=False),
+    help="Where indexes live (env SIMSEARCH_INDEX_DIR, default ./indexes).",
+)
 
 
 class progress_bar:

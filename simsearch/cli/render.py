@@ -62,8 +62,10 @@ def hits_table(hits: Sequence[Any], width: int | None = None) -> list[str]:
     text_width = max(10, width - 4 - 1 - 6 - 2 - id_width - 2)
     lines = [f"{'rank':>4} {'score':>6}  {pad('id', id_width)}  text"]
     for hit in hits:
-        lines.append(f"{hit.rank:>4} {hit.score:6.3f}  {pad(cut(hit.id, id_width), id_width)}  "
-                     f"{cut(hit.text, text_width)}")
+        lines.append(
+            f"{hit.rank:>4} {hit.score:6.3f}  {pad(cut(hit.id, id_width), id_width)}  "
+            f"{cut(hit.text, text_width)}"
+        )
     return lines
 
 
@@ -84,27 +86,33 @@ def json_line(value: Any, **options: Any) -> str:
 
 def manifest_lines(manifest: dict[str, Any]) -> Iterable[str]:
     """``key: value`` lines of a manifest, nested dicts flattened with dots."""
+
     def walk(prefix: str, value: Any) -> Iterable[str]:
         if isinstance(value, dict):
             for key, inner in value.items():
                 yield from walk(f"{prefix}.{key}" if prefix else key, inner)
         else:
             yield printable(f"{prefix}: {value}")
+
     return walk("", manifest)
 
 
 def index_table(entries: Sequence[dict[str, Any]]) -> list[str]:
     """One line per index: name, count, model, pooling, dim, type (or the damage found)."""
-    entries = [{key: printable(value) if isinstance(value, str) else value for key, value in e.items()}
-               for e in entries]
+    entries = [
+        {key: printable(value) if isinstance(value, str) else value for key, value in e.items()}
+        for e in entries
+    ]
     name_width = max([4] + [display_width(e["name"]) for e in entries])
     lines = [f"{pad('name', name_width)}  {'count':>8}  {'dim':>4}  {'pooling':<7}  {'type':<5}  model"]
     for e in entries:
         if "error" in e:
             lines.append(f"{pad(e['name'], name_width)}  damaged: {e['error']}")
             continue
-        lines.append(f"{pad(e['name'], name_width)}  {e['count']:>8}  {e['dim']:>4}  {e['pooling']:<7}  "
-                     f"{e.get('index_type', '?'):<5}  {e['model']}")
+        lines.append(
+            f"{pad(e['name'], name_width)}  {e['count']:>8}  {e['dim']:>4}  {e['pooling']:<7}  "
+            f"{e.get('index_type', '?'):<5}  {e['model']}"
+        )
     return lines
 
 
@@ -113,15 +121,20 @@ def ann_line(manifest: dict[str, Any]) -> str:
     shards = manifest.get("shards")
     if isinstance(shards, dict):
         kinds = sorted({str(part.get("index_type", "flat")) for part in shards.get("parts", [])})
-        return (f"{shards.get('count')} shards routed by id hash ({shards.get('routing')}), index type "
-                f"{'/'.join(kinds)}; each shard tuned on its own vectors (`simsearch info` lists them)")
+        return (
+            f"{shards.get('count')} shards routed by id hash ({shards.get('routing')}), index type "
+            f"{'/'.join(kinds)}; each shard tuned on its own vectors (`simsearch info` lists them)"
+        )
     ann = manifest.get("ann") or {}
     kind = manifest.get("index_type", "flat")
     if not ann.get("search_params"):
         exact = ann.get("recall_at_10") == 1.0 or kind == "flat"
         return f"Index type {kind} ({ann.get('factory', 'IDMap2,Flat')}): " + (
-            "exact search" if exact else "no search parameter to tune")
-    (param, value), = ann["search_params"].items()
+            "exact search" if exact else "no search parameter to tune"
+        )
+    ((param, value),) = ann["search_params"].items()
     met = "" if ann.get("target_met", True) else f" (below the target {ann['target_recall']})"
-    return (f"Index type {kind} ({ann['factory']}): {param}={value} gives recall@10 "
-            f"{ann['recall_at_10']:.3f} on {ann['tune_queries']} held-out stored vectors{met}")
+    return (
+        f"Index type {kind} ({ann['factory']}): {param}={value} gives recall@10 "
+        f"{ann['recall_at_10']:.3f} on {ann['tune_queries']} held-out stored vectors{met}"
+    )

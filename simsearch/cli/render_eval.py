@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-_RETRIEVAL_LABELS = {"recall@1": "Recall@1", "ndcg@10": "nDCG@10", "recall@10": "Recall@10", "recall@100": "Recall@100",
-                     "mrr@10": "MRR@10", "map@100": "MAP@100"}
+_RETRIEVAL_LABELS = {
+    "recall@1": "Recall@1",
+    "ndcg@10": "nDCG@10",
+    "recall@10": "Recall@10",
+    "recall@100": "Recall@100",
+    "mrr@10": "MRR@10",
+    "map@100": "MAP@100",
+}
 
 
 def _model_line(report: dict[str, Any]) -> str:
-    line = f"model {report['model']}, pooling {report['pooling']}, precision {report.get('precision', 'fp32')}"
+    line = (
+        f"model {report['model']}, pooling {report['pooling']}, precision {report.get('precision', 'fp32')}"
+    )
     return line + (f", max length {report['max_length']}" if report.get("max_length") else "")
 
 
@@ -30,11 +38,16 @@ def sts_lines(report: dict[str, Any]) -> list[str]:
 
 def retrieval_lines(report: dict[str, Any]) -> list[str]:
     """The five metrics x100, with the query and document counts they were measured on."""
-    lines = [_model_line(report),
-             f"{report['queries']} queries, {report['documents']} documents, search depth {report['k']}",
-             f"{'metric':<11} {'x100':>6}"]
+    lines = [
+        _model_line(report),
+        f"{report['queries']} queries, {report['documents']} documents, search depth {report['k']}",
+        f"{'metric':<11} {'x100':>6}",
+    ]
     if report.get("mode"):
-        lines.insert(1, f"mode {report['mode']}" + (f", analyzer {report['analyzer']}" if report.get("analyzer") else ""))
+        lines.insert(
+            1,
+            f"mode {report['mode']}" + (f", analyzer {report['analyzer']}" if report.get("analyzer") else ""),
+        )
     for key, label in _RETRIEVAL_LABELS.items():
         if key not in report:
             continue
@@ -45,6 +58,8 @@ def retrieval_lines(report: dict[str, Any]) -> list[str]:
 
 
 def ann_lines(report: dict[str, Any]) -> list[str]:
-    return [f"index type {report['index_type']} (FAISS {report['faiss']}), {report['documents']} documents",
-            f"recall@{report['k']} {report['recall@k']:.4f} over {report['queries']} stored vectors "
-            f"as queries (seed {report['seed']}) against exact inner-product search"]
+    return [
+        f"index type {report['index_type']} (FAISS {report['faiss']}), {report['documents']} documents",
+        f"recall@{report['k']} {report['recall@k']:.4f} over {report['queries']} stored vectors "
+        f"as queries (seed {report['seed']}) against exact inner-product search",
+    ]

@@ -6,7 +6,13 @@ import sys
 
 import click
 
-from simsearch.cli.options import index_dir_option, lines_file_option, name_argument, progress_bar, reader_options
+from simsearch.cli.options import (
+    index_dir_option,
+    lines_file_option,
+    name_argument,
+    progress_bar,
+    reader_options,
+)
 from simsearch.cli.render import json_line, printable
 from simsearch.readers import ReadOptions
 
@@ -15,11 +21,23 @@ from simsearch.readers import ReadOptions
 @name_argument
 @click.argument("sources", nargs=-1, required=True)
 @reader_options
-@click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Texts per forward pass [default: the model's].")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Texts per forward pass [default: the model's].",
+)
 @index_dir_option
-def add(name: str, sources: tuple[str, ...], fmt: str, text_field: tuple[str, ...],
-        id_field: str | None, split: str, batch_size: int | None, index_dir: str | None) -> None:
+def add(
+    name: str,
+    sources: tuple[str, ...],
+    fmt: str,
+    text_field: tuple[str, ...],
+    id_field: str | None,
+    split: str,
+    batch_size: int | None,
+    index_dir: str | None,
+) -> None:
     """Add or update documents of index NAME from SOURCE files (upsert by id).
 
     Documents whose text and metadata are unchanged are skipped without re-encoding; changed
@@ -35,18 +53,20 @@ def add(name: str, sources: tuple[str, ...], fmt: str, text_field: tuple[str, ..
     index = Index.open(name, index_dir=index_dir)
     with progress_bar("encoding") as progress:
         options = ReadOptions(fmt, text_field, id_field, split, derived_ids=index.derived_ids)
-        stats = index.add(read_documents(sources, options),
-                          batch_size=batch_size, progress=progress)
-    click.echo(f"Index {name!r}: {stats.added} added, {stats.updated} updated, {stats.unchanged} "
-               f"unchanged ({stats.encoded} encoded, {stats.truncated} truncated); "
-               f"{stats.count} documents, {stats.seconds:.1f} s")
+        stats = index.add(read_documents(sources, options), batch_size=batch_size, progress=progress)
+    click.echo(
+        f"Index {name!r}: {stats.added} added, {stats.updated} updated, {stats.unchanged} "
+        f"unchanged ({stats.encoded} encoded, {stats.truncated} truncated); "
+        f"{stats.count} documents, {stats.seconds:.1f} s"
+    )
 
 
 @click.command()
 @name_argument
 @click.argument("ids", nargs=-1)
-@lines_file_option("--ids-file", "One id per line, exactly as written (spaces included; empty "
-                   "lines skipped); - for stdin.")
+@lines_file_option(
+    "--ids-file", "One id per line, exactly as written (spaces included; empty lines skipped); - for stdin."
+)
 @index_dir_option
 def delete(name: str, ids: tuple[str, ...], ids_file: str | None, index_dir: str | None) -> None:
     """Delete documents by ID from index NAME (unknown ids are reported, not fatal).
@@ -77,15 +97,20 @@ def compact(name: str, index_dir: str | None) -> None:
     from simsearch.index import Index
 
     stats = Index.open(name, index_dir=index_dir).compact()
-    click.echo(f"Index {name!r}: compacted {stats.bytes_before:,} -> {stats.bytes_after:,} bytes; "
-               f"{stats.count} documents, {stats.seconds:.1f} s")
+    click.echo(
+        f"Index {name!r}: compacted {stats.bytes_before:,} -> {stats.bytes_after:,} bytes; "
+        f"{stats.count} documents, {stats.seconds:.1f} s"
+    )
 
 
 @click.command()
 @name_argument
 @click.option("--repair", is_flag=True, help="Rebuild the FAISS file from the stored vectors.")
-@click.option("--record-fingerprint", is_flag=True,
-              help="For an index built before model fingerprints: record the current model's.")
+@click.option(
+    "--record-fingerprint",
+    is_flag=True,
+    help="For an index built before model fingerprints: record the current model's.",
+)
 @click.option("--json", "as_json", is_flag=True, help="The full report as one JSON object.")
 @index_dir_option
 def verify(name: str, repair: bool, record_fingerprint: bool, as_json: bool, index_dir: str | None) -> None:
@@ -101,8 +126,12 @@ def verify(name: str, repair: bool, record_fingerprint: bool, as_json: bool, ind
     from simsearch.store.home import locate
     from simsearch.store.verify import verify_index
 
-    report = verify_index(locate(name, index_dir), repair=repair, load_encoder=load_encoder,
-                          record_fingerprint=record_fingerprint)
+    report = verify_index(
+        locate(name, index_dir),
+        repair=repair,
+        load_encoder=load_encoder,
+        record_fingerprint=record_fingerprint,
+    )
     if as_json:
         click.echo(json_line(report.to_dict()))
     else:
@@ -129,4 +158,6 @@ def reindex_lexical(name: str, index_dir: str | None) -> None:
 
     index = Index.open(name, index_dir=index_dir)
     generation = index.reindex_lexical()
-    click.echo(f"Index {name!r}: lexical part rebuilt from {len(index)} stored texts, generation {generation}")
+    click.echo(
+        f"Index {name!r}: lexical part rebuilt from {len(index)} stored texts, generation {generation}"
+    )

@@ -39,10 +39,12 @@ class Encoder(Protocol):
     @property
     def precision(self) -> str: ...
 
-    def encode(self, texts: Sequence[str], *, batch_size: int | None = None,
-               progress: Progress | None = None) -> np.ndarray: ...
+    def encode(
+        self, texts: Sequence[str], *, batch_size: int | None = None, progress: Progress | None = None
+    ) -> np.ndarray: ...
 
-    def encode_counting(self, texts: Sequence[str], *, batch_size: int | None = None,
-                        progress: Progress | None = None) -> tuple[np.ndarray, int]:
+    def encode_counting(
+        self, texts: Sequence[str], *, batch_size: int | None = None, progress: Progress | None = None
+    ) -> tuple[np.ndarray, int]:
         """Like :meth:`encode`, also returning how many texts were cut at ``max_length``."""
         ...

@@ -43,7 +43,7 @@ def _covered(encoding: Any, text: str, unknown: str | None) -> float:
     pieces: dict[tuple[int, int], int] = {}
     for start, end in encoding.offsets:
         pieces[(start, end)] = pieces.get((start, end), 0) + 1
-    covered = set()
+    covered: set[int] = set()
     for token, (start, end) in zip(encoding.tokens, encoding.offsets):
         if token == unknown or end <= start or pieces[(start, end)] > 1:
             continue  # [UNK], or one of several pieces of the same character(s)

@@ -155,9 +155,7 @@ def load_model(source: ModelSource, device: str = "cpu") -> LoadedModel:
         raise ModelError(f"could not load model {source.id!r} from {path}: {first_line}") from exc
     missing = info.get("missing_keys") or ()
     # A pooler whose weights were not in the checkpoint is randomly initialised: not a pooler.
-    has_pooler = getattr(model, "pooler", None) is not None and not any(
-        "pooler" in key for key in missing
-    )
+    has_pooler = getattr(model, "pooler", None) is not None and not any("pooler" in key for key in missing)
     model.eval()
     model.to(device)
     return LoadedModel(source, config, tokenizer, model, has_pooler)

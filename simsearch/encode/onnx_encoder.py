@@ -92,7 +92,8 @@ class OnnxEncoder:
             # alone gets ~0.4 ms slower). HNSW/IVF search runs FAISS on one thread and keeps it.
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = onnxruntime.InferenceSession(
-            str(directory / "model.onnx"), options, providers=["CPUExecutionProvider"])
+            str(directory / "model.onnx"), options, providers=["CPUExecutionProvider"]
+        )
 
     def __repr__(self) -> str:
         return f"OnnxEncoder(model={self.model_id!r}, pooling={self.pooling!r}, dim={self.dim})"
@@ -100,8 +101,9 @@ class OnnxEncoder:
     def encode(self, texts: Sequence[str], **kwargs: Any) -> np.ndarray:
         return self.encode_counting(texts, **kwargs)[0]
 
-    def encode_counting(self, texts: Sequence[str], *, batch_size: int | None = None,
-                        progress: Any = None) -> tuple[np.ndarray, int]:
+    def encode_counting(
+        self, texts: Sequence[str], *, batch_size: int | None = None, progress: Any = None
+    ) -> tuple[np.ndarray, int]:
         if isinstance(texts, str):
             texts = [texts]
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -127,8 +129,9 @@ class OnnxEncoder:
         return self._session.run(None, {name: feed[name] for name in self._inputs})[0]
 
 
-def load(model_id: str, model_path: str, pooling: str, max_length: int | None, precision: str,
-         *, spin: bool = True) -> OnnxEncoder | None:
+def load(
+    model_id: str, model_path: str, pooling: str, max_length: int | None, precision: str, *, spin: bool = True
+) -> OnnxEncoder | None:
     """The cached export for these encoder settings, or None (not exported, or no runtime).
 
     ``spin=False`` when the caller searches an exact index next (see :class:`OnnxEncoder`).
@@ -169,9 +172,16 @@ def prepare(encoder: Any) -> Path | None:
         inputs = _export(encoder, staging / "model.onnx")
         encoder._loaded.tokenizer.backend_tokenizer.save(str(staging / "tokenizer.json"))
         pad_id = encoder._loaded.tokenizer.pad_token_id or 0
-        meta = {"format": FORMAT, "pooling": encoder.pooling, "max_length": encoder.max_length,
-                "precision": "fp32", "dim": encoder.dim, "pad_id": pad_id, "inputs": inputs,
-                "model": encoder.model_id}
+        meta = {
+            "format": FORMAT,
+            "pooling": encoder.pooling,
+            "max_length": encoder.max_length,
+            "precision": "fp32",
+            "dim": encoder.dim,
+            "pad_id": pad_id,
+            "inputs": inputs,
+            "model": encoder.model_id,
+        }
         (staging / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
         fast = OnnxEncoder(staging, encoder.model_id, str(encoder.model_path))
         worst = 1.0 - float(np.min(np.sum(fast.encode(_CHECK_TEXTS) * encoder.encode(_CHECK_TEXTS), axis=1)))
@@ -215,7 +225,14 @@ def _export(encoder: Any, file: Path) -> list[str]:
     axes = {name: {0: "batch", 1: "tokens"} for name in names}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer chatter about Python control flow in HF code
-        torch.onnx.export(Embed().eval(), args, str(file), dynamo=False, input_names=names,
-                          output_names=["embedding"], dynamic_axes={**axes, "embedding": {0: "batch"}},
-                          opset_version=17)
+        torch.onnx.export(
+            Embed().eval(),
+            args,
+            str(file),
+            dynamo=False,
+            input_names=names,
+            output_names=["embedding"],
+            dynamic_axes={**axes, "embedding": {0: "batch"}},
+            opset_version=17,
+        )
     return names

@@ -38,8 +38,9 @@ def apply_precision(model: Any, precision: str, device: str = "cpu") -> Any:
         mapping = {torch.nn.Linear: _full_range_linear()} if _has_vnni() else None
         with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
             warnings.simplefilter("ignore")
-            return quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig},
-                                    dtype=torch.qint8, mapping=mapping)
+            return quantize_dynamic(
+                model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, mapping=mapping
+            )
     return model
 
 
@@ -69,7 +70,8 @@ def _full_range_linear() -> type:
             if self._packed_params.dtype != torch.qint8:
                 return super().forward(x)
             return torch.ops.quantized.linear_dynamic(
-                x, self._packed_params._packed_params, reduce_range=False).to(x.dtype)
+                x, self._packed_params._packed_params, reduce_range=False
+            ).to(x.dtype)
 
     return FullRangeLinear
 

@@ -100,9 +100,7 @@ class Encoder:
 
     def _choose_pooling(self, pooling: str) -> str:
         if pooling == "pooler" and not self._loaded.has_pooler:
-            raise ModelError(
-                f"model {self.model_id!r} has no trained pooler; use --pooling mean or cls"
-            )
+            raise ModelError(f"model {self.model_id!r} has no trained pooler; use --pooling mean or cls")
         if pooling != "auto":
             return pooling
         from_config = sentence_transformers_pooling(self.model_path)
@@ -172,9 +170,7 @@ class Encoder:
                 ids[i], clipped[i] = seq, texts[i]
         long_rows = [i for i, seq in enumerate(ids) if len(seq) > limit]
         if long_rows:
-            cut = tokenizer(
-                [clipped[i] for i in long_rows], truncation=True, max_length=limit
-            )["input_ids"]
+            cut = tokenizer([clipped[i] for i in long_rows], truncation=True, max_length=limit)["input_ids"]
             for i, seq in zip(long_rows, cut):
                 ids[i] = seq
         return ids, len(long_rows)

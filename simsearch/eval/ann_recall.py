@@ -16,8 +16,14 @@ from simsearch.errors import IndexCorruptError, QueryError
 _TIE = 1e-5  # float32 inner products of equal vectors may differ in the last bits
 
 
-def evaluate_ann(index: Any, *, queries: int = 1000, k: int = 10, seed: int = 0,
-                 index_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+def evaluate_ann(
+    index: Any,
+    *,
+    queries: int = 1000,
+    k: int = 10,
+    seed: int = 0,
+    index_dir: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
     """Recall@k of ``index``'s own search against exact inner product over its stored vectors.
 
     ``index`` is an open :class:`~simsearch.index.Index`, or a name or path opened from
@@ -39,14 +45,19 @@ def evaluate_ann(index: Any, *, queries: int = 1000, k: int = 10, seed: int = 0,
     if not hasattr(index, "_store"):  # a sharded index: each shard is its own FAISS index
         from simsearch.errors import SimsearchError
 
-        raise SimsearchError(f"{index.path.name!r} is sharded; `eval ann` measures one FAISS index: "
-                             f"run it on a shard directory, e.g. {index.path / index.manifest['shards']['parts'][0]['dir']}")
+        raise SimsearchError(
+            f"{index.path.name!r} is sharded; `eval ann` measures one FAISS index: "
+            f"run it on a shard directory, e.g. {index.path / index.manifest['shards']['parts'][0]['dir']}"
+        )
     store = index._store  # the stored vectors are the ground truth; Index keeps its Store private
-    rowids = np.array([r[0] for r in store.db.execute("SELECT rowid FROM documents ORDER BY rowid")],
-                      dtype=np.int64)
+    rowids = np.array(
+        [r[0] for r in store.db.execute("SELECT rowid FROM documents ORDER BY rowid")], dtype=np.int64
+    )
     if not len(rowids):
-        raise QueryError(f"index {index.path.name!r} holds no documents: there is no recall to measure; "
-                         "add documents first (`simsearch add`)")
+        raise QueryError(
+            f"index {index.path.name!r} holds no documents: there is no recall to measure; "
+            "add documents first (`simsearch add`)"
+        )
     depth = min(k, len(rowids))
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(rowids, size=min(queries, len(rowids)), replace=False))
@@ -57,9 +68,17 @@ def evaluate_ann(index: Any, *, queries: int = 1000, k: int = 10, seed: int = 0,
     kth, approx_scores = _exact_pass(store, vectors, depth, approx)
     hits_found = (approx_scores >= kth[:, None] - _TIE).sum(axis=1)
     m = store.manifest
-    return {"recall@k": float(np.mean(hits_found)) / depth, "k": depth, "queries": len(chosen),
-            "documents": len(rowids), "seed": seed, "index_type": m.index_type,
-            "faiss": m.get("faiss", store.faiss.description), "model": m.model, "pooling": m.pooling}
+    return {
+        "recall@k": float(np.mean(hits_found)) / depth,
+        "k": depth,
+        "queries": len(chosen),
+        "documents": len(rowids),
+        "seed": seed,
+        "index_type": m.index_type,
+        "faiss": m.get("faiss", store.faiss.description),
+        "model": m.model,
+        "pooling": m.pooling,
+    }
 
 
 def _select(store: Any, sql: str, keys: list[Any]) -> dict[Any, Any]:
@@ -82,8 +101,9 @@ def _stored_vectors(store: Any, rowids: np.ndarray) -> np.ndarray:
     return from_blobs([blobs[r] for r in rowids.tolist()], store.manifest.dim)
 
 
-def _exact_pass(store: Any, queries: np.ndarray, k: int,
-                approx: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+def _exact_pass(
+    store: Any, queries: np.ndarray, k: int, approx: list[list[int]]
+) -> tuple[np.ndarray, np.ndarray]:
     """One chunked pass over the stored vectors: each query's exact k-th best score, and the
     exact scores of the rows the index returned (-inf where it returned fewer than k)."""
     from simsearch.store.faiss_file import iter_vectors
@@ -102,6 +122,7 @@ def _exact_pass(store: Any, queries: np.ndarray, k: int,
         inside = ids[where] == returned
         returned_scores[inside] = scores[query_of[inside], where[inside]]
     if not np.isfinite(best).all():
-        raise IndexCorruptError("the index's SQLite file holds fewer vectors than its manifest says; "
-                                "run `simsearch verify`")
+        raise IndexCorruptError(
+            "the index's SQLite file holds fewer vectors than its manifest says; run `simsearch verify`"
+        )
     return best.min(axis=1), returned_scores

@@ -92,8 +92,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
                 yield lineno, raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as exc:
                 raise InputError(
-                    f"{path}, line {lineno}: not valid UTF-8 (byte {exc.start}); "
-                    "save the file as UTF-8"
+                    f"{path}, line {lineno}: not valid UTF-8 (byte {exc.start}); save the file as UTF-8"
                 ) from exc
 
 
@@ -172,9 +171,7 @@ def _jsonl_records(path: Path) -> Iterator[tuple[int, str, dict[str, Any]]]:
         yield lineno, record_id, record
 
 
-def _text_field(
-    path: Path, lineno: int, record: dict[str, Any], key: str, default: str | None
-) -> str:
+def _text_field(path: Path, lineno: int, record: dict[str, Any], key: str, default: str | None) -> str:
     value = record.get(key, default)
     if value is None and default is not None:
         value = default  # some BEIR corpora write "title": null
@@ -297,9 +294,7 @@ def load_korquad(path: str | os.PathLike[str]) -> RetrievalSet:
         raise InputError(f"cannot read {path}: {exc.strerror}; check the path") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         where = f", line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise InputError(
-            f"{path}{where}: not valid UTF-8 JSON ({exc}); use the original file"
-        ) from exc
+        raise InputError(f"{path}{where}: not valid UTF-8 JSON ({exc}); use the original file") from exc
     corpus: dict[str, BeirDoc] = {}
     id_of_context: dict[str, str] = {}
     queries: dict[str, str] = {}

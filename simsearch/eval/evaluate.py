@@ -27,21 +27,42 @@ import numpy as np
 
 from simsearch.eval.ann_recall import evaluate_ann
 from simsearch.errors import InputError, QueryError
-from simsearch.eval.datasets import (RetrievalSet, doc_text, load_beir, load_korquad, load_paraphrase,
-                       read_beir_corpus, read_beir_queries, read_qrels, read_sts)
+from simsearch.eval.datasets import (
+    RetrievalSet,
+    doc_text,
+    load_beir,
+    load_korquad,
+    load_paraphrase,
+    read_beir_corpus,
+    read_beir_queries,
+    read_qrels,
+    read_sts,
+)
 from simsearch.eval.metrics import REPORT_METRICS, per_query_metrics, spearman
 from simsearch.readers import Document
 from simsearch.validate import dumps, json_ready
 
-__all__ = ["evaluate_ann", "evaluate_beir", "evaluate_korquad", "evaluate_paraphrase", "evaluate_retrieval",
-           "evaluate_sts", "load_retrieval_set", "write_per_query"]
+__all__ = [
+    "evaluate_ann",
+    "evaluate_beir",
+    "evaluate_korquad",
+    "evaluate_paraphrase",
+    "evaluate_retrieval",
+    "evaluate_sts",
+    "load_retrieval_set",
+    "write_per_query",
+]
 
 _PART = re.compile(r"^(.*)#\d+$")  # ids of split documents: "<id>#<part>"
 
 
 def _encoder_fields(encoder: Any) -> dict[str, Any]:
-    return {"model": encoder.model_id, "pooling": encoder.pooling, "max_length": encoder.max_length,
-            "precision": getattr(encoder, "precision", "fp32")}
+    return {
+        "model": encoder.model_id,
+        "pooling": encoder.pooling,
+        "max_length": encoder.max_length,
+        "precision": getattr(encoder, "precision", "fp32"),
+    }
 
 
 def _make_encoder(encoder: Any, options: dict[str, Any]) -> Any:
@@ -57,8 +78,9 @@ def _make_encoder(encoder: Any, options: dict[str, Any]) -> Any:
 # --- STS ------------------------------------------------------------------------------------
 
 
-def evaluate_sts(files: Sequence[str | os.PathLike[str]], encoder: Any = None,
-                 **encoder_options: Any) -> dict[str, Any]:
+def evaluate_sts(
+    files: Sequence[str | os.PathLike[str]], encoder: Any = None, **encoder_options: Any
+) -> dict[str, Any]:
     """Spearman x100 of cosine vs gold score, per file and over all pairs of ``files`` together.
 
     Returns ``{"spearman", "pairs", "files": [{"file", "pairs", "spearman"}], "model",
@@ -106,10 +128,14 @@ def _spearman100(gold: Sequence[float], predicted: Sequence[float] | np.ndarray)
 # --- retrieval ------------------------------------------------------------------------------
 
 
-def load_retrieval_set(directory: str | os.PathLike[str] | None = None, *, split: str = "test",
-                       corpus: str | os.PathLike[str] | None = None,
-                       queries: str | os.PathLike[str] | None = None,
-                       qrels: str | os.PathLike[str] | None = None) -> RetrievalSet:
+def load_retrieval_set(
+    directory: str | os.PathLike[str] | None = None,
+    *,
+    split: str = "test",
+    corpus: str | os.PathLike[str] | None = None,
+    queries: str | os.PathLike[str] | None = None,
+    qrels: str | os.PathLike[str] | None = None,
+) -> RetrievalSet:
     """A BEIR folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``) or the three
     files; the corpus may be left out (empty) when an existing index is to be searched."""
     if directory is not None:
@@ -122,14 +148,24 @@ def load_retrieval_set(directory: str | os.PathLike[str] | None = None, *, split
     texts = read_beir_queries(queries)
     missing = sorted(set(judged) - set(texts))
     if missing:
-        raise InputError(f"{qrels} judges {len(missing)} queries absent from {queries} "
-                         f"(first: {missing[0]!r}); the files do not match")
+        raise InputError(
+            f"{qrels} judges {len(missing)} queries absent from {queries} "
+            f"(first: {missing[0]!r}); the files do not match"
+        )
     docs = read_beir_corpus(corpus) if corpus is not None else {}
     return RetrievalSet(docs, {q: texts[q] for q in judged}, judged)
 
 
-def evaluate_retrieval(data: RetrievalSet, encoder: Any = None, *, index: Any = None, k: int = 100,
-                       mode: str = "dense", metrics: Sequence[str] = (), **encoder_options: Any) -> dict[str, Any]:
+def evaluate_retrieval(
+    data: RetrievalSet,
+    encoder: Any = None,
+    *,
+    index: Any = None,
+    k: int = 100,
+    mode: str = "dense",
+    metrics: Sequence[str] = (),
+    **encoder_options: Any,
+) -> dict[str, Any]:
     """Retrieval metrics of the engine's search on ``data`` (corpus, queries, qrels).
 
     Without ``index``, the corpus (``title + " " + text``) is encoded into a temporary exact index
@@ -155,8 +191,12 @@ def evaluate_retrieval(data: RetrievalSet, encoder: Any = None, *, index: Any = 
             raise TypeError("an existing index is searched with its own model; pass no encoder")
         results = _search_index(index, texts, k, data, mode)
         m = index.manifest  # the model as the index names it (its encoder loads from a path)
-        fields = {"model": m["model"], "pooling": m["pooling"], "max_length": m.get("max_length"),
-                  "precision": m.get("precision", "fp32")}
+        fields = {
+            "model": m["model"],
+            "pooling": m["pooling"],
+            "max_length": m.get("max_length"),
+            "precision": m.get("precision", "fp32"),
+        }
         documents = len(index)
     else:
         if not data.corpus:
@@ -168,20 +208,36 @@ def evaluate_retrieval(data: RetrievalSet, encoder: Any = None, *, index: Any = 
         fields["analyzer"] = _analyzer_name(index.manifest, mode)
     known = _known_ids(data)
     exclude = data.exclude or {}
-    run = {q: _doc_scores((h for h in hits if h.id != exclude.get(q)), known)
-           for q, hits in zip(query_ids, results)}
+    run = {
+        q: _doc_scores((h for h in hits if h.id != exclude.get(q)), known)
+        for q, hits in zip(query_ids, results)
+    }
     means, per_query = _metrics(run, data.qrels, k, metrics)
-    return {**means, "documents": documents, "k": k, "mode": mode, **fields,
-            "per_query": [{"query_id": q, "query": data.queries.get(q, ""), **m}
-                          for q, m in per_query.items()]}
+    return {
+        **means,
+        "documents": documents,
+        "k": k,
+        "mode": mode,
+        **fields,
+        "per_query": [{"query_id": q, "query": data.queries.get(q, ""), **m} for q, m in per_query.items()],
+    }
 
 
-def evaluate_beir(directory: str | os.PathLike[str] | None = None, *, split: str = "test",
-                  corpus: str | os.PathLike[str] | None = None, queries: str | os.PathLike[str] | None = None,
-                  qrels: str | os.PathLike[str] | None = None, index: Any = None,
-                  index_dir: str | os.PathLike[str] | None = None, k: int = 100,
-                  per_query_file: str | os.PathLike[str] | None = None, encoder: Any = None,
-                  mode: str = "dense", **encoder_options: Any) -> dict[str, Any]:
+def evaluate_beir(
+    directory: str | os.PathLike[str] | None = None,
+    *,
+    split: str = "test",
+    corpus: str | os.PathLike[str] | None = None,
+    queries: str | os.PathLike[str] | None = None,
+    qrels: str | os.PathLike[str] | None = None,
+    index: Any = None,
+    index_dir: str | os.PathLike[str] | None = None,
+    k: int = 100,
+    per_query_file: str | os.PathLike[str] | None = None,
+    encoder: Any = None,
+    mode: str = "dense",
+    **encoder_options: Any,
+) -> dict[str, Any]:
     """:func:`evaluate_retrieval` on BEIR files; ``index`` may be an index name or path, opened
     from ``index_dir``. ``per_query_file`` receives the per-query rows (JSON lines)."""
     _check_writable(per_query_file)
@@ -201,9 +257,15 @@ def evaluate_beir(directory: str | os.PathLike[str] | None = None, *, split: str
     return report
 
 
-def evaluate_korquad(file: str | os.PathLike[str], encoder: Any = None, *, k: int = 100,
-                     per_query_file: str | os.PathLike[str] | None = None, mode: str = "dense",
-                     **encoder_options: Any) -> dict[str, Any]:
+def evaluate_korquad(
+    file: str | os.PathLike[str],
+    encoder: Any = None,
+    *,
+    k: int = 100,
+    per_query_file: str | os.PathLike[str] | None = None,
+    mode: str = "dense",
+    **encoder_options: Any,
+) -> dict[str, Any]:
     """KorQuAD 1.0 as paragraph retrieval (question -> its paragraph), built in memory."""
     _check_writable(per_query_file)
     report = evaluate_retrieval(load_korquad(file), encoder, k=k, mode=mode, **encoder_options)
@@ -212,31 +274,52 @@ def evaluate_korquad(file: str | os.PathLike[str], encoder: Any = None, *, k: in
     return report
 
 
-def evaluate_paraphrase(file: str | os.PathLike[str], encoder: Any = None, *, min_gold: float = 4.0,
-                        k: int = 100, per_query_file: str | os.PathLike[str] | None = None,
-                        mode: str = "dense", **encoder_options: Any) -> dict[str, Any]:
+def evaluate_paraphrase(
+    file: str | os.PathLike[str],
+    encoder: Any = None,
+    *,
+    min_gold: float = 4.0,
+    k: int = 100,
+    per_query_file: str | os.PathLike[str] | None = None,
+    mode: str = "dense",
+    **encoder_options: Any,
+) -> dict[str, Any]:
     """STS pairs with gold >= ``min_gold`` as paraphrase retrieval (first sentence -> its pair,
     every sentence of the file as the corpus, the query's own sentence not counted); reports
     Recall@1 too (see :func:`simsearch.eval.datasets.load_paraphrase`)."""
     _check_writable(per_query_file)
-    report = evaluate_retrieval(load_paraphrase(file, min_gold), encoder, k=k, mode=mode,
-                                metrics=("recall@1",), **encoder_options)
+    report = evaluate_retrieval(
+        load_paraphrase(Path(file), min_gold),
+        encoder,
+        k=k,
+        mode=mode,
+        metrics=("recall@1",),
+        **encoder_options,
+    )
     if per_query_file is not None:
         write_per_query(report["per_query"], per_query_file)
     return report
 
 
-def _search_temporary(data: RetrievalSet, encoder: Any, queries: list[str], k: int,
-                      mode: str) -> tuple[list[list[Any]], str | None]:
+def _search_temporary(
+    data: RetrievalSet, encoder: Any, queries: list[str], k: int, mode: str
+) -> tuple[list[list[Any]], str | None]:
     """Build the corpus into an exact index in a temporary directory, search it, remove it."""
     from simsearch.index import Index
 
-    documents = (Document(doc_id, doc_text(doc), {}, f"corpus document {doc_id!r}")
-                 for doc_id, doc in data.corpus.items())
+    documents = (
+        Document(doc_id, doc_text(doc), {}, f"corpus document {doc_id!r}")
+        for doc_id, doc in data.corpus.items()
+    )
     depth = k + 1 if data.exclude else k  # room for the excluded document
     with tempfile.TemporaryDirectory(prefix="simsearch-eval-") as home:
-        index = Index.build(documents, Path(home) / "eval", encoder, index_type="flat",  # exact at any size
-                            lexical=mode != "dense")
+        index = Index.build(
+            documents,
+            Path(home) / "eval",
+            encoder,
+            index_type="flat",  # exact at any size
+            lexical=mode != "dense",
+        )
         try:
             return index.search(queries, k=depth, mode=mode), _analyzer_name(index.manifest, mode)
         finally:
@@ -286,8 +369,9 @@ def _doc_scores(hits: Iterable[Any], known: set[str]) -> dict[str, float]:
     return scores
 
 
-def _metrics(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]],
-             k: int, extra: Sequence[str] = ()) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
+def _metrics(
+    run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]], k: int, extra: Sequence[str] = ()
+) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
     names = [m for m in (*extra, *REPORT_METRICS) if int(m.split("@")[1]) <= k]
     per_query = per_query_metrics(run, qrels, names)
     if not per_query:
@@ -315,8 +399,14 @@ def write_per_query(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str]
     _check_writable(path)
     target = Path(path)
     try:
-        handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=target.absolute().parent,
-                                             prefix=f".{target.name}.", suffix=".tmp", delete=False)
+        handle = tempfile.NamedTemporaryFile(
+            "w",
+            encoding="utf-8",
+            dir=target.absolute().parent,
+            prefix=f".{target.name}.",
+            suffix=".tmp",
+            delete=False,
+        )
     except OSError as exc:
         raise InputError(f"cannot write {target}: {exc.strerror}") from None
     try:

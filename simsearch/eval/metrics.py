@@ -157,9 +157,7 @@ def per_query_metrics(
     return report
 
 
-def retrieval_metrics(
-    run: Run, qrels: Qrels, metrics: Sequence[str] = REPORT_METRICS
-) -> dict[str, float]:
+def retrieval_metrics(run: Run, qrels: Qrels, metrics: Sequence[str] = REPORT_METRICS) -> dict[str, float]:
     """Mean of each metric over judged queries, plus ``"queries"``: how many were averaged.
 
     By default the keys are ``ndcg@10, recall@10, recall@100, mrr@10, map@100, queries``.

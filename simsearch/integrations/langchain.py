@@ -20,7 +20,7 @@ import tempfile
 import threading
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, cast
 
 import numpy as np
 from langchain_core.documents import Document as LCDocument
@@ -31,7 +31,10 @@ from langchain_core.vectorstores.utils import maximal_marginal_relevance
 from simsearch.errors import InputError
 from simsearch.index import Hit, Index
 from simsearch.readers import Document
-from simsearch.store.reader import MANIFEST, read_manifest
+from simsearch.store.manifest import MANIFEST, read_manifest
+
+if TYPE_CHECKING:
+    from simsearch.encode import Encoder
 
 _OPS = {"$eq": "=", "$ne": "!=", "$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">=", "$in": "in"}
 Filter = dict[str, Any] | Callable[[LCDocument], bool] | None
@@ -44,14 +47,28 @@ class SimsearchEmbeddings(Embeddings):
     bundled all-MiniLM-L6-v2), or an already loaded ``encoder``.
     """
 
-    def __init__(self, model: str | None = None, pooling: str = "auto", *, max_length: int | None = None,
-                 precision: str = "fp32", batch_size: int = 32, device: str = "cpu",
-                 encoder: Any = None) -> None:
+    def __init__(
+        self,
+        model: str | None = None,
+        pooling: str = "auto",
+        *,
+        max_length: int | None = None,
+        precision: str = "fp32",
+        batch_size: int = 32,
+        device: str = "cpu",
+        encoder: Any = None,
+    ) -> None:
         if encoder is None:
             from simsearch.encode.torch_encoder import Encoder
 
-            encoder = Encoder(model, pooling, max_length=max_length, batch_size=batch_size,
-                              device=device, precision=precision)
+            encoder = Encoder(
+                model,
+                pooling,
+                max_length=max_length,
+                batch_size=batch_size,
+                device=device,
+                precision=precision,
+            )
         self.encoder = encoder
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
@@ -80,8 +97,13 @@ class _EmbeddingEncoder:
     def embedding_section(self) -> dict[str, Any]:
         return {"kind": "langchain", "class": self.class_name, "dim": self.dim}
 
-    def encode_counting(self, texts: Sequence[str], *, batch_size: int | None = None,
-                        progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, int]:
+    def encode_counting(
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[np.ndarray, int]:
         vectors = self.rows(self.embedding.embed_documents(list(texts)), len(texts))
         if progress is not None:
             progress(len(texts))
@@ -104,8 +126,9 @@ def unit_rows(raw: Any, count: int, encoder: Any) -> np.ndarray:
     if encoder.dim is None:
         encoder.dim = int(matrix.shape[1])
     if matrix.shape[1] != encoder.dim:
-        raise InputError(f"the embedding returned {matrix.shape[1]}-dim vectors; the index holds "
-                         f"{encoder.dim}-dim ones")
+        raise InputError(
+            f"the embedding returned {matrix.shape[1]}-dim vectors; the index holds {encoder.dim}-dim ones"
+        )
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return matrix / np.maximum(norms, 1e-12)
 
@@ -119,8 +142,14 @@ class SimsearchVectorStore(VectorStore):
     upserted by id (generated ``uuid4`` ids when none are given); scores are cosine similarities.
     """
 
-    def __init__(self, embedding: Embeddings, path: str | os.PathLike[str] | None = None, *,
-                 index_type: str = "auto", target_recall: float = 0.95) -> None:
+    def __init__(
+        self,
+        embedding: Embeddings,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        index_type: str = "auto",
+        target_recall: float = 0.95,
+    ) -> None:
         self._embedding = embedding
         self._tmp = None
         if path is None:
@@ -130,13 +159,16 @@ class SimsearchVectorStore(VectorStore):
         self.index_type, self.target_recall = index_type, target_recall
         self._lock = threading.RLock()
         own = isinstance(embedding, SimsearchEmbeddings)
-        self._encoder: Any = embedding.encoder if isinstance(embedding, SimsearchEmbeddings) else \
-            _EmbeddingEncoder(embedding)
+        self._encoder: Any = (
+            embedding.encoder if isinstance(embedding, SimsearchEmbeddings) else _EmbeddingEncoder(embedding)
+        )
         self._index: Index | None = None
         if (self.path / MANIFEST).is_file():
             if not own:
                 self._encoder.dim = int(read_manifest(self.path)["dim"])
-            self._index = Index.open(self.path, encoder=self._encoder)  # refuses another model
+            self._index = Index.open(
+                self.path, encoder=cast("Encoder", self._encoder)
+            )  # refuses another model
 
     @property
     def embeddings(self) -> Embeddings:
@@ -147,15 +179,23 @@ class SimsearchVectorStore(VectorStore):
         """The underlying :class:`Index` (None while the store is empty and never written)."""
         return self._index
 
-    def add_texts(self, texts: Iterable[str], metadatas: list[dict] | None = None, *,
-                  ids: list[str] | None = None, **kwargs: Any) -> list[str]:
+    def add_texts(
+        self,
+        texts: Iterable[str],
+        metadatas: list[dict[str, Any]] | None = None,
+        *,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
         texts = list(texts)
         metadatas = list(metadatas) if metadatas is not None else [{} for _ in texts]
         # LangChain's add_documents passes None for documents without an id
         given: list[str | None] = list(ids) if ids is not None else [None] * len(texts)
         if not len(texts) == len(metadatas) == len(given):
-            raise InputError(f"{len(texts)} texts, {len(metadatas)} metadatas and {len(given)} ids: "
-                             "give one of each per text")
+            raise InputError(
+                f"{len(texts)} texts, {len(metadatas)} metadatas and {len(given)} ids: "
+                "give one of each per text"
+            )
         out = [str(i) if i is not None else str(uuid.uuid4()) for i in given]
         if not texts:
             return []
@@ -167,8 +207,13 @@ class SimsearchVectorStore(VectorStore):
             docs[doc_id] = Document(doc_id, text, dict(metadata or {}), f"texts[{number}]")
         with self._lock:
             if self._index is None:
-                self._index = Index.build(list(docs.values()), self.path, self._encoder,
-                                          index_type=self.index_type, target_recall=self.target_recall)
+                self._index = Index.build(
+                    list(docs.values()),
+                    self.path,
+                    self._encoder,
+                    index_type=self.index_type,
+                    target_recall=self.target_recall,
+                )
             else:
                 self._index.add(list(docs.values()))
         return out
@@ -189,38 +234,56 @@ class SimsearchVectorStore(VectorStore):
             return []
         return [_to_langchain(doc) for doc in self._index.get(ids)]
 
-    def similarity_search(self, query: str, k: int = 4, filter: Filter = None, **kwargs: Any) -> list[LCDocument]:
+    def similarity_search(
+        self, query: str, k: int = 4, filter: Filter = None, **kwargs: Any
+    ) -> list[LCDocument]:
         return [doc for doc, _ in self.similarity_search_with_score(query, k, filter=filter)]
 
-    def similarity_search_with_score(self, query: str, k: int = 4, filter: Filter = None,
-                                     **kwargs: Any) -> list[tuple[LCDocument, float]]:
+    def similarity_search_with_score(
+        self, query: str, k: int = 4, filter: Filter = None, **kwargs: Any
+    ) -> list[tuple[LCDocument, float]]:
         if self._index is None:
             return []
         return self.similarity_search_with_score_by_vector(self._embedding.embed_query(query), k, filter)
 
-    def similarity_search_by_vector(self, embedding: list[float], k: int = 4, filter: Filter = None,
-                                    **kwargs: Any) -> list[LCDocument]:
+    def similarity_search_by_vector(
+        self, embedding: list[float], k: int = 4, filter: Filter = None, **kwargs: Any
+    ) -> list[LCDocument]:
         return [doc for doc, _ in self.similarity_search_with_score_by_vector(embedding, k, filter)]
 
-    def similarity_search_with_score_by_vector(self, embedding: list[float], k: int = 4,
-                                               filter: Filter = None) -> list[tuple[LCDocument, float]]:
+    def similarity_search_with_score_by_vector(
+        self, embedding: list[float], k: int = 4, filter: Filter = None
+    ) -> list[tuple[LCDocument, float]]:
         index = self._index
         if index is None:
             return []
         hits = filtered_search(index, self._query_row(embedding), k, filter)
         return [(_hit_document(hit), hit.score) for hit in hits]
 
-    def max_marginal_relevance_search(self, query: str, k: int = 4, fetch_k: int = 20,
-                                      lambda_mult: float = 0.5, filter: Filter = None,
-                                      **kwargs: Any) -> list[LCDocument]:
+    def max_marginal_relevance_search(
+        self,
+        query: str,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: Filter = None,
+        **kwargs: Any,
+    ) -> list[LCDocument]:
         if self._index is None:
             return []
         return self.max_marginal_relevance_search_by_vector(
-            self._embedding.embed_query(query), k, fetch_k, lambda_mult, filter=filter)
+            self._embedding.embed_query(query), k, fetch_k, lambda_mult, filter=filter
+        )
 
-    def max_marginal_relevance_search_by_vector(self, embedding: list[float], k: int = 4,
-                                                fetch_k: int = 20, lambda_mult: float = 0.5,
-                                                filter: Filter = None, **kwargs: Any) -> list[LCDocument]:
+    def max_marginal_relevance_search_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: Filter = None,
+        **kwargs: Any,
+    ) -> list[LCDocument]:
         index = self._index
         if index is None:
             return []
@@ -241,9 +304,16 @@ class SimsearchVectorStore(VectorStore):
         return lambda score: min(1.0, max(0.0, score))
 
     @classmethod
-    def from_texts(cls, texts: list[str], embedding: Embeddings, metadatas: list[dict] | None = None,
-                   *, ids: list[str] | None = None, path: str | os.PathLike[str] | None = None,
-                   **kwargs: Any) -> SimsearchVectorStore:
+    def from_texts(
+        cls,
+        texts: list[str],
+        embedding: Embeddings,
+        metadatas: list[dict[str, Any]] | None = None,
+        *,
+        ids: list[str] | None = None,
+        path: str | os.PathLike[str] | None = None,
+        **kwargs: Any,
+    ) -> SimsearchVectorStore:
         store = cls(embedding, path, **kwargs)
         store.add_texts(texts, metadatas, ids=ids)
         return store
@@ -258,8 +328,9 @@ def to_where(filter: dict[str, Any]) -> dict[str, Any]:
         if isinstance(condition, dict):
             unknown = [op for op in condition if op not in _OPS]
             if unknown:
-                raise InputError(f"filter on {field!r}: unknown operator {unknown[0]!r}; "
-                                 f"use one of {', '.join(_OPS)}")
+                raise InputError(
+                    f"filter on {field!r}: unknown operator {unknown[0]!r}; use one of {', '.join(_OPS)}"
+                )
             where[field] = {_OPS[op]: value for op, value in condition.items()}
         else:
             where[field] = condition

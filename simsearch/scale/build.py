@@ -50,8 +50,14 @@ class EncoderSpec:
     def load(self) -> Any:
         from simsearch.encode.torch_encoder import Encoder
 
-        return Encoder(self.model, self.pooling, max_length=self.max_length, batch_size=self.batch_size,
-                       device=self.device, precision=self.precision)
+        return Encoder(
+            self.model,
+            self.pooling,
+            max_length=self.max_length,
+            batch_size=self.batch_size,
+            device=self.device,
+            precision=self.precision,
+        )
 
 
 class EncodeActor:
@@ -68,7 +74,9 @@ class EncodeActor:
         return {**batch, "vector": vectors, "truncated": truncated}
 
 
-def read_plan(sources: Sequence[str], workers: int, options: ReadOptions = ReadOptions()) -> list[dict[str, Any]]:
+def read_plan(
+    sources: Sequence[str], workers: int, options: ReadOptions = ReadOptions()
+) -> list[dict[str, Any]]:
     """Read tasks: a file per task; a large file split into parts: row ranges of a Parquet file
     (only the overlapping row groups are read), every ``parts``-th document of other formats."""
     plan: list[dict[str, Any]] = []
@@ -80,18 +88,22 @@ def read_plan(sources: Sequence[str], workers: int, options: ReadOptions = ReadO
             # Data gives a block to one actor (measured: one 2,000-sentence file kept 1 of 2 busy)
             parts = max(2 * workers, min(workers * 4, -(-path.stat().st_size // PART_BYTES)))
         if parts > 1 and _is_parquet(path, options):
-            import pyarrow.parquet as pq  # type: ignore[import-untyped]  # comes with ray[data]
+            import pyarrow.parquet as pq  # comes with ray[data]
 
             rows = pq.ParquetFile(path).metadata.num_rows
             bounds = [rows * part // parts for part in range(parts + 1)]
-            plan += [{"source": source, "start": lo, "stop": hi} for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
+            plan += [
+                {"source": source, "start": lo, "stop": hi} for lo, hi in zip(bounds, bounds[1:]) if hi > lo
+            ]
             continue
         plan += [{"source": source, "part": part, "parts": parts} for part in range(parts)]
     return plan
 
 
 def _is_parquet(path: Path, options: ReadOptions) -> bool:
-    return options.format == "parquet" or (options.format == "auto" and path.suffix.lower() in (".parquet", ".pq"))
+    return options.format == "parquet" or (
+        options.format == "auto" and path.suffix.lower() in (".parquet", ".pq")
+    )
 
 
 def read_part(task: dict[str, Any], options: ReadOptions) -> Iterator[dict[str, Any]]:
@@ -99,20 +111,38 @@ def read_part(task: dict[str, Any], options: ReadOptions) -> Iterator[dict[str, 
     if "start" in task:
         from simsearch.parquet_reader import read_parquet
 
-        docs: Iterator[Document] = read_parquet(task["source"], options, start=task["start"], stop=task["stop"])
+        docs: Iterator[Document] = read_parquet(
+            task["source"], options, start=task["start"], stop=task["stop"]
+        )
     else:
-        docs = (doc for number, doc in enumerate(read_documents([task["source"]], options))
-                if number % task["parts"] == task["part"])
+        docs = (
+            doc
+            for number, doc in enumerate(read_documents([task["source"]], options))
+            if number % task["parts"] == task["part"]
+        )
     for doc in docs:
         if doc.text.strip():
-            yield {"id": doc.id, "text": doc.text, "where": doc.where,
-                   "metadata": json.dumps(doc.metadata, ensure_ascii=False)}
+            yield {
+                "id": doc.id,
+                "text": doc.text,
+                "where": doc.where,
+                "metadata": json.dumps(doc.metadata, ensure_ascii=False),
+            }
 
 
-def ray_build(sources: Sequence[str], path: Path, spec: EncoderSpec, ray_options: RayOptions, *,
-              read_options: ReadOptions = ReadOptions(), shards: int | None = None, force: bool = False,
-              index_type: str = "auto", target_recall: float = 0.95,
-              progress: Callable[[int], None] | None = None) -> Any:
+def ray_build(
+    sources: Sequence[str],
+    path: Path,
+    spec: EncoderSpec,
+    ray_options: RayOptions,
+    *,
+    read_options: ReadOptions = ReadOptions(),
+    shards: int | None = None,
+    force: bool = False,
+    index_type: str = "auto",
+    target_recall: float = 0.95,
+    progress: Callable[[int], None] | None = None,
+) -> Any:
     """Build the index at ``path`` on Ray; returns the opened :class:`~simsearch.index.Index`."""
     from simsearch.index import BuildStats, _open_path, commit_build
     from simsearch.store.bulk import open_sink
@@ -140,8 +170,9 @@ def ray_build(sources: Sequence[str], path: Path, spec: EncoderSpec, ray_options
             inner = unwrap(exc)
             if isinstance(inner, SimsearchError):
                 raise type(inner)(str(inner)) from None
-            raise SimsearchError(f"the Ray build failed: {first_line(exc)}; the index was not "
-                                 "changed") from None
+            raise SimsearchError(
+                f"the Ray build failed: {first_line(exc)}; the index was not changed"
+            ) from None
         count = commit_build(sink, encoder, path, truncated, index_type, target_recall)
     from simsearch.encode.onnx_encoder import prepare
 
@@ -152,8 +183,9 @@ def ray_build(sources: Sequence[str], path: Path, spec: EncoderSpec, ray_options
     return index
 
 
-def _encoded(ray: Any, sources: Sequence[str], read_options: ReadOptions, spec: EncoderSpec,
-             options: RayOptions) -> Iterator[tuple[list[Document], np.ndarray, int]]:
+def _encoded(
+    ray: Any, sources: Sequence[str], read_options: ReadOptions, spec: EncoderSpec, options: RayOptions
+) -> Iterator[tuple[list[Document], np.ndarray, int]]:
     """(documents, vectors, truncated) batches as the actor pool finishes them."""
     from ray.data import ActorPoolStrategy, DataContext
 
@@ -164,10 +196,17 @@ def _encoded(ray: Any, sources: Sequence[str], read_options: ReadOptions, spec: 
     dataset = ray.data.from_items(plan).flat_map(read_part, fn_kwargs={"options": read_options}, num_cpus=0)
     # Ray Data restarts a dead encoder actor and retries its batch (its default for actor pools).
     encoded = dataset.map_batches(
-        EncodeActor, fn_constructor_kwargs={"spec": spec}, batch_size=max(spec.batch_size, 256),
-        compute=ActorPoolStrategy(size=options.workers), num_cpus=options.cpus_per_worker,
-        num_gpus=options.gpus_per_worker or None, batch_format="numpy")
+        EncodeActor,
+        fn_constructor_kwargs={"spec": spec},
+        batch_size=max(spec.batch_size, 256),
+        compute=ActorPoolStrategy(size=options.workers),
+        num_cpus=options.cpus_per_worker,
+        num_gpus=options.gpus_per_worker or None,
+        batch_format="numpy",
+    )
     for batch in encoded.iter_batches(batch_size=_STREAM, batch_format="numpy"):
-        docs = [Document(str(i), str(t), json.loads(str(m)), str(w))
-                for i, t, m, w in zip(batch["id"], batch["text"], batch["metadata"], batch["where"])]
+        docs = [
+            Document(str(i), str(t), json.loads(str(m)), str(w))
+            for i, t, m, w in zip(batch["id"], batch["text"], batch["metadata"], batch["where"])
+        ]
         yield docs, np.asarray(batch["vector"], dtype=np.float32), int(np.sum(batch["truncated"]))

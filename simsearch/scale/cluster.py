@@ -28,15 +28,16 @@ def connected(address: str | None) -> Iterator[Any]:
         yield ray
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home from a build
-    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                               "configure_logging": False}
+    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     target = None if address in (None, "", LOCAL) else address
     try:
         ray.init(address=target, **options)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         where = f"the Ray cluster at {target!r}" if target else "a local Ray cluster"
-        raise SimsearchError(f"cannot connect to {where}: {first_line(exc)}; check --ray ADDRESS "
-                             "(auto: the cluster `ray start` made; none: start a local one)") from None
+        raise SimsearchError(
+            f"cannot connect to {where}: {first_line(exc)}; check --ray ADDRESS "
+            "(auto: the cluster `ray start` made; none: start a local one)"
+        ) from None
     try:
         yield ray
     finally:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from simsearch.errors import ShardUnavailableError
-from simsearch.index import Hit
+from simsearch.errors import QueryError, ShardUnavailableError
+from simsearch.index import Hit, check_queries
 from simsearch.readers import Document
 from simsearch.scale.cluster import LOCAL, first_line, import_ray
 from simsearch.sharded import ShardedIndex
@@ -47,8 +47,10 @@ class ShardActor:
         """Per query, the shard's top ``k`` as (score, id, text, metadata), best first."""
         scores, rowids = self.store.faiss.search(vectors, k)
         found = self.store.fetch(int(r) for r in rowids.ravel() if r >= 0)
-        return [[(float(s), *found[int(r)]) for s, r in zip(srow, rrow) if r >= 0]
-                for srow, rrow in zip(scores, rowids)]
+        return [
+            [(float(s), *found[int(r)]) for s, r in zip(srow, rrow) if r >= 0]
+            for srow, rrow in zip(scores, rowids)
+        ]
 
 
 def connect(address: str | None) -> Any:
@@ -84,8 +86,11 @@ def open_on_ray(path: Path, address: str | None, encoder: Any = None) -> RayInde
         for actor in actors:
             ray.kill(actor)
         inner = _cause(exc)
-        raise (inner if isinstance(inner, Exception) else ShardUnavailableError(
-            f"index {path.name!r}: shard actors did not start ({first_line(exc)})")) from None
+        raise (
+            inner
+            if isinstance(inner, Exception)
+            else ShardUnavailableError(f"index {path.name!r}: shard actors did not start ({first_line(exc)})")
+        ) from None
     return RayIndex(path, top, identity, actors, address, encoder)
 
 
@@ -100,8 +105,15 @@ def _cause(exc: BaseException) -> BaseException:
 class RayIndex(ShardedIndex):
     """An index whose shards are searched by Ray actors; writes go to the files, then actors reload."""
 
-    def __init__(self, path: Path, top: Mapping[str, Any], identity: Manifest, actors: list[Any],
-                 address: str | None, encoder: Any = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        top: Mapping[str, Any],
+        identity: Manifest,
+        actors: list[Any],
+        address: str | None,
+        encoder: Any = None,
+    ) -> None:
         super().__init__(path, top, [], encoder)
         self._identity_manifest = identity
         self.actors = actors
@@ -117,8 +129,37 @@ class RayIndex(ShardedIndex):
     def _identity(self) -> Manifest:
         return self._identity_manifest
 
-    def search_vectors(self, vectors: np.ndarray, k: int = 10, *,
-                       min_score: float | None = None) -> list[list[Hit]]:
+    def search(  # type: ignore[override]
+        self,
+        query: str | Sequence[str],
+        k: int = 10,
+        *,
+        min_score: float | None = None,
+        mode: str | None = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> list[Hit] | list[list[Hit]]:
+        """Dense search by the shard actors (the default here); lexical and hybrid modes and
+        metadata filters are answered by indexes opened without Ray."""
+        if mode not in (None, "dense") or where:
+            raise QueryError(
+                "indexes served on Ray answer dense queries without filters; "
+                "use --mode dense, or open the index without --ray"
+            )
+        single = isinstance(query, str)
+        queries = check_queries(query, k, min_score)
+        results = self.search_vectors(self.encoder.encode(queries), k, min_score=min_score)
+        return results[0] if single else results
+
+    def search_vectors(
+        self,
+        vectors: np.ndarray,
+        k: int = 10,
+        *,
+        min_score: float | None = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> list[list[Hit]]:
+        if where:
+            raise QueryError("indexes served on Ray do not filter by metadata; open the index without --ray")
         ray = import_ray()
         actors = self.actors  # one generation for the whole request
         calls = [actor.search.remote(np.ascontiguousarray(vectors, dtype=np.float32), k) for actor in actors]
@@ -128,23 +169,39 @@ class RayIndex(ShardedIndex):
             dead = _which(ray, calls)
             raise ShardUnavailableError(
                 f"index {self.path.name!r}: shard {dead} is unavailable ({type(exc).__name__}); Ray "
-                "restarts its actor, retry the query") from None
+                "restarts its actor, retry the query"
+            ) from None
         merged = []
         for per_query in zip(*answers):
             rows = sorted((row for shard in per_query for row in shard), key=lambda row: -row[0])
             rows = [row for row in rows[:k] if min_score is None or row[0] >= min_score]
-            merged.append([Hit(rank, doc_id, score, text, meta)
-                           for rank, (score, doc_id, text, meta) in enumerate(rows, 1)])
+            merged.append(
+                [
+                    Hit(rank, doc_id, score, text, meta)
+                    for rank, (score, doc_id, text, meta) in enumerate(rows, 1)
+                ]
+            )
         return merged
 
-    def add(self, documents: Iterable[Document | str], *, batch_size: int | None = None,
-            progress: Callable[[int], None] | None = None) -> AddStats:
+    def add(
+        self,
+        documents: Iterable[Document | str],
+        *,
+        batch_size: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> AddStats:
         if self.sharded:
             return super().add(documents, batch_size=batch_size, progress=progress)
         from simsearch.store.updates import add_documents
 
-        stats = add_documents(self.path, documents, self._identity(), lambda: self.encoder,
-                              batch_size=batch_size, progress=progress)
+        stats = add_documents(
+            self.path,
+            documents,
+            self._identity(),
+            lambda: self.encoder,
+            batch_size=batch_size,
+            progress=progress,
+        )
         self._reopen(stats.generation)
         return stats
 
@@ -182,7 +239,11 @@ class RayIndex(ShardedIndex):
     def _reopen(self, generation: int) -> None:
         if generation != self._top["generation"]:
             fresh = open_on_ray(self.path, self._address, self._encoder)
-            self._top, self._identity_manifest, self.actors = fresh._top, fresh._identity_manifest, fresh.actors
+            self._top, self._identity_manifest, self.actors = (
+                fresh._top,
+                fresh._identity_manifest,
+                fresh.actors,
+            )
 
     def close(self) -> None:
         ray = import_ray()

@@ -62,25 +62,40 @@ def serve(config: ServeConfig, announce: Callable[[str], None] = print) -> None:
         raise
     from simsearch.server import protocol
 
-    app = Guard(create_app(served, allow_writes=config.allow_writes, token=token),
-                max_body=config.max_body, max_write_body=config.max_write_body,
-                hosts=allowed_hosts(config), any_address=not is_loopback(config.host))
+    app = Guard(
+        create_app(served, allow_writes=config.allow_writes, token=token),
+        max_body=config.max_body,
+        max_write_body=config.max_write_body,
+        hosts=allowed_hosts(config),
+        any_address=not is_loopback(config.host),
+    )
     for line in startup_lines(config, served, sock, token):
         announce(line)
     protocol.use_json_unavailable()
-    server = _server_class(uvicorn)(uvicorn.Config(
-        app, lifespan="on", log_level="info", access_log=False, server_header=False,
-        http=protocol.GuardedH11Protocol, timeout_keep_alive=protocol.KEEP_ALIVE_TIMEOUT,
-        h11_max_incomplete_event_size=protocol.MAX_HEAD_BYTES,
-        limit_concurrency=128, timeout_graceful_shutdown=10))
+    server = _server_class(uvicorn)(
+        uvicorn.Config(
+            app,
+            lifespan="on",
+            log_level="info",
+            access_log=False,
+            server_header=False,
+            http=protocol.GuardedH11Protocol,
+            timeout_keep_alive=protocol.KEEP_ALIVE_TIMEOUT,
+            h11_max_incomplete_event_size=protocol.MAX_HEAD_BYTES,
+            limit_concurrency=128,
+            timeout_graceful_shutdown=10,
+        )
+    )
     server.run(sockets=[sock])
 
 
 def check_writes_guarded(host: str, has_token: bool) -> None:
     """Writes reachable from other machines need a token: refuse to start otherwise."""
     if not has_token and not is_loopback(host):
-        raise SimsearchError(f"--allow-writes on {host}, which other machines can reach, needs a token: "
-                             "add --token-env VAR (with the token in $VAR), or serve on 127.0.0.1")
+        raise SimsearchError(
+            f"--allow-writes on {host}, which other machines can reach, needs a token: "
+            "add --token-env VAR (with the token in $VAR), or serve on 127.0.0.1"
+        )
 
 
 def allowed_hosts(config: ServeConfig) -> frozenset[str]:
@@ -115,8 +130,10 @@ def _import_stack() -> Any:
         import fastapi  # noqa: F401
         import uvicorn
     except ModuleNotFoundError as exc:
-        raise SimsearchError(f"`simsearch serve` needs FastAPI and uvicorn ({exc.name} is missing): "
-                             "pip install 'simsearch[serve]'") from None
+        raise SimsearchError(
+            f"`simsearch serve` needs FastAPI and uvicorn ({exc.name} is missing): "
+            "pip install 'simsearch[serve]'"
+        ) from None
     return uvicorn
 
 
@@ -124,8 +141,10 @@ def _check_writes_available() -> None:
     from simsearch.index import Index
 
     if not (hasattr(Index, "add") and hasattr(Index, "delete")):
-        raise SimsearchError("--allow-writes needs Index.add and Index.delete, which this simsearch "
-                             "lacks; upgrade simsearch or serve read-only")
+        raise SimsearchError(
+            "--allow-writes needs Index.add and Index.delete, which this simsearch "
+            "lacks; upgrade simsearch or serve read-only"
+        )
 
 
 def read_token(variable: str | None) -> str | None:
@@ -133,8 +152,10 @@ def read_token(variable: str | None) -> str | None:
         return None
     token = os.environ.get(variable, "")
     if not token.strip():
-        raise SimsearchError(f"--token-env {variable}: the environment variable {variable} is not set "
-                             "or empty; export the token that clients must send")
+        raise SimsearchError(
+            f"--token-env {variable}: the environment variable {variable} is not set "
+            "or empty; export the token that clients must send"
+        )
     return token.strip()
 
 
@@ -151,28 +172,40 @@ def bind(host: str, port: int) -> socket.socket:
     """A listening-ready socket, so a taken port fails at once with a clear message."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
-            host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+            host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
         sock = socket.socket(family, kind, proto)
     except (OSError, UnicodeError) as exc:
-        raise SimsearchError(f"cannot listen on {host!r}: {exc}; give --host an address of this machine") from None
+        raise SimsearchError(
+            f"cannot listen on {host!r}: {exc}; give --host an address of this machine"
+        ) from None
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
     except OSError as exc:
         sock.close()
-        raise SimsearchError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
-                             "choose another --port (or stop what uses it)") from None
+        raise SimsearchError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+            "choose another --port (or stop what uses it)"
+        ) from None
     return sock
 
 
 def startup_lines(config: ServeConfig, served: Any, sock: socket.socket, token: str | None) -> list[str]:
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    lines = [f"serving {name} ({int(target.manifest['count'])} documents, {target.manifest['model']})"
-             for name, target in served.indexes.items()]
-    writes = ("writes enabled" + (f", bearer token from ${config.token_env}" if token else ", no token")
-              if config.allow_writes else "read-only")
+    lines = [
+        f"serving {name} ({int(target.manifest['count'])} documents, {target.manifest['model']})"
+        for name, target in served.indexes.items()
+    ]
+    writes = (
+        "writes enabled" + (f", bearer token from ${config.token_env}" if token else ", no token")
+        if config.allow_writes
+        else "read-only"
+    )
     lines.append(f"search page and API at http://{shown}:{port}/ ({writes}); stop with Ctrl-C or SIGTERM")
-    lines.append(f"OpenAI-compatible embeddings at http://{shown}:{port}/v1"
-                 + (f" (bearer token from ${config.token_env})" if token else ""))
+    lines.append(
+        f"OpenAI-compatible embeddings at http://{shown}:{port}/v1"
+        + (f" (bearer token from ${config.token_env})" if token else "")
+    )
     return lines

@@ -18,8 +18,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
 from simsearch import __version__
-from simsearch.errors import (IndexCorruptError, IndexNotFoundError, InputError, LockTimeoutError, QueryError,
-                              ShardUnavailableError, SimsearchError)
+from simsearch.errors import (
+    IndexCorruptError,
+    IndexNotFoundError,
+    InputError,
+    LockTimeoutError,
+    QueryError,
+    ShardUnavailableError,
+    SimsearchError,
+)
 from simsearch.store.home import check_name
 from simsearch.readers import Document
 from simsearch.server import schemas as s
@@ -28,9 +35,16 @@ from simsearch.server.state import Served, ServedIndex, ShuttingDown
 from simsearch.validate import check_document, document_ids, json_ready, unicode_problem
 
 log = logging.getLogger("simsearch.serve")
-_LIBRARY_STATUS = ((IndexNotFoundError, 404), (QueryError, 422), (InputError, 422),
-                   (LockTimeoutError, 503), (ShardUnavailableError, 503), (ShuttingDown, 503),
-                   (IndexCorruptError, 500), (SimsearchError, 400))
+_LIBRARY_STATUS = (
+    (IndexNotFoundError, 404),
+    (QueryError, 422),
+    (InputError, 422),
+    (LockTimeoutError, 503),
+    (ShardUnavailableError, 503),
+    (ShuttingDown, 503),
+    (IndexCorruptError, 500),
+    (SimsearchError, 400),
+)
 _ASSETS = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
 _bearer = HTTPBearer(auto_error=False, description="The token held by the variable named by --token-env.")
 
@@ -55,8 +69,14 @@ def create_app(served: Served, *, allow_writes: bool = False, token: str | None 
         yield
         served.close()  # after the last request, on SIGTERM or Ctrl-C
 
-    app = FastAPI(title="simsearch", version=__version__, lifespan=lifespan, docs_url=None,
-                  redoc_url=None, description="Semantic similarity search over simsearch indexes.")
+    app = FastAPI(
+        title="simsearch",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        description="Semantic similarity search over simsearch indexes.",
+    )
     _add_error_handlers(app)
     _add_pages(app)
     _add_reads(app, served, allow_writes)
@@ -93,18 +113,40 @@ def _query_texts(query: str | None, queries: list[str] | None) -> list[str]:
     return texts
 
 
-def _search(served: Served, name: str, query: str | None, queries: list[str] | None, k: int,
-            min_score: float | None, mode: str | None = None, where: dict[str, Any] | None = None) -> JSONResponse:
+def _search(
+    served: Served,
+    name: str,
+    query: str | None,
+    queries: list[str] | None,
+    k: int,
+    min_score: float | None,
+    mode: str | None = None,
+    where: dict[str, Any] | None = None,
+) -> JSONResponse:
     target = _target(served, name)
     texts = _query_texts(query, queries)
     started = time.perf_counter()
     results = target.search(texts, k, min_score, mode=mode, where=where)
     took = round((time.perf_counter() - started) * 1000, 3)
     if query is not None:
-        return JSONResponse({"index": name, "query": query, "took_ms": took,
-                             "hits": [hit.to_dict(query) for hit in results[0]]})
-    return JSONResponse({"index": name, "took_ms": took, "results": [
-        {"query": text, "hits": [hit.to_dict(text) for hit in hits]} for text, hits in zip(texts, results)]})
+        return JSONResponse(
+            {
+                "index": name,
+                "query": query,
+                "took_ms": took,
+                "hits": [hit.to_dict(query) for hit in results[0]],
+            }
+        )
+    return JSONResponse(
+        {
+            "index": name,
+            "took_ms": took,
+            "results": [
+                {"query": text, "hits": [hit.to_dict(text) for hit in hits]}
+                for text, hits in zip(texts, results)
+            ],
+        }
+    )
 
 
 def _info(target: ServedIndex) -> dict[str, Any]:
@@ -114,18 +156,29 @@ def _info(target: ServedIndex) -> dict[str, Any]:
 
 
 def _add_reads(app: FastAPI, served: Served, allow_writes: bool) -> None:
-    searched: dict[str, Any] = dict(response_model=s.SearchResponse | s.BatchSearchResponse, responses=_errors(400, 404, 413, 422))
+    searched: dict[str, Any] = dict(
+        response_model=s.SearchResponse | s.BatchSearchResponse, responses=_errors(400, 404, 413, 422)
+    )
 
     @app.get("/health", response_model=s.Health, summary="Liveness and what is served")
     def health() -> dict[str, Any]:
-        return {"status": "ok", "version": __version__, "indexes": len(served.indexes), "writes": allow_writes}
+        return {
+            "status": "ok",
+            "version": __version__,
+            "indexes": len(served.indexes),
+            "writes": allow_writes,
+        }
 
     @app.get("/indexes", response_model=s.IndexList, summary="Manifests of the served indexes")
     def indexes() -> JSONResponse:
         return JSONResponse({"indexes": [_info(target) for target in served.indexes.values()]})
 
-    @app.get("/indexes/{name}", response_model=s.IndexInfo, responses=_errors(400, 404),
-             summary="One served index's manifest")
+    @app.get(
+        "/indexes/{name}",
+        response_model=s.IndexInfo,
+        responses=_errors(400, 404),
+        summary="One served index's manifest",
+    )
     def index(name: str) -> JSONResponse:
         return JSONResponse(_info(_target(served, name)))
 
@@ -153,9 +206,9 @@ def _where_param(text: str | None) -> dict[str, Any] | None:
     try:
         where = json.loads(text)
     except ValueError:
-        raise ApiError(422, "'where' must be a JSON object, e.g. {\"lang\": \"ko\"}") from None
+        raise ApiError(422, '\'where\' must be a JSON object, e.g. {"lang": "ko"}') from None
     if not isinstance(where, dict):
-        raise ApiError(422, "'where' must be a JSON object, e.g. {\"lang\": \"ko\"}")
+        raise ApiError(422, '\'where\' must be a JSON object, e.g. {"lang": "ko"}')
     return where
 
 
@@ -164,8 +217,9 @@ def _authorizer(token: str) -> Callable[..., None]:
 
     def authorize(credentials: HTTPAuthorizationCredentials | None = Security(_bearer)) -> None:
         if credentials is None:
-            raise ApiError(401, "writes need the header 'Authorization: Bearer <token>'",
-                           {"WWW-Authenticate": "Bearer"})
+            raise ApiError(
+                401, "writes need the header 'Authorization: Bearer <token>'", {"WWW-Authenticate": "Bearer"}
+            )
         # Digests of equal length, compared in constant time: the answer leaks neither content nor length.
         given = hashlib.sha256(credentials.credentials.encode()).digest()
         if not hmac.compare_digest(given, wanted):
@@ -175,19 +229,30 @@ def _authorizer(token: str) -> Callable[..., None]:
 
 
 def _add_writes(app: FastAPI, served: Served, token: str | None) -> None:
-    guard: dict[str, Any] = dict(dependencies=[Security(_authorizer(token))] if token else [],
-                 response_model=s.WriteResponse, responses=_errors(400, 401, 403, 404, 413, 422, 503))
+    guard: dict[str, Any] = dict(
+        dependencies=[Security(_authorizer(token))] if token else [],
+        response_model=s.WriteResponse,
+        responses=_errors(400, 401, 403, 404, 413, 422, 503),
+    )
 
     def write(name: str, change: Callable[[ServedIndex], dict[str, Any]]) -> JSONResponse:
         target = _target(served, name)
         started = time.perf_counter()
         stats = change(target)
-        return JSONResponse({"index": name, "stats": stats, "count": int(target.manifest["count"]),
-                             "took_ms": round((time.perf_counter() - started) * 1000, 3)})
+        return JSONResponse(
+            {
+                "index": name,
+                "stats": stats,
+                "count": int(target.manifest["count"]),
+                "took_ms": round((time.perf_counter() - started) * 1000, 3),
+            }
+        )
 
     @app.post("/indexes/{name}/documents", **guard, summary="Add or replace documents")
     def add_documents(name: str, body: s.AddRequest) -> JSONResponse:
-        documents = [Document(d.id, d.text, d.metadata, f"documents[{n}]") for n, d in enumerate(body.documents)]
+        documents = [
+            Document(d.id, d.text, d.metadata, f"documents[{n}]") for n, d in enumerate(body.documents)
+        ]
         for doc in documents:  # all refused before the write lock is taken
             check_document(doc)
         return write(name, lambda target: target.add(documents))

@@ -13,8 +13,10 @@ from typing import Any, Awaitable, Callable
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 # The page loads only its own script and style and talks only to this server.
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-       "img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 _HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
@@ -41,8 +43,15 @@ class Guard:
     Every answer of its own, and any error below it, is JSON ``{"error": ...}``.
     """
 
-    def __init__(self, app: Any, *, max_body: int, max_write_body: int, hosts: frozenset[str] | None,
-                 any_address: bool = False) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        max_body: int,
+        max_write_body: int,
+        hosts: frozenset[str] | None,
+        any_address: bool = False,
+    ) -> None:
         self.app = app
         self.max_body = max_body
         self.max_write_body = max_write_body
@@ -76,8 +85,12 @@ class Guard:
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = {key.lower(): value for key, value in scope["headers"]}
         if not self._host_ok(headers.get(b"host", b"")):
-            await reply(send, 400, "unexpected Host header; this server answers only to its own names "
-                        "(start it with --allow-host NAME to accept another)")
+            await reply(
+                send,
+                400,
+                "unexpected Host header; this server answers only to its own names "
+                "(start it with --allow-host NAME to accept another)",
+            )
             return
         limit = self.max_write_body if scope["path"].rstrip("/").endswith("/documents") else self.max_body
         declared = headers.get(b"content-length")
@@ -159,7 +172,8 @@ def with_headers(send: Send) -> Send:
         if message["type"] == "http.response.start":
             present = {key.lower() for key, _ in message.get("headers", [])}
             message["headers"] = list(message.get("headers", [])) + [
-                (key, value) for key, value in _HEADERS if key not in present]
+                (key, value) for key, value in _HEADERS if key not in present
+            ]
         await send(message)
 
     return wrapped
@@ -171,7 +185,15 @@ async def too_large(send: Send, limit: int) -> None:
 
 async def reply(send: Send, status: int, message: str) -> None:
     body = json.dumps({"error": message}).encode()
-    await with_headers(send)({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (b"connection", b"close")]})
+    await with_headers(send)(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -36,15 +36,24 @@ _FIELDS = {"input", "model", "encoding_format", "dimensions", "user"}
 class OpenAIError(Exception):
     """An error answered in OpenAI's shape."""
 
-    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
-                 kind: str = "invalid_request_error") -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        param: str | None = None,
+        code: str | None = None,
+        kind: str = "invalid_request_error",
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.param, self.code, self.kind = status, message, param, code, kind
 
     def response(self) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
-        return JSONResponse({"error": {"message": self.message, "type": self.kind, "param": self.param,
-                                       "code": self.code}}, status_code=self.status, headers=headers)
+        return JSONResponse(
+            {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}},
+            status_code=self.status,
+            headers=headers,
+        )
 
 
 @dataclass
@@ -93,8 +102,9 @@ def served_models(served: Served) -> dict[str, ServedModel]:
             stamp = int(datetime.fromisoformat(created).timestamp())
         except (TypeError, ValueError):
             stamp = 0
-        models[manifest["model"]] = ServedModel(manifest["model"], target.encoder, str(manifest["model_path"]),
-                                                int(manifest["max_length"]), stamp)
+        models[manifest["model"]] = ServedModel(
+            manifest["model"], target.encoder, str(manifest["model_path"]), int(manifest["max_length"]), stamp
+        )
     return models
 
 
@@ -113,8 +123,12 @@ def add_openai_routes(app: FastAPI, served: Served, token: str | None) -> None:
         header = request.headers.get("authorization", "")
         scheme, _, given = header.partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
-            raise OpenAIError(401, "You didn't provide an API key. Send it as 'Authorization: Bearer "
-                              "<token>' (the openai client's api_key).", code="invalid_api_key")
+            raise OpenAIError(
+                401,
+                "You didn't provide an API key. Send it as 'Authorization: Bearer "
+                "<token>' (the openai client's api_key).",
+                code="invalid_api_key",
+            )
         digest = hashlib.sha256(given.strip().encode()).digest()
         if not hmac.compare_digest(digest, wanted):
             raise OpenAIError(401, "Incorrect API key provided.", code="invalid_api_key")
@@ -140,13 +154,18 @@ def add_openai_routes(app: FastAPI, served: Served, token: str | None) -> None:
         texts = _inputs(body.get("input"))
         fmt = body.get("encoding_format", "float")
         if fmt not in ("float", "base64"):
-            raise OpenAIError(400, f"encoding_format must be 'float' or 'base64', got {fmt!r}",
-                              param="encoding_format")
+            raise OpenAIError(
+                400, f"encoding_format must be 'float' or 'base64', got {fmt!r}", param="encoding_format"
+            )
         dim = int(model.worker.dim)
         dimensions = body.get("dimensions")
         if dimensions is not None and (isinstance(dimensions, bool) or dimensions != dim):
-            raise OpenAIError(400, f"model {model.id!r} gives {dim}-dimensional embeddings and cannot "
-                              f"shorten them; omit 'dimensions' or pass {dim}", param="dimensions")
+            raise OpenAIError(
+                400,
+                f"model {model.id!r} gives {dim}-dimensional embeddings and cannot "
+                f"shorten them; omit 'dimensions' or pass {dim}",
+                param="dimensions",
+            )
         return await run_in_threadpool(_embed, model, texts, fmt)
 
 
@@ -168,19 +187,25 @@ def _model(models: dict[str, ServedModel], name: Any) -> ServedModel:
         raise OpenAIError(400, "you must provide a model parameter", param="model")
     if name not in models:
         offered = ", ".join(models) or "none"
-        raise OpenAIError(404, f"The model `{name}` does not exist or is not served here "
-                          f"(served: {offered})", param="model", code="model_not_found")
+        raise OpenAIError(
+            404,
+            f"The model `{name}` does not exist or is not served here (served: {offered})",
+            param="model",
+            code="model_not_found",
+        )
     return models[name]
 
 
 def _inputs(value: Any) -> list[str]:
     texts = [value] if isinstance(value, str) else value
     if not isinstance(texts, list) or not texts:
-        raise OpenAIError(400, "'input' must be a non-empty string or a non-empty list of strings",
-                          param="input")
+        raise OpenAIError(
+            400, "'input' must be a non-empty string or a non-empty list of strings", param="input"
+        )
     if any(isinstance(item, int) or isinstance(item, list) for item in texts):
-        raise OpenAIError(400, "'input' as token ids is not supported by this server; send text",
-                          param="input")
+        raise OpenAIError(
+            400, "'input' as token ids is not supported by this server; send text", param="input"
+        )
     if len(texts) > MAX_INPUTS:
         raise OpenAIError(400, f"'input' holds {len(texts)} texts; the limit is {MAX_INPUTS}", param="input")
     for number, text in enumerate(texts):
@@ -193,14 +218,31 @@ def _embed(model: ServedModel, texts: list[str], fmt: str) -> JSONResponse:
     counts = model.token_counts(texts)
     for number, count in enumerate(counts):
         if count > model.max_length:
-            raise OpenAIError(400, f"This model's maximum context length is {model.max_length} tokens, "
-                              f"however input[{number}] has {count} tokens. Please reduce the length "
-                              "of the input.", param="input", code="context_length_exceeded")
+            raise OpenAIError(
+                400,
+                f"This model's maximum context length is {model.max_length} tokens, "
+                f"however input[{number}] has {count} tokens. Please reduce the length "
+                "of the input.",
+                param="input",
+                code="context_length_exceeded",
+            )
     vectors = np.asarray(model.worker.encode(texts), dtype="<f4")
-    data = [{"object": "embedding", "index": n,
-             "embedding": base64.b64encode(row.tobytes()).decode("ascii") if fmt == "base64"
-             else [float(x) for x in row]} for n, row in enumerate(vectors)]
+    data = [
+        {
+            "object": "embedding",
+            "index": n,
+            "embedding": base64.b64encode(row.tobytes()).decode("ascii")
+            if fmt == "base64"
+            else [float(x) for x in row],
+        }
+        for n, row in enumerate(vectors)
+    ]
     total = int(sum(counts))
-    return JSONResponse({"object": "list", "data": data, "model": model.id,
-                         "usage": {"prompt_tokens": total, "total_tokens": total}})
-
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": data,
+            "model": model.id,
+            "usage": {"prompt_tokens": total, "total_tokens": total},
+        }
+    )

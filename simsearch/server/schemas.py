@@ -16,18 +16,29 @@ class SearchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     query: str | None = Field(None, description=f"One query text (at most {MAX_QUERY_CHARS} characters).")
-    queries: list[str] | None = Field(None, description=f"Several query texts (at most {MAX_QUERIES}), "
-                                      "encoded in one batch.")
+    queries: list[str] | None = Field(
+        None, description=f"Several query texts (at most {MAX_QUERIES}), encoded in one batch."
+    )
     # strict: true and "5" are not numbers (pydantic would read them as 1 and 5)
     k: int = Field(10, ge=1, le=MAX_K, strict=True, description="Hits per query.")
-    min_score: float | None = Field(None, ge=-1.0, le=1.0, allow_inf_nan=False, strict=True,
-                                    description="Drop hits whose cosine is below this.")
+    min_score: float | None = Field(
+        None,
+        ge=-1.0,
+        le=1.0,
+        allow_inf_nan=False,
+        strict=True,
+        description="Drop hits whose cosine is below this.",
+    )
     mode: Literal["dense", "lexical", "hybrid"] | None = Field(
-        None, description="dense (cosine), lexical (BM25) or hybrid (fused); default: hybrid when "
-                          "the index has a lexical part, else dense.")
+        None,
+        description="dense (cosine), lexical (BM25) or hybrid (fused); default: hybrid when "
+        "the index has a lexical part, else dense.",
+    )
     where: dict[str, Any] | None = Field(
-        None, description='Metadata filter, e.g. {"lang": "ko", "year": {">=": 2020}}; operators '
-                          "= != < <= > >= in.")
+        None,
+        description='Metadata filter, e.g. {"lang": "ko", "year": {">=": 2020}}; operators '
+        "= != < <= > >= in.",
+    )
 
 
 class HitOut(BaseModel):

@@ -36,7 +36,16 @@ BLAS_THRESHOLD = 2
 WRITE_SLICE = 64  # texts a write encodes at a time before letting waiting searches run
 SHUTDOWN_WAIT = 30.0  # seconds a stopping server gives a cancelled write to clean up and unlock
 # Manifest keys that change the vectors a model gives: indexes share an encoder only when all agree.
-VECTOR_KEYS = ("model", "model_path", "pooling", "max_length", "precision", "dim", "normalized", "fingerprint")
+VECTOR_KEYS = (
+    "model",
+    "model_path",
+    "pooling",
+    "max_length",
+    "precision",
+    "dim",
+    "normalized",
+    "fingerprint",
+)
 
 
 class ShuttingDown(SimsearchError):
@@ -99,7 +108,9 @@ class ModelWorker:
         texts = [texts] if isinstance(texts, str) else list(texts)
         parts, truncated = [np.zeros((0, self.dim), dtype=np.float32)], 0
         for start in range(0, len(texts), WRITE_SLICE):
-            vectors, cut = self._call(self.encoder.encode_counting, texts[start : start + WRITE_SLICE], **kwargs)
+            vectors, cut = self._call(
+                self.encoder.encode_counting, texts[start : start + WRITE_SLICE], **kwargs
+            )
             parts.append(vectors)
             truncated += cut
         return np.vstack(parts), truncated
@@ -195,14 +206,19 @@ def _search_group(group: list[tuple[_Batched, np.ndarray]]) -> None:
     for job, rows in group:
         mine, start = results[start : start + len(rows)], start + len(rows)
         # Ranks run 1, 2, ... in score order, so cutting to k and dropping low scores keeps them right.
-        job.future.set_result([[hit for hit in hits[: job.k] if job.min_score is None or hit.score >= job.min_score]
-                               for hits in mine])
+        job.future.set_result(
+            [
+                [hit for hit in hits[: job.k] if job.min_score is None or hit.score >= job.min_score]
+                for hits in mine
+            ]
+        )
 
 
 def _cancel(future: Future[Any]) -> None:
     try:
-        future.set_exception(ShuttingDown("the server is shutting down; the request was cancelled "
-                                          "and nothing was changed"))
+        future.set_exception(
+            ShuttingDown("the server is shutting down; the request was cancelled and nothing was changed")
+        )
     except InvalidStateError:
         pass  # it was answered meanwhile
 
@@ -235,8 +251,15 @@ class ServedIndex:
     def manifest(self) -> dict[str, Any]:
         return self._current().manifest
 
-    def search(self, queries: list[str], k: int, min_score: float | None, *, mode: str | None = None,
-               where: dict[str, Any] | None = None) -> list[list[Hit]]:
+    def search(
+        self,
+        queries: list[str],
+        k: int,
+        min_score: float | None,
+        *,
+        mode: str | None = None,
+        where: dict[str, Any] | None = None,
+    ) -> list[list[Hit]]:
         check_query(queries, k, min_score)  # before the batch: a bad text fails only its request
         # The index is read once: one generation for the whole request, whatever a write does.
         index = self._current()
@@ -272,8 +295,12 @@ class ServedIndex:
             try:  # (a write of ours in progress swaps in its result itself)
                 self._swap()
             except SimsearchError as exc:
-                log.warning("index %r changed on disk and cannot be reopened (%s); still serving "
-                            "the version loaded before", self.name, exc)
+                log.warning(
+                    "index %r changed on disk and cannot be reopened (%s); still serving "
+                    "the version loaded before",
+                    self.name,
+                    exc,
+                )
             finally:
                 self._write.release()
         return self._index
@@ -327,8 +354,10 @@ class Served:
             try:
                 check_name(path.name)
             except SimsearchError:
-                raise SimsearchError(f"index path {name!r}: its directory name {path.name!r} cannot be an "
-                                     "index name in URLs; rename the directory or serve it by name") from None
+                raise SimsearchError(
+                    f"index path {name!r}: its directory name {path.name!r} cannot be an "
+                    "index name in URLs; rename the directory or serve it by name"
+                ) from None
         if path.name in self.indexes:
             raise SimsearchError(f"index {path.name!r} is named twice; serve each index once")
         probe = Index.open(name, index_dir=index_dir)  # validates the files before any model loads
@@ -352,7 +381,8 @@ class Served:
             encoder.close()
         for served in self.indexes.values():
             if not served.finish_writes(SHUTDOWN_WAIT):
-                log.error("a write to index %r did not end within %.0f s of shutdown", served.name,
-                          SHUTDOWN_WAIT)
+                log.error(
+                    "a write to index %r did not end within %.0f s of shutdown", served.name, SHUTDOWN_WAIT
+                )
         for served in self.indexes.values():
             served.close()

@@ -26,8 +26,14 @@ from simsearch.store.files import fsync_dir
 from simsearch.store.index_types import builder
 from simsearch.store.locking import write_lock
 from simsearch.store.manifest import MANIFEST
-from simsearch.store.shards import (check_shard_count, commit_top, part_entry, part_name,
-                                    remove_stale_parts, shard_of)
+from simsearch.store.shards import (
+    check_shard_count,
+    commit_top,
+    part_entry,
+    part_name,
+    remove_stale_parts,
+    shard_of,
+)
 from simsearch.store.updates import content_hash
 from simsearch.store.writer import StoreWriter, remove_stale_files
 from simsearch.validate import dumps
@@ -54,8 +60,9 @@ def insert_documents(db: sqlite3.Connection, docs: Sequence[Document], vectors: 
     """Insert new documents with their vectors; a duplicate id is an input error."""
     _check_unique(db, docs)
     require_finite(vectors, [d.where or repr(d.id) for d in docs])
-    rows = [(d.id, d.text, dumps(d.metadata), content_hash(d.text), to_blob(v))
-            for d, v in zip(docs, vectors)]
+    rows = [
+        (d.id, d.text, dumps(d.metadata), content_hash(d.text), to_blob(v)) for d, v in zip(docs, vectors)
+    ]
     db.executemany("INSERT INTO documents (id, text, metadata, hash, vector) VALUES (?, ?, ?, ?, ?)", rows)
 
 
@@ -130,11 +137,14 @@ class ShardedSink:
     def _prepare(self) -> None:
         if self.path.exists():
             if not (self.path / MANIFEST).is_file():
-                raise IndexExistsError(f"{self.path} exists and is not a simsearch index; "
-                                       "remove it or choose another name")
+                raise IndexExistsError(
+                    f"{self.path} exists and is not a simsearch index; remove it or choose another name"
+                )
             if not self.force:
-                raise IndexExistsError(f"index {self.path.name!r} already exists in "
-                                       f"{self.path.parent}; pass --force to replace it")
+                raise IndexExistsError(
+                    f"index {self.path.name!r} already exists in "
+                    f"{self.path.parent}; pass --force to replace it"
+                )
             self._locked(self.path)
             self._previous = _raw_manifest(self.path)
             self._staging = self.path
@@ -179,8 +189,11 @@ class ShardedSink:
             names.append(name)
         parts = [part_entry(self._staging, name) for name in names]
         kinds = {part["index_type"] for part in parts}
-        top = {**fields, "index_type": kinds.pop() if len(kinds) == 1 else "mixed",
-               "requested_index_type": index_type}
+        top = {
+            **fields,
+            "index_type": kinds.pop() if len(kinds) == 1 else "mixed",
+            "requested_index_type": index_type,
+        }
         manifest = commit_top(self._staging, top, parts, self.generation)
         if self._staging != self.path:
             os.rename(self._staging, self.path)

@@ -22,8 +22,9 @@ MAX_EF = 2048
 _SQL_CHUNK = 500
 
 
-def search_allowed(faiss_file: FaissFile, db: sqlite3.Connection, queries: np.ndarray, k: int,
-                   allowed: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+def search_allowed(
+    faiss_file: FaissFile, db: sqlite3.Connection, queries: np.ndarray, k: int, allowed: np.ndarray, dim: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Scores and row ids (padded with -1) of the top ``k`` among ``allowed``, best first."""
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     k = max(1, min(k, len(allowed))) if len(allowed) else 1
@@ -33,16 +34,17 @@ def search_allowed(faiss_file: FaissFile, db: sqlite3.Connection, queries: np.nd
         return _exact(_vectors(faiss_file, db, allowed, dim), allowed, queries, k)
     import faiss
 
+    _FAISS: Any = faiss  # the search-parameter classes are not in faiss's type stubs
     selector = faiss.IDSelectorBatch(allowed)
     inner = faiss.downcast_index(getattr(faiss_file.index, "index", faiss_file.index))
     if isinstance(inner, faiss.IndexHNSW):
         share = len(allowed) / max(1, faiss_file.ntotal)
         ef = int(min(MAX_EF, max(inner.hnsw.efSearch, k) / share))
-        params: Any = faiss.SearchParametersHNSW(sel=selector, efSearch=max(ef, k))
+        params: Any = _FAISS.SearchParametersHNSW(sel=selector, efSearch=max(ef, k))
     elif isinstance(inner, faiss.IndexIVF):
-        params = faiss.SearchParametersIVF(sel=selector, nprobe=inner.nprobe)
+        params = _FAISS.SearchParametersIVF(sel=selector, nprobe=inner.nprobe)
     else:
-        params = faiss.SearchParameters(sel=selector)
+        params = _FAISS.SearchParameters(sel=selector)
     return faiss_file.index.search(queries, k, params=params)
 
 
@@ -58,18 +60,25 @@ def _vectors(faiss_file: FaissFile, db: sqlite3.Connection, rowids: np.ndarray, 
     values = rowids.tolist()
     for start in range(0, len(values), _SQL_CHUNK):
         part = values[start : start + _SQL_CHUNK]
-        found.update(db.execute(f"SELECT rowid, vector FROM documents WHERE rowid IN "
-                                f"({','.join('?' * len(part))})", part).fetchall())
+        found.update(
+            db.execute(
+                f"SELECT rowid, vector FROM documents WHERE rowid IN ({','.join('?' * len(part))})", part
+            ).fetchall()
+        )
     return from_blobs([found[r] for r in values], dim)
 
 
-def _exact(vectors: np.ndarray, rowids: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _exact(
+    vectors: np.ndarray, rowids: np.ndarray, queries: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     scores = queries @ vectors.T
     top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(scores, top, axis=1), rowids[top]
 
 
-def vectors_of(faiss_file: FaissFile, db: sqlite3.Connection, rowids: list[int], dim: int) -> dict[int, np.ndarray]:
+def vectors_of(
+    faiss_file: FaissFile, db: sqlite3.Connection, rowids: list[int], dim: int
+) -> dict[int, np.ndarray]:
     """Stored vectors of some rows (to give lexical-only candidates their cosine)."""
     if not rowids:
         return {}

@@ -56,7 +56,9 @@ class _Metadata:
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = sqlite3.connect(":memory:", check_same_thread=False)
         self.db.execute("CREATE TABLE documents (rowid INTEGER PRIMARY KEY, metadata TEXT NOT NULL)")
-        self.db.executemany("INSERT INTO documents VALUES (?, ?)", db.execute("SELECT rowid, metadata FROM documents"))
+        self.db.executemany(
+            "INSERT INTO documents VALUES (?, ?)", db.execute("SELECT rowid, metadata FROM documents")
+        )
         self.types = field_types(self.db)
         self.lock = threading.Lock()
         self.allowed: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -69,8 +71,9 @@ class _Metadata:
         with self.lock:
             found = self.allowed.get(key)
             if found is None:
-                rows = self.db.execute(f"SELECT d.rowid FROM documents d WHERE {condition[0]} ORDER BY d.rowid",
-                                       condition[1])
+                rows = self.db.execute(
+                    f"SELECT d.rowid FROM documents d WHERE {condition[0]} ORDER BY d.rowid", condition[1]
+                )
                 found = np.fromiter((r[0] for r in rows), dtype=np.int64)
                 self.allowed[key] = found
                 if len(self.allowed) > _ALLOWED_CACHE:
@@ -95,7 +98,9 @@ def compile_where(where: Mapping[str, Any] | None, types: dict[str, set[str]]) -
     if where is None or not where:
         return None
     if not isinstance(where, Mapping):
-        raise QueryError(f"where must be a dict of field -> value or {{operator: value}}, got {type(where).__name__}")
+        raise QueryError(
+            f"where must be a dict of field -> value or {{operator: value}}, got {type(where).__name__}"
+        )
     parts: list[str] = []
     params: list[Any] = []
     for field, spec in where.items():
@@ -126,12 +131,21 @@ def _condition(field: str, op: Any, value: Any, held: set[str]) -> Condition:
         values = [_coerce(field, "in", v, held) for v in value]
         return f"json_extract(d.metadata, ?) IN ({','.join('?' * len(values))})", [path, *values]
     coerced = _coerce(field, op, value, held)
-    if op in ("<", "<=", ">", ">=") and not (isinstance(coerced, (int, float)) and not isinstance(value, bool)
-                                               or isinstance(coerced, str) and _ISO_DATE.match(coerced)):
-        raise QueryError(f"where: {op} on field {field!r} needs a number or an ISO date "
-                         f"(YYYY-MM-DD), got {value!r}")
+    if op in ("<", "<=", ">", ">=") and not (
+        isinstance(coerced, (int, float))
+        and not isinstance(value, bool)
+        or isinstance(coerced, str)
+        and _ISO_DATE.match(coerced)
+    ):
+        raise QueryError(
+            f"where: {op} on field {field!r} needs a number or an ISO date (YYYY-MM-DD), got {value!r}"
+        )
     if op == "!=":  # documents without the field are "not equal" too
-        return f"(json_extract(d.metadata, ?) IS NULL OR json_extract(d.metadata, ?) != ?)", [path, path, coerced]
+        return "(json_extract(d.metadata, ?) IS NULL OR json_extract(d.metadata, ?) != ?)", [
+            path,
+            path,
+            coerced,
+        ]
     return f"json_extract(d.metadata, ?) {_SQL_OP[op]} ?", [path, coerced]
 
 
@@ -161,7 +175,9 @@ def _coerce(field: str, op: str, value: Any, held: set[str]) -> Any:
 
 
 def _mismatch(field: str, op: str, value: Any, held: set[str]) -> QueryError:
-    kinds = ", ".join(sorted({"number" if t in _NUMERIC else "boolean" if t in _BOOLEAN else t for t in held}))
+    kinds = ", ".join(
+        sorted({"number" if t in _NUMERIC else "boolean" if t in _BOOLEAN else t for t in held})
+    )
     return QueryError(f"where: field {field!r} holds {kinds} values; {op} {value!r} does not match that type")
 
 
@@ -171,8 +187,10 @@ def parse_cli(expressions: tuple[str, ...] | list[str]) -> dict[str, dict[str, A
     for text in expressions:
         match = re.match(r"^\s*([^\s=!<>]+)\s*(!=|<=|>=|=|<|>|\s+in\s+)\s*(.*?)\s*$", text)
         if not match or not match.group(3):
-            raise QueryError(f"--where {text!r}: write FIELD=VALUE, FIELD!=VALUE, FIELD<VALUE, "
-                             "FIELD<=VALUE, FIELD>VALUE, FIELD>=VALUE or 'FIELD in a,b,c'")
+            raise QueryError(
+                f"--where {text!r}: write FIELD=VALUE, FIELD!=VALUE, FIELD<VALUE, "
+                "FIELD<=VALUE, FIELD>VALUE, FIELD>=VALUE or 'FIELD in a,b,c'"
+            )
         field, op, value = match.group(1), match.group(2).strip(), match.group(3)
         where.setdefault(field, {})[op] = value
     return where

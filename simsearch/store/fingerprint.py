@@ -35,8 +35,9 @@ def recorded(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
 def fingerprint_fields(fields: Mapping[str, Any], model_dir: Path | None) -> dict[str, Any]:
     """``{"fingerprint": ...}`` for a manifest holding ``fields``, the model read from ``model_dir``
     (None or not a directory, e.g. a test encoder: only the identity is recorded)."""
-    model = (_model_fingerprint(model_dir, remember=True)
-             if model_dir is not None and model_dir.is_dir() else None)
+    model = (
+        _model_fingerprint(model_dir, remember=True) if model_dir is not None and model_dir.is_dir() else None
+    )
     return {KEY: {"model": model, "identity": identity_hash(fields, model)}}
 
 
@@ -54,16 +55,21 @@ def check_identity(file: Path, manifest: Mapping[str, Any]) -> None:
     if KEY not in manifest:
         return
     section = recorded(manifest)
-    if (section is None or not isinstance(section.get("identity"), str)
-            or not isinstance(section.get("model"), (str, type(None)))):
-        raise IndexCorruptError(f"{file}: malformed '{KEY}' section in the manifest; restore the "
-                                "manifest or rebuild the index")
+    if (
+        section is None
+        or not isinstance(section.get("identity"), str)
+        or not isinstance(section.get("model"), (str, type(None)))
+    ):
+        raise IndexCorruptError(
+            f"{file}: malformed '{KEY}' section in the manifest; restore the manifest or rebuild the index"
+        )
     if identity_hash(manifest, section["model"]) != section["identity"]:
         shown = ", ".join(f"{k} {manifest.get(k)!r}" for k in ("model", "pooling", "precision"))
         raise IndexCorruptError(
             f"{file}: the manifest's model settings ({shown}, ...) are not those the index was built "
             "with (the manifest was edited); its vectors would not match queries: restore the "
-            "manifest or rebuild the index")
+            "manifest or rebuild the index"
+        )
 
 
 def check_model_files(manifest: Mapping[str, Any], model_dir: Path | None) -> None:
@@ -81,10 +87,12 @@ def model_problem(manifest: Mapping[str, Any], model_dir: Path | None) -> str | 
     current = _model_fingerprint(model_dir)
     if current == section["model"]:
         return None
-    return (f"the model files in {model_dir} are not those index {manifest.get('name', '')!r} was "
-            f"built with (fingerprint {section['model'][:12]}... recorded, {current[:12]}... now): "
-            "its vectors would not match; restore that model, or rebuild the index with "
-            "`simsearch build --force`")
+    return (
+        f"the model files in {model_dir} are not those index {manifest.get('name', '')!r} was "
+        f"built with (fingerprint {section['model'][:12]}... recorded, {current[:12]}... now): "
+        "its vectors would not match; restore that model, or rebuild the index with "
+        "`simsearch build --force`"
+    )
 
 
 def _model_fingerprint(model_dir: Path, *, remember: bool = False) -> str:

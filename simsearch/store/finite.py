@@ -32,10 +32,16 @@ def reencode_nonfinite(db: sqlite3.Connection, dim: int, encoder: Any) -> int:
     bad = nonfinite_rows(db, dim)
     for start in range(0, len(bad), 256):
         part = bad[start : start + 256]
-        texts = dict(db.execute(f"SELECT rowid, text FROM documents WHERE rowid IN "
-                                f"({','.join('?' * len(part))})", [rowid for rowid, _ in part]))
+        texts = dict(
+            db.execute(
+                f"SELECT rowid, text FROM documents WHERE rowid IN ({','.join('?' * len(part))})",
+                [rowid for rowid, _ in part],
+            )
+        )
         vectors = encoder.encode([texts[rowid] for rowid, _ in part])
         require_finite(vectors, [f"document {doc_id!r}" for _, doc_id in part])
-        db.executemany("UPDATE documents SET vector = ? WHERE rowid = ?",
-                       [(to_blob(v), rowid) for v, (rowid, _) in zip(vectors, part)])
+        db.executemany(
+            "UPDATE documents SET vector = ? WHERE rowid = ?",
+            [(to_blob(v), rowid) for v, (rowid, _) in zip(vectors, part)],
+        )
     return len(bad)

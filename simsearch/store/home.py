@@ -32,8 +32,10 @@ def check_name(name: str) -> str:
         )
     size = len(name.encode("utf-8"))
     if size > MAX_NAME_BYTES:
-        raise SimsearchError(f"invalid index name {name[:20]!r}...: {size} bytes in UTF-8, file "
-                             f"systems allow names of at most {MAX_NAME_BYTES} here; choose a shorter name")
+        raise SimsearchError(
+            f"invalid index name {name[:20]!r}...: {size} bytes in UTF-8, file "
+            f"systems allow names of at most {MAX_NAME_BYTES} here; choose a shorter name"
+        )
     return name
 
 

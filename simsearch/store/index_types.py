@@ -49,8 +49,10 @@ def check_index_type(index_type: str) -> str:
         faiss.index_factory(8 * 12, index_type, faiss.METRIC_INNER_PRODUCT)
     except (RuntimeError, TypeError) as exc:  # TypeError: text FAISS cannot take (a lone surrogate)
         reason = faiss_reason(exc, "not understood") if isinstance(exc, RuntimeError) else "not ASCII text"
-        raise InputError(f"unknown index type {index_type!r} ({reason}); use one of "
-                         f"{', '.join(INDEX_TYPES)} or a FAISS factory string such as HNSW32") from None
+        raise InputError(
+            f"unknown index type {index_type!r} ({reason}); use one of "
+            f"{', '.join(INDEX_TYPES)} or a FAISS factory string such as HNSW32"
+        ) from None
     return index_type
 
 
@@ -120,8 +122,9 @@ def builder(index_type: str = "auto", target_recall: float = DEFAULT_TARGET_RECA
     return build
 
 
-def build_index(db: sqlite3.Connection, dim: int, index_type: str,
-                target_recall: float) -> tuple[FaissFile, dict[str, Any]]:
+def build_index(
+    db: sqlite3.Connection, dim: int, index_type: str, target_recall: float
+) -> tuple[FaissFile, dict[str, Any]]:
     """Build, train and tune; returns the index and the manifest fields describing it."""
     count = db.execute("SELECT count(*) FROM documents").fetchone()[0]
     kind = choose_kind(index_type, count)
@@ -134,16 +137,22 @@ def build_index(db: sqlite3.Connection, dim: int, index_type: str,
             index.add_with_ids(vectors, ids)
     except RuntimeError as exc:  # a factory string that does not fit these vectors
         reason = faiss_reason(exc, "failed")
-        raise InputError(f"cannot build FAISS index {factory!r} for {count} vectors of dim {dim}: "
-                         f"{reason}; choose another --index-type") from None
+        raise InputError(
+            f"cannot build FAISS index {factory!r} for {count} vectors of dim {dim}: "
+            f"{reason}; choose another --index-type"
+        ) from None
     info: dict[str, Any] = {"requested": index_type, "factory": factory, "target_recall": target_recall}
     param = search_parameter(index)
     if param is None or count < 2:
         info.update(recall_at_10=1.0 if _is_exact(index) else None, search_params={})
     else:
         value, recall, queries = tune(db, dim, index, param, target_recall)
-        info.update(search_params={param: value}, recall_at_10=round(recall, 4),
-                    target_met=recall >= target_recall, tune_queries=queries)
+        info.update(
+            search_params={param: value},
+            recall_at_10=round(recall, 4),
+            target_met=recall >= target_recall,
+            tune_queries=queries,
+        )
     name = kind if kind in INDEX_TYPES else "factory"
     return FaissFile(index, describe(index)), {"index_type": name, "ann": info}
 
@@ -209,8 +218,9 @@ def fetch_vectors(db: sqlite3.Connection, dim: int, rowids: np.ndarray) -> np.nd
     return from_blobs(blobs, dim)
 
 
-def exact_kth_scores(db: sqlite3.Connection, dim: int, queries: np.ndarray, query_ids: np.ndarray,
-                     k: int = RECALL_K) -> np.ndarray:
+def exact_kth_scores(
+    db: sqlite3.Connection, dim: int, queries: np.ndarray, query_ids: np.ndarray, k: int = RECALL_K
+) -> np.ndarray:
     """Per query, the exact k-th best score over the stored vectors, the query's own row excluded.
 
     Streams the stored vectors in chunks, so memory stays at one chunk plus k scores per query.
@@ -224,14 +234,28 @@ def exact_kth_scores(db: sqlite3.Connection, dim: int, queries: np.ndarray, quer
     return best.min(axis=1)
 
 
-def recall_at_k(index: faiss.Index, db: sqlite3.Connection, dim: int, queries: np.ndarray,
-                query_ids: np.ndarray, kth: np.ndarray, k: int = RECALL_K) -> float:
+def recall_at_k(
+    index: faiss.Index,
+    db: sqlite3.Connection,
+    dim: int,
+    queries: np.ndarray,
+    query_ids: np.ndarray,
+    kth: np.ndarray,
+    k: int = RECALL_K,
+) -> float:
     """Mean of :func:`recall_per_query`."""
     return float(np.mean(recall_per_query(index, db, dim, queries, query_ids, kth, k)))
 
 
-def recall_per_query(index: faiss.Index, db: sqlite3.Connection, dim: int, queries: np.ndarray,
-                     query_ids: np.ndarray, kth: np.ndarray, k: int = RECALL_K) -> np.ndarray:
+def recall_per_query(
+    index: faiss.Index,
+    db: sqlite3.Connection,
+    dim: int,
+    queries: np.ndarray,
+    query_ids: np.ndarray,
+    kth: np.ndarray,
+    k: int = RECALL_K,
+) -> np.ndarray:
     """Per query, the share of the k results (own row dropped) scoring at least the exact k-th best.
 
     Judged by true score, not by id, so ties count: the corpus repeats some sentences dozens of
@@ -249,8 +273,14 @@ def recall_per_query(index: faiss.Index, db: sqlite3.Connection, dim: int, queri
     return recalls
 
 
-def tune(db: sqlite3.Connection, dim: int, index: faiss.Index, param: str,
-         target: float, queries: int = TUNE_QUERIES) -> tuple[int, float, int]:
+def tune(
+    db: sqlite3.Connection,
+    dim: int,
+    index: faiss.Index,
+    param: str,
+    target: float,
+    queries: int = TUNE_QUERIES,
+) -> tuple[int, float, int]:
     """The smallest value of ``param`` whose recall@10 reaches ``target`` with 97.5% confidence
     (or the best one tried), with its measured mean recall."""
     query_ids = sample_rowids(db, queries, seed=1)
@@ -271,8 +301,16 @@ def candidate_values(index: faiss.Index, param: str) -> list[int]:
     return values
 
 
-def _measure(index: faiss.Index, db: sqlite3.Connection, dim: int, param: str, value: int,
-             vectors: np.ndarray, query_ids: np.ndarray, kth: np.ndarray) -> float:
+def _measure(
+    index: faiss.Index,
+    db: sqlite3.Connection,
+    dim: int,
+    param: str,
+    value: int,
+    vectors: np.ndarray,
+    query_ids: np.ndarray,
+    kth: np.ndarray,
+) -> float:
     apply_search_params(index, {param: value})
     recalls = recall_per_query(index, db, dim, vectors, query_ids, kth)
     if len(recalls) < 2:
@@ -283,8 +321,7 @@ def _measure(index: faiss.Index, db: sqlite3.Connection, dim: int, param: str, v
     return float(recalls.mean() - 2 * recalls.std(ddof=1) / np.sqrt(len(recalls)))
 
 
-def smallest_reaching(values: list[int], measure: Callable[[int], float],
-                      target: float) -> tuple[int, float]:
+def smallest_reaching(values: list[int], measure: Callable[[int], float], target: float) -> tuple[int, float]:
     """Binary search over increasing ``values`` (recall grows with them); best tried if none reach."""
     low, high = 0, len(values) - 1
     seen: dict[int, float] = {}

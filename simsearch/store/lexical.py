@@ -14,7 +14,7 @@ The manifest records the part under one key, ``lexical``; read it with :func:`le
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence, Mapping
 
 import numpy as np
 
@@ -29,24 +29,30 @@ _CHUNK = 2048
 _SQL_CHUNK = 500
 
 
-def lexical_settings(manifest: dict[str, Any]) -> dict[str, Any] | None:
+def lexical_settings(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
     """The manifest's ``lexical`` section, or None for an index without a lexical part."""
     section = manifest.get("lexical")
     if section is None:
         return None
     if not isinstance(section, dict) or not isinstance(section.get("analyzer"), dict):
-        raise IndexCorruptError("malformed 'lexical' section in the manifest; run "
-                                "`simsearch reindex-lexical NAME` to rebuild the lexical part")
+        raise IndexCorruptError(
+            "malformed 'lexical' section in the manifest; run "
+            "`simsearch reindex-lexical NAME` to rebuild the lexical part"
+        )
     return section
 
 
 def new_settings(analyzer: Analyzer | None = None) -> dict[str, Any]:
     """The ``lexical`` manifest section of a new lexical part."""
-    return {"engine": ENGINE, "table": TABLE, "ranking": dict(RANKING),
-            "analyzer": (analyzer or Analyzer()).settings()}
+    return {
+        "engine": ENGINE,
+        "table": TABLE,
+        "ranking": dict(RANKING),
+        "analyzer": (analyzer or Analyzer()).settings(),
+    }
 
 
-def analyzer_of(manifest: dict[str, Any]) -> Analyzer | None:
+def analyzer_of(manifest: Mapping[str, Any]) -> Analyzer | None:
     settings = lexical_settings(manifest)
     return None if settings is None else Analyzer.from_settings(settings["analyzer"])
 
@@ -62,8 +68,10 @@ def rebuild(db: sqlite3.Connection, analyzer: Analyzer) -> None:
     db.execute(_CREATE)
     cursor = db.execute("SELECT rowid, text FROM documents ORDER BY rowid")
     while rows := cursor.fetchmany(_CHUNK):
-        db.executemany(f"INSERT INTO {TABLE} (rowid, tokens) VALUES (?, ?)",
-                       [(rowid, " ".join(analyzer(text))) for rowid, text in rows])
+        db.executemany(
+            f"INSERT INTO {TABLE} (rowid, tokens) VALUES (?, ?)",
+            [(rowid, " ".join(analyzer(text))) for rowid, text in rows],
+        )
     db.execute(f"INSERT INTO {TABLE} ({TABLE}) VALUES ('optimize')")
 
 
@@ -75,8 +83,10 @@ def update(db: sqlite3.Connection, analyzer: Analyzer, rowids: Iterable[int]) ->
         marks = ",".join("?" * len(part))
         db.execute(f"DELETE FROM {TABLE} WHERE rowid IN ({marks})", part)
         rows = db.execute(f"SELECT rowid, text FROM documents WHERE rowid IN ({marks})", part).fetchall()
-        db.executemany(f"INSERT INTO {TABLE} (rowid, tokens) VALUES (?, ?)",
-                       [(rowid, " ".join(analyzer(text))) for rowid, text in rows])
+        db.executemany(
+            f"INSERT INTO {TABLE} (rowid, tokens) VALUES (?, ?)",
+            [(rowid, " ".join(analyzer(text))) for rowid, text in rows],
+        )
 
 
 def match_expression(tokens: Sequence[str]) -> str | None:
@@ -87,8 +97,9 @@ def match_expression(tokens: Sequence[str]) -> str | None:
     return " OR ".join('"' + t.replace('"', '""') + '"' for t in unique)
 
 
-def search(db: sqlite3.Connection, tokens: Sequence[str], n: int,
-           allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+def search(
+    db: sqlite3.Connection, tokens: Sequence[str], n: int, allowed: np.ndarray | None = None
+) -> list[tuple[int, float]]:
     """The ``n`` best (rowid, bm25) for a query's tokens, best first, ties by rowid.
 
     ``allowed``: sorted row ids a metadata filter allows (:mod:`simsearch.store.filters`);
@@ -120,8 +131,10 @@ def scores_of(db: sqlite3.Connection, tokens: Sequence[str], rowids: Sequence[in
     wanted = sorted({int(r) for r in rowids})
     for start in range(0, len(wanted), _SQL_CHUNK):
         part = wanted[start : start + _SQL_CHUNK]
-        sql = (f"SELECT rowid, bm25({TABLE}) FROM {TABLE} WHERE {TABLE} MATCH ? "
-               f"AND rowid IN ({','.join('?' * len(part))})")
+        sql = (
+            f"SELECT rowid, bm25({TABLE}) FROM {TABLE} WHERE {TABLE} MATCH ? "
+            f"AND rowid IN ({','.join('?' * len(part))})"
+        )
         found.update((int(r), -float(s)) for r, s in _run(db, sql, [expression, *part]))
     return found
 
@@ -130,8 +143,10 @@ def _run(db: sqlite3.Connection, sql: str, params: list[Any]) -> list[tuple[Any,
     try:
         return db.execute(sql, params).fetchall()
     except sqlite3.DatabaseError as exc:
-        raise IndexCorruptError(f"damaged SQLite file: lexical index unreadable ({exc}); run "
-                                "`simsearch verify --repair` or rebuild the index") from None
+        raise IndexCorruptError(
+            f"damaged SQLite file: lexical index unreadable ({exc}); run "
+            "`simsearch verify --repair` or rebuild the index"
+        ) from None
 
 
 def disagreement(db: sqlite3.Connection, analyzer: Analyzer, sample: int = 256) -> str | None:
@@ -142,14 +157,21 @@ def disagreement(db: sqlite3.Connection, analyzer: Analyzer, sample: int = 256) 
     """
     if not has_table(db):
         return "the lexical table is missing"
-    only_docs = db.execute(f"SELECT count(*) FROM documents WHERE rowid NOT IN (SELECT rowid FROM {TABLE})").fetchone()[0]
-    only_lex = db.execute(f"SELECT count(*) FROM {TABLE} WHERE rowid NOT IN (SELECT rowid FROM documents)").fetchone()[0]
+    only_docs = db.execute(
+        f"SELECT count(*) FROM documents WHERE rowid NOT IN (SELECT rowid FROM {TABLE})"
+    ).fetchone()[0]
+    only_lex = db.execute(
+        f"SELECT count(*) FROM {TABLE} WHERE rowid NOT IN (SELECT rowid FROM documents)"
+    ).fetchone()[0]
     if only_docs or only_lex:
         return f"{only_docs} documents missing from the lexical table, {only_lex} lexical rows without a document"
     count = db.execute("SELECT count(*) FROM documents").fetchone()[0]
     step = max(1, count // sample)
-    rows = db.execute(f"SELECT d.rowid, d.text, l.tokens FROM documents d JOIN {TABLE} l ON l.rowid = d.rowid "
-                      "WHERE d.rowid % ? = 0 LIMIT ?", (step, sample)).fetchall()
+    rows = db.execute(
+        f"SELECT d.rowid, d.text, l.tokens FROM documents d JOIN {TABLE} l ON l.rowid = d.rowid "
+        "WHERE d.rowid % ? = 0 LIMIT ?",
+        (step, sample),
+    ).fetchall()
     for rowid, text, tokens in rows:
         if tokens != " ".join(analyzer(text)):
             return f"row {rowid}: lexical tokens differ from its text's analysis"

@@ -72,11 +72,17 @@ def open_directory(index_path: Path) -> int:
 
 def _cannot_lock(index_path: Path, exc: OSError) -> SimsearchError:
     reason = exc.strerror or str(exc)
-    hint = ("the file system is read-only" if exc.errno == errno.EROFS else
-            "check the directory's permissions" if exc.errno in (errno.EACCES, errno.EPERM) else
-            "check the disk")
-    return SimsearchError(f"cannot lock index {index_path.name!r} for writing ({index_path}: {reason}); "
-                          f"{hint}; nothing was changed")
+    hint = (
+        "the file system is read-only"
+        if exc.errno == errno.EROFS
+        else "check the directory's permissions"
+        if exc.errno in (errno.EACCES, errno.EPERM)
+        else "check the disk"
+    )
+    return SimsearchError(
+        f"cannot lock index {index_path.name!r} for writing ({index_path}: {reason}); "
+        f"{hint}; nothing was changed"
+    )
 
 
 def try_lock(fd: int) -> bool:

@@ -162,15 +162,21 @@ def _files(source: str, files: Any) -> Mapping[str, FileEntry]:
     ok = isinstance(files, dict) and all(
         isinstance(files.get(role), dict)
         and isinstance(files[role].get("name"), str)
-        and "/" not in files[role]["name"] and files[role]["name"] not in ("", ".", "..")
+        and "/" not in files[role]["name"]
+        and files[role]["name"] not in ("", ".", "..")
         and isinstance(files[role].get("size"), int)
         and isinstance(files[role].get("sha256"), str)
         for role in _ROLES
     )
     if not ok:
         raise IndexCorruptError(f"{source}: malformed 'files' section in the manifest; rebuild the index")
-    return MappingProxyType({role: FileEntry(str(entry["name"]), int(entry["size"]), str(entry["sha256"]))
-                             for role, entry in files.items() if role in _ROLES})
+    return MappingProxyType(
+        {
+            role: FileEntry(str(entry["name"]), int(entry["size"]), str(entry["sha256"]))
+            for role, entry in files.items()
+            if role in _ROLES
+        }
+    )
 
 
 def read_manifest(path: Path) -> Manifest:
@@ -193,8 +199,10 @@ def read_manifest(path: Path) -> Manifest:
             f"{FORMAT_VERSION}); upgrade simsearch"
         )
     if version != FORMAT_VERSION:
-        raise IndexCorruptError(f"{file}: unsupported index format version {version!r} (this "
-                                f"simsearch reads {FORMAT_VERSION}); rebuild the index")
+        raise IndexCorruptError(
+            f"{file}: unsupported index format version {version!r} (this "
+            f"simsearch reads {FORMAT_VERSION}); rebuild the index"
+        )
     manifest = Manifest.from_dict(data, str(file))
     _check_types(file, data)
     check_identity(file, data)
@@ -204,8 +212,12 @@ def read_manifest(path: Path) -> Manifest:
 # Fields typed above by coercion (str(...)) or not at all, checked where a manifest is read:
 # (field, accepted types, smallest value); bool is never an int here.
 _TYPES: tuple[tuple[str, tuple[type, ...], int | None], ...] = (
-    ("model_path", (str,), None), ("precision", (str,), None), ("index_type", (str,), None),
-    ("name", (str,), None), ("normalized", (bool,), None), ("metric", (str,), None),
+    ("model_path", (str,), None),
+    ("precision", (str,), None),
+    ("index_type", (str,), None),
+    ("name", (str,), None),
+    ("normalized", (bool,), None),
+    ("metric", (str,), None),
 )
 _KIND_WORDS: dict[tuple[type, ...], str] = {(str,): "a string", (bool,): "true or false"}
 
@@ -221,39 +233,51 @@ def _check_types(file: Path, data: Mapping[str, Any]) -> None:
             wrong = True
         if wrong:
             shown = json.dumps(value, ensure_ascii=False, default=str)[:40]
-            raise IndexCorruptError(f"{file}: manifest field {key!r} is {shown}, not {_KIND_WORDS[kinds]}"
-                                    "; the manifest is damaged: restore it or rebuild the index")
+            raise IndexCorruptError(
+                f"{file}: manifest field {key!r} is {shown}, not {_KIND_WORDS[kinds]}"
+                "; the manifest is damaged: restore it or rebuild the index"
+            )
     ann = data.get("ann") or {}
     params = ann.get("search_params")
-    bad_params = params is not None and not (isinstance(params, dict) and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in params.values()))
+    bad_params = params is not None and not (
+        isinstance(params, dict)
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in params.values())
+    )
     if bad_params or not isinstance(ann.get("factory") or "", str):
-        raise IndexCorruptError(f"{file}: malformed 'ann' section in the manifest; the manifest is "
-                                "damaged: restore it or rebuild the index")
+        raise IndexCorruptError(
+            f"{file}: malformed 'ann' section in the manifest; the manifest is "
+            "damaged: restore it or rebuild the index"
+        )
 
 
 def write_manifest(directory: Path, fields: Mapping[str, Any]) -> Manifest:
     """Validate ``fields`` as a manifest and swap it in atomically (the commit point of a write)."""
-    manifest = Manifest.from_dict({**fields, "format": FORMAT, "format_version": FORMAT_VERSION},
-                                  str(directory / MANIFEST))
+    manifest = Manifest.from_dict(
+        {**fields, "format": FORMAT, "format_version": FORMAT_VERSION}, str(directory / MANIFEST)
+    )
     write_json_atomic(directory / MANIFEST, manifest.to_dict())
     return manifest
 
 
 def identity_of(encoder: Encoder) -> ModelIdentity:
     """The vector space an encoder writes into."""
-    return ModelIdentity(encoder.model_id, encoder.pooling, encoder.dim,
-                         getattr(encoder, "precision", "fp32"))
+    return ModelIdentity(
+        encoder.model_id, encoder.pooling, encoder.dim, getattr(encoder, "precision", "fp32")
+    )
 
 
 def identity_mismatch(built: ModelIdentity, given: ModelIdentity) -> str | None:
     """The one model-identity check: None when vectors of ``given`` may join an index of ``built``,
     else what differs, as a phrase for an error message."""
     if (built.model, built.pooling, built.dim) != (given.model, given.pooling, given.dim):
-        return (f"built with model {built.model!r}, pooling {built.pooling!r}, dim {built.dim}; "
-                f"the encoder is {given.model!r}, {given.pooling!r}, {given.dim}: "
-                "vectors from different models cannot be mixed")
+        return (
+            f"built with model {built.model!r}, pooling {built.pooling!r}, dim {built.dim}; "
+            f"the encoder is {given.model!r}, {given.pooling!r}, {given.dim}: "
+            "vectors from different models cannot be mixed"
+        )
     if built.precision != given.precision:
-        return (f"built at precision {built.precision!r} but the encoder runs at "
-                f"{given.precision!r}; use Encoder(..., precision={built.precision!r})")
+        return (
+            f"built at precision {built.precision!r} but the encoder runs at "
+            f"{given.precision!r}; use Encoder(..., precision={built.precision!r})"
+        )
     return None

@@ -48,8 +48,7 @@ def factory_of(manifest: Manifest) -> str:
 class Store:
     """A committed index generation opened read-only: FAISS for search, SQLite for texts."""
 
-    def __init__(self, path: Path, manifest: Manifest, faiss_file: FaissFile,
-                 db: sqlite3.Connection) -> None:
+    def __init__(self, path: Path, manifest: Manifest, faiss_file: FaissFile, db: sqlite3.Connection) -> None:
         self.path = path
         self.manifest = manifest
         self.faiss = faiss_file
@@ -78,9 +77,11 @@ class Store:
             count = db.execute("SELECT count(*) FROM documents").fetchone()[0]
         except sqlite3.DatabaseError as exc:
             db.close()
-            raise IndexCorruptError(f"{path / files['sqlite'].name}: damaged SQLite file "
-                                    f"({exc}); run `simsearch verify {path.name}` and rebuild the "
-                                    "index from its sources") from None
+            raise IndexCorruptError(
+                f"{path / files['sqlite'].name}: damaged SQLite file "
+                f"({exc}); run `simsearch verify {path.name}` and rebuild the "
+                "index from its sources"
+            ) from None
         if not count == faiss_file.ntotal == manifest.count:
             db.close()
             raise IndexCorruptError(
@@ -109,11 +110,13 @@ class Store:
                     found[rowid] = (doc_id, text, json.loads(meta))
         except (sqlite3.DatabaseError, ValueError) as exc:
             # open() only checks sizes; damage deeper in the file surfaces here
-            raise IndexCorruptError(f"{self.path}: damaged SQLite file ({exc}); run "
-                                    "`simsearch verify` and rebuild the index") from None
+            raise IndexCorruptError(
+                f"{self.path}: damaged SQLite file ({exc}); run `simsearch verify` and rebuild the index"
+            ) from None
         if len(found) != len(wanted):
-            raise IndexCorruptError(f"{self.path}: FAISS and SQLite disagree (rows missing); "
-                                    "run `simsearch verify --repair`")
+            raise IndexCorruptError(
+                f"{self.path}: FAISS and SQLite disagree (rows missing); run `simsearch verify --repair`"
+            )
         return found
 
     def close(self) -> None:
@@ -123,14 +126,16 @@ class Store:
 def connect_readonly(file: Path) -> sqlite3.Connection:
     """Committed generation files never change, so SQLite may skip locking (immutable=1)."""
     try:
-        return sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro&immutable=1", uri=True,
-                               check_same_thread=False)
+        return sqlite3.connect(
+            f"{file.resolve().as_uri()}?mode=ro&immutable=1", uri=True, check_same_thread=False
+        )
     except sqlite3.Error as exc:
         raise IndexCorruptError(f"{file}: cannot open SQLite file ({exc})") from None
 
 
-def check_file(path: Path, entry: FileEntry, *, full: bool, index: str | None = None,
-               writing: bool = False) -> None:
+def check_file(
+    path: Path, entry: FileEntry, *, full: bool, index: str | None = None, writing: bool = False
+) -> None:
     """Existence and size always; the sha256 too when ``full`` (verify, and every write for the
     files it starts from). The advice fits the file: only the FAISS file is repairable."""
     file = path / entry.name
@@ -138,15 +143,18 @@ def check_file(path: Path, entry: FileEntry, *, full: bool, index: str | None = 
     if entry.name.startswith("index-"):
         hint = f"run `simsearch verify {name} --repair` (it rebuilds the FAISS file from the stored vectors)"
     else:
-        hint = (f"the SQLite file holds the documents and cannot be repaired: run `simsearch verify "
-                f"{name}` for details and rebuild the index from its sources")
+        hint = (
+            f"the SQLite file holds the documents and cannot be repaired: run `simsearch verify "
+            f"{name}` for details and rebuild the index from its sources"
+        )
     if writing:
         hint = "nothing was written; " + hint
     if not file.is_file():
         raise IndexCorruptError(f"{file} is missing; {hint}")
     size = file.stat().st_size
     if size != entry.size:
-        raise IndexCorruptError(f"{file} has {size} bytes, the manifest says {entry.size} "
-                                f"(truncated or replaced); {hint}")
+        raise IndexCorruptError(
+            f"{file} has {size} bytes, the manifest says {entry.size} (truncated or replaced); {hint}"
+        )
     if full and file_sha256(file) != entry.sha256:
         raise IndexCorruptError(f"{file}: checksum mismatch (file damaged); {hint}")

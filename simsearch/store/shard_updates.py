@@ -18,11 +18,25 @@ from simsearch.errors import IndexNotFoundError, InputError
 from simsearch.readers import Document
 from simsearch.store.locking import write_lock
 from simsearch.store.manifest import MANIFEST
-from simsearch.store.shards import (commit_top, fork_part, part_entry, part_name, read_top_manifest,
-                                    remove_stale_parts, shard_of)
+from simsearch.store.shards import (
+    commit_top,
+    fork_part,
+    part_entry,
+    part_name,
+    read_top_manifest,
+    remove_stale_parts,
+    shard_of,
+)
 from simsearch.store.manifest import Manifest
-from simsearch.store.updates import (AddStats, CompactStats, DeleteStats, _documents, add_documents,
-                                     compact_index, delete_documents)
+from simsearch.store.updates import (
+    AddStats,
+    CompactStats,
+    DeleteStats,
+    _documents,
+    add_documents,
+    compact_index,
+    delete_documents,
+)
 
 
 class ShardTransaction:
@@ -36,8 +50,10 @@ class ShardTransaction:
 
     def __enter__(self) -> ShardTransaction:
         if not (self.path / MANIFEST).is_file():
-            raise IndexNotFoundError(f"index {self.path.name!r} not found in {self.path.parent}; "
-                                     "run `simsearch list` to see the indexes there")
+            raise IndexNotFoundError(
+                f"index {self.path.name!r} not found in {self.path.parent}; "
+                "run `simsearch list` to see the indexes there"
+            )
         self._lock.__enter__()
         try:
             self.previous = read_top_manifest(self.path)
@@ -65,13 +81,18 @@ class ShardTransaction:
         changed = False
         for shard, name in self._forks.items():
             entry = part_entry(self.path, name)
-            if entry["generation"] != self.parts[shard].get("generation") or \
-                    entry["manifest_sha256"] != self.parts[shard]["manifest_sha256"]:
+            if (
+                entry["generation"] != self.parts[shard].get("generation")
+                or entry["manifest_sha256"] != self.parts[shard]["manifest_sha256"]
+            ):
                 self.parts[shard], changed = entry, True
         if not changed:
             return None
-        fields = {key: value for key, value in self.previous.items()
-                  if key not in ("count", "generation", "shards", "format", "format_version")}
+        fields = {
+            key: value
+            for key, value in self.previous.items()
+            if key not in ("count", "generation", "shards", "format", "format_version")
+        }
         fields["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         fields["simsearch_version"] = __version__
         fields["truncated"] = int(self.previous.get("truncated", 0)) + truncated
@@ -94,9 +115,15 @@ def _after(txn: ShardTransaction, manifest: dict[str, Any] | None) -> tuple[int,
     return int(final["count"]), int(final["generation"])
 
 
-def add_sharded(path: Path, documents: Iterable[Document | str], identity: Manifest,
-                encoder: Callable[[], Any], *, batch_size: int | None = None,
-                progress: Callable[[int], None] | None = None) -> AddStats:
+def add_sharded(
+    path: Path,
+    documents: Iterable[Document | str],
+    identity: Manifest,
+    encoder: Callable[[], Any],
+    *,
+    batch_size: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> AddStats:
     """Upsert by id, each document in the shard its id hashes to; see :meth:`Index.add`.
 
     The input is routed in memory first (texts, not vectors) so that each shard is written once;
@@ -108,8 +135,10 @@ def add_sharded(path: Path, documents: Iterable[Document | str], identity: Manif
         seen: set[str] = set()
         for doc in _documents(documents):
             if doc.id in seen:
-                raise InputError(f"{doc.where or doc.id}: duplicate document id {doc.id!r} "
-                                 "in the input; ids must be unique")
+                raise InputError(
+                    f"{doc.where or doc.id}: duplicate document id {doc.id!r} "
+                    "in the input; ids must be unique"
+                )
             seen.add(doc.id)
             routed[shard_of(doc.id, txn.shards)].append(doc)
         if not seen:
@@ -117,8 +146,9 @@ def add_sharded(path: Path, documents: Iterable[Document | str], identity: Manif
         totals = {"added": 0, "updated": 0, "unchanged": 0, "encoded": 0, "truncated": 0}
         for shard, docs in enumerate(routed):
             if docs:
-                stats = add_documents(txn.fork(shard), docs, identity, encoder,
-                                      batch_size=batch_size, progress=progress)
+                stats = add_documents(
+                    txn.fork(shard), docs, identity, encoder, batch_size=batch_size, progress=progress
+                )
                 for key in totals:
                     totals[key] += getattr(stats, key)
         count, generation = _after(txn, txn.commit(truncated=totals["truncated"]))
@@ -142,8 +172,9 @@ def delete_sharded(path: Path, ids: Iterable[str]) -> DeleteStats:
                 deleted += stats.deleted
                 unknown.update(stats.unknown)
         count, generation = _after(txn, txn.commit())
-    return DeleteStats(deleted, tuple(i for i in wanted if i in unknown), count,
-                       time.perf_counter() - started, generation)
+    return DeleteStats(
+        deleted, tuple(i for i in wanted if i in unknown), count, time.perf_counter() - started, generation
+    )
 
 
 def compact_sharded(path: Path) -> CompactStats:

@@ -21,8 +21,14 @@ from simsearch.store.shards import check_part, read_top_manifest, shard_of
 from simsearch.store.verify import Check, EncoderLoader, VerifyReport, _check_model, verify_index
 
 
-def verify_sharded(path: Path, *, encoder: Any = None, repair: bool = False, check_model: bool = True,
-                   load_encoder: EncoderLoader | None = None) -> VerifyReport:
+def verify_sharded(
+    path: Path,
+    *,
+    encoder: Any = None,
+    repair: bool = False,
+    check_model: bool = True,
+    load_encoder: EncoderLoader | None = None,
+) -> VerifyReport:
     """Check the sharded index at ``path``; with ``repair``, rebuild damaged shards' FAISS files."""
     report, encoder, fixable = _inspect(path, encoder, check_model, load_encoder)
     problems = report.problems
@@ -36,8 +42,9 @@ def verify_sharded(path: Path, *, encoder: Any = None, repair: bool = False, che
     return report
 
 
-def _inspect(path: Path, encoder: Any, check_model: bool,
-             load_encoder: EncoderLoader | None) -> tuple[VerifyReport, Any, list[int]]:
+def _inspect(
+    path: Path, encoder: Any, check_model: bool, load_encoder: EncoderLoader | None
+) -> tuple[VerifyReport, Any, list[int]]:
     report = VerifyReport(str(path), [])
     add = report.checks.append
     try:
@@ -47,8 +54,14 @@ def _inspect(path: Path, encoder: Any, check_model: bool,
         return report, encoder, []
     parts = manifest["shards"]["parts"]
     report.generation, report.count = manifest["generation"], manifest["count"]
-    add(Check("manifest", True, f"sharded, {len(parts)} shards, generation {manifest['generation']}, "
-                                f"{manifest['count']} documents"))
+    add(
+        Check(
+            "manifest",
+            True,
+            f"sharded, {len(parts)} shards, generation {manifest['generation']}, "
+            f"{manifest['count']} documents",
+        )
+    )
     fixable, total = [], 0
     for number, part in enumerate(parts):
         label = f"shard {number}"
@@ -63,8 +76,13 @@ def _inspect(path: Path, encoder: Any, check_model: bool,
         if sub.problems and all(p.repairable for p in sub.problems):
             fixable.append(number)
         total += int(sub.count or 0)
-        add(Check(f"{label} count", sub.count == part["count"],
-                  f"top manifest {part['count']}, shard {sub.count}"))
+        add(
+            Check(
+                f"{label} count",
+                sub.count == part["count"],
+                f"top manifest {part['count']}, shard {sub.count}",
+            )
+        )
         _check_routing(path / part["dir"], number, len(parts), label, add)
     add(Check("count", total == manifest["count"], f"top manifest {manifest['count']}, shards {total}"))
     if check_model:
@@ -82,12 +100,20 @@ def _check_routing(part: Path, number: int, shards: int, label: str, add: Any) -
     try:
         db = connect_readonly(part / read_manifest(part).files["sqlite"].name)
         try:
-            misplaced = sum(1 for (doc_id,) in db.execute("SELECT id FROM documents")
-                            if shard_of(doc_id, shards) != number)
+            misplaced = sum(
+                1
+                for (doc_id,) in db.execute("SELECT id FROM documents")
+                if shard_of(doc_id, shards) != number
+            )
         finally:
             db.close()
     except (SimsearchError, sqlite3.DatabaseError) as exc:
         add(Check(f"{label} routing", False, f"ids unreadable ({exc})"))
         return
-    add(Check(f"{label} routing", not misplaced,
-              f"{misplaced} ids stored in the wrong shard" if misplaced else "every id in its shard"))
+    add(
+        Check(
+            f"{label} routing",
+            not misplaced,
+            f"{misplaced} ids stored in the wrong shard" if misplaced else "every id in its shard",
+        )
+    )

@@ -86,28 +86,43 @@ def read_top_manifest(path: Path) -> dict[str, Any]:
         raise IndexCorruptError(f"{file}: not a simsearch manifest (foreign file)")
     version = manifest.get("format_version")
     if isinstance(version, int) and version > SHARDED_FORMAT_VERSION:
-        raise IndexCorruptError(f"{path} was written by a newer simsearch (index format {version}); "
-                                "upgrade simsearch")
-    missing = [key for key in ("model", "pooling", "dim", "count", "generation", "shards")
-               if key not in manifest]
+        raise IndexCorruptError(
+            f"{path} was written by a newer simsearch (index format {version}); upgrade simsearch"
+        )
+    missing = [
+        key for key in ("model", "pooling", "dim", "count", "generation", "shards") if key not in manifest
+    ]
     if version != SHARDED_FORMAT_VERSION or missing:
-        raise IndexCorruptError(f"{file}: malformed sharded manifest (format version {version!r}, "
-                                f"missing {', '.join(missing) or 'nothing'}); rebuild the index")
+        raise IndexCorruptError(
+            f"{file}: malformed sharded manifest (format version {version!r}, "
+            f"missing {', '.join(missing) or 'nothing'}); rebuild the index"
+        )
     _check_section(file, shard_section(manifest))
     return manifest
 
 
 def _check_section(file: Path, section: Mapping[str, Any] | None) -> None:
     """``shards``: a count, the routing rule, and one plain sub-directory entry per shard."""
-    def good_part(part: Any, number: int) -> bool:
-        return (isinstance(part, dict) and isinstance(part.get("dir"), str)
-                and part["dir"].startswith(f"{_PART_PREFIX}{number:03d}.") and "/" not in part["dir"]
-                and isinstance(part.get("count"), int) and isinstance(part.get("manifest_sha256"), str))
 
-    ok = (section is not None and isinstance(section.get("count"), int)
-          and 1 <= section["count"] <= MAX_SHARDS and section.get("routing") == ROUTING
-          and isinstance(section.get("parts"), list) and len(section["parts"]) == section["count"]
-          and all(good_part(part, n) for n, part in enumerate(section["parts"])))
+    def good_part(part: Any, number: int) -> bool:
+        return (
+            isinstance(part, dict)
+            and isinstance(part.get("dir"), str)
+            and part["dir"].startswith(f"{_PART_PREFIX}{number:03d}.")
+            and "/" not in part["dir"]
+            and isinstance(part.get("count"), int)
+            and isinstance(part.get("manifest_sha256"), str)
+        )
+
+    ok = (
+        section is not None
+        and isinstance(section.get("count"), int)
+        and 1 <= section["count"] <= MAX_SHARDS
+        and section.get("routing") == ROUTING
+        and isinstance(section.get("parts"), list)
+        and len(section["parts"]) == section["count"]
+        and all(good_part(part, n) for n, part in enumerate(section["parts"]))
+    )
     if not ok:
         raise IndexCorruptError(f"{file}: malformed 'shards' section in the manifest; rebuild the index")
 
@@ -127,9 +142,13 @@ def part_name(number: int, generation: int) -> str:
 def part_entry(path: Path, name: str) -> dict[str, Any]:
     """The top manifest's entry for a committed shard directory: its count and manifest checksum."""
     manifest = json.loads((path / name / MANIFEST).read_text(encoding="utf-8"))
-    return {"dir": name, "count": int(manifest["count"]), "generation": int(manifest["generation"]),
-            "index_type": manifest.get("index_type", "flat"),
-            "manifest_sha256": file_sha256(path / name / MANIFEST)}
+    return {
+        "dir": name,
+        "count": int(manifest["count"]),
+        "generation": int(manifest["generation"]),
+        "index_type": manifest.get("index_type", "flat"),
+        "manifest_sha256": file_sha256(path / name / MANIFEST),
+    }
 
 
 def check_part(path: Path, part: dict[str, Any]) -> None:
@@ -138,8 +157,10 @@ def check_part(path: Path, part: dict[str, Any]) -> None:
     if not file.is_file():
         raise IndexCorruptError(f"{file} is missing (shard directory gone); rebuild the index")
     if file_sha256(file) != part["manifest_sha256"]:
-        raise IndexCorruptError(f"{file}: checksum differs from the top manifest's (shard replaced "
-                                "or damaged); run `simsearch verify` and rebuild the index")
+        raise IndexCorruptError(
+            f"{file}: checksum differs from the top manifest's (shard replaced "
+            "or damaged); run `simsearch verify` and rebuild the index"
+        )
 
 
 def open_parts(path: Path) -> tuple[dict[str, Any], list[Store]]:
@@ -178,12 +199,18 @@ def fork_part(path: Path, old: str, new: str) -> Path:
     return target
 
 
-def commit_top(path: Path, fields: dict[str, Any], parts: Sequence[dict[str, Any]],
-               generation: int) -> dict[str, Any]:
+def commit_top(
+    path: Path, fields: dict[str, Any], parts: Sequence[dict[str, Any]], generation: int
+) -> dict[str, Any]:
     """Swap in a top manifest naming ``parts``; then remove shard directories no longer named."""
-    manifest = {**fields, "format": FORMAT, "format_version": SHARDED_FORMAT_VERSION,
-                "count": sum(int(part["count"]) for part in parts), "generation": generation,
-                "shards": {"count": len(parts), "routing": ROUTING, "parts": list(parts)}}
+    manifest = {
+        **fields,
+        "format": FORMAT,
+        "format_version": SHARDED_FORMAT_VERSION,
+        "count": sum(int(part["count"]) for part in parts),
+        "generation": generation,
+        "shards": {"count": len(parts), "routing": ROUTING, "parts": list(parts)},
+    }
     write_json_atomic(path / MANIFEST, manifest)
     remove_stale_parts(path, manifest)
     return manifest
@@ -203,8 +230,7 @@ def remove_stale_parts(path: Path, manifest: Mapping[str, Any] | None) -> None:
 def _shard_entries(path: Path) -> Iterator[Path]:
     if not path.is_dir():
         return iter(())
-    return (entry for entry in path.iterdir()
-            if entry.name.startswith((_PART_PREFIX, f".{_PART_PREFIX}")))
+    return (entry for entry in path.iterdir() if entry.name.startswith((_PART_PREFIX, f".{_PART_PREFIX}")))
 
 
 def plain_view(manifest: Mapping[str, Any], part: Store) -> Manifest:

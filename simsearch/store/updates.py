@@ -72,9 +72,15 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def add_documents(path: Path, documents: Iterable[Document | str], identity: Manifest,
-                  encoder: Callable[[], Encoder], *, batch_size: int | None = None,
-                  progress: Callable[[int], None] | None = None) -> AddStats:
+def add_documents(
+    path: Path,
+    documents: Iterable[Document | str],
+    identity: Manifest,
+    encoder: Callable[[], Encoder],
+    *,
+    batch_size: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> AddStats:
     """Upsert ``documents`` into the index at ``path``; see :meth:`Index.add`.
 
     ``identity`` is the manifest the caller opened (its model must still be the index's);
@@ -89,8 +95,10 @@ def add_documents(path: Path, documents: Iterable[Document | str], identity: Man
         for chunk in _chunks(_documents(documents), _CHUNK):
             for doc in chunk:
                 if doc.id in seen:
-                    raise InputError(f"{doc.where or doc.id}: duplicate document id {doc.id!r} "
-                                     "in the input; ids must be unique")
+                    raise InputError(
+                        f"{doc.where or doc.id}: duplicate document id {doc.id!r} "
+                        "in the input; ids must be unique"
+                    )
                 seen.add(doc.id)
             _upsert(writer, chunk, encoder, counts, batch_size, progress)
         if not seen:
@@ -100,13 +108,17 @@ def add_documents(path: Path, documents: Iterable[Document | str], identity: Man
             fields = _updated_fields(writer.previous, truncated=counts["truncated"])
             manifest = writer.commit(fields, rebuild_builder(writer.previous))
             count, generation = manifest.count, manifest.generation
-    return AddStats(**counts, count=count, seconds=time.perf_counter() - started,
-                    generation=generation)
+    return AddStats(**counts, count=count, seconds=time.perf_counter() - started, generation=generation)
 
 
-def _upsert(writer: StoreWriter, docs: list[Document], encoder: Callable[[], Encoder],
-            counts: dict[str, int], batch_size: int | None,
-            progress: Callable[[int], None] | None) -> None:
+def _upsert(
+    writer: StoreWriter,
+    docs: list[Document],
+    encoder: Callable[[], Encoder],
+    counts: dict[str, int],
+    batch_size: int | None,
+    progress: Callable[[int], None] | None,
+) -> None:
     """Sort one chunk into new / changed text / changed metadata / unchanged, and write it."""
     db = writer.db
     assert db is not None
@@ -130,8 +142,9 @@ def _upsert(writer: StoreWriter, docs: list[Document], encoder: Callable[[], Enc
             counts["unchanged"] += 1
     if not to_encode:
         return
-    vectors, cut = encoder().encode_counting([d.text for d, *_ in to_encode],
-                                             batch_size=batch_size, progress=progress)
+    vectors, cut = encoder().encode_counting(
+        [d.text for d, *_ in to_encode], batch_size=batch_size, progress=progress
+    )
     require_finite(vectors, [d.where or repr(d.id) for d, *_ in to_encode])
     counts["encoded"] += len(to_encode)
     counts["truncated"] += cut
@@ -139,13 +152,16 @@ def _upsert(writer: StoreWriter, docs: list[Document], encoder: Callable[[], Enc
         if rowid is None:
             cursor = db.execute(
                 "INSERT INTO documents (id, text, metadata, hash, vector) VALUES (?, ?, ?, ?, ?)",
-                (doc.id, doc.text, meta, digest, to_blob(vector)))
+                (doc.id, doc.text, meta, digest, to_blob(vector)),
+            )
             assert cursor.lastrowid is not None  # an INSERT sets it
             writer.changed.add(cursor.lastrowid)
             counts["added"] += 1
         else:
-            db.execute("UPDATE documents SET text = ?, metadata = ?, hash = ?, vector = ? "
-                       "WHERE rowid = ?", (doc.text, meta, digest, to_blob(vector), rowid))
+            db.execute(
+                "UPDATE documents SET text = ?, metadata = ?, hash = ?, vector = ? WHERE rowid = ?",
+                (doc.text, meta, digest, to_blob(vector), rowid),
+            )
             writer.changed.add(rowid)
             counts["updated"] += 1
 
@@ -161,12 +177,10 @@ def delete_documents(path: Path, ids: Iterable[str]) -> DeleteStats:
         found: dict[str, int] = {}
         for part in _parts(wanted):
             marks = ",".join("?" * len(part))
-            found.update(writer.db.execute(
-                f"SELECT id, rowid FROM documents WHERE id IN ({marks})", part))
+            found.update(writer.db.execute(f"SELECT id, rowid FROM documents WHERE id IN ({marks})", part))
         rowids = sorted(found.values())
         for part in _parts(rowids):
-            writer.db.execute(f"DELETE FROM documents WHERE rowid IN ({','.join('?' * len(part))})",
-                              part)
+            writer.db.execute(f"DELETE FROM documents WHERE rowid IN ({','.join('?' * len(part))})", part)
         writer.changed.update(rowids)
         count, generation = writer.previous.count, writer.previous.generation
         if rowids:
@@ -185,8 +199,7 @@ def compact_index(path: Path) -> CompactStats:
         writer.vacuum()
         manifest = writer.commit(_updated_fields(writer.previous), rebuild_builder(writer.previous))
     after = sum(entry.size for entry in manifest.files.values())
-    return CompactStats(before, after, manifest.count, time.perf_counter() - started,
-                        manifest.generation)
+    return CompactStats(before, after, manifest.count, time.perf_counter() - started, manifest.generation)
 
 
 def check_same_model(current: Manifest, opened: Manifest) -> None:
@@ -200,8 +213,9 @@ def check_same_model(current: Manifest, opened: Manifest) -> None:
 
 def _updated_fields(previous: Manifest, *, truncated: int = 0) -> dict[str, Any]:
     """The previous manifest's keys (unknown ones too) for the next generation of a write."""
-    fields = {key: value for key, value in previous.items()
-              if key not in ("files", "count", "generation", "faiss")}
+    fields = {
+        key: value for key, value in previous.items() if key not in ("files", "count", "generation", "faiss")
+    }
     fields["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     fields["simsearch_version"] = __version__
     fields["truncated"] = previous.truncated + truncated

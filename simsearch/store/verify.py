@@ -69,23 +69,43 @@ class VerifyReport:
 
     def summary(self) -> str:
         name = Path(self.path).name
-        fixed = f"repaired {len(self.repaired)} problem(s), generation {self.generation}; " if self.repaired else ""
+        fixed = (
+            f"repaired {len(self.repaired)} problem(s), generation {self.generation}; "
+            if self.repaired
+            else ""
+        )
         if self.ok:
-            return (f"Index {name!r}: {fixed}ok ({self.count} documents, generation "
-                    f"{self.generation}, {len(self.checks)} checks passed)")
-        hint = ("run `simsearch verify --repair`" if all(p.repairable for p in self.problems)
-                else "rebuild the index from its sources")
+            return (
+                f"Index {name!r}: {fixed}ok ({self.count} documents, generation "
+                f"{self.generation}, {len(self.checks)} checks passed)"
+            )
+        hint = (
+            "run `simsearch verify --repair`"
+            if all(p.repairable for p in self.problems)
+            else "rebuild the index from its sources"
+        )
         return f"Index {name!r}: {fixed}{len(self.problems)} problem(s) remain; {hint}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "ok": self.ok, "generation": self.generation,
-                "count": self.count, "checks": [asdict(c) for c in self.checks],
-                "repaired": [asdict(c) for c in self.repaired]}
+        return {
+            "path": self.path,
+            "ok": self.ok,
+            "generation": self.generation,
+            "count": self.count,
+            "checks": [asdict(c) for c in self.checks],
+            "repaired": [asdict(c) for c in self.repaired],
+        }
 
 
-def verify_index(path: Path, *, encoder: Encoder | None = None, repair: bool = False,
-                 check_model: bool = True, load_encoder: EncoderLoader | None = None,
-                 record_fingerprint: bool = False) -> VerifyReport:
+def verify_index(
+    path: Path,
+    *,
+    encoder: Encoder | None = None,
+    repair: bool = False,
+    check_model: bool = True,
+    load_encoder: EncoderLoader | None = None,
+    record_fingerprint: bool = False,
+) -> VerifyReport:
     """Check the index at ``path``; with ``repair``, re-encode stored vectors that are not finite
     (from their stored text, with the index's own model) and rebuild FAISS from the stored vectors.
 
@@ -95,15 +115,17 @@ def verify_index(path: Path, *, encoder: Encoder | None = None, repair: bool = F
     existed (only when every check passed).
     """
     if not os.path.isdir(path):
-        raise IndexNotFoundError(f"index {path.name!r} not found in {path.parent}; "
-                                 "run `simsearch list` to see the indexes there")
+        raise IndexNotFoundError(
+            f"index {path.name!r} not found in {path.parent}; run `simsearch list` to see the indexes there"
+        )
     from simsearch.store.shards import is_sharded
 
     if is_sharded(path):
         from simsearch.store.shard_verify import verify_sharded
 
-        return verify_sharded(path, encoder=encoder, repair=repair, check_model=check_model,
-                              load_encoder=load_encoder)
+        return verify_sharded(
+            path, encoder=encoder, repair=repair, check_model=check_model, load_encoder=load_encoder
+        )
     report, encoder = _inspect(path, encoder, load_encoder, check_model)
     problems = report.problems
     if repair and problems and all(p.repairable for p in problems):
@@ -139,8 +161,9 @@ def _record_fingerprint(path: Path, encoder: Encoder) -> None:
         writer.commit(fields, rebuild_builder(writer.previous))
 
 
-def _inspect(path: Path, encoder: Encoder | None, load_encoder: EncoderLoader | None,
-             check_model: bool) -> tuple[VerifyReport, Encoder | None]:
+def _inspect(
+    path: Path, encoder: Encoder | None, load_encoder: EncoderLoader | None, check_model: bool
+) -> tuple[VerifyReport, Encoder | None]:
     report = VerifyReport(str(path), [])
     add = report.checks.append
     try:
@@ -149,8 +172,13 @@ def _inspect(path: Path, encoder: Encoder | None, load_encoder: EncoderLoader | 
         add(Check("manifest", False, str(exc)))
         return report, encoder
     report.generation, report.count = manifest.generation, manifest.count
-    add(Check("manifest", True, f"format {manifest.format_version}, generation "
-                                f"{manifest.generation}, {manifest.count} documents"))
+    add(
+        Check(
+            "manifest",
+            True,
+            f"format {manifest.format_version}, generation {manifest.generation}, {manifest.count} documents",
+        )
+    )
     files_ok = {}
     for role in ("sqlite", "faiss"):
         try:
@@ -167,16 +195,27 @@ def _inspect(path: Path, encoder: Encoder | None, load_encoder: EncoderLoader | 
     if files_ok["faiss"]:
         _check_faiss(path, manifest, rowids, add)
     stray = _stray_files(path, manifest)
-    add(Check("stray files", True, f"{len(stray)} left by interrupted writes (the next write removes them)"
-              if stray else "none"))
+    add(
+        Check(
+            "stray files",
+            True,
+            f"{len(stray)} left by interrupted writes (the next write removes them)" if stray else "none",
+        )
+    )
     model_ok = False
     if check_model:
         fingerprint_ok = _check_fingerprint(path, manifest, encoder, add)
         if fingerprint_ok:
             encoder = _check_model(manifest, encoder, load_encoder, add)
         else:
-            add(Check("model", False, f"model {manifest.model!r} not loaded: its files are not the "
-                                      "build's (see the model fingerprint)"))
+            add(
+                Check(
+                    "model",
+                    False,
+                    f"model {manifest.model!r} not loaded: its files are not the "
+                    "build's (see the model fingerprint)",
+                )
+            )
         model_ok = encoder is not None and fingerprint_ok
     if rowids is not None:
         add(_finite_check(path, bad, model_ok))
@@ -198,32 +237,54 @@ def _finite_check(path: Path, bad: list[tuple[int, str]], model_ok: bool) -> Che
     shown = ", ".join(repr(doc_id) for _, doc_id in bad[:5]) + (", ..." if len(bad) > 5 else "")
     detail = f"{len(bad)} stored vectors hold NaN or infinity (documents {shown})"
     if model_ok:
-        return Check("stored vectors finite", False,
-                     detail + "; `simsearch verify --repair` re-encodes them from their stored text",
-                     repairable=True)
-    return Check("stored vectors finite", False,
-                 detail + f"; the index's model is not available to re-encode them: delete those documents "
-                 f"(`simsearch delete {path.name} ID...`) and add them again, or rebuild the index")
+        return Check(
+            "stored vectors finite",
+            False,
+            detail + "; `simsearch verify --repair` re-encodes them from their stored text",
+            repairable=True,
+        )
+    return Check(
+        "stored vectors finite",
+        False,
+        detail + f"; the index's model is not available to re-encode them: delete those documents "
+        f"(`simsearch delete {path.name} ID...`) and add them again, or rebuild the index",
+    )
 
 
-def _check_fingerprint(path: Path, manifest: Manifest, encoder: Encoder | None,
-                       add: Callable[[Check], None]) -> bool:
+def _check_fingerprint(
+    path: Path, manifest: Manifest, encoder: Encoder | None, add: Callable[[Check], None]
+) -> bool:
     """The model files are those the index was built with (False: a mismatch)."""
     section = recorded(manifest)
     if section is None:
-        add(Check("model fingerprint", True, "no fingerprint recorded (index built before fingerprints); "
-                                             f"`simsearch verify {path.name} --record-fingerprint` records one"))
+        add(
+            Check(
+                "model fingerprint",
+                True,
+                "no fingerprint recorded (index built before fingerprints); "
+                f"`simsearch verify {path.name} --record-fingerprint` records one",
+            )
+        )
         return True
     if not section.get("model"):
-        add(Check("model fingerprint", True, "settings fingerprint matches; no model files were "
-                                             "fingerprinted at build"))
+        add(
+            Check(
+                "model fingerprint",
+                True,
+                "settings fingerprint matches; no model files were fingerprinted at build",
+            )
+        )
         return True
     directory = _model_dir(encoder) if encoder is not None else _model_dir(manifest)
     if directory is None:
         add(Check("model fingerprint", True, "settings fingerprint matches; model files not on disk"))
         return True
     problem = model_problem(manifest, directory)
-    add(Check("model fingerprint", problem is None, problem or f"{section['model'][:12]}... matches {directory}"))
+    add(
+        Check(
+            "model fingerprint", problem is None, problem or f"{section['model'][:12]}... matches {directory}"
+        )
+    )
     return problem is None
 
 
@@ -241,10 +302,12 @@ def _check_sqlite(path: Path, manifest: Manifest, add: Callable[[Check], None]) 
             result = db.execute("PRAGMA quick_check").fetchone()[0]
             if result != "ok":
                 raise sqlite3.DatabaseError(result)
-            rowids = np.fromiter((r[0] for r in db.execute("SELECT rowid FROM documents ORDER BY rowid")),
-                                 dtype=np.int64)
-            bad = db.execute("SELECT count(*) FROM documents WHERE length(vector) != ?",
-                             (4 * manifest.dim,)).fetchone()[0]
+            rowids = np.fromiter(
+                (r[0] for r in db.execute("SELECT rowid FROM documents ORDER BY rowid")), dtype=np.int64
+            )
+            bad = db.execute(
+                "SELECT count(*) FROM documents WHERE length(vector) != ?", (4 * manifest.dim,)
+            ).fetchone()[0]
         finally:
             db.close()
     except (sqlite3.DatabaseError, SimsearchError) as exc:
@@ -254,8 +317,14 @@ def _check_sqlite(path: Path, manifest: Manifest, add: Callable[[Check], None]) 
         add(Check("sqlite content", False, f"{file}: {bad} stored vectors are not {manifest.dim}-dim"))
         return None
     add(Check("sqlite content", True, f"{len(rowids)} documents"))
-    add(Check("count", len(rowids) == manifest.count,
-              f"manifest {manifest.count}, SQLite {len(rowids)}", repairable=True))
+    add(
+        Check(
+            "count",
+            len(rowids) == manifest.count,
+            f"manifest {manifest.count}, SQLite {len(rowids)}",
+            repairable=True,
+        )
+    )
     return rowids
 
 
@@ -278,20 +347,33 @@ def _check_lexical(path: Path, manifest: Manifest, add: Callable[[Check], None])
         problem = f"lexical table unreadable ({exc})"
     finally:
         db.close()
-    add(Check("lexical agrees with sqlite", problem is None, problem or "every document indexed",
-              repairable=True))
+    add(
+        Check(
+            "lexical agrees with sqlite",
+            problem is None,
+            problem or "every document indexed",
+            repairable=True,
+        )
+    )
 
 
-def _check_faiss(path: Path, manifest: Manifest, rowids: np.ndarray | None,
-                 add: Callable[[Check], None]) -> None:
+def _check_faiss(
+    path: Path, manifest: Manifest, rowids: np.ndarray | None, add: Callable[[Check], None]
+) -> None:
     try:
         faiss_file = FaissFile.read(path / manifest.files["faiss"].name)
     except SimsearchError as exc:
         add(Check("faiss agrees with sqlite", False, str(exc), repairable=True))
         return
     if faiss_file.dim != manifest.dim:
-        add(Check("faiss agrees with sqlite", False,
-                  f"FAISS dim {faiss_file.dim}, manifest {manifest.dim}", repairable=True))
+        add(
+            Check(
+                "faiss agrees with sqlite",
+                False,
+                f"FAISS dim {faiss_file.dim}, manifest {manifest.dim}",
+                repairable=True,
+            )
+        )
         return
     if rowids is None:
         add(Check("faiss agrees with sqlite", False, "SQLite unreadable, nothing to compare"))
@@ -315,20 +397,26 @@ def faiss_ids(index: Any) -> np.ndarray | None:
     return None
 
 
-def _compare_vectors(path: Path, manifest: Manifest, faiss_file: FaissFile,
-                     rowids: np.ndarray) -> tuple[str, bool]:
+def _compare_vectors(
+    path: Path, manifest: Manifest, faiss_file: FaissFile, rowids: np.ndarray
+) -> tuple[str, bool]:
     """A sample of FAISS vectors must match the stored ones (cosine >= 0.99: fp16 and SQ8 pass).
 
     Product quantisation reconstructs too coarsely for that test; ids and counts still count.
     """
     if "PQ" in manifest.factory:
         return f"{len(rowids)} ids and counts agree", True
-    sample = rowids[np.linspace(0, len(rowids) - 1, min(_SAMPLE, len(rowids))).astype(int)] if len(rowids) else rowids
+    sample = (
+        rowids[np.linspace(0, len(rowids) - 1, min(_SAMPLE, len(rowids))).astype(int)]
+        if len(rowids)
+        else rowids
+    )
     db = connect_readonly(path / manifest.files["sqlite"].name)
     try:
         marks = ",".join("?" * len(sample))
-        rows = db.execute(f"SELECT rowid, vector FROM documents WHERE rowid IN ({marks})",
-                          [int(r) for r in sample]).fetchall()
+        rows = db.execute(
+            f"SELECT rowid, vector FROM documents WHERE rowid IN ({marks})", [int(r) for r in sample]
+        ).fetchall()
     finally:
         db.close()
     try:
@@ -344,20 +432,33 @@ def _compare_vectors(path: Path, manifest: Manifest, faiss_file: FaissFile,
 
 def _stray_files(path: Path, manifest: Manifest) -> list[str]:
     keep = {MANIFEST} | {entry.name for entry in manifest.files.values()}
-    return sorted(f.name for f in path.iterdir()
-                  if f.name not in keep and (f.name.startswith(("docs-", "index-")) or f.suffix == ".tmp"))
+    return sorted(
+        f.name
+        for f in path.iterdir()
+        if f.name not in keep and (f.name.startswith(("docs-", "index-")) or f.suffix == ".tmp")
+    )
 
 
-def _check_model(manifest: Manifest, encoder: Encoder | None, load_encoder: EncoderLoader | None,
-                 add: Callable[[Check], None]) -> Encoder | None:
+def _check_model(
+    manifest: Manifest,
+    encoder: Encoder | None,
+    load_encoder: EncoderLoader | None,
+    add: Callable[[Check], None],
+) -> Encoder | None:
     """The index's model loads (the way queries load it) and still writes into the index's space.
 
     The store builds no encoder: ``encoder`` (one checked at open) or ``load_encoder`` is given.
     """
     foreign = manifest.get("embedding")  # vectors from a LangChain embedding: no model of ours to load
     if isinstance(foreign, dict) and encoder is None:
-        add(Check("model", True, f"vectors from the {foreign.get('kind')} embedding "
-                                 f"{foreign.get('class')!r} (dim {manifest.dim}); not loadable here"))
+        add(
+            Check(
+                "model",
+                True,
+                f"vectors from the {foreign.get('kind')} embedding "
+                f"{foreign.get('class')!r} (dim {manifest.dim}); not loadable here",
+            )
+        )
         return None
     if encoder is None:
         if load_encoder is None:
@@ -369,8 +470,9 @@ def _check_model(manifest: Manifest, encoder: Encoder | None, load_encoder: Enco
             add(Check("model", False, f"model {manifest.model!r} cannot be loaded: {exc}"))
             return None
     given = identity_of(encoder)
-    problem = identity_mismatch(manifest.identity,
-                                ModelIdentity(manifest.model, given.pooling, given.dim, given.precision))
+    problem = identity_mismatch(
+        manifest.identity, ModelIdentity(manifest.model, given.pooling, given.dim, given.precision)
+    )
     if problem:
         add(Check("model", False, f"model {manifest.model!r}: the index was {problem}"))
         return None

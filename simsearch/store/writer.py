@@ -23,8 +23,7 @@ from typing import Any, Iterator, Mapping
 
 from simsearch.store.index_types import Builder, keeps_kind
 from simsearch.errors import IndexCorruptError, IndexExistsError, IndexNotFoundError, StoreWriteError
-from simsearch.store.files import (describe_os_error, disk_hint, file_sha256, fsync_dir, fsync_file,
-                                   stage_json)
+from simsearch.store.files import describe_os_error, disk_hint, file_sha256, fsync_dir, fsync_file, stage_json
 from simsearch.store.locking import open_directory, try_lock, write_lock
 from simsearch.store.manifest import FORMAT, FORMAT_VERSION, MANIFEST, Manifest, read_manifest
 from simsearch.store.reader import SCHEMA, check_file
@@ -48,8 +47,15 @@ class StoreWriter:
     from every stored vector instead.
     """
 
-    def __init__(self, path: Path, *, force: bool = False, update: bool = False,
-                 rebuild: bool = False, repair: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        force: bool = False,
+        update: bool = False,
+        rebuild: bool = False,
+        repair: bool = False,
+    ) -> None:
         self.path = path
         self.force = force
         self.update = update
@@ -65,8 +71,10 @@ class StoreWriter:
     def __enter__(self) -> StoreWriter:
         if self.update and not (self.path / MANIFEST).is_file():
             # checked before the lock so that a typo creates nothing on disk
-            raise IndexNotFoundError(f"index {self.path.name!r} not found in {self.path.parent}; "
-                                     "run `simsearch list` to see the indexes there")
+            raise IndexNotFoundError(
+                f"index {self.path.name!r} not found in {self.path.parent}; "
+                "run `simsearch list` to see the indexes there"
+            )
         try:
             with self._disk_errors():
                 self._prepare()
@@ -88,11 +96,14 @@ class StoreWriter:
             self._staging = self.path
         elif self.path.exists():
             if not (self.path / MANIFEST).is_file():
-                raise IndexExistsError(f"{self.path} exists and is not a simsearch index; "
-                                       "remove it or choose another name")
+                raise IndexExistsError(
+                    f"{self.path} exists and is not a simsearch index; remove it or choose another name"
+                )
             if not self.force:
-                raise IndexExistsError(f"index {self.path.name!r} already exists in "
-                                       f"{self.path.parent}; pass --force to replace it")
+                raise IndexExistsError(
+                    f"index {self.path.name!r} already exists in "
+                    f"{self.path.parent}; pass --force to replace it"
+                )
             self._locks.enter_context(write_lock(self.path))
             try:
                 self.previous = read_manifest(self.path)
@@ -181,15 +192,25 @@ class StoreWriter:
         self.db = None
         sqlite_tmp = self._staging / (self.sqlite_name + ".tmp")
         files = {}
-        for role, tmp, name in (("sqlite", sqlite_tmp, self.sqlite_name),
-                                ("faiss", faiss_tmp, self.faiss_name)):
+        for role, tmp, name in (
+            ("sqlite", sqlite_tmp, self.sqlite_name),
+            ("faiss", faiss_tmp, self.faiss_name),
+        ):
             fsync_file(tmp)
             files[role] = {"name": name, "size": tmp.stat().st_size, "sha256": file_sha256(tmp)}
             os.replace(tmp, self._staging / name)
-        written = Manifest.from_dict({
-            **fields, "format": FORMAT, "format_version": FORMAT_VERSION, "count": count,
-            "generation": self.generation, "files": files, "faiss": faiss_file.description},
-            str(self.path / MANIFEST))
+        written = Manifest.from_dict(
+            {
+                **fields,
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "count": count,
+                "generation": self.generation,
+                "files": files,
+                "faiss": faiss_file.description,
+            },
+            str(self.path / MANIFEST),
+        )
         staged_manifest = stage_json(self._staging / MANIFEST, written.to_dict())
         if self._staging == self.path:
             os.replace(staged_manifest, self.path / MANIFEST)  # the commit point
@@ -205,7 +226,8 @@ class StoreWriter:
             raise StoreWriteError(
                 f"index {self.path.name!r} was written (generation {self.generation}) but could not "
                 f"be synced to disk ({describe_os_error(exc)}); it may not survive a power loss; "
-                f"{disk_hint(exc)}") from None
+                f"{disk_hint(exc)}"
+            ) from None
         remove_stale_files(self.path, written)
         if self.force:
             from simsearch.store.shards import remove_stale_parts
@@ -221,7 +243,8 @@ class StoreWriter:
             if self.path.exists():  # another build of this name committed while this one ran
                 raise IndexExistsError(
                     f"index {self.path.name!r} was created by another process while this build ran; "
-                    "nothing was replaced; build again with --force to replace it") from None
+                    "nothing was replaced; build again with --force to replace it"
+                ) from None
             raise exc
 
     def _sync_lexical(self, manifest: Mapping[str, Any]) -> None:
@@ -233,8 +256,13 @@ class StoreWriter:
         analyzer = lexical.analyzer_of(manifest)
         if analyzer is None:
             return  # an index without a lexical part (older ones) stays dense-only
-        carried = (not self.rebuild and not self.rebuild_lexical and self.previous is not None and lexical.has_table(self.db)
-                   and lexical.lexical_settings(self.previous) == lexical.lexical_settings(manifest))
+        carried = (
+            not self.rebuild
+            and not self.rebuild_lexical
+            and self.previous is not None
+            and lexical.has_table(self.db)
+            and lexical.lexical_settings(self.previous) == lexical.lexical_settings(manifest)
+        )
         if carried:
             lexical.update(self.db, analyzer, self.changed)
         else:
@@ -256,7 +284,9 @@ class StoreWriter:
                 if old is not None and old.ntotal == self.previous.count and old.dim == dim:
                     updated = apply_changes(old, self.db, sorted(self.changed), dim)
                     if updated.ntotal == count:
-                        kept: dict[str, Any] = {k: self.previous[k] for k in ("index_type", "ann") if k in self.previous}
+                        kept: dict[str, Any] = {
+                            k: self.previous[k] for k in ("index_type", "ann") if k in self.previous
+                        }
                         return updated, kept
             except (IndexCorruptError, RuntimeError, OSError):
                 pass  # fall through to a full rebuild, which is always correct
@@ -268,14 +298,18 @@ class StoreWriter:
         try:
             yield
         except OSError as exc:
-            raise StoreWriteError(f"cannot write index {self.path.name!r} ({describe_os_error(exc)}); "
-                                  f"{disk_hint(exc)}; the index was left as it was") from None
+            raise StoreWriteError(
+                f"cannot write index {self.path.name!r} ({describe_os_error(exc)}); "
+                f"{disk_hint(exc)}; the index was left as it was"
+            ) from None
         except sqlite3.Error as exc:
             raise self._sqlite_error(exc) from None
 
     def _sqlite_error(self, exc: sqlite3.Error) -> StoreWriteError:
-        return StoreWriteError(f"cannot write index {self.path.name!r} (SQLite: {exc}); free some "
-                               "disk space or check the disk and permissions; the index was left as it was")
+        return StoreWriteError(
+            f"cannot write index {self.path.name!r} (SQLite: {exc}); free some "
+            "disk space or check the disk and permissions; the index was left as it was"
+        )
 
     def __exit__(self, *exc_info: Any) -> None:
         try:
@@ -297,9 +331,12 @@ class StoreWriter:
         if staging != self.path:
             shutil.rmtree(staging, ignore_errors=True)
             return
-        mine = [f"{name}{suffix}" for name in (getattr(self, "sqlite_name", None),
-                                               getattr(self, "faiss_name", None)) if name
-                for suffix in ("", ".tmp")]
+        mine = [
+            f"{name}{suffix}"
+            for name in (getattr(self, "sqlite_name", None), getattr(self, "faiss_name", None))
+            if name
+            for suffix in ("", ".tmp")
+        ]
         for name in mine:
             with contextlib.suppress(OSError):
                 (self.path / name).unlink(missing_ok=True)
@@ -315,8 +352,10 @@ def remove_stale_files(path: Path, manifest: Manifest | None) -> None:
         keep |= {entry.name for entry in manifest.files.values()}
     try:
         for file in path.iterdir():
-            if file.name not in keep and file.is_file() and (
-                file.name.startswith(("docs-", "index-", MANIFEST)) or file.suffix == ".tmp"
+            if (
+                file.name not in keep
+                and file.is_file()
+                and (file.name.startswith(("docs-", "index-", MANIFEST)) or file.suffix == ".tmp")
             ):
                 file.unlink(missing_ok=True)
         remove_stale_staging(path.resolve())

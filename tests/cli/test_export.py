@@ -32,8 +32,12 @@ def run(*args: object):
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
     file = tmp_path / "corpus.jsonl"
-    file.write_text("".join(json.dumps({"id": d.id, "text": d.text, **d.metadata}, ensure_ascii=False) + "\n"
-                            for d in DOCS), encoding="utf-8")
+    file.write_text(
+        "".join(
+            json.dumps({"id": d.id, "text": d.text, **d.metadata}, ensure_ascii=False) + "\n" for d in DOCS
+        ),
+        encoding="utf-8",
+    )
     return file
 
 
@@ -42,7 +46,8 @@ def everything(index: Index) -> list[Document]:
 
 
 def test_round_trip_builds_an_identical_index_without_encoding(
-        corpus: Path, tiny_bert: Path, index_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    corpus: Path, tiny_bert: Path, index_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert run("build", corpus, "--name", "orig", "--model", tiny_bert, "--id-field", "id").exit_code == 0
     out = tmp_path / "orig.parquet"
     done = run("export", "orig", "--vectors", "--output", out)
@@ -55,8 +60,9 @@ def test_round_trip_builds_an_identical_index_without_encoding(
         raise AssertionError("a build from exported vectors must not run the model")
 
     monkeypatch.setattr(Encoder, "encode_counting", no_encoding)
-    copy = run("build", out, "--name", "copy", "--model", tiny_bert, "--vectors-field", "vector",
-               "--id-field", "id")
+    copy = run(
+        "build", out, "--name", "copy", "--model", tiny_bert, "--vectors-field", "vector", "--id-field", "id"
+    )
     assert copy.exit_code == 0, copy.output
     monkeypatch.undo()
 
@@ -70,12 +76,14 @@ def test_round_trip_builds_an_identical_index_without_encoding(
         assert again.manifest[key] == orig.manifest[key]
     queries = ["bread", "지하철", "a cat"]
     found, found2 = orig.search(queries, k=4), again.search(queries, k=4)
-    assert [[(h.id, h.score, h.text, h.metadata) for h in hits] for hits in found2] == \
-           [[(h.id, h.score, h.text, h.metadata) for h in hits] for hits in found]
+    assert [[(h.id, h.score, h.text, h.metadata) for h in hits] for hits in found2] == [
+        [(h.id, h.score, h.text, h.metadata) for h in hits] for hits in found
+    ]
 
 
-def test_another_models_file_is_refused(corpus: Path, tiny_bert: Path, tiny_distilbert: Path,
-                                        index_dir: Path, tmp_path: Path) -> None:
+def test_another_models_file_is_refused(
+    corpus: Path, tiny_bert: Path, tiny_distilbert: Path, index_dir: Path, tmp_path: Path
+) -> None:
     run("build", corpus, "--name", "orig", "--model", tiny_bert, "--id-field", "id")
     out = tmp_path / "orig.parquet"
     run("export", "orig", "--vectors", "-o", out)
@@ -83,8 +91,9 @@ def test_another_models_file_is_refused(corpus: Path, tiny_bert: Path, tiny_dist
     assert refused.exit_code == 1
     assert refused.output.startswith(f"Error: {out}: its vectors come from model '{tiny_bert}'")
     assert "Traceback" not in refused.output and not (index_dir / "other").exists()
-    pooled = run("build", out, "--name", "other", "--model", tiny_bert, "--pooling", "cls",
-                 "--vectors-field", "vector")
+    pooled = run(
+        "build", out, "--name", "other", "--model", tiny_bert, "--pooling", "cls", "--vectors-field", "vector"
+    )
     assert pooled.exit_code == 1 and "pooling 'pooler'" in pooled.output and "pooling 'cls'" in pooled.output
 
 
@@ -106,7 +115,11 @@ def test_to_arrow_schema_and_file_metadata(fake_encoder, tmp_path: Path) -> None
     assert [json.loads(m) for m in table.column("metadata").to_pylist()] == [d.metadata for d in DOCS]
     about = json.loads(table.schema.metadata[b"simsearch"])
     assert {k: about[k] for k in ("model", "pooling", "precision", "dim")} == {
-        "model": "fake/bag-of-words", "pooling": "mean", "precision": "fp32", "dim": 16}
+        "model": "fake/bag-of-words",
+        "pooling": "mean",
+        "precision": "fp32",
+        "dim": 16,
+    }
     vectors = np.asarray(table.column("vector").to_pylist(), dtype=np.float32)
     assert np.array_equal(vectors, fake_encoder.encode([d.text for d in DOCS]))
     assert "vector" not in index.to_arrow(vectors=False).column_names
@@ -128,8 +141,9 @@ def test_metadata_as_columns_round_trips(fake_encoder, tmp_path: Path) -> None:
     assert docs[2].metadata["nested"] == {"x": 1}
     copy = Index.build_from_vectors(batches, tmp_path / "copy", fake_encoder)
     # Columns give every row every key (null where absent): exact metadata needs the JSON style.
-    assert [(h.id, h.score) for h in copy.search("keep bread fresh", k=4)] == \
-           [(h.id, h.score) for h in index.search("keep bread fresh", k=4)]
+    assert [(h.id, h.score) for h in copy.search("keep bread fresh", k=4)] == [
+        (h.id, h.score) for h in index.search("keep bread fresh", k=4)
+    ]
 
 
 def test_jsonl_export_to_stdout_and_file(fake_encoder, index_dir: Path, tmp_path: Path) -> None:

@@ -16,8 +16,22 @@ COMMANDS = docgen.commands()
 
 def test_every_command_is_listed() -> None:
     names = {" ".join(path[1:]) for path in COMMANDS}
-    assert {"", "build", "query", "info", "list", "add", "delete", "compact", "verify", "serve", "eval",
-            "eval sts", "eval retrieval", "eval ann"} <= names
+    assert {
+        "",
+        "build",
+        "query",
+        "info",
+        "list",
+        "add",
+        "delete",
+        "compact",
+        "verify",
+        "serve",
+        "eval",
+        "eval sts",
+        "eval retrieval",
+        "eval ann",
+    } <= names
 
 
 @pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(p))
@@ -29,8 +43,7 @@ def test_help(path: tuple[str, ...]) -> None:
 
 
 def test_docs_cli_md_is_current() -> None:
-    assert CLI_DOC.read_text(encoding="utf-8") == docgen.render(), (
-        "docs/cli.md is stale: run `make docs`")
+    assert CLI_DOC.read_text(encoding="utf-8") == docgen.render(), "docs/cli.md is stale: run `make docs`"
 
 
 def test_docs_check_says_how_to_fix_a_stale_page(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -30,7 +30,9 @@ def run(index_dir: Path):
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
     file = tmp_path / "notes.txt"
-    file.write_text("the cat sat on the mat\n\nbread stale keep fresh\n서울 지하철은 편리하다\n", encoding="utf-8")
+    file.write_text(
+        "the cat sat on the mat\n\nbread stale keep fresh\n서울 지하철은 편리하다\n", encoding="utf-8"
+    )
     return file
 
 
@@ -56,22 +58,48 @@ def test_query_json_many_queries_and_min_score(run, corpus: Path, tiny_bert: Pat
     run("build", corpus, "--name", "notes", "--model", tiny_bert)
     queries = tmp_path / "queries.txt"
     queries.write_text("bread stale keep fresh\n\n서울 지하철은 편리하다\n", encoding="utf-8")
-    out = run("query", "notes", "the cat sat on the mat", "--queries-file", queries, "--json", "-k", "10",
-              "--mode", "dense")  # scores are cosines (hybrid's fused scores: tests/cli/test_query_modes.py)
+    out = run(
+        "query",
+        "notes",
+        "the cat sat on the mat",
+        "--queries-file",
+        queries,
+        "--json",
+        "-k",
+        "10",
+        "--mode",
+        "dense",
+    )  # scores are cosines (hybrid's fused scores: tests/cli/test_query_modes.py)
     rows = [json.loads(line) for line in out.output.splitlines()]
-    assert {r["query"] for r in rows} == {"the cat sat on the mat", "bread stale keep fresh", "서울 지하철은 편리하다"}
+    assert {r["query"] for r in rows} == {
+        "the cat sat on the mat",
+        "bread stale keep fresh",
+        "서울 지하철은 편리하다",
+    }
     assert len(rows) == 9  # k larger than the index returns all 3 documents per query
     first = rows[0]
     assert set(first) >= {"query", "rank", "id", "score", "text", "metadata"}
-    assert first["rank"] == 1 and first["id"] == f"{corpus}:1" and first["score"] == pytest.approx(1.0, abs=1e-4)
+    assert (
+        first["rank"] == 1 and first["id"] == f"{corpus}:1" and first["score"] == pytest.approx(1.0, abs=1e-4)
+    )
     korean = [r for r in rows if r["query"] == "서울 지하철은 편리하다" and r["rank"] == 1][0]
     assert korean["text"] == "서울 지하철은 편리하다"
     cat = [r["score"] for r in rows if r["query"] == "the cat sat on the mat"]
     threshold = (cat[0] + cat[1]) / 2  # a random tiny model gives close scores: cut between them
-    strict = run("query", "notes", "the cat sat on the mat", "--min-score", f"{threshold:.7f}", "--json",
-                 "--mode", "dense")
+    strict = run(
+        "query",
+        "notes",
+        "the cat sat on the mat",
+        "--min-score",
+        f"{threshold:.7f}",
+        "--json",
+        "--mode",
+        "dense",
+    )
     assert len(strict.output.splitlines()) == 1
-    piped = run("query", "notes", "--queries-file", "-", "--json", "-k", "1", input="bread stale keep fresh\n")
+    piped = run(
+        "query", "notes", "--queries-file", "-", "--json", "-k", "1", input="bread stale keep fresh\n"
+    )
     assert json.loads(piped.output)["text"] == "bread stale keep fresh"
 
 
@@ -79,19 +107,42 @@ def test_scifact_style_jsonl_with_fields(run, tiny_bert: Path, tmp_path: Path) -
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text(
         '{"_id": "4983", "title": "Bread", "text": "keep it fresh", "metadata": {}}\n'
-        '{"_id": "5836", "title": "Cats", "text": "the cat sat", "metadata": {"year": 1}}\n', encoding="utf-8")
-    built = run("build", corpus, "--name", "sci", "--model", tiny_bert, "--pooling", "mean",
-                "--text-field", "title", "--text-field", "text", "--id-field", "_id")
+        '{"_id": "5836", "title": "Cats", "text": "the cat sat", "metadata": {"year": 1}}\n',
+        encoding="utf-8",
+    )
+    built = run(
+        "build",
+        corpus,
+        "--name",
+        "sci",
+        "--model",
+        tiny_bert,
+        "--pooling",
+        "mean",
+        "--text-field",
+        "title",
+        "--text-field",
+        "text",
+        "--id-field",
+        "_id",
+    )
     assert built.exit_code == 0, built.output
     hit = json.loads(run("query", "sci", "Cats the cat sat", "--json", "-k", "1").output)
-    assert (hit["id"], hit["text"], hit["metadata"]) == ("5836", "Cats the cat sat", {"metadata": {"year": 1}})
+    assert (hit["id"], hit["text"], hit["metadata"]) == (
+        "5836",
+        "Cats the cat sat",
+        {"metadata": {"year": 1}},
+    )
 
 
-@pytest.mark.parametrize("args, message", [
-    (["query", "missing", "x"], "not found"),
-    (["info", "nope"], "not found"),
-    (["build", "nope.txt", "--name", "x"], "no such file"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["query", "missing", "x"], "not found"),
+        (["info", "nope"], "not found"),
+        (["build", "nope.txt", "--name", "x"], "no such file"),
+    ],
+)
 def test_user_errors_exit_1_without_traceback(run, args: list[str], message: str) -> None:
     result = run(*args)
     assert result.exit_code == 1
@@ -114,7 +165,11 @@ def test_empty_query_and_bad_names(run, corpus: Path, tiny_bert: Path, index_dir
     empty = run("query", "notes", "   ")
     assert empty.exit_code == 1 and "empty query" in empty.output
     for bad in ("a/b", "..", ".hidden", "x..y", "../etc"):
-        for args in (["build", corpus, "--name", bad, "--model", tiny_bert], ["query", bad, "x"], ["info", bad]):
+        for args in (
+            ["build", corpus, "--name", bad, "--model", tiny_bert],
+            ["query", bad, "x"],
+            ["info", bad],
+        ):
             result = run(*args)
             assert result.exit_code == 2 and "invalid index name" in result.output, (bad, args)
     assert sorted(p.name for p in index_dir.iterdir() if not p.name.startswith(".")) == ["notes"]
@@ -161,8 +216,13 @@ def test_real_subprocess_build_and_query(tmp_path: Path) -> None:
     """The installed command, in fresh processes, on the bundled model and the sample corpus."""
     env = {**os.environ, "SIMSEARCH_INDEX_DIR": str(tmp_path / "ix")}
     cmd = _installed_simsearch()
-    built = subprocess.run([*cmd, "build", str(SAMPLE), "--name", "sample", "--id-field", "id"],
-                           capture_output=True, text=True, env=env, timeout=300)
+    built = subprocess.run(
+        [*cmd, "build", str(SAMPLE), "--name", "sample", "--id-field", "id"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert built.returncode == 0, built.stderr
     assert "322 documents" in built.stdout and built.stderr == ""  # no progress bar off a terminal
     query = [*cmd, "query", "sample", "how do I keep bread from going stale?", "-k", "3", "--json"]
@@ -171,7 +231,11 @@ def test_real_subprocess_build_and_query(tmp_path: Path) -> None:
     assert first.returncode == 0 and first.stdout == second.stdout
     top = json.loads(first.stdout.splitlines()[0])
     assert top["id"] == "en-013" and top["metadata"]["topic"] == "cooking"
-    missing = subprocess.run([*cmd, "query", "nope", "x"], capture_output=True, text=True, env=env, timeout=300)
-    assert missing.returncode == 1 and missing.stderr.startswith("Error: ") and "Traceback" not in missing.stderr
+    missing = subprocess.run(
+        [*cmd, "query", "nope", "x"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert (
+        missing.returncode == 1 and missing.stderr.startswith("Error: ") and "Traceback" not in missing.stderr
+    )
     module = subprocess.run([sys.executable, "-m", "simsearch", "--version"], capture_output=True, text=True)
     assert module.returncode == 0 and "simsearch" in module.stdout

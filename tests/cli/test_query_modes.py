@@ -26,10 +26,12 @@ def run(index_dir: Path):
 @pytest.fixture
 def notes(tmp_path: Path, tiny_bert: Path, run) -> str:
     file = tmp_path / "notes.jsonl"
-    rows = [{"id": "a", "text": "the cat sat on the mat", "lang": "en", "year": 2019},
-            {"id": "b", "text": "bread stale keep fresh", "lang": "en", "year": 2021},
-            {"id": "c", "text": "서울 지하철은 편리하다", "lang": "ko", "year": 2023},
-            {"id": "d", "text": "서울 날씨가 좋고", "lang": "ko", "year": 2020}]
+    rows = [
+        {"id": "a", "text": "the cat sat on the mat", "lang": "en", "year": 2019},
+        {"id": "b", "text": "bread stale keep fresh", "lang": "en", "year": 2021},
+        {"id": "c", "text": "서울 지하철은 편리하다", "lang": "ko", "year": 2023},
+        {"id": "d", "text": "서울 날씨가 좋고", "lang": "ko", "year": 2020},
+    ]
     file.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
     built = run("build", file, "--name", "notes", "--model", tiny_bert, "--id-field", "id")
     assert built.exit_code == 0, built.output
@@ -61,12 +63,15 @@ def test_where_filters(run, notes: str) -> None:
     assert none.exit_code == 0 and "no results" in none.output
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--where", "colour=red"], "unknown metadata field 'colour'"),
-    (["--where", "year>=soon"], "holds number values"),
-    (["--where", "lang"], "--where 'lang': write FIELD=VALUE"),
-    (["--mode", "lexical", "--min-score", "0.5"], "min_score filters by cosine"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--where", "colour=red"], "unknown metadata field 'colour'"),
+        (["--where", "year>=soon"], "holds number values"),
+        (["--where", "lang"], "--where 'lang': write FIELD=VALUE"),
+        (["--mode", "lexical", "--min-score", "0.5"], "min_score filters by cosine"),
+    ],
+)
 def test_bad_filters_and_options_are_one_line_errors(run, notes: str, args: list[str], message: str) -> None:
     out = run("query", notes, "cat", *args)
     assert out.exit_code == 1
@@ -79,7 +84,9 @@ def test_bad_mode_is_a_usage_error(run, notes: str) -> None:
 
 
 def test_old_index_needs_reindex_lexical(run, index_dir: Path, fake_encoder) -> None:
-    Index.build([Document("x", "plain old text", {})], "old", fake_encoder, index_dir=index_dir, lexical=False)
+    Index.build(
+        [Document("x", "plain old text", {})], "old", fake_encoder, index_dir=index_dir, lexical=False
+    )
     refused = run("query", "old", "plain", "--mode", "hybrid")
     assert refused.exit_code == 1 and "simsearch reindex-lexical NAME" in refused.output
     done = run("reindex-lexical", "old")

@@ -12,9 +12,18 @@ from click.testing import CliRunner
 from simsearch.cli.main import main
 from simsearch.store.reader import read_manifest
 
-TEXTS = ["the cat sat on the mat", "keep bread fresh", "the dog is good", "a fast search engine",
-         "서울 지하철은 편리하다", "how to keep the dog", "stale bread is bad", "slow query of long word",
-         "korean english model token", "the good cat and the bad dog"]
+TEXTS = [
+    "the cat sat on the mat",
+    "keep bread fresh",
+    "the dog is good",
+    "a fast search engine",
+    "서울 지하철은 편리하다",
+    "how to keep the dog",
+    "stale bread is bad",
+    "slow query of long word",
+    "korean english model token",
+    "the good cat and the bad dog",
+]
 
 
 def run(*args: object, input: bytes | None = None):
@@ -24,8 +33,13 @@ def run(*args: object, input: bytes | None = None):
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
     file = tmp_path / "corpus.jsonl"
-    file.write_text("".join(json.dumps({"_id": f"c{i}", "title": f"t{i}", "text": text}, ensure_ascii=False) + "\n"
-                            for i, text in enumerate(TEXTS)), encoding="utf-8")
+    file.write_text(
+        "".join(
+            json.dumps({"_id": f"c{i}", "title": f"t{i}", "text": text}, ensure_ascii=False) + "\n"
+            for i, text in enumerate(TEXTS)
+        ),
+        encoding="utf-8",
+    )
     return file
 
 
@@ -47,8 +61,9 @@ def hits(index_dir: Path, name: str, *queries: str, k: int = 10) -> list[dict]:
 
 
 def same(a: list[dict], b: list[dict]) -> None:
-    assert [(h["query"], h["id"], h["rank"], h["text"], h["metadata"]) for h in a] == \
-           [(h["query"], h["id"], h["rank"], h["text"], h["metadata"]) for h in b]
+    assert [(h["query"], h["id"], h["rank"], h["text"], h["metadata"]) for h in a] == [
+        (h["query"], h["id"], h["rank"], h["text"], h["metadata"]) for h in b
+    ]
     assert all(abs(x["score"] - y["score"]) <= 1e-6 for x, y in zip(a, b))
 
 
@@ -58,7 +73,10 @@ def test_query_info_list_match_plain(built: Path) -> None:
     info = json.loads(run("info", "sh", "--json", "--index-dir", built).output)
     assert info["count"] == 10 and info["shards"]["count"] == 3 and info["format_version"] == 2
     assert len(info["shards"]["parts"]) == 3 and all("manifest_sha256" in p for p in info["shards"]["parts"])
-    listed = {json.loads(line)["name"]: json.loads(line) for line in run("list", "--json", "--index-dir", built).output.splitlines()}
+    listed = {
+        json.loads(line)["name"]: json.loads(line)
+        for line in run("list", "--json", "--index-dir", built).output.splitlines()
+    }
     assert listed["sh"]["count"] == 10 and "error" not in listed["sh"]
     table = run("list", "--index-dir", built).output
     assert "damaged" not in table and "sh" in table
@@ -68,8 +86,13 @@ def test_query_info_list_match_plain(built: Path) -> None:
 
 def test_add_delete_compact_verify(built: Path, tmp_path: Path) -> None:
     more = tmp_path / "more.jsonl"
-    more.write_text(json.dumps({"_id": "c0", "title": "t0", "text": "the cat sat on the mat"}) + "\n"
-                    + json.dumps({"_id": "n1", "text": "a new fast engine"}) + "\n", encoding="utf-8")
+    more.write_text(
+        json.dumps({"_id": "c0", "title": "t0", "text": "the cat sat on the mat"})
+        + "\n"
+        + json.dumps({"_id": "n1", "text": "a new fast engine"})
+        + "\n",
+        encoding="utf-8",
+    )
     for name in ("sh", "plain"):
         added = run("add", name, more, "--id-field", "_id", "--text-field", "text", "--index-dir", built)
         assert added.exit_code == 0, added.output
@@ -95,14 +118,29 @@ def test_add_delete_compact_verify(built: Path, tmp_path: Path) -> None:
 
 def test_eval_retrieval_on_a_sharded_index(built: Path, tmp_path: Path) -> None:
     queries = tmp_path / "queries.jsonl"
-    queries.write_text("".join(json.dumps({"_id": f"q{i}", "text": t}) + "\n"
-                               for i, t in enumerate(["bread", "cat on a mat", "dog", "engine"])))
+    queries.write_text(
+        "".join(
+            json.dumps({"_id": f"q{i}", "text": t}) + "\n"
+            for i, t in enumerate(["bread", "cat on a mat", "dog", "engine"])
+        )
+    )
     qrels = tmp_path / "qrels.tsv"
     qrels.write_text("query-id\tcorpus-id\tscore\nq0\tc1\t1\nq1\tc0\t1\nq2\tc2\t1\nq3\tc3\t1\n")
     reports = {}
     for name in ("sh", "plain"):
-        result = run("eval", "retrieval", "--index", name, "--queries", queries, "--qrels", qrels,
-                     "--json", "--index-dir", built)
+        result = run(
+            "eval",
+            "retrieval",
+            "--index",
+            name,
+            "--queries",
+            queries,
+            "--qrels",
+            qrels,
+            "--json",
+            "--index-dir",
+            built,
+        )
         assert result.exit_code == 0, result.output
         reports[name] = json.loads(result.output)
     sh, plain = reports["sh"], reports["plain"]
@@ -112,6 +150,8 @@ def test_eval_retrieval_on_a_sharded_index(built: Path, tmp_path: Path) -> None:
 
 
 def test_bad_shard_options(index_dir: Path, corpus: Path, tiny_bert: Path) -> None:
-    result = run("build", corpus, "--name", "x", "--shards", "0", "--model", tiny_bert, "--index-dir", index_dir)
+    result = run(
+        "build", corpus, "--name", "x", "--shards", "0", "--model", tiny_bert, "--index-dir", index_dir
+    )
     assert result.exit_code == 2 and "--shards" in result.output
     assert not (index_dir / "x").exists()

@@ -25,8 +25,12 @@ def tiny_encoder(tiny_bert):
 @pytest.fixture
 def notes(index_dir, tiny_encoder, monkeypatch) -> Path:
     monkeypatch.setenv("SIMSEARCH_QUERY_BACKEND", "torch")  # no ONNX export: not the point here
-    docs = [Document(f"n{i}", text, {"i": i}) for i, text in enumerate(
-        ["the cat sat on the mat", "keep bread fresh", "the dog is good", "a fast search engine"])]
+    docs = [
+        Document(f"n{i}", text, {"i": i})
+        for i, text in enumerate(
+            ["the cat sat on the mat", "keep bread fresh", "the dog is good", "a fast search engine"]
+        )
+    ]
     return Index.build(docs, "notes", tiny_encoder, index_dir=index_dir).path
 
 
@@ -57,8 +61,13 @@ def test_disk_full_during_add_is_one_line_and_leaves_nothing(notes, tmp_path, mo
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(os, "fsync", full)
-    assert_error(run("add", "notes", source), 1, "cannot write index 'notes'", "No space left on device",
-                 "free some disk space")
+    assert_error(
+        run("add", "notes", source),
+        1,
+        "cannot write index 'notes'",
+        "No space left on device",
+        "free some disk space",
+    )
     monkeypatch.undo()
     assert files(notes.parent) == before
 
@@ -74,8 +83,12 @@ def test_read_only_index_home_during_build_is_one_line(index_dir, tiny_bert, tmp
         return real_mkdir(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "mkdir", read_only)
-    assert_error(run("build", source, "--name", "fresh", "--model", tiny_bert), 1,
-                 "cannot write index 'fresh'", "Read-only file system")
+    assert_error(
+        run("build", source, "--name", "fresh", "--model", tiny_bert),
+        1,
+        "cannot write index 'fresh'",
+        "Read-only file system",
+    )
     assert not (index_dir / "fresh").exists()
 
 
@@ -121,8 +134,13 @@ def test_verify_advises_repair_only_for_what_repair_fixes(notes):
     result = run("verify", "notes", "--repair")
     assert result.exit_code == 1 and "rebuild the index from its sources" in result.stdout
     assert "--repair" not in result.stdout + result.stderr
-    assert_error(run("add", "notes", "-", input=b"new text\n"), 1, "checksum mismatch",
-                 "simsearch verify notes", "nothing was written")
+    assert_error(
+        run("add", "notes", "-", input=b"new text\n"),
+        1,
+        "checksum mismatch",
+        "simsearch verify notes",
+        "nothing was written",
+    )
 
 
 def test_verify_reports_and_records_a_missing_fingerprint(notes):

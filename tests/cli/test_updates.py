@@ -29,9 +29,19 @@ def tiny_encoder(tiny_bert):
 @pytest.fixture
 def notes(index_dir, tiny_encoder) -> Path:
     """Index 'notes' built with the tiny BERT, so the CLI can load the index's own model."""
-    docs = [Document(f"n{i}", text, {"i": i}) for i, text in enumerate(
-        ["the cat sat on the mat", "keep bread fresh", "the dog is good", "a fast search engine",
-         "서울 지하철은 편리하다", "how to keep the dog"])]
+    docs = [
+        Document(f"n{i}", text, {"i": i})
+        for i, text in enumerate(
+            [
+                "the cat sat on the mat",
+                "keep bread fresh",
+                "the dog is good",
+                "a fast search engine",
+                "서울 지하철은 편리하다",
+                "how to keep the dog",
+            ]
+        )
+    ]
     return Index.build(docs, "notes", tiny_encoder, index_dir=index_dir).path
 
 
@@ -43,8 +53,11 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
     """Every file under ``root`` with size and mtime (lock files are not content)."""
     if not root.exists():
         return {}
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in root.rglob("*") if p.is_file() and not p.name.endswith(".lock")}
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in root.rglob("*")
+        if p.is_file() and not p.name.endswith(".lock")
+    }
 
 
 def assert_error(result, code: int, *fragments: str) -> None:
@@ -64,19 +77,33 @@ def write(path: Path, data: bytes | str) -> Path:
 
 # -- the commands ---------------------------------------------------------------------------------
 
+
 def test_add_update_unchanged_through_the_cli(notes, tmp_path):
-    source = write(tmp_path / "more.jsonl", "\n".join(json.dumps(r) for r in [
-        {"id": "n0", "text": "the cat sat on the mat", "i": 0},
-        {"id": "n1", "text": "bread goes stale", "i": 1},
-        {"id": "x1", "text": "a brand new note", "i": 9}]) + "\n")
+    source = write(
+        tmp_path / "more.jsonl",
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"id": "n0", "text": "the cat sat on the mat", "i": 0},
+                {"id": "n1", "text": "bread goes stale", "i": 1},
+                {"id": "x1", "text": "a brand new note", "i": 9},
+            ]
+        )
+        + "\n",
+    )
     result = run("add", "notes", source, "--id-field", "id")
     assert result.exit_code == 0, result.output
     assert "1 added, 1 updated, 1 unchanged (2 encoded, 0 truncated); 7 documents" in result.stdout
     again = run("add", "notes", source, "--id-field", "id")
     assert "0 added, 0 updated, 3 unchanged" in again.stdout
-    hits = [json.loads(line) for line in run("query", "notes", "a new note", "--json", "-k", "10").stdout.splitlines()]
+    hits = [
+        json.loads(line)
+        for line in run("query", "notes", "a new note", "--json", "-k", "10").stdout.splitlines()
+    ]
     by_id = {hit["id"]: hit for hit in hits}
-    assert len(hits) == 7 and by_id["x1"]["metadata"] == {"i": 9} and by_id["n1"]["text"] == "bread goes stale"
+    assert (
+        len(hits) == 7 and by_id["x1"]["metadata"] == {"i": 9} and by_id["n1"]["text"] == "bread goes stale"
+    )
 
 
 def test_add_reads_stdin_and_csv_options(notes, tmp_path):
@@ -118,7 +145,11 @@ def test_compact_and_verify(notes):
     result = run("verify", "notes")
     assert result.exit_code == 0 and result.stdout.startswith("Index 'notes': ok (4 documents")
     report = json.loads(run("verify", "notes", "--json").stdout)
-    assert report["ok"] and {c["name"] for c in report["checks"]} >= {"manifest", "model", "faiss agrees with sqlite"}
+    assert report["ok"] and {c["name"] for c in report["checks"]} >= {
+        "manifest",
+        "model",
+        "faiss agrees with sqlite",
+    }
 
 
 def test_verify_exits_1_until_repaired(notes):
@@ -156,14 +187,19 @@ def test_second_writer_times_out_with_a_clear_message(notes, tmp_path, monkeypat
 BAD_SOURCES = {
     "empty.txt": (b"", "empty.txt: empty file"),
     "blank.txt": (b"\n  \n\t\n\r\n", "blank.txt: no documents (only blank lines"),
-    "binary.txt": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary.txt:3: contains NUL bytes, looks like a binary file"),
+    "binary.txt": (
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+        "binary.txt:3: contains NUL bytes, looks like a binary file",
+    ),
     "latin1.txt": ("fine line\ncaf\u00e9 au lait\n".encode("latin-1"), "latin1.txt:2: invalid UTF-8"),
     "utf16.txt": ("hello\n".encode("utf-16"), "utf16.txt:1: UTF-16"),
     "nocol.csv": (b"title,body\na,b\n", "nocol.csv:1: no column 'text'"),
     "ragged.csv": (b"id,text\n1,fine\n2\n", "ragged.csv:3: row has 1 fields but the header has 2"),
     "bad.jsonl": (b'{"id": "1", "text": "ok"}\n{"id": "2", "text": \n', "bad.jsonl:2: malformed JSON"),
-    "dups.jsonl": (b'{"id": "a", "text": "x"}\n{"id": "b", "text": "y"}\n{"id": "a", "text": "z"}\n',
-                   "dups.jsonl:3: duplicate document id 'a'"),
+    "dups.jsonl": (
+        b'{"id": "a", "text": "x"}\n{"id": "b", "text": "y"}\n{"id": "a", "text": "z"}\n',
+        "dups.jsonl:3: duplicate document id 'a'",
+    ),
 }
 
 
@@ -171,8 +207,11 @@ BAD_SOURCES = {
 def test_bad_sources_fail_cleanly_in_build(name, index_dir, tmp_path, tiny_bert):
     data, message = BAD_SOURCES[name]
     source = write(tmp_path / name, data)
-    result = run("build", source, "--name", "fresh", "--model", tiny_bert, "--id-field", "id") \
-        if name == "dups.jsonl" else run("build", source, "--name", "fresh", "--model", tiny_bert)
+    result = (
+        run("build", source, "--name", "fresh", "--model", tiny_bert, "--id-field", "id")
+        if name == "dups.jsonl"
+        else run("build", source, "--name", "fresh", "--model", tiny_bert)
+    )
     assert_error(result, 1, message)
     assert not (index_dir / "fresh").exists()
     assert [p.name for p in index_dir.iterdir()] in ([], [".fresh.lock"])
@@ -212,16 +251,33 @@ def test_query_mistakes(notes):
     assert_error(run("query", "notes"), 2, "give at least one QUERY")
 
 
-@pytest.mark.parametrize("command", [["query", "{}", "cat"], ["add", "{}", "x.txt"], ["delete", "{}", "a"],
-                                     ["compact", "{}"], ["verify", "{}"], ["info", "{}"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["query", "{}", "cat"],
+        ["add", "{}", "x.txt"],
+        ["delete", "{}", "a"],
+        ["compact", "{}"],
+        ["verify", "{}"],
+        ["info", "{}"],
+    ],
+)
 def test_unknown_index(command, index_dir):
     assert_error(run(*[c.format("ghost") for c in command]), 1, "'ghost' not found")
     assert not (index_dir / "ghost").exists()
 
 
 @pytest.mark.parametrize("name", ["a/b", "../evil", "..", "/abs/path", ".hidden"])
-@pytest.mark.parametrize("command", [["build", "x.txt", "--name", "{}"], ["query", "{}", "cat"],
-                                     ["add", "{}", "x.txt"], ["delete", "{}", "a"], ["verify", "{}"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["build", "x.txt", "--name", "{}"],
+        ["query", "{}", "cat"],
+        ["add", "{}", "x.txt"],
+        ["delete", "{}", "a"],
+        ["verify", "{}"],
+    ],
+)
 def test_index_names_with_slash_or_dots_are_usage_errors(command, name, index_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = run(*[c.format(name) for c in command])
@@ -250,9 +306,14 @@ def _damage(notes: Path, how: str) -> None:
         write(notes / "manifest.json", b"{not json")
 
 
-DAMAGE = {"faiss missing": "is missing", "faiss truncated": "truncated or replaced",
-          "sqlite garbage": "damaged SQLite file", "sqlite pages damaged": "damaged SQLite file",
-          "newer format": "written by a newer simsearch (index format 7", "manifest garbage": "unreadable manifest"}
+DAMAGE = {
+    "faiss missing": "is missing",
+    "faiss truncated": "truncated or replaced",
+    "sqlite garbage": "damaged SQLite file",
+    "sqlite pages damaged": "damaged SQLite file",
+    "newer format": "written by a newer simsearch (index format 7",
+    "manifest garbage": "unreadable manifest",
+}
 
 
 @pytest.mark.parametrize("how", sorted(DAMAGE))
@@ -271,8 +332,11 @@ def test_model_directory_that_is_not_a_model(index_dir, tmp_path):
     (tmp_path / "not-a-model").mkdir()
     write(tmp_path / "not-a-model" / "README.md", "hello")
     source = write(tmp_path / "a.txt", "some text\n")
-    assert_error(run("build", source, "--name", "m", "--model", tmp_path / "not-a-model"), 1,
-                 "is not a model directory")
+    assert_error(
+        run("build", source, "--name", "m", "--model", tmp_path / "not-a-model"),
+        1,
+        "is not a model directory",
+    )
     assert not (index_dir / "m").exists()
 
 
@@ -280,8 +344,10 @@ def test_sqlite_row_damage_after_open_is_an_error_not_a_traceback(notes):
     manifest = json.loads((notes / "manifest.json").read_text())
     db = sqlite3.connect(notes / manifest["files"]["sqlite"]["name"])
     db.execute("DELETE FROM documents WHERE id = 'n0'")
-    db.execute("INSERT INTO documents (id, text, metadata, hash, vector) SELECT 'extra', text, metadata, hash, "
-               "vector FROM documents WHERE id = 'n1'")
+    db.execute(
+        "INSERT INTO documents (id, text, metadata, hash, vector) SELECT 'extra', text, metadata, hash, "
+        "vector FROM documents WHERE id = 'n1'"
+    )
     db.commit()
     db.close()
     result = run("query", "notes", "the cat sat on the mat", "-k", "6")
@@ -289,6 +355,7 @@ def test_sqlite_row_damage_after_open_is_an_error_not_a_traceback(notes):
 
 
 # -- end to end with the bundled model (one step through the installed command) ------------------
+
 
 def test_add_delete_verify_with_the_default_model(index_dir, tmp_path):
     import shutil
@@ -298,8 +365,13 @@ def test_add_delete_verify_with_the_default_model(index_dir, tmp_path):
     assert run("build", first, "--name", "live").exit_code == 0
     second = write(tmp_path / "b.txt", "How to bake sourdough bread at home.\n서울 지하철은 편리하다.\n")
     exe = shutil.which("simsearch") or str(Path(__import__("sys").executable).with_name("simsearch"))
-    added = subprocess.run([exe, "add", "live", str(second)], capture_output=True, text=True, timeout=300,
-                           env={**os.environ, "SIMSEARCH_INDEX_DIR": str(index_dir)})
+    added = subprocess.run(
+        [exe, "add", "live", str(second)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "SIMSEARCH_INDEX_DIR": str(index_dir)},
+    )
     assert added.returncode == 0 and "2 added, 0 updated, 0 unchanged" in added.stdout, added.stderr
     hit = json.loads(run("query", "live", "baking a loaf of bread", "--json", "-k", "1").stdout)
     assert hit["id"] == f"{second}:1"

@@ -8,8 +8,9 @@ from simsearch.encode.coverage import coverage
 
 
 def test_default_model_covers_english_not_hangul(bundled_encoder) -> None:
-    english, korean, mixed = coverage(bundled_encoder, ["how do I keep bread fresh?", "서울에서 지하철 타는 방법",
-                                                        "BTS 노래"])
+    english, korean, mixed = coverage(
+        bundled_encoder, ["how do I keep bread fresh?", "서울에서 지하철 타는 방법", "BTS 노래"]
+    )
     assert english == pytest.approx(1.0)
     assert korean == 0.0
     assert mixed == pytest.approx(3 / 5)  # B, T, S of B T S 노 래

@@ -14,8 +14,13 @@ from simsearch import Index
 from simsearch.encode import onnx_encoder as onnx_backend
 from simsearch.encode.torch_encoder import Encoder
 
-TEXTS = ["The cat sat on the mat.", "서울 지하철은 편리하다.", "a", "keep bread fresh " * 200,
-         "how do I keep bread from going stale?"]
+TEXTS = [
+    "The cat sat on the mat.",
+    "서울 지하철은 편리하다.",
+    "a",
+    "keep bread fresh " * 200,
+    "how do I keep bread from going stale?",
+]
 
 
 def test_onnx_runtime_is_installed():
@@ -28,8 +33,9 @@ def test_export_matches_torch(request, fixture):
     encoder = Encoder(str(request.getfixturevalue(fixture)), max_length=64)
     directory = onnx_backend.prepare(encoder)
     assert directory is not None and (directory / "model.onnx").is_file()
-    fast = onnx_backend.load(encoder.model_id, str(encoder.model_path), encoder.pooling,
-                             encoder.max_length, "fp32")
+    fast = onnx_backend.load(
+        encoder.model_id, str(encoder.model_path), encoder.pooling, encoder.max_length, "fp32"
+    )
     assert isinstance(fast, onnx_backend.OnnxEncoder)
     got, cut = fast.encode_counting(TEXTS, batch_size=2)
     expected, expected_cut = encoder.encode_counting(TEXTS)
@@ -86,8 +92,9 @@ def test_damaged_cache_entry_falls_back_to_torch(tiny_bert, index_dir):
     assert isinstance(Index.open("d", index_dir=index_dir).encoder, onnx_backend.OnnxEncoder)
 
 
-def test_opening_and_loading_the_encoder_write_nothing_to_the_cache(tiny_bert, index_dir, monkeypatch,
-                                                                    tmp_path):
+def test_opening_and_loading_the_encoder_write_nothing_to_the_cache(
+    tiny_bert, index_dir, monkeypatch, tmp_path
+):
     Index.build(TEXTS, "n", Encoder(str(tiny_bert), max_length=48), index_dir=index_dir)
     monkeypatch.setenv("SIMSEARCH_CACHE", str(tmp_path / "fresh-cache"))
     index = Index.open("n", index_dir=index_dir)
@@ -107,12 +114,19 @@ def test_the_export_can_be_turned_off(tiny_bert, index_dir, monkeypatch, tmp_pat
 
 def test_cold_cli_query_imports_no_torch(tiny_bert, index_dir):
     Index.build(TEXTS, "cold", Encoder(str(tiny_bert)), index_dir=index_dir)
-    probe = ("import sys\nfrom simsearch.cli.main import main\n"
-             "sys.argv = ['simsearch', 'query', 'cold', 'The cat sat on the mat.', '-k', '1', '--json']\n"
-             "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
-             "print(json.dumps(sorted(m for m in ('torch', 'transformers') if m in sys.modules)))\n")
-    result = subprocess.run([sys.executable, "-c", "import json\n" + probe], capture_output=True,
-                            text=True, env={**os.environ, "SIMSEARCH_INDEX_DIR": str(index_dir)}, timeout=120)
+    probe = (
+        "import sys\nfrom simsearch.cli.main import main\n"
+        "sys.argv = ['simsearch', 'query', 'cold', 'The cat sat on the mat.', '-k', '1', '--json']\n"
+        "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+        "print(json.dumps(sorted(m for m in ('torch', 'transformers') if m in sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", "import json\n" + probe],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SIMSEARCH_INDEX_DIR": str(index_dir)},
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     hit_line, modules_line = result.stdout.strip().splitlines()
     assert json.loads(hit_line)["text"] == "The cat sat on the mat."
@@ -120,8 +134,10 @@ def test_cold_cli_query_imports_no_torch(tiny_bert, index_dir):
 
 
 def test_help_imports_nothing_heavy():
-    probe = ("import sys\nfrom simsearch.cli.main import main\nsys.argv = ['simsearch', '--help']\n"
-             "try:\n    main()\nexcept SystemExit:\n    pass\n"
-             "print([m for m in ('torch', 'transformers', 'faiss', 'onnxruntime', 'numpy') if m in sys.modules])\n")
+    probe = (
+        "import sys\nfrom simsearch.cli.main import main\nsys.argv = ['simsearch', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print([m for m in ('torch', 'transformers', 'faiss', 'onnxruntime', 'numpy') if m in sys.modules])\n"
+    )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -25,6 +25,7 @@ SENTENCES = [
 
 def test_fp32_matches_sentence_transformers(bundled_encoder):
     import sentence_transformers  # the test extra installs it: this comparison always runs
+
     reference = sentence_transformers.SentenceTransformer(str(bundled_encoder.model_path), device="cpu")
     expected = reference.encode(SENTENCES, normalize_embeddings=True, convert_to_numpy=True)
     got = bundled_encoder.encode(SENTENCES)
@@ -52,7 +53,9 @@ def test_unknown_precision_is_refused(tiny_bert):
 
 
 def test_tiny_model_every_precision(tiny_bert):
-    vectors = {p: Encoder(str(tiny_bert), precision=p).encode(SENTENCES[:4]) for p in ("fp32", "bf16", "int8")}
+    vectors = {
+        p: Encoder(str(tiny_bert), precision=p).encode(SENTENCES[:4]) for p in ("fp32", "bf16", "int8")
+    }
     for precision in ("bf16", "int8"):
         assert np.sum(vectors[precision] * vectors["fp32"], axis=1).min() > 0.9
 
@@ -72,8 +75,9 @@ def test_cli_build_precision(tiny_bert, index_dir, tmp_path):
     source = tmp_path / "docs.txt"
     source.write_text("\n".join(SENTENCES[:4]) + "\n", encoding="utf-8")
     runner = CliRunner()
-    result = runner.invoke(main, ["build", str(source), "--name", "b", "--model", str(tiny_bert),
-                                  "--precision", "bf16"])
+    result = runner.invoke(
+        main, ["build", str(source), "--name", "b", "--model", str(tiny_bert), "--precision", "bf16"]
+    )
     assert result.exit_code == 0, result.output
     info = runner.invoke(main, ["info", "b", "--json"])
     assert json.loads(info.output)["precision"] == "bf16"

@@ -89,10 +89,14 @@ def test_distilbert_without_token_type_ids(tiny_distilbert: Path) -> None:
 def test_auto_pooling_follows_sentence_transformers_config(tiny_bert: Path, tmp_path: Path) -> None:
     model = tmp_path / "st-model"
     shutil.copytree(tiny_bert, model)
-    (model / "modules.json").write_text(json.dumps([
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-    ]))
+    (model / "modules.json").write_text(
+        json.dumps(
+            [
+                {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+            ]
+        )
+    )
     (model / "1_Pooling").mkdir()
     (model / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))
     (model / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 128}))
@@ -109,19 +113,23 @@ def test_untrained_pooler_is_not_used_by_auto(tmp_path: Path) -> None:
 def test_bundled_default_model(bundled_encoder: Encoder) -> None:
     assert bundled_encoder.model_id == DEFAULT_MODEL
     assert (bundled_encoder.pooling, bundled_encoder.max_length, bundled_encoder.dim) == ("mean", 256, 384)
-    a, b, c = bundled_encoder.encode([
-        "How do I keep bread from going stale?",
-        "What is the best way to stop bread going stale?",
-        "The stock market fell sharply on Monday.",
-    ])
+    a, b, c = bundled_encoder.encode(
+        [
+            "How do I keep bread from going stale?",
+            "What is the best way to stop bread going stale?",
+            "The stock market fell sharply on Monday.",
+        ]
+    )
     assert float(a @ b) > 0.8 > float(a @ c) + 0.3
 
 
 def test_bundled_model_matches_sentence_transformers(bundled_encoder: Encoder) -> None:
     import sentence_transformers as st  # the test extra installs it: this comparison always runs
+
     texts = ["A man is playing a guitar.", "서울 지하철은 편리하다.", "word " * 600]
     reference = st.SentenceTransformer(str(bundled_model_path()), device="cpu").encode(
-        texts, normalize_embeddings=True)
+        texts, normalize_embeddings=True
+    )
     ours = bundled_encoder.encode(texts)
     assert np.min(np.sum(ours * reference, axis=1)) > 0.99999
 
@@ -156,8 +164,9 @@ def test_unreachable_hub_id_fails_fast_with_advice(monkeypatch: pytest.MonkeyPat
     assert "beomi/kcbert-base" in message and "--model" in message
 
 
-def test_hub_id_resolves_from_the_local_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                              tiny_bert: Path) -> None:
+def test_hub_id_resolves_from_the_local_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_bert: Path
+) -> None:
     """A hub id that was downloaded before loads offline from the Hugging Face cache layout."""
     cache = tmp_path / "hub"
     snapshot = cache / "models--acme--tiny-bert" / "snapshots" / ("0" * 40)

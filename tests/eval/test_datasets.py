@@ -85,9 +85,7 @@ def test_read_sts_header_columns_found_by_name(tmp_path: Path) -> None:
         ("main-news\theadlines\t2013\t0003\tnan\tone\ttwo", "is not a number"),
     ],
 )
-def test_read_sts_malformed_row_names_file_and_line(
-    tmp_path: Path, bad_row: str, message: str
-) -> None:
+def test_read_sts_malformed_row_names_file_and_line(tmp_path: Path, bad_row: str, message: str) -> None:
     path = write(tmp_path / "sts-bad.csv", STSB_ROWS + bad_row + "\n")
     with pytest.raises(InputError, match=message) as info:
         read_sts(path)

@@ -19,8 +19,14 @@ from click.testing import CliRunner
 from simsearch.cli.main import main
 from simsearch.errors import IndexNotFoundError, InputError
 from simsearch.eval.datasets import BeirDoc, RetrievalSet, read_qrels
-from simsearch.eval.evaluate import (evaluate_ann, evaluate_beir, evaluate_korquad, evaluate_retrieval,
-                                 evaluate_sts, load_retrieval_set)
+from simsearch.eval.evaluate import (
+    evaluate_ann,
+    evaluate_beir,
+    evaluate_korquad,
+    evaluate_retrieval,
+    evaluate_sts,
+    load_retrieval_set,
+)
 from simsearch.index import Index
 from simsearch.readers import Document
 
@@ -64,6 +70,7 @@ class RandomEncoder(FakeEncoder):
 
 # --- STS ------------------------------------------------------------------------------------
 
+
 def sts_row(score: float, a: str, b: str) -> str:
     return f"main-captions\tMSRvid\t2012test\t0001\t{score}\t{a}\t{b}"
 
@@ -82,8 +89,9 @@ def test_sts_pairs_each_sentence_with_its_partner(tmp_path: Path) -> None:
     assert evaluate_sts([reversed_gold], TableEncoder(angles))["spearman"] == pytest.approx(-100.0)
 
 
-def test_sts_on_sts_benchmark_slice_with_default_model(shared_data: Path, bundled_encoder,
-                                                       tmp_path: Path) -> None:
+def test_sts_on_sts_benchmark_slice_with_default_model(
+    shared_data: Path, bundled_encoder, tmp_path: Path
+) -> None:
     lines = (shared_data / "stsbenchmark" / "sts-test.csv").read_text(encoding="utf-8").splitlines()[:200]
     file = write_lines(tmp_path / "sts-head.csv", lines)
     report = evaluate_sts([file], bundled_encoder)
@@ -96,11 +104,13 @@ def test_sts_on_sts_benchmark_slice_with_default_model(shared_data: Path, bundle
 def test_cli_sts_tiny_model_matches_library(tiny_bert: Path, tmp_path: Path) -> None:
     from simsearch.encode.torch_encoder import Encoder
 
-    rows = [sts_row(5.0, "the cat sat on the mat.", "a cat sat on a mat."),
-            sts_row(0.4, "the cat sat on the mat.", "how to keep bread fresh?"),
-            sts_row(2.5, "search engine query", "a fast search engine"),
-            sts_row(1.0, "korean word", "the dog is good"),
-            sts_row(3.8, "서울 지하철은 편리하다.", "서울 지하철은 편리하다")]
+    rows = [
+        sts_row(5.0, "the cat sat on the mat.", "a cat sat on a mat."),
+        sts_row(0.4, "the cat sat on the mat.", "how to keep bread fresh?"),
+        sts_row(2.5, "search engine query", "a fast search engine"),
+        sts_row(1.0, "korean word", "the dog is good"),
+        sts_row(3.8, "서울 지하철은 편리하다.", "서울 지하철은 편리하다"),
+    ]
     one = write_lines(tmp_path / "one.csv", rows[:3])
     header = "genre\tfilename\tyear\tid\tscore\tsentence1\tsentence2"  # KorSTS layout
     two = write_lines(tmp_path / "two.tsv", [header, *rows[2:]])
@@ -145,6 +155,7 @@ def test_sts_errors(tmp_path: Path) -> None:
 
 # --- retrieval ------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def scifact_subset(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """20 SciFact test queries, their relevant abstracts and 150 other abstracts, BEIR layout."""
@@ -155,14 +166,20 @@ def scifact_subset(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) 
     corpus = [line for line in (source / "corpus.jsonl").read_text(encoding="utf-8").splitlines() if line]
     others = [line for line in corpus if json.loads(line)["_id"] not in relevant][:150]
     keep = [line for line in corpus if json.loads(line)["_id"] in relevant] + others
-    queries = [line for line in (source / "queries.jsonl").read_text(encoding="utf-8").splitlines()
-               if line and json.loads(line)["_id"] in chosen]
+    queries = [
+        line
+        for line in (source / "queries.jsonl").read_text(encoding="utf-8").splitlines()
+        if line and json.loads(line)["_id"] in chosen
+    ]
     folder = tmp_path_factory.mktemp("scifact-subset")
     write_lines(folder / "corpus.jsonl", keep)
     write_lines(folder / "queries.jsonl", queries)
     (folder / "qrels").mkdir()
-    write_lines(folder / "qrels" / "test.tsv", ["query-id\tcorpus-id\tscore"]
-                + [f"{q}\t{d}\t{s}" for q, rels in chosen.items() for d, s in rels.items()])
+    write_lines(
+        folder / "qrels" / "test.tsv",
+        ["query-id\tcorpus-id\tscore"]
+        + [f"{q}\t{d}\t{s}" for q, rels in chosen.items() for d, s in rels.items()],
+    )
     return folder
 
 
@@ -183,8 +200,13 @@ def test_retrieval_library_on_scifact_subset(scifact_report: dict) -> None:
     assert np.mean([row["ndcg@10"] for row in rows]) == pytest.approx(report["ndcg@10"])
 
 
-def test_retrieval_cli_matches_library(scifact_subset: Path, scifact_report: dict, tmp_path: Path,
-                                       index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_retrieval_cli_matches_library(
+    scifact_subset: Path,
+    scifact_report: dict,
+    tmp_path: Path,
+    index_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.chdir(tmp_path)
     per_query = tmp_path / "rows.jsonl"
     result = invoke("eval", "retrieval", str(scifact_subset), "--json", "--per-query", str(per_query))
@@ -200,15 +222,40 @@ def test_retrieval_cli_matches_library(scifact_subset: Path, scifact_report: dic
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.jsonl"]
 
 
-def test_retrieval_through_existing_index_matches_temporary(scifact_subset: Path, tiny_bert: Path,
-                                                            index_dir: Path) -> None:
+def test_retrieval_through_existing_index_matches_temporary(
+    scifact_subset: Path, tiny_bert: Path, index_dir: Path
+) -> None:
     corpus = str(scifact_subset / "corpus.jsonl")
-    built = invoke("build", corpus, "--name", "sub", "--model", str(tiny_bert), "--pooling", "mean",
-                   "--text-field", "title", "--text-field", "text", "--id-field", "_id")
+    built = invoke(
+        "build",
+        corpus,
+        "--name",
+        "sub",
+        "--model",
+        str(tiny_bert),
+        "--pooling",
+        "mean",
+        "--text-field",
+        "title",
+        "--text-field",
+        "text",
+        "--id-field",
+        "_id",
+    )
     assert built.exit_code == 0, built.output
-    result = invoke("eval", "retrieval", "--queries", str(scifact_subset / "queries.jsonl"),
-                    "--qrels", str(scifact_subset / "qrels" / "test.tsv"), "--index", "sub",
-                    "-k", "50", "--json")
+    result = invoke(
+        "eval",
+        "retrieval",
+        "--queries",
+        str(scifact_subset / "queries.jsonl"),
+        "--qrels",
+        str(scifact_subset / "qrels" / "test.tsv"),
+        "--index",
+        "sub",
+        "-k",
+        "50",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     through_index = json.loads(result.output)
     temporary = evaluate_beir(scifact_subset, k=50, model=str(tiny_bert), pooling="mean")
@@ -222,7 +269,9 @@ def test_retrieval_through_existing_index_matches_temporary(scifact_subset: Path
 def test_retrieval_index_without_corpus_ids_is_refused(scifact_subset: Path, index_dir: Path) -> None:
     with pytest.raises(IndexNotFoundError):
         evaluate_beir(scifact_subset, index="absent")
-    Index.build([Document("x1", "unrelated text one"), Document("x2", "unrelated two")], "plain", FakeEncoder())
+    Index.build(
+        [Document("x1", "unrelated text one"), Document("x2", "unrelated two")], "plain", FakeEncoder()
+    )
     index = Index.open("plain", encoder=FakeEncoder())
     with pytest.raises(InputError, match="--id-field _id"):
         evaluate_retrieval(load_retrieval_set(scifact_subset), index=index)
@@ -232,8 +281,9 @@ def test_retrieval_split_documents_count_once_at_best_part(tmp_path: Path) -> No
     corpus = {"d1": BeirDoc("", "cat mat"), "d2": BeirDoc("", "dog")}
     data = RetrievalSet(corpus, {"q": "cat mat"}, {"q": {"d1": 1}})
     parts = ["d1#1", "d1#2", "d2"]
-    Index.build([Document(i, t) for i, t in zip(parts, ["cat mat", "cat", "dog"])],
-                tmp_path / "parts", FakeEncoder())
+    Index.build(
+        [Document(i, t) for i, t in zip(parts, ["cat mat", "cat", "dog"])], tmp_path / "parts", FakeEncoder()
+    )
     report = evaluate_retrieval(data, index=Index.open(tmp_path / "parts", encoder=FakeEncoder()), k=10)
     assert report["ndcg@10"] == 1.0 and report["recall@10"] == 1.0 and report["mrr@10"] == 1.0
 
@@ -246,8 +296,9 @@ def test_retrieval_usage_and_input_errors(scifact_subset: Path, tmp_path: Path, 
     assert unknown.exit_code == 1 and "'nope' not found" in unknown.output
     split = invoke("eval", "retrieval", str(scifact_subset), "--split", "dev")
     assert split.exit_code == 1 and "available splits: test" in split.output
-    nowhere = invoke("eval", "retrieval", str(scifact_subset),
-                     "--per-query", str(tmp_path / "no" / "x.jsonl"))
+    nowhere = invoke(
+        "eval", "retrieval", str(scifact_subset), "--per-query", str(tmp_path / "no" / "x.jsonl")
+    )
     assert nowhere.exit_code == 1 and "does not exist" in nowhere.output
     assert invoke("eval", "retrieval", str(tmp_path / "absent")).exit_code in (1, 2)
     korquad = invoke("eval", "korquad", str(tmp_path / "KorQuAD.json"))
@@ -267,6 +318,7 @@ def test_korquad_paragraph_retrieval(tmp_path: Path) -> None:
 
 
 # --- ANN recall -----------------------------------------------------------------------------
+
 
 @pytest.fixture
 def random_index(index_dir: Path) -> Index:
@@ -296,8 +348,9 @@ def test_ann_counts_what_the_search_misses(index_dir: Path, monkeypatch: pytest.
 
     monkeypatch.setattr(Index, "search_vectors", skip_best)
     assert evaluate_ann(index, queries=20, k=4)["recall@k"] == pytest.approx(3 / 4)
-    monkeypatch.setattr(Index, "search_vectors",
-                        lambda self, v, k=10, **kw: [hits[:2] for hits in exact(self, v, k)])
+    monkeypatch.setattr(
+        Index, "search_vectors", lambda self, v, k=10, **kw: [hits[:2] for hits in exact(self, v, k)]
+    )
     assert evaluate_ann(index, queries=20, k=4)["recall@k"] == pytest.approx(2 / 4)
 
 
@@ -310,10 +363,23 @@ def test_ann_errors(index_dir: Path) -> None:
 
 
 def test_eval_runs_as_installed_command(tiny_bert: Path, tmp_path: Path) -> None:
-    file = write_lines(tmp_path / "s.csv", [sts_row(5, "the cat", "the cat"),
-                                                 sts_row(0, "the cat", "how to keep bread fresh and good")])
-    command = [sys.executable, "-m", "simsearch", "eval", "sts", str(file), "--model", str(tiny_bert),
-               "--pooling", "mean", "--json"]
+    file = write_lines(
+        tmp_path / "s.csv",
+        [sts_row(5, "the cat", "the cat"), sts_row(0, "the cat", "how to keep bread fresh and good")],
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "simsearch",
+        "eval",
+        "sts",
+        str(file),
+        "--model",
+        str(tiny_bert),
+        "--pooling",
+        "mean",
+        "--json",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["spearman"] == pytest.approx(100.0)

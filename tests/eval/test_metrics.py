@@ -172,9 +172,7 @@ def test_ndcg_of_ideal_ordering_is_one(rels: dict[str, int], k: int) -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(
-    pairs=st.lists(st.tuples(st.integers(0, 5), st.floats(-100, 100, allow_nan=False)), min_size=2)
-)
+@given(pairs=st.lists(st.tuples(st.integers(0, 5), st.floats(-100, 100, allow_nan=False)), min_size=2))
 def test_spearman_symmetric_and_rank_invariant(pairs: list[tuple[int, float]]) -> None:
     x = [float(a) for a, _ in pairs]
     y = [b for _, b in pairs]

@@ -22,16 +22,23 @@ ROWS = [
 @pytest.fixture
 def sts_file(tmp_path: Path) -> Path:
     file = tmp_path / "sts-test.csv"
-    file.write_text("".join(f"main-captions\tMSRvid\t2012test\t{i:04d}\t{s}\t{a}\t{b}\n"
-                            for i, (s, a, b) in enumerate(ROWS)), encoding="utf-8")
+    file.write_text(
+        "".join(
+            f"main-captions\tMSRvid\t2012test\t{i:04d}\t{s}\t{a}\t{b}\n" for i, (s, a, b) in enumerate(ROWS)
+        ),
+        encoding="utf-8",
+    )
     return file
 
 
 def test_paraphrase_set_from_sts_pairs(sts_file: Path) -> None:
     data = load_paraphrase(sts_file)
     assert len(data.corpus) == 9  # distinct sentences of the file
-    assert sorted(data.queries.values()) == ["a cat sits on the mat", "fresh bread in the morning",
-                                             "the search engine is fast"]
+    assert sorted(data.queries.values()) == [
+        "a cat sits on the mat",
+        "fresh bread in the morning",
+        "the search engine is fast",
+    ]
     for query_id, rels in data.qrels.items():
         (target,) = rels
         assert data.corpus[target].text != data.queries[query_id]

@@ -51,8 +51,9 @@ async def test_async_embeddings(tiny_embeddings: SimsearchEmbeddings) -> None:
 def test_foreign_embedding_is_recorded_normalised_and_persists(tmp_path: Path) -> None:
     path = tmp_path / "lc"
     store = SimsearchVectorStore(fake(), path)
-    ids = store.add_texts(["alpha", "beta", "gamma"], [{"n": 1, "tags": ["x"]}, {"ü": "ñ"}, {}],
-                          ids=["a", "b", None])
+    ids = store.add_texts(
+        ["alpha", "beta", "gamma"], [{"n": 1, "tags": ["x"]}, {"ü": "ñ"}, {}], ids=["a", "b", None]
+    )
     assert ids[:2] == ["a", "b"] and re.fullmatch(r"[0-9a-f-]{36}", ids[2])
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["embedding"] == {"kind": "langchain", "class": FAKE_CLASS, "dim": 8}
@@ -63,7 +64,8 @@ def test_foreign_embedding_is_recorded_normalised_and_persists(tmp_path: Path) -
     again = SimsearchVectorStore(fake(), path)  # a new process would do the same
     assert again.get_by_ids(["b", "a", "missing"]) == [
         Document(id="b", page_content="beta", metadata={"ü": "ñ"}),
-        Document(id="a", page_content="alpha", metadata={"n": 1, "tags": ["x"]})]
+        Document(id="a", page_content="alpha", metadata={"n": 1, "tags": ["x"]}),
+    ]
     assert again.similarity_search_with_score("beta", k=3) == before
     assert before[0][0].id == "b" and before[0][1] == pytest.approx(1.0, abs=1e-5)
 
@@ -85,7 +87,8 @@ def test_cli_opens_a_foreign_index_read_only(tmp_path: Path) -> None:
     assert refused.output == (
         f"Error: index 'lc' holds vectors from the langchain embedding '{FAKE_CLASS}' (dim 8): queries "
         "and additions need that embedding; open it with "
-        "simsearch.integrations.langchain.SimsearchVectorStore(embedding, path)\n")
+        "simsearch.integrations.langchain.SimsearchVectorStore(embedding, path)\n"
+    )
     source = tmp_path / "more.txt"
     source.write_text("gamma\n")
     added = cli("add", "lc", source, "--index-dir", home)
@@ -104,12 +107,18 @@ def test_cli_opens_a_foreign_index_read_only(tmp_path: Path) -> None:
     assert SimsearchVectorStore(fake(), home / "lc").get_by_ids(["a", "b"])[0].id == "b"
 
 
-def test_simsearch_embeddings_make_an_ordinary_index(tmp_path: Path, tiny_embeddings, tiny_bert: Path) -> None:
+def test_simsearch_embeddings_make_an_ordinary_index(
+    tmp_path: Path, tiny_embeddings, tiny_bert: Path
+) -> None:
     home = tmp_path / "indexes"
     store = SimsearchVectorStore.from_documents(
-        [Document(page_content="the cat sat on the mat", metadata={"k": 1}, id="cat"),
-         Document(page_content="서울 지하철은 편리하다", metadata={"k": 2}, id="subway")],
-        tiny_embeddings, path=home / "plain")
+        [
+            Document(page_content="the cat sat on the mat", metadata={"k": 1}, id="cat"),
+            Document(page_content="서울 지하철은 편리하다", metadata={"k": 2}, id="subway"),
+        ],
+        tiny_embeddings,
+        path=home / "plain",
+    )
     manifest = store.index.manifest
     assert "embedding" not in manifest and manifest["model"] == str(tiny_bert)
     found = cli("query", "plain", "the cat sat on the mat", "-k", "1", "--json", "--index-dir", home)
@@ -117,11 +126,16 @@ def test_simsearch_embeddings_make_an_ordinary_index(tmp_path: Path, tiny_embedd
     # ... and an index built by the CLI opens as a store
     corpus = tmp_path / "c.jsonl"
     corpus.write_text('{"id": "x", "text": "a fast search engine", "lang": "en"}\n')
-    assert cli("build", corpus, "--name", "cli", "--model", tiny_bert, "--id-field", "id",
-               "--index-dir", home).exit_code == 0
+    assert (
+        cli(
+            "build", corpus, "--name", "cli", "--model", tiny_bert, "--id-field", "id", "--index-dir", home
+        ).exit_code
+        == 0
+    )
     opened = SimsearchVectorStore(tiny_embeddings, home / "cli")
     assert opened.similarity_search("fast search", k=1) == [
-        Document(id="x", page_content="a fast search engine", metadata={"lang": "en"})]
+        Document(id="x", page_content="a fast search engine", metadata={"lang": "en"})
+    ]
     with pytest.raises(ModelError):
         SimsearchVectorStore(fake(), home / "cli")
 
@@ -135,7 +149,8 @@ def test_upsert_and_delete_semantics(tmp_path: Path) -> None:
     assert store.get_by_ids(["2"]) == [Document(id="2", page_content="two again", metadata={"v": 2})]
     assert store.delete(["1", "nope"]) is True
     assert [d.id for d in store.similarity_search("one", k=10)] and "1" not in {
-        d.id for d in store.similarity_search("one", k=10)}
+        d.id for d in store.similarity_search("one", k=10)
+    }
     store.add_texts(["dup first", "dup last"], ids=["d", "d"])  # the later text wins
     assert store.get_by_ids(["d"])[0].page_content == "dup last"
     assert store.delete() is True
@@ -151,8 +166,13 @@ def test_upsert_and_delete_semantics(tmp_path: Path) -> None:
 def test_filters_find_the_k_nearest_matching(tmp_path: Path) -> None:
     embedding = fake()
     texts = [f"document number {n}" for n in range(300)]
-    store = SimsearchVectorStore.from_texts(texts, embedding, [{"n": n, "even": n % 2 == 0} for n in range(300)],
-                                            ids=[str(n) for n in range(300)], path=tmp_path / "lc")
+    store = SimsearchVectorStore.from_texts(
+        texts,
+        embedding,
+        [{"n": n, "even": n % 2 == 0} for n in range(300)],
+        ids=[str(n) for n in range(300)],
+        path=tmp_path / "lc",
+    )
     query = np.asarray(embedding.embed_query("document number 5"))
     matrix = np.asarray(embedding.embed_documents(texts))
     cos = matrix @ query / np.linalg.norm(matrix, axis=1) / np.linalg.norm(query)
@@ -162,8 +182,9 @@ def test_filters_find_the_k_nearest_matching(tmp_path: Path) -> None:
 
     got = store.similarity_search("document number 5", k=3, filter={"n": {"$gte": 290}})
     assert [d.id for d in got] == best(lambda n: n >= 290)  # the 3 nearest of the 10 that match
-    assert [d.id for d in store.similarity_search("document number 5", k=3, filter={"even": False})] == \
-           best(lambda n: n % 2 == 1)
+    assert [d.id for d in store.similarity_search("document number 5", k=3, filter={"even": False})] == best(
+        lambda n: n % 2 == 1
+    )
     both = store.similarity_search("document number 5", k=5, filter={"n": {"$in": [7, 8, 9]}, "even": True})
     assert [d.id for d in both] == ["8"]
     called = store.similarity_search("document number 5", k=2, filter=lambda doc: doc.metadata["n"] < 4)
@@ -178,9 +199,13 @@ def test_filters_find_the_k_nearest_matching(tmp_path: Path) -> None:
 
 
 def test_mmr_prefers_diverse_documents(tmp_path: Path) -> None:
-    store = SimsearchVectorStore.from_texts(["apple", "apple", "apple", "banana"], fake(),
-                                            [{"fruit": "apple"}] * 3 + [{"fruit": "banana"}],
-                                            ids=["a1", "a2", "a3", "b"], path=tmp_path / "lc")
+    store = SimsearchVectorStore.from_texts(
+        ["apple", "apple", "apple", "banana"],
+        fake(),
+        [{"fruit": "apple"}] * 3 + [{"fruit": "banana"}],
+        ids=["a1", "a2", "a3", "b"],
+        path=tmp_path / "lc",
+    )
     plain = [d.id for d in store.similarity_search("apple", k=2)]
     assert set(plain) <= {"a1", "a2", "a3"}
     diverse = [d.id for d in store.max_marginal_relevance_search("apple", k=2, fetch_k=4, lambda_mult=0.3)]
@@ -190,14 +215,20 @@ def test_mmr_prefers_diverse_documents(tmp_path: Path) -> None:
 
 
 def test_retrievers(tmp_path: Path) -> None:
-    store = SimsearchVectorStore.from_texts(["red", "green", "blue"], fake(), [{"c": 1}, {"c": 2}, {"c": 3}],
-                                            ids=["r", "g", "b"], path=tmp_path / "lc")
+    store = SimsearchVectorStore.from_texts(
+        ["red", "green", "blue"],
+        fake(),
+        [{"c": 1}, {"c": 2}, {"c": 3}],
+        ids=["r", "g", "b"],
+        path=tmp_path / "lc",
+    )
     assert [d.id for d in store.as_retriever(search_kwargs={"k": 1}).invoke("green")] == ["g"]
     narrowed = store.as_retriever(search_kwargs={"k": 2, "filter": {"c": {"$gt": 1}}}).invoke("red")
     assert {d.id for d in narrowed} == {"g", "b"}
     assert len(store.as_retriever(search_type="mmr", search_kwargs={"k": 2}).invoke("red")) == 2
-    scored = store.as_retriever(search_type="similarity_score_threshold",
-                                search_kwargs={"score_threshold": 0.999}).invoke("blue")
+    scored = store.as_retriever(
+        search_type="similarity_score_threshold", search_kwargs={"score_threshold": 0.999}
+    ).invoke("blue")
     assert [d.id for d in scored] == ["b"]
     relevance = store.similarity_search_with_relevance_scores("blue", k=3)
     assert all(0.0 <= score <= 1.0 for _, score in relevance)  # cosine, clipped to [0, 1]
@@ -216,8 +247,9 @@ async def test_async_variants(tmp_path: Path) -> None:
     assert [d.id for d in await made.aget_by_ids(["x"])] == ["x"]
 
 
-def test_the_documented_rag_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_documented_rag_example_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     page = (REPO / "docs" / "integrations.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", page, flags=re.S)
     example = next(block for block in blocks if "as_retriever" in block)

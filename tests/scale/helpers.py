@@ -19,7 +19,9 @@ def stored_rows(path: Path) -> dict[str, tuple[str, Any, np.ndarray]]:
     try:
         for store in stores:
             dim = int(store.manifest["dim"])
-            for doc_id, text, meta, blob in store.db.execute("SELECT id, text, metadata, vector FROM documents"):
+            for doc_id, text, meta, blob in store.db.execute(
+                "SELECT id, text, metadata, vector FROM documents"
+            ):
                 rows[doc_id] = (text, json.loads(meta), from_blobs([blob], dim)[0])
     finally:
         index.close()

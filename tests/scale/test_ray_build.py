@@ -23,17 +23,35 @@ def run(*args: object):
 
 def corpus(tmp_path: Path, n: int = 120) -> list[Path]:
     first = tmp_path / "a.jsonl"
-    first.write_text("".join(json.dumps({"id": f"a{i}", "text": " ".join(WORDS[(i * k) % len(WORDS)] for k in range(1, 6)),
-                                         "n": i}) + "\n" for i in range(n)), encoding="utf-8")
+    first.write_text(
+        "".join(
+            json.dumps(
+                {"id": f"a{i}", "text": " ".join(WORDS[(i * k) % len(WORDS)] for k in range(1, 6)), "n": i}
+            )
+            + "\n"
+            for i in range(n)
+        ),
+        encoding="utf-8",
+    )
     second = tmp_path / "b.txt"
-    second.write_text("".join(f"the {WORDS[i % len(WORDS)]} line {i}\n" for i in range(n // 2)), encoding="utf-8")
+    second.write_text(
+        "".join(f"the {WORDS[i % len(WORDS)]} line {i}\n" for i in range(n // 2)), encoding="utf-8"
+    )
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     third = tmp_path / "c.parquet"
-    pq.write_table(pa.table({"id": [f"c{i}" for i in range(n // 2)], "n": list(range(n // 2)),
-                             "text": [f"parquet {WORDS[(3 * i) % len(WORDS)]} row {i}" for i in range(n // 2)]}),
-                   third, row_group_size=16)
+    pq.write_table(
+        pa.table(
+            {
+                "id": [f"c{i}" for i in range(n // 2)],
+                "n": list(range(n // 2)),
+                "text": [f"parquet {WORDS[(3 * i) % len(WORDS)]} row {i}" for i in range(n // 2)],
+            }
+        ),
+        third,
+        row_group_size=16,
+    )
     return [first, second, third]
 
 
@@ -53,8 +71,17 @@ def test_read_plan_splits_parquet_by_row_range(tmp_path: Path, monkeypatch: pyte
     import pyarrow.parquet as pq
 
     file = tmp_path / "docs.parquet"
-    pq.write_table(pa.table({"id": [f"p{i}" for i in range(500)], "text": [f"text {i}" for i in range(500)],
-                             "n": list(range(500))}), file, row_group_size=64)
+    pq.write_table(
+        pa.table(
+            {
+                "id": [f"p{i}" for i in range(500)],
+                "text": [f"text {i}" for i in range(500)],
+                "n": list(range(500)),
+            }
+        ),
+        file,
+        row_group_size=64,
+    )
     monkeypatch.setattr(ray_build_module, "PART_BYTES", 1000)
     options = ReadOptions(id_field="id")
     assert len(read_plan([str(file)], workers=3, options=options)) == 12  # 4 per worker at most
@@ -66,8 +93,9 @@ def test_read_plan_splits_parquet_by_row_range(tmp_path: Path, monkeypatch: pyte
     assert got == want and len(got) == 500
 
 
-def test_ray_build_equals_local_build(ray_cluster, index_dir: Path, tmp_path: Path, tiny_model: str,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ray_build_equals_local_build(
+    ray_cluster, index_dir: Path, tmp_path: Path, tiny_model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     files = corpus(tmp_path)
     monkeypatch.setattr(ray_build_module, "PART_BYTES", 2000)  # the big file is read by several tasks
     common = [*files, "--model", tiny_model, "--id-field", "id", "--index-dir", index_dir]
@@ -81,8 +109,10 @@ def test_ray_build_equals_local_build(ray_cluster, index_dir: Path, tmp_path: Pa
     assert plain.exit_code == 0, plain.output
     assert "shards" not in json.loads((index_dir / "onray-plain" / "manifest.json").read_text())
     assert_same_index(index_dir / "local", index_dir / "onray-plain")
-    queried = [run("query", name, "the cat sat", "--json", "-k", 5, "--index-dir", index_dir).output
-               for name in ("local", "onray")]
+    queried = [
+        run("query", name, "the cat sat", "--json", "-k", 5, "--index-dir", index_dir).output
+        for name in ("local", "onray")
+    ]
     # the corpus repeats texts, so tied hits may come in another order (row ids differ): compare scores
     scores = [[round(json.loads(line)["score"], 5) for line in out.splitlines()] for out in queried]
     assert scores[0] == scores[1] and len(scores[0]) == 5
@@ -90,18 +120,58 @@ def test_ray_build_equals_local_build(ray_cluster, index_dir: Path, tmp_path: Pa
     assert verified.exit_code == 0, verified.output
 
 
-def test_ray_build_errors_change_nothing(ray_cluster, index_dir: Path, tmp_path: Path, tiny_model: str) -> None:
+def test_ray_build_errors_change_nothing(
+    ray_cluster, index_dir: Path, tmp_path: Path, tiny_model: str
+) -> None:
     files = corpus(tmp_path, 20)
-    ok = run("build", files[0], "--name", "keep", "--shards", "2", "--model", tiny_model, "--id-field", "id",
-             "--index-dir", index_dir)
+    ok = run(
+        "build",
+        files[0],
+        "--name",
+        "keep",
+        "--shards",
+        "2",
+        "--model",
+        tiny_model,
+        "--id-field",
+        "id",
+        "--index-dir",
+        index_dir,
+    )
     assert ok.exit_code == 0, ok.output
     before = (index_dir / "keep" / "manifest.json").read_bytes()
-    twice = run("build", files[0], files[0], "--name", "keep", "--shards", "2", "--force", "--ray", "--workers", "1",
-                "--model", tiny_model, "--id-field", "id", "--index-dir", index_dir)
+    twice = run(
+        "build",
+        files[0],
+        files[0],
+        "--name",
+        "keep",
+        "--shards",
+        "2",
+        "--force",
+        "--ray",
+        "--workers",
+        "1",
+        "--model",
+        tiny_model,
+        "--id-field",
+        "id",
+        "--index-dir",
+        index_dir,
+    )
     assert twice.exit_code == 1 and "duplicate document id" in twice.output, twice.output
     assert twice.output.count("\n") == 1 and "Traceback" not in twice.output
     assert (index_dir / "keep" / "manifest.json").read_bytes() == before
-    missing = run("build", tmp_path / "nope.jsonl", "--name", "new", "--ray", "--model", tiny_model,
-                  "--index-dir", index_dir)
+    missing = run(
+        "build",
+        tmp_path / "nope.jsonl",
+        "--name",
+        "new",
+        "--ray",
+        "--model",
+        tiny_model,
+        "--index-dir",
+        index_dir,
+    )
     assert missing.exit_code == 1 and "no such file" in missing.output
     assert not (index_dir / "new").exists() and not list(index_dir.glob(".new*"))

@@ -24,9 +24,16 @@ WORDS = "the cat sat on mat dog is good bread fresh stale search engine query fa
 def setup(tmp_path_factory: pytest.TempPathFactory, tiny_model: str):
     root = tmp_path_factory.mktemp("kill")
     source = root / "big.jsonl"
-    source.write_text("".join(json.dumps({"id": f"k{i}", "text": " ".join(WORDS[(i * k + i) % len(WORDS)]
-                                                                         for k in range(1, 12))}) + "\n"
-                              for i in range(3000)), encoding="utf-8")
+    source.write_text(
+        "".join(
+            json.dumps(
+                {"id": f"k{i}", "text": " ".join(WORDS[(i * k + i) % len(WORDS)] for k in range(1, 12))}
+            )
+            + "\n"
+            for i in range(3000)
+        ),
+        encoding="utf-8",
+    )
     from simsearch.encode.torch_encoder import Encoder
 
     options = ReadOptions(id_field="id")
@@ -49,8 +56,15 @@ def test_killed_encoder_worker_mid_build(ray_cluster, setup, tiny_model: str, de
 
     def build() -> None:
         try:
-            outcome["index"] = ray_build([str(source)], target, EncoderSpec(tiny_model, batch_size=16),
-                                         RayOptions("auto", workers=2), read_options=options, shards=2, force=True)
+            outcome["index"] = ray_build(
+                [str(source)],
+                target,
+                EncoderSpec(tiny_model, batch_size=16),
+                RayOptions("auto", workers=2),
+                read_options=options,
+                shards=2,
+                force=True,
+            )
         except BaseException as exc:  # noqa: BLE001 - the outcome is what the test checks
             outcome["error"] = exc
 

@@ -16,8 +16,16 @@ from simsearch import Document, Index, ShardUnavailableError
 from simsearch.scale.serve import RayIndex
 from tests.server.helpers import call, start_server
 
-TEXTS = ["the cat sat on the mat", "keep bread fresh", "the dog is good", "a fast search engine",
-         "서울 지하철은 편리하다", "how to keep the dog", "stale bread is bad", "slow query of long word"]
+TEXTS = [
+    "the cat sat on the mat",
+    "keep bread fresh",
+    "the dog is good",
+    "a fast search engine",
+    "서울 지하철은 편리하다",
+    "how to keep the dog",
+    "stale bread is bad",
+    "slow query of long word",
+]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +67,10 @@ def test_ray_index_searches_writes_and_recovers(ray_cluster, built: Path, encode
         same_hits(remote.search(query, k=7), local.search(query, k=7))
     stats = remote.add([Document("new", "a brand new engine", {})])
     assert stats.added == 1 and len(remote) == 31
-    same_hits(remote.search("brand new engine", k=5), Index.open(built, encoder=encoder).search("brand new engine", k=5))
+    same_hits(
+        remote.search("brand new engine", k=5),
+        Index.open(built, encoder=encoder).search("brand new engine", k=5),
+    )
     assert remote.delete(["new"]).deleted == 1 and len(remote) == 30
 
     victim = remote.actors[1]

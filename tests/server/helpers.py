@@ -24,8 +24,12 @@ DOCS = [
     ("ko-stew", "김치찌개를 끓이는 법", {"lang": "ko", "topic": "cooking"}),
     ("ko-weather", "오늘 날씨가 좋고 내일 비 올까요", {"lang": "ko", "topic": "weather"}),
     # Markup in a document must reach the page as text, never as HTML.
-    ("xss", "the cat <img src=x onerror=\"document.title='pwned'\"> sat <script>document.title='pwned'"
-     "</script> on the mat", {"lang": "en", "note": "<b>not bold</b>"}),
+    (
+        "xss",
+        "the cat <img src=x onerror=\"document.title='pwned'\"> sat <script>document.title='pwned'"
+        "</script> on the mat",
+        {"lang": "en", "note": "<b>not bold</b>"},
+    ),
 ]
 
 
@@ -39,7 +43,9 @@ def build_indexes(home: Path, encoder: Any) -> None:
     from simsearch.readers import Document
 
     Index.build([Document(i, t, m) for i, t, m in DOCS], "docs", encoder, index_dir=home)
-    Index.build([Document(i, t, m) for i, t, m in DOCS if m["lang"] == "ko"], "korean", encoder, index_dir=home)
+    Index.build(
+        [Document(i, t, m) for i, t, m in DOCS if m["lang"] == "ko"], "korean", encoder, index_dir=home
+    )
 
 
 @dataclass
@@ -68,10 +74,27 @@ def server_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def start_server(home: Path, names: list[str], *options: str, log: Path, env: dict[str, str] | None = None,
-                 timeout: float = 120.0) -> Server:
+def start_server(
+    home: Path,
+    names: list[str],
+    *options: str,
+    log: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 120.0,
+) -> Server:
     """Runs `python -m simsearch serve` on a free loopback port and waits until it answers."""
-    command = [sys.executable, "-m", "simsearch", "serve", *names, "--index-dir", str(home), "--port", "0", *options]
+    command = [
+        sys.executable,
+        "-m",
+        "simsearch",
+        "serve",
+        *names,
+        "--index-dir",
+        str(home),
+        "--port",
+        "0",
+        *options,
+    ]
     with log.open("wb") as sink:
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=sink, env=env or server_env())
     deadline = time.monotonic() + timeout
@@ -108,8 +131,14 @@ class Answer:
         return json.loads(self.body.decode("utf-8"))
 
 
-def call(url: str, method: str = "GET", body: Any = None, *, raw: bytes | None = None,
-         headers: dict[str, str] | None = None) -> Answer:
+def call(
+    url: str,
+    method: str = "GET",
+    body: Any = None,
+    *,
+    raw: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> Answer:
     """One HTTP request with urllib; error statuses are returned, not raised."""
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
     request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
@@ -117,6 +146,8 @@ def call(url: str, method: str = "GET", body: Any = None, *, raw: bytes | None =
         request.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
-            return Answer(response.status, {k.lower(): v for k, v in response.headers.items()}, response.read())
+            return Answer(
+                response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
+            )
     except urllib.error.HTTPError as error:
         return Answer(error.code, {k.lower(): v for k, v in error.headers.items()}, error.read())

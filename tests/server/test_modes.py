@@ -20,15 +20,28 @@ from simsearch.readers import Document  # noqa: E402
 from tests.server.helpers import DOCS  # noqa: E402
 
 
-def call(app: Any, method: str, path: str, query: dict[str, Any] | None = None,
-         body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+def call(
+    app: Any, method: str, path: str, query: dict[str, Any] | None = None, body: dict[str, Any] | None = None
+) -> tuple[int, dict[str, Any]]:
     raw = json.dumps(body).encode() if body is not None else b""
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-             "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
-             "query_string": urlencode(query or {}, doseq=True).encode(), "server": ("127.0.0.1", 8000),
-             "client": ("127.0.0.1", 5000),
-             "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json"),
-                         (b"content-length", str(len(raw)).encode())]}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": urlencode(query or {}, doseq=True).encode(),
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 5000),
+        "headers": [
+            (b"host", b"127.0.0.1:8000"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(raw)).encode()),
+        ],
+    }
     sent: list[dict[str, Any]] = []
     incoming = [{"type": "http.request", "body": raw, "more_body": False}]
 
@@ -51,8 +64,9 @@ def app(tmp_path_factory: pytest.TempPathFactory):
     from tests.conftest import FakeEncoder
 
     home = tmp_path_factory.mktemp("served")
-    Index.build([Document(i, t, {**m, "n": n}) for n, (i, t, m) in enumerate(DOCS)], home / "docs",
-                FakeEncoder()).close()
+    Index.build(
+        [Document(i, t, {**m, "n": n}) for n, (i, t, m) in enumerate(DOCS)], home / "docs", FakeEncoder()
+    ).close()
     worker = ModelWorker(FakeEncoder())
     served = Served.__new__(Served)
     served.indexes = {"docs": ServedIndex("docs", home / "docs", worker)}
@@ -65,30 +79,44 @@ def test_modes_over_get_and_post(app) -> None:
     for mode in ("dense", "lexical", "hybrid"):
         status, got = call(app, "GET", "/indexes/docs/search", {"query": "서울 지하철", "mode": mode, "k": 3})
         assert status == 200, got
-        status, posted = call(app, "POST", "/indexes/docs/search", body={"query": "서울 지하철", "mode": mode, "k": 3})
+        status, posted = call(
+            app, "POST", "/indexes/docs/search", body={"query": "서울 지하철", "mode": mode, "k": 3}
+        )
         assert status == 200 and [h["id"] for h in posted["hits"]] == [h["id"] for h in got["hits"]]
         first = got["hits"][0]
         assert {"cosine", "bm25", "score"} <= set(first)
-        assert (first["bm25"] is None) == (mode == "dense") and (first["cosine"] is None) == (mode == "lexical")
+        assert (first["bm25"] is None) == (mode == "dense") and (first["cosine"] is None) == (
+            mode == "lexical"
+        )
     assert got["hits"][0]["id"] == "ko-subway"
 
 
 def test_where_over_get_and_post(app) -> None:
-    status, got = call(app, "GET", "/indexes/docs/search", {"query": "cat", "where": json.dumps({"lang": "ko"}), "k": 10})
+    status, got = call(
+        app, "GET", "/indexes/docs/search", {"query": "cat", "where": json.dumps({"lang": "ko"}), "k": 10}
+    )
     assert status == 200 and {h["metadata"]["lang"] for h in got["hits"]} == {"ko"} and len(got["hits"]) == 3
-    status, posted = call(app, "POST", "/indexes/docs/search",
-                          body={"queries": ["cat", "bread"], "where": {"topic": {"in": ["cooking"]}, "n": {">=": 2}}})
+    status, posted = call(
+        app,
+        "POST",
+        "/indexes/docs/search",
+        body={"queries": ["cat", "bread"], "where": {"topic": {"in": ["cooking"]}, "n": {">=": 2}}},
+    )
     assert status == 200
     assert [[h["id"] for h in r["hits"]] for r in posted["results"]] and all(
-        h["metadata"]["topic"] == "cooking" for r in posted["results"] for h in r["hits"])
+        h["metadata"]["topic"] == "cooking" for r in posted["results"] for h in r["hits"]
+    )
 
 
-@pytest.mark.parametrize("query, status, words", [
-    ({"where": "{not json"}, 422, "'where' must be a JSON object"),
-    ({"where": "[1]"}, 422, "'where' must be a JSON object"),
-    ({"where": json.dumps({"colour": "red"})}, 422, "unknown metadata field 'colour'"),
-    ({"mode": "sparse"}, 422, ""),
-])
+@pytest.mark.parametrize(
+    "query, status, words",
+    [
+        ({"where": "{not json"}, 422, "'where' must be a JSON object"),
+        ({"where": "[1]"}, 422, "'where' must be a JSON object"),
+        ({"where": json.dumps({"colour": "red"})}, 422, "unknown metadata field 'colour'"),
+        ({"mode": "sparse"}, 422, ""),
+    ],
+)
 def test_bad_mode_and_filters(app, query: dict[str, str], status: int, words: str) -> None:
     code, body = call(app, "GET", "/indexes/docs/search", {"query": "cat", **query})
     assert code == status and words in json.dumps(body)

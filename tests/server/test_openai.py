@@ -31,8 +31,14 @@ def server(tmp_path_factory: pytest.TempPathFactory, encoder) -> Iterator[Server
 
     home = tmp_path_factory.mktemp("openai-home")
     Index.build(TEXTS, "notes", encoder, index_dir=home)
-    running = start_server(home, ["notes"], "--token-env", "SIMSEARCH_TEST_OPENAI_TOKEN",
-                           log=home / "server.log", env=server_env(SIMSEARCH_TEST_OPENAI_TOKEN=TOKEN))
+    running = start_server(
+        home,
+        ["notes"],
+        "--token-env",
+        "SIMSEARCH_TEST_OPENAI_TOKEN",
+        log=home / "server.log",
+        env=server_env(SIMSEARCH_TEST_OPENAI_TOKEN=TOKEN),
+    )
     yield running
     assert running.stop() == 0, running.stderr()
 
@@ -111,17 +117,23 @@ def test_over_long_input_is_refused(client: OpenAI, encoder, tiny_bert: Path) ->
 
 def test_bad_inputs_answer_400(server: Server, tiny_bert: Path) -> None:
     headers = {"Authorization": f"Bearer {TOKEN}"}
-    for body, param in (({"model": str(tiny_bert), "input": [[101, 102]]}, "input"),
-                        ({"model": str(tiny_bert), "input": []}, "input"),
-                        ({"model": str(tiny_bert), "input": ["ok", ""]}, "input"),
-                        ({"model": str(tiny_bert), "input": "x", "encoding_format": "int8"}, "encoding_format"),
-                        ({"input": "x"}, "model"),
-                        ({"model": str(tiny_bert), "input": "x", "temperature": 1}, "temperature")):
+    for body, param in (
+        ({"model": str(tiny_bert), "input": [[101, 102]]}, "input"),
+        ({"model": str(tiny_bert), "input": []}, "input"),
+        ({"model": str(tiny_bert), "input": ["ok", ""]}, "input"),
+        ({"model": str(tiny_bert), "input": "x", "encoding_format": "int8"}, "encoding_format"),
+        ({"input": "x"}, "model"),
+        ({"model": str(tiny_bert), "input": "x", "temperature": 1}, "temperature"),
+    ):
         answer = call(server.url + "/v1/embeddings", "POST", body, headers=headers)
         assert answer.status == 400, body
         assert answer.json()["error"]["param"] == param
-    garbage = call(server.url + "/v1/embeddings", "POST", raw=b"{not json", headers={
-        **headers, "Content-Type": "application/json"})
+    garbage = call(
+        server.url + "/v1/embeddings",
+        "POST",
+        raw=b"{not json",
+        headers={**headers, "Content-Type": "application/json"},
+    )
     assert garbage.status == 400 and "not valid JSON" in garbage.json()["error"]["message"]
 
 

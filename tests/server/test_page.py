@@ -14,9 +14,17 @@ import pytest
 from tests.server.helpers import build_indexes, start_server
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+)
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +46,11 @@ def server(bundled_encoder, tmp_path_factory: pytest.TempPathFactory):
 
 def render(browser: str, url: str, profile: Path) -> str:
     """The DOM after the page's scripts ran (the page searches on load from ?q=&index=)."""
-    done = subprocess.run([browser, *FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=15000",
-                           "--dump-dom", url], capture_output=True, timeout=120)
+    done = subprocess.run(
+        [browser, *FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=15000", "--dump-dom", url],
+        capture_output=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
     return done.stdout.decode("utf-8")
 
@@ -57,7 +68,9 @@ def test_page_searches_and_highlights(browser: str, server, tmp_path: Path) -> N
     assert 'data-state="done"' in dom
     found = hits(dom)
     assert len(found) == 3 and found[0] == (
-        "cat", "the <mark>cat</mark> <mark>sat</mark> on the <mark>mat</mark>")
+        "cat",
+        "the <mark>cat</mark> <mark>sat</mark> on the <mark>mat</mark>",
+    )
     assert re.search(r"3 results from docs in [\d.]+ ms \(server\), [\d.]+ ms round trip", dom)
     assert '<span class="score">1.000</span>' in dom
     assert '<option value="docs">docs (8 docs)</option><option value="korean">korean (3 docs)</option>' in dom

@@ -40,7 +40,12 @@ def search_url(server, name: str = "docs", **params) -> str:
 def test_health_and_index_list(server) -> None:
     health = call(f"{server.url}/health")
     assert health.status == 200
-    assert health.json() == {"status": "ok", "version": health.json()["version"], "indexes": 2, "writes": False}
+    assert health.json() == {
+        "status": "ok",
+        "version": health.json()["version"],
+        "indexes": 2,
+        "writes": False,
+    }
     listed = call(f"{server.url}/indexes").json()["indexes"]
     assert [entry["name"] for entry in listed] == ["docs", "korean"]
     assert listed[0]["count"] == len(DOCS) and listed[1]["count"] == 3
@@ -58,14 +63,28 @@ def test_search_returns_the_same_hits_as_query_json(server, home: Path) -> None:
     assert [set(hit) for hit in hits] == [HIT_FIELDS] * 3
     assert hits[0]["id"] == "bread" and hits[0]["score"] == pytest.approx(1.0, abs=1e-4)
     assert [hit["rank"] for hit in hits] == [1, 2, 3]
-    cli = CliRunner().invoke(main, ["query", "docs", "how to keep bread fresh and not stale", "-k", "3",
-                                    "--json", "--index-dir", str(home)])
+    cli = CliRunner().invoke(
+        main,
+        [
+            "query",
+            "docs",
+            "how to keep bread fresh and not stale",
+            "-k",
+            "3",
+            "--json",
+            "--index-dir",
+            str(home),
+        ],
+    )
     assert cli.exit_code == 0, cli.output
     expected = [json.loads(line) for line in cli.output.splitlines()]
     assert [h["id"] for h in hits] == [e["id"] for e in expected]
     for got, want in zip(hits, expected):
-        assert got == {**want, "score": pytest.approx(want["score"], abs=1e-5),
-                       "cosine": pytest.approx(want["cosine"], abs=1e-5)}
+        assert got == {
+            **want,
+            "score": pytest.approx(want["score"], abs=1e-5),
+            "cosine": pytest.approx(want["cosine"], abs=1e-5),
+        }
 
 
 def test_post_batch_matches_single_searches(server) -> None:
@@ -93,30 +112,38 @@ def test_k_and_min_score(server) -> None:
     assert len(korean) == 3 and korean[0]["id"] == "ko-stew"
 
 
-@pytest.mark.parametrize(("method", "path", "body", "status", "words"), [
-    ("GET", "/indexes/nope/search?query=x", None, 404, "not served here"),
-    ("GET", "/indexes/.hidden/search?query=x", None, 400, "invalid index name"),
-    ("GET", "/indexes/docs/search?query=x&k=101", None, 422, "k:"),
-    ("GET", "/indexes/docs/search?query=x&k=0", None, 422, "k:"),
-    ("GET", "/indexes/docs/search?query=x&k=ten", None, 422, "k:"),
-    ("GET", "/indexes/docs/search?query=x&min_score=nan", None, 422, "min_score"),
-    ("GET", "/indexes/docs/search", None, 422, "exactly one of"),
-    ("GET", "/indexes/docs/search?query=%20%20", None, 422, "empty query"),
-    ("POST", "/indexes/docs/search", b'{"query": ', 400, "not valid JSON"),
-    ("POST", "/indexes/docs/search", {"query": "a", "queries": ["b"]}, 422, "exactly one of"),
-    ("POST", "/indexes/docs/search", {"queries": []}, 422, "empty"),
-    ("POST", "/indexes/docs/search", {"query": 3}, 422, "query"),
-    ("POST", "/indexes/docs/search", {"query": "a", "limit": 3}, 422, "limit"),
-    ("POST", "/indexes/docs/search", {"query": "x" * 2001}, 413, "limit is 2000"),
-    ("POST", "/indexes/docs/search", {"queries": ["x"] * 65}, 413, "limit is 64"),
-    ("GET", "/nothing/here", None, 404, "Not Found"),
-    ("POST", "/indexes/docs/documents", {"documents": [{"id": "a", "text": "b"}]}, 403, "--allow-writes"),
-    ("DELETE", "/indexes/docs/documents", {"ids": ["cat"]}, 403, "--allow-writes"),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "words"),
+    [
+        ("GET", "/indexes/nope/search?query=x", None, 404, "not served here"),
+        ("GET", "/indexes/.hidden/search?query=x", None, 400, "invalid index name"),
+        ("GET", "/indexes/docs/search?query=x&k=101", None, 422, "k:"),
+        ("GET", "/indexes/docs/search?query=x&k=0", None, 422, "k:"),
+        ("GET", "/indexes/docs/search?query=x&k=ten", None, 422, "k:"),
+        ("GET", "/indexes/docs/search?query=x&min_score=nan", None, 422, "min_score"),
+        ("GET", "/indexes/docs/search", None, 422, "exactly one of"),
+        ("GET", "/indexes/docs/search?query=%20%20", None, 422, "empty query"),
+        ("POST", "/indexes/docs/search", b'{"query": ', 400, "not valid JSON"),
+        ("POST", "/indexes/docs/search", {"query": "a", "queries": ["b"]}, 422, "exactly one of"),
+        ("POST", "/indexes/docs/search", {"queries": []}, 422, "empty"),
+        ("POST", "/indexes/docs/search", {"query": 3}, 422, "query"),
+        ("POST", "/indexes/docs/search", {"query": "a", "limit": 3}, 422, "limit"),
+        ("POST", "/indexes/docs/search", {"query": "x" * 2001}, 413, "limit is 2000"),
+        ("POST", "/indexes/docs/search", {"queries": ["x"] * 65}, 413, "limit is 64"),
+        ("GET", "/nothing/here", None, 404, "Not Found"),
+        ("POST", "/indexes/docs/documents", {"documents": [{"id": "a", "text": "b"}]}, 403, "--allow-writes"),
+        ("DELETE", "/indexes/docs/documents", {"ids": ["cat"]}, 403, "--allow-writes"),
+    ],
+)
 def test_errors_are_json_with_the_right_status(server, method, path, body, status, words) -> None:
     raw = body if isinstance(body, bytes) else None
-    answer = call(server.url + path, method, None if raw else body, raw=raw,
-                  headers={"Content-Type": "application/json"} if raw else None)
+    answer = call(
+        server.url + path,
+        method,
+        None if raw else body,
+        raw=raw,
+        headers={"Content-Type": "application/json"} if raw else None,
+    )
     assert answer.status == status, answer.body
     assert answer.headers["content-type"] == "application/json"
     assert words in answer.json()["error"]
@@ -126,8 +153,12 @@ def test_errors_are_json_with_the_right_status(server, method, path, body, statu
 def raw_post(server, headers: str, chunks: list[bytes]) -> bytes:
     """A hand-written request: the server may answer and hang up before the body is all sent."""
     with socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])), timeout=30) as sock:
-        sock.sendall(("POST /indexes/docs/search HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                      "Content-Type: application/json\r\nConnection: close\r\n" + headers + "\r\n").encode())
+        sock.sendall(
+            (
+                "POST /indexes/docs/search HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                "Content-Type: application/json\r\nConnection: close\r\n" + headers + "\r\n"
+            ).encode()
+        )
         try:
             for chunk in chunks:
                 sock.sendall(chunk)
@@ -141,13 +172,18 @@ def test_body_limits_and_content_type(server) -> None:
     assert declared.startswith(b"HTTP/1.1 413") and b"larger than 1048576 bytes" in declared
     # Chunked (no Content-Length) is counted as it streams.
     chunk = b"x" * 65536
-    streamed = raw_post(server, "Transfer-Encoding: chunked\r\n",
-                        [b"%x\r\n%s\r\n" % (len(chunk), chunk)] * 20)
+    streamed = raw_post(
+        server, "Transfer-Encoding: chunked\r\n", [b"%x\r\n%s\r\n" % (len(chunk), chunk)] * 20
+    )
     assert streamed.startswith(b"HTTP/1.1 413")
     small = raw_post(server, "Transfer-Encoding: chunked\r\n", [b'e\r\n{"query": "x"}\r\n0\r\n\r\n'])
     assert small.startswith(b"HTTP/1.1 200")
-    form = call(f"{server.url}/indexes/docs/search", "POST", raw=b'{"query": "x"}',
-                headers={"Content-Type": "application/x-www-form-urlencoded"})
+    form = call(
+        f"{server.url}/indexes/docs/search",
+        "POST",
+        raw=b'{"query": "x"}',
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert form.status == 415 and "application/json" in form.json()["error"]
 
 
@@ -177,7 +213,15 @@ def test_openapi_describes_the_read_only_api(server) -> None:
     assert set(paths["/indexes/{name}/search"]) == {"get", "post"}
     assert "/indexes/{name}/documents" not in paths  # no writes on this server
     get = paths["/indexes/{name}/search"]["get"]
-    assert {p["name"] for p in get["parameters"]} == {"name", "query", "queries", "k", "min_score", "mode", "where"}
+    assert {p["name"] for p in get["parameters"]} == {
+        "name",
+        "query",
+        "queries",
+        "k",
+        "min_score",
+        "mode",
+        "where",
+    }
     hit = spec["components"]["schemas"]["HitOut"]
     assert set(hit["properties"]) == HIT_FIELDS
     assert call(f"{server.url}/docs").status == 404  # Swagger UI would load assets from a CDN
@@ -211,8 +255,13 @@ def test_startup_fails_clearly_for_a_damaged_index(home: Path, tmp_path: Path) -
     shutil.copytree(home / "korean", damaged / "korean")
     faiss_file = next((damaged / "korean").glob("index-*.faiss"))
     faiss_file.write_bytes(faiss_file.read_bytes()[:-7])
-    done = subprocess.run([sys.executable, "-m", "simsearch", "serve", "korean", "--index-dir", str(damaged),
-                           "--port", "0"], capture_output=True, text=True, env=server_env(), timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "simsearch", "serve", "korean", "--index-dir", str(damaged), "--port", "0"],
+        capture_output=True,
+        text=True,
+        env=server_env(),
+        timeout=120,
+    )
     assert done.returncode == 1
     assert done.stderr.startswith("Error: ") and "truncated or replaced" in done.stderr
     assert "Traceback" not in done.stderr
@@ -225,11 +274,22 @@ def test_startup_fails_clearly_for_bad_options(home: Path, server) -> None:
     taken = runner.invoke(main, ["serve", "korean", "--index-dir", str(home), "--port", port])
     assert taken.exit_code == 1 and "cannot listen on 127.0.0.1:" in taken.output
     # --token-env without --allow-writes guards the /v1 routes (the variable must still be set)
-    token = runner.invoke(main, ["serve", "korean", "--index-dir", str(home), "--token-env",
-                                 "SIMSEARCH_TEST_UNSET_TOKEN"])
+    token = runner.invoke(
+        main, ["serve", "korean", "--index-dir", str(home), "--token-env", "SIMSEARCH_TEST_UNSET_TOKEN"]
+    )
     assert token.exit_code == 1 and "SIMSEARCH_TEST_UNSET_TOKEN is not set" in token.output
-    unset = runner.invoke(main, ["serve", "korean", "--index-dir", str(home), "--allow-writes",
-                                 "--token-env", "SIMSEARCH_TEST_UNSET_TOKEN"])
+    unset = runner.invoke(
+        main,
+        [
+            "serve",
+            "korean",
+            "--index-dir",
+            str(home),
+            "--allow-writes",
+            "--token-env",
+            "SIMSEARCH_TEST_UNSET_TOKEN",
+        ],
+    )
     assert unset.exit_code == 1 and "SIMSEARCH_TEST_UNSET_TOKEN is not set" in unset.output
     twice = runner.invoke(main, ["serve", "korean", "korean", "--index-dir", str(home), "--port", "0"])
     assert twice.exit_code == 1 and "named twice" in twice.output
@@ -254,13 +314,19 @@ def test_concurrent_searches_get_their_own_answers(server) -> None:
     """Requests that arrive together share a forward pass and a FAISS search; each gets its share."""
     from concurrent.futures import ThreadPoolExecutor
 
-    asks = [(text, k, min_score) for text in [t for _, t, _ in DOCS][:6] for k, min_score in ((1, None), (4, 0.3))]
+    asks = [
+        (text, k, min_score) for text in [t for _, t, _ in DOCS][:6] for k, min_score in ((1, None), (4, 0.3))
+    ]
     asks += [("김치찌개", 3, None), ("서울 지하철", 2, None)]
 
     def ask(item):
         text, k, min_score = item
-        params = {"query": text, "k": k, "mode": "dense",  # the batched dense path; scores are cosines
-                  **({"min_score": min_score} if min_score is not None else {})}
+        params = {
+            "query": text,
+            "k": k,
+            "mode": "dense",  # the batched dense path; scores are cosines
+            **({"min_score": min_score} if min_score is not None else {}),
+        }
         answer = call(search_url(server, **params))
         assert answer.status == 200, answer.body
         return [(hit["rank"], hit["id"], hit["score"]) for hit in answer.json()["hits"]]
@@ -285,8 +351,12 @@ def test_a_rebuild_by_another_process_is_picked_up(home: Path, tmp_path: Path, b
     server = start_server(copy, ["korean"], log=tmp_path / "serve.log")
     try:
         assert call(search_url(server, "korean", query="서울")).json()["hits"][0]["id"].startswith("ko-")
-        Index.build([Document("fresh", "오늘 날씨가 좋고"), Document("other", "김치찌개")], copy / "korean",
-                    bundled_encoder, force=True)
+        Index.build(
+            [Document("fresh", "오늘 날씨가 좋고"), Document("other", "김치찌개")],
+            copy / "korean",
+            bundled_encoder,
+            force=True,
+        )
         assert call(f"{server.url}/indexes/korean").json()["count"] == 2
         hits = call(search_url(server, "korean", query="오늘 날씨가 좋고", k=5)).json()["hits"]
         assert [hit["id"] for hit in hits] == ["fresh", "other"]
@@ -327,6 +397,8 @@ def test_searches_run_between_the_slices_of_a_large_write() -> None:
         assert np.allclose(vectors, FakeEncoder().encode(texts))
         assert query.shape == (1, 16)
         assert log.index("query 1") < len(log) - 1  # answered before the write's last slice
-        assert [entry for entry in log if entry.startswith("write")] == [f"write {WRITE_SLICE}"] * 3 + ["write 5"]
+        assert [entry for entry in log if entry.startswith("write")] == [f"write {WRITE_SLICE}"] * 3 + [
+            "write 5"
+        ]
     finally:
         worker.close()

@@ -28,8 +28,10 @@ def test_served_sharded_index_searches_and_writes(index_dir: Path, tiny_bert: Pa
         stats = target.add([Document("new", "a brand new fast engine", {})])
         assert stats["added"] == 1 and target.manifest["count"] == 25
         top = read_top_manifest(index_dir / "sh")
-        assert top["shards"]["parts"][shard_of("new", 3)]["count"] == sum(
-            1 for d in docs if shard_of(d.id, 3) == shard_of("new", 3)) + 1
+        assert (
+            top["shards"]["parts"][shard_of("new", 3)]["count"]
+            == sum(1 for d in docs if shard_of(d.id, 3) == shard_of("new", 3)) + 1
+        )
         assert "new" in [h.id for h in target.search(["a brand new fast engine"], 3, None)[0]]
         assert target.delete(["new", "d0"])["deleted"] == 2 and target.manifest["count"] == 23
     finally:

@@ -20,8 +20,15 @@ PENGUIN = "penguins waddle across the antarctic ice in long lines"
 def writable(bundled_encoder, tmp_path_factory: pytest.TempPathFactory):
     home = tmp_path_factory.mktemp("writable") / "indexes"
     build_indexes(home, bundled_encoder)
-    server = start_server(home, ["docs", "korean"], "--allow-writes", "--token-env", "SIMSEARCH_TEST_TOKEN",
-                          log=home.parent / "serve.log", env=server_env(SIMSEARCH_TEST_TOKEN=TOKEN))
+    server = start_server(
+        home,
+        ["docs", "korean"],
+        "--allow-writes",
+        "--token-env",
+        "SIMSEARCH_TEST_TOKEN",
+        log=home.parent / "serve.log",
+        env=server_env(SIMSEARCH_TEST_TOKEN=TOKEN),
+    )
     yield server
     server.stop()
 
@@ -31,8 +38,10 @@ def documents(server) -> str:
 
 
 def top(server, query: str, k: int = 3) -> list[dict]:
-    answer = call(f"{server.url}/indexes/docs/search?" + urllib.parse.urlencode({"query": query, "k": k,
-                                                                              "mode": "dense"}))
+    answer = call(
+        f"{server.url}/indexes/docs/search?"
+        + urllib.parse.urlencode({"query": query, "k": k, "mode": "dense"})
+    )
     assert answer.status == 200, answer.body
     return answer.json()["hits"]
 
@@ -46,11 +55,19 @@ def test_writes_need_the_bearer_token(writable) -> None:
     missing = call(documents(writable), "POST", body)
     assert missing.status == 401 and missing.headers["www-authenticate"] == "Bearer"
     assert "Authorization: Bearer" in missing.json()["error"]
-    wrong = call(documents(writable), "POST", body,
-                 headers={"Authorization": "Bearer not-it", "Content-Type": "application/json"})
+    wrong = call(
+        documents(writable),
+        "POST",
+        body,
+        headers={"Authorization": "Bearer not-it", "Content-Type": "application/json"},
+    )
     assert wrong.status == 403 and wrong.json() == {"error": "wrong bearer token"}
-    basic = call(documents(writable), "POST", body,
-                 headers={"Authorization": f"Basic {TOKEN}", "Content-Type": "application/json"})
+    basic = call(
+        documents(writable),
+        "POST",
+        body,
+        headers={"Authorization": f"Basic {TOKEN}", "Content-Type": "application/json"},
+    )
     assert basic.status == 401
     deleting = call(documents(writable), "DELETE", {"ids": ["cat"]})
     assert deleting.status == 401
@@ -60,8 +77,12 @@ def test_writes_need_the_bearer_token(writable) -> None:
 
 def test_add_update_delete_are_seen_by_the_next_search(writable) -> None:
     headers = {**AUTH, "Content-Type": "application/json"}
-    added = call(documents(writable), "POST", {"documents": [
-        {"id": "penguin", "text": PENGUIN, "metadata": {"lang": "en", "topic": "animals"}}]}, headers=headers)
+    added = call(
+        documents(writable),
+        "POST",
+        {"documents": [{"id": "penguin", "text": PENGUIN, "metadata": {"lang": "en", "topic": "animals"}}]},
+        headers=headers,
+    )
     assert added.status == 200, added.body
     body = added.json()
     assert body["index"] == "docs" and body["count"] == len(DOCS) + 1
@@ -71,13 +92,17 @@ def test_add_update_delete_are_seen_by_the_next_search(writable) -> None:
     assert hit["metadata"] == {"lang": "en", "topic": "animals"}
 
     changed = "emperor penguins huddle together through the polar winter"
-    updated = call(documents(writable), "POST", {"documents": [{"id": "penguin", "text": changed}]}, headers=headers)
+    updated = call(
+        documents(writable), "POST", {"documents": [{"id": "penguin", "text": changed}]}, headers=headers
+    )
     assert updated.status == 200 and updated.json()["stats"]["updated"] == 1
     assert updated.json()["count"] == len(DOCS) + 1
     assert top(writable, changed)[0]["id"] == "penguin"
     assert top(writable, PENGUIN)[0]["score"] < 0.99  # the old text is gone
 
-    again = call(documents(writable), "POST", {"documents": [{"id": "penguin", "text": changed}]}, headers=headers)
+    again = call(
+        documents(writable), "POST", {"documents": [{"id": "penguin", "text": changed}]}, headers=headers
+    )
     assert again.json()["stats"]["unchanged"] == 1
 
     deleted = call(documents(writable), "DELETE", {"ids": ["penguin", "no-such-id"]}, headers=headers)
@@ -88,18 +113,32 @@ def test_add_update_delete_are_seen_by_the_next_search(writable) -> None:
     assert all(hit["id"] != "penguin" for hit in top(writable, changed, k=len(DOCS)))
 
 
-@pytest.mark.parametrize(("method", "path", "body", "status", "words"), [
-    ("POST", "/indexes/docs/documents", {"documents": [{"id": "a"}]}, 422, "documents.0.text"),
-    ("POST", "/indexes/docs/documents", {"documents": []}, 422, "documents"),
-    ("POST", "/indexes/docs/documents", {"documents": [{"id": "", "text": "b"}]}, 422, "documents.0.id"),
-    ("POST", "/indexes/docs/documents", {"documents": [{"id": "a", "text": "b", "metadata": [1]}]}, 422, "metadata"),
-    ("POST", "/indexes/docs/documents", {"documents": [{"id": "a", "text": "b"}, {"id": "a", "text": "c"}]},
-     422, "duplicate"),
-    ("DELETE", "/indexes/docs/documents", {"ids": "cat"}, 422, "ids"),
-    ("DELETE", "/indexes/docs/documents", {"ids": []}, 422, "ids"),
-    ("POST", "/indexes/nope/documents", {"documents": [{"id": "a", "text": "b"}]}, 404, "not served"),
-    ("DELETE", "/indexes/..bad/documents", {"ids": ["a"]}, 400, "invalid index name"),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "words"),
+    [
+        ("POST", "/indexes/docs/documents", {"documents": [{"id": "a"}]}, 422, "documents.0.text"),
+        ("POST", "/indexes/docs/documents", {"documents": []}, 422, "documents"),
+        ("POST", "/indexes/docs/documents", {"documents": [{"id": "", "text": "b"}]}, 422, "documents.0.id"),
+        (
+            "POST",
+            "/indexes/docs/documents",
+            {"documents": [{"id": "a", "text": "b", "metadata": [1]}]},
+            422,
+            "metadata",
+        ),
+        (
+            "POST",
+            "/indexes/docs/documents",
+            {"documents": [{"id": "a", "text": "b"}, {"id": "a", "text": "c"}]},
+            422,
+            "duplicate",
+        ),
+        ("DELETE", "/indexes/docs/documents", {"ids": "cat"}, 422, "ids"),
+        ("DELETE", "/indexes/docs/documents", {"ids": []}, 422, "ids"),
+        ("POST", "/indexes/nope/documents", {"documents": [{"id": "a", "text": "b"}]}, 404, "not served"),
+        ("DELETE", "/indexes/..bad/documents", {"ids": ["a"]}, 400, "invalid index name"),
+    ],
+)
 def test_bad_writes_are_refused_and_change_nothing(writable, method, path, body, status, words) -> None:
     answer = call(writable.url + path, method, body, headers={**AUTH, "Content-Type": "application/json"})
     assert answer.status == status, answer.body
@@ -109,9 +148,13 @@ def test_bad_writes_are_refused_and_change_nothing(writable, method, path, body,
 
 def test_write_body_limit(writable) -> None:
     with socket.create_connection(("127.0.0.1", int(writable.url.rsplit(":", 1)[1])), timeout=30) as sock:
-        sock.sendall((f"POST /indexes/docs/documents HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                      f"Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"
-                      f"Content-Length: {33 << 20}\r\nConnection: close\r\n\r\n").encode())
+        sock.sendall(
+            (
+                f"POST /indexes/docs/documents HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {33 << 20}\r\nConnection: close\r\n\r\n"
+            ).encode()
+        )
         reply = read_reply(sock)
     assert reply.startswith(b"HTTP/1.1 413") and b"larger than 33554432 bytes" in reply
 
@@ -160,11 +203,16 @@ def test_writes_without_a_token_variable(bundled_encoder, tmp_path: Path) -> Non
     build_indexes(home, bundled_encoder)
     server = start_server(home, ["korean"], "--allow-writes", log=tmp_path / "serve.log")
     try:
-        added = call(f"{server.url}/indexes/korean/documents", "POST",
-                     {"documents": [{"id": "ko-new", "text": "한국어 문장 검색 엔진"}]})
+        added = call(
+            f"{server.url}/indexes/korean/documents",
+            "POST",
+            {"documents": [{"id": "ko-new", "text": "한국어 문장 검색 엔진"}]},
+        )
         assert added.status == 200 and added.json()["count"] == 4
-        hits = call(f"{server.url}/indexes/korean/search?" + urllib.parse.urlencode(
-            {"query": "한국어 문장 검색 엔진", "k": 1})).json()["hits"]
+        hits = call(
+            f"{server.url}/indexes/korean/search?"
+            + urllib.parse.urlencode({"query": "한국어 문장 검색 엔진", "k": 1})
+        ).json()["hits"]
         assert hits[0]["id"] == "ko-new" and hits[0]["text"] == "한국어 문장 검색 엔진"
     finally:
         assert server.stop() == 0

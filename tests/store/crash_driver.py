@@ -32,8 +32,12 @@ class FailingEncoder(FakeEncoder):
 
 
 def corpus(n: int, version: int) -> list[Document]:
-    return [Document(f"d{i}", f"version {version} of document {i} " + "filler text " * (i % 7),
-                     {"i": i, "v": version}) for i in range(n)]
+    return [
+        Document(
+            f"d{i}", f"version {version} of document {i} " + "filler text " * (i % 7), {"i": i, "v": version}
+        )
+        for i in range(n)
+    ]
 
 
 def main() -> None:

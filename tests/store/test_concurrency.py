@@ -26,8 +26,12 @@ def index(tmp_path) -> Index:
 
 
 def churn(path: Path, count: int, tag: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(DRIVER), "churn", str(path), str(count), tag],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(DRIVER), "churn", str(path), str(count), tag],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_queries_keep_working_while_a_writer_adds(index):
@@ -86,7 +90,10 @@ def test_a_second_writer_times_out_with_a_clear_message(index, monkeypatch):
     monkeypatch.setenv("SIMSEARCH_LOCK_TIMEOUT", "0.2")
     before = index.manifest
     with write_lock(index.path):
-        with pytest.raises(LockTimeoutError, match=r"index 'x' is being written by another process "
-                                                   r"\(waited 0.2 s"):
+        with pytest.raises(
+            LockTimeoutError,
+            match=r"index 'x' is being written by another process "
+            r"\(waited 0.2 s",
+        ):
             index.add(["something new"])
     assert Index.open(index.path).manifest == before

@@ -30,8 +30,12 @@ SEED = int(os.environ.get("SIMSEARCH_CRASH_SEED", time.time_ns() % 2**32))
 
 
 def drive(op: str, path: Path) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, str(DRIVER), op, str(path), str(N)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, str(DRIVER), op, str(path), str(N)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert process.stdout is not None
     line = process.stdout.readline()
     assert line.strip() == "ready", process.stderr.read() if process.stderr else line
@@ -65,8 +69,9 @@ def prepare(home: Path, op: str) -> None:
         home.mkdir(parents=True)
         return
     for step in ("build", "delete") if op == "compact" else ("build",):
-        subprocess.run([sys.executable, str(DRIVER), step, str(home / "x"), str(N)], check=True,
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, str(DRIVER), step, str(home / "x"), str(N)], check=True, capture_output=True
+        )
 
 
 @pytest.mark.slow
@@ -118,13 +123,15 @@ def _next_write_succeeds(path: Path, where: str) -> None:
 
 # -- issue #10: two names of one directory, force builds over unreadable indexes, damaged files ---------
 
+
 def _files(path: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in path.iterdir() if p.is_file()}
 
 
 def _run(op: str, path: Path, n: int = N, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(DRIVER), op, str(path), str(n), *extra],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, str(DRIVER), op, str(path), str(n), *extra], capture_output=True, text=True
+    )
 
 
 @pytest.mark.slow
@@ -135,10 +142,18 @@ def test_concurrent_writers_through_two_names_keep_every_document(tmp_path):
         assert _run("build", home / "x", 300).returncode == 0
         (home / "current").symlink_to("x")
         (tmp_path / f"home-alias-{trial}").symlink_to(home)
-        alias = [home / "current", tmp_path / f"home-alias-{trial}" / "x", home / "current" / ".." / "x"][trial]
-        writers = [subprocess.Popen([sys.executable, str(DRIVER), "churn", str(path), "12", tag],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                   for path, tag in ((home / "x", "a"), (alias, "b"))]
+        alias = [home / "current", tmp_path / f"home-alias-{trial}" / "x", home / "current" / ".." / "x"][
+            trial
+        ]
+        writers = [
+            subprocess.Popen(
+                [sys.executable, str(DRIVER), "churn", str(path), "12", tag],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for path, tag in ((home / "x", "a"), (alias, "b"))
+        ]
         for writer in writers:
             _, err = writer.communicate(timeout=300)
             assert writer.returncode == 0, f"trial {trial}: {err}"
@@ -157,8 +172,11 @@ def test_force_build_over_an_unreadable_index_keeps_it_until_commit(damage, tmp_
     prepare(template, "rebuild")
     manifest = template / "x" / "manifest.json"
     text = manifest.read_text()
-    manifest.write_text(json.dumps({**json.loads(text), "format_version": 99}) if damage == "newer"
-                        else text[: len(text) // 3])
+    manifest.write_text(
+        json.dumps({**json.loads(text), "format_version": 99})
+        if damage == "newer"
+        else text[: len(text) // 3]
+    )
     old = _files(template / "x")
     failed = tmp_path / "failed"
     shutil.copytree(template, failed)

@@ -25,11 +25,16 @@ def make_docs(n: int, seed: int = 0) -> list[Document]:
     rng = random.Random(seed)
     docs = []
     for i in range(n):
-        meta: dict = {"lang": rng.choice(LANGS), "year": rng.randint(2000, 2024),
-                      "date": f"20{rng.randint(10, 24)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}"}
+        meta: dict = {
+            "lang": rng.choice(LANGS),
+            "year": rng.randint(2000, 2024),
+            "date": f"20{rng.randint(10, 24)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}",
+        }
         if i % 5 == 0:
             del meta["lang"]  # some documents lack a field
-        docs.append(Document(f"d{i}", " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 8))) + f" n{i}", meta))
+        docs.append(
+            Document(f"d{i}", " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 8))) + f" n{i}", meta)
+        )
     return docs
 
 
@@ -53,12 +58,22 @@ def matches(meta: dict, where: dict) -> bool:
     return True
 
 
-wheres = st.fixed_dictionaries({}, optional={
-    "lang": st.one_of(st.sampled_from(LANGS), st.fixed_dictionaries({"!=": st.sampled_from(LANGS)}),
-                      st.fixed_dictionaries({"in": st.lists(st.sampled_from(LANGS), min_size=1, max_size=2)})),
-    "year": st.fixed_dictionaries({}, optional={op: st.integers(1999, 2025) for op in ("<", "<=", ">", ">=")}),
-    "date": st.fixed_dictionaries({}, optional={">=": st.sampled_from(["2012-01-01", "2020-05-10", "2030-01-01"])}),
-}).filter(lambda w: all(w.values()) if w else True)
+wheres = st.fixed_dictionaries(
+    {},
+    optional={
+        "lang": st.one_of(
+            st.sampled_from(LANGS),
+            st.fixed_dictionaries({"!=": st.sampled_from(LANGS)}),
+            st.fixed_dictionaries({"in": st.lists(st.sampled_from(LANGS), min_size=1, max_size=2)}),
+        ),
+        "year": st.fixed_dictionaries(
+            {}, optional={op: st.integers(1999, 2025) for op in ("<", "<=", ">", ">=")}
+        ),
+        "date": st.fixed_dictionaries(
+            {}, optional={">=": st.sampled_from(["2012-01-01", "2020-05-10", "2030-01-01"])}
+        ),
+    },
+).filter(lambda w: all(w.values()) if w else True)
 
 
 @pytest.fixture(scope="module", params=["flat", "hnsw"])
@@ -66,8 +81,9 @@ def built(request, tmp_path_factory: pytest.TempPathFactory):
     from tests.conftest import FakeEncoder
 
     docs = make_docs(400, seed=1)
-    index = Index.build(docs, tmp_path_factory.mktemp("filters") / request.param, FakeEncoder(),
-                        index_type=request.param)
+    index = Index.build(
+        docs, tmp_path_factory.mktemp("filters") / request.param, FakeEncoder(), index_type=request.param
+    )
     yield index, docs
     index.close()
 
@@ -90,10 +106,15 @@ def check_filtered(index: Index, docs: list[Document], where: dict, query: str, 
 
 @pytest.mark.parametrize("selector", [False, True], ids=["exact-fallback", "faiss-selector"])
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(where=wheres, query=st.sampled_from(["fresh bread", "search engine query", "river city n7"]),
-       k=st.integers(1, 30), mode=st.sampled_from(["dense", "hybrid", "lexical"]))
-def test_filtered_search_is_brute_force_filtering(built, selector: bool, monkeypatch: pytest.MonkeyPatch,
-                                                  where: dict, query: str, k: int, mode: str) -> None:
+@given(
+    where=wheres,
+    query=st.sampled_from(["fresh bread", "search engine query", "river city n7"]),
+    k=st.integers(1, 30),
+    mode=st.sampled_from(["dense", "hybrid", "lexical"]),
+)
+def test_filtered_search_is_brute_force_filtering(
+    built, selector: bool, monkeypatch: pytest.MonkeyPatch, where: dict, query: str, k: int, mode: str
+) -> None:
     index, docs = built
     with monkeypatch.context() as patched:
         if selector:  # force the FAISS IDSelector path even for few allowed documents
@@ -106,8 +127,12 @@ def test_add_and_delete_keep_filters_right(index_dir: Path, fake_encoder) -> Non
     docs = make_docs(60, seed=2)
     index = Index.build(docs, "living", fake_encoder, index_dir=index_dir)
     assert [h.id for h in index.search("fresh", k=5, where={"lang": "de"})] == []
-    index.add([Document("new-de", "fresh bread from berlin", {"lang": "de", "year": 2030, "tier": "gold"}),
-               Document("d1", docs[1].text, {"lang": "de", "year": 1990})])  # metadata-only change
+    index.add(
+        [
+            Document("new-de", "fresh bread from berlin", {"lang": "de", "year": 2030, "tier": "gold"}),
+            Document("d1", docs[1].text, {"lang": "de", "year": 1990}),
+        ]
+    )  # metadata-only change
     assert {h.id for h in index.search("fresh", k=5, where={"lang": "de"})} == {"new-de", "d1"}
     assert [h.id for h in index.search("bread", k=5, where={"tier": "gold"})] == ["new-de"]  # a new field
     assert [h.id for h in index.search("bread", k=5, where={"year": {"<": 2000}})] == ["d1"]
@@ -118,21 +143,29 @@ def test_add_and_delete_keep_filters_right(index_dir: Path, fake_encoder) -> Non
     index.close()
 
 
-TYPES = {"lang": {"text"}, "year": {"integer"}, "score": {"real", "integer"}, "ok": {"true", "false"},
-         "date": {"text"}}
+TYPES = {
+    "lang": {"text"},
+    "year": {"integer"},
+    "score": {"real", "integer"},
+    "ok": {"true", "false"},
+    "date": {"text"},
+}
 
 
-@pytest.mark.parametrize("where, message", [
-    ({"nope": 1}, "unknown metadata field 'nope'"),
-    ({"year": {"~": 3}}, "bad operator '~'"),
-    ({"year": "recent"}, "holds number values; = 'recent' does not match"),
-    ({"lang": 5}, "holds text values"),
-    ({"lang": {">": "en"}}, "needs a number or an ISO date"),
-    ({"year": {"in": []}}, "non-empty list"),
-    ({"year": {}}, "no condition given"),
-    ({"ok": 3}, "holds boolean values"),
-    ({"year": {"=": [1, 2]}}, "must be a string, number or boolean"),
-])
+@pytest.mark.parametrize(
+    "where, message",
+    [
+        ({"nope": 1}, "unknown metadata field 'nope'"),
+        ({"year": {"~": 3}}, "bad operator '~'"),
+        ({"year": "recent"}, "holds number values; = 'recent' does not match"),
+        ({"lang": 5}, "holds text values"),
+        ({"lang": {">": "en"}}, "needs a number or an ISO date"),
+        ({"year": {"in": []}}, "non-empty list"),
+        ({"year": {}}, "no condition given"),
+        ({"ok": 3}, "holds boolean values"),
+        ({"year": {"=": [1, 2]}}, "must be a string, number or boolean"),
+    ],
+)
 def test_bad_filters_are_one_line_errors(where: dict, message: str) -> None:
     with pytest.raises(QueryError, match=message) as error:
         compile_where(where, TYPES)
@@ -140,16 +173,27 @@ def test_bad_filters_are_one_line_errors(where: dict, message: str) -> None:
 
 
 def test_values_are_parameters_and_cli_text_is_coerced() -> None:
-    sql, params = compile_where({"lang": "en'; DROP TABLE documents; --", "year": {">=": "2020"},
-                                 "score": {"<": "0.5"}, "ok": "true", "date": {"<=": "2024-01-31"}}, TYPES)
+    sql, params = compile_where(
+        {
+            "lang": "en'; DROP TABLE documents; --",
+            "year": {">=": "2020"},
+            "score": {"<": "0.5"},
+            "ok": "true",
+            "date": {"<=": "2024-01-31"},
+        },
+        TYPES,
+    )
     assert "DROP" not in sql and "en'; DROP TABLE documents; --" in params
     assert 2020 in params and 0.5 in params and 1 in params and "2024-01-31" in params
 
 
 def test_cli_filters_parse() -> None:
     assert parse_cli(["lang=ko", "year>=2020", "year<2024", "source in news, wiki", "tag!=x"]) == {
-        "lang": {"=": "ko"}, "year": {">=": "2020", "<": "2024"}, "source": {"in": "news, wiki"},
-        "tag": {"!=": "x"}}
+        "lang": {"=": "ko"},
+        "year": {">=": "2020", "<": "2024"},
+        "source": {"in": "news, wiki"},
+        "tag": {"!=": "x"},
+    }
     for bad in ["lang", "=ko", "year>=", "a b c"]:
         with pytest.raises(QueryError, match="--where"):
             parse_cli([bad])

@@ -14,9 +14,11 @@ from simsearch import Index, InputError
 from simsearch.store import index_types as ann
 from simsearch.cli.main import main
 
-WORDS = ("bread fresh stale keep oven flour cat dog mat sat park walk train station ticket "
-         "city rain sun cloud river bridge music guitar song piano book novel page author "
-         "coffee tea milk sugar cup phone screen battery charge code bug test release").split()
+WORDS = (
+    "bread fresh stale keep oven flour cat dog mat sat park walk train station ticket "
+    "city rain sun cloud river bridge music guitar song piano book novel page author "
+    "coffee tea milk sugar cup phone screen battery charge code bug test release"
+).split()
 
 
 def corpus(n: int = 600, seed: int = 7) -> list[str]:
@@ -24,14 +26,23 @@ def corpus(n: int = 600, seed: int = 7) -> list[str]:
     return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 9))) + f" {i}" for i in range(n)]
 
 
-@pytest.mark.parametrize("index_type, param", [
-    ("flat", None), ("hnsw", "efSearch"), ("ivf", "nprobe"), ("ivfpq", "nprobe"),
-    ("HNSW16", "efSearch"), ("IVF8,Flat", "nprobe"), ("PCA8,IVF4,Flat", "nprobe"),
-])
+@pytest.mark.parametrize(
+    "index_type, param",
+    [
+        ("flat", None),
+        ("hnsw", "efSearch"),
+        ("ivf", "nprobe"),
+        ("ivfpq", "nprobe"),
+        ("HNSW16", "efSearch"),
+        ("IVF8,Flat", "nprobe"),
+        ("PCA8,IVF4,Flat", "nprobe"),
+    ],
+)
 def test_every_type_builds_tunes_and_searches(fake_encoder, index_dir, index_type, param):
     texts = corpus()
-    index = Index.build(texts, "t", fake_encoder, index_dir=index_dir, index_type=index_type,
-                        target_recall=0.9)
+    index = Index.build(
+        texts, "t", fake_encoder, index_dir=index_dir, index_type=index_type, target_recall=0.9
+    )
     info = index.manifest["ann"]
     assert info["requested"] == index_type
     if param is None:
@@ -62,7 +73,10 @@ def test_search_parameter_is_reapplied_on_open(fake_encoder, index_dir):
 
     Index.build(corpus(), "i", fake_encoder, index_dir=index_dir, index_type="ivf", target_recall=0.99)
     index = Index.open("i", index_dir=index_dir, encoder=fake_encoder)
-    assert faiss.extract_index_ivf(index._store.faiss.index).nprobe == index.manifest["ann"]["search_params"]["nprobe"]
+    assert (
+        faiss.extract_index_ivf(index._store.faiss.index).nprobe
+        == index.manifest["ann"]["search_params"]["nprobe"]
+    )
 
 
 def test_auto_is_exact_while_small(fake_encoder, index_dir, monkeypatch):
@@ -91,8 +105,9 @@ def test_cli_index_type_and_info(fake_encoder, index_dir, tmp_path, monkeypatch)
     texts = corpus(400)
     source.write_text("\n".join(texts) + "\n", encoding="utf-8")
     runner = CliRunner()
-    result = runner.invoke(main, ["build", str(source), "--name", "c", "--index-type", "ivf",
-                                  "--target-recall", "0.9"])
+    result = runner.invoke(
+        main, ["build", str(source), "--name", "c", "--index-type", "ivf", "--target-recall", "0.9"]
+    )
     assert result.exit_code == 0, result.output
     assert "Index type ivf (IVF" in result.output and "nprobe=" in result.output
     info = runner.invoke(main, ["info", "c"])
@@ -132,8 +147,10 @@ def test_exact_kth_and_recall_hold_out_the_query_and_count_ties():
     vectors[10:40] = vectors[9]  # 31 equal vectors: any 10 of them are a right answer
     db = sqlite3.connect(":memory:")
     db.execute("CREATE TABLE documents (rowid INTEGER PRIMARY KEY, vector BLOB)")
-    db.executemany("INSERT INTO documents VALUES (?, ?)",
-                   [(i + 1, v.astype("<f4").tobytes()) for i, v in enumerate(vectors)])
+    db.executemany(
+        "INSERT INTO documents VALUES (?, ?)",
+        [(i + 1, v.astype("<f4").tobytes()) for i, v in enumerate(vectors)],
+    )
     ids = np.array([10, 100, 250], dtype=np.int64)
     kth = ann.exact_kth_scores(db, 8, vectors[ids - 1], ids)
     for query, qid, got in zip(vectors[ids - 1], ids, kth):
@@ -175,7 +192,9 @@ def test_rebuild_keeps_the_type_and_stray_params_are_ignored(fake_encoder, index
 
     from simsearch.store.faiss_file import apply_search_params
 
-    index = Index.build(corpus(300), "r", fake_encoder, index_dir=index_dir, index_type="ivf", target_recall=0.9)
+    index = Index.build(
+        corpus(300), "r", fake_encoder, index_dir=index_dir, index_type="ivf", target_recall=0.9
+    )
     db = sqlite3.connect(index.path / index.manifest["files"]["sqlite"]["name"])
     rebuilt, fields = ann.rebuild_builder(Manifest.from_dict(index.manifest))(db, fake_encoder.dim)
     assert fields["index_type"] == "ivf" and "nprobe" in fields["ann"]["search_params"]

@@ -7,7 +7,6 @@ import math
 import random
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from simsearch.analysis import Analyzer
@@ -17,8 +16,10 @@ from simsearch.readers import Document
 from simsearch.store import lexical
 from simsearch.store.verify import verify_index
 
-WORDS = ("cat dog bread fresh stale keep search engine query vector model token korean english long "
-         "word fast slow good bad house river mountain city train").split()
+WORDS = (
+    "cat dog bread fresh stale keep search engine query vector model token korean english long "
+    "word fast slow good bad house river mountain city train"
+).split()
 HANGUL = ["서울", "지하철", "김치", "찌개", "날씨", "내일", "검색", "엔진"]
 
 
@@ -50,8 +51,13 @@ def test_build_add_delete_compact_keep_lexical_in_step(index_dir: Path, fake_enc
     assert index.manifest["lexical"]["engine"] == "sqlite-fts5"
     assert index.manifest["lexical"]["analyzer"]["name"] == "simsearch-standard"
     in_step(index)
-    index.add([Document("d1", "a brand new zebra text", {"i": 1}), Document("n1", "another zebra", {}),
-               Document("d2", corpus(40)[2].text, {"i": 99})])  # changed text, new doc, metadata only
+    index.add(
+        [
+            Document("d1", "a brand new zebra text", {"i": 1}),
+            Document("n1", "another zebra", {}),
+            Document("d2", corpus(40)[2].text, {"i": 99}),
+        ]
+    )  # changed text, new doc, metadata only
     in_step(index)
     assert {h.id for h in index.search("zebra", k=5, mode="lexical")} == {"d1", "n1"}
     index.delete(["d1", "d3"])
@@ -79,15 +85,18 @@ def test_old_index_stays_dense_and_reindex_lexical_adds_the_part(index_dir: Path
     index.close()
 
 
-def test_verify_finds_a_disagreeing_lexical_part_and_repair_fixes_it(index_dir: Path, fake_encoder,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_verify_finds_a_disagreeing_lexical_part_and_repair_fixes_it(
+    index_dir: Path, fake_encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     index = Index.build(corpus(30), "drift", fake_encoder, index_dir=index_dir)
     with monkeypatch.context() as patched:  # a writer that forgets the lexical side
         patched.setattr(lexical, "update", lambda db, analyzer, rowids: None)
         index.add([Document("late", "an unseen word platypus", {})])
     report = verify_index(index.path, encoder=fake_encoder)
     problems = {p.name: p for p in report.problems}
-    assert set(problems) == {"lexical agrees with sqlite"} and problems["lexical agrees with sqlite"].repairable
+    assert (
+        set(problems) == {"lexical agrees with sqlite"} and problems["lexical agrees with sqlite"].repairable
+    )
     assert "1 documents missing" in problems["lexical agrees with sqlite"].detail
     repaired = index.verify(repair=True)
     assert repaired.ok and [p.name for p in repaired.repaired] == ["lexical agrees with sqlite"]
@@ -135,7 +144,9 @@ def test_lexical_mode_is_brute_force_bm25(small, query: str) -> None:
     analyze = Analyzer()
     expected = brute_bm25([analyze(d.text) for d in docs], analyze(query))
     hits = index.search(query, k=10, mode="lexical")
-    matching = sorted(((s, d.id) for s, d in zip(expected, docs) if s > 0), key=lambda x: (-x[0], int(x[1][1:])))
+    matching = sorted(
+        ((s, d.id) for s, d in zip(expected, docs) if s > 0), key=lambda x: (-x[0], int(x[1][1:]))
+    )
     assert [round(h.score, 4) for h in hits] == [round(s, 4) for s, _ in matching[:10]]
     scores = dict((i, s) for s, i in matching)
     assert all(h.score == pytest.approx(scores[h.id], abs=1e-4) for h in hits)  # each hit its own BM25
@@ -148,7 +159,9 @@ def test_dense_and_hybrid_modes_are_brute_force(small, fake_encoder, query: str)
     analyze = Analyzer()
     cosine = fake_encoder.encode([d.text for d in docs]) @ fake_encoder.encode([query])[0]
     dense = index.search(query, k=10, mode="dense")
-    assert [round(h.score, 5) for h in dense] == [round(float(c), 5) for c in sorted(cosine, reverse=True)[:10]]
+    assert [round(h.score, 5) for h in dense] == [
+        round(float(c), 5) for c in sorted(cosine, reverse=True)[:10]
+    ]
     bm25 = brute_bm25([analyze(d.text) for d in docs], analyze(query))
     matched = [s for s in bm25 if s > 0]
 
@@ -157,8 +170,11 @@ def test_dense_and_hybrid_modes_are_brute_force(small, fake_encoder, query: str)
         return 1.0 if hi - lo <= 1e-12 else max(0.0, (value - lo) / (hi - lo))
 
     weight = 0.5 if matched else 1.0  # the fake encoder has no tokenizer: full coverage
-    fused = [weight * norm(float(c), list(map(float, cosine)))
-             + (1 - weight) * (norm(s, matched) if s > 0 else 0.0) for c, s in zip(cosine, bm25)]
+    fused = [
+        weight * norm(float(c), list(map(float, cosine)))
+        + (1 - weight) * (norm(s, matched) if s > 0 else 0.0)
+        for c, s in zip(cosine, bm25)
+    ]
     hybrid = index.search(query, k=10, mode="hybrid")
     assert [round(h.score, 5) for h in hybrid] == [round(f, 5) for f in sorted(fused, reverse=True)[:10]]
     by_id = {d.id: i for i, d in enumerate(docs)}

@@ -19,17 +19,32 @@ from simsearch.store.manifest import (
     write_manifest,
 )
 
-FILES = {"faiss": {"name": "index-000001.faiss", "size": 1, "sha256": "ab"},
-         "sqlite": {"name": "docs-000001.sqlite", "size": 2, "sha256": "cd"}}
-BASE = {"format": "simsearch-index", "format_version": 1, "model": "m", "pooling": "mean", "dim": 4,
-        "count": 3, "generation": 1, "files": FILES}
+FILES = {
+    "faiss": {"name": "index-000001.faiss", "size": 1, "sha256": "ab"},
+    "sqlite": {"name": "docs-000001.sqlite", "size": 2, "sha256": "cd"},
+}
+BASE = {
+    "format": "simsearch-index",
+    "format_version": 1,
+    "model": "m",
+    "pooling": "mean",
+    "dim": 4,
+    "count": 3,
+    "generation": 1,
+    "files": FILES,
+}
 
 
 def test_typed_fields_and_the_defaults_of_older_manifests() -> None:
     m = Manifest.from_dict(BASE)
     assert (m.model, m.pooling, m.dim, m.count, m.generation) == ("m", "mean", 4, 3, 1)
-    assert (m.precision, m.index_type, m.truncated, m.max_length, m.factory) == ("fp32", "flat", 0, None,
-                                                                                 "IDMap2,Flat")
+    assert (m.precision, m.index_type, m.truncated, m.max_length, m.factory) == (
+        "fp32",
+        "flat",
+        0,
+        None,
+        "IDMap2,Flat",
+    )
     assert m.files["faiss"] == FileEntry("index-000001.faiss", 1, "ab")
     assert m.identity == ModelIdentity("m", "mean", 4, "fp32")
 
@@ -55,14 +70,17 @@ def test_a_manifest_is_frozen_and_to_dict_is_a_copy() -> None:
         m.raw["count"] = 9  # type: ignore[index]
 
 
-@pytest.mark.parametrize("change, words", [
-    ({"dim": "384"}, "'dim' must be a whole number"),
-    ({"dim": 0}, "'dim' must be a whole number"),
-    ({"count": -1}, "'count' must be a whole number"),
-    ({"generation": True}, "'generation' must be a whole number"),
-    ({"model": 5}, "'model' must be a string"),
-    ({"ann": [1]}, "'ann' is not an object"),
-])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"dim": "384"}, "'dim' must be a whole number"),
+        ({"dim": 0}, "'dim' must be a whole number"),
+        ({"count": -1}, "'count' must be a whole number"),
+        ({"generation": True}, "'generation' must be a whole number"),
+        ({"model": 5}, "'model' must be a string"),
+        ({"ann": [1]}, "'ann' is not an object"),
+    ],
+)
 def test_malformed_values_are_corruption_not_crashes(change: dict, words: str) -> None:
     with pytest.raises(IndexCorruptError, match=words):
         Manifest.from_dict({**BASE, **change}, "x/manifest.json")
@@ -77,8 +95,9 @@ def test_identity_mismatch_names_what_differs() -> None:
 
 def test_an_index_keeps_keys_it_does_not_know_through_every_write(index_dir: Path, fake_encoder) -> None:
     """Other simsearch versions add manifest sections; add/delete/compact/repair keep them."""
-    index = Index.build([Document("a", "first text", {}), Document("b", "second text", {})], "x",
-                        fake_encoder)
+    index = Index.build(
+        [Document("a", "first text", {}), Document("b", "second text", {})], "x", fake_encoder
+    )
     file = index.path / "manifest.json"
     data = json.loads(file.read_text())
     data["future_section"] = {"kept": True}

@@ -54,11 +54,19 @@ def test_text_lines_round_trip(texts, newline, bom):
 
 
 records = st.lists(
-    st.tuples(st.text(_chars, min_size=1, max_size=12), st.text(st.characters(blacklist_categories=("Cs",),
-              blacklist_characters="\x00\r"), max_size=60),
-              st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10),
-                           lambda inner: st.lists(inner, max_size=3), max_leaves=5)),
-    min_size=1, max_size=15, unique_by=lambda r: r[0])
+    st.tuples(
+        st.text(_chars, min_size=1, max_size=12),
+        st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\r"), max_size=60),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+            lambda inner: st.lists(inner, max_size=3),
+            max_leaves=5,
+        ),
+    ),
+    min_size=1,
+    max_size=15,
+    unique_by=lambda r: r[0],
+)
 
 
 @_settings
@@ -87,8 +95,11 @@ _cell = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters
 
 
 @_settings
-@given(st.lists(st.tuples(_cell.filter(str.strip), _cell, _cell), min_size=1, max_size=15,
-                unique_by=lambda r: r[0]))
+@given(
+    st.lists(
+        st.tuples(_cell.filter(str.strip), _cell, _cell), min_size=1, max_size=15, unique_by=lambda r: r[0]
+    )
+)
 def test_tsv_rows_round_trip(rows):
     """TSV does not quote: any cell without a tab or a line break is read back as written."""
     data = "\n".join(["id\ttext\ttag", *("\t".join(row) for row in rows)])
@@ -103,9 +114,11 @@ _ids = st.sampled_from([f"id{i}" for i in range(12)])  # a small pool: updates a
 _texts = st.sampled_from(["cat on mat", "fresh bread", "dog", "search engine", "서울 지하철", "x y z"])
 _doc = st.tuples(_ids, _texts, st.integers(0, 2))
 _batch = st.lists(_doc, min_size=1, max_size=8, unique_by=lambda d: d[0])
-_op = st.one_of(st.tuples(st.just("add"), _batch),
-                st.tuples(st.just("delete"), st.lists(_ids | st.just("ghost"), min_size=1, max_size=5)),
-                st.tuples(st.just("compact"), st.none()))
+_op = st.one_of(
+    st.tuples(st.just("add"), _batch),
+    st.tuples(st.just("delete"), st.lists(_ids | st.just("ghost"), min_size=1, max_size=5)),
+    st.tuples(st.just("compact"), st.none()),
+)
 
 
 def _as_docs(batch) -> list[Document]:

@@ -17,8 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simsearch.errors import (IndexCorruptError, InputError, LockTimeoutError, ModelError,
-                              SimsearchError, StoreWriteError)
+from simsearch.errors import (
+    IndexCorruptError,
+    InputError,
+    LockTimeoutError,
+    ModelError,
+    SimsearchError,
+    StoreWriteError,
+)
 from simsearch.index import Index, load_encoder
 from simsearch.readers import Document
 from simsearch.store.locking import write_lock
@@ -34,13 +40,17 @@ def build(home: Path, name: str = "life", docs: list[Document] = DOCS, **kwargs)
 
 def snapshot(root: Path) -> dict[str, bytes]:
     """Every file under ``root`` and its bytes (the lock file is not content)."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.name.endswith(".lock")}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.endswith(".lock")
+    }
 
 
 def leftovers(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*")
-                  if p.name.endswith(".tmp") or ".tmp-" in p.name)
+    return sorted(
+        str(p.relative_to(root)) for p in root.rglob("*") if p.name.endswith(".tmp") or ".tmp-" in p.name
+    )
 
 
 def manifest_of(path: Path) -> dict:
@@ -55,18 +65,25 @@ def flip_byte(file: Path, where: float = 0.5) -> None:
 
 # -- bug 1: one lock per directory, whatever the spelling --------------------------------------------
 
+
 def _spellings(home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     (home / "current").symlink_to("life")
     other_home = home.parent / "home-alias"
     other_home.symlink_to(home)
     monkeypatch.chdir(home)
-    return {"symlink": home / "current", "dot-slash": Path("./life"), "trailing-slash": Path("life/"),
-            "absolute": (home / "life").resolve(), "home-alias": other_home / "life",
-            "dotdot": home / "current" / ".." / "life"}
+    return {
+        "symlink": home / "current",
+        "dot-slash": Path("./life"),
+        "trailing-slash": Path("life/"),
+        "absolute": (home / "life").resolve(),
+        "home-alias": other_home / "life",
+        "dotdot": home / "current" / ".." / "life",
+    }
 
 
-@pytest.mark.parametrize("spelling", ["symlink", "dot-slash", "trailing-slash", "absolute",
-                                      "home-alias", "dotdot"])
+@pytest.mark.parametrize(
+    "spelling", ["symlink", "dot-slash", "trailing-slash", "absolute", "home-alias", "dotdot"]
+)
 def test_two_spellings_of_one_directory_share_the_write_lock(spelling, index_dir, monkeypatch):
     build(index_dir)
     alias = _spellings(index_dir, monkeypatch)[spelling]
@@ -114,6 +131,7 @@ def test_failed_builds_leave_no_lock_files_in_the_index_home(index_dir):
 
 # -- bug 2: a failed build --force touches nothing ----------------------------------------------------
 
+
 def _newer(manifest: dict) -> dict:
     return {**manifest, "format_version": 99}
 
@@ -160,6 +178,7 @@ def test_force_build_never_reuses_the_file_names_of_an_unreadable_index(index_di
 
 # -- bug 3: writes verify what they carry forward --------------------------------------------------
 
+
 def _damage(path: Path, what: str) -> None:
     files = manifest_of(path)["files"]
     if what == "sqlite-bytes":
@@ -199,6 +218,7 @@ def test_writes_refuse_to_carry_damaged_files_forward(write, what, index_dir):
 
 
 # -- bug 4: stored and incoming vectors are finite ------------------------------------------------
+
 
 class NanEncoder(FakeEncoder):
     """Gives NaN for texts mentioning 'poison'."""
@@ -268,6 +288,7 @@ def test_a_stored_nan_is_found_refused_and_repaired(index_dir):
 
 # -- bug 5: the model fingerprint -------------------------------------------------------------------
 
+
 @pytest.fixture
 def model_dir(tmp_path: Path) -> Path:
     from tests.conftest import make_tiny_model
@@ -319,8 +340,9 @@ def test_fingerprint_cache_is_not_fooled_by_a_restored_mtime(index_dir, model_di
         Index.open(path).search("bread", k=1)
 
 
-@pytest.mark.parametrize("field,value", [("pooling", "cls"), ("precision", "int8"), ("max_length", 16),
-                                         ("model", "other/model")])
+@pytest.mark.parametrize(
+    "field,value", [("pooling", "cls"), ("precision", "int8"), ("max_length", 16), ("model", "other/model")]
+)
 def test_edited_model_settings_in_the_manifest_are_refused(field, value, index_dir):
     build(index_dir)
     path = index_dir / "life"
@@ -348,6 +370,7 @@ def test_an_index_without_fingerprint_works_and_records_one_on_request(index_dir
 
 
 # -- bug 10: failing disks, long names, damaged manifest types --------------------------------------
+
 
 def _fail_on(monkeypatch: pytest.MonkeyPatch, where: str, code: int) -> None:
     import simsearch.store.files as files
@@ -382,8 +405,11 @@ def _fail_on(monkeypatch: pytest.MonkeyPatch, where: str, code: int) -> None:
         monkeypatch.setattr(writer.sqlite3, "connect", tiny)
 
 
-REFUSALS = [(where, code) for where in ("fsync", "rename", "faiss")
-            for code in (errno.ENOSPC, errno.EROFS, errno.EACCES)] + [("sqlite", errno.ENOSPC)]
+REFUSALS = [
+    (where, code)
+    for where in ("fsync", "rename", "faiss")
+    for code in (errno.ENOSPC, errno.EROFS, errno.EACCES)
+] + [("sqlite", errno.ENOSPC)]
 
 
 @pytest.mark.parametrize("where,code", REFUSALS)
@@ -396,8 +422,10 @@ def test_a_refused_write_is_one_line_and_leaves_the_index_as_it_was(op, where, c
     _fail_on(monkeypatch, where, code)
     with pytest.raises(StoreWriteError) as caught:
         if op == "add":
-            index.add([Document("new", "a brand new document " * 50, {}) for _ in range(1)] +
-                      [Document(f"n{i}", "more text " * 40, {}) for i in range(60)])
+            index.add(
+                [Document("new", "a brand new document " * 50, {}) for _ in range(1)]
+                + [Document(f"n{i}", "more text " * 40, {}) for i in range(60)]
+            )
         else:
             Index.build(DOCS, index_dir / "x", FakeEncoder(), force=op == "rebuild")
     message = str(caught.value)
@@ -435,16 +463,29 @@ def test_names_too_long_for_the_file_system_are_refused_clearly(index_dir):
     Index.build(DOCS[:2], "가" * 80, FakeEncoder(), index_dir=index_dir)  # 240 bytes fit
 
 
-@pytest.mark.parametrize("field,value", [("ann", "IVF"), ("ann", ["x"]), ("dim", "384"), ("dim", True),
-                                         ("count", -1), ("generation", "2"), ("model", 5),
-                                         ("ann", {"search_params": {"nprobe": "x"}}),
-                                         ("fingerprint", "abc")])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("ann", "IVF"),
+        ("ann", ["x"]),
+        ("dim", "384"),
+        ("dim", True),
+        ("count", -1),
+        ("generation", "2"),
+        ("model", 5),
+        ("ann", {"search_params": {"nprobe": "x"}}),
+        ("fingerprint", "abc"),
+    ],
+)
 def test_type_damaged_manifest_fields_are_one_line_errors(field, value, index_dir):
     build(index_dir)
     path = index_dir / "life"
     (path / "manifest.json").write_text(json.dumps({**manifest_of(path), field: value}))
-    for attempt in (lambda: Index.open(path), lambda: Index.open(path).add(["x"]),
-                    lambda: Index.open(path).compact()):
+    for attempt in (
+        lambda: Index.open(path),
+        lambda: Index.open(path).add(["x"]),
+        lambda: Index.open(path).compact(),
+    ):
         with pytest.raises(IndexCorruptError) as caught:
             attempt()
         assert "\n" not in str(caught.value) and "manifest" in str(caught.value)

@@ -12,8 +12,16 @@ from simsearch.sharded import ShardedIndex
 from simsearch.store import shards as layout
 from simsearch.store.reader import read_manifest
 
-TEXTS = ["the cat sat on the mat", "fresh bread keeps", "a fast search engine", "korean english model",
-         "the dog is good", "slow vector query", "stale bread is bad", "long document token"]
+TEXTS = [
+    "the cat sat on the mat",
+    "fresh bread keeps",
+    "a fast search engine",
+    "korean english model",
+    "the dog is good",
+    "slow vector query",
+    "stale bread is bad",
+    "long document token",
+]
 
 
 def docs(n: int = 40, prefix: str = "d") -> list[Document]:
@@ -49,18 +57,23 @@ def test_layout_and_routing(sharded: ShardedIndex, index_dir: Path) -> None:
         ids = shard_ids(index_dir / "sh", part)
         assert ids and all(layout.shard_of(i, 3) == number for i in ids)
         assert read_manifest(index_dir / "sh" / part["dir"])["count"] == part["count"]
-    assert sorted(p.name for p in (index_dir / "sh").iterdir()) == ["manifest.json"] + [p["dir"] for p in parts]
+    assert sorted(p.name for p in (index_dir / "sh").iterdir()) == ["manifest.json"] + [
+        p["dir"] for p in parts
+    ]
     assert not list(index_dir.glob(".sh.tmp-*"))
 
 
 def test_shard_of_is_stable() -> None:
     # fixed values: the routing must never change between versions, processes or machines
     assert [layout.shard_of(i, 7) for i in ("a", "b", "doc-1", "서울")] == [
-        layout.shard_of(i, 7) for i in ("a", "b", "doc-1", "서울")]
+        layout.shard_of(i, 7) for i in ("a", "b", "doc-1", "서울")
+    ]
     assert layout.shard_of("a", 1) == 0
     assert {layout.shard_of(f"id{i}", 4) for i in range(200)} == {0, 1, 2, 3}
-    assert layout.shard_of("doc-1", 1000) == int.from_bytes(
-        __import__("hashlib").blake2b(b"doc-1", digest_size=8).digest(), "big") % 1000
+    assert (
+        layout.shard_of("doc-1", 1000)
+        == int.from_bytes(__import__("hashlib").blake2b(b"doc-1", digest_size=8).digest(), "big") % 1000
+    )
 
 
 def test_search_and_reopen(sharded: ShardedIndex, index_dir: Path) -> None:
@@ -90,7 +103,9 @@ def test_add_routes_and_touches_only_changed_shards(sharded: ShardedIndex, index
     assert sharded.search("brand new slow engine", k=1)[0].id == "new-1"
     upd = sharded.add([Document("new-1", "now about cats", {"v": 2})])
     assert (upd.updated, upd.count) == (1, 41)
-    assert Index.open("sh", index_dir=index_dir, encoder=sharded.encoder).search("now about cats", k=1)[0].metadata == {"v": 2}
+    assert Index.open("sh", index_dir=index_dir, encoder=sharded.encoder).search("now about cats", k=1)[
+        0
+    ].metadata == {"v": 2}
 
 
 def test_add_duplicate_in_input_writes_nothing(sharded: ShardedIndex, index_dir: Path) -> None:
@@ -99,7 +114,8 @@ def test_add_duplicate_in_input_writes_nothing(sharded: ShardedIndex, index_dir:
         sharded.add([Document("x", "one", {}), Document("y", "two", {}), Document("x", "three", {})])
     assert top(index_dir) == before
     assert sorted(p.name for p in (index_dir / "sh").iterdir()) == ["manifest.json"] + [
-        p["dir"] for p in before["shards"]["parts"]]
+        p["dir"] for p in before["shards"]["parts"]
+    ]
 
 
 def test_delete_and_unknown(sharded: ShardedIndex, index_dir: Path) -> None:
@@ -116,7 +132,12 @@ def test_compact_and_verify_repair(sharded: ShardedIndex, index_dir: Path) -> No
     assert stats.count == 30 and stats.bytes_after <= stats.bytes_before
     assert sharded.verify().ok
     part = top(index_dir)["shards"]["parts"][1]
-    faiss_file = index_dir / "sh" / part["dir"] / read_manifest(index_dir / "sh" / part["dir"])["files"]["faiss"]["name"]
+    faiss_file = (
+        index_dir
+        / "sh"
+        / part["dir"]
+        / read_manifest(index_dir / "sh" / part["dir"])["files"]["faiss"]["name"]
+    )
     faiss_file.write_bytes(faiss_file.read_bytes()[:-8] + b"\0" * 8)  # damaged, same size
     report = sharded.verify()
     assert not report.ok and all(p.repairable for p in report.problems)
@@ -150,15 +171,23 @@ def test_failed_write_leaves_previous_state(sharded: ShardedIndex, index_dir: Pa
     assert top(index_dir) == before
     monkeypatch.undo()
     assert Index.open("sh", index_dir=index_dir, encoder=sharded.encoder).verify().ok
-    assert len(Index.open("sh", index_dir=index_dir, encoder=sharded.encoder).search("killed write", k=100)) == 40
+    assert (
+        len(Index.open("sh", index_dir=index_dir, encoder=sharded.encoder).search("killed write", k=100))
+        == 40
+    )
 
 
-def test_force_rebuild_between_plain_and_sharded(sharded: ShardedIndex, index_dir: Path, fake_encoder) -> None:
+def test_force_rebuild_between_plain_and_sharded(
+    sharded: ShardedIndex, index_dir: Path, fake_encoder
+) -> None:
     with pytest.raises(IndexExistsError):
         Index.build(docs(5), "sh", fake_encoder, index_dir=index_dir, shards=2)
     with pytest.raises(InputError, match="duplicate"):
         Index.build(docs(5) + docs(1), "sh", fake_encoder, index_dir=index_dir, shards=2, force=True)
-    assert top(index_dir)["count"] == 40 and Index.open("sh", index_dir=index_dir, encoder=sharded.encoder).verify().ok
+    assert (
+        top(index_dir)["count"] == 40
+        and Index.open("sh", index_dir=index_dir, encoder=sharded.encoder).verify().ok
+    )
     plain = Index.build(docs(7), "sh", fake_encoder, index_dir=index_dir, force=True)
     assert type(plain) is Index and "shards" not in top(index_dir)
     assert not [p for p in (index_dir / "sh").iterdir() if p.name.startswith(("shard-", ".shard-"))]
@@ -174,7 +203,9 @@ def test_bad_shard_counts_and_old_indexes(index_dir: Path, fake_encoder) -> None
             Index.build(docs(3), "bad", fake_encoder, index_dir=index_dir, shards=bad)
     assert not (index_dir / "bad").exists()
     plain = Index.build(docs(3), "plain", fake_encoder, index_dir=index_dir)
-    assert read_manifest(index_dir / "plain")["format_version"] == 1 and "shards" not in top(index_dir, "plain")
+    assert read_manifest(index_dir / "plain")["format_version"] == 1 and "shards" not in top(
+        index_dir, "plain"
+    )
     assert type(Index.open("plain", index_dir=index_dir)) is Index and len(plain) == 3
 
 

@@ -40,7 +40,9 @@ def _unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(n=st.integers(1, 240), shards=st.integers(1, 6), k=st.integers(1, 30), seed=st.integers(0, 2**16))
-def test_sharded_topk_equals_unsharded_exact(tmp_path_factory, n: int, shards: int, k: int, seed: int) -> None:
+def test_sharded_topk_equals_unsharded_exact(
+    tmp_path_factory, n: int, shards: int, k: int, seed: int
+) -> None:
     rng = np.random.default_rng(seed)
     encoder = TableEncoder(_unit(rng, n, 12))
     docs = [Document(f"d{rng.integers(1 << 40)}-{i}", f"v{i}", {"i": i}) for i in range(n)]
@@ -59,6 +61,8 @@ def test_sharded_topk_equals_unsharded_exact(tmp_path_factory, n: int, shards: i
             assert [h.rank for h in g] == list(range(1, len(w) + 1))
             assert [h.metadata for h in g] == [h.metadata for h in w]
     reopened = Index.open(home / "sharded")
-    assert [h.id for h in reopened.search_vectors(queries[:1], k)[0]] == [h.id for h in plain.search_vectors(queries[:1], k)[0]]
+    assert [h.id for h in reopened.search_vectors(queries[:1], k)[0]] == [
+        h.id for h in plain.search_vectors(queries[:1], k)[0]
+    ]
     for index in (plain, sharded, reopened):
         index.close()

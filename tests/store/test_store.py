@@ -65,8 +65,7 @@ def leftovers(home: Path) -> list[str]:
     return sorted(str(p.relative_to(home)) for p in home.rglob("*") if ".tmp" in p.name)
 
 
-def many(n: int, fail_after: int | None = None,
-         error: BaseException | None = None) -> Iterator[Document]:
+def many(n: int, fail_after: int | None = None, error: BaseException | None = None) -> Iterator[Document]:
     for i in range(n):
         if fail_after is not None and i == fail_after:
             raise error or InputError(f"bad.jsonl:{i + 1}: malformed JSON")
@@ -133,8 +132,14 @@ def test_build_from_read_documents(tmp_path: Path, index_dir: Path, fake_encoder
 def test_search_hits_sorted_by_cosine(built: Index, fake_encoder) -> None:
     hits = built.search("the cat sat on the mat", k=3, mode="dense")
     assert [h.rank for h in hits] == [1, 2, 3]
-    assert hits[0] == Hit(1, "d0", pytest.approx(1.0, abs=1e-5), TEXTS[0], {"n": 0, "tags": ["x"]},
-                          cosine=pytest.approx(1.0, abs=1e-5))
+    assert hits[0] == Hit(
+        1,
+        "d0",
+        pytest.approx(1.0, abs=1e-5),
+        TEXTS[0],
+        {"n": 0, "tags": ["x"]},
+        cosine=pytest.approx(1.0, abs=1e-5),
+    )
     assert all(isinstance(h, Hit) for h in hits)
     # Scores are the cosine of the encoder's unit vectors, best first.
     cosines = fake_encoder.encode(TEXTS) @ fake_encoder.encode(["the cat sat on the mat"])[0]
@@ -182,8 +187,7 @@ def test_k_must_be_a_whole_number_of_at_least_one(built: Index, k) -> None:
         built.search("cat", k=k)
 
 
-def test_open_with_another_models_encoder_is_refused(built: Index, index_dir: Path,
-                                                      fake_encoder) -> None:
+def test_open_with_another_models_encoder_is_refused(built: Index, index_dir: Path, fake_encoder) -> None:
     other = type("OtherEncoder", (type(fake_encoder),), {"model_id": "other/model"})()
     with pytest.raises(ModelError, match="other/model"):
         Index.open("main", index_dir=index_dir, encoder=other)
@@ -208,8 +212,9 @@ def test_build_over_existing_without_force(built: Index, index_dir: Path, fake_e
 
 def test_force_replaces_the_index(built: Index, index_dir: Path, fake_encoder) -> None:
     old_files = {e["name"] for e in built.manifest["files"].values()}
-    new = Index.build(["brand new text", "another one"], "main", fake_encoder,
-                      index_dir=index_dir, force=True)
+    new = Index.build(
+        ["brand new text", "another one"], "main", fake_encoder, index_dir=index_dir, force=True
+    )
     assert new.manifest["generation"] == 2 and len(new) == 2
     names = {p.name for p in new.path.iterdir()}
     assert names == {"manifest.json", "docs-000002.sqlite", "index-000002.faiss"}
@@ -239,8 +244,7 @@ def test_build_never_replaces_a_directory_that_is_not_an_index(index_dir: Path, 
     assert [p.name for p in mine.iterdir()] == ["holiday.jpg"]
 
 
-@pytest.mark.parametrize("name", ["a/b", "..", "../up", ".hidden", "-dash", "", "a..b", "a b",
-                                  "x" * 129])
+@pytest.mark.parametrize("name", ["a/b", "..", "../up", ".hidden", "-dash", "", "a..b", "a b", "x" * 129])
 def test_bad_index_names_are_rejected(name: str) -> None:
     with pytest.raises(SimsearchError, match="invalid index name"):
         check_name(name)
@@ -264,8 +268,7 @@ def test_build_and_open_check_the_name(index_dir: Path, fake_encoder) -> None:
 
 def test_duplicate_ids_name_the_id_and_where(tmp_path: Path, index_dir: Path, fake_encoder) -> None:
     src = tmp_path / "dup.jsonl"
-    src.write_text('{"id": "a", "text": "one"}\n{"id": "b", "text": "two"}\n\n'
-                   '{"id": "a", "text": "three"}\n')
+    src.write_text('{"id": "a", "text": "one"}\n{"id": "b", "text": "two"}\n\n{"id": "a", "text": "three"}\n')
     docs = read_documents([src], ReadOptions(id_field="id"))
     with pytest.raises(InputError) as caught:
         Index.build(docs, "dup", fake_encoder, index_dir=index_dir)
@@ -280,12 +283,14 @@ def test_duplicate_ids_across_chunks(index_dir: Path, fake_encoder) -> None:
     assert not (index_dir / "dup").exists() and leftovers(index_dir) == []
 
 
-def test_duplicate_ids_with_force_keep_the_previous_index(built: Index, index_dir: Path,
-                                                          fake_encoder) -> None:
+def test_duplicate_ids_with_force_keep_the_previous_index(
+    built: Index, index_dir: Path, fake_encoder
+) -> None:
     before = snapshot(built.path)
     with pytest.raises(InputError, match="duplicate"):
-        Index.build([Document("x", "a"), Document("x", "b")], "main", fake_encoder,
-                    index_dir=index_dir, force=True)
+        Index.build(
+            [Document("x", "a"), Document("x", "b")], "main", fake_encoder, index_dir=index_dir, force=True
+        )
     assert snapshot(built.path) == before and leftovers(index_dir) == []
 
 
@@ -314,12 +319,14 @@ def test_failure_mid_build_leaves_no_index(index_dir: Path, fake_encoder, error:
 
 
 @pytest.mark.parametrize("error", [InputError("bad.jsonl:3001: malformed JSON"), KeyboardInterrupt()])
-def test_failure_mid_force_build_keeps_the_previous_index(built: Index, index_dir: Path, fake_encoder,
-                                                          error: BaseException) -> None:
+def test_failure_mid_force_build_keeps_the_previous_index(
+    built: Index, index_dir: Path, fake_encoder, error: BaseException
+) -> None:
     before = snapshot(built.path)
     with pytest.raises(type(error)):
-        Index.build(many(3500, fail_after=3000, error=error), "main", fake_encoder,
-                    index_dir=index_dir, force=True)
+        Index.build(
+            many(3500, fail_after=3000, error=error), "main", fake_encoder, index_dir=index_dir, force=True
+        )
     assert snapshot(built.path) == before and leftovers(index_dir) == []
     index = reopen(index_dir, fake_encoder)
     assert index.manifest["generation"] == 1 and len(index) == 5
@@ -407,7 +414,8 @@ def test_sqlite_with_damaged_data_pages(index_dir: Path, fake_encoder) -> None:
         handle.write(b"\xff" * 16384)
     with pytest.raises(IndexCorruptError, match="SQLite"):
         Index.open("pages", index_dir=index_dir, encoder=fake_encoder).search(
-            [f"document {i} about topic {i % 13}" for i in range(0, 3000, 7)], k=3000)
+            [f"document {i} about topic {i % 13}" for i in range(0, 3000, 7)], k=3000
+        )
 
 
 def rewrite_manifest(index: Index, **changes) -> None:
@@ -428,8 +436,15 @@ def test_manifest_that_is_not_json(built: Index, index_dir: Path, content: str) 
     assert "manifest" in message and "rebuild" in message
 
 
-@pytest.mark.parametrize("content", ['{"name": "something else", "version": 3}', "[1, 2, 3]", '"text"',
-                                     '{"format": "other-tool", "format_version": 1}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"name": "something else", "version": 3}',
+        "[1, 2, 3]",
+        '"text"',
+        '{"format": "other-tool", "format_version": 1}',
+    ],
+)
 def test_foreign_json_manifest(built: Index, index_dir: Path, content: str) -> None:
     (built.path / store.MANIFEST).write_text(content)
     assert "not a simsearch manifest" in open_error(index_dir)
@@ -497,11 +512,13 @@ def test_package_source_never_uses_pickle() -> None:
             for token in tokenize.tokenize(handle.readline):
                 if token.type == tokenize.NAME:
                     assert "pickle" not in token.string.lower() and token.string not in banned, (
-                        f"{source}:{token.start[0]}: {token.string}")
+                        f"{source}:{token.start[0]}: {token.string}"
+                    )
                 if token.type == tokenize.STRING:
                     docstring = token.string.lstrip("rbfuRBFU").startswith(('"""', "'''"))
                     assert docstring or "pickle" not in token.string.lower(), (
-                        f"{source}:{token.start[0]}: {token.string[:60]}")
+                        f"{source}:{token.start[0]}: {token.string[:60]}"
+                    )
 
 
 # --- listing -------------------------------------------------------------------------------------------
@@ -560,8 +577,9 @@ def test_second_writer_times_out(index_dir: Path) -> None:
         pass
 
 
-def test_build_waits_for_the_lock_then_fails_cleanly(built: Index, index_dir: Path, fake_encoder,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_build_waits_for_the_lock_then_fails_cleanly(
+    built: Index, index_dir: Path, fake_encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SIMSEARCH_LOCK_TIMEOUT", "0.2")
     before = snapshot(built.path)
     thread, release = hold_lock(built.path)

@@ -54,10 +54,10 @@ def index(tmp_path, encoder) -> Index:
 
 def test_add_counts_added_updated_unchanged_and_encodes_only_changes(index, encoder):
     batch = [
-        Document("doc0", "doc number 0 about cats and bread", {"i": 0}),    # unchanged
-        Document("doc1", "a completely new text for one", {"i": 1}),      # text changed
+        Document("doc0", "doc number 0 about cats and bread", {"i": 0}),  # unchanged
+        Document("doc1", "a completely new text for one", {"i": 1}),  # text changed
         Document("doc2", "doc number 2 about cats and bread", {"i": 99}),  # metadata only
-        Document("fresh", "a fresh document about dogs", {}),              # new
+        Document("fresh", "a fresh document about dogs", {}),  # new
     ]
     stats = index.add(batch)
     assert (stats.added, stats.updated, stats.unchanged, stats.encoded) == (1, 2, 1, 2)
@@ -201,10 +201,18 @@ def test_index_types_that_cannot_remove_fall_back_to_a_rebuild(tmp_path, encoder
     path = tmp_path / "hnsw"
     with StoreWriter(path) as writer:
         vectors = encoder.encode([d.text for d in docs(30)])
-        writer.db.executemany("INSERT INTO documents (id, text, metadata, hash, vector) VALUES (?, ?, '{}', ?, ?)",
-                              [(d.id, d.text, "h", to_blob(v)) for d, v in zip(docs(30), vectors)])
-        fields = {"model": encoder.model_id, "pooling": encoder.pooling, "dim": encoder.dim,
-                  "model_path": "/nonexistent", "max_length": 64, "name": "hnsw"}
+        writer.db.executemany(
+            "INSERT INTO documents (id, text, metadata, hash, vector) VALUES (?, ?, '{}', ?, ?)",
+            [(d.id, d.text, "h", to_blob(v)) for d, v in zip(docs(30), vectors)],
+        )
+        fields = {
+            "model": encoder.model_id,
+            "pooling": encoder.pooling,
+            "dim": encoder.dim,
+            "model_path": "/nonexistent",
+            "max_length": 64,
+            "name": "hnsw",
+        }
         writer.commit(fields, builder("HNSW8"))
     index = Index.open(path, encoder=encoder)
     index.delete(["doc1", "doc2"])
@@ -215,6 +223,7 @@ def test_index_types_that_cannot_remove_fall_back_to_a_rebuild(tmp_path, encoder
 
 
 # -- verify and repair ---------------------------------------------------------------------------
+
 
 def _faiss_file(index: Index):
     return index.path / index.manifest["files"]["faiss"]["name"]
@@ -325,8 +334,10 @@ def test_additions_grow_an_hnsw_index_in_place(tmp_path, encoder, monkeypatch):
     import simsearch.store.index_types
 
     index = Index.build(docs(40), tmp_path / "grow", encoder, index_type="hnsw")
+
     def no_rebuild(*args, **kwargs):
         raise AssertionError("an addition rebuilt the HNSW index")
+
     monkeypatch.setattr(simsearch.store.index_types, "build_index", no_rebuild)
     stats = index.add([Document("z", "zebra crossing", {})])
     assert stats.added == 1 and len(index) == 41
