@@ -9,7 +9,6 @@ import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence, overload
 
@@ -21,6 +20,7 @@ from simsearch.store.home import locate
 from simsearch.readers import Document
 from simsearch.store.manifest import EXACT_FACTORY, Manifest, identity_mismatch, identity_of
 from simsearch.store.reader import Store
+from simsearch.store.sql import batches, select_in
 from simsearch.store.faiss_file import from_blobs
 from simsearch.store.fingerprint import check_model_files, fingerprint_fields
 from simsearch.validate import check_document, json_ready, unicode_problem
@@ -88,12 +88,6 @@ class BuildStats:
     @property
     def per_second(self) -> float:
         return self.documents / self.seconds if self.seconds > 0 else float("inf")
-
-
-def _chunks(items: Iterable[Document], size: int) -> Iterator[list[Document]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
 
 
 class Index:
@@ -208,7 +202,7 @@ class Index:
         started = time.perf_counter()
         truncated = 0
         with open_sink(path, shards=shards, force=force) as sink:
-            for chunk in _chunks(_as_documents(documents), _CHUNK):
+            for chunk in batches(_as_documents(documents), _CHUNK):
                 vectors, cut = encoder.encode_counting([d.text for d in chunk], progress=progress)
                 truncated += cut
                 sink.write(chunk, vectors)
@@ -455,13 +449,9 @@ class Index:
         wanted = list(dict.fromkeys(str(i) for i in ids))
         found: dict[str, tuple[str, str, dict[str, Any], bytes]] = {}
         column = "vector" if vectors else "NULL"
-        for start in range(0, len(wanted), 500):
-            part = wanted[start : start + 500]
-            for doc_id, text, meta, blob in self._store.db.execute(
-                f"SELECT id, text, metadata, {column} FROM documents WHERE id IN ({','.join('?' * len(part))})",
-                part,
-            ):
-                found[doc_id] = (doc_id, text, json.loads(meta), blob)
+        statement = f"SELECT id, text, metadata, {column} FROM documents WHERE id IN ({{marks}})"
+        for doc_id, text, meta, blob in select_in(self._store.db, statement, wanted):
+            found[doc_id] = (doc_id, text, json.loads(meta), blob)
         return [found[i] for i in wanted if i in found]
 
     def to_arrow(self, *, vectors: bool = True, metadata: str = "json") -> Any:

@@ -58,7 +58,10 @@ def test_search_shapes_and_hit_to_dict(index: Index) -> None:
         "score": round(single[0].score, 6),
         "text": "the cat sat on the mat",
         "metadata": {"n": 1},
+        "cosine": None if single[0].cosine is None else round(single[0].cosine, 6),
+        "bm25": None if single[0].bm25 is None else round(single[0].bm25, 6),
     }
+    assert single[0].bm25 is not None  # the default mode is hybrid: "cat" is a stored word
 
 
 def test_check_encoder_refuses_another_space(index: Index) -> None:

@@ -83,11 +83,9 @@ def evaluate_ann(
 
 def _select(store: Any, sql: str, keys: list[Any]) -> dict[Any, Any]:
     """``{key: value}`` from ``sql`` (selecting key, value; ``{marks}`` for the keys), in chunks."""
-    found: dict[Any, Any] = {}
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
-        found.update(store.db.execute(sql.format(marks=",".join("?" * len(chunk))), chunk))
-    return found
+    from simsearch.store.sql import select_in
+
+    return dict(select_in(store.db, sql, keys))
 
 
 def _rowids_of(store: Any, doc_ids: set[str]) -> dict[str, int]:

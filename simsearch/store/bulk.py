@@ -19,6 +19,7 @@ from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 
+from simsearch.store.sql import select_in
 from simsearch.errors import IndexExistsError, InputError
 from simsearch.readers import Document
 from simsearch.store.faiss_file import require_finite, to_blob
@@ -71,10 +72,7 @@ def _check_unique(db: sqlite3.Connection, docs: Sequence[Document]) -> None:
     seen: set[str] = set()
     stored: set[str] = set()
     ids = [d.id for d in docs]
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        stored.update(r[0] for r in db.execute(f"SELECT id FROM documents WHERE id IN ({marks})", chunk))
+    stored.update(r[0] for r in select_in(db, "SELECT id FROM documents WHERE id IN ({marks})", ids))
     for doc in docs:
         if doc.id in seen or doc.id in stored:
             raise InputError(f"{doc.where}: duplicate document id {doc.id!r}; ids must be unique")

@@ -16,6 +16,7 @@ from typing import Iterator, Sequence
 import faiss
 import numpy as np
 
+from simsearch.store.sql import marks, parts
 from simsearch.errors import IndexCorruptError, ModelError
 from simsearch.store.manifest import EXACT_FACTORY as EXACT_FACTORY  # re-exported (its old home)
 
@@ -271,10 +272,10 @@ def apply_changes(faiss_file: FaissFile, db: sqlite3.Connection, rowids: list[in
     held = _held(faiss_file.index, np.array(rowids, dtype=np.int64))
     if held.size:  # pure additions skip this, so indexes that cannot remove (HNSW) still grow in place
         faiss_file.index.remove_ids(held)  # type: ignore[arg-type]  # the SWIG wrapper takes arrays
-    for start in range(0, len(rowids), 500):
-        chunk = rowids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        rows = db.execute(f"SELECT rowid, vector FROM documents WHERE rowid IN ({marks})", chunk).fetchall()
+    for chunk in parts(rowids):
+        rows = db.execute(
+            f"SELECT rowid, vector FROM documents WHERE rowid IN ({marks(len(chunk))})", list(chunk)
+        ).fetchall()
         if rows:
             ids, vectors = (
                 np.array([r[0] for r in rows], dtype=np.int64),

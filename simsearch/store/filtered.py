@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from simsearch.store.sql import select_in
 from simsearch.store.faiss_file import FaissFile, from_blobs
 
 EXACT_UP_TO = 4096
 EXACT_SHARE = 0.02
 MAX_EF = 2048
-_SQL_CHUNK = 500
 
 
 def search_allowed(
@@ -56,15 +56,10 @@ def _vectors(faiss_file: FaissFile, db: sqlite3.Connection, rowids: np.ndarray, 
         order = np.argsort(ids, kind="stable")
         where = order[np.searchsorted(ids, rowids, sorter=order)]
         return vectors[where]
-    found: dict[int, bytes] = {}
     values = rowids.tolist()
-    for start in range(0, len(values), _SQL_CHUNK):
-        part = values[start : start + _SQL_CHUNK]
-        found.update(
-            db.execute(
-                f"SELECT rowid, vector FROM documents WHERE rowid IN ({','.join('?' * len(part))})", part
-            ).fetchall()
-        )
+    found: dict[int, bytes] = dict(
+        select_in(db, "SELECT rowid, vector FROM documents WHERE rowid IN ({marks})", values)
+    )
     return from_blobs([found[r] for r in values], dim)
 
 

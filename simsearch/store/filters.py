@@ -24,6 +24,7 @@ from weakref import WeakKeyDictionary
 
 import numpy as np
 
+from simsearch.store.sql import marks
 from simsearch.errors import QueryError
 
 OPERATORS = ("=", "!=", "<", "<=", ">", ">=", "in")
@@ -129,7 +130,7 @@ def _condition(field: str, op: Any, value: Any, held: set[str]) -> Condition:
         if not isinstance(value, (list, tuple)) or not value:
             raise QueryError(f"where: 'in' for field {field!r} needs a non-empty list of values")
         values = [_coerce(field, "in", v, held) for v in value]
-        return f"json_extract(d.metadata, ?) IN ({','.join('?' * len(values))})", [path, *values]
+        return f"json_extract(d.metadata, ?) IN ({marks(len(values))})", [path, *values]
     coerced = _coerce(field, op, value, held)
     if op in ("<", "<=", ">", ">=") and not (
         isinstance(coerced, (int, float))

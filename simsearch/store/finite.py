@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from simsearch.store.sql import select_in
 from simsearch.store.faiss_file import from_blobs, require_finite, to_blob
 
 
@@ -33,9 +34,8 @@ def reencode_nonfinite(db: sqlite3.Connection, dim: int, encoder: Any) -> int:
     for start in range(0, len(bad), 256):
         part = bad[start : start + 256]
         texts = dict(
-            db.execute(
-                f"SELECT rowid, text FROM documents WHERE rowid IN ({','.join('?' * len(part))})",
-                [rowid for rowid, _ in part],
+            select_in(
+                db, "SELECT rowid, text FROM documents WHERE rowid IN ({marks})", [rowid for rowid, _ in part]
             )
         )
         vectors = encoder.encode([texts[rowid] for rowid, _ in part])

@@ -18,6 +18,7 @@ from typing import Any, Callable
 import faiss
 import numpy as np
 
+from simsearch.store.sql import select_in
 from simsearch.errors import InputError
 from simsearch.store.faiss_file import FaissFile, apply_search_params, describe, from_blobs, iter_vectors
 from simsearch.store.manifest import EXACT_FACTORY, Manifest
@@ -209,13 +210,9 @@ def sample_vectors(db: sqlite3.Connection, dim: int, size: int, seed: int = 0) -
 
 
 def fetch_vectors(db: sqlite3.Connection, dim: int, rowids: np.ndarray) -> np.ndarray:
-    blobs: list[bytes] = []
-    for start in range(0, len(rowids), 500):
-        chunk = [int(r) for r in rowids[start : start + 500]]
-        marks = ",".join("?" * len(chunk))
-        found = dict(db.execute(f"SELECT rowid, vector FROM documents WHERE rowid IN ({marks})", chunk))
-        blobs.extend(found[r] for r in chunk)
-    return from_blobs(blobs, dim)
+    keys = [int(r) for r in rowids]
+    found = dict(select_in(db, "SELECT rowid, vector FROM documents WHERE rowid IN ({marks})", keys))
+    return from_blobs([found[r] for r in keys], dim)
 
 
 def exact_kth_scores(

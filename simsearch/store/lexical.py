@@ -18,6 +18,7 @@ from typing import Any, Iterable, Sequence, Mapping
 
 import numpy as np
 
+from simsearch.store import sql
 from simsearch.analysis import Analyzer
 from simsearch.errors import IndexCorruptError
 
@@ -26,7 +27,6 @@ ENGINE = "sqlite-fts5"
 RANKING = {"function": "bm25", "k1": 1.2, "b": 0.75}
 _CREATE = f"CREATE VIRTUAL TABLE {TABLE} USING fts5(tokens, tokenize='ascii')"
 _CHUNK = 2048
-_SQL_CHUNK = 500
 
 
 def lexical_settings(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -78,9 +78,8 @@ def rebuild(db: sqlite3.Connection, analyzer: Analyzer) -> None:
 def update(db: sqlite3.Connection, analyzer: Analyzer, rowids: Iterable[int]) -> None:
     """Bring the rows of ``rowids`` in step with ``documents`` (changed, added or deleted)."""
     wanted = sorted({int(r) for r in rowids})
-    for start in range(0, len(wanted), _SQL_CHUNK):
-        part = wanted[start : start + _SQL_CHUNK]
-        marks = ",".join("?" * len(part))
+    for chunk in sql.parts(wanted):
+        part, marks = list(chunk), sql.marks(len(chunk))
         db.execute(f"DELETE FROM {TABLE} WHERE rowid IN ({marks})", part)
         rows = db.execute(f"SELECT rowid, text FROM documents WHERE rowid IN ({marks})", part).fetchall()
         db.executemany(
@@ -129,13 +128,12 @@ def scores_of(db: sqlite3.Connection, tokens: Sequence[str], rowids: Sequence[in
     if expression is None or not rowids:
         return found
     wanted = sorted({int(r) for r in rowids})
-    for start in range(0, len(wanted), _SQL_CHUNK):
-        part = wanted[start : start + _SQL_CHUNK]
-        sql = (
+    for part in sql.parts(wanted):
+        statement = (
             f"SELECT rowid, bm25({TABLE}) FROM {TABLE} WHERE {TABLE} MATCH ? "
-            f"AND rowid IN ({','.join('?' * len(part))})"
+            f"AND rowid IN ({sql.marks(len(part))})"
         )
-        found.update((int(r), -float(s)) for r, s in _run(db, sql, [expression, *part]))
+        found.update((int(r), -float(s)) for r, s in _run(db, statement, [expression, *part]))
     return found
 
 

@@ -16,6 +16,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Iterable
 
+from simsearch.store.sql import select_in
 from simsearch.errors import IndexCorruptError
 from simsearch.store.faiss_file import FaissFile
 from simsearch.store.files import file_sha256
@@ -101,13 +102,10 @@ class Store:
         wanted = sorted({int(r) for r in rowids})
         found: dict[int, tuple[str, str, dict[str, Any]]] = {}
         try:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                for rowid, doc_id, text, meta in self.db.execute(
-                    f"SELECT rowid, id, text, metadata FROM documents WHERE rowid IN ({marks})", chunk
-                ).fetchall():
-                    found[rowid] = (doc_id, text, json.loads(meta))
+            for rowid, doc_id, text, meta in select_in(
+                self.db, "SELECT rowid, id, text, metadata FROM documents WHERE rowid IN ({marks})", wanted
+            ):
+                found[rowid] = (doc_id, text, json.loads(meta))
         except (sqlite3.DatabaseError, ValueError) as exc:
             # open() only checks sizes; damage deeper in the file surfaces here
             raise IndexCorruptError(

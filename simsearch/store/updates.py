@@ -7,14 +7,13 @@ swaps the manifest. A failure or a kill at any point leaves the previous generat
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
+from simsearch.store import sql
 from simsearch import __version__
 from simsearch.errors import InputError, ModelError
 from simsearch.readers import Document
@@ -29,7 +28,6 @@ from simsearch.store.fingerprint import recorded
 from simsearch.validate import check_document, document_ids, dumps, unicode_problem
 
 _CHUNK = 2048  # documents looked up, encoded and written per step: memory stays flat
-_SQL_CHUNK = 500  # stays well under SQLite's limit on bound parameters
 
 
 @dataclass(frozen=True)
@@ -68,8 +66,7 @@ class CompactStats:
     generation: int
 
 
-def content_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+content_hash = sql.content_hash  # re-exported: the hash change detection compares
 
 
 def add_documents(
@@ -92,7 +89,7 @@ def add_documents(
     with StoreWriter(path, update=True) as writer:
         assert writer.db is not None and writer.previous is not None
         check_same_model(writer.previous, identity)
-        for chunk in _chunks(_documents(documents), _CHUNK):
+        for chunk in sql.batches(_documents(documents), _CHUNK):
             for doc in chunk:
                 if doc.id in seen:
                     raise InputError(
@@ -123,12 +120,10 @@ def _upsert(
     db = writer.db
     assert db is not None
     stored = {}
-    for part in _parts([d.id for d in docs]):
-        marks = ",".join("?" * len(part))
-        for rowid, doc_id, digest, meta in db.execute(
-            f"SELECT rowid, id, hash, metadata FROM documents WHERE id IN ({marks})", part
-        ):
-            stored[doc_id] = (rowid, digest, meta)
+    for rowid, doc_id, digest, meta in sql.select_in(
+        db, "SELECT rowid, id, hash, metadata FROM documents WHERE id IN ({marks})", [d.id for d in docs]
+    ):
+        stored[doc_id] = (rowid, digest, meta)
     to_encode: list[tuple[Document, int | None, str, str]] = []
     for doc in docs:
         digest, meta = content_hash(doc.text), dumps(doc.metadata)
@@ -174,13 +169,11 @@ def delete_documents(path: Path, ids: Iterable[str]) -> DeleteStats:
         raise InputError("no document ids given to delete")
     with StoreWriter(path, update=True) as writer:
         assert writer.db is not None and writer.previous is not None
-        found: dict[str, int] = {}
-        for part in _parts(wanted):
-            marks = ",".join("?" * len(part))
-            found.update(writer.db.execute(f"SELECT id, rowid FROM documents WHERE id IN ({marks})", part))
+        found: dict[str, int] = dict(
+            sql.select_in(writer.db, "SELECT id, rowid FROM documents WHERE id IN ({marks})", wanted)
+        )
         rowids = sorted(found.values())
-        for part in _parts(rowids):
-            writer.db.execute(f"DELETE FROM documents WHERE rowid IN ({','.join('?' * len(part))})", part)
+        sql.execute_in(writer.db, "DELETE FROM documents WHERE rowid IN ({marks})", rowids)
         writer.changed.update(rowids)
         count, generation = writer.previous.count, writer.previous.generation
         if rowids:
@@ -233,17 +226,6 @@ def _documents(items: Iterable[Document | str]) -> Iterator[Document]:
         check_document(item)
         if item.text.strip():
             yield item
-
-
-def _chunks(items: Iterable[Document], size: int) -> Iterator[list[Document]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
-def _parts(values: Sequence[Any]) -> Iterator[list[Any]]:
-    for start in range(0, len(values), _SQL_CHUNK):
-        yield list(values[start : start + _SQL_CHUNK])
 
 
 def reindex_lexical(path: Path) -> int:

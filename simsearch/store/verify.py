@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from simsearch.store.sql import select_in
 from simsearch.errors import IndexNotFoundError, SimsearchError
 from simsearch.store.fingerprint import fingerprint_fields, model_problem, recorded
 from simsearch.store.index_types import rebuild_builder
@@ -413,10 +414,11 @@ def _compare_vectors(
     )
     db = connect_readonly(path / manifest.files["sqlite"].name)
     try:
-        marks = ",".join("?" * len(sample))
-        rows = db.execute(
-            f"SELECT rowid, vector FROM documents WHERE rowid IN ({marks})", [int(r) for r in sample]
-        ).fetchall()
+        rows = list(
+            select_in(
+                db, "SELECT rowid, vector FROM documents WHERE rowid IN ({marks})", [int(r) for r in sample]
+            )
+        )
     finally:
         db.close()
     try:
