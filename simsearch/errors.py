@@ -36,6 +36,10 @@ class QueryError(SimsearchError):
     """A query request is invalid (empty query, k < 1, ...)."""
 
 
+class UnknownFieldError(QueryError):
+    """A metadata filter names a field no document of the index has."""
+
+
 class LockTimeoutError(SimsearchError):
     """Another process holds the index's write lock for longer than we were willing to wait."""
 

@@ -118,7 +118,7 @@ class Index:
     @property
     def derived_ids(self) -> str:
         """How sources added to this index derive ids from file paths (``ReadOptions.derived_ids``)."""
-        return derived_id_rule(self._store.manifest)
+        return derived_id_rule(self._identity())
 
     def __repr__(self) -> str:
         m = self._store.manifest
@@ -245,6 +245,7 @@ class Index:
                 sink.write(list(docs), check_unit_rows(vectors, int(encoder.dim), docs))
             count = commit_build(sink, encoder, path, 0, index_type, target_recall)
         index = _open_path(path)
+        index._encoder = encoder  # the model the vectors came from encodes the queries
         index.last_build = BuildStats(count, 0, time.perf_counter() - started)
         return index
 

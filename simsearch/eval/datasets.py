@@ -36,17 +36,42 @@ class BeirDoc:
 
 
 class RetrievalSet(NamedTuple):
-    """A retrieval benchmark: corpus, the queries to run, and their relevance judgements;
-    ``exclude`` names a corpus document a query must not be credited with (the paraphrase set's
-    query sentence is itself in the corpus)."""
+    """A retrieval benchmark: corpus, the queries to run, and their relevance judgements."""
 
     corpus: dict[str, BeirDoc]
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]
-    exclude: dict[str, str] | None = None
+
+    @property
+    def exclude(self) -> dict[str, str] | None:
+        """Per query, a corpus document it must not be credited with (see :class:`ParaphraseSet`)."""
+        return None
 
 
-def load_paraphrase(path: str | Path, min_gold: float = 4.0) -> RetrievalSet:
+class ParaphraseSet(RetrievalSet):
+    """A retrieval set whose queries are themselves corpus sentences (the paraphrase set):
+    ``exclude`` names, per query, its own sentence, which is never credited. A subclass, so
+    code that unpacks a :class:`RetrievalSet` into (corpus, queries, qrels) keeps working."""
+
+    _exclude: dict[str, str]
+
+    def __new__(
+        cls,
+        corpus: dict[str, BeirDoc],
+        queries: dict[str, str],
+        qrels: dict[str, dict[str, int]],
+        exclude: dict[str, str],
+    ) -> ParaphraseSet:
+        self = super().__new__(cls, corpus, queries, qrels)
+        self._exclude = exclude
+        return self
+
+    @property
+    def exclude(self) -> dict[str, str] | None:
+        return self._exclude
+
+
+def load_paraphrase(path: str | Path, min_gold: float = 4.0) -> ParaphraseSet:
     """STS pairs as paraphrase retrieval: each pair with gold >= ``min_gold`` (and two different
     sentences) asks for its second sentence with its first; the corpus is every distinct sentence
     of the file. Ids: ``s<n>`` for sentences (file order), ``p<line>`` for queries."""
@@ -64,7 +89,7 @@ def load_paraphrase(path: str | Path, min_gold: float = 4.0) -> RetrievalSet:
             exclude[f"p{n}"] = sid[pair.sentence1]
     if not qrels:
         raise InputError(f"{path}: no pair with gold score >= {min_gold}; nothing to evaluate")
-    return RetrievalSet(corpus, queries, qrels, exclude)
+    return ParaphraseSet(corpus, queries, qrels, exclude)
 
 
 def doc_text(doc: BeirDoc) -> str:

@@ -28,7 +28,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
-from simsearch.errors import InputError
+from simsearch.errors import InputError, UnknownFieldError
 from simsearch.index import Hit, Index
 from simsearch.readers import Document
 from simsearch.store.manifest import MANIFEST, read_manifest
@@ -348,7 +348,10 @@ def filtered_search(index: Index, query: np.ndarray, k: int, filter: Filter) -> 
     if filter is None:
         return index.search_vectors(query, k)[0]
     if not callable(filter):
-        return index.search_vectors(query, k, where=to_where(filter))[0]
+        try:
+            return index.search_vectors(query, k, where=to_where(filter))[0]
+        except UnknownFieldError:  # LangChain's stores: a field no document has matches nothing
+            return []
     total, wanted = len(index), max(4 * k, 32)
     while True:
         hits = index.search_vectors(query, min(wanted, max(total, 1)))[0]

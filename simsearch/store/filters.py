@@ -25,7 +25,7 @@ from weakref import WeakKeyDictionary
 import numpy as np
 
 from simsearch.store.sql import marks
-from simsearch.errors import QueryError
+from simsearch.errors import QueryError, UnknownFieldError
 
 OPERATORS = ("=", "!=", "<", "<=", ">", ">=", "in")
 _SQL_OP = {"=": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
@@ -109,7 +109,9 @@ def compile_where(where: Mapping[str, Any] | None, types: dict[str, set[str]]) -
             raise QueryError(f"where: field names must be non-empty strings, got {field!r}")
         if field not in types:
             known = ", ".join(sorted(types)[:10]) or "none"
-            raise QueryError(f"where: unknown metadata field {field!r} (fields in this index: {known})")
+            raise UnknownFieldError(
+                f"where: unknown metadata field {field!r} (fields in this index: {known})"
+            )
         conditions = spec if isinstance(spec, Mapping) else {"=": spec}
         if not conditions:
             raise QueryError(f"where: no condition given for field {field!r}")

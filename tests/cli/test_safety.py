@@ -94,12 +94,13 @@ def test_query_json_stays_valid_over_old_nan_metadata(
 ) -> None:
     """An index written before the check (NaN stored) answers null, with a warning."""
     import simsearch.index as index_module
+    import simsearch.store.bulk as bulk_module
     from simsearch.encode.torch_encoder import Encoder
     from simsearch.readers import Document
 
     with monkeypatch.context() as old_version:  # write the NaN as the old code did
         old_version.setattr(index_module, "check_document", lambda doc: None)
-        old_version.setattr(index_module, "dumps", lambda value: json.dumps(value, ensure_ascii=False))
+        old_version.setattr(bulk_module, "dumps", lambda value: json.dumps(value, ensure_ascii=False))
         index_module.Index.build(
             [Document("nan-doc", "the cat sat", {"x": float("nan"), "y": [float("inf")]})],
             "old",

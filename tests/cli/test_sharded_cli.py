@@ -55,7 +55,8 @@ def built(index_dir: Path, corpus: Path, tiny_bert: Path) -> Path:
 
 
 def hits(index_dir: Path, name: str, *queries: str, k: int = 10) -> list[dict]:
-    result = run("query", name, *queries, "-k", k, "--json", "--index-dir", index_dir)
+    # dense: the mode whose merge over shards is exact (lexical and hybrid rank within each shard)
+    result = run("query", name, *queries, "-k", k, "--json", "--mode", "dense", "--index-dir", index_dir)
     assert result.exit_code == 0, result.output
     return [json.loads(line) for line in result.output.splitlines()]
 

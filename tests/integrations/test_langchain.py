@@ -14,7 +14,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from simsearch.cli.main import main
-from simsearch.errors import InputError, ModelError
+from simsearch.errors import InputError, ModelError, QueryError
 from simsearch.index import Index
 from simsearch.integrations.langchain import SimsearchEmbeddings, SimsearchVectorStore, to_where
 
@@ -190,7 +190,10 @@ def test_filters_find_the_k_nearest_matching(tmp_path: Path) -> None:
     called = store.similarity_search("document number 5", k=2, filter=lambda doc: doc.metadata["n"] < 4)
     assert [d.id for d in called] == best(lambda n: n < 4, 2)
     assert store.similarity_search("document number 5", filter={"missing": 1}) == []
-    assert store.similarity_search("document number 5", filter={"n": {"$gt": "text"}}) == []
+    with pytest.raises(
+        QueryError, match="holds number values"
+    ):  # simsearch's filters: a type mismatch is an error
+        store.similarity_search("document number 5", filter={"n": {"$gt": "text"}})
     assert to_where({"a": 1, "b": {"$ne": 2, "$lte": 5}}) == {"a": 1, "b": {"!=": 2, "<=": 5}}
     with pytest.raises(InputError, match="unknown operator '\\$regex'"):
         store.similarity_search("x", filter={"n": {"$regex": "1"}})
