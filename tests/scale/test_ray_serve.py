@@ -64,12 +64,12 @@ def test_ray_index_searches_writes_and_recovers(ray_cluster, built: Path, encode
     remote = Index.open(built, encoder=encoder, ray="auto")
     assert isinstance(remote, RayIndex) and remote.shards == 3 and len(remote) == 30
     for query in ("bread", "the cat sat", "서울"):
-        same_hits(remote.search(query, k=7), local.search(query, k=7))
+        same_hits(remote.search(query, k=7), local.search(query, k=7, mode="dense"))
     stats = remote.add([Document("new", "a brand new engine", {})])
     assert stats.added == 1 and len(remote) == 31
     same_hits(
         remote.search("brand new engine", k=5),
-        Index.open(built, encoder=encoder).search("brand new engine", k=5),
+        Index.open(built, encoder=encoder).search("brand new engine", k=5, mode="dense"),
     )
     assert remote.delete(["new"]).deleted == 1 and len(remote) == 30
 
@@ -85,7 +85,7 @@ def test_ray_index_searches_writes_and_recovers(ray_cluster, built: Path, encode
             outcomes.append("503")
             time.sleep(0.2)
             continue
-        same_hits(hits, local.search("bread", k=7))
+        same_hits(hits, local.search("bread", k=7, mode="dense"))
         outcomes.append("ok")
         break
     assert outcomes[-1] == "ok", outcomes
@@ -106,7 +106,7 @@ def test_serve_ray_over_http(ray_cluster, built: Path, index_dir: Path, tmp_path
         url = f"{server.url}/indexes/sh/search?" + urllib.parse.urlencode({"query": "bread", "k": 5})
         first = call(url)
         assert first.status == 200, first.body
-        want = Index.open(built, encoder=encoder).search("bread", k=5)
+        want = Index.open(built, encoder=encoder).search("bread", k=5, mode="dense")
         close_to(first.json()["hits"], want)
         mine = shard_actor_pids() - before
         assert len(mine) == 3, mine
