@@ -276,7 +276,7 @@ def paraphrase(
     Shows a loss on purely semantic queries (few shared words); reports Recall@1 too.
 
     \b
-      simsearch eval paraphrase ../shared/data/stsbenchmark/sts-test.csv --mode hybrid
+      simsearch eval paraphrase $DATA/stsbenchmark/sts-test.csv --mode hybrid
     """
     from simsearch.eval.evaluate import evaluate_paraphrase
 
