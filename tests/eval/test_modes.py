@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from simsearch.eval.datasets import load_paraphrase
+from simsearch.eval.datasets import RetrievalSet, load_paraphrase
 from simsearch.eval.evaluate import evaluate_paraphrase, evaluate_retrieval
 from simsearch.errors import InputError
 
@@ -62,6 +62,6 @@ def test_paraphrase_report_names_mode_and_analyzer(sts_file: Path, fake_encoder,
 def test_query_sentence_is_excluded_not_counted(sts_file: Path, fake_encoder) -> None:
     # with the bag-of-words encoder the query's own sentence is always its best match
     data = load_paraphrase(sts_file)
-    without = evaluate_retrieval(data._replace(exclude=None), fake_encoder, k=10)
+    without = evaluate_retrieval(RetrievalSet(data.corpus, data.queries, data.qrels), fake_encoder, k=10)
     with_exclusion = evaluate_retrieval(data, fake_encoder, k=10)
     assert with_exclusion["mrr@10"] > without["mrr@10"]
