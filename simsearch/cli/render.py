@@ -51,6 +51,31 @@ def cut(text: str, width: int) -> str:
     return "".join(out) + "…"
 
 
+def cut_middle(text: str, width: int) -> str:
+    """``text`` on one line in ``width`` columns, its middle replaced by an ellipsis.
+
+    For ids: the ids of one index often share a long prefix (a directory, a URL) and differ at
+    the end (a file name, a line number), so both ends stay visible; the tail gets the extra column.
+    """
+    text = " ".join(printable(text).split())
+    if display_width(text) <= width:
+        return text
+    if width < 3:
+        return cut(text, width)
+    budget = width - 1
+    tail_budget = budget - budget // 2
+    tail: list[str] = []
+    used = 0
+    for char in reversed(text):
+        w = display_width(char)
+        if used + w > tail_budget:
+            break
+        tail.append(char)
+        used += w
+    head = cut(text, budget - used + 1)[:-1] if budget - used > 0 else ""
+    return head + "…" + "".join(reversed(tail))
+
+
 def pad(text: str, width: int) -> str:
     return text + " " * max(0, width - display_width(text))
 
@@ -63,7 +88,7 @@ def hits_table(hits: Sequence[Any], width: int | None = None) -> list[str]:
     lines = [f"{'rank':>4} {'score':>6}  {pad('id', id_width)}  text"]
     for hit in hits:
         lines.append(
-            f"{hit.rank:>4} {hit.score:6.3f}  {pad(cut(hit.id, id_width), id_width)}  "
+            f"{hit.rank:>4} {hit.score:6.3f}  {pad(cut_middle(hit.id, id_width), id_width)}  "
             f"{cut(hit.text, text_width)}"
         )
     return lines
