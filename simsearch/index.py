@@ -367,12 +367,15 @@ class Index:
         *,
         batch_size: int | None = None,
         progress: Callable[[int], None] | None = None,
+        device: str = "cpu",
     ) -> AddStats:
         """Upsert ``documents`` by id with the index's own model, as one atomic write.
 
         Unchanged documents (same text hash and metadata) are not re-encoded; changed texts are
         re-embedded and replaced. Plain strings get their content hash as id. Duplicate ids in
         the input raise :class:`~simsearch.errors.InputError` and nothing is written.
+        ``device`` runs the model there (``cuda``: the torch encoder on the GPU, checked before
+        anything is read, as in :meth:`build`); ``cpu`` uses :attr:`encoder`.
         """
         from simsearch.store.updates import add_documents
 
@@ -380,7 +383,7 @@ class Index:
             self.path,
             documents,
             self._store.manifest,
-            lambda: self.encoder,
+            self._encoder_on(device),
             batch_size=batch_size,
             progress=progress,
         )
@@ -391,7 +394,7 @@ class Index:
         """Delete documents by id, atomically; unknown ids are reported in the stats."""
         from simsearch.store.updates import delete_documents
 
-        stats = delete_documents(self.path, ids)
+        stats = delete_documents(self.path, ids, lambda: self.encoder)
         self._reopen(stats.generation)
         return stats
 
@@ -399,7 +402,7 @@ class Index:
         """Reclaim the space of deleted and replaced documents (SQLite VACUUM, FAISS rebuilt)."""
         from simsearch.store.updates import compact_index
 
-        stats = compact_index(self.path)
+        stats = compact_index(self.path, lambda: self.encoder)
         self._reopen(stats.generation)
         return stats
 
@@ -421,6 +424,15 @@ class Index:
         if report.repaired and report.generation is not None:
             self._reopen(report.generation)
         return report
+
+    def _encoder_on(self, device: str) -> Callable[[], Encoder]:
+        """The encoder an add runs: :attr:`encoder` (loaded when first needed) on ``cpu``, else the
+        index's model loaded on ``device`` now, so a bad device fails before any input is read."""
+        if device == "cpu":
+            return lambda: self.encoder
+        check_own_model(self._identity())
+        encoder = load_encoder(self._identity(), device=device)
+        return lambda: encoder
 
     def _identity(self) -> Manifest:
         """The manifest naming this index's model (a sharded index answers with a shard's)."""
@@ -520,20 +532,23 @@ def check_encoder(manifest: Manifest, encoder: Encoder) -> None:
     check_model_files(manifest, _model_dir(getattr(encoder, "model_path", None)))
 
 
-def load_encoder(manifest: Manifest) -> Encoder:
+def load_encoder(manifest: Manifest, *, device: str = "cpu") -> Encoder:
     """The index's own encoder: the cached ONNX export when there is one (no torch import), else
-    the torch encoder from the model directory the manifest records (or its id)."""
+    the torch encoder from the model directory the manifest records (or its id); on a ``device``
+    other than the CPU, always the torch encoder there."""
     from simsearch.encode.onnx_encoder import load
 
     check_model_files(manifest, _model_dir(manifest.model_path))  # the model files of the build
-    fast = load(
-        manifest.model,
-        manifest.model_path,
-        manifest.pooling,
-        manifest.max_length,
-        manifest.precision,
-        spin=manifest.factory != EXACT_FACTORY,
-    )
+    fast = None
+    if device == "cpu":
+        fast = load(
+            manifest.model,
+            manifest.model_path,
+            manifest.pooling,
+            manifest.max_length,
+            manifest.precision,
+            spin=manifest.factory != EXACT_FACTORY,
+        )
     if fast is not None:
         return fast
     from simsearch.encode.models import ModelSource
@@ -546,9 +561,14 @@ def load_encoder(manifest: Manifest) -> Encoder:
             manifest.pooling,
             max_length=manifest.max_length,
             precision=manifest.precision,
+            device=device,
         )
     encoder = TorchEncoder(
-        manifest.model, manifest.pooling, max_length=manifest.max_length, precision=manifest.precision
+        manifest.model,
+        manifest.pooling,
+        max_length=manifest.max_length,
+        precision=manifest.precision,
+        device=device,
     )
     check_model_files(manifest, _model_dir(encoder.model_path))  # found again by id: check it
     return encoder

@@ -197,6 +197,7 @@ class ShardedIndex(Index):
         *,
         batch_size: int | None = None,
         progress: Callable[[int], None] | None = None,
+        device: str = "cpu",
     ) -> AddStats:
         from simsearch.store.shard_updates import add_sharded
 
@@ -204,7 +205,7 @@ class ShardedIndex(Index):
             self.path,
             documents,
             self._identity(),
-            lambda: self.encoder,
+            self._encoder_on(device),
             batch_size=batch_size,
             progress=progress,
         )
@@ -214,14 +215,14 @@ class ShardedIndex(Index):
     def delete(self, ids: Iterable[str]) -> DeleteStats:
         from simsearch.store.shard_updates import delete_sharded
 
-        stats = delete_sharded(self.path, ids)
+        stats = delete_sharded(self.path, ids, lambda: self.encoder)
         self._reopen(stats.generation)
         return stats
 
     def compact(self) -> CompactStats:
         from simsearch.store.shard_updates import compact_sharded
 
-        stats = compact_sharded(self.path)
+        stats = compact_sharded(self.path, lambda: self.encoder)
         self._reopen(stats.generation)
         return stats
 

@@ -7,6 +7,7 @@ import sys
 import click
 
 from simsearch.cli.options import (
+    device_option,
     index_dir_option,
     lines_file_option,
     name_argument,
@@ -27,6 +28,7 @@ from simsearch.readers import ReadOptions
     default=None,
     help="Texts per forward pass [default: the model's].",
 )
+@device_option
 @index_dir_option
 def add(
     name: str,
@@ -36,6 +38,7 @@ def add(
     id_field: str | None,
     split: str,
     batch_size: int | None,
+    device: str,
     index_dir: str | None,
 ) -> None:
     """Add or update documents of index NAME from SOURCE files (upsert by id).
@@ -46,6 +49,7 @@ def add(
     \b
       simsearch add notes notes-2.txt
       simsearch add scifact new.jsonl --text-field title --text-field text --id-field _id
+      simsearch add scifact big-update.jsonl --device cuda
     """
     from simsearch.index import Index
     from simsearch.readers import read_documents
@@ -53,7 +57,8 @@ def add(
     index = Index.open(name, index_dir=index_dir)
     with progress_bar("encoding") as progress:
         options = ReadOptions(fmt, text_field, id_field, split, derived_ids=index.derived_ids)
-        stats = index.add(read_documents(sources, options), batch_size=batch_size, progress=progress)
+        documents = read_documents(sources, options)
+        stats = index.add(documents, batch_size=batch_size, progress=progress, device=device)
     click.echo(
         f"Index {name!r}: {stats.added} added, {stats.updated} updated, {stats.unchanged} "
         f"unchanged ({stats.encoded} encoded, {stats.truncated} truncated); "
