@@ -155,6 +155,15 @@ class Encoder:
 
     def tokenize(self, texts: Sequence[str]) -> tuple[list[list[int]], int]:
         """Token ids of each text, cut at ``max_length``, and the number of texts that were cut."""
+        ids, cut = self._tokenize(texts)
+        return ids, len(cut)
+
+    def cut_flags(self, texts: Sequence[str]) -> list[bool]:
+        """Whether :meth:`encode` cuts each text at ``max_length`` (tokenizes, runs no model)."""
+        cut = set(self._tokenize(texts)[1])
+        return [i in cut for i in range(len(texts))]
+
+    def _tokenize(self, texts: Sequence[str]) -> tuple[list[list[int]], list[int]]:
         tokenizer = self._loaded.tokenizer
         limit = self.max_length
         # Tokenizers read a whole text before truncating: a 10 MB line would take half a minute.
@@ -173,7 +182,7 @@ class Encoder:
             cut = tokenizer([clipped[i] for i in long_rows], truncation=True, max_length=limit)["input_ids"]
             for i, seq in zip(long_rows, cut):
                 ids[i] = seq
-        return ids, len(long_rows)
+        return ids, long_rows
 
     def _forward(self, batch: list[list[int]]) -> np.ndarray:
         width = max(len(seq) for seq in batch)

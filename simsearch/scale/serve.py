@@ -210,7 +210,7 @@ class RayIndex(ShardedIndex):
             return super().delete(ids)
         from simsearch.store.updates import delete_documents
 
-        stats = delete_documents(self.path, ids)
+        stats = delete_documents(self.path, ids, lambda: self.encoder)
         self._reopen(stats.generation)
         return stats
 
@@ -219,7 +219,7 @@ class RayIndex(ShardedIndex):
             return super().compact()
         from simsearch.store.updates import compact_index
 
-        stats = compact_index(self.path)
+        stats = compact_index(self.path, lambda: self.encoder)
         self._reopen(stats.generation)
         return stats
 

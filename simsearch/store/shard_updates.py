@@ -17,7 +17,7 @@ from simsearch import __version__
 from simsearch.errors import IndexNotFoundError, InputError
 from simsearch.readers import Document
 from simsearch.store.locking import write_lock
-from simsearch.store.manifest import MANIFEST
+from simsearch.store.manifest import MANIFEST, read_manifest
 from simsearch.store.shards import (
     commit_top,
     fork_part,
@@ -29,6 +29,7 @@ from simsearch.store.shards import (
 )
 from simsearch.store.manifest import Manifest
 from simsearch.store.updates import (
+    capped,
     AddStats,
     CompactStats,
     DeleteStats,
@@ -76,8 +77,12 @@ class ShardTransaction:
         self._forks[shard] = name
         return self.path / name
 
-    def commit(self, truncated: int = 0) -> dict[str, Any] | None:
-        """Swap in the forks whose shard changed; None (and nothing written) when none did."""
+    def commit(self, truncated: Callable[[int], int] | None = None) -> dict[str, Any] | None:
+        """Swap in the forks whose shard changed; None (and nothing written) when none did.
+
+        ``truncated`` (default: unchanged) maps the new document count to the index's new count of stored documents
+        that were cut (a shard's own manifest may count more: a sharded build gives every shard
+        the index's count, since it does not know which shard holds the cut documents)."""
         changed = False
         for shard, name in self._forks.items():
             entry = part_entry(self.path, name)
@@ -95,7 +100,9 @@ class ShardTransaction:
         }
         fields["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         fields["simsearch_version"] = __version__
-        fields["truncated"] = int(self.previous.get("truncated", 0)) + truncated
+        documents = sum(int(part["count"]) for part in self.parts)
+        previous = int(self.previous.get("truncated", 0))
+        fields["truncated"] = capped(previous, documents) if truncated is None else truncated(documents)
         kinds = {part.get("index_type", "flat") for part in self.parts}
         fields["index_type"] = kinds.pop() if len(kinds) == 1 else "mixed"
         self._done = True
@@ -144,6 +151,7 @@ def add_sharded(
         if not seen:
             raise InputError("the input holds no documents (only empty lines or records?)")
         totals = {"added": 0, "updated": 0, "unchanged": 0, "encoded": 0, "truncated": 0}
+        removed = 0
         for shard, docs in enumerate(routed):
             if docs:
                 stats = add_documents(
@@ -151,11 +159,13 @@ def add_sharded(
                 )
                 for key in totals:
                     totals[key] += getattr(stats, key)
-        count, generation = _after(txn, txn.commit(truncated=totals["truncated"]))
+                removed += stats.truncated_removed
+        now = int(txn.previous.get("truncated", 0)) - removed + totals["truncated"]
+        count, generation = _after(txn, txn.commit(lambda documents: capped(now, documents)))
     return AddStats(**totals, count=count, seconds=time.perf_counter() - started, generation=generation)
 
 
-def delete_sharded(path: Path, ids: Iterable[str]) -> DeleteStats:
+def delete_sharded(path: Path, ids: Iterable[str], encoder: Callable[[], Any] | None = None) -> DeleteStats:
     """Delete by id, each id looked up only in its own shard."""
     started = time.perf_counter()
     wanted = list(dict.fromkeys(str(i) for i in ids))
@@ -165,27 +175,33 @@ def delete_sharded(path: Path, ids: Iterable[str]) -> DeleteStats:
         routed: list[list[str]] = [[] for _ in range(txn.shards)]
         for doc_id in wanted:
             routed[shard_of(doc_id, txn.shards)].append(doc_id)
-        deleted, unknown = 0, set[str]()
+        deleted, unknown, removed = 0, set[str](), 0
         for shard, part in enumerate(routed):
             if part:
-                stats = delete_documents(txn.fork(shard), part)
+                stats = delete_documents(txn.fork(shard), part, encoder)
                 deleted += stats.deleted
                 unknown.update(stats.unknown)
-        count, generation = _after(txn, txn.commit())
+                removed += stats.truncated_removed
+        now = int(txn.previous.get("truncated", 0)) - removed
+        count, generation = _after(txn, txn.commit(lambda documents: capped(now, documents)))
     return DeleteStats(
         deleted, tuple(i for i in wanted if i in unknown), count, time.perf_counter() - started, generation
     )
 
 
-def compact_sharded(path: Path) -> CompactStats:
+def compact_sharded(path: Path, encoder: Callable[[], Any] | None = None) -> CompactStats:
     """Compact every shard (SQLite VACUUM, FAISS rebuilt), committed together."""
     started = time.perf_counter()
     before = after = 0
     with ShardTransaction(path) as txn:
+        shard_counts = 0  # exact where the shards counted their texts afresh, else too many
         for shard in range(txn.shards):
-            stats = compact_index(txn.fork(shard))
+            fork = txn.fork(shard)
+            stats = compact_index(fork, encoder)
             before += stats.bytes_before
             after += stats.bytes_after
-        manifest = txn.commit()
+            shard_counts += read_manifest(fork).truncated
+        now = min(int(txn.previous.get("truncated", 0)), shard_counts)
+        manifest = txn.commit(lambda documents: capped(now, documents))
         count, generation = _after(txn, manifest)
     return CompactStats(before, after, count, time.perf_counter() - started, generation)

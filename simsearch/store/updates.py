@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from simsearch.store import sql
 from simsearch import __version__
-from simsearch.errors import InputError, ModelError
+from simsearch.errors import InputError, ModelError, SimsearchError
 from simsearch.readers import Document
 from simsearch.store.index_types import rebuild_builder
 from simsearch.store.manifest import Manifest, identity_mismatch
@@ -42,6 +42,8 @@ class AddStats:
     count: int
     seconds: float
     generation: int
+    #: Stored documents that had been cut and were replaced (their count leaves the manifest's).
+    truncated_removed: int = 0
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ class DeleteStats:
     count: int
     seconds: float
     generation: int
+    #: Deleted documents that had been cut (their count leaves the manifest's ``truncated``).
+    truncated_removed: int = 0
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,7 @@ def add_documents(
     with StoreWriter(path, update=True) as writer:
         assert writer.db is not None and writer.previous is not None
         check_same_model(writer.previous, identity)
+        cuts = StoredCuts(writer.previous, encoder)
         for chunk in sql.batches(_documents(documents), _CHUNK):
             for doc in chunk:
                 if doc.id in seen:
@@ -97,15 +102,21 @@ def add_documents(
                         "in the input; ids must be unique"
                     )
                 seen.add(doc.id)
-            _upsert(writer, chunk, encoder, counts, batch_size, progress)
+            _upsert(writer, chunk, encoder, counts, batch_size, progress, cuts)
         if not seen:
             raise InputError("the input holds no documents (only empty lines or records?)")
         count, generation = writer.previous.count, writer.previous.generation
         if counts["added"] or counts["updated"]:
-            fields = _updated_fields(writer.previous, truncated=counts["truncated"])
+            fields = _updated_fields(writer.previous, truncated=cuts.total(writer.db, counts["truncated"]))
             manifest = writer.commit(fields, rebuild_builder(writer.previous))
             count, generation = manifest.count, manifest.generation
-    return AddStats(**counts, count=count, seconds=time.perf_counter() - started, generation=generation)
+    return AddStats(
+        **counts,
+        count=count,
+        seconds=time.perf_counter() - started,
+        generation=generation,
+        truncated_removed=cuts.gone,
+    )
 
 
 def _upsert(
@@ -115,6 +126,7 @@ def _upsert(
     counts: dict[str, int],
     batch_size: int | None,
     progress: Callable[[int], None] | None,
+    cuts: StoredCuts,
 ) -> None:
     """Sort one chunk into new / changed text / changed metadata / unchanged, and write it."""
     db = writer.db
@@ -137,6 +149,7 @@ def _upsert(
             counts["unchanged"] += 1
     if not to_encode:
         return
+    cuts.leaving(db, [rowid for _, rowid, *_ in to_encode if rowid is not None])  # texts replaced
     vectors, cut = encoder().encode_counting(
         [d.text for d, *_ in to_encode], batch_size=batch_size, progress=progress
     )
@@ -161,8 +174,14 @@ def _upsert(
             counts["updated"] += 1
 
 
-def delete_documents(path: Path, ids: Iterable[str]) -> DeleteStats:
-    """Delete documents by id; ids the index does not hold are reported, not an error."""
+def delete_documents(
+    path: Path, ids: Iterable[str], encoder: Callable[[], Encoder] | None = None
+) -> DeleteStats:
+    """Delete documents by id; ids the index does not hold are reported, not an error.
+
+    ``encoder`` (the index's) tells which deleted documents were cut, to keep the manifest's
+    ``truncated`` count right; it is only loaded when the index holds cut documents.
+    """
     started = time.perf_counter()
     wanted = list(dict.fromkeys(document_ids(ids)))
     if not wanted:
@@ -173,24 +192,34 @@ def delete_documents(path: Path, ids: Iterable[str]) -> DeleteStats:
             sql.select_in(writer.db, "SELECT id, rowid FROM documents WHERE id IN ({marks})", wanted)
         )
         rowids = sorted(found.values())
+        cuts = StoredCuts(writer.previous, encoder)
+        cuts.leaving(writer.db, rowids)
         sql.execute_in(writer.db, "DELETE FROM documents WHERE rowid IN ({marks})", rowids)
         writer.changed.update(rowids)
         count, generation = writer.previous.count, writer.previous.generation
         if rowids:
-            manifest = writer.commit(_updated_fields(writer.previous), rebuild_builder(writer.previous))
+            fields = _updated_fields(writer.previous, truncated=cuts.total(writer.db, 0))
+            manifest = writer.commit(fields, rebuild_builder(writer.previous))
             count, generation = manifest.count, manifest.generation
     unknown = tuple(i for i in wanted if i not in found)
-    return DeleteStats(len(rowids), unknown, count, time.perf_counter() - started, generation)
+    return DeleteStats(len(rowids), unknown, count, time.perf_counter() - started, generation, cuts.gone)
 
 
-def compact_index(path: Path) -> CompactStats:
-    """Rewrite the live generation: SQLite without free pages, FAISS rebuilt from the vectors."""
+def compact_index(path: Path, encoder: Callable[[], Encoder] | None = None) -> CompactStats:
+    """Rewrite the live generation: SQLite without free pages, FAISS rebuilt from the vectors.
+
+    With ``encoder``, an index that counts cut documents has them counted again from the stored
+    texts (older indexes counted the cut texts of every add, replaced and deleted ones included).
+    """
     started = time.perf_counter()
     with StoreWriter(path, update=True, rebuild=True) as writer:
-        assert writer.previous is not None
+        assert writer.previous is not None and writer.db is not None
         before = sum(entry.size for entry in writer.previous.files.values())
+        truncated = StoredCuts(writer.previous, encoder).recount(writer.db)
         writer.vacuum()
-        manifest = writer.commit(_updated_fields(writer.previous), rebuild_builder(writer.previous))
+        manifest = writer.commit(
+            _updated_fields(writer.previous, truncated=truncated), rebuild_builder(writer.previous)
+        )
     after = sum(entry.size for entry in manifest.files.values())
     return CompactStats(before, after, manifest.count, time.perf_counter() - started, manifest.generation)
 
@@ -204,15 +233,88 @@ def check_same_model(current: Manifest, opened: Manifest) -> None:
         raise ModelError(f"index {current.name!r} is now {problem}; reopen the index")
 
 
-def _updated_fields(previous: Manifest, *, truncated: int = 0) -> dict[str, Any]:
-    """The previous manifest's keys (unknown ones too) for the next generation of a write."""
+def _updated_fields(previous: Manifest, *, truncated: int | None = None) -> dict[str, Any]:
+    """The previous manifest's keys (unknown ones too) for the next generation of a write;
+    ``truncated`` is the new count of stored documents that were cut (None: unchanged)."""
     fields = {
         key: value for key, value in previous.items() if key not in ("files", "count", "generation", "faiss")
     }
     fields["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     fields["simsearch_version"] = __version__
-    fields["truncated"] = previous.truncated + truncated
+    fields["truncated"] = previous.truncated if truncated is None else truncated
     return fields
+
+
+class StoredCuts:
+    """Keeps the manifest's ``truncated`` the number of STORED documents that were cut.
+
+    A build counts exactly. An add adds the new texts the encoder cut and subtracts the replaced
+    ones that were cut; a delete subtracts the deleted ones that were cut. Which stored texts were
+    cut is found by tokenizing them again (no model run), and only while the count is above
+    zero, so an index without long documents never loads a model for it. Indexes written before
+    this count was kept (every add added, nothing subtracted) may count too many: the count is
+    capped at the number of documents, and ``compact`` counts the stored texts afresh.
+    Without an encoder (or when the index's model cannot be loaded) the count is carried
+    forward, capped.
+    """
+
+    def __init__(self, previous: Manifest, encoder: Callable[[], Encoder] | None) -> None:
+        self.previous = previous
+        self._encoder = encoder
+        self.gone = 0
+        self._usable = previous.truncated > 0 and encoder is not None
+
+    def _flags(self, texts: list[str]) -> list[bool] | None:
+        if not self._usable or not texts or self._encoder is None:
+            return None
+        try:
+            return cut_flags(self._encoder(), texts)
+        except SimsearchError:  # model files gone: deleting must still work
+            self._usable = False
+            return None
+
+    def leaving(self, db: Any, rowids: list[int]) -> None:
+        """Count the cut ones among stored documents about to be replaced or deleted."""
+        if not self._usable or not rowids:
+            return
+        for chunk in sql.batches(rowids, _CHUNK):
+            texts = [
+                t for (t,) in sql.select_in(db, "SELECT text FROM documents WHERE rowid IN ({marks})", chunk)
+            ]
+            flags = self._flags(texts)
+            if flags is not None:
+                self.gone += sum(flags)
+
+    def total(self, db: Any, new: int) -> int:
+        """The count after the write: previous - cut documents gone + ``new`` cut ones, capped."""
+        count = int(db.execute("SELECT count(*) FROM documents").fetchone()[0])
+        return capped(self.previous.truncated - self.gone + new, count)
+
+    def recount(self, db: Any) -> int | None:
+        """Cut documents among all stored ones, or None where they cannot be counted (unchanged)."""
+        if not self._usable:
+            return None
+        total = 0
+        for chunk in sql.batches(db.execute("SELECT text FROM documents ORDER BY rowid"), _CHUNK):
+            flags = self._flags([t for (t,) in chunk])
+            if flags is None:
+                return None
+            total += sum(flags)
+        return total
+
+
+def capped(truncated: int, count: int) -> int:
+    """A count of cut documents kept between 0 and the number of documents."""
+    return max(0, min(count, truncated))
+
+
+def cut_flags(encoder: Encoder, texts: list[str]) -> list[bool]:
+    """Which of ``texts`` the encoder cuts at its max length: by tokenizing where the encoder can
+    tell (torch and ONNX encoders), else by encoding each text alone."""
+    flags = getattr(encoder, "cut_flags", None)
+    if callable(flags):
+        return [bool(f) for f in flags(texts)]
+    return [encoder.encode_counting([text])[1] > 0 for text in texts]
 
 
 def _documents(items: Iterable[Document | str]) -> Iterator[Document]:
