@@ -3,9 +3,10 @@
 A query is one short text, so what it costs is mostly fixed overhead: importing torch and
 transformers (about 2 s of every cold CLI call) and torch's per-operator dispatch (about 10 ms a
 query). The model is exported once, with pooling and normalisation inside the graph, to a cache
-directory keyed by the model files and encoder settings; it is kept only if its vectors match the
-torch encoder's within 1e-5 cosine. Queries then need only ``tokenizers`` and ``onnxruntime``.
-Without ONNX Runtime, or for precisions other than fp32, the torch encoder is used.
+directory keyed by the model files, encoder settings and precision (see
+:mod:`simsearch.encode.onnx_export`); it is kept only if its vectors match the torch encoder's of
+the index's precision within :data:`TOLERANCES`. Queries then need only ``tokenizers`` and
+``onnxruntime``. Without ONNX Runtime, or without a kept export, the torch encoder is used.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import hashlib
 import json
 import os
 import shutil
-import uuid
-import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,17 +22,16 @@ import numpy as np
 
 from simsearch import config
 
-#: Largest cosine distance to the torch encoder's vectors an export may show to be used.
-TOLERANCE = 1e-5
+#: Largest cosine distance to the torch encoder's vectors of the same precision an export may
+#: show (worst of a fixed set of check texts) to be used. fp32: the same computation. int8: each
+#: int8 encoder errs on its own (torch's, without VNNI, quantises activations to 7 bits and lies
+#: up to 0.04 from fp32; ONNX Runtime's to 8 bits, ~0.01 from fp32), so the two may differ by
+#: about the sum; retrieval and STS quality through this path are measured in
+#: benchmarks/README.md. bf16: the fp32 export answers for a bf16 index only where it is this
+#: close to the index's torch bf16 vectors (bf16 lies ~1.5e-4 from fp32).
+TOLERANCES = {"fp32": 1e-5, "int8": 0.06, "bf16": 1e-3}
+TOLERANCE = TOLERANCES["fp32"]
 FORMAT = 1
-_CHECK_TEXTS = [
-    "How do I keep bread from going stale?",
-    "a",
-    "서울 지하철은 편리하다.",
-    "Vitamin D supplementation and bone mineral density in older adults: a randomised trial. " * 3,
-    "The cat sat on the mat.",
-    "truncated " * 600,
-]
 
 
 def available() -> bool:
@@ -118,6 +116,10 @@ class OnnxEncoder:
                 progress(len(rows))
         return out, truncated
 
+    def cut_flags(self, texts: Sequence[str]) -> list[bool]:
+        """Whether :meth:`encode` cuts each text at ``max_length`` (tokenizes, runs no model)."""
+        return [bool(e.overflowing) for e in self._tokenizer.encode_batch(list(texts))]
+
     def _forward(self, batch: list[list[int]]) -> np.ndarray:
         width = max(len(seq) for seq in batch)
         ids = np.full((len(batch), width), self._pad_id, dtype=np.int64)
@@ -136,10 +138,10 @@ def load(
 
     ``spin=False`` when the caller searches an exact index next (see :class:`OnnxEncoder`).
     """
-    if precision != "fp32" or max_length is None or not enabled():
+    if precision not in TOLERANCES or max_length is None or not enabled():
         return None
-    directory = cache_dir(model_path, pooling, max_length, "fp32")
-    if not (directory / "meta.json").is_file():
+    directory = cache_dir(model_path, pooling, max_length, precision)
+    if not (directory / "model.onnx").is_file():  # not exported, or rejected (meta.json only)
         return None
     try:
         return OnnxEncoder(directory, model_id, model_path, spin=spin)
@@ -149,90 +151,8 @@ def load(
 
 
 def prepare(encoder: Any) -> Path | None:
-    """Export ``encoder``'s model to the cache unless there already; None where it cannot be.
+    """Export ``encoder``'s model to the cache unless there already; None where it cannot be
+    (see :func:`simsearch.encode.onnx_export.prepare`)."""
+    from simsearch.encode.onnx_export import prepare as export
 
-    Best effort by design: the torch encoder stays correct whenever this returns None. Writes
-    nothing when ``SIMSEARCH_ONNX_EXPORT=0`` (see :mod:`simsearch.config`).
-    """
-    if getattr(encoder, "precision", None) != "fp32" or not hasattr(encoder, "_loaded") or not enabled():
-        return None
-    if not config.onnx_export():
-        return None
-    if not getattr(encoder._loaded.tokenizer, "is_fast", False) or encoder.device != "cpu":
-        return None
-    directory = cache_dir(encoder.model_path, encoder.pooling, encoder.max_length, "fp32")
-    if (directory / "meta.json").is_file():
-        return directory
-    staging = directory.with_name(f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        staging.mkdir(parents=True)  # a read-only or full cache only means the slower path
-    except OSError:
-        return None
-    try:
-        inputs = _export(encoder, staging / "model.onnx")
-        encoder._loaded.tokenizer.backend_tokenizer.save(str(staging / "tokenizer.json"))
-        pad_id = encoder._loaded.tokenizer.pad_token_id or 0
-        meta = {
-            "format": FORMAT,
-            "pooling": encoder.pooling,
-            "max_length": encoder.max_length,
-            "precision": "fp32",
-            "dim": encoder.dim,
-            "pad_id": pad_id,
-            "inputs": inputs,
-            "model": encoder.model_id,
-        }
-        (staging / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        fast = OnnxEncoder(staging, encoder.model_id, str(encoder.model_path))
-        worst = 1.0 - float(np.min(np.sum(fast.encode(_CHECK_TEXTS) * encoder.encode(_CHECK_TEXTS), axis=1)))
-        if worst > TOLERANCE:
-            return None
-        meta["checked_cosine_distance"] = worst
-        (staging / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        try:
-            os.replace(staging, directory)
-        except OSError:  # another process exported it first
-            pass
-        return directory if (directory / "meta.json").is_file() else None
-    except Exception:  # exporter limits for an unusual architecture: stay on torch
-        return None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _export(encoder: Any, file: Path) -> list[str]:
-    """Trace model + pooling + normalisation into ``file``; returns the graph's input names."""
-    import torch
-
-    from simsearch.encode.pooling import POOLERS, l2_normalize
-
-    model, pool = encoder._loaded.model, POOLERS[encoder.pooling]
-    takes_types = encoder._takes_token_types
-
-    class Embed(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids: Any, attention_mask: Any, *rest: Any) -> Any:
-            extra = {"token_type_ids": rest[0]} if rest else {}
-            outputs = self.model(input_ids=input_ids, attention_mask=attention_mask, **extra)
-            return l2_normalize(pool(outputs, attention_mask).float())
-
-    ids = torch.tensor([[encoder._loaded.tokenizer.cls_token_id or 0, 5, 6, 7]], dtype=torch.long)
-    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if takes_types else [])
-    args = (ids, torch.ones_like(ids)) + ((torch.zeros_like(ids),) if takes_types else ())
-    axes = {name: {0: "batch", 1: "tokens"} for name in names}
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # tracer chatter about Python control flow in HF code
-        torch.onnx.export(
-            Embed().eval(),
-            args,
-            str(file),
-            dynamo=False,
-            input_names=names,
-            output_names=["embedding"],
-            dynamic_axes={**axes, "embedding": {0: "batch"}},
-            opset_version=17,
-        )
-    return names
+    return export(encoder)

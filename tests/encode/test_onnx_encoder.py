@@ -73,12 +73,6 @@ def test_exact_indexes_query_without_thread_spinning(tiny_bert, index_dir):
         options.get_session_config_entry(spinning)
 
 
-def test_other_precisions_query_with_torch(tiny_bert, index_dir):
-    Index.build(TEXTS, "q", Encoder(str(tiny_bert), precision="int8"), index_dir=index_dir)
-    encoder = Index.open("q", index_dir=index_dir).encoder
-    assert isinstance(encoder, Encoder) and encoder.precision == "int8"
-
-
 def test_damaged_cache_entry_falls_back_to_torch(tiny_bert, index_dir):
     encoder = Encoder(str(tiny_bert), max_length=32)
     directory = onnx_backend.prepare(encoder)

@@ -1,0 +1,140 @@
+"""ONNX Runtime query path for int8 and bf16 indexes: own exports, checked, cached apart, with fallback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from simsearch import Index
+from simsearch.encode import onnx_encoder, onnx_export
+from simsearch.encode.torch_encoder import Encoder
+
+TEXTS = ["The cat sat on the mat.", "서울 지하철은 편리하다.", "a", "keep bread fresh " * 200]
+
+
+def _ops(directory: Path) -> set[str]:
+    return {node.op_type for node in onnx.load(str(directory / "model.onnx")).graph.node}
+
+
+def _meta(directory: Path) -> dict:
+    return json.loads((directory / "meta.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def any_int8(monkeypatch, tmp_path: Path) -> None:
+    """The tiny random BERT's int8 encoders differ far more than a trained model's (0.14 cosine
+    distance against 0.03): the mechanics are tested on it with any distance accepted."""
+    monkeypatch.setenv("SIMSEARCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setitem(onnx_encoder.TOLERANCES, "int8", 1.0)
+
+
+def test_int8_index_queries_through_an_int8_quantised_export(
+    tiny_bert: Path, index_dir: Path, any_int8
+) -> None:
+    encoder = Encoder(str(tiny_bert), precision="int8", max_length=40)
+    Index.build(TEXTS, "q8", encoder, index_dir=index_dir)
+    fast = Index.open("q8", index_dir=index_dir).encoder
+    assert isinstance(fast, onnx_encoder.OnnxEncoder) and fast.precision == "int8"
+    int8_dir = onnx_encoder.cache_dir(encoder.model_path, encoder.pooling, 40, "int8")
+    fp32_dir = onnx_encoder.cache_dir(encoder.model_path, encoder.pooling, 40, "fp32")
+    assert int8_dir != fp32_dir  # fp32 and int8 exports of one model never collide
+    assert _meta(int8_dir)["precision"] == "int8" and _meta(fp32_dir)["precision"] == "fp32"
+    assert {"DynamicQuantizeLinear", "MatMulInteger"} <= _ops(int8_dir)  # weights really int8
+    assert "MatMulInteger" not in _ops(fp32_dir)
+    got, cut = fast.encode_counting(TEXTS)
+    expected, expected_cut = encoder.encode_counting(TEXTS)
+    assert cut == expected_cut == 1
+    assert np.mean(np.sum(got * expected, axis=1)) >= 0.8  # the same model (random tiny weights: far from 1)
+    hit = Index.open("q8", index_dir=index_dir).search(TEXTS[0], k=1, mode="dense")[
+        0
+    ]  # ONNX query, torch docs
+    query = fast.encode([TEXTS[0]])[0]
+    assert hit.text == TEXTS[int(np.argmax(expected @ query))]
+    assert abs(hit.score - float(np.max(expected @ query))) < 1e-5 and hit.cosine == hit.score
+
+
+def test_the_bundled_model_int8_export_is_within_tolerance() -> None:
+    """The real default model: ONNX Runtime's int8 vectors close to torch int8's (checked at export)."""
+    encoder = Encoder(precision="int8")
+    directory = onnx_encoder.prepare(encoder)
+    assert directory is not None, _meta(
+        onnx_encoder.cache_dir(encoder.model_path, encoder.pooling, encoder.max_length, "int8")
+    )
+    assert _meta(directory)["checked_cosine_distance"] <= onnx_encoder.TOLERANCES["int8"]
+    fast = onnx_encoder.load(
+        encoder.model_id, str(encoder.model_path), encoder.pooling, encoder.max_length, "int8"
+    )
+    assert fast is not None
+    texts = ["vitamin D and bone density", "how do I keep bread from going stale?", "A man plays a guitar."]
+    assert (
+        np.min(np.sum(fast.encode(texts) * encoder.encode(texts), axis=1))
+        >= 1 - onnx_encoder.TOLERANCES["int8"]
+    )
+
+
+def test_torch_backend_still_queries_int8_with_torch(
+    tiny_bert: Path, index_dir: Path, monkeypatch, any_int8
+) -> None:
+    Index.build(TEXTS, "t8", Encoder(str(tiny_bert), precision="int8"), index_dir=index_dir)
+    monkeypatch.setenv("SIMSEARCH_QUERY_BACKEND", "torch")
+    encoder = Index.open("t8", index_dir=index_dir).encoder
+    assert isinstance(encoder, Encoder) and encoder.precision == "int8"
+
+
+def test_bf16_uses_the_fp32_export_only_within_its_tolerance(
+    tiny_bert: Path, index_dir: Path, monkeypatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SIMSEARCH_CACHE", str(tmp_path / "cache"))
+    encoder = Encoder(str(tiny_bert), precision="bf16", max_length=24)
+    monkeypatch.setitem(onnx_encoder.TOLERANCES, "bf16", 1.0)  # any vectors pass
+    Index.build(TEXTS, "b", encoder, index_dir=index_dir)
+    fast = Index.open("b", index_dir=index_dir).encoder
+    assert isinstance(fast, onnx_encoder.OnnxEncoder) and fast.precision == "bf16"
+    bf16_dir = onnx_encoder.cache_dir(encoder.model_path, encoder.pooling, 24, "bf16")
+    fp32_dir = onnx_encoder.cache_dir(encoder.model_path, encoder.pooling, 24, "fp32")
+    assert (bf16_dir / "model.onnx").read_bytes() == (fp32_dir / "model.onnx").read_bytes()
+
+
+def test_an_export_outside_its_tolerance_is_rejected_once_and_remembered(
+    tiny_bert: Path, index_dir: Path, monkeypatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SIMSEARCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setitem(onnx_encoder.TOLERANCES, "int8", 0.0)  # nothing passes
+    encoder = Encoder(str(tiny_bert), precision="int8", max_length=28)
+    Index.build(TEXTS, "r", encoder, index_dir=index_dir)
+    directory = onnx_encoder.cache_dir(encoder.model_path, encoder.pooling, 28, "int8")
+    meta = _meta(directory)
+    assert meta["rejected"] is True and meta["checked_cosine_distance"] > 0
+    assert not (directory / "model.onnx").exists()
+    index = Index.open("r", index_dir=index_dir)
+    assert isinstance(index.encoder, Encoder)  # torch int8, as before
+
+    def never(*args, **kwargs):
+        raise AssertionError("a rejected export was made again")
+
+    monkeypatch.setattr(onnx_export, "_derive", never)
+    assert index.search("The cat sat on the mat.", k=1)[0].text == TEXTS[0]  # first search: no retry
+
+
+def test_a_broken_int8_export_falls_back_to_torch(tiny_bert: Path, index_dir: Path, any_int8) -> None:
+    encoder = Encoder(str(tiny_bert), precision="int8", max_length=20)
+    Index.build(TEXTS, "x", encoder, index_dir=index_dir)
+    directory = onnx_encoder.cache_dir(encoder.model_path, encoder.pooling, 20, "int8")
+    (directory / "model.onnx").write_bytes(b"not a model")  # ONNX Runtime cannot load it
+    index = Index.open("x", index_dir=index_dir)
+    assert isinstance(index.encoder, Encoder) and index.encoder.precision == "int8"
+    assert index.search("a", k=1)[0].text == "a"
+
+
+def test_without_onnx_runtime_int8_stays_on_torch(
+    tiny_bert: Path, index_dir: Path, monkeypatch, tmp_path
+) -> None:
+    monkeypatch.setenv("SIMSEARCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(onnx_encoder, "available", lambda: False)
+    Index.build(TEXTS, "n", Encoder(str(tiny_bert), precision="int8"), index_dir=index_dir)
+    assert isinstance(Index.open("n", index_dir=index_dir).encoder, Encoder)
+    assert not (tmp_path / "cache" / "onnx").exists()
