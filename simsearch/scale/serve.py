@@ -189,16 +189,17 @@ class RayIndex(ShardedIndex):
         *,
         batch_size: int | None = None,
         progress: Callable[[int], None] | None = None,
+        device: str = "cpu",
     ) -> AddStats:
         if self.sharded:
-            return super().add(documents, batch_size=batch_size, progress=progress)
+            return super().add(documents, batch_size=batch_size, progress=progress, device=device)
         from simsearch.store.updates import add_documents
 
         stats = add_documents(
             self.path,
             documents,
             self._identity(),
-            lambda: self.encoder,
+            self._encoder_on(device),
             batch_size=batch_size,
             progress=progress,
         )
