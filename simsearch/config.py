@@ -50,9 +50,17 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "OMP_WAIT_POLICY",
-        "unset (`PASSIVE` under `simsearch serve`)",
-        "`simsearch serve` sets PASSIVE unless already set: torch and FAISS OpenMP teams "
-        "on different threads otherwise spin against each other.",
+        "`PASSIVE` (set by the CLI and the server unless already set)",
+        "Idle OpenMP workers (torch's, FAISS's) sleep instead of spinning: spinning ones starve "
+        "the threads doing the work on a machine with few cores (measured in "
+        "`python -m benchmarks.threads`, see benchmarks/README.md).",
+    ),
+    Setting(
+        "SIMSEARCH_THREAD_DEFAULTS",
+        "1",
+        "`0`: the CLI leaves the thread variables above as the environment has them "
+        "(benchmarks). Library users set them before importing torch or FAISS, or call "
+        "`simsearch.config.thread_defaults()` first.",
     ),
     Setting(
         "FAISS threads",
@@ -137,8 +145,24 @@ def quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
+#: The thread settings that won in ``python -m benchmarks.threads`` (benchmarks/README.md),
+#: applied by every CLI command and by the server: the one place simsearch turns them.
+THREAD_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def thread_defaults() -> None:
+    """Process-wide: :data:`THREAD_DEFAULTS` for variables the user has not set, unless
+    ``SIMSEARCH_THREAD_DEFAULTS=0``. Must run before torch or FAISS load to take effect."""
+    if os.environ.get("SIMSEARCH_THREAD_DEFAULTS", "1").strip().lower() not in _TRUE:
+        return
+    for name, value in THREAD_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
 def passive_openmp() -> None:
-    """For servers: OpenMP workers sleep when idle (unless the user chose otherwise).
+    """For servers: OpenMP workers sleep when idle (unless the user chose otherwise), whatever
+    ``SIMSEARCH_THREAD_DEFAULTS`` says: torch and FAISS teams on different threads otherwise
+    spin against each other (a 20 ms search took 1.5 s on 2 cores).
 
     Must run before torch or FAISS load to take effect.
     """

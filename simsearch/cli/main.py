@@ -58,6 +58,9 @@ def main() -> None:
       simsearch build notes.txt --name notes
       simsearch query notes "how do I keep bread fresh?"
     """
+    from simsearch import config
+
+    config.thread_defaults()  # before any command loads torch or FAISS
 
 
 @main.command()
