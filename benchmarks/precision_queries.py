@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -33,7 +33,7 @@ from .stats import percentile, summary, table, timed
 PRECISIONS = ("fp32", "int8", "bf16")
 
 
-def _indexes(home: Path, texts: list[str], vectors: np.ndarray, log) -> dict[str, object]:
+def _indexes(home: Path, texts: list[str], vectors: np.ndarray, log) -> dict[str, Any]:
     """fp32 / int8 / bf16 indexes of the same vectors, with the exports their builds would write."""
     from simsearch import Index
     from simsearch.encode import onnx_encoder
@@ -76,7 +76,11 @@ def _warm(home: Path, asked: list[str], rounds: int, log) -> list[str]:
         times: dict[str, list[float]] = {label: [] for label in labels}
         for n, q in enumerate(asked):
             for label in labels[n % len(labels) :] + labels[: n % len(labels)]:
-                times[label].append(timed(lambda q=q, label=label: runners[label].search(q, k=10)))
+
+                def search(index: Any = runners[label], q: str = q) -> object:
+                    return index.search(q, k=10)
+
+                times[label].append(timed(search))
         for label in labels:
             p50s[label].append(percentile(times[label], 50))
             per_query = np.array(times[label]) / np.array(times[labels[0]])
