@@ -175,6 +175,7 @@ class Index:
         target_recall: float = 0.95,
         shards: int | None = None,
         lexical: bool = True,
+        tune_queries: Sequence[str] | None = None,
     ) -> Index:
         """Encode ``documents`` (Documents or plain strings) and write a new index atomically.
 
@@ -184,7 +185,9 @@ class Index:
         shards routed by id hash (a :class:`~simsearch.sharded.ShardedIndex`, each shard of that
         index type); ``None`` writes the plain single-directory layout. ``lexical`` adds the
         BM25 part (an SQLite FTS5 table over analysed tokens, see :mod:`simsearch.store.lexical`)
-        that the lexical and hybrid search modes use.
+        that the lexical and hybrid search modes use. ``tune_queries`` (texts like the ones users
+        will ask) tune the ANN search instead of a sample of the stored vectors; they are kept
+        with the index, so later rebuilds (add, delete, compact) tune on them again.
 
         Raises :class:`~simsearch.errors.IndexExistsError` if it exists and ``force`` is False,
         and :class:`~simsearch.errors.InputError` for duplicate ids or an empty input; in every
@@ -200,13 +203,16 @@ class Index:
         builder(index_type, target_recall)  # bad types fail before any encoding
         path = locate(name_or_path, index_dir)
         started = time.perf_counter()
+        tune_vectors = encode_tune_queries(encoder, tune_queries)  # bad queries fail before documents
         truncated = 0
         with open_sink(path, shards=shards, force=force) as sink:
             for chunk in batches(_as_documents(documents), _CHUNK):
                 vectors, cut = encoder.encode_counting([d.text for d in chunk], progress=progress)
                 truncated += cut
                 sink.write(chunk, vectors)
-            count = commit_build(sink, encoder, path, truncated, index_type, target_recall, lexical=lexical)
+            count = commit_build(
+                sink, encoder, path, truncated, index_type, target_recall, lexical=lexical, tune_vectors=tune_vectors
+            )
         from simsearch.encode.onnx_encoder import prepare
 
         prepare(encoder)  # export for fast queries now, while the model is loaded anyway
@@ -227,12 +233,14 @@ class Index:
         index_type: str = "auto",
         target_recall: float = 0.95,
         shards: int | None = None,
+        tune_queries: Sequence[str] | None = None,
     ) -> Index:
         """Write a new index from documents whose vectors are already computed: no encoding.
 
         ``batches`` yields (documents, float32 ``(n, dim)`` unit rows). ``encoder`` is the model
         the vectors came from: it is recorded in the manifest and encodes the queries (it is not
-        run here). Rows that are not finite unit vectors of its dimension are refused.
+        run on the documents; it encodes ``tune_queries``, as in :meth:`build`). Rows that are not
+        finite unit vectors of its dimension are refused.
         """
         from simsearch.store.bulk import open_sink
         from simsearch.store.index_types import builder
@@ -240,10 +248,11 @@ class Index:
         builder(index_type, target_recall)  # bad types fail before anything is read
         path = locate(name_or_path, index_dir)
         started = time.perf_counter()
+        tune_vectors = encode_tune_queries(encoder, tune_queries)
         with open_sink(path, shards=shards, force=force) as sink:
             for docs, vectors in batches:
                 sink.write(list(docs), check_unit_rows(vectors, int(encoder.dim), docs))
-            count = commit_build(sink, encoder, path, 0, index_type, target_recall)
+            count = commit_build(sink, encoder, path, 0, index_type, target_recall, tune_vectors=tune_vectors)
         index = _open_path(path)
         index._encoder = encoder  # the model the vectors came from encodes the queries
         index.last_build = BuildStats(count, 0, time.perf_counter() - started)
@@ -574,11 +583,13 @@ def commit_build(
     target_recall: float,
     *,
     lexical: bool = True,
+    tune_vectors: np.ndarray | None = None,
 ) -> int:
     """Commit a build's sink (local or Ray); returns the document count. Empty input is an error.
 
     ``lexical`` records the analyzer settings, and the writer then builds the BM25 part of each
-    index directory (each shard of a sharded one) in the same commit."""
+    index directory (each shard of a sharded one) in the same commit. ``tune_vectors``: see
+    :func:`encode_tune_queries`."""
     count = sink.count()
     if count == 0:
         raise InputError("the input holds no documents (only empty lines or records?)")
@@ -588,8 +599,29 @@ def commit_build(
         from simsearch.store.lexical import new_settings
 
         fields["lexical"] = new_settings()
-    sink.commit(fields, index_type, target_recall)
+    sink.commit(fields, index_type, target_recall, tune_vectors)
     return int(count)
+
+
+def encode_tune_queries(encoder: Any, queries: Sequence[str] | None) -> np.ndarray | None:
+    """The ANN tuning queries as vectors of the index's model (None: tune on stored vectors).
+
+    More than :data:`~simsearch.store.tuning.TUNE_QUERIES` are thinned to that many, drawn
+    reproducibly, so a long query log costs a bounded encoding and tuning time.
+    """
+    if queries is None:
+        return None
+    if isinstance(queries, str):
+        raise InputError("tune_queries is a list of query texts, not one string")
+    from simsearch.store.tuning import TUNE_QUERIES
+
+    texts = [q.strip() for q in queries if q.strip()]
+    if not texts:
+        raise InputError("the tuning queries hold no query (only empty lines?); give one query per line")
+    if len(texts) > TUNE_QUERIES:
+        picks = np.sort(np.random.default_rng(0).choice(len(texts), TUNE_QUERIES, replace=False))
+        texts = [texts[i] for i in picks]
+    return np.asarray(encoder.encode(texts), dtype=np.float32)
 
 
 def check_unit_rows(vectors: Any, dim: int, docs: Sequence[Document]) -> np.ndarray:

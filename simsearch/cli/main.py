@@ -24,7 +24,7 @@ from simsearch.cli.options import (
     ray_option,
     reader_options,
 )
-from simsearch.errors import SimsearchError
+from simsearch.errors import InputError, SimsearchError
 from simsearch.encode.precision import PRECISIONS
 from simsearch.fusion import MODES
 from simsearch.readers import ReadOptions
@@ -91,6 +91,11 @@ def main() -> None:
     show_default=True,
     help="Recall@10 that ANN search parameters are tuned to reach.",
 )
+@lines_file_option(
+    "--tune-queries",
+    "Queries like your users' (one per line, - for stdin) to tune ANN search on "
+    "[default: 1,000 stored documents].",
+)
 @click.option(
     "--shards",
     type=click.IntRange(1, 1024),
@@ -146,6 +151,7 @@ def build(
     index_dir: str | None,
     force: bool,
     vectors_field: str | None,
+    tune_queries: str | None,
 ) -> None:
     """Build index NAME from SOURCE files, directories or - (stdin).
 
@@ -153,8 +159,16 @@ def build(
       simsearch build corpus.jsonl --name scifact \\
           --text-field title --text-field text --id-field _id
       simsearch build big.jsonl --name big --shards 8 --ray=auto --workers 16
+      simsearch build corpus.jsonl --name docs --index-type hnsw --tune-queries query-log.txt
     """
     options = ReadOptions(fmt, text_field, id_field, split)
+    tuning = None
+    if tune_queries is not None:  # read before any encoding, so a bad file costs nothing
+        from simsearch.readers import read_lines_from, read_queries
+
+        tuning = read_lines_from(tune_queries, read_queries)
+        if not tuning:
+            raise InputError(f"{tune_queries}: no queries in it (only empty lines?); give one query per line")
     if vectors_field:
         if ray_address is not None:
             raise click.UsageError("--vectors-field builds from stored vectors: no encoding, so no --ray")
@@ -174,6 +188,7 @@ def build(
             index_type=index_type,
             target_recall=target_recall,
             shards=shards,
+            tune_queries=tuning,
         )
     else:
         with progress_bar("encoding") as progress:
@@ -193,6 +208,7 @@ def build(
                     index_type=index_type,
                     target_recall=target_recall,
                     progress=progress,
+                    tune_queries=tuning,
                 )
             else:
                 from simsearch.encode.torch_encoder import Encoder
@@ -217,6 +233,7 @@ def build(
                     index_type=index_type,
                     target_recall=target_recall,
                     shards=shards,
+                    tune_queries=tuning,
                 )
     stats = index.last_build
     assert stats is not None  # set by Index.build

@@ -48,10 +48,10 @@ def test_every_type_builds_tunes_and_searches(fake_encoder, index_dir, index_typ
     if param is None:
         assert info["search_params"] == {} and info["recall_at_10"] == 1.0
     else:
-        assert list(info["search_params"]) == [param]
+        assert list(info["search_params"])[0] == param
         assert 0.0 < info["recall_at_10"] <= 1.0
         assert info["target_met"] == (info["recall_at_10"] >= 0.9)  # the flag says what was measured
-        if index_type != "ivfpq" and not index_type.startswith("PCA"):  # lossy codes may fall short
+        if not index_type.startswith("PCA"):  # lossy codes may fall short (ivfpq has a refine stage)
             assert info["target_met"] and info["recall_at_10"] >= 0.9
     reopened = Index.open("t", index_dir=index_dir, encoder=fake_encoder)
     hits = reopened.search(texts[42], k=5)
@@ -177,7 +177,7 @@ def test_factory_strings_and_sizes():
     assert ann.factory_for("flat", 10, 384) == "IDMap2,Flat"
     assert ann.factory_for("hnsw", 10, 384) == "IDMap2,HNSW32"
     assert ann.factory_for("ivf", 100_000, 384) == "IVF1024,Flat"
-    assert ann.factory_for("ivfpq", 100_000, 384) == "IVF1024,PQ96x8np"
+    assert ann.factory_for("ivfpq", 100_000, 384) == "IDMap2,IVF1024,PQ96x8np,Refine(SQ8)"
     assert ann.factory_for("HNSW16", 10, 384) == "IDMap2,HNSW16"
     assert ann.factory_for("IVF64,Flat", 10, 384) == "IVF64,Flat"
     assert ann.ivf_lists(10) == 1 and ann.ivf_lists(1_000_000) == 4096
