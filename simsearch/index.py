@@ -211,7 +211,14 @@ class Index:
                 truncated += cut
                 sink.write(chunk, vectors)
             count = commit_build(
-                sink, encoder, path, truncated, index_type, target_recall, lexical=lexical, tune_vectors=tune_vectors
+                sink,
+                encoder,
+                path,
+                truncated,
+                index_type,
+                target_recall,
+                lexical=lexical,
+                tune_vectors=tune_vectors,
             )
         from simsearch.encode.onnx_encoder import prepare
 

@@ -166,9 +166,14 @@ def tune(
         return lower_bound(recall_per_query(index, db, dim, sample.vectors, sample.ids, kth))
 
     (first, values), *rest = knobs.items()
+    outers: list[dict[str, int]] = [{rest[0][0]: v} for v in rest[0][1]] if rest else [{}]
     best: tuple[dict[str, int], float] | None = None
-    for outer in [{}] if not rest else [{rest[0][0]: v} for v in rest[0][1]]:
-        value, bound = smallest_reaching(values, lambda v: measured({first: v, **outer}), target)
+    for outer in outers:
+
+        def at(value: int, outer: dict[str, int] = outer) -> float:
+            return measured({first: value, **outer})
+
+        value, bound = smallest_reaching(values, at, target)
         params = {first: value, **outer}
         if best is None or _better((params, bound), best, target, cost):
             best = (params, bound)

@@ -29,7 +29,9 @@ def corpus(n: int, seed: int = 7) -> list[str]:
 
 def test_ivfpq_has_a_refine_stage_tuned_to_the_target(fake_encoder, index_dir):
     texts = corpus(800)
-    index = Index.build(texts, "pq", fake_encoder, index_dir=index_dir, index_type="ivfpq", target_recall=0.95)
+    index = Index.build(
+        texts, "pq", fake_encoder, index_dir=index_dir, index_type="ivfpq", target_recall=0.95
+    )
     info = index.manifest["ann"]
     assert info["factory"].startswith("IDMap2,IVF") and info["factory"].endswith(",Refine(SQ8)")
     assert list(info["search_params"]) == ["nprobe", "k_factor_rf"]
@@ -54,7 +56,13 @@ def test_tune_queries_are_recorded_kept_and_reused(fake_encoder, index_dir):
     texts = corpus(400)
     asked = [f"{a} {b}" for a, b in zip(WORDS, reversed(WORDS))]
     index = Index.build(
-        texts, "q", fake_encoder, index_dir=index_dir, index_type="hnsw", target_recall=0.9, tune_queries=asked
+        texts,
+        "q",
+        fake_encoder,
+        index_dir=index_dir,
+        index_type="hnsw",
+        target_recall=0.9,
+        tune_queries=asked,
     )
     info = index.manifest["ann"]
     assert info["tuned_on"] == {"kind": "queries", "n": len(asked)} and info["tune_queries"] == len(asked)
@@ -108,8 +116,14 @@ def test_library_refuses_empty_or_string_tune_queries(fake_encoder, index_dir):
 def test_older_manifest_without_tuned_on_still_renders():
     manifest = {
         "index_type": "hnsw",
-        "ann": {"factory": "IDMap2,HNSW32", "search_params": {"efSearch": 64}, "recall_at_10": 0.96,
-                "tune_queries": 1000, "target_recall": 0.95, "target_met": True},
+        "ann": {
+            "factory": "IDMap2,HNSW32",
+            "search_params": {"efSearch": 64},
+            "recall_at_10": 0.96,
+            "tune_queries": 1000,
+            "target_recall": 0.95,
+            "target_met": True,
+        },
     }
     assert ann_line(manifest).endswith("efSearch=64 gives recall@10 0.960 on 1000 held-out stored vectors")
 
