@@ -30,7 +30,7 @@ from simsearch.store.tuning import recall_at_k as recall_at_k
 from simsearch.store.tuning import recall_per_query as recall_per_query
 from simsearch.store.tuning import sample_rowids as sample_rowids
 from simsearch.store.tuning import smallest_reaching as smallest_reaching
-from simsearch.store.tuning import sample_vectors, store_queries, tune
+from simsearch.store.tuning import Tuned, sample_vectors, store_queries, tune
 
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivf", "ivfpq")
 #: ``auto`` keeps exact search up to this many vectors. Measured with ``python -m benchmarks``
@@ -176,7 +176,7 @@ def build_index(
     if not knobs or count < 2:
         info.update(recall_at_10=1.0 if _is_exact(index) else None, search_params={})
     else:
-        tuned = tune(db, dim, index, knobs, target_recall, _cost(index, count, dim))
+        tuned = tune_search(db, dim, index, target_recall)
         info.update(
             search_params=tuned.params,
             recall_at_10=round(tuned.recall, 4),
@@ -198,6 +198,12 @@ def _training_size(index: faiss.Index, count: int) -> int:
 
 def _is_exact(index: faiss.Index) -> bool:
     return describe(index) == "IndexFlat" or describe(index) == "IndexFlatIP"
+
+
+def tune_search(db: sqlite3.Connection, dim: int, index: faiss.Index, target_recall: float) -> Tuned:
+    """Tune (and set) the search parameters of a built ANN ``index`` of the vectors in ``db``."""
+    count = db.execute("SELECT count(*) FROM documents").fetchone()[0]
+    return tune(db, dim, index, search_knobs(index), target_recall, _cost(index, count, dim))
 
 
 def search_knobs(index: faiss.Index) -> dict[str, list[int]]:
