@@ -158,3 +158,22 @@ def test_cli_tune_queries(fake_encoder, index_dir, tmp_path, monkeypatch):
     result = runner.invoke(main, [*build, "--name", "d", "--tune-queries", str(tmp_path / "missing.txt")])
     assert result.exit_code == 2 and "does not exist" in result.output
     assert not (index_dir / "d").exists()
+
+
+def test_filtered_search_on_a_refined_ivfpq_index(fake_encoder, index_dir, monkeypatch):
+    """A filter through FAISS's selector (not the small exact path) reaches the refine stage's base
+    index with IDMap2's translation: every hit is allowed, and the top hits equal exact search."""
+    from simsearch.readers import Document
+    from simsearch.store import filtered
+
+    monkeypatch.setattr(filtered, "EXACT_UP_TO", 10)
+    monkeypatch.setattr(filtered, "EXACT_SHARE", 0.0)
+    texts = corpus(800)
+    docs = [Document(f"d{i}", text, {"half": i % 2}) for i, text in enumerate(texts)]
+    index = Index.build(docs, "f", fake_encoder, index_dir=index_dir, index_type="ivfpq", target_recall=0.95)
+    for probe in (3, 10, 501):
+        hits = index.search(texts[probe], k=5, where={"half": 1}, mode="dense")
+        assert len(hits) == 5 and all(hit.metadata["half"] == 1 for hit in hits)
+        allowed = [d for d in docs if d.metadata["half"] == 1]
+        exact = fake_encoder.encode([d.text for d in allowed]) @ fake_encoder.encode([texts[probe]])[0]
+        assert hits[0].score == pytest.approx(float(exact.max()), abs=0.02)  # SQ8-refined scores
