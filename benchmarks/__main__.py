@@ -18,7 +18,7 @@ from pathlib import Path
 from . import corpus
 from .stats import machine_lines
 
-SECTIONS = ("encoders", "latency", "cold", "exact", "ann", "ann1m", "breakeven", "rss", "peers")
+SECTIONS = ("encoders", "latency", "cold", "exact", "ann", "ann1m", "breakeven", "rss", "peers", "ivfpq")
 DEFAULT_SECTIONS = tuple(s for s in SECTIONS if s != "ann1m")  # ann1m: 15-20 min on 2 cores: on request
 
 
@@ -87,7 +87,9 @@ def main() -> None:
             + encoders.run(corpus.sample(args.sentences), args.rounds, log)
             + [""]
         )
-    needs_vectors = {"latency", "cold", "exact", "ann", "ann1m", "breakeven", "peers"} & set(sections)
+    needs_vectors = {"latency", "cold", "exact", "ann", "ann1m", "breakeven", "peers", "ivfpq"} & set(
+        sections
+    )
     if needs_vectors:
         texts, vectors = corpus.vectors(args.real, encode=not args.no_encode, log=log)
         log(f"{len(texts)} real vectors available")
@@ -129,6 +131,10 @@ def main() -> None:
 
         sizes = [2_000, 5_000, 10_000, 20_000, 50_000, 100_000]
         out += ["## Exact vs ANN break-even", ""] + ann_table.break_even(vectors, sizes, log=log) + [""]
+    if "ivfpq" in sections:
+        from . import ivfpq
+
+        out += ["## ivfpq with a refine stage (quality, no timings)", ""] + ivfpq.run(vectors, log=log) + [""]
     if "peers" in sections:
         from . import peers, prebuilt
 
