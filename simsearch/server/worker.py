@@ -71,6 +71,11 @@ class ModelWorker:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.encoder, name)
 
+    @property
+    def queued(self) -> int:
+        """How many requests wait for the model's thread now (approximate): its load."""
+        return self._jobs.qsize()
+
     def search(self, index: Index, queries: list[str], k: int, min_score: float | None) -> list[list[Hit]]:
         return self._wait(_Batched(list(queries), Future(), index, k, min_score))
 

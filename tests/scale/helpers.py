@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from simsearch import Index
-from simsearch.store.faiss_file import from_blobs
 
 
 def stored_rows(path: Path) -> dict[str, tuple[str, Any, np.ndarray]]:
     index = Index.open(path)  # no model is loaded: only the stored rows are read
-    stores = getattr(index, "_stores", None) or [index._store]
-    rows = {}
     try:
-        for store in stores:
-            dim = int(store.manifest["dim"])
-            for doc_id, text, meta, blob in store.db.execute(
-                "SELECT id, text, metadata, vector FROM documents"
-            ):
-                rows[doc_id] = (text, json.loads(meta), from_blobs([blob], dim)[0])
+        ids = index.ids()
+        documents = {doc.id: doc for doc in index.get(ids)}
+        found, vectors = index.get_vectors(ids)
+        return {
+            doc_id: (documents[doc_id].text, documents[doc_id].metadata, vectors[n])
+            for n, doc_id in enumerate(found)
+        }
     finally:
         index.close()
-    return rows
 
 
 def assert_same_index(a: Path, b: Path, *, cosine: float = 0.99999) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from contextlib import closing
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 from simsearch.store.manifest import Manifest
 from simsearch import Index, InputError
 from simsearch.store import index_types as ann
+from simsearch.store.reader import Store
 from simsearch.cli.main import main
 
 WORDS = (
@@ -68,15 +70,17 @@ def test_search_parameter_is_reapplied_on_open(fake_encoder, index_dir):
     Index.build(corpus(), "h", fake_encoder, index_dir=index_dir, index_type="hnsw", target_recall=0.99)
     index = Index.open("h", index_dir=index_dir, encoder=fake_encoder)
     wanted = index.manifest["ann"]["search_params"]["efSearch"]
-    hnsw = faiss.downcast_index(index._store.faiss.index.index)
-    assert hnsw.hnsw.efSearch == wanted
+    with closing(Store.open(index.path)) as store:  # opened as Index.open opens it
+        hnsw = faiss.downcast_index(store.faiss.index.index)  # type: ignore[attr-defined]  # faiss's stubs type every index as the base Index
+    assert hnsw.hnsw.efSearch == wanted  # type: ignore[attr-defined]  # faiss's stubs type every index as the base Index
 
     Index.build(corpus(), "i", fake_encoder, index_dir=index_dir, index_type="ivf", target_recall=0.99)
     index = Index.open("i", index_dir=index_dir, encoder=fake_encoder)
-    assert (
-        faiss.extract_index_ivf(index._store.faiss.index).nprobe
-        == index.manifest["ann"]["search_params"]["nprobe"]
-    )
+    with closing(Store.open(index.path)) as store:
+        assert (
+            faiss.extract_index_ivf(store.faiss.index).nprobe
+            == index.manifest["ann"]["search_params"]["nprobe"]
+        )
 
 
 def test_auto_is_exact_while_small(fake_encoder, index_dir, monkeypatch):

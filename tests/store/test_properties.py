@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import tempfile
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from tests.fakes import FakeEncoder
 from simsearch.index import Index
 from simsearch.readers import Document, ReadOptions, read_documents
+from simsearch.store.reader import Store
 from simsearch.store.verify import faiss_ids, verify_index
 
 # Any character a UTF-8 text line can hold: no surrogates, no NUL, no line breaks.
@@ -126,13 +128,14 @@ def _as_docs(batch) -> list[Document]:
 
 
 def _check_agreement(index: Index, model: dict[str, tuple[str, dict]]) -> None:
-    db = index._store.db
-    stored = {i: (t, json.loads(m)) for i, t, m in db.execute("SELECT id, text, metadata FROM documents")}
-    assert stored == model
-    rowids = sorted(r[0] for r in db.execute("SELECT rowid FROM documents"))
-    assert sorted(faiss_ids(index._store.faiss.index).tolist()) == rowids
-    assert len(index) == len(model) == index._store.faiss.ntotal
-    assert sorted(r[0] for r in db.execute("SELECT rowid FROM lexical")) == rowids  # lexical in step
+    assert {doc.id: (doc.text, doc.metadata) for doc in index.get(index.ids())} == model
+    with closing(Store.open(index.path)) as store:  # the generation the index holds
+        rowids = sorted(r[0] for r in store.db.execute("SELECT rowid FROM documents"))
+        ids = faiss_ids(store.faiss.index)
+        assert ids is not None and sorted(ids.tolist()) == rowids
+        assert len(index) == len(model) == store.faiss.ntotal
+        lexical_rowids = sorted(r[0] for r in store.db.execute("SELECT rowid FROM lexical"))
+        assert lexical_rowids == rowids  # lexical in step
     for _doc_id, (text, _) in list(model.items())[:4]:
         hit = index.search(text, k=1, mode="dense")[0]
         assert hit.text == text and np.isclose(hit.score, 1.0, atol=1e-5)

@@ -116,7 +116,7 @@ def test_concurrent_writers_through_two_names_lose_nothing(index_dir, monkeypatc
         thread.join()
     assert not errors
     index = Index.open(index_dir / "life", encoder=FakeEncoder())
-    ids = {row[0] for row in index._store.db.execute("SELECT id FROM documents")}
+    ids = set(index.ids())
     assert len(index) == 52 and {f"{n}-{j}" for n in ("life", "current") for j in range(6)} <= ids
     assert verify_index(index_dir / "life", check_model=False).ok
 

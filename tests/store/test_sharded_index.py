@@ -42,7 +42,7 @@ def top(index_dir: Path, name: str = "sh") -> dict:
 def shard_ids(path: Path, part: dict) -> set[str]:
     index = Index.open(path / part["dir"])
     try:
-        return {row[0] for row in index._store.db.execute("SELECT id FROM documents")}
+        return set(index.ids())
     finally:
         index.close()
 

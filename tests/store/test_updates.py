@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from contextlib import closing
 
 import faiss
 import numpy as np
@@ -15,6 +16,7 @@ from simsearch.store.index_types import builder
 from simsearch.errors import IndexCorruptError, IndexNotFoundError, InputError, ModelError
 from simsearch.index import Index, load_encoder
 from simsearch.readers import Document
+from simsearch.store.reader import Store
 from simsearch.store.writer import StoreWriter
 from simsearch.store.faiss_file import to_blob
 from simsearch.store.verify import verify_index
@@ -36,8 +38,7 @@ def docs(n: int, prefix: str = "doc") -> list[Document]:
 
 
 def contents(index: Index) -> dict[str, tuple[str, dict]]:
-    rows = index._store.db.execute("SELECT id, text, metadata FROM documents").fetchall()
-    return {r[0]: (r[1], json.loads(r[2])) for r in rows}
+    return {doc.id: (doc.text, doc.metadata) for doc in index.get(index.ids())}
 
 
 @pytest.fixture
@@ -169,7 +170,8 @@ def test_update_refuses_a_newer_format_and_deletes_nothing(index):
 def test_incremental_faiss_matches_a_rebuild(index):
     index.add([Document("doc1", "rewritten text", {}), Document("n1", "new one", {})])
     index.delete(["doc7"])
-    incremental = index._store.faiss.index
+    with closing(Store.open(index.path)) as store:  # the generation the add and delete committed
+        incremental = store.faiss.index
     with StoreWriter(index.path, update=True, rebuild=True) as writer:
         manifest = writer.commit(dict(writer.previous), builder("flat"))
     rebuilt = faiss.read_index(str(index.path / manifest["files"]["faiss"]["name"]))
