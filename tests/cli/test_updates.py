@@ -45,7 +45,7 @@ def notes(index_dir, tiny_encoder) -> Path:
     return Index.build(docs, "notes", tiny_encoder, index_dir=index_dir).path
 
 
-def run(*args: str, input: bytes | None = None):
+def run(*args: str | Path, input: bytes | None = None):
     return CliRunner().invoke(main, [str(a) for a in args], input=input)
 
 

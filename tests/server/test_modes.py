@@ -61,7 +61,7 @@ def call(
 def app(tmp_path_factory: pytest.TempPathFactory):
     from simsearch.server.app import create_app
     from simsearch.server.state import ModelWorker, Served, ServedIndex
-    from tests.conftest import FakeEncoder
+    from tests.fakes import FakeEncoder
 
     home = tmp_path_factory.mktemp("served")
     Index.build(

@@ -45,7 +45,7 @@ def test_queries_keep_working_while_a_writer_adds(index):
             assert reader.search(probe.text, k=1)[0].id == probe.id
             queries += 1
         assert len(fresh) == fresh.manifest["count"] >= 300
-    assert writer.wait() == 0, writer.stderr.read()
+    assert writer.wait() == 0, writer.communicate()[1]
     assert len(index) == 300 and len(Index.open(index.path)) == 315
     assert len(generations) > 1, "the reader never saw the writer commit"
 

@@ -134,7 +134,7 @@ QUERIES = ["fresh bread keep", "서울 지하철 검색", "search engine vector 
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory):
-    from tests.conftest import FakeEncoder
+    from tests.fakes import FakeEncoder
 
     docs = corpus(60, seed=3)
     index = Index.build(docs, tmp_path_factory.mktemp("modes") / "small", FakeEncoder())

@@ -21,7 +21,7 @@ from simsearch.store.reader import Store
 from simsearch.store.verify import faiss_ids, verify_index
 
 # Any character a UTF-8 text line can hold: no surrogates, no NUL, no line breaks.
-_chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\n\r")
+_chars = st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00\n\r")
 lines = st.lists(st.text(_chars, max_size=40), min_size=1, max_size=20)
 _settings = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -58,7 +58,7 @@ def test_text_lines_round_trip(texts, newline, bom):
 records = st.lists(
     st.tuples(
         st.text(_chars, min_size=1, max_size=12),
-        st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\r"), max_size=60),
+        st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00\r"), max_size=60),
         st.recursive(
             st.none() | st.booleans() | st.integers() | st.text(max_size=10),
             lambda inner: st.lists(inner, max_size=3),
@@ -93,7 +93,7 @@ def test_csv_rows_round_trip(rows):
     assert ([(d.id, d.text, d.metadata) for d in docs] if docs is not None else []) == expected
 
 
-_cell = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\r\n\t"), max_size=30)
+_cell = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00\r\n\t"), max_size=30)
 
 
 @_settings
@@ -157,9 +157,9 @@ def test_random_add_delete_compact_sequences_match_a_dict(initial, ops):
                 assert stats.encoded == sum(i not in model or model[i][0] != t for i, t, _ in arg)
                 model.update({i: (t, {"v": v}) for i, t, v in arg})
             elif kind == "delete":
-                stats = index.delete(arg)
+                deleted = index.delete(arg)
                 known = {i for i in arg if i in model}
-                assert stats.deleted == len(known) and set(stats.unknown) == set(arg) - known
+                assert deleted.deleted == len(known) and set(deleted.unknown) == set(arg) - known
                 for i in known:
                     del model[i]
             else:

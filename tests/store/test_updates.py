@@ -173,10 +173,11 @@ def test_incremental_faiss_matches_a_rebuild(index):
     with closing(Store.open(index.path)) as store:  # the generation the add and delete committed
         incremental = store.faiss.index
     with StoreWriter(index.path, update=True, rebuild=True) as writer:
+        assert writer.previous is not None
         manifest = writer.commit(dict(writer.previous), builder("flat"))
     rebuilt = faiss.read_index(str(index.path / manifest["files"]["faiss"]["name"]))
-    ids = np.sort(faiss.vector_to_array(incremental.id_map))
-    assert np.array_equal(ids, np.sort(faiss.vector_to_array(rebuilt.id_map)))
+    ids = np.sort(faiss.vector_to_array(incremental.id_map))  # type: ignore[attr-defined]  # faiss's stubs type every index as the base Index
+    assert np.array_equal(ids, np.sort(faiss.vector_to_array(rebuilt.id_map)))  # type: ignore[attr-defined]  # faiss's stubs type every index as the base Index
     for rowid in ids:
         assert np.allclose(incremental.reconstruct(int(rowid)), rebuilt.reconstruct(int(rowid)))
 
@@ -202,6 +203,7 @@ def test_a_damaged_faiss_file_is_not_carried_into_the_next_generation(index, enc
 def test_index_types_that_cannot_remove_fall_back_to_a_rebuild(tmp_path, encoder):
     path = tmp_path / "hnsw"
     with StoreWriter(path) as writer:
+        assert writer.db is not None
         vectors = encoder.encode([d.text for d in docs(30)])
         writer.db.executemany(
             "INSERT INTO documents (id, text, metadata, hash, vector) VALUES (?, ?, '{}', ?, ?)",
@@ -254,7 +256,7 @@ def test_verify_finds_and_repair_fixes_faiss_damage(index, encoder, damage):
         file.write_bytes(bytes(data))
     else:  # a well-formed FAISS file whose ids are not SQLite's
         other = faiss.read_index(str(file))
-        other.remove_ids(np.array([1, 2], dtype=np.int64))
+        other.remove_ids(np.array([1, 2], dtype=np.int64))  # type: ignore[arg-type]  # faiss's stubs leave out remove_ids(id array)
         other.add_with_ids(np.eye(1, 16, dtype=np.float32), np.array([999], dtype=np.int64))
         faiss.write_index(other, str(file))
         _rewrite_manifest_entry(index, "faiss")
@@ -279,7 +281,7 @@ def test_verify_reports_sqlite_damage_as_not_repairable(index, encoder):
 def test_verify_catches_a_row_missing_from_faiss_even_with_good_checksums(index, encoder):
     file = _faiss_file(index)
     other = faiss.read_index(str(file))
-    other.remove_ids(np.array([3], dtype=np.int64))
+    other.remove_ids(np.array([3], dtype=np.int64))  # type: ignore[arg-type]  # faiss's stubs leave out remove_ids(id array)
     faiss.write_index(other, str(file))
     _rewrite_manifest_entry(index, "faiss")
     report = verify_index(index.path, encoder=encoder)
