@@ -13,11 +13,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-pytest.importorskip("fastapi")
-
-from simsearch.index import Index  # noqa: E402
-from simsearch.readers import Document  # noqa: E402
-from tests.server.helpers import DOCS  # noqa: E402
+from simsearch.index import Index
+from simsearch.readers import Document
+from tests.server.helpers import DOCS
 
 
 def call(
