@@ -37,6 +37,7 @@ import resource
 import sqlite3
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -149,7 +150,7 @@ def sweep(
             param: value,
             **{name: ann.recall_at_k(index, db, dim, *group) for name, group in groups.items()},
         }
-        times = [timed(lambda q=q: index.search(q[None, :], 10)) for q in queries[:200]]
+        times = [timed(partial(index.search, q[None, :], 10)) for q in queries[:200]]
         rows.append({**row, "p50_ms": percentile(times, 50) * 1000})
     return rows
 
@@ -215,7 +216,7 @@ def build_and_measure(
     file = FaissFile(built.index, built.description)
     for q in queries[:40]:  # warm-up (an exact index moves its vectors to huge pages at query 32)
         file.search(q[None, :], 10)
-    single = [timed(lambda q=q: file.search(q[None, :], 10)) for q in queries[:300]]
+    single = [timed(partial(file.search, q[None, :], 10)) for q in queries[:300]]
     batch = timed(lambda: file.search(queries, 10))
     size = Path(index_path).stat().st_size
     Path(index_path).unlink()  # 1.5-1.8 GB each: only its size is needed
