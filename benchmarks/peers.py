@@ -26,7 +26,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, cast
 
 import numpy as np
 
@@ -53,7 +53,7 @@ class Chroma:
             model_name=model_dir, device="cpu", normalize_embeddings=True
         )
         self.collection = self.client.create_collection(
-            "bench", embedding_function=self.embed, metadata={"hnsw:space": "cosine"}
+            "bench", embedding_function=cast(Any, self.embed), metadata={"hnsw:space": "cosine"}
         )
 
     def add_texts(self, texts: list[str]) -> None:
