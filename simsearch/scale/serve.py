@@ -2,9 +2,9 @@
 
 ``Index.open(name, ray="auto")`` (and ``simsearch serve NAME --ray``) returns a :class:`RayIndex`:
 the same methods and answers as a local sharded index (every search mode, metadata filters; the
-shards' answers are merged by the same rule, :mod:`simsearch.merging`), but every shard's FAISS and
-SQLite files are opened by its own actor, which may live on another machine of the cluster (the index directory must be
-reachable there under the same path). A shard actor that dies is restarted by Ray (it reopens
+shards' answers are merged by the same rule, :mod:`simsearch.merging`), but every shard's FAISS
+and SQLite files are opened by its own actor, which may live on another machine of the cluster
+(the index directory must be reachable there under the same path). A shard actor that dies is restarted by Ray (it reopens
 its files); the queries it was answering fail with :class:`~simsearch.errors.ShardUnavailableError`
 (HTTP 503), later ones are answered by the restarted actor.
 """
