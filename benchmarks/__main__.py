@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -66,7 +67,7 @@ def main() -> None:
         [
             f"# simsearch benchmarks ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)",
             "",
-            "Command: `python -m benchmarks " + " ".join(os.sys.argv[1:]) + "`",
+            "Command: `python -m benchmarks " + " ".join(sys.argv[1:]) + "`",
             "",
         ]
         + machine_lines()

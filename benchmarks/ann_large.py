@@ -32,6 +32,7 @@ import resource
 import sqlite3
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +129,7 @@ def sweep(
     samples, and here most of them are synthetic.
     """
     from simsearch.store import index_types as ann
+    from simsearch.store.faiss_file import apply_search_params
 
     rng = np.random.default_rng(11)
     count = db.execute("SELECT max(rowid) FROM documents").fetchone()[0]
@@ -138,12 +140,12 @@ def sweep(
         groups[name] = (vectors, ids, ann.exact_kth_scores(db, dim, vectors, ids))
     rows = []
     for value in values:
-        ann.apply_search_params(index, {param: value})
+        apply_search_params(index, {param: value})
         row = {
             param: value,
             **{name: ann.recall_at_k(index, db, dim, *group) for name, group in groups.items()},
         }
-        times = [timed(lambda q=q: index.search(q[None, :], 10)) for q in queries[:200]]
+        times = [timed(partial(index.search, q[None, :], 10)) for q in queries[:200]]
         rows.append({**row, "p50_ms": percentile(times, 50) * 1000})
     return rows
 
@@ -170,7 +172,7 @@ def build_and_measure(
     file = FaissFile(built.index, built.description)
     for q in queries[:40]:  # warm-up (an exact index moves its vectors to huge pages at query 32)
         file.search(q[None, :], 10)
-    single = [timed(lambda q=q: file.search(q[None, :], 10)) for q in queries[:300]]
+    single = [timed(partial(file.search, q[None, :], 10)) for q in queries[:300]]
     batch = timed(lambda: file.search(queries, 10))
     size = Path(index_path).stat().st_size
     Path(index_path).unlink()  # 1.5-1.8 GB each: only its size is needed

@@ -37,6 +37,7 @@ class SyntheticEncoder:
     """Clustered unit vectors, a fixed one per text (hash-seeded): stands in for the model."""
 
     model_id, model_path, pooling, max_length, dim = "bench/synthetic", Path("/nonexistent"), "mean", 256, DIM
+    precision = "fp32"
 
     def __init__(self, seed: int = 0) -> None:
         self.centres = np.random.default_rng(seed).standard_normal((256, DIM)).astype(np.float32)

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import logging
-import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence, overload
 
 import numpy as np
 
-from simsearch import __version__
 from simsearch.errors import IndexNotFoundError, InputError, ModelError, QueryError, SimsearchError
 from simsearch.store.home import locate
 from simsearch.readers import Document
@@ -22,59 +19,32 @@ from simsearch.store.manifest import EXACT_FACTORY, Manifest, identity_mismatch,
 from simsearch.store.reader import Store
 from simsearch.store.sql import batches, select_in
 from simsearch.store.faiss_file import from_blobs
-from simsearch.store.fingerprint import check_model_files, fingerprint_fields
-from simsearch.validate import check_document, json_ready, unicode_problem
+from simsearch.store.fingerprint import check_model_files
+from simsearch.hits import Hit
+from simsearch.manifest_fields import check_own_model, derived_id_rule, manifest_fields
+from simsearch.manifest_fields import model_dir as _model_dir  # the name the model checks use
+from simsearch.validate import check_document, check_queries, check_query
 
 if TYPE_CHECKING:
     from simsearch.encode import Encoder
     from simsearch.store.updates import AddStats, CompactStats, DeleteStats
     from simsearch.store.verify import VerifyReport
 
-log = logging.getLogger("simsearch")
+# Hit (simsearch.hits) and the query checks (simsearch.validate) are re-exported: callers import
+# them from here.
+__all__ = [
+    "BuildStats",
+    "Hit",
+    "Index",
+    "check_encoder",
+    "check_own_model",
+    "check_queries",
+    "check_query",
+    "derived_id_rule",
+    "load_encoder",
+]
+
 _CHUNK = 2048  # documents encoded and stored per step: memory stays flat as corpora grow
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One search result, ``rank`` starting at 1. ``score`` ranks the hits: the cosine in dense
-    mode, BM25 in lexical mode, the fused score in hybrid mode; ``cosine`` and ``bm25`` are each
-    side's own score where defined (None otherwise)."""
-
-    rank: int
-    id: str
-    score: float
-    text: str
-    metadata: dict[str, Any] = field(default_factory=dict)
-    cosine: float | None = None
-    bm25: float | None = None
-
-    def to_dict(self, query: str) -> dict[str, Any]:
-        """The hit as programs see it: ``query --json`` lines and the HTTP API share this shape.
-
-        Always valid JSON: a NaN or Infinity stored by an older version (in metadata, or a score
-        from a damaged vector) becomes null, with a warning on the log (stderr for the CLI).
-        """
-        score, bad_score = json_ready(round(self.score, 6))
-        metadata, bad_metadata = json_ready(self.metadata)
-        cosine, bad_cosine = json_ready(None if self.cosine is None else round(self.cosine, 6))
-        bm25, _ = json_ready(None if self.bm25 is None else round(self.bm25, 6))
-        if bad_score or bad_metadata or bad_cosine:
-            log.warning(
-                "warning: document %r has %s; written as null (re-add the document with finite "
-                "values, and run `simsearch verify` on the index)",
-                self.id,
-                "NaN or Infinity in its metadata" if bad_metadata else "a non-finite score",
-            )
-        return {
-            "query": query,
-            "rank": self.rank,
-            "id": self.id,
-            "score": score,
-            "text": self.text,
-            "metadata": metadata,
-            "cosine": cosine,
-            "bm25": bm25,
-        }
 
 
 @dataclass(frozen=True)
@@ -485,33 +455,6 @@ class Index:
         self._store.close()
 
 
-def check_queries(query: str | Sequence[str], k: Any, min_score: Any = None) -> list[str]:
-    """The queries of a search as a list, checked by :func:`check_query`."""
-    queries: list[str] = [query] if isinstance(query, str) else list(query)
-    if not queries:
-        raise QueryError("no query given")
-    check_query(queries, k, min_score)
-    return queries
-
-
-def check_query(queries: Sequence[Any], k: Any, min_score: Any) -> None:
-    """Refuse what no search can answer: empty or invalid text, k not a whole number >= 1,
-    ``min_score`` not a finite number (before any of it reaches a shared batch)."""
-    for number, q in enumerate(queries, 1):
-        if not isinstance(q, str) or not q.strip():
-            raise QueryError("empty query; give some text to search for")
-        problem = unicode_problem(q)
-        if problem:
-            where = "query" if len(queries) == 1 else f"query {number}"
-            raise QueryError(f"{where}: {problem}")
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise QueryError(f"k must be a whole number of at least 1, got {k!r}")
-    if min_score is not None and (
-        isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not math.isfinite(min_score)
-    ):  # NaN would silently drop every hit
-        raise QueryError(f"min_score must be a finite number (a cosine, -1 to 1), got {min_score!r}")
-
-
 def check_encoder(manifest: Manifest, encoder: Encoder) -> None:
     """Refuse an encoder whose model, pooling, dimension or precision differs from the index's."""
     problem = identity_mismatch(manifest.identity, identity_of(encoder))
@@ -583,7 +526,7 @@ def commit_build(
     if count == 0:
         raise InputError("the input holds no documents (only empty lines or records?)")
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    fields = _manifest_fields(encoder, path, now, now, truncated)
+    fields = manifest_fields(encoder, path, now, now, truncated)
     if lexical:
         from simsearch.store.lexical import new_settings
 
@@ -608,25 +551,6 @@ def check_unit_rows(vectors: Any, dim: int, docs: Sequence[Document]) -> np.ndar
     return matrix
 
 
-def foreign_embedding(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The manifest's ``embedding`` section: set when the vectors come from an embedding outside
-    simsearch (a LangChain ``Embeddings``), ``{"kind", "class", "dim"}``; None for our own models."""
-    section = manifest.get("embedding")
-    return section if isinstance(section, dict) else None
-
-
-def check_own_model(manifest: Mapping[str, Any]) -> None:
-    """Refuse to load a model for an index whose vectors come from a foreign embedding."""
-    foreign = foreign_embedding(manifest)
-    if foreign is not None:
-        raise ModelError(
-            f"index {manifest.get('name', '')!r} holds vectors from the {foreign.get('kind', 'external')} "
-            f"embedding {foreign.get('class', '?')!r} (dim {foreign.get('dim', manifest.get('dim'))}): "
-            "queries and additions need that embedding; open it with "
-            "simsearch.integrations.langchain.SimsearchVectorStore(embedding, path)"
-        )
-
-
 def _as_documents(items: Iterable[Document | str]) -> Iterator[Document]:
     """Documents as given, plain strings numbered from 1; blank texts are not documents."""
     for number, item in enumerate(items, 1):
@@ -634,49 +558,3 @@ def _as_documents(items: Iterable[Document | str]) -> Iterator[Document]:
         check_document(doc)
         if doc.text.strip():
             yield doc
-
-
-# This version's manifest keys about input handling, in one section of their own.
-INPUTS = {"derived_ids": "resolved"}
-
-
-def derived_id_rule(manifest: Mapping[str, Any]) -> str:
-    """The id rule an index was built under: indexes older than the rule keep paths as given,
-    so re-adding a source spelled as before still finds its documents."""
-    return str((manifest.get("inputs") or {}).get("derived_ids", "as-given"))
-
-
-def _model_dir(model_path: Any) -> Path | None:
-    """The model directory an encoder reads (None for test encoders without one)."""
-    return Path(model_path) if model_path and Path(model_path).is_dir() else None
-
-
-def _manifest_fields(
-    encoder: Encoder, path: Path, created: str, updated: str, truncated: int
-) -> dict[str, Any]:
-    fields = _identity_fields(encoder, path, created, updated, truncated)
-    return {**fields, **fingerprint_fields(fields, _model_dir(encoder.model_path))}
-
-
-def _identity_fields(
-    encoder: Encoder, path: Path, created: str, updated: str, truncated: int
-) -> dict[str, Any]:
-    return {
-        "name": path.name,
-        "simsearch_version": __version__,
-        "model": encoder.model_id,
-        "model_path": str(encoder.model_path),
-        "pooling": encoder.pooling,
-        "dim": encoder.dim,
-        "normalized": True,
-        "max_length": encoder.max_length,
-        "precision": getattr(encoder, "precision", "fp32"),
-        "metric": "inner_product",
-        "index_type": "flat",
-        "truncated": truncated,
-        "created": created,
-        "updated": updated,
-        # An adapter over a foreign embedding says so in its own section (see foreign_embedding).
-        **({"embedding": encoder.embedding_section} if hasattr(encoder, "embedding_section") else {}),
-        "inputs": dict(INPUTS),
-    }
