@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from simsearch.fusion import Fused
-from simsearch.index import Hit
+from simsearch.hits import Hit
 
 
 def merge_ranked(

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from simsearch.errors import ShardUnavailableError, SimsearchError
-from simsearch.index import Hit
+from simsearch.hits import Hit
 from simsearch.merging import as_faiss, dense_hit, fused_hits, merge_dense, merge_ranked
 from simsearch.readers import Document
 from simsearch.scale.cluster import LOCAL, first_line, import_ray, loopback_only
