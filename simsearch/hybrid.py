@@ -46,8 +46,10 @@ def search_store(
     mode: str,
     where: Mapping[str, Any] | None,
     encoder: Callable[[], Any],
+    weights: Sequence[float] | None = None,
 ) -> list[list[Fused]]:
-    """Ranked rows per query for ``mode`` among the documents ``where`` allows."""
+    """Ranked rows per query for ``mode`` among the documents ``where`` allows; ``weights``: each
+    query's dense weight in hybrid mode, when the caller computed them (else from ``encoder``)."""
     allowed = filters.allowed_rowids(store, store.db, where) if where else None
     if allowed is not None and len(allowed) == 0:
         return [[] for _ in queries]
@@ -64,9 +66,10 @@ def search_store(
     dense = _dense(store, vectors, depth, allowed)
     if mode == "dense":
         return [[Fused(r, s, s, None) for r, s in row] for row in dense]
-    from simsearch.encode.coverage import coverage
+    if weights is None:
+        from simsearch.encode.coverage import coverage
 
-    weights = [dense_weight(c) for c in coverage(model, queries)]
+        weights = [dense_weight(c) for c in coverage(model, queries)]
     analyzer = lexical.analyzer_of(store.manifest)
     assert analyzer is not None  # check_mode refused indexes without a lexical part
     return [
