@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from simsearch.errors import QueryError
-from simsearch.fusion import DEPTH, MODES, Fused, dense_weight, fuse
+from simsearch.fusion import MODES, Fused, candidates, dense_weight, fuse
 from simsearch.store import filters, lexical
 from simsearch.store.bm25 import Postings, best, lookup
 from simsearch.store.filtered import search_allowed, vectors_of
@@ -59,7 +59,7 @@ def search_store(
         return [[Fused(r, s, None, s) for r, s in postings.top(analyzer(q), k, allowed)] for q in queries]
     model = encoder()
     vectors = model.encode(list(queries))
-    depth = k if mode == "dense" else max(k, DEPTH)
+    depth = k if mode == "dense" else candidates(k)
     dense = _dense(store, vectors, depth, allowed)
     if mode == "dense":
         return [[Fused(r, s, s, None) for r, s in row] for row in dense]
