@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.corpus import vectors as corpus_vectors
+from benchmarks.corpus import shuffled, vectors as corpus_vectors
 from simsearch.analysis import Analyzer
 from simsearch.index import Index
 from simsearch.readers import Document
@@ -183,24 +183,27 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="simsearch-bench-") as tmp:
         home = Path(tmp)
         if sections & {"filters", "modes"}:
-            from simsearch.encode.torch_encoder import Encoder
-
             from simsearch.encode.onnx_encoder import prepare
+            from simsearch.encode.torch_encoder import Encoder
 
             real = Encoder()
             prepare(real)  # the ONNX query export a built index gets (build_from_vectors makes none)
             encoder = LookedUp(real, query_texts, query_vectors)
+        m = min(n, args.modes_n)
+        index = None
         if "filters" in sections:
             index = build(texts[:n], vectors[:n], home / "f", encoder, sel)
             filters(index, vectors[:n], sel, query_vectors)
-            index.close()
         if "modes" in sections:
-            m = min(n, args.modes_n)
-            index = build(texts[:m], vectors[:m], home / "m", encoder, sel[:m])
+            if index is None or m < n:  # the filter index serves when it has the same documents
+                if index is not None:
+                    index.close()
+                index = build(texts[:m], vectors[:m], home / "m", encoder, sel[:m])
             modes(index, query_texts)
+        if index is not None:
             index.close()
         if "lexical" in sections:
-            lexical_build(texts)
+            lexical_build(shuffled()[: args.n])  # texts only: no vectors needed
         if "build" in sections:
             build_side_by_side(texts[: args.build_n], home)
 
