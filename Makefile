@@ -24,7 +24,8 @@ demo: install
 test: install
 	$(PY) -m pytest -q
 
-# ruff (lint + format check) and mypy (strict on simsearch/); settings in pyproject.toml.
+# ruff (lint + format check) and mypy (strict on simsearch/, relaxed on tests/ and benchmarks/,
+# one run); settings in pyproject.toml.
 lint: install
 	$(VENV)/bin/ruff check simsearch tests benchmarks
 	$(VENV)/bin/ruff format --check simsearch tests benchmarks

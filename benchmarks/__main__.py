@@ -3,12 +3,14 @@
 python -m benchmarks                      # everything, defaults as in README.md, "Speed"
 python -m benchmarks --sections encoders --sentences 1000 --rounds 3
 python -m benchmarks --sections ann1m     # ANN at 1M vectors (real + synthetic), 15-20 min
+python -m benchmarks --sections peers --peer-build-docs 1000   # vs chromadb and LanceDB
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -17,7 +19,7 @@ from pathlib import Path
 from . import corpus
 from .stats import machine_lines
 
-SECTIONS = ("encoders", "latency", "cold", "exact", "ann", "ann1m", "breakeven", "rss")
+SECTIONS = ("encoders", "latency", "cold", "exact", "ann", "ann1m", "breakeven", "rss", "peers", "ivfpq")
 DEFAULT_SECTIONS = tuple(s for s in SECTIONS if s != "ann1m")  # ann1m: 15-20 min on 2 cores: on request
 
 
@@ -51,6 +53,12 @@ def main() -> None:
         help="vectors of the large ANN table (real ones + synthetic extension)",
     )
     parser.add_argument("--rss-sizes", default="1000,4000")
+    parser.add_argument(
+        "--ann1m-kinds", default="flat,auto,ivf", help="index types of the large ANN table (flat first)"
+    )
+    parser.add_argument(
+        "--peer-build-docs", type=int, default=1000, help="sentences each engine builds from text (peers)"
+    )
     parser.add_argument("--out", type=Path, default=corpus.RESULTS / "report.md")
     args = parser.parse_args()
     sections = [s for s in args.sections.split(",") if s]
@@ -66,7 +74,7 @@ def main() -> None:
         [
             f"# simsearch benchmarks ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)",
             "",
-            "Command: `python -m benchmarks " + " ".join(os.sys.argv[1:]) + "`",
+            "Command: `python -m benchmarks " + " ".join(sys.argv[1:]) + "`",
             "",
         ]
         + machine_lines()
@@ -80,7 +88,9 @@ def main() -> None:
             + encoders.run(corpus.sample(args.sentences), args.rounds, log)
             + [""]
         )
-    needs_vectors = {"latency", "cold", "exact", "ann", "ann1m", "breakeven"} & set(sections)
+    needs_vectors = {"latency", "cold", "exact", "ann", "ann1m", "breakeven", "peers", "ivfpq"} & set(
+        sections
+    )
     if needs_vectors:
         texts, vectors = corpus.vectors(args.real, encode=not args.no_encode, log=log)
         log(f"{len(texts)} real vectors available")
@@ -105,7 +115,7 @@ def main() -> None:
 
         out += (
             [f"## ANN at {args.ann1m_size:,} vectors", ""]
-            + ann_large.run(vectors, args.ann1m_size, log=log)
+            + ann_large.run(vectors, args.ann1m_size, log=log, kinds=tuple(args.ann1m_kinds.split(",")))
             + [""]
         )
     if "ann" in sections:
@@ -122,6 +132,27 @@ def main() -> None:
 
         sizes = [2_000, 5_000, 10_000, 20_000, 50_000, 100_000]
         out += ["## Exact vs ANN break-even", ""] + ann_table.break_even(vectors, sizes, log=log) + [""]
+    if "ivfpq" in sections:
+        from . import ivfpq
+
+        out += ["## ivfpq with a refine stage (quality, no timings)", ""] + ivfpq.run(vectors, log=log) + [""]
+    if "peers" in sections:
+        from . import peers, prebuilt
+
+        doc_texts, doc_vectors = prebuilt.extend(texts, vectors, args.docs)
+        out += (
+            ["## simsearch vs chromadb vs LanceDB", ""]
+            + peers.run(
+                corpus.shuffled()[: args.peer_build_docs],
+                doc_texts,
+                doc_vectors,
+                min(len(texts), args.docs),
+                corpus.sample(args.queries, seed=5),
+                args.rounds,
+                log,
+            )
+            + [""]
+        )
     if "rss" in sections:
         from . import rss
 

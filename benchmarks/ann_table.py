@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import faiss
@@ -37,7 +38,7 @@ def evaluate(db: sqlite3.Connection, dim: int, index: faiss.Index, queries: int 
     kth = ann.exact_kth_scores(db, dim, vectors, ids)
     recall = ann.recall_at_k(index, db, dim, vectors, ids, kth)
     file = FaissFile(index, "")
-    single = [timed(lambda v=v: file.search(v[None, :], 11)) for v in vectors[:300]]
+    single = [timed(partial(file.search, v[None, :], 11)) for v in vectors[:300]]
     batch = timed(lambda: file.search(vectors, 11))
     return {
         "recall": recall,
@@ -100,6 +101,11 @@ def run(vectors: np.ndarray, real: int, target: float = 0.95, log=print) -> list
     )
 
 
+def top10(data: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """The ten best rows of ``data`` for ``query`` by inner product, unordered (numpy's way)."""
+    return np.argpartition(-(data @ query), 10)[:10]
+
+
 def break_even(vectors: np.ndarray, sizes: list[int], target: float = 0.95, log=print) -> list[str]:
     """Single-query latency of exact FAISS, numpy and tuned HNSW as the collection grows."""
     rows = []
@@ -113,9 +119,7 @@ def break_even(vectors: np.ndarray, sizes: list[int], target: float = 0.95, log=
             approx = evaluate(db, dim, hnsw.index, queries=300)
             data = np.asarray(vectors[:n], dtype=np.float32)
             qs = data[:200]
-            numpy_ms = (
-                np.median([timed(lambda q=q: np.argpartition(-(data @ q), 10)[:10]) for q in qs]) * 1000
-            )
+            numpy_ms = np.median([timed(partial(top10, data, q)) for q in qs]) * 1000
             rows.append(
                 [
                     f"{n:,}",

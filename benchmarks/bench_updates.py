@@ -25,6 +25,7 @@ from simsearch.store.faiss_file import FaissFile, apply_changes, to_blob
 
 def build(path: Path, docs: int, dim: int, rng: np.random.Generator) -> None:
     with StoreWriter(path) as writer:
+        assert writer.db is not None
         for start in range(0, docs, 10000):
             n = min(10000, docs - start)
             vectors = rng.standard_normal((n, dim)).astype(np.float32)
@@ -45,6 +46,7 @@ def update(
     """One add of ``changes`` new documents plus a delete of as many; (total s, FAISS step s)."""
     started = time.perf_counter()
     with StoreWriter(path, update=True, rebuild=rebuild) as writer:
+        assert writer.db is not None and writer.previous is not None
         rows = writer.db.execute(
             "SELECT rowid FROM documents ORDER BY random() LIMIT ?", (changes,)
         ).fetchall()
@@ -58,6 +60,7 @@ def update(
                 "INSERT INTO documents (id, text, metadata, hash, vector) VALUES (?, 'new', '{}', '', ?)",
                 (f"n{rng.integers(1 << 62)}", to_blob(v)),
             )
+            assert cur.lastrowid is not None
             writer.changed.add(cur.lastrowid)
         writer.db.commit()
         faiss_started = time.perf_counter()
@@ -66,6 +69,7 @@ def update(
         else:
             entry = writer.previous["files"]["faiss"]
             old = FaissFile.read_checked(path / entry["name"], entry["sha256"])
+            assert old is not None  # its checksum matched
             apply_changes(old, writer.db, sorted(writer.changed), dim)
         faiss_seconds = time.perf_counter() - faiss_started
         writer.commit(dict(writer.previous), rebuild_builder(writer.previous))  # does the step again

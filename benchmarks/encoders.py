@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import statistics
+from functools import partial
+
 import numpy as np
 
 from .stats import summary, table, timed
@@ -23,7 +25,7 @@ def run(texts: list[str], rounds: int, log=print) -> list[str]:
         )
     }
     for precision, encoder in variants.items():
-        runners[f"simsearch --precision {precision}"] = lambda e=encoder: e.encode(texts)
+        runners[f"simsearch --precision {precision}"] = partial(encoder.encode, texts)
     txtai_runner = _txtai(model_path, texts)
     if txtai_runner is not None:
         runners["txtai Embeddings.index (same model path)"] = txtai_runner

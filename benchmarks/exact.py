@@ -64,10 +64,10 @@ def run(vectors: np.ndarray, sizes: list[int], rounds: int = 3, queries: int = 2
             for q in asked[:40]:  # warm up; simsearch moves its vectors to huge pages at query 32
                 for fn in runners.values():
                     fn(q)
-            p50 = {name: [] for name in names}
-            ratios = {name: [] for name in names}
+            p50: dict[str, list[float]] = {name: [] for name in names}
+            ratios: dict[str, list[float]] = {name: [] for name in names}
             for r in range(rounds):
-                times = {name: [] for name in names}
+                times: dict[str, list[float]] = {name: [] for name in names}
                 for i, q in enumerate(asked):
                     order = names[(i + r) % len(names) :] + names[: (i + r) % len(names)]
                     for name in order:

@@ -153,7 +153,7 @@ def build_side_by_side(texts: list[str], home: Path) -> None:
 
     encoder = Encoder()
     docs = [Document(f"s{i}", t, {}) for i, t in enumerate(texts)]
-    walls = {}
+    walls: dict[bool, list[float]] = {}
     for lexical_part in (False, True, False, True):  # alternated, twice
         started = time.perf_counter()
         Index.build(docs, home / "b", encoder, force=True, lexical=lexical_part).close()

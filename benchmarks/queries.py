@@ -7,6 +7,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,7 @@ def warm_latency(
             fn(q)
         per_round = []
         for _ in range(rounds):
-            times = [timed(lambda q=q: fn(q)) for q in queries]
+            times = [timed(partial(fn, q)) for q in queries]
             per_round.append((percentile(times, 50), percentile(times, 90)))
         p50, p90 = [r[0] for r in per_round], [r[1] for r in per_round]
         rows.append([label, summary(p50, 1000, 2), summary(p90, 1000, 2)])

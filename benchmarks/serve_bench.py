@@ -62,7 +62,7 @@ class RandomVectors:
 
         model = Encoder()
         self.model_id, self.model_path, self.pooling = model.model_id, model.model_path, model.pooling
-        self.dim, self.max_length = model.dim, model.max_length
+        self.dim, self.max_length, self.precision = model.dim, model.max_length, model.precision
         self._rng = np.random.default_rng(0)
 
     def encode_counting(self, texts, **kwargs):
@@ -70,6 +70,9 @@ class RandomVectors:
 
         vectors = self._rng.standard_normal((len(texts), self.dim)).astype(np.float32)
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True), 0
+
+    def encode(self, texts, **kwargs):
+        return self.encode_counting(texts, **kwargs)[0]
 
 
 def ensure_index(home: Path, name: str, texts: list[str], vectors: str) -> None:
@@ -84,8 +87,9 @@ def ensure_index(home: Path, name: str, texts: list[str], vectors: str) -> None:
         pass
     print(f"building {home / name}: {len(texts)} documents (once; reused by later runs)...", flush=True)
     encoder = RandomVectors() if vectors == "random" else None
-    index = Index.build(texts, name, encoder, index_dir=home, force=True)
-    print(f"built in {index.last_build.seconds:.0f} s ({index.last_build.per_second:.0f} documents/s)")
+    stats = Index.build(texts, name, encoder, index_dir=home, force=True).last_build
+    assert stats is not None  # set by every build
+    print(f"built in {stats.seconds:.0f} s ({stats.per_second:.0f} documents/s)")
 
 
 def cached_index(home: Path, name: str, docs: int) -> tuple[list[str], list[str]]:

@@ -19,6 +19,8 @@ PACKAGES = (
     "numpy",
     "tokenizers",
     "txtai",
+    "chromadb",
+    "lancedb",
 )
 
 

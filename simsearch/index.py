@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import logging
-import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence, overload
 
 import numpy as np
 
-from simsearch import __version__
 from simsearch.errors import IndexNotFoundError, InputError, ModelError, QueryError, SimsearchError
 from simsearch.store.home import locate
 from simsearch.readers import Document
@@ -22,59 +19,32 @@ from simsearch.store.manifest import EXACT_FACTORY, Manifest, identity_mismatch,
 from simsearch.store.reader import Store
 from simsearch.store.sql import batches, select_in
 from simsearch.store.faiss_file import from_blobs
-from simsearch.store.fingerprint import check_model_files, fingerprint_fields
-from simsearch.validate import check_document, json_ready, unicode_problem
+from simsearch.store.fingerprint import check_model_files
+from simsearch.hits import Hit
+from simsearch.manifest_fields import check_own_model, derived_id_rule, manifest_fields
+from simsearch.manifest_fields import model_dir as _model_dir  # the name the model checks use
+from simsearch.validate import check_document, check_queries, check_query
 
 if TYPE_CHECKING:
     from simsearch.encode import Encoder
     from simsearch.store.updates import AddStats, CompactStats, DeleteStats
     from simsearch.store.verify import VerifyReport
 
-log = logging.getLogger("simsearch")
+# Hit (simsearch.hits) and the query checks (simsearch.validate) are re-exported: callers import
+# them from here.
+__all__ = [
+    "BuildStats",
+    "Hit",
+    "Index",
+    "check_encoder",
+    "check_own_model",
+    "check_queries",
+    "check_query",
+    "derived_id_rule",
+    "load_encoder",
+]
+
 _CHUNK = 2048  # documents encoded and stored per step: memory stays flat as corpora grow
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One search result, ``rank`` starting at 1. ``score`` ranks the hits: the cosine in dense
-    mode, BM25 in lexical mode, the fused score in hybrid mode; ``cosine`` and ``bm25`` are each
-    side's own score where defined (None otherwise)."""
-
-    rank: int
-    id: str
-    score: float
-    text: str
-    metadata: dict[str, Any] = field(default_factory=dict)
-    cosine: float | None = None
-    bm25: float | None = None
-
-    def to_dict(self, query: str) -> dict[str, Any]:
-        """The hit as programs see it: ``query --json`` lines and the HTTP API share this shape.
-
-        Always valid JSON: a NaN or Infinity stored by an older version (in metadata, or a score
-        from a damaged vector) becomes null, with a warning on the log (stderr for the CLI).
-        """
-        score, bad_score = json_ready(round(self.score, 6))
-        metadata, bad_metadata = json_ready(self.metadata)
-        cosine, bad_cosine = json_ready(None if self.cosine is None else round(self.cosine, 6))
-        bm25, _ = json_ready(None if self.bm25 is None else round(self.bm25, 6))
-        if bad_score or bad_metadata or bad_cosine:
-            log.warning(
-                "warning: document %r has %s; written as null (re-add the document with finite "
-                "values, and run `simsearch verify` on the index)",
-                self.id,
-                "NaN or Infinity in its metadata" if bad_metadata else "a non-finite score",
-            )
-        return {
-            "query": query,
-            "rank": self.rank,
-            "id": self.id,
-            "score": score,
-            "text": self.text,
-            "metadata": metadata,
-            "cosine": cosine,
-            "bm25": bm25,
-        }
 
 
 @dataclass(frozen=True)
@@ -175,6 +145,7 @@ class Index:
         target_recall: float = 0.95,
         shards: int | None = None,
         lexical: bool = True,
+        tune_queries: Sequence[str] | None = None,
     ) -> Index:
         """Encode ``documents`` (Documents or plain strings) and write a new index atomically.
 
@@ -184,7 +155,9 @@ class Index:
         shards routed by id hash (a :class:`~simsearch.sharded.ShardedIndex`, each shard of that
         index type); ``None`` writes the plain single-directory layout. ``lexical`` adds the
         BM25 part (an SQLite FTS5 table over analysed tokens, see :mod:`simsearch.store.lexical`)
-        that the lexical and hybrid search modes use.
+        that the lexical and hybrid search modes use. ``tune_queries`` (texts like the ones users
+        will ask) tune the ANN search instead of a sample of the stored vectors; they are kept
+        with the index, so later rebuilds (add, delete, compact) tune on them again.
 
         Raises :class:`~simsearch.errors.IndexExistsError` if it exists and ``force`` is False,
         and :class:`~simsearch.errors.InputError` for duplicate ids or an empty input; in every
@@ -200,13 +173,23 @@ class Index:
         builder(index_type, target_recall)  # bad types fail before any encoding
         path = locate(name_or_path, index_dir)
         started = time.perf_counter()
+        tune_vectors = encode_tune_queries(encoder, tune_queries)  # bad queries fail before documents
         truncated = 0
         with open_sink(path, shards=shards, force=force) as sink:
             for chunk in batches(_as_documents(documents), _CHUNK):
                 vectors, cut = encoder.encode_counting([d.text for d in chunk], progress=progress)
                 truncated += cut
                 sink.write(chunk, vectors)
-            count = commit_build(sink, encoder, path, truncated, index_type, target_recall, lexical=lexical)
+            count = commit_build(
+                sink,
+                encoder,
+                path,
+                truncated,
+                index_type,
+                target_recall,
+                lexical=lexical,
+                tune_vectors=tune_vectors,
+            )
         from simsearch.encode.onnx_encoder import prepare
 
         prepare(encoder)  # export for fast queries now, while the model is loaded anyway
@@ -227,12 +210,14 @@ class Index:
         index_type: str = "auto",
         target_recall: float = 0.95,
         shards: int | None = None,
+        tune_queries: Sequence[str] | None = None,
     ) -> Index:
         """Write a new index from documents whose vectors are already computed: no encoding.
 
         ``batches`` yields (documents, float32 ``(n, dim)`` unit rows). ``encoder`` is the model
         the vectors came from: it is recorded in the manifest and encodes the queries (it is not
-        run here). Rows that are not finite unit vectors of its dimension are refused.
+        run on the documents; it encodes ``tune_queries``, as in :meth:`build`). Rows that are not
+        finite unit vectors of its dimension are refused.
         """
         from simsearch.store.bulk import open_sink
         from simsearch.store.index_types import builder
@@ -240,10 +225,11 @@ class Index:
         builder(index_type, target_recall)  # bad types fail before anything is read
         path = locate(name_or_path, index_dir)
         started = time.perf_counter()
+        tune_vectors = encode_tune_queries(encoder, tune_queries)
         with open_sink(path, shards=shards, force=force) as sink:
             for docs, vectors in batches:
                 sink.write(list(docs), check_unit_rows(vectors, int(encoder.dim), docs))
-            count = commit_build(sink, encoder, path, 0, index_type, target_recall)
+            count = commit_build(sink, encoder, path, 0, index_type, target_recall, tune_vectors=tune_vectors)
         index = _open_path(path)
         index._encoder = encoder  # the model the vectors came from encodes the queries
         index.last_build = BuildStats(count, 0, time.perf_counter() - started)
@@ -485,33 +471,6 @@ class Index:
         self._store.close()
 
 
-def check_queries(query: str | Sequence[str], k: Any, min_score: Any = None) -> list[str]:
-    """The queries of a search as a list, checked by :func:`check_query`."""
-    queries: list[str] = [query] if isinstance(query, str) else list(query)
-    if not queries:
-        raise QueryError("no query given")
-    check_query(queries, k, min_score)
-    return queries
-
-
-def check_query(queries: Sequence[Any], k: Any, min_score: Any) -> None:
-    """Refuse what no search can answer: empty or invalid text, k not a whole number >= 1,
-    ``min_score`` not a finite number (before any of it reaches a shared batch)."""
-    for number, q in enumerate(queries, 1):
-        if not isinstance(q, str) or not q.strip():
-            raise QueryError("empty query; give some text to search for")
-        problem = unicode_problem(q)
-        if problem:
-            where = "query" if len(queries) == 1 else f"query {number}"
-            raise QueryError(f"{where}: {problem}")
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise QueryError(f"k must be a whole number of at least 1, got {k!r}")
-    if min_score is not None and (
-        isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not math.isfinite(min_score)
-    ):  # NaN would silently drop every hit
-        raise QueryError(f"min_score must be a finite number (a cosine, -1 to 1), got {min_score!r}")
-
-
 def check_encoder(manifest: Manifest, encoder: Encoder) -> None:
     """Refuse an encoder whose model, pooling, dimension or precision differs from the index's."""
     problem = identity_mismatch(manifest.identity, identity_of(encoder))
@@ -574,22 +533,45 @@ def commit_build(
     target_recall: float,
     *,
     lexical: bool = True,
+    tune_vectors: np.ndarray | None = None,
 ) -> int:
     """Commit a build's sink (local or Ray); returns the document count. Empty input is an error.
 
     ``lexical`` records the analyzer settings, and the writer then builds the BM25 part of each
-    index directory (each shard of a sharded one) in the same commit."""
+    index directory (each shard of a sharded one) in the same commit. ``tune_vectors``: see
+    :func:`encode_tune_queries`."""
     count = sink.count()
     if count == 0:
         raise InputError("the input holds no documents (only empty lines or records?)")
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    fields = _manifest_fields(encoder, path, now, now, truncated)
+    fields = manifest_fields(encoder, path, now, now, truncated)
     if lexical:
         from simsearch.store.lexical import new_settings
 
         fields["lexical"] = new_settings()
-    sink.commit(fields, index_type, target_recall)
+    sink.commit(fields, index_type, target_recall, tune_vectors)
     return int(count)
+
+
+def encode_tune_queries(encoder: Any, queries: Sequence[str] | None) -> np.ndarray | None:
+    """The ANN tuning queries as vectors of the index's model (None: tune on stored vectors).
+
+    More than :data:`~simsearch.store.tuning.TUNE_QUERIES` are thinned to that many, drawn
+    reproducibly, so a long query log costs a bounded encoding and tuning time.
+    """
+    if queries is None:
+        return None
+    if isinstance(queries, str):
+        raise InputError("tune_queries is a list of query texts, not one string")
+    from simsearch.store.tuning import TUNE_QUERIES
+
+    texts = [q.strip() for q in queries if q.strip()]
+    if not texts:
+        raise InputError("the tuning queries hold no query (only empty lines?); give one query per line")
+    if len(texts) > TUNE_QUERIES:
+        picks = np.sort(np.random.default_rng(0).choice(len(texts), TUNE_QUERIES, replace=False))
+        texts = [texts[i] for i in picks]
+    return np.asarray(encoder.encode(texts), dtype=np.float32)
 
 
 def check_unit_rows(vectors: Any, dim: int, docs: Sequence[Document]) -> np.ndarray:
@@ -608,25 +590,6 @@ def check_unit_rows(vectors: Any, dim: int, docs: Sequence[Document]) -> np.ndar
     return matrix
 
 
-def foreign_embedding(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The manifest's ``embedding`` section: set when the vectors come from an embedding outside
-    simsearch (a LangChain ``Embeddings``), ``{"kind", "class", "dim"}``; None for our own models."""
-    section = manifest.get("embedding")
-    return section if isinstance(section, dict) else None
-
-
-def check_own_model(manifest: Mapping[str, Any]) -> None:
-    """Refuse to load a model for an index whose vectors come from a foreign embedding."""
-    foreign = foreign_embedding(manifest)
-    if foreign is not None:
-        raise ModelError(
-            f"index {manifest.get('name', '')!r} holds vectors from the {foreign.get('kind', 'external')} "
-            f"embedding {foreign.get('class', '?')!r} (dim {foreign.get('dim', manifest.get('dim'))}): "
-            "queries and additions need that embedding; open it with "
-            "simsearch.integrations.langchain.SimsearchVectorStore(embedding, path)"
-        )
-
-
 def _as_documents(items: Iterable[Document | str]) -> Iterator[Document]:
     """Documents as given, plain strings numbered from 1; blank texts are not documents."""
     for number, item in enumerate(items, 1):
@@ -634,49 +597,3 @@ def _as_documents(items: Iterable[Document | str]) -> Iterator[Document]:
         check_document(doc)
         if doc.text.strip():
             yield doc
-
-
-# This version's manifest keys about input handling, in one section of their own.
-INPUTS = {"derived_ids": "resolved"}
-
-
-def derived_id_rule(manifest: Mapping[str, Any]) -> str:
-    """The id rule an index was built under: indexes older than the rule keep paths as given,
-    so re-adding a source spelled as before still finds its documents."""
-    return str((manifest.get("inputs") or {}).get("derived_ids", "as-given"))
-
-
-def _model_dir(model_path: Any) -> Path | None:
-    """The model directory an encoder reads (None for test encoders without one)."""
-    return Path(model_path) if model_path and Path(model_path).is_dir() else None
-
-
-def _manifest_fields(
-    encoder: Encoder, path: Path, created: str, updated: str, truncated: int
-) -> dict[str, Any]:
-    fields = _identity_fields(encoder, path, created, updated, truncated)
-    return {**fields, **fingerprint_fields(fields, _model_dir(encoder.model_path))}
-
-
-def _identity_fields(
-    encoder: Encoder, path: Path, created: str, updated: str, truncated: int
-) -> dict[str, Any]:
-    return {
-        "name": path.name,
-        "simsearch_version": __version__,
-        "model": encoder.model_id,
-        "model_path": str(encoder.model_path),
-        "pooling": encoder.pooling,
-        "dim": encoder.dim,
-        "normalized": True,
-        "max_length": encoder.max_length,
-        "precision": getattr(encoder, "precision", "fp32"),
-        "metric": "inner_product",
-        "index_type": "flat",
-        "truncated": truncated,
-        "created": created,
-        "updated": updated,
-        # An adapter over a foreign embedding says so in its own section (see foreign_embedding).
-        **({"embedding": encoder.embedding_section} if hasattr(encoder, "embedding_section") else {}),
-        "inputs": dict(INPUTS),
-    }

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from simsearch.errors import InputError, ModelError, SimsearchError
-from simsearch.readers import _DEFAULT_TEXT_FIELD, Document, ReadOptions, _make_document, _split
+from simsearch.records import DEFAULT_TEXT_FIELD, Document, ReadOptions, make_document, split_documents
 
 PARQUET_BATCH = 1024  # rows decoded at a time: memory stays flat whatever the file's size
 
@@ -39,7 +39,7 @@ def read_parquet(
     a file split into row ranges gives the same documents as the whole file.
     """
     for docs, _ in parquet_batches(path, options, start=start, stop=stop):
-        yield from _split(docs, options.split)
+        yield from split_documents(docs, options.split)
 
 
 def parquet_batches(
@@ -58,7 +58,7 @@ def parquet_batches(
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"{name}: not a readable Parquet file ({exc})") from None
     schema = file.schema_arrow
-    fields = options.text_fields or (_DEFAULT_TEXT_FIELD,)
+    fields = options.text_fields or (DEFAULT_TEXT_FIELD,)
     for wanted in (*fields, *([options.id_field] if options.id_field else []), *extra_columns):
         if schema.get_field_index(wanted) < 0:
             raise InputError(
@@ -92,7 +92,7 @@ def parquet_batches(
                 number = first + lo + offset + 1
                 for key in json_columns.intersection(record):
                     record[key] = _json_value(record[key], f"{name}:row {number}", key)
-                doc = _make_document(
+                doc = make_document(
                     _jsonable(record), fields, options.id_field, f"{name}:{number}", f"{name}:row {number}"
                 )
                 if spread in doc.metadata:

@@ -12,7 +12,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence, overload
 
 import numpy as np
 
@@ -73,7 +73,29 @@ class ShardedIndex(Index):
     def _identity(self) -> Manifest:
         return plain_view(self._top, self._stores[0])
 
-    def search(  # type: ignore[override]
+    # The overloads of Index.search: a str gives one list of hits, a list of queries one per query.
+    @overload
+    def search(  # type: ignore[overload-overlap]
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        min_score: float | None = None,
+        mode: str | None = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> list[Hit]: ...
+    @overload
+    def search(
+        self,
+        query: Sequence[str],
+        k: int = 10,
+        *,
+        min_score: float | None = None,
+        mode: str | None = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> list[list[Hit]]: ...
+
+    def search(
         self,
         query: str | Sequence[str],
         k: int = 10,

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
-from simsearch.errors import InputError
+from simsearch.errors import InputError, QueryError
 
 MAX_DEPTH = 64  # nesting of metadata values; deeper is not metadata but an attack on recursion
 
@@ -143,3 +143,30 @@ def json_ready(value: Any) -> tuple[Any, int]:
 def dumps(value: Any, **options: Any) -> str:
     """Strict JSON (never NaN or Infinity), non-ASCII kept as is."""
     return json.dumps(value, ensure_ascii=False, allow_nan=False, **options)
+
+
+def check_queries(query: str | Sequence[str], k: Any, min_score: Any = None) -> list[str]:
+    """The queries of a search as a list, checked by :func:`check_query`."""
+    queries: list[str] = [query] if isinstance(query, str) else list(query)
+    if not queries:
+        raise QueryError("no query given")
+    check_query(queries, k, min_score)
+    return queries
+
+
+def check_query(queries: Sequence[Any], k: Any, min_score: Any) -> None:
+    """Refuse what no search can answer: empty or invalid text, k not a whole number >= 1,
+    ``min_score`` not a finite number (before any of it reaches a shared batch)."""
+    for number, q in enumerate(queries, 1):
+        if not isinstance(q, str) or not q.strip():
+            raise QueryError("empty query; give some text to search for")
+        problem = unicode_problem(q)
+        if problem:
+            where = "query" if len(queries) == 1 else f"query {number}"
+            raise QueryError(f"{where}: {problem}")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise QueryError(f"k must be a whole number of at least 1, got {k!r}")
+    if min_score is not None and (
+        isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not math.isfinite(min_score)
+    ):  # NaN would silently drop every hit
+        raise QueryError(f"min_score must be a finite number (a cosine, -1 to 1), got {min_score!r}")

@@ -40,13 +40,17 @@ def write_vocab(directory: Path) -> Path:
 def make_tiny_model(directory: Path, kind: str = "bert", positions: int = 300, pooler: bool = True) -> Path:
     """Save a randomly initialised tiny BERT-family checkpoint with a WordPiece vocab."""
     import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast, DistilBertConfig, DistilBertModel
+    from transformers import BertConfig, BertModel, DistilBertConfig, DistilBertModel, PreTrainedModel
+
+    # transformers 5 keeps BertTokenizerFast (4.x's name) as a runtime alias its types do not show
+    from transformers import BertTokenizerFast  # type: ignore[attr-defined]
 
     torch.manual_seed(0)
     directory.mkdir(parents=True, exist_ok=True)
     vocab_file = write_vocab(directory)
     vocab_size = len(vocab_file.read_text(encoding="utf-8").splitlines())
     if kind == "bert":
+        model: PreTrainedModel
         config = BertConfig(
             vocab_size=vocab_size,
             hidden_size=32,
@@ -58,7 +62,7 @@ def make_tiny_model(directory: Path, kind: str = "bert", positions: int = 300, p
         )
         model = BertModel(config, add_pooling_layer=pooler)
     elif kind == "distilbert":
-        config = DistilBertConfig(
+        distil = DistilBertConfig(
             vocab_size=vocab_size,
             dim=32,
             n_layers=2,
@@ -67,7 +71,7 @@ def make_tiny_model(directory: Path, kind: str = "bert", positions: int = 300, p
             max_position_embeddings=positions,
             initializer_range=0.5,
         )
-        model = DistilBertModel(config)
+        model = DistilBertModel(distil)
     else:
         raise ValueError(kind)
     model.save_pretrained(directory)

@@ -9,6 +9,7 @@ import json
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -138,7 +139,8 @@ def test_huge_and_deep_json_are_one_line_errors(tmp_path: Path) -> None:
 
 def test_min_score_must_be_a_finite_cosine(fake_encoder, index_dir: Path) -> None:
     index = Index.build([Document("a", "the cat")], "idx", fake_encoder)
-    for bad in (float("nan"), float("inf"), float("-inf"), True, "0.5"):
+    bad: Any
+    for bad in (float("nan"), float("inf"), float("-inf"), True, "0.5"):  # wrong on purpose
         with pytest.raises(QueryError, match="min_score"):
             index.search("cat", min_score=bad)
     assert index.search("cat", min_score=-1)[0].id == "a"

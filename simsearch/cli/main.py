@@ -24,7 +24,7 @@ from simsearch.cli.options import (
     ray_option,
     reader_options,
 )
-from simsearch.errors import SimsearchError
+from simsearch.errors import InputError, SimsearchError
 from simsearch.encode.precision import PRECISIONS
 from simsearch.fusion import MODES
 from simsearch.readers import ReadOptions
@@ -91,6 +91,11 @@ def main() -> None:
     show_default=True,
     help="Recall@10 that ANN search parameters are tuned to reach.",
 )
+@lines_file_option(
+    "--tune-queries",
+    "Queries like your users' (one per line, - for stdin) to tune ANN search on "
+    "[default: 1,000 stored documents].",
+)
 @click.option(
     "--shards",
     type=click.IntRange(1, 1024),
@@ -146,6 +151,7 @@ def build(
     index_dir: str | None,
     force: bool,
     vectors_field: str | None,
+    tune_queries: str | None,
 ) -> None:
     """Build index NAME from SOURCE files, directories or - (stdin).
 
@@ -153,8 +159,16 @@ def build(
       simsearch build corpus.jsonl --name scifact \\
           --text-field title --text-field text --id-field _id
       simsearch build big.jsonl --name big --shards 8 --ray=auto --workers 16
+      simsearch build corpus.jsonl --name docs --index-type hnsw --tune-queries query-log.txt
     """
     options = ReadOptions(fmt, text_field, id_field, split)
+    tuning = None
+    if tune_queries is not None:  # read before any encoding, so a bad file costs nothing
+        from simsearch.readers import read_lines_from, read_queries
+
+        tuning = read_lines_from(tune_queries, read_queries)
+        if not tuning:
+            raise InputError(f"{tune_queries}: no queries in it (only empty lines?); give one query per line")
     if vectors_field:
         if ray_address is not None:
             raise click.UsageError("--vectors-field builds from stored vectors: no encoding, so no --ray")
@@ -174,6 +188,7 @@ def build(
             index_type=index_type,
             target_recall=target_recall,
             shards=shards,
+            tune_queries=tuning,
         )
     else:
         with progress_bar("encoding") as progress:
@@ -193,6 +208,7 @@ def build(
                     index_type=index_type,
                     target_recall=target_recall,
                     progress=progress,
+                    tune_queries=tuning,
                 )
             else:
                 from simsearch.encode.torch_encoder import Encoder
@@ -217,6 +233,7 @@ def build(
                     index_type=index_type,
                     target_recall=target_recall,
                     shards=shards,
+                    tune_queries=tuning,
                 )
     stats = index.last_build
     assert stats is not None  # set by Index.build
@@ -333,76 +350,10 @@ def list_(as_json: bool, index_dir: str | None) -> None:
             click.echo(line)
 
 
-@main.command()
-@click.argument("names", nargs=-1, required=True, metavar="NAME...")
-@click.option(
-    "--host",
-    default="127.0.0.1",
-    show_default=True,
-    help="Address to listen on; other than loopback only when you mean it.",
-)
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=8000,
-    show_default=True,
-    help="TCP port (0: any free one).",
-)
-@index_dir_option
-@click.option("--allow-writes", is_flag=True, help="Enable POST and DELETE /indexes/NAME/documents.")
-@click.option(
-    "--token-env",
-    metavar="VAR",
-    help="Writes and the OpenAI-compatible /v1 routes then need "
-    "'Authorization: Bearer <token>', the token held by $VAR "
-    "(required with --allow-writes on a --host other than loopback).",
-)
-@click.option(
-    "--allow-host",
-    "allow_hosts",
-    multiple=True,
-    metavar="NAME",
-    help="Also answer requests whose Host header is NAME (repeatable; '*' for any). "
-    "Loopback names, IP addresses and this machine's names are always accepted.",
-)
-@ray_option
-def serve(
-    names: tuple[str, ...],
-    host: str,
-    port: int,
-    index_dir: str | None,
-    allow_writes: bool,
-    token_env: str | None,
-    allow_hosts: tuple[str, ...],
-    ray_address: str | None,
-) -> None:
-    """Serve indexes NAME... over HTTP: a JSON API and a search page at /.
-
-    \b
-      simsearch serve notes scifact --port 8000
-      curl 'http://127.0.0.1:8000/indexes/notes/search?query=fresh+bread&k=3'
-
-    The indexes' models also answer OpenAI-style at /v1/embeddings and /v1/models.
-    """
-    from simsearch.server import ServeConfig, check_writes_guarded
-    from simsearch.server import serve as run_server
-
-    if allow_writes:
-        try:
-            check_writes_guarded(host, token_env is not None)
-        except SimsearchError as exc:
-            raise click.UsageError(str(exc)) from None
-    run_server(
-        ServeConfig(
-            names, host, port, index_dir, allow_writes, token_env, ray=ray_address, allowed_hosts=allow_hosts
-        ),
-        announce=lambda line: click.echo(line, err=True),
-    )
-
-
 from simsearch.cli.eval import eval_group  # noqa: E402  (eval and lifecycle commands live in their own modules)
 from simsearch.cli.updates import add, compact, delete, reindex_lexical, verify  # noqa: E402
 from simsearch.cli.export import export  # noqa: E402
+from simsearch.cli.serve import serve  # noqa: E402
 
 main.add_command(eval_group)
 main.add_command(add)
@@ -411,3 +362,4 @@ main.add_command(compact)
 main.add_command(verify)
 main.add_command(export)
 main.add_command(reindex_lexical)
+main.add_command(serve)

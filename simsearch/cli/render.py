@@ -132,9 +132,14 @@ def ann_line(manifest: dict[str, Any]) -> str:
         return f"Index type {kind} ({ann.get('factory', 'IDMap2,Flat')}): " + (
             "exact search" if exact else "no search parameter to tune"
         )
-    ((param, value),) = ann["search_params"].items()
+    params = ", ".join(f"{param}={value}" for param, value in ann["search_params"].items())
     met = "" if ann.get("target_met", True) else f" (below the target {ann['target_recall']})"
-    return (
-        f"Index type {kind} ({ann['factory']}): {param}={value} gives recall@10 "
-        f"{ann['recall_at_10']:.3f} on {ann['tune_queries']} held-out stored vectors{met}"
-    )
+    return f"Index type {kind} ({ann['factory']}): {params} gives recall@10 {ann['recall_at_10']:.3f} on {tuned_on(ann)}{met}"
+
+
+def tuned_on(ann: dict[str, Any]) -> str:
+    """What the ANN parameters were tuned on (indexes from before ``tuned_on`` used stored vectors)."""
+    sample = ann.get("tuned_on") or {"kind": "stored", "n": ann.get("tune_queries")}
+    if sample.get("kind") == "queries":
+        return f"{sample.get('n')} tuning queries (--tune-queries)"
+    return f"{sample.get('n')} held-out stored vectors"

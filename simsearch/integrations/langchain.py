@@ -28,109 +28,18 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
-from simsearch.errors import InputError, UnknownFieldError
-from simsearch.index import Hit, Index
+from simsearch.errors import InputError
+from simsearch.index import Index
+from simsearch.integrations.langchain_embeddings import EmbeddingEncoder, SimsearchEmbeddings, unit_rows
+from simsearch.integrations.langchain_filters import Filter, filtered_search, hit_document, to_where
 from simsearch.readers import Document
 from simsearch.store.manifest import MANIFEST, read_manifest
 
 if TYPE_CHECKING:
     from simsearch.encode import Encoder
 
-_OPS = {"$eq": "=", "$ne": "!=", "$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">=", "$in": "in"}
-Filter = dict[str, Any] | Callable[[LCDocument], bool] | None
-
-
-class SimsearchEmbeddings(Embeddings):
-    """simsearch's encoder as LangChain ``Embeddings``: unit float vectors, cosine = dot product.
-
-    Arguments as for :class:`~simsearch.encode.torch_encoder.Encoder` (``model`` defaults to the
-    bundled all-MiniLM-L6-v2), or an already loaded ``encoder``.
-    """
-
-    def __init__(
-        self,
-        model: str | None = None,
-        pooling: str = "auto",
-        *,
-        max_length: int | None = None,
-        precision: str = "fp32",
-        batch_size: int = 32,
-        device: str = "cpu",
-        encoder: Any = None,
-    ) -> None:
-        if encoder is None:
-            from simsearch.encode.torch_encoder import Encoder
-
-            encoder = Encoder(
-                model,
-                pooling,
-                max_length=max_length,
-                batch_size=batch_size,
-                device=device,
-                precision=precision,
-            )
-        self.encoder = encoder
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self.encoder.encode(list(texts)).tolist() if texts else []
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.encoder.encode([text])[0].tolist()
-
-
-class _EmbeddingEncoder:
-    """A LangChain ``Embeddings`` seen as a simsearch encoder: unit float32 rows, and the
-    manifest section that says where the vectors come from."""
-
-    pooling = "external"
-    max_length: int | None = None  # no token limit of ours applies
-    precision = "external"
-
-    def __init__(self, embedding: Embeddings, dim: int | None = None) -> None:
-        self.embedding = embedding
-        kind = type(embedding)
-        self.class_name = f"{kind.__module__}.{kind.__qualname__}"
-        self.model_id = self.model_path = f"langchain:{self.class_name}"
-        self.dim: int | None = dim
-
-    @property
-    def embedding_section(self) -> dict[str, Any]:
-        return {"kind": "langchain", "class": self.class_name, "dim": self.dim}
-
-    def encode_counting(
-        self,
-        texts: Sequence[str],
-        *,
-        batch_size: int | None = None,
-        progress: Callable[[int], None] | None = None,
-    ) -> tuple[np.ndarray, int]:
-        vectors = self.rows(self.embedding.embed_documents(list(texts)), len(texts))
-        if progress is not None:
-            progress(len(texts))
-        return vectors, 0
-
-    def encode(self, texts: Sequence[str], **kwargs: Any) -> np.ndarray:
-        return self.encode_counting(texts, **kwargs)[0]
-
-    def rows(self, raw: Any, count: int) -> np.ndarray:
-        return unit_rows(raw, count, self)
-
-
-def unit_rows(raw: Any, count: int, encoder: Any) -> np.ndarray:
-    """Vectors as float32 unit rows of the encoder's dimension (set on first use)."""
-    if not count:
-        return np.zeros((0, encoder.dim or 0), np.float32)
-    matrix = np.asarray(raw, dtype=np.float32).reshape(count, -1)
-    if not np.isfinite(matrix).all():
-        raise InputError("the embedding returned NaN or infinite values")
-    if encoder.dim is None:
-        encoder.dim = int(matrix.shape[1])
-    if matrix.shape[1] != encoder.dim:
-        raise InputError(
-            f"the embedding returned {matrix.shape[1]}-dim vectors; the index holds {encoder.dim}-dim ones"
-        )
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return matrix / np.maximum(norms, 1e-12)
+# Re-exported: the embeddings and the filters live in their own modules.
+__all__ = ["SimsearchEmbeddings", "SimsearchVectorStore", "filtered_search", "to_where", "unit_rows"]
 
 
 class SimsearchVectorStore(VectorStore):
@@ -160,7 +69,7 @@ class SimsearchVectorStore(VectorStore):
         self._lock = threading.RLock()
         own = isinstance(embedding, SimsearchEmbeddings)
         self._encoder: Any = (
-            embedding.encoder if isinstance(embedding, SimsearchEmbeddings) else _EmbeddingEncoder(embedding)
+            embedding.encoder if isinstance(embedding, SimsearchEmbeddings) else EmbeddingEncoder(embedding)
         )
         self._index: Index | None = None
         if (self.path / MANIFEST).is_file():
@@ -184,7 +93,7 @@ class SimsearchVectorStore(VectorStore):
         texts: Iterable[str],
         metadatas: list[dict[str, Any]] | None = None,
         *,
-        ids: list[str] | None = None,
+        ids: Sequence[str | None] | None = None,
         **kwargs: Any,
     ) -> list[str]:
         texts = list(texts)
@@ -258,7 +167,7 @@ class SimsearchVectorStore(VectorStore):
         if index is None:
             return []
         hits = filtered_search(index, self._query_row(embedding), k, filter)
-        return [(_hit_document(hit), hit.score) for hit in hits]
+        return [(hit_document(hit), hit.score) for hit in hits]
 
     def max_marginal_relevance_search(
         self,
@@ -294,7 +203,7 @@ class SimsearchVectorStore(VectorStore):
         ids, vectors = index.get_vectors([hit.id for hit in hits])
         by_id = {hit.id: hit for hit in hits}
         chosen = maximal_marginal_relevance(query[0], vectors.tolist(), lambda_mult=lambda_mult, k=k)
-        return [_hit_document(by_id[ids[n]]) for n in chosen]
+        return [hit_document(by_id[ids[n]]) for n in chosen]
 
     def _query_row(self, embedding: Sequence[float]) -> np.ndarray:
         return unit_rows([list(embedding)], 1, self._encoder)
@@ -319,51 +228,5 @@ class SimsearchVectorStore(VectorStore):
         return store
 
 
-def to_where(filter: dict[str, Any]) -> dict[str, Any]:
-    """LangChain's ``filter`` dict as simsearch's ``where`` ({field: value | {op: value}})."""
-    where: dict[str, Any] = {}
-    for field, condition in filter.items():
-        if field.startswith("$"):
-            raise InputError(f"filter operator {field!r} is not supported; give {{field: condition}} pairs")
-        if isinstance(condition, dict):
-            unknown = [op for op in condition if op not in _OPS]
-            if unknown:
-                raise InputError(
-                    f"filter on {field!r}: unknown operator {unknown[0]!r}; use one of {', '.join(_OPS)}"
-                )
-            where[field] = {_OPS[op]: value for op, value in condition.items()}
-        else:
-            where[field] = condition
-    return where
-
-
-def filtered_search(index: Index, query: np.ndarray, k: int, filter: Filter) -> list[Hit]:
-    """The ``k`` nearest documents that pass ``filter``.
-
-    A dict filter is simsearch's metadata filter (``where``), applied before ranking, so ``k``
-    hits come back whenever ``k`` documents match. A callable filter (LangChain's other form)
-    sees each candidate ``Document``: a post-filter over a widened candidate set (4k, then 4x
-    more until k match or the index is exhausted).
-    """
-    if filter is None:
-        return index.search_vectors(query, k)[0]
-    if not callable(filter):
-        try:
-            return index.search_vectors(query, k, where=to_where(filter))[0]
-        except UnknownFieldError:  # LangChain's stores: a field no document has matches nothing
-            return []
-    total, wanted = len(index), max(4 * k, 32)
-    while True:
-        hits = index.search_vectors(query, min(wanted, max(total, 1)))[0]
-        found = [hit for hit in hits if filter(_hit_document(hit))]
-        if len(found) >= k or wanted >= total:
-            return found[:k]
-        wanted *= 4
-
-
 def _to_langchain(doc: Document) -> LCDocument:
     return LCDocument(page_content=doc.text, metadata=doc.metadata, id=doc.id)
-
-
-def _hit_document(hit: Hit) -> LCDocument:
-    return LCDocument(page_content=hit.text, metadata=hit.metadata, id=hit.id)

@@ -142,9 +142,10 @@ def ray_build(
     index_type: str = "auto",
     target_recall: float = 0.95,
     progress: Callable[[int], None] | None = None,
+    tune_queries: Sequence[str] | None = None,
 ) -> Any:
     """Build the index at ``path`` on Ray; returns the opened :class:`~simsearch.index.Index`."""
-    from simsearch.index import BuildStats, _open_path, commit_build
+    from simsearch.index import BuildStats, _open_path, commit_build, encode_tune_queries
     from simsearch.store.bulk import open_sink
     from simsearch.store.index_types import builder
 
@@ -156,6 +157,7 @@ def ray_build(
             raise InputError(f"{source}: no such file or directory")
     started = time.perf_counter()
     encoder = spec.load()  # the driver's copy names the model in the manifest and exports ONNX
+    tune_vectors = encode_tune_queries(encoder, tune_queries)  # few: encoded here, not on Ray
     truncated = 0
     with connected(ray_options.address) as ray, open_sink(path, shards=shards, force=force) as sink:
         try:
@@ -173,7 +175,9 @@ def ray_build(
             raise SimsearchError(
                 f"the Ray build failed: {first_line(exc)}; the index was not changed"
             ) from None
-        count = commit_build(sink, encoder, path, truncated, index_type, target_recall)
+        count = commit_build(
+            sink, encoder, path, truncated, index_type, target_recall, tune_vectors=tune_vectors
+        )
     from simsearch.encode.onnx_encoder import prepare
 
     prepare(encoder)

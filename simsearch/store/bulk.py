@@ -47,7 +47,13 @@ class Sink(Protocol):
     def __exit__(self, *exc_info: Any) -> None: ...
     def write(self, docs: Sequence[Document], vectors: np.ndarray) -> None: ...
     def count(self) -> int: ...
-    def commit(self, fields: dict[str, Any], index_type: str, target_recall: float) -> Mapping[str, Any]: ...
+    def commit(
+        self,
+        fields: dict[str, Any],
+        index_type: str,
+        target_recall: float,
+        tune_vectors: np.ndarray | None = None,
+    ) -> Mapping[str, Any]: ...
 
 
 def open_sink(path: Path, *, shards: int | None = None, force: bool = False) -> Sink:
@@ -104,8 +110,14 @@ class PlainSink:
     def count(self) -> int:
         return _count(self._writer.db)
 
-    def commit(self, fields: dict[str, Any], index_type: str, target_recall: float) -> Mapping[str, Any]:
-        return self._writer.commit(fields, builder(index_type, target_recall))
+    def commit(
+        self,
+        fields: dict[str, Any],
+        index_type: str,
+        target_recall: float,
+        tune_vectors: np.ndarray | None = None,
+    ) -> Mapping[str, Any]:
+        return self._writer.commit(fields, builder(index_type, target_recall, tune_vectors))
 
 
 class ShardedSink:
@@ -176,10 +188,16 @@ class ShardedSink:
     def count(self) -> int:
         return sum(_count(writer.db) for writer in self._writers)
 
-    def commit(self, fields: dict[str, Any], index_type: str, target_recall: float) -> dict[str, Any]:
+    def commit(
+        self,
+        fields: dict[str, Any],
+        index_type: str,
+        target_recall: float,
+        tune_vectors: np.ndarray | None = None,
+    ) -> dict[str, Any]:
         """Build each shard's FAISS file, commit the shards, then the top manifest."""
         assert self._staging is not None
-        make = builder(index_type, target_recall)
+        make = builder(index_type, target_recall, tune_vectors)
         names = []
         for number, writer in enumerate(self._writers):
             name = part_name(number, self.generation)

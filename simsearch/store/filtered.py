@@ -41,6 +41,19 @@ def search_allowed(
         share = len(allowed) / max(1, faiss_file.ntotal)
         ef = int(min(MAX_EF, max(inner.hnsw.efSearch, k) / share))
         params: Any = _FAISS.SearchParametersHNSW(sel=selector, efSearch=max(ef, k))
+    elif isinstance(inner, faiss.IndexRefine) and hasattr(faiss_file.index, "id_map"):
+        # ivfpq's refine stage: its base index holds IDMap2's internal ids, and IDMap2 translates
+        # only the outer selector, so the base gets a translated one (and its tuned nprobe).
+        translated = _FAISS.IDSelectorTranslated(faiss_file.index.id_map, selector)
+        try:
+            base: Any = _FAISS.SearchParametersIVF(
+                sel=translated, nprobe=faiss.extract_index_ivf(inner).nprobe
+            )
+        except RuntimeError:
+            base = _FAISS.SearchParameters(sel=translated)
+        params = _FAISS.IndexRefineSearchParameters(
+            sel=selector, k_factor=inner.k_factor, base_index_params=base
+        )
     elif isinstance(inner, faiss.IndexIVF):
         params = _FAISS.SearchParametersIVF(sel=selector, nprobe=inner.nprobe)
     else:

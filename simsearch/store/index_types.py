@@ -1,11 +1,12 @@
 """Index types: exact or approximate (ANN) FAISS indexes, tuned to a measured recall.
 
 ``--index-type`` takes ``auto``, ``flat``, ``hnsw``, ``ivf``, ``ivfpq`` or any FAISS factory
-string. An ANN index is tuned after it is built: a sample of the stored vectors is searched as
-held-out queries (each query's own row is dropped from both answers), recall@10 is measured
-against exact search, and the smallest search parameter (``efSearch`` for HNSW, ``nprobe`` for
-IVF) that reaches the target recall is kept. The choice and the measured recall go into the
-manifest under ``ann``; the parameter is re-applied whenever the index is opened.
+string. An ANN index is tuned after it is built (:mod:`simsearch.store.tuning`): the user's
+tuning queries (``--tune-queries``) or a sample of the stored vectors are searched, recall@10 is
+measured against exact search, and the cheapest search parameters (``efSearch`` for HNSW,
+``nprobe`` for IVF, plus ``k_factor_rf`` for a refine stage) that reach the target recall are
+kept. The choice, the measured recall and what it was measured on go into the manifest under
+``ann``; the parameters are re-applied whenever the index is opened.
 """
 
 from __future__ import annotations
@@ -18,10 +19,18 @@ from typing import Any, Callable
 import faiss
 import numpy as np
 
-from simsearch.store.sql import select_in
 from simsearch.errors import InputError
-from simsearch.store.faiss_file import FaissFile, apply_search_params, describe, from_blobs, iter_vectors
+from simsearch.store.faiss_file import FaissFile, describe, iter_vectors
 from simsearch.store.manifest import EXACT_FACTORY, Manifest
+from simsearch.store.tuning import RECALL_K as RECALL_K
+from simsearch.store.tuning import TUNE_QUERIES as TUNE_QUERIES
+from simsearch.store.tuning import exact_kth_scores as exact_kth_scores
+from simsearch.store.tuning import fetch_vectors as fetch_vectors
+from simsearch.store.tuning import recall_at_k as recall_at_k
+from simsearch.store.tuning import recall_per_query as recall_per_query
+from simsearch.store.tuning import sample_rowids as sample_rowids
+from simsearch.store.tuning import smallest_reaching as smallest_reaching
+from simsearch.store.tuning import Tuned, sample_vectors, store_queries, tune
 
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivf", "ivfpq")
 #: ``auto`` keeps exact search up to this many vectors. Measured with ``python -m benchmarks``
@@ -31,12 +40,12 @@ INDEX_TYPES = ("auto", "flat", "hnsw", "ivf", "ivfpq")
 #: search already costs ~3 ms and at 100k ~7 ms, more than the whole 5 ms query budget.
 AUTO_EXACT_MAX = 20_000
 DEFAULT_TARGET_RECALL = 0.95
-RECALL_K = 10
-TUNE_QUERIES = 1000
 _TRAIN_PER_LIST = 50  # k-means wants 30-256 points per centroid; 50 keeps training quick
 _SEARCH_VALUES = {
     "efSearch": (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024),
     "nprobe": (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 1024),
+    # a refine stage re-scores k * k_factor_rf candidates with its finer codes
+    "k_factor_rf": (2, 4, 8, 16, 32, 64),
 }
 
 Builder = Callable[[sqlite3.Connection, int], "tuple[FaissFile, dict[str, Any]]"]
@@ -88,7 +97,11 @@ def factory_for(kind: str, count: int, dim: int) -> str:
     if kind == "ivfpq":
         # k-means wants >= 39 points per centroid (FAISS warns below that): 2**bits <= count / 39
         bits = max(1, min(8, int(math.log2(max(count // 39, 2)))))
-        return f"IVF{nlist},PQ{pq_subquantizers(dim)}x{bits}np"  # np: no slow polysemous training
+        # np: no slow polysemous training. PQ codes alone rank too coarsely to reach 0.95 (0.830
+        # with every list searched, 131k real vectors); Refine(SQ8) re-scores the best
+        # k * k_factor_rf candidates with 8-bit scalar codes (dim bytes a vector, not 4 * dim).
+        # FAISS's refine index takes no ids of its own, hence IDMap2.
+        return f"IDMap2,IVF{nlist},PQ{pq_subquantizers(dim)}x{bits}np,Refine(SQ8)"
     # IVF indexes take row ids themselves; anything else maps them with IDMap2.
     return kind if kind.startswith("IDMap") or _is_ivf(kind) else f"IDMap2,{kind}"
 
@@ -112,21 +125,37 @@ def _is_ivf(factory: str) -> bool:
     return isinstance(faiss.downcast_index(index), faiss.IndexIVF)
 
 
-def builder(index_type: str = "auto", target_recall: float = DEFAULT_TARGET_RECALL) -> Builder:
-    """A function building the FAISS index of a staged SQLite file, for ``StoreWriter.commit``."""
+def builder(
+    index_type: str = "auto",
+    target_recall: float = DEFAULT_TARGET_RECALL,
+    tune_vectors: np.ndarray | None = None,
+) -> Builder:
+    """A function building the FAISS index of a staged SQLite file, for ``StoreWriter.commit``.
+
+    ``tune_vectors`` (query vectors from the index's model) are kept in the SQLite file and tune
+    this index and every rebuild of it; without them a rebuild tunes on the queries kept before.
+    """
     check_index_type(index_type)
     check_target_recall(target_recall)
 
     def build(db: sqlite3.Connection, dim: int) -> tuple[FaissFile, dict[str, Any]]:
-        return build_index(db, dim, index_type, target_recall)
+        return build_index(db, dim, index_type, target_recall, tune_vectors)
 
     return build
 
 
 def build_index(
-    db: sqlite3.Connection, dim: int, index_type: str, target_recall: float
+    db: sqlite3.Connection,
+    dim: int,
+    index_type: str,
+    target_recall: float,
+    tune_vectors: np.ndarray | None = None,
 ) -> tuple[FaissFile, dict[str, Any]]:
     """Build, train and tune; returns the index and the manifest fields describing it."""
+    if tune_vectors is not None:
+        if tune_vectors.ndim != 2 or tune_vectors.shape[1] != dim or not len(tune_vectors):
+            raise InputError(f"tuning queries must be {dim}-dim vectors, got shape {tune_vectors.shape}")
+        store_queries(db, tune_vectors)
     count = db.execute("SELECT count(*) FROM documents").fetchone()[0]
     kind = choose_kind(index_type, count)
     factory = factory_for(kind, count, dim)
@@ -143,16 +172,17 @@ def build_index(
             f"{reason}; choose another --index-type"
         ) from None
     info: dict[str, Any] = {"requested": index_type, "factory": factory, "target_recall": target_recall}
-    param = search_parameter(index)
-    if param is None or count < 2:
+    knobs = search_knobs(index)
+    if not knobs or count < 2:
         info.update(recall_at_10=1.0 if _is_exact(index) else None, search_params={})
     else:
-        value, recall, queries = tune(db, dim, index, param, target_recall)
+        tuned = tune_search(db, dim, index, target_recall)
         info.update(
-            search_params={param: value},
-            recall_at_10=round(recall, 4),
-            target_met=recall >= target_recall,
-            tune_queries=queries,
+            search_params=tuned.params,
+            recall_at_10=round(tuned.recall, 4),
+            target_met=tuned.recall >= target_recall,
+            tune_queries=len(tuned.sample.ids),
+            tuned_on={"kind": tuned.sample.kind, "n": len(tuned.sample.ids)},
         )
     name = kind if kind in INDEX_TYPES else "factory"
     return FaissFile(index, describe(index)), {"index_type": name, "ann": info}
@@ -168,6 +198,52 @@ def _training_size(index: faiss.Index, count: int) -> int:
 
 def _is_exact(index: faiss.Index) -> bool:
     return describe(index) == "IndexFlat" or describe(index) == "IndexFlatIP"
+
+
+def tune_search(db: sqlite3.Connection, dim: int, index: faiss.Index, target_recall: float) -> Tuned:
+    """Tune (and set) the search parameters of a built ANN ``index`` of the vectors in ``db``."""
+    count = db.execute("SELECT count(*) FROM documents").fetchone()[0]
+    return tune(db, dim, index, search_knobs(index), target_recall, _cost(index, count, dim))
+
+
+def search_knobs(index: faiss.Index) -> dict[str, list[int]]:
+    """Each search parameter of ``index`` with the values the tuner tries (main knob first)."""
+    param = search_parameter(index)
+    if param is None:
+        return {}
+    knobs = {param: candidate_values(index, param)}
+    if isinstance(_unwrapped(index), faiss.IndexRefine):
+        knobs["k_factor_rf"] = list(_SEARCH_VALUES["k_factor_rf"])
+    return knobs
+
+
+def candidate_values(index: faiss.Index, param: str) -> list[int]:
+    values = list(_SEARCH_VALUES[param])
+    if param == "nprobe":
+        nlist = faiss.extract_index_ivf(index).nlist
+        values = [v for v in values if v < nlist] + [nlist]
+    return values
+
+
+def _unwrapped(index: faiss.Index) -> faiss.Index:
+    """The index inside an IDMap / IDMap2 wrapper (itself otherwise)."""
+    return faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap) else index
+
+
+def _cost(index: faiss.Index, count: int, dim: int) -> Callable[[dict[str, int]], float]:
+    """Rough work per query of a search setting, to compare settings that reach the target:
+    code bytes scanned in the probed lists plus the vectors a refine stage re-scores."""
+    try:
+        ivf = faiss.extract_index_ivf(index)
+        per_probe = count / ivf.nlist * ivf.code_size
+    except RuntimeError:
+        per_probe = 0.0
+
+    def cost(params: dict[str, int]) -> float:
+        rescored = params.get("efSearch", 0) + RECALL_K * params.get("k_factor_rf", 0)
+        return float(params.get("nprobe", 0) * per_probe + rescored * dim)
+
+    return cost
 
 
 def search_parameter(index: faiss.Index) -> str | None:
@@ -195,140 +271,3 @@ def keeps_kind(manifest: Manifest, count: int) -> bool:
     """
     requested = manifest.ann.get("requested", "flat")
     return choose_kind(requested, count) == choose_kind(requested, manifest.count)
-
-
-def sample_rowids(db: sqlite3.Connection, size: int, seed: int = 0) -> np.ndarray:
-    """``size`` row ids drawn without replacement (sorted), reproducibly."""
-    rowids = np.array([r[0] for r in db.execute("SELECT rowid FROM documents")], dtype=np.int64)
-    if size >= len(rowids):
-        return rowids
-    return np.sort(np.random.default_rng(seed).choice(rowids, size, replace=False))
-
-
-def sample_vectors(db: sqlite3.Connection, dim: int, size: int, seed: int = 0) -> np.ndarray:
-    return fetch_vectors(db, dim, sample_rowids(db, size, seed))
-
-
-def fetch_vectors(db: sqlite3.Connection, dim: int, rowids: np.ndarray) -> np.ndarray:
-    keys = [int(r) for r in rowids]
-    found = dict(select_in(db, "SELECT rowid, vector FROM documents WHERE rowid IN ({marks})", keys))
-    return from_blobs([found[r] for r in keys], dim)
-
-
-def exact_kth_scores(
-    db: sqlite3.Connection, dim: int, queries: np.ndarray, query_ids: np.ndarray, k: int = RECALL_K
-) -> np.ndarray:
-    """Per query, the exact k-th best score over the stored vectors, the query's own row excluded.
-
-    Streams the stored vectors in chunks, so memory stays at one chunk plus k scores per query.
-    """
-    best = np.full((len(queries), k), -np.inf, dtype=np.float32)
-    for ids, vectors in iter_vectors(db, dim):
-        scores = queries @ vectors.T
-        scores[query_ids[:, None] == ids[None, :]] = -np.inf  # held out: never its own neighbour
-        scores = np.concatenate([best, scores], axis=1)
-        best = -np.partition(-scores, k - 1, axis=1)[:, :k]
-    return best.min(axis=1)
-
-
-def recall_at_k(
-    index: faiss.Index,
-    db: sqlite3.Connection,
-    dim: int,
-    queries: np.ndarray,
-    query_ids: np.ndarray,
-    kth: np.ndarray,
-    k: int = RECALL_K,
-) -> float:
-    """Mean of :func:`recall_per_query`."""
-    return float(np.mean(recall_per_query(index, db, dim, queries, query_ids, kth, k)))
-
-
-def recall_per_query(
-    index: faiss.Index,
-    db: sqlite3.Connection,
-    dim: int,
-    queries: np.ndarray,
-    query_ids: np.ndarray,
-    kth: np.ndarray,
-    k: int = RECALL_K,
-) -> np.ndarray:
-    """Per query, the share of the k results (own row dropped) scoring at least the exact k-th best.
-
-    Judged by true score, not by id, so ties count: the corpus repeats some sentences dozens of
-    times, and any one of equal vectors is a right answer. Scores are recomputed from the stored
-    vectors because compressed indexes (PQ) return approximate ones.
-    """
-    _, found = index.search(queries, k + 1)
-    kept = [[int(i) for i in row if i != qid and i >= 0][:k] for row, qid in zip(found, query_ids)]
-    wanted = np.array(sorted({i for row in kept for i in row}), dtype=np.int64)
-    stored = dict(zip(wanted.tolist(), fetch_vectors(db, dim, wanted))) if len(wanted) else {}
-    recalls = np.ones(len(queries))
-    for n, (row, query, threshold) in enumerate(zip(kept, queries, kth)):
-        if np.isfinite(threshold):
-            recalls[n] = sum(float(stored[i] @ query) >= threshold - 1e-5 for i in row) / k
-    return recalls
-
-
-def tune(
-    db: sqlite3.Connection,
-    dim: int,
-    index: faiss.Index,
-    param: str,
-    target: float,
-    queries: int = TUNE_QUERIES,
-) -> tuple[int, float, int]:
-    """The smallest value of ``param`` whose recall@10 reaches ``target`` with 97.5% confidence
-    (or the best one tried), with its measured mean recall."""
-    query_ids = sample_rowids(db, queries, seed=1)
-    vectors = fetch_vectors(db, dim, query_ids)
-    kth = exact_kth_scores(db, dim, vectors, query_ids)
-    values = candidate_values(index, param)
-    measured = lambda value: _measure(index, db, dim, param, value, vectors, query_ids, kth)  # noqa: E731
-    value, _ = smallest_reaching(values, measured, target)
-    apply_search_params(index, {param: value})
-    return value, recall_at_k(index, db, dim, vectors, query_ids, kth), len(query_ids)
-
-
-def candidate_values(index: faiss.Index, param: str) -> list[int]:
-    values = list(_SEARCH_VALUES[param])
-    if param == "nprobe":
-        nlist = faiss.extract_index_ivf(index).nlist
-        values = [v for v in values if v < nlist] + [nlist]
-    return values
-
-
-def _measure(
-    index: faiss.Index,
-    db: sqlite3.Connection,
-    dim: int,
-    param: str,
-    value: int,
-    vectors: np.ndarray,
-    query_ids: np.ndarray,
-    kth: np.ndarray,
-) -> float:
-    apply_search_params(index, {param: value})
-    recalls = recall_per_query(index, db, dim, vectors, query_ids, kth)
-    if len(recalls) < 2:
-        return float(recalls.mean())
-    # Decide on a lower confidence bound (mean - 2 standard errors), so the promise holds for
-    # queries beyond the tuning sample too: on 131k real embeddings the plain mean picked an
-    # efSearch that gave 0.938 on other held-out queries against a 0.95 target.
-    return float(recalls.mean() - 2 * recalls.std(ddof=1) / np.sqrt(len(recalls)))
-
-
-def smallest_reaching(values: list[int], measure: Callable[[int], float], target: float) -> tuple[int, float]:
-    """Binary search over increasing ``values`` (recall grows with them); best tried if none reach."""
-    low, high = 0, len(values) - 1
-    seen: dict[int, float] = {}
-    while low <= high:
-        middle = (low + high) // 2
-        seen[middle] = measure(values[middle])
-        if seen[middle] >= target:
-            high = middle - 1
-        else:
-            low = middle + 1
-    reaching = [i for i, r in seen.items() if r >= target]
-    best = min(reaching) if reaching else max(seen, key=lambda i: (seen[i], i))
-    return values[best], seen[best]

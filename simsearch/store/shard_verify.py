@@ -18,7 +18,8 @@ from simsearch.store.manifest import read_manifest
 from simsearch.store.reader import connect_readonly
 from simsearch.store.shard_updates import ShardTransaction
 from simsearch.store.shards import check_part, read_top_manifest, shard_of
-from simsearch.store.verify import Check, EncoderLoader, VerifyReport, _check_model, verify_index
+from simsearch.store.verify import Check, EncoderLoader, VerifyReport, verify_index
+from simsearch.store.verify_model import check_loaded_model
 
 
 def verify_sharded(
@@ -91,7 +92,7 @@ def _inspect(
         except SimsearchError as exc:
             add(Check("model", False, f"no readable shard manifest to check the model against ({exc})"))
         else:
-            encoder = _check_model(identity, encoder, load_encoder, add)
+            encoder = check_loaded_model(identity, encoder, load_encoder, add)
     return report, encoder, fixable
 
 

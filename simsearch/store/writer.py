@@ -16,21 +16,23 @@ import os
 import re
 import shutil
 import sqlite3
-import time
 import uuid
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from simsearch.store.index_types import Builder, keeps_kind
 from simsearch.errors import IndexCorruptError, IndexExistsError, IndexNotFoundError, StoreWriteError
+from simsearch.store.derive import faiss_for_commit, sync_lexical
 from simsearch.store.files import describe_os_error, disk_hint, file_sha256, fsync_dir, fsync_file, stage_json
+from simsearch.store.index_types import Builder
 from simsearch.store.locking import open_directory, try_lock, write_lock
 from simsearch.store.manifest import FORMAT, FORMAT_VERSION, MANIFEST, Manifest, read_manifest
 from simsearch.store.reader import SCHEMA, check_file
-from simsearch.store.faiss_file import FaissFile, apply_changes
+from simsearch.store.sweep import remove_stale_files, remove_stale_staging
+
+# Re-exported: the sweeping of stale files lives in simsearch.store.sweep.
+__all__ = ["StoreWriter", "remove_stale_files", "remove_stale_staging"]
 
 _GENERATION_FILE = re.compile(r"(?:docs|index)-(\d+)\.")
-_ABANDONED_AFTER = 600.0  # seconds: a staging dir killed before it was locked and renamed
 
 
 class StoreWriter:
@@ -181,11 +183,22 @@ class StoreWriter:
 
     def _commit(self, manifest: Mapping[str, Any], builder: Builder) -> Manifest:
         assert self.db is not None and self._staging is not None
-        self._sync_lexical(manifest)
+        sync_lexical(
+            self.db, manifest, self.previous, self.changed, full=self.rebuild or self.rebuild_lexical
+        )
         self.db.commit()
         count = self.db.execute("SELECT count(*) FROM documents").fetchone()[0]
         faiss_tmp = self._staging / (self.faiss_name + ".tmp")
-        faiss_file, fields = self._faiss(int(manifest["dim"]), builder, count)
+        faiss_file, fields = faiss_for_commit(
+            self.db,
+            self.path,
+            self.previous,
+            self.changed,
+            int(manifest["dim"]),
+            builder,
+            count,
+            rebuild=self.rebuild,
+        )
         fields = {**manifest, **fields}
         faiss_file.write(faiss_tmp)
         self.db.close()
@@ -247,51 +260,6 @@ class StoreWriter:
                 ) from None
             raise exc
 
-    def _sync_lexical(self, manifest: Mapping[str, Any]) -> None:
-        """Bring the lexical table (same staged file) in step with the documents being committed:
-        the changed rows only when the previous generation's table is carried over, else all."""
-        from simsearch.store import lexical
-
-        assert self.db is not None
-        analyzer = lexical.analyzer_of(manifest)
-        if analyzer is None:
-            return  # an index without a lexical part (older ones) stays dense-only
-        carried = (
-            not self.rebuild
-            and not self.rebuild_lexical
-            and self.previous is not None
-            and lexical.has_table(self.db)
-            and lexical.lexical_settings(self.previous) == lexical.lexical_settings(manifest)
-        )
-        if carried:
-            lexical.update(self.db, analyzer, self.changed)
-        else:
-            lexical.rebuild(self.db, analyzer)
-
-    def _faiss(self, dim: int, builder: Builder, count: int) -> tuple[FaissFile, dict[str, Any]]:
-        """The previous FAISS index with the changed rows swapped, or a rebuild from SQLite.
-
-        Incremental is the cheaper path for small changes; index types that cannot remove
-        vectors (HNSW) and any disagreement fall back to rebuilding from the stored vectors.
-        The previous file must match its checksum: a damaged one would otherwise be carried
-        into the new generation under a fresh, valid checksum.
-        """
-        assert self.db is not None
-        if not self.rebuild and self.previous is not None and keeps_kind(self.previous, count):
-            try:
-                entry = self.previous.files["faiss"]
-                old = FaissFile.read_checked(self.path / entry.name, entry.sha256)
-                if old is not None and old.ntotal == self.previous.count and old.dim == dim:
-                    updated = apply_changes(old, self.db, sorted(self.changed), dim)
-                    if updated.ntotal == count:
-                        kept: dict[str, Any] = {
-                            k: self.previous[k] for k in ("index_type", "ann") if k in self.previous
-                        }
-                        return updated, kept
-            except (IndexCorruptError, RuntimeError, OSError):
-                pass  # fall through to a full rebuild, which is always correct
-        return builder(self.db, dim)
-
     @contextlib.contextmanager
     def _disk_errors(self) -> Iterator[None]:
         """A refused write (full, read-only, no permission, FAISS I/O) as one line, not a traceback."""
@@ -343,42 +311,3 @@ class StoreWriter:
         with contextlib.suppress(OSError):
             for tmp in self.path.glob(glob.escape(MANIFEST) + ".*.tmp"):
                 tmp.unlink(missing_ok=True)
-
-
-def remove_stale_files(path: Path, manifest: Manifest | None) -> None:
-    """Delete generation files and temporaries the manifest does not reference (writers only)."""
-    keep = {MANIFEST}
-    if manifest is not None:
-        keep |= {entry.name for entry in manifest.files.values()}
-    try:
-        for file in path.iterdir():
-            if (
-                file.name not in keep
-                and file.is_file()
-                and (file.name.startswith(("docs-", "index-", MANIFEST)) or file.suffix == ".tmp")
-            ):
-                file.unlink(missing_ok=True)
-        remove_stale_staging(path.resolve())
-    except OSError:
-        pass  # sweeping is housekeeping: a read-only disk must not fail a committed write
-
-
-def remove_stale_staging(path: Path) -> None:
-    """Remove staging directories of builds of ``path`` that were killed (their lock is free)."""
-    parent, name = path.parent, glob.escape(path.name)
-    for newborn in parent.glob(f".{name}.new-*"):  # killed between mkdir and rename: tiny, empty
-        with contextlib.suppress(OSError):
-            if time.time() - newborn.stat().st_mtime > _ABANDONED_AFTER:
-                shutil.rmtree(newborn, ignore_errors=True)
-    for staging in parent.glob(f".{name}.tmp-*"):
-        try:
-            fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            if try_lock(fd):  # its builder is gone (a live one holds this lock)
-                shutil.rmtree(staging, ignore_errors=True)
-        except OSError:
-            pass  # a file system that cannot lock directories: leave it to the user
-        finally:
-            os.close(fd)

@@ -27,9 +27,13 @@ def test_every_command_is_listed() -> None:
         "compact",
         "verify",
         "serve",
+        "export",
+        "reindex-lexical",
         "eval",
         "eval sts",
         "eval retrieval",
+        "eval korquad",
+        "eval paraphrase",
         "eval ann",
     } <= names
 

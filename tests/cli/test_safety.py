@@ -211,8 +211,9 @@ def test_an_index_from_before_the_rule_keeps_its_ids(
     (tmp_path / "data" / "a.txt").write_text("the cat sat\n", encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     import simsearch.index as index_module
+    import simsearch.manifest_fields as manifest_fields
 
-    monkeypatch.setattr(index_module, "INPUTS", {})  # as an older simsearch wrote it: no rule recorded
+    monkeypatch.setattr(manifest_fields, "INPUTS", {})  # as an older simsearch wrote it: no rule recorded
     from simsearch.readers import ReadOptions, read_documents
 
     docs = read_documents(["./data/a.txt"], ReadOptions(derived_ids="as-given"))

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from simsearch.cli.main import main
-from simsearch.store.reader import read_manifest
+from simsearch.store.manifest import read_manifest
 
 TEXTS = [
     "the cat sat on the mat",

@@ -45,7 +45,7 @@ def notes(index_dir, tiny_encoder) -> Path:
     return Index.build(docs, "notes", tiny_encoder, index_dir=index_dir).path
 
 
-def run(*args: str, input: bytes | None = None):
+def run(*args: str | Path, input: bytes | None = None):
     return CliRunner().invoke(main, [str(a) for a in args], input=input)
 
 
@@ -232,8 +232,8 @@ def test_bom_and_crlf_are_read_cleanly(index_dir, tmp_path, tiny_bert):
     result = run("build", source, "--name", "bom", "--model", tiny_bert)
     assert result.exit_code == 0, result.output
     index = Index.open("bom")
-    rows = index._store.db.execute("SELECT text, metadata FROM documents ORDER BY rowid").fetchall()
-    assert rows == [("first row", '{"tag": "a"}'), ("second row", '{"tag": "b"}')]
+    rows = [(doc.text, doc.metadata) for doc in index.get(index.ids())]
+    assert rows == [("first row", {"tag": "a"}), ("second row", {"tag": "b"})]
 
 
 def test_a_10mb_single_line_is_one_truncated_document(index_dir, tmp_path, tiny_bert):

@@ -82,6 +82,7 @@ def test_other_precisions_query_with_torch(tiny_bert, index_dir):
 def test_damaged_cache_entry_falls_back_to_torch(tiny_bert, index_dir):
     encoder = Encoder(str(tiny_bert), max_length=32)
     directory = onnx_backend.prepare(encoder)
+    assert directory is not None
     (directory / "model.onnx").write_bytes(b"not a model")
     Index.build(TEXTS, "d", encoder, index_dir=index_dir)  # the cache entry exists: not re-exported
     index = Index.open("d", index_dir=index_dir)

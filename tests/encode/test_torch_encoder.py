@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from transformers import AutoTokenizer
 
 from simsearch.encode.torch_encoder import Encoder
 from simsearch.errors import ModelError
@@ -69,7 +70,8 @@ def test_truncation_at_300_positions_with_korean_vocab(tiny_bert: Path) -> None:
     assert truncated == 1
     assert np.isfinite(vectors).all()
     ids, _ = encoder.tokenize([long_korean])
-    assert len(ids[0]) == 300 and ids[0][-1] == encoder._loaded.tokenizer.sep_token_id
+    sep = AutoTokenizer.from_pretrained(str(tiny_bert)).sep_token_id
+    assert len(ids[0]) == 300 and ids[0][-1] == sep
 
 
 def test_max_length_override_is_capped_at_positions(tiny_bert: Path) -> None:

@@ -39,6 +39,7 @@ def test_paraphrase_set_from_sts_pairs(sts_file: Path) -> None:
         "fresh bread in the morning",
         "the search engine is fast",
     ]
+    assert data.exclude is not None
     for query_id, rels in data.qrels.items():
         (target,) = rels
         assert data.corpus[target].text != data.queries[query_id]

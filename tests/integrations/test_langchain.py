@@ -57,6 +57,7 @@ def test_foreign_embedding_is_recorded_normalised_and_persists(tmp_path: Path) -
     assert ids[:2] == ["a", "b"] and re.fullmatch(r"[0-9a-f-]{36}", ids[2])
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["embedding"] == {"kind": "langchain", "class": FAKE_CLASS, "dim": 8}
+    assert store.index is not None
     _, vectors = store.index.get_vectors(ids)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
     before = store.similarity_search_with_score("beta", k=3)
@@ -145,7 +146,7 @@ def test_upsert_and_delete_semantics(tmp_path: Path) -> None:
     assert store.similarity_search("x") == [] and store.get_by_ids(["x"]) == [] and store.delete(["x"])
     store.add_texts(["one", "two", "three"], ids=["1", "2", "3"])
     store.add_texts(["two again", "four"], [{"v": 2}, {}], ids=["2", "4"])
-    assert len(store.index) == 4
+    assert store.index is not None and len(store.index) == 4
     assert store.get_by_ids(["2"]) == [Document(id="2", page_content="two again", metadata={"v": 2})]
     assert store.delete(["1", "nope"]) is True
     assert [d.id for d in store.similarity_search("one", k=10)] and "1" not in {
@@ -154,7 +155,7 @@ def test_upsert_and_delete_semantics(tmp_path: Path) -> None:
     store.add_texts(["dup first", "dup last"], ids=["d", "d"])  # the later text wins
     assert store.get_by_ids(["d"])[0].page_content == "dup last"
     assert store.delete() is True
-    assert store.similarity_search("two again") == [] and len(store.index) == 0
+    assert store.similarity_search("two again") == [] and store.index is not None and len(store.index) == 0
     store.add_texts(["back"], ids=["b"])
     assert [d.id for d in store.similarity_search("back", k=5)] == ["b"]
     with pytest.raises(InputError, match="texts\\[0\\] is empty"):

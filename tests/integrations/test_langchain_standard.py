@@ -16,7 +16,7 @@ class TestSimsearchVectorStoreStandard(VectorStoreIntegrationTests):
     """Empty store on disk per test, with the suite's DeterministicFakeEmbedding (a foreign one)."""
 
     @pytest.fixture()
-    def vectorstore(self, tmp_path: Path) -> Generator[VectorStore, None, None]:  # type: ignore[override]
+    def vectorstore(self, tmp_path: Path) -> Generator[VectorStore, None, None]:
         store = SimsearchVectorStore(self.get_embeddings(), tmp_path / "lc-index", index_type="flat")
         try:
             yield store
@@ -28,5 +28,5 @@ class TestSimsearchVectorStoreInTemporaryDirectory(VectorStoreIntegrationTests):
     """The same suite with no path: the store lives in a temporary directory of its own."""
 
     @pytest.fixture()
-    def vectorstore(self) -> Generator[VectorStore, None, None]:  # type: ignore[override]
+    def vectorstore(self) -> Generator[VectorStore, None, None]:
         yield SimsearchVectorStore(self.get_embeddings())

@@ -9,22 +9,24 @@ from typing import Any
 import numpy as np
 
 from simsearch import Index
-from simsearch.store.faiss_file import from_blobs
 
 
 def stored_rows(path: Path) -> dict[str, tuple[str, Any, np.ndarray]]:
-    index = Index.open(path)  # no model is loaded: only the stored rows are read
-    stores = getattr(index, "_stores", None) or [index._store]
+    """id -> (text, metadata, vector) of every document, read shard by shard for a sharded index
+    (the top manifest lists the shard directories; each is a plain index)."""
+    top = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    parts = [path / part["dir"] for part in top["shards"]["parts"]] if "shards" in top else [path]
     rows = {}
-    try:
-        for store in stores:
-            dim = int(store.manifest["dim"])
-            for doc_id, text, meta, blob in store.db.execute(
-                "SELECT id, text, metadata, vector FROM documents"
-            ):
-                rows[doc_id] = (text, json.loads(meta), from_blobs([blob], dim)[0])
-    finally:
-        index.close()
+    for part in parts:
+        index = Index.open(part)  # no model is loaded: only the stored rows are read
+        try:
+            ids = index.ids()
+            documents = {doc.id: doc for doc in index.get(ids)}
+            found, vectors = index.get_vectors(ids)
+            for n, doc_id in enumerate(found):
+                rows[doc_id] = (documents[doc_id].text, documents[doc_id].metadata, vectors[n])
+        finally:
+            index.close()
     return rows
 
 

@@ -13,11 +13,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-pytest.importorskip("fastapi")
-
-from simsearch.index import Index  # noqa: E402
-from simsearch.readers import Document  # noqa: E402
-from tests.server.helpers import DOCS  # noqa: E402
+from simsearch.index import Index
+from simsearch.readers import Document
+from tests.server.helpers import DOCS
 
 
 def call(
@@ -61,7 +59,7 @@ def call(
 def app(tmp_path_factory: pytest.TempPathFactory):
     from simsearch.server.app import create_app
     from simsearch.server.state import ModelWorker, Served, ServedIndex
-    from tests.conftest import FakeEncoder
+    from tests.fakes import FakeEncoder
 
     home = tmp_path_factory.mktemp("served")
     Index.build(

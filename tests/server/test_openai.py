@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import openai
@@ -59,6 +59,12 @@ def tokens(tiny_bert: Path, text: str) -> int:
     return len(AutoTokenizer.from_pretrained(str(tiny_bert))(text)["input_ids"])
 
 
+def body_of(error: openai.APIStatusError) -> dict[str, Any]:
+    """The JSON error object of an answer (openai types ``body`` as any object)."""
+    assert isinstance(error.body, dict), error.body
+    return error.body
+
+
 def test_single_input_as_floats(client: OpenAI, encoder, tiny_bert: Path) -> None:
     answer = client.embeddings.create(model=str(tiny_bert), input=TEXTS[0], encoding_format="float")
     assert answer.object == "list" and answer.model == str(tiny_bert)
@@ -80,7 +86,8 @@ def test_batch_with_the_clients_default_base64(client: OpenAI, encoder, tiny_ber
 
 def test_explicit_base64_is_little_endian_float32(client: OpenAI, encoder, tiny_bert: Path) -> None:
     answer = client.embeddings.create(model=str(tiny_bert), input=TEXTS[1:], encoding_format="base64")
-    rows = [np.frombuffer(base64.b64decode(item.embedding), dtype="<f4") for item in answer.data]
+    # openai types `embedding` as list[float]; with encoding_format="base64" it is the base64 text
+    rows = [np.frombuffer(base64.b64decode(item.embedding), dtype="<f4") for item in answer.data]  # type: ignore[arg-type]
     assert (cosines(np.vstack(rows), encoder.encode(TEXTS[1:])) >= 0.99999).all()
 
 
@@ -92,14 +99,14 @@ def test_models_list_and_dimensions(client: OpenAI, encoder, tiny_bert: Path) ->
     assert len(same.data[0].embedding) == encoder.dim
     with pytest.raises(openai.BadRequestError) as caught:
         client.embeddings.create(model=str(tiny_bert), input="cat", dimensions=8)
-    assert caught.value.status_code == 400 and caught.value.body["param"] == "dimensions"
-    assert "cannot shorten" in caught.value.body["message"]
+    assert caught.value.status_code == 400 and body_of(caught.value)["param"] == "dimensions"
+    assert "cannot shorten" in body_of(caught.value)["message"]
 
 
 def test_wrong_model_is_a_404_in_openais_shape(client: OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as caught:
         client.embeddings.create(model="text-embedding-3-small", input="cat")
-    body = caught.value.body
+    body = body_of(caught.value)
     assert set(body) == {"message", "type", "param", "code"}
     assert body["type"] == "invalid_request_error" and body["code"] == "model_not_found"
     assert "text-embedding-3-small" in body["message"]
@@ -109,7 +116,7 @@ def test_over_long_input_is_refused(client: OpenAI, encoder, tiny_bert: Path) ->
     long = " ".join(["cat"] * (encoder.max_length + 10))
     with pytest.raises(openai.BadRequestError) as caught:
         client.embeddings.create(model=str(tiny_bert), input=["short", long])
-    body = caught.value.body
+    body = body_of(caught.value)
     assert body["code"] == "context_length_exceeded" and body["param"] == "input"
     assert f"maximum context length is {encoder.max_length} tokens" in body["message"]
     assert "input[1] has 312 tokens" in body["message"]
@@ -145,7 +152,7 @@ def test_token_is_required(server: Server, tiny_bert: Path) -> None:
     wrong = OpenAI(base_url=server.url + "/v1", api_key="not-the-token", max_retries=0)
     with pytest.raises(openai.AuthenticationError) as caught:
         wrong.embeddings.create(model=str(tiny_bert), input="cat")
-    assert caught.value.body["message"] == "Incorrect API key provided."
+    assert body_of(caught.value)["message"] == "Incorrect API key provided."
 
 
 def test_size_limit_applies(server: Server, tiny_bert: Path) -> None:

@@ -62,7 +62,19 @@ def post_raw(server: Server, path: str, body: bytes) -> tuple[int, dict]:
 # --- Bug 6: one bad text never fails another request ---------------------------------------------
 
 
-class Picky(FakeEncoder):
+class Gated(FakeEncoder):
+    """Holds the model's thread while it encodes "hold", until ``gate`` is set: the rest queue up."""
+
+    def __init__(self, gate: threading.Event) -> None:
+        self.gate = gate
+
+    def encode_counting(self, texts, **kwargs):
+        if "hold" in texts:
+            self.gate.wait(10)
+        return super().encode_counting(texts, **kwargs)
+
+
+class Picky(Gated):
     """Fails a whole batch when any text in it says "boom" (as a tokenizer fails on a surrogate)."""
 
     def encode(self, texts, **kwargs) -> np.ndarray:
@@ -74,15 +86,15 @@ class Picky(FakeEncoder):
 def test_a_failing_batch_falls_back_to_one_encode_per_request() -> None:
     from simsearch.server.state import ModelWorker
 
-    worker = ModelWorker(Picky())
     gate = threading.Event()
+    worker = ModelWorker(Picky(gate))
     try:
         with ThreadPoolExecutor(8) as pool:
-            busy = pool.submit(worker._call, gate.wait)  # holds the model thread: the rest queue up
+            busy = pool.submit(worker.encode_counting, ["hold"])  # the rest queue up behind it
             good = [pool.submit(worker.encode, [f"text number {n}"]) for n in range(5)]
             bad = pool.submit(worker.encode, ["boom"])
             deadline = time.monotonic() + 10
-            while worker._jobs.qsize() < 6 and time.monotonic() < deadline:
+            while worker.queued < 6 and time.monotonic() < deadline:
                 time.sleep(0.01)
             gate.set()
             busy.result(10)
@@ -98,13 +110,13 @@ def test_work_for_a_stopped_model_fails_instead_of_waiting_for_ever() -> None:
     from simsearch.errors import SimsearchError
     from simsearch.server.state import ModelWorker
 
-    worker = ModelWorker(FakeEncoder())
     gate = threading.Event()
+    worker = ModelWorker(Gated(gate))
     with ThreadPoolExecutor(3) as pool:
-        busy = pool.submit(worker._call, gate.wait)
+        busy = pool.submit(worker.encode_counting, ["hold"])
         queued = pool.submit(worker.encode_counting, ["queued behind the stop"])
         deadline = time.monotonic() + 10
-        while worker._jobs.qsize() < 1 and time.monotonic() < deadline:
+        while worker.queued < 1 and time.monotonic() < deadline:
             time.sleep(0.01)
         closing = pool.submit(worker.close)
         time.sleep(0.2)

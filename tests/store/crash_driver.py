@@ -43,13 +43,17 @@ def corpus(n: int, version: int) -> list[Document]:
 def main() -> None:
     op, path, n = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
     encoder = FakeEncoder()
-    index = None if op.startswith(("build", "rebuild")) else Index.open(path, encoder=encoder)
+    if op.startswith(("build", "rebuild")):
+        print("ready", flush=True)
+        if op == "rebuild-fail":
+            Index.build(corpus(n, 1), path, FailingEncoder(), force=True)
+        else:
+            Index.build(corpus(n, 1 if op == "rebuild" else 0), path, encoder, force=op == "rebuild")
+        print("done", flush=True)
+        return
+    index = Index.open(path, encoder=encoder)
     print("ready", flush=True)
-    if op in ("build", "rebuild"):
-        Index.build(corpus(n, 1 if op == "rebuild" else 0), path, encoder, force=op == "rebuild")
-    elif op == "rebuild-fail":
-        Index.build(corpus(n, 1), path, FailingEncoder(), force=True)
-    elif op == "add":  # half the texts change, as many new documents arrive
+    if op == "add":  # half the texts change, as many new documents arrive
         changed = [d for d in corpus(n, 2) if int(d.id[1:]) % 2 == 0]
         fresh = [Document(f"new{i}", f"a new document {i}", {}) for i in range(n // 2)]
         index.add(changed + corpus(n, 0)[1::2] + fresh)

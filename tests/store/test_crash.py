@@ -15,12 +15,14 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from tests.fakes import FakeEncoder
 from simsearch.index import Index
+from simsearch.store.reader import Store
 from simsearch.store.verify import verify_index
 
 DRIVER = Path(__file__).with_name("crash_driver.py")
@@ -50,11 +52,12 @@ def content(path: Path) -> tuple[int, dict[str, tuple[str, str]]] | None:
     index = Index.open(path, encoder=FakeEncoder())
     report = verify_index(path, encoder=index.encoder, check_model=False)
     assert report.ok, [(p.name, p.detail) for p in report.problems]
-    rows = index._store.db.execute("SELECT id, text, metadata FROM documents").fetchall()
-    # the lexical part is in step with the documents (verify's "lexical agrees with sqlite" too)
-    assert "lexical" in index.manifest
-    lexical_ids = index._store.db.execute("SELECT rowid FROM lexical ORDER BY rowid").fetchall()
-    assert lexical_ids == index._store.db.execute("SELECT rowid FROM documents ORDER BY rowid").fetchall()
+    with closing(Store.open(path)) as store:  # the generation the index opened (nothing writes now)
+        rows = store.db.execute("SELECT id, text, metadata FROM documents").fetchall()
+        # the lexical part is in step with the documents (verify's "lexical agrees with sqlite" too)
+        assert "lexical" in index.manifest
+        lexical_ids = store.db.execute("SELECT rowid FROM lexical ORDER BY rowid").fetchall()
+        assert lexical_ids == store.db.execute("SELECT rowid FROM documents ORDER BY rowid").fetchall()
     assert any(c.name == "lexical agrees with sqlite" and c.ok for c in report.checks)
     for doc_id, text, _ in rows[:: max(1, len(rows) // 3)]:  # FAISS vectors belong to their rows
         assert index.search(text, k=1, mode="dense")[0].id == doc_id

@@ -44,7 +44,7 @@ def test_fast_exact_path_returns_what_faiss_returns(queries: int, k: int) -> Non
 def test_k_beyond_the_index_returns_every_row_once() -> None:
     file, twin = exact_file(n=12)
     scores, ids = file.search(unit_rows(1, 48, seed=9), 50)
-    assert sorted(ids[0].tolist()) == sorted(faiss.vector_to_array(twin.id_map).tolist())
+    assert sorted(ids[0].tolist()) == sorted(faiss.vector_to_array(twin.id_map).tolist())  # type: ignore[attr-defined]  # faiss's stubs type every index as the base Index
     assert np.all(np.diff(scores[0]) <= 0)
 
 
@@ -55,7 +55,7 @@ def test_view_follows_adds_and_removals() -> None:
     extra, extra_ids = unit_rows(40, 48, seed=4), np.arange(10_000, 10_040, dtype=np.int64)
     for index in (file.index, twin):
         index.add_with_ids(extra, extra_ids)
-        index.remove_ids(np.array([5, 8, 11], dtype=np.int64))
+        index.remove_ids(np.array([5, 8, 11], dtype=np.int64))  # type: ignore[arg-type]  # faiss's stubs leave out remove_ids(id array)
     np.testing.assert_array_equal(file.search(query, 20)[1], twin.search(query, 20)[1])
 
 
@@ -65,7 +65,7 @@ def test_view_follows_a_removal_and_an_add_that_keep_the_count() -> None:
     query = unit_rows(1, 48, seed=3)
     file.search(query, 3)
     for index in (file.index, twin):
-        index.remove_ids(np.array([5], dtype=np.int64))
+        index.remove_ids(np.array([5], dtype=np.int64))  # type: ignore[arg-type]  # faiss's stubs leave out remove_ids(id array)
         index.add_with_ids(query, np.array([99_999], dtype=np.int64))
     scores, ids = file.search(query, 3)
     np.testing.assert_array_equal(ids, twin.search(query, 3)[1])
@@ -76,9 +76,9 @@ def test_emptied_index_then_refilled() -> None:
     file, twin = exact_file(n=20)
     query = unit_rows(1, 48, seed=8)
     file.search(query, 5)
-    every = faiss.vector_to_array(twin.id_map)
+    every = faiss.vector_to_array(twin.id_map)  # type: ignore[attr-defined]  # faiss's stubs type every index as the base Index
     for index in (file.index, twin):
-        index.remove_ids(every)
+        index.remove_ids(every)  # type: ignore[arg-type]  # faiss's stubs leave out remove_ids(id array)
     assert file.search(query, 5)[1].tolist() == twin.search(query, 1)[1].tolist() == [[-1]]
     for index in (file.index, twin):
         index.add_with_ids(unit_rows(3, 48, seed=9), np.array([7, 8, 9], dtype=np.int64))
@@ -88,7 +88,12 @@ def test_emptied_index_then_refilled() -> None:
 def test_huge_pages_move_keeps_results(monkeypatch) -> None:
     monkeypatch.setattr(vectors, "_HUGE_PAGES_AFTER", 3)
     moved = []
-    monkeypatch.setattr(vectors, "huge_pages", lambda array: moved.append(array.shape) or True)
+
+    def huge_pages(array: np.ndarray) -> bool:
+        moved.append(array.shape)
+        return True
+
+    monkeypatch.setattr(vectors, "huge_pages", huge_pages)
     file, twin = exact_file()
     query = unit_rows(1, 48, seed=5)
     for _ in range(5):

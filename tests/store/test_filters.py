@@ -78,7 +78,7 @@ wheres = st.fixed_dictionaries(
 
 @pytest.fixture(scope="module", params=["flat", "hnsw"])
 def built(request, tmp_path_factory: pytest.TempPathFactory):
-    from tests.conftest import FakeEncoder
+    from tests.fakes import FakeEncoder
 
     docs = make_docs(400, seed=1)
     index = Index.build(
@@ -89,7 +89,7 @@ def built(request, tmp_path_factory: pytest.TempPathFactory):
 
 
 def check_filtered(index: Index, docs: list[Document], where: dict, query: str, k: int, mode: str) -> None:
-    from tests.conftest import FakeEncoder
+    from tests.fakes import FakeEncoder
 
     allowed = [d for d in docs if matches(d.metadata, where)]
     hits = index.search(query, k=k, mode=mode, where=where)
@@ -173,7 +173,7 @@ def test_bad_filters_are_one_line_errors(where: dict, message: str) -> None:
 
 
 def test_values_are_parameters_and_cli_text_is_coerced() -> None:
-    sql, params = compile_where(
+    condition = compile_where(
         {
             "lang": "en'; DROP TABLE documents; --",
             "year": {">=": "2020"},
@@ -183,6 +183,8 @@ def test_values_are_parameters_and_cli_text_is_coerced() -> None:
         },
         TYPES,
     )
+    assert condition is not None
+    sql, params = condition
     assert "DROP" not in sql and "en'; DROP TABLE documents; --" in params
     assert 2020 in params and 0.5 in params and 1 in params and "2024-01-31" in params
 

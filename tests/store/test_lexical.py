@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from simsearch.errors import QueryError
 from simsearch.index import Index
 from simsearch.readers import Document
 from simsearch.store import lexical
+from simsearch.store.reader import Store
 from simsearch.store.verify import verify_index
 
 WORDS = (
@@ -35,15 +37,17 @@ def corpus(n: int, seed: int = 0) -> list[Document]:
 
 
 def lexical_rows(index: Index) -> dict[str, str]:
-    db = index._store.db
-    return dict(db.execute("SELECT d.id, l.tokens FROM documents d JOIN lexical l ON l.rowid = d.rowid"))
+    with closing(Store.open(index.path)) as store:  # the generation the index holds
+        return dict(
+            store.db.execute("SELECT d.id, l.tokens FROM documents d JOIN lexical l ON l.rowid = d.rowid")
+        )
 
 
 def in_step(index: Index) -> None:
-    db = index._store.db
-    texts = dict(db.execute("SELECT id, text FROM documents"))
+    texts = {doc.id: doc.text for doc in index.get(index.ids())}
     assert lexical_rows(index) == {i: " ".join(Analyzer()(t)) for i, t in texts.items()}
-    assert lexical.disagreement(db, Analyzer()) is None
+    with closing(Store.open(index.path)) as store:
+        assert lexical.disagreement(store.db, Analyzer()) is None
 
 
 def test_build_add_delete_compact_keep_lexical_in_step(index_dir: Path, fake_encoder) -> None:
@@ -130,7 +134,7 @@ QUERIES = ["fresh bread keep", "서울 지하철 검색", "search engine vector 
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory):
-    from tests.conftest import FakeEncoder
+    from tests.fakes import FakeEncoder
 
     docs = corpus(60, seed=3)
     index = Index.build(docs, tmp_path_factory.mktemp("modes") / "small", FakeEncoder())

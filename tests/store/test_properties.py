@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import tempfile
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +17,11 @@ from hypothesis import strategies as st
 from tests.fakes import FakeEncoder
 from simsearch.index import Index
 from simsearch.readers import Document, ReadOptions, read_documents
+from simsearch.store.reader import Store
 from simsearch.store.verify import faiss_ids, verify_index
 
 # Any character a UTF-8 text line can hold: no surrogates, no NUL, no line breaks.
-_chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\n\r")
+_chars = st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00\n\r")
 lines = st.lists(st.text(_chars, max_size=40), min_size=1, max_size=20)
 _settings = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -56,7 +58,7 @@ def test_text_lines_round_trip(texts, newline, bom):
 records = st.lists(
     st.tuples(
         st.text(_chars, min_size=1, max_size=12),
-        st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\r"), max_size=60),
+        st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00\r"), max_size=60),
         st.recursive(
             st.none() | st.booleans() | st.integers() | st.text(max_size=10),
             lambda inner: st.lists(inner, max_size=3),
@@ -91,7 +93,7 @@ def test_csv_rows_round_trip(rows):
     assert ([(d.id, d.text, d.metadata) for d in docs] if docs is not None else []) == expected
 
 
-_cell = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\r\n\t"), max_size=30)
+_cell = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00\r\n\t"), max_size=30)
 
 
 @_settings
@@ -126,13 +128,14 @@ def _as_docs(batch) -> list[Document]:
 
 
 def _check_agreement(index: Index, model: dict[str, tuple[str, dict]]) -> None:
-    db = index._store.db
-    stored = {i: (t, json.loads(m)) for i, t, m in db.execute("SELECT id, text, metadata FROM documents")}
-    assert stored == model
-    rowids = sorted(r[0] for r in db.execute("SELECT rowid FROM documents"))
-    assert sorted(faiss_ids(index._store.faiss.index).tolist()) == rowids
-    assert len(index) == len(model) == index._store.faiss.ntotal
-    assert sorted(r[0] for r in db.execute("SELECT rowid FROM lexical")) == rowids  # lexical in step
+    assert {doc.id: (doc.text, doc.metadata) for doc in index.get(index.ids())} == model
+    with closing(Store.open(index.path)) as store:  # the generation the index holds
+        rowids = sorted(r[0] for r in store.db.execute("SELECT rowid FROM documents"))
+        ids = faiss_ids(store.faiss.index)
+        assert ids is not None and sorted(ids.tolist()) == rowids
+        assert len(index) == len(model) == store.faiss.ntotal
+        lexical_rowids = sorted(r[0] for r in store.db.execute("SELECT rowid FROM lexical"))
+        assert lexical_rowids == rowids  # lexical in step
     for _doc_id, (text, _) in list(model.items())[:4]:
         hit = index.search(text, k=1, mode="dense")[0]
         assert hit.text == text and np.isclose(hit.score, 1.0, atol=1e-5)
@@ -154,9 +157,9 @@ def test_random_add_delete_compact_sequences_match_a_dict(initial, ops):
                 assert stats.encoded == sum(i not in model or model[i][0] != t for i, t, _ in arg)
                 model.update({i: (t, {"v": v}) for i, t, v in arg})
             elif kind == "delete":
-                stats = index.delete(arg)
+                deleted = index.delete(arg)
                 known = {i for i in arg if i in model}
-                assert stats.deleted == len(known) and set(stats.unknown) == set(arg) - known
+                assert deleted.deleted == len(known) and set(deleted.unknown) == set(arg) - known
                 for i in known:
                     del model[i]
             else:

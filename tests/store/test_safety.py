@@ -29,7 +29,7 @@ from simsearch.index import Index, load_encoder
 from simsearch.readers import Document
 from simsearch.store.locking import write_lock
 from simsearch.store.verify import verify_index
-from tests.conftest import FakeEncoder
+from tests.fakes import FakeEncoder
 
 DOCS = [Document(f"d{i}", f"document number {i} about bread and cats", {"i": i}) for i in range(40)]
 
@@ -116,7 +116,7 @@ def test_concurrent_writers_through_two_names_lose_nothing(index_dir, monkeypatc
         thread.join()
     assert not errors
     index = Index.open(index_dir / "life", encoder=FakeEncoder())
-    ids = {row[0] for row in index._store.db.execute("SELECT id FROM documents")}
+    ids = set(index.ids())
     assert len(index) == 52 and {f"{n}-{j}" for n in ("life", "current") for j in range(6)} <= ids
     assert verify_index(index_dir / "life", check_model=False).ok
 
@@ -257,7 +257,7 @@ def _store_nan(path: Path, doc_id: str) -> None:
     db.commit()
     db.close()
     index = faiss.read_index(str(path / files["faiss"]["name"]))
-    index.remove_ids(np.array([rowid], dtype=np.int64))
+    index.remove_ids(np.array([rowid], dtype=np.int64))  # type: ignore[arg-type]  # faiss's stubs leave out remove_ids(id array)
     index.add_with_ids(nan, np.array([rowid], dtype=np.int64))
     faiss.write_index(index, str(path / files["faiss"]["name"]))
     for entry in files.values():
@@ -373,17 +373,15 @@ def test_an_index_without_fingerprint_works_and_records_one_on_request(index_dir
 
 
 def _fail_on(monkeypatch: pytest.MonkeyPatch, where: str, code: int) -> None:
-    import simsearch.store.files as files
-    import simsearch.store.writer as writer
-
+    # os and sqlite3 are patched where the store calls them (the same module objects)
     def refuse(*args, **kwargs):
         raise OSError(code, os.strerror(code))
 
     if where == "fsync":
-        monkeypatch.setattr(files.os, "fsync", refuse)
+        monkeypatch.setattr(os, "fsync", refuse)
     elif where == "rename":
-        monkeypatch.setattr(writer.os, "replace", refuse)
-        monkeypatch.setattr(writer.os, "rename", refuse)
+        monkeypatch.setattr(os, "replace", refuse)
+        monkeypatch.setattr(os, "rename", refuse)
     elif where == "faiss":  # FAISS reports a failed fwrite without errno; the writer finds why
         import faiss
 
@@ -402,7 +400,7 @@ def _fail_on(monkeypatch: pytest.MonkeyPatch, where: str, code: int) -> None:
             db.execute("PRAGMA max_page_count = 3")  # SQLite's own "database or disk is full"
             return db
 
-        monkeypatch.setattr(writer.sqlite3, "connect", tiny)
+        monkeypatch.setattr(sqlite3, "connect", tiny)
 
 
 REFUSALS = [
@@ -449,7 +447,7 @@ def test_the_faiss_write_error_names_a_full_disk(tmp_path, monkeypatch):
         f_flag, f_bavail, f_frsize = 0, 0, 4096
 
     monkeypatch.setattr(faiss, "write_index", fails)
-    monkeypatch.setattr(faiss_file.os, "statvfs", lambda path: Full())
+    monkeypatch.setattr(os, "statvfs", lambda path: Full())
     with pytest.raises(OSError) as caught:
         faiss_file.FaissFile(faiss.IndexFlatIP(4), "Flat").write(tmp_path / "x.faiss")
     assert caught.value.errno == errno.ENOSPC

@@ -12,7 +12,7 @@ import sqlite3
 import threading
 import tokenize
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import pytest
@@ -20,6 +20,8 @@ import pytest
 import simsearch
 from simsearch.store import locking
 from simsearch.store import reader as store
+from simsearch.store.files import file_sha256
+from simsearch.store.manifest import MANIFEST, FileEntry
 from simsearch.errors import (
     IndexCorruptError,
     IndexExistsError,
@@ -76,7 +78,7 @@ def many(n: int, fail_after: int | None = None, error: BaseException | None = No
 
 
 def test_build_then_open_round_trip(built: Index, index_dir: Path, fake_encoder) -> None:
-    assert len(built) == 5 and built.last_build.documents == 5
+    assert len(built) == 5 and built.last_build is not None and built.last_build.documents == 5
     index = reopen(index_dir, fake_encoder)
     assert len(index) == 5
     m = index.manifest
@@ -89,10 +91,10 @@ def test_build_then_open_round_trip(built: Index, index_dir: Path, fake_encoder)
     for entry in m["files"].values():
         file = index.path / entry["name"]
         assert entry["size"] == file.stat().st_size
-        assert entry["sha256"] == store.file_sha256(file)
-        store.check_file(index.path, store.FileEntry(**entry), full=True)
+        assert entry["sha256"] == file_sha256(file)
+        store.check_file(index.path, FileEntry(**entry), full=True)
     # The manifest on disk is readable JSON and is what the index reports.
-    assert json.loads((index.path / store.MANIFEST).read_text(encoding="utf-8")) == m
+    assert json.loads((index.path / MANIFEST).read_text(encoding="utf-8")) == m
     index.close()
 
 
@@ -104,7 +106,7 @@ def test_faiss_ids_are_sqlite_row_ids(built: Index, fake_encoder) -> None:
     assert type(flat).__name__ == "IndexIDMap2"
     with sqlite3.connect(built.path / m["files"]["sqlite"]["name"]) as db:
         rows = db.execute("SELECT rowid, id, text, vector FROM documents ORDER BY rowid").fetchall()
-    assert sorted(faiss.vector_to_array(flat.id_map).tolist()) == [r[0] for r in rows]
+    assert sorted(faiss.vector_to_array(flat.id_map).tolist()) == [r[0] for r in rows]  # type: ignore[attr-defined]  # faiss's stubs type every index as the base Index
     assert [(r[1], r[2]) for r in rows] == [(d.id, d.text) for d in DOCS]
     stored = np.frombuffer(b"".join(r[3] for r in rows), dtype="<f4").reshape(5, 16)
     np.testing.assert_allclose(stored, fake_encoder.encode(TEXTS), atol=1e-6)
@@ -132,13 +134,14 @@ def test_build_from_read_documents(tmp_path: Path, index_dir: Path, fake_encoder
 def test_search_hits_sorted_by_cosine(built: Index, fake_encoder) -> None:
     hits = built.search("the cat sat on the mat", k=3, mode="dense")
     assert [h.rank for h in hits] == [1, 2, 3]
+    # pytest.approx stands in for a float (it compares equal to one): typed as one, it is not one
     assert hits[0] == Hit(
         1,
         "d0",
-        pytest.approx(1.0, abs=1e-5),
+        pytest.approx(1.0, abs=1e-5),  # type: ignore[arg-type]
         TEXTS[0],
         {"n": 0, "tags": ["x"]},
-        cosine=pytest.approx(1.0, abs=1e-5),
+        cosine=pytest.approx(1.0, abs=1e-5),  # type: ignore[arg-type]
     )
     assert all(isinstance(h, Hit) for h in hits)
     # Scores are the cosine of the encoder's unit vectors, best first.
@@ -227,7 +230,7 @@ def test_force_replaces_the_index(built: Index, index_dir: Path, fake_encoder) -
 
 
 def test_force_over_a_damaged_index(built: Index, index_dir: Path, fake_encoder) -> None:
-    (built.path / store.MANIFEST).write_text("{ not json")
+    (built.path / MANIFEST).write_text("{ not json")
     Index.build(["fresh start"], "main", fake_encoder, index_dir=index_dir, force=True).close()
     index = reopen(index_dir, fake_encoder)
     assert len(index) == 1 and index.search("fresh start", k=1)[0].text == "fresh start"
@@ -297,6 +300,7 @@ def test_duplicate_ids_with_force_keep_the_previous_index(
 def test_no_documents_is_an_error(tmp_path: Path, index_dir: Path, fake_encoder) -> None:
     blank = tmp_path / "blank.txt"
     blank.write_text("\n   \n\n")
+    documents: Iterable[Document]
     for documents in ([], read_documents([blank])):
         with pytest.raises(InputError, match="no documents"):
             Index.build(documents, "empty", fake_encoder, index_dir=index_dir)
@@ -379,9 +383,9 @@ def test_garbage_faiss_file_of_the_right_size(built: Index, index_dir: Path) -> 
     faiss_file.write_bytes(np.random.default_rng(0).bytes(entry["size"]))
     message = open_error(index_dir)
     assert str(faiss_file) in message and "FAISS" in message
-    store.check_file(built.path, store.FileEntry(**entry), full=False)  # the size alone cannot tell
+    store.check_file(built.path, FileEntry(**entry), full=False)  # the size alone cannot tell
     with pytest.raises(IndexCorruptError, match="checksum mismatch"):
-        store.check_file(built.path, store.FileEntry(**entry), full=True)
+        store.check_file(built.path, FileEntry(**entry), full=True)
 
 
 def test_flipped_vector_bytes_show_in_the_checksum(built: Index) -> None:
@@ -390,9 +394,9 @@ def test_flipped_vector_bytes_show_in_the_checksum(built: Index) -> None:
     data[-70] ^= 0xFF  # inside the stored vectors; the header stays valid
     faiss_file.write_bytes(bytes(data))
     entry = built.manifest["files"]["faiss"]
-    store.check_file(built.path, store.FileEntry(**entry), full=False)
+    store.check_file(built.path, FileEntry(**entry), full=False)
     with pytest.raises(IndexCorruptError, match="checksum mismatch"):
-        store.check_file(built.path, store.FileEntry(**entry), full=True)
+        store.check_file(built.path, FileEntry(**entry), full=True)
 
 
 def test_sqlite_with_a_damaged_header(built: Index, index_dir: Path) -> None:
@@ -420,7 +424,7 @@ def test_sqlite_with_damaged_data_pages(index_dir: Path, fake_encoder) -> None:
 
 def rewrite_manifest(index: Index, **changes) -> None:
     manifest = {**index.manifest, **changes}
-    (index.path / store.MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    (index.path / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
 
 
 def test_manifest_from_a_newer_simsearch(built: Index, index_dir: Path) -> None:
@@ -431,7 +435,7 @@ def test_manifest_from_a_newer_simsearch(built: Index, index_dir: Path) -> None:
 
 @pytest.mark.parametrize("content", ["{ not json", "", "\xff"])
 def test_manifest_that_is_not_json(built: Index, index_dir: Path, content: str) -> None:
-    (built.path / store.MANIFEST).write_text(content, encoding="latin-1")
+    (built.path / MANIFEST).write_text(content, encoding="latin-1")
     message = open_error(index_dir)
     assert "manifest" in message and "rebuild" in message
 
@@ -446,7 +450,7 @@ def test_manifest_that_is_not_json(built: Index, index_dir: Path, content: str) 
     ],
 )
 def test_foreign_json_manifest(built: Index, index_dir: Path, content: str) -> None:
-    (built.path / store.MANIFEST).write_text(content)
+    (built.path / MANIFEST).write_text(content)
     assert "not a simsearch manifest" in open_error(index_dir)
 
 
@@ -473,7 +477,7 @@ def test_manifest_count_or_dim_disagreeing_with_the_files(built: Index, index_di
 def test_manifest_missing_a_key(built: Index, index_dir: Path) -> None:
     manifest = built.manifest
     del manifest["dim"]
-    (built.path / store.MANIFEST).write_text(json.dumps(manifest))
+    (built.path / MANIFEST).write_text(json.dumps(manifest))
     message = open_error(index_dir)
     assert "incomplete manifest" in message and "dim" in message
 
@@ -497,7 +501,7 @@ def test_manifest_with_a_malformed_files_section(built: Index, index_dir: Path, 
 def test_index_files_are_not_pickles(built: Index) -> None:
     for file in built.path.iterdir():
         assert not file.read_bytes().startswith(b"\x80"), file
-    assert (built.path / store.MANIFEST).read_bytes().startswith(b"{")
+    assert (built.path / MANIFEST).read_bytes().startswith(b"{")
     assert data_file(built, "sqlite").read_bytes().startswith(b"SQLite format 3\x00")
 
 
@@ -527,7 +531,7 @@ def test_package_source_never_uses_pickle() -> None:
 def test_list_indexes_shows_good_and_damaged(built: Index, index_dir: Path, fake_encoder) -> None:
     Index.build(["other index"], "zeta", fake_encoder, index_dir=index_dir).close()
     (index_dir / "broken").mkdir()
-    (index_dir / "broken" / store.MANIFEST).write_text("{ nope")
+    (index_dir / "broken" / MANIFEST).write_text("{ nope")
     (index_dir / "folder").mkdir()
     (index_dir / ".main.tmp-deadbeef").mkdir()  # a killed build's staging directory is not listed
     (index_dir / "stray.txt").write_text("not a directory")

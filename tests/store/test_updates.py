@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from contextlib import closing
 
 import faiss
 import numpy as np
@@ -15,6 +16,7 @@ from simsearch.store.index_types import builder
 from simsearch.errors import IndexCorruptError, IndexNotFoundError, InputError, ModelError
 from simsearch.index import Index, load_encoder
 from simsearch.readers import Document
+from simsearch.store.reader import Store
 from simsearch.store.writer import StoreWriter
 from simsearch.store.faiss_file import to_blob
 from simsearch.store.verify import verify_index
@@ -36,8 +38,7 @@ def docs(n: int, prefix: str = "doc") -> list[Document]:
 
 
 def contents(index: Index) -> dict[str, tuple[str, dict]]:
-    rows = index._store.db.execute("SELECT id, text, metadata FROM documents").fetchall()
-    return {r[0]: (r[1], json.loads(r[2])) for r in rows}
+    return {doc.id: (doc.text, doc.metadata) for doc in index.get(index.ids())}
 
 
 @pytest.fixture
@@ -169,12 +170,14 @@ def test_update_refuses_a_newer_format_and_deletes_nothing(index):
 def test_incremental_faiss_matches_a_rebuild(index):
     index.add([Document("doc1", "rewritten text", {}), Document("n1", "new one", {})])
     index.delete(["doc7"])
-    incremental = index._store.faiss.index
+    with closing(Store.open(index.path)) as store:  # the generation the add and delete committed
+        incremental = store.faiss.index
     with StoreWriter(index.path, update=True, rebuild=True) as writer:
+        assert writer.previous is not None
         manifest = writer.commit(dict(writer.previous), builder("flat"))
     rebuilt = faiss.read_index(str(index.path / manifest["files"]["faiss"]["name"]))
-    ids = np.sort(faiss.vector_to_array(incremental.id_map))
-    assert np.array_equal(ids, np.sort(faiss.vector_to_array(rebuilt.id_map)))
+    ids = np.sort(faiss.vector_to_array(incremental.id_map))  # type: ignore[attr-defined]  # faiss's stubs type every index as the base Index
+    assert np.array_equal(ids, np.sort(faiss.vector_to_array(rebuilt.id_map)))  # type: ignore[attr-defined]  # faiss's stubs type every index as the base Index
     for rowid in ids:
         assert np.allclose(incremental.reconstruct(int(rowid)), rebuilt.reconstruct(int(rowid)))
 
@@ -200,6 +203,7 @@ def test_a_damaged_faiss_file_is_not_carried_into_the_next_generation(index, enc
 def test_index_types_that_cannot_remove_fall_back_to_a_rebuild(tmp_path, encoder):
     path = tmp_path / "hnsw"
     with StoreWriter(path) as writer:
+        assert writer.db is not None
         vectors = encoder.encode([d.text for d in docs(30)])
         writer.db.executemany(
             "INSERT INTO documents (id, text, metadata, hash, vector) VALUES (?, ?, '{}', ?, ?)",
@@ -252,7 +256,7 @@ def test_verify_finds_and_repair_fixes_faiss_damage(index, encoder, damage):
         file.write_bytes(bytes(data))
     else:  # a well-formed FAISS file whose ids are not SQLite's
         other = faiss.read_index(str(file))
-        other.remove_ids(np.array([1, 2], dtype=np.int64))
+        other.remove_ids(np.array([1, 2], dtype=np.int64))  # type: ignore[arg-type]  # faiss's stubs leave out remove_ids(id array)
         other.add_with_ids(np.eye(1, 16, dtype=np.float32), np.array([999], dtype=np.int64))
         faiss.write_index(other, str(file))
         _rewrite_manifest_entry(index, "faiss")
@@ -277,7 +281,7 @@ def test_verify_reports_sqlite_damage_as_not_repairable(index, encoder):
 def test_verify_catches_a_row_missing_from_faiss_even_with_good_checksums(index, encoder):
     file = _faiss_file(index)
     other = faiss.read_index(str(file))
-    other.remove_ids(np.array([3], dtype=np.int64))
+    other.remove_ids(np.array([3], dtype=np.int64))  # type: ignore[arg-type]  # faiss's stubs leave out remove_ids(id array)
     faiss.write_index(other, str(file))
     _rewrite_manifest_entry(index, "faiss")
     report = verify_index(index.path, encoder=encoder)
