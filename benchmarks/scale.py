@@ -2,6 +2,8 @@
 
     python -m benchmarks.scale --sentences 2000 --docs 100000 --shards 4
 
+0. Encode rate (``--sections encode``): fp32 and int8 on one torch thread (per core) and on all
+   threads, ``--sentences`` drawn at random, ``--rounds`` interleaved rounds (medians).
 1. Build throughput: the same sentences (default model, fp32) built locally (one process, torch
    on every core) and with ``--ray`` (a local Ray cluster on the same cores, one encoder actor per
    core), alternating, ``--rounds`` times each. The cluster is started before timing (its start is
@@ -29,33 +31,60 @@ from . import corpus
 from .stats import machine_lines
 
 
+class Phases:
+    """When a build's documents came through (its progress callback): start-up (until the first
+    documents are encoded), the steady encoding rate, and the tail (the commit: lexical part,
+    FAISS, checksums, and the ONNX export)."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.marks: list[tuple[float, int]] = []
+
+    def __call__(self, count: int) -> None:
+        self.marks.append((time.perf_counter(), count))
+
+    def report(self) -> dict[str, float]:
+        end = time.perf_counter()
+        first, last = self.marks[0], self.marks[-1]
+        steady = sum(count for _, count in self.marks[1:])
+        return {
+            "total_s": end - self.start,
+            "first_docs_s": first[0] - self.start,
+            "steady_docs_per_s": steady / (last[0] - first[0]) if last[0] > first[0] else float("nan"),
+            "tail_s": end - last[0],
+        }
+
+
 def build_section(sentences: int, rounds: int, workers: int) -> dict[str, Any]:
+    from simsearch.scale.cluster import loopback_only
+
+    loopback_only()
     import ray
 
     from simsearch.encode.torch_encoder import Encoder
     from simsearch.index import Index
-    from simsearch.readers import ReadOptions
+    from simsearch.readers import ReadOptions, read_documents
     from simsearch.scale.build import EncoderSpec, RayOptions, ray_build
 
+    from simsearch.encode.onnx_encoder import prepare
+
     texts = corpus.sentences(sentences)
+    prepare(Encoder())  # both builds end by exporting the model for queries: done once, before timing
     started = time.perf_counter()
-    ray.init(
-        num_cpus=os.cpu_count(),
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-        _node_ip_address="127.0.0.1",
-    )
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, configure_logging=False)
     cluster_start = time.perf_counter() - started
-    local_s, ray_s = [], []
+    runs: dict[str, list[dict[str, float]]] = {"local": [], "ray": []}
     with tempfile.TemporaryDirectory() as home:
         source = Path(home) / "sentences.txt"
         source.write_text("".join(t.replace("\n", " ") + "\n" for t in texts), encoding="utf-8")
         for _ in range(rounds):
-            started = time.perf_counter()
-            Index.build([t.replace("\n", " ") for t in texts], Path(home) / "local", Encoder(), force=True)
-            local_s.append(time.perf_counter() - started)
-            started = time.perf_counter()
+            # both read the same file; each build's time includes loading its model(s)
+            phases = Phases()
+            Index.build(
+                read_documents([str(source)]), Path(home) / "local", Encoder(), force=True, progress=phases
+            )
+            runs["local"].append(phases.report())
+            phases = Phases()
             ray_build(
                 [str(source)],
                 Path(home) / "ray",
@@ -63,31 +92,56 @@ def build_section(sentences: int, rounds: int, workers: int) -> dict[str, Any]:
                 RayOptions("auto", workers),
                 read_options=ReadOptions(),
                 force=True,
+                progress=phases,
             )
-            ray_s.append(time.perf_counter() - started)
-            print(
-                json.dumps(
-                    {
-                        "round": len(ray_s),
-                        "local_s": local_s[-1],
-                        "ray_s": ray_s[-1],
-                        "load": os.getloadavg()[0],
-                    }
-                ),
-                flush=True,
-            )
+            runs["ray"].append(phases.report())
+            print(json.dumps({"round": len(runs["ray"]), **runs, "load": os.getloadavg()[0]}), flush=True)
     ray.shutdown()
-    local, on_ray = float(np.median(local_s)), float(np.median(ray_s))
+    local = float(np.median([run["total_s"] for run in runs["local"]]))
+    on_ray = float(np.median([run["total_s"] for run in runs["ray"]]))
+    steady = [float(np.median([run["steady_docs_per_s"] for run in runs[kind]])) for kind in ("local", "ray")]
     return {
         "sentences": sentences,
         "rounds": rounds,
         "workers": workers,
         "cluster_start_s": cluster_start,
-        "local_s": local_s,
-        "ray_s": ray_s,
+        "runs": runs,
         "local_docs_per_s": sentences / local,
         "ray_docs_per_s": sentences / on_ray,
         "ray_vs_local": local / on_ray,
+        "ray_vs_local_steady": steady[1] / steady[0],
+    }
+
+
+def encode_section(sentences: int, rounds: int) -> dict[str, Any]:
+    """Encoding rate per core (torch on 1 thread) and per machine (all threads), fp32 and int8,
+    rounds interleaved: the capacity plan's figures for this machine."""
+    import torch
+
+    from simsearch.encode.torch_encoder import Encoder
+
+    texts = corpus.sample(sentences)
+    cores = os.cpu_count() or 1
+    encoders = {precision: Encoder(precision=precision) for precision in ("fp32", "int8")}
+    rates: dict[str, list[float]] = {}
+    for encoder in encoders.values():
+        encoder.encode(texts[:64])  # warm-up
+    for _ in range(rounds):
+        for threads in (1, cores):
+            torch.set_num_threads(threads)
+            for precision, encoder in encoders.items():
+                started = time.perf_counter()
+                encoder.encode(texts)
+                rate = len(texts) / (time.perf_counter() - started)
+                rates.setdefault(f"{precision}, {threads} thread(s)", []).append(rate)
+        print(json.dumps({"encode_round": rates, "load": os.getloadavg()[0]}), flush=True)
+    torch.set_num_threads(cores)
+    return {
+        "sentences": sentences,
+        "rounds": rounds,
+        "cores": cores,
+        "sentences_per_s": {name: float(np.median(values)) for name, values in rates.items()},
+        "all": rates,
     }
 
 
@@ -180,6 +234,9 @@ def main() -> None:
     if "query" in sections:
         report["query"] = query_section(args.docs, args.shards, args.queries)
         print(json.dumps(report["query"]), flush=True)
+    if "encode" in sections:
+        report["encode"] = encode_section(args.sentences, args.rounds)
+        print(json.dumps(report["encode"]), flush=True)
     if "build" in sections:
         report["build"] = build_section(args.sentences, args.rounds, args.workers)
         print(json.dumps(report["build"]), flush=True)

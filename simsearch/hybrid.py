@@ -12,8 +12,9 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from simsearch.errors import QueryError
-from simsearch.fusion import DEPTH, MODES, Fused, dense_weight, fuse
+from simsearch.fusion import MODES, Fused, candidates, dense_weight, fuse
 from simsearch.store import filters, lexical
+from simsearch.store.bm25 import Postings, best, lookup
 from simsearch.store.filtered import search_allowed, vectors_of
 
 __all__ = ["MODES", "check_mode", "default_mode", "search_store"]
@@ -46,31 +47,32 @@ def search_store(
     mode: str,
     where: Mapping[str, Any] | None,
     encoder: Callable[[], Any],
+    weights: Sequence[float] | None = None,
 ) -> list[list[Fused]]:
-    """Ranked rows per query for ``mode`` among the documents ``where`` allows."""
+    """Ranked rows per query for ``mode`` among the documents ``where`` allows; ``weights``: each
+    query's dense weight in hybrid mode, when the caller computed them (else from ``encoder``)."""
     allowed = filters.allowed_rowids(store, store.db, where) if where else None
     if allowed is not None and len(allowed) == 0:
         return [[] for _ in queries]
+    analyzer = lexical.analyzer_of(store.manifest)
     if mode == "lexical":
-        analyzer = lexical.analyzer_of(store.manifest)
         assert analyzer is not None  # check_mode refused indexes without a lexical part
-        return [
-            [Fused(r, s, None, s) for r, s in lexical.search(store.db, analyzer(q), k, allowed)]
-            for q in queries
-        ]
+        postings = lexical.postings(store)
+        return [[Fused(r, s, None, s) for r, s in postings.top(analyzer(q), k, allowed)] for q in queries]
     model = encoder()
     vectors = model.encode(list(queries))
-    depth = k if mode == "dense" else max(k, DEPTH)
+    depth = k if mode == "dense" else candidates(k)
     dense = _dense(store, vectors, depth, allowed)
     if mode == "dense":
         return [[Fused(r, s, s, None) for r, s in row] for row in dense]
-    from simsearch.encode.coverage import coverage
+    if weights is None:
+        from simsearch.encode.coverage import coverage
 
-    weights = [dense_weight(c) for c in coverage(model, queries)]
-    analyzer = lexical.analyzer_of(store.manifest)
+        weights = [dense_weight(c) for c in coverage(model, queries)]
     assert analyzer is not None  # check_mode refused indexes without a lexical part
+    postings = lexical.postings(store)
     return [
-        _hybrid(store, vector, analyzer(query), dense_top, weight, k, depth, allowed)
+        _hybrid(store, postings, vector, analyzer(query), dense_top, weight, k, depth, allowed)
         for query, vector, dense_top, weight in zip(queries, vectors, dense, weights)
     ]
 
@@ -104,6 +106,7 @@ def _dense(
 
 def _hybrid(
     store: Any,
+    postings: Postings,
     vector: np.ndarray,
     tokens: list[str],
     dense_top: list[tuple[int, float]],
@@ -112,7 +115,8 @@ def _hybrid(
     depth: int,
     allowed: np.ndarray | None,
 ) -> list[Fused]:
-    lexical_top = lexical.search(store.db, tokens, depth, allowed)
+    matched = postings.match(tokens)  # every matching row's BM25, in one pass
+    lexical_top = best(*matched, depth, allowed)
     cosine = dict(dense_top)
     bm25 = dict(lexical_top)
     missing_cosine = [r for r in bm25 if r not in cosine]
@@ -120,5 +124,5 @@ def _hybrid(
         store.faiss, store.db, missing_cosine, int(store.manifest["dim"])
     ).items():
         cosine[rowid] = float(np.dot(vector, stored))
-    bm25.update(lexical.scores_of(store.db, tokens, [r for r in cosine if r not in bm25]))
+    bm25.update(lookup(*matched, [r for r in cosine if r not in bm25]))
     return fuse(dense_top, lexical_top, cosine, bm25, weight, k)

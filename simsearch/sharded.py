@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence, ov
 import numpy as np
 
 from simsearch.errors import QueryError, SimsearchError
-from simsearch.fusion import Fused
 from simsearch.index import Hit, Index, check_queries
 from simsearch.readers import Document
 from simsearch.store.manifest import Manifest
 from simsearch.store.reader import Store
 from simsearch.store.shards import open_parts, plain_view
+from simsearch.merging import as_faiss, dense_hit, fused_hits, merge_dense, merge_ranked
 
 if TYPE_CHECKING:
     from simsearch.store.updates import AddStats, CompactStats, DeleteStats
@@ -110,7 +110,7 @@ class ShardedIndex(Index):
         lexical and hybrid modes each shard ranks with its own BM25 statistics and its own
         normalisation, so the merged order approximates an unsharded index's (see docs/scale.md).
         """
-        from simsearch.hybrid import check_mode, search_store
+        from simsearch.hybrid import check_mode
 
         single = isinstance(query, str)
         queries = check_queries(query, k, min_score)
@@ -123,6 +123,15 @@ class ShardedIndex(Index):
         if mode == "dense" and not where:
             results = self.search_vectors(self.encoder.encode(queries), k, min_score=min_score)
             return results[0] if single else results
+        hits = self._ranked(queries, k, mode, where, min_score)
+        return hits[0] if single else hits
+
+    def _ranked(
+        self, queries: list[str], k: int, mode: str, where: Mapping[str, Any] | None, min_score: float | None
+    ) -> list[list[Hit]]:
+        """Every shard ranks in ``mode`` (threads), then :func:`~simsearch.merging.merge_ranked`."""
+        from simsearch.hybrid import search_store
+
         model = _EncodeOnce(self.encoder) if mode != "lexical" else None
         stores = self._stores
         ranked = list(
@@ -131,37 +140,13 @@ class ShardedIndex(Index):
                 stores,
             )
         )
-        merged: list[list[tuple[float, int, Fused]]] = []
-        for q in range(len(queries)):
-            rows = [
-                (f.score, n, f)
-                for n, per_query in enumerate(ranked)
-                for f in per_query[q]
-                if min_score is None or (f.cosine is not None and f.cosine >= min_score)
-            ]
-            rows.sort(key=lambda row: (-row[0], row[1], row[2].rowid))
-            merged.append(rows[:k])
+        merged = merge_ranked(ranked, k, min_score)
         wanted: list[list[int]] = [[] for _ in stores]
         for row in merged:
-            for _, shard, f in row:
-                wanted[shard].append(f.rowid)
+            for n, f in row:
+                wanted[n].append(f.rowid)
         found = [store.fetch(rows) for store, rows in zip(stores, wanted)]
-        hits = [
-            [
-                Hit(
-                    rank,
-                    found[n][f.rowid][0],
-                    f.score,
-                    found[n][f.rowid][1],
-                    found[n][f.rowid][2],
-                    f.cosine,
-                    f.bm25,
-                )
-                for rank, (_, n, f) in enumerate(row, 1)
-            ]
-            for row in merged
-        ]
-        return hits[0] if single else hits
+        return [fused_hits(row, found) for row in merged]
 
     def _threads(self) -> ThreadPoolExecutor:
         if self._pool is None:
@@ -185,31 +170,18 @@ class ShardedIndex(Index):
             from simsearch.hybrid import dense_rows
 
             answers = list(
-                self._threads().map(lambda store: _as_faiss(dense_rows(store, vectors, k, where), k), stores)
+                self._threads().map(lambda store: as_faiss(dense_rows(store, vectors, k, where), k), stores)
             )
         else:
             answers = list(self._threads().map(lambda store: store.faiss.search(vectors, k), stores))
-        scores = np.hstack([s for s, _ in answers])
-        rowids = np.hstack([r for _, r in answers])
-        owner = np.hstack([np.full(r.shape, n) for n, (_, r) in enumerate(answers)])
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        keep = [
-            [
-                (float(scores[q, c]), int(owner[q, c]), int(rowids[q, c]))
-                for c in row
-                if rowids[q, c] >= 0
-                and np.isfinite(scores[q, c])
-                and (min_score is None or scores[q, c] >= min_score)
-            ]
-            for q, row in enumerate(order)
-        ]
+        keep = merge_dense(answers, k, min_score)
         wanted: list[list[int]] = [[] for _ in stores]
         for row in keep:
             for _, shard, rowid in row:
                 wanted[shard].append(rowid)
         found = [store.fetch(rows) for store, rows in zip(stores, wanted)]
         return [
-            [_hit(rank, score, found[shard][rowid]) for rank, (score, shard, rowid) in enumerate(row, 1)]
+            [dense_hit(rank, score, found[shard][rowid]) for rank, (score, shard, rowid) in enumerate(row, 1)]
             for row in keep
         ]
 
@@ -295,11 +267,6 @@ class ShardedIndex(Index):
             self._pool.shutdown(wait=False)
 
 
-def _hit(rank: int, score: float, stored: tuple[str, str, dict[str, Any]]) -> Hit:
-    doc_id, text, metadata = stored
-    return Hit(rank, doc_id, score, text, metadata)
-
-
 class _EncodeOnce:
     """The index's encoder, encoding one request's queries once for all shards."""
 
@@ -323,13 +290,3 @@ def _per_shard_only(what: str) -> SimsearchError:
     return SimsearchError(
         f"{what} is not supported on sharded indexes yet; rebuild without --shards to use it"
     )
-
-
-def _as_faiss(rows: list[list[tuple[int, float]]], k: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(rowid, score)`` rows as FAISS answers: (scores, rowids), padded with -inf / -1."""
-    scores = np.full((len(rows), k), -np.inf, dtype=np.float32)
-    rowids = np.full((len(rows), k), -1, dtype=np.int64)
-    for q, row in enumerate(rows):
-        for c, (rowid, score) in enumerate(row[:k]):
-            scores[q, c], rowids[q, c] = score, rowid
-    return scores, rowids

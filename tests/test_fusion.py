@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from simsearch.fusion import dense_weight, fuse
+from simsearch.fusion import DEPTH, candidates, dense_weight, fuse
 
 
 def test_even_blend_of_normalised_sides() -> None:
@@ -14,7 +14,9 @@ def test_even_blend_of_normalised_sides() -> None:
     bm25 = {3: 12.0, 1: 6.0, 4: 0.0}
     fused = fuse(dense, lexical, cosine, bm25, 0.5, 10)
     scores = {f.rowid: round(f.score, 6) for f in fused}
-    assert scores == {1: round(0.5 * 1 + 0.5 * 0.5, 6), 2: 0.25, 3: 0.5, 4: 0.0}
+    # doc 4: cosine below the dense side's worst top score continues the line (-0.5); no
+    # bm25 (doc 2) counts as BM25 0
+    assert scores == {1: round(0.5 * 1 + 0.5 * 0.5, 6), 2: 0.25, 3: 0.5, 4: -0.25}
     assert [f.rowid for f in fused] == [1, 3, 2, 4]
     assert fused[0].cosine == 0.9 and fused[0].bm25 == 6.0
 
@@ -63,3 +65,20 @@ def test_dense_weight_follows_coverage() -> None:
     assert dense_weight(0.75) == 0.25
     assert dense_weight(0.5) == dense_weight(0.1) == dense_weight(0.0) == 0.0
     assert dense_weight(2.0) == 0.5 and dense_weight(-1) == 0.0
+
+
+def test_normalisation_is_set_by_each_sides_top_depth_whatever_the_candidates() -> None:
+    dense = [(r, 1.0 - r / 1000) for r in range(3 * DEPTH)]  # cosine falls by 0.001 a rank
+    lexical = [(r, 50.0 - r / 10) for r in range(0, 6 * DEPTH, 2)]  # even rows only
+    cosine, bm25 = dict(dense), dict(lexical)
+    deep = {f.rowid: f.score for f in fuse(dense, lexical, cosine, bm25, 1.0, 10**6)}
+    # dense alone (weight 1): the DEPTH-th scores 0 and the line goes on below it
+    assert deep[0] == 1.0 and abs(deep[DEPTH - 1]) < 1e-9 and deep[2 * DEPTH - 1] < -0.9
+    shallow = fuse(dense[:DEPTH], lexical[:DEPTH], cosine, bm25, 0.5, 10)
+    assert shallow == fuse(dense, lexical, cosine, bm25, 0.5, 10)  # deeper candidates, same top
+    lexical_only = {f.rowid: f.score for f in fuse(dense, lexical, cosine, bm25, 0.0, 10**6)}
+    assert lexical_only[1] < lexical_only[2 * DEPTH]  # no match (BM25 0) ranks below a weak match
+
+
+def test_candidates_grow_with_k() -> None:
+    assert candidates(10) == DEPTH and candidates(DEPTH) == 2 * DEPTH and candidates(500) == 1000

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -24,6 +25,10 @@ from simsearch.scale.cluster import connected, first_line, unwrap
 
 PART_BYTES = 16 << 20  # a file larger than this is read by several tasks
 _STREAM = 2048  # documents handed to the writers at a time
+# Rows an encoder actor gets at a time. The encoder sorts them by length and runs them in
+# batches of ``batch_size``: the more rows sorted together, the less padding (as a local build,
+# which sorts 2,048 at a time); fewer rows per call keep the actors evenly busy at the end.
+ENCODE_ROWS = 1024
 
 
 @dataclass(frozen=True)
@@ -61,9 +66,18 @@ class EncoderSpec:
 
 
 class EncodeActor:
-    """One encoder actor of the pool: loads the model once, encodes batches of rows."""
+    """One encoder actor of the pool: loads the model once, encodes batches of rows.
 
-    def __init__(self, spec: EncoderSpec) -> None:
+    torch runs exactly ``threads`` threads, the CPUs the actor reserved: more would fight the
+    other actors of the node for its cores. Ray already sets ``OMP_NUM_THREADS`` from a whole
+    reservation (measured: torch runs 1 thread in a 1-CPU actor, Ray 2.60); set here as well so a
+    fractional or GPU reservation, or a node whose environment overrides it, gets the same.
+    """
+
+    def __init__(self, spec: EncoderSpec, threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
         self.encoder = spec.load()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -156,28 +170,19 @@ def ray_build(
         if not Path(source).exists():
             raise InputError(f"{source}: no such file or directory")
     started = time.perf_counter()
-    encoder = spec.load()  # the driver's copy names the model in the manifest and exports ONNX
-    tune_vectors = encode_tune_queries(encoder, tune_queries)  # few: encoded here, not on Ray
-    truncated = 0
-    with connected(ray_options.address) as ray, open_sink(path, shards=shards, force=force) as sink:
-        try:
-            for docs, vectors, cut in _encoded(ray, sources, read_options, spec, ray_options):
-                sink.write(docs, vectors)
-                truncated += cut
-                if progress is not None:
-                    progress(len(docs))
-        except SimsearchError:
-            raise
-        except Exception as exc:
-            inner = unwrap(exc)
-            if isinstance(inner, SimsearchError):
-                raise type(inner)(str(inner)) from None
-            raise SimsearchError(
-                f"the Ray build failed: {first_line(exc)}; the index was not changed"
-            ) from None
-        count = commit_build(
-            sink, encoder, path, truncated, index_type, target_recall, tune_vectors=tune_vectors
-        )
+    # The driver's copy of the model names it in the manifest and exports ONNX: loaded while Ray
+    # starts (both mostly wait on disk and on other processes), and before any encoding starts,
+    # so that a bad model fails once, here, rather than in every actor.
+    with ThreadPoolExecutor(1, thread_name_prefix="driver-model") as loading:
+        loaded = loading.submit(spec.load)
+        with connected(ray_options.address) as ray:
+            encoder = loaded.result()
+            tune_vectors = encode_tune_queries(encoder, tune_queries)  # few: encoded here, not on Ray
+            with open_sink(path, shards=shards, force=force) as sink:
+                truncated = _write_all(ray, sink, sources, read_options, spec, ray_options, progress)
+                count = commit_build(
+                    sink, encoder, path, truncated, index_type, target_recall, tune_vectors=tune_vectors
+                )
     from simsearch.encode.onnx_encoder import prepare
 
     prepare(encoder)
@@ -185,6 +190,33 @@ def ray_build(
     index._encoder = encoder
     index.last_build = BuildStats(count, truncated, time.perf_counter() - started)
     return index
+
+
+def _write_all(
+    ray: Any,
+    sink: Any,
+    sources: Sequence[str],
+    read_options: ReadOptions,
+    spec: EncoderSpec,
+    options: RayOptions,
+    progress: Callable[[int], None] | None,
+) -> int:
+    """Stream the encoded batches into ``sink``; returns how many texts were truncated."""
+    truncated = 0
+    try:
+        for docs, vectors, cut in _encoded(ray, sources, read_options, spec, options):
+            sink.write(docs, vectors)
+            truncated += cut
+            if progress is not None:
+                progress(len(docs))
+    except SimsearchError:
+        raise
+    except Exception as exc:
+        inner = unwrap(exc)
+        if isinstance(inner, SimsearchError):
+            raise type(inner)(str(inner)) from None
+        raise SimsearchError(f"the Ray build failed: {first_line(exc)}; the index was not changed") from None
+    return truncated
 
 
 def _encoded(
@@ -201,8 +233,8 @@ def _encoded(
     # Ray Data restarts a dead encoder actor and retries its batch (its default for actor pools).
     encoded = dataset.map_batches(
         EncodeActor,
-        fn_constructor_kwargs={"spec": spec},
-        batch_size=max(spec.batch_size, 256),
+        fn_constructor_kwargs={"spec": spec, "threads": max(1, int(options.cpus_per_worker))},
+        batch_size=max(spec.batch_size, ENCODE_ROWS),
         compute=ActorPoolStrategy(size=options.workers),
         num_cpus=options.cpus_per_worker,
         num_gpus=options.gpus_per_worker or None,

@@ -1,9 +1,10 @@
 """Search on Ray: each shard held by a Ray actor, queries fanned out to all of them and merged.
 
 ``Index.open(name, ray="auto")`` (and ``simsearch serve NAME --ray``) returns a :class:`RayIndex`:
-the same methods as a local index, but every shard's FAISS and SQLite files are opened by its
-own actor, which may live on another machine of the cluster (the index directory must be
-reachable there under the same path). A shard actor that dies is restarted by Ray (it reopens
+the same methods and answers as a local sharded index (every search mode, metadata filters; the
+shards' answers are merged by the same rule, :mod:`simsearch.merging`), but every shard's FAISS
+and SQLite files are opened by its own actor, which may live on another machine of the cluster
+(the index directory must be reachable there under the same path). A shard actor that dies is restarted by Ray (it reopens
 its files); the queries it was answering fail with :class:`~simsearch.errors.ShardUnavailableError`
 (HTTP 503), later ones are answered by the restarted actor.
 """
@@ -16,17 +17,23 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from simsearch.errors import QueryError, ShardUnavailableError
-from simsearch.index import Hit, check_queries
+from simsearch.errors import ShardUnavailableError, SimsearchError
+from simsearch.hits import Hit
+from simsearch.merging import as_faiss, dense_hit, fused_hits, merge_dense, merge_ranked
 from simsearch.readers import Document
-from simsearch.scale.cluster import LOCAL, first_line, import_ray
+from simsearch.scale.cluster import LOCAL, first_line, import_ray, loopback_only
 from simsearch.sharded import ShardedIndex
 from simsearch.store.manifest import Manifest, read_manifest
 from simsearch.store.shards import check_part, is_sharded, read_top_manifest
 
 if TYPE_CHECKING:
+    from simsearch.fusion import Fused
     from simsearch.store.updates import AddStats, CompactStats, DeleteStats
     from simsearch.store.verify import VerifyReport
+
+    Stored = dict[int, tuple[str, str, dict[str, Any]]]  # a shard's rows: id, text, metadata
+    DenseAnswer = tuple[np.ndarray, np.ndarray, Stored]
+    RankedAnswer = tuple[list[list[Fused]], Stored]
 
 QUERY_TIMEOUT = 60.0  # seconds a query waits for its shards before it is answered with 503
 _connected_here = False
@@ -43,19 +50,53 @@ class ShardActor:
     def pid(self) -> int:
         return os.getpid()
 
-    def search(self, vectors: np.ndarray, k: int) -> list[list[tuple[float, str, str, dict[str, Any]]]]:
-        """Per query, the shard's top ``k`` as (score, id, text, metadata), best first."""
-        scores, rowids = self.store.faiss.search(vectors, k)
-        found = self.store.fetch(int(r) for r in rowids.ravel() if r >= 0)
-        return [
-            [(float(s), *found[int(r)]) for s, r in zip(srow, rrow) if r >= 0]
-            for srow, rrow in zip(scores, rowids)
-        ]
+    def search(self, vectors: np.ndarray, k: int, where: Mapping[str, Any] | None = None) -> DenseAnswer:
+        """The shard's top ``k`` per query vector among the rows ``where`` allows, as FAISS answers
+        ``(scores, rowids)``, with those rows' (id, text, metadata)."""
+        if where:
+            from simsearch.hybrid import dense_rows
+
+            scores, rowids = as_faiss(dense_rows(self.store, vectors, k, where), k)
+        else:
+            scores, rowids = self.store.faiss.search(vectors, k)
+        return scores, rowids, self.store.fetch(int(r) for r in rowids.ravel() if r >= 0)
+
+    def rank(
+        self,
+        queries: list[str],
+        k: int,
+        mode: str,
+        where: Mapping[str, Any] | None,
+        vectors: np.ndarray | None,
+        weights: list[float] | None,
+    ) -> RankedAnswer:
+        """The shard's ranked rows per query in ``mode`` (:func:`simsearch.hybrid.search_store`),
+        from the query vectors and dense weights the caller computed, with those rows' documents."""
+        from simsearch.hybrid import search_store
+
+        given = _Encoded(vectors)
+        ranked = search_store(
+            self.store, queries, k, mode=mode, where=where, encoder=lambda: given, weights=weights
+        )
+        return ranked, self.store.fetch(f.rowid for row in ranked for f in row)
+
+
+class _Encoded:
+    """The queries' vectors, encoded by the caller, in the place of a model (actors load none)."""
+
+    def __init__(self, vectors: np.ndarray | None) -> None:
+        self.vectors = vectors
+
+    def encode(self, texts: Sequence[str], **kwargs: Any) -> np.ndarray:
+        assert self.vectors is not None and len(self.vectors) == len(texts)
+        return self.vectors
 
 
 def connect(address: str | None) -> Any:
     """Ray, initialised once per process: ``auto`` / an address joins a cluster, ``local`` starts one."""
     global _connected_here
+    if address is None:
+        loopback_only()  # before Ray is imported: a local cluster listens on 127.0.0.1 only
     ray = import_ray()
     if not ray.is_initialized():
         from simsearch.scale.cluster import connected
@@ -129,26 +170,23 @@ class RayIndex(ShardedIndex):
     def _identity(self) -> Manifest:
         return self._identity_manifest
 
-    def search(  # type: ignore[override]
-        self,
-        query: str | Sequence[str],
-        k: int = 10,
-        *,
-        min_score: float | None = None,
-        mode: str | None = None,
-        where: Mapping[str, Any] | None = None,
-    ) -> list[Hit] | list[list[Hit]]:
-        """Dense search by the shard actors (the default here); lexical and hybrid modes and
-        metadata filters are answered by indexes opened without Ray."""
-        if mode not in (None, "dense") or where:
-            raise QueryError(
-                "indexes served on Ray answer dense queries without filters; "
-                "use --mode dense, or open the index without --ray"
-            )
-        single = isinstance(query, str)
-        queries = check_queries(query, k, min_score)
-        results = self.search_vectors(self.encoder.encode(queries), k, min_score=min_score)
-        return results[0] if single else results
+    def _ranked(
+        self, queries: list[str], k: int, mode: str, where: Mapping[str, Any] | None, min_score: float | None
+    ) -> list[list[Hit]]:
+        """Lexical, hybrid and filtered dense search: the queries are encoded (and their hybrid
+        weights measured) here once, every actor ranks its shard, the merge is the local one."""
+        vectors = weights = None
+        if mode != "lexical":
+            model = self.encoder
+            vectors = np.ascontiguousarray(model.encode(queries), dtype=np.float32)
+            if mode == "hybrid":
+                from simsearch.encode.coverage import coverage
+                from simsearch.fusion import dense_weight
+
+                weights = [dense_weight(c) for c in coverage(model, queries)]
+        answers: list[RankedAnswer] = self._ask("rank", queries, k, mode, where, vectors, weights)
+        merged = merge_ranked([ranked for ranked, _ in answers], k, min_score)
+        return [fused_hits(row, [found for _, found in answers]) for row in merged]
 
     def search_vectors(
         self,
@@ -158,30 +196,37 @@ class RayIndex(ShardedIndex):
         min_score: float | None = None,
         where: Mapping[str, Any] | None = None,
     ) -> list[list[Hit]]:
-        if where:
-            raise QueryError("indexes served on Ray do not filter by metadata; open the index without --ray")
+        answers: list[DenseAnswer] = self._ask(
+            "search", np.ascontiguousarray(vectors, dtype=np.float32), k, where or None
+        )
+        keep = merge_dense([(scores, rowids) for scores, rowids, _ in answers], k, min_score)
+        return [
+            [
+                dense_hit(rank, score, answers[shard][2][rowid])
+                for rank, (score, shard, rowid) in enumerate(row, 1)
+            ]
+            for row in keep
+        ]
+
+    def _ask(self, method: str, *args: Any) -> list[Any]:
+        """Every shard actor's answer to ``method(*args)``, in shard order (one generation of actors)."""
         ray = import_ray()
-        actors = self.actors  # one generation for the whole request
-        calls = [actor.search.remote(np.ascontiguousarray(vectors, dtype=np.float32), k) for actor in actors]
+        calls = [getattr(actor, method).remote(*args) for actor in self.actors]
         try:
-            answers = ray.get(calls, timeout=QUERY_TIMEOUT)
+            return list(ray.get(calls, timeout=QUERY_TIMEOUT))
         except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
             dead = _which(ray, calls)
             raise ShardUnavailableError(
                 f"index {self.path.name!r}: shard {dead} is unavailable ({type(exc).__name__}); Ray "
                 "restarts its actor, retry the query"
             ) from None
-        merged = []
-        for per_query in zip(*answers):
-            rows = sorted((row for shard in per_query for row in shard), key=lambda row: -row[0])
-            rows = [row for row in rows[:k] if min_score is None or row[0] >= min_score]
-            merged.append(
-                [
-                    Hit(rank, doc_id, score, text, meta)
-                    for rank, (score, doc_id, text, meta) in enumerate(rows, 1)
-                ]
-            )
-        return merged
+        except ray.exceptions.RayTaskError as exc:
+            inner = _cause(exc)  # a bad filter, a damaged shard: the actor's own one-line error
+            if isinstance(inner, SimsearchError):
+                raise type(inner)(str(inner)) from None
+            raise SimsearchError(
+                f"index {self.path.name!r}: a shard actor failed: {first_line(exc)}"
+            ) from None
 
     def add(
         self,

@@ -13,9 +13,10 @@ import os
 import shutil
 import sqlite3
 import uuid
-from contextlib import ExitStack
+from concurrent.futures import ThreadPoolExecutor, wait
+from functools import partial
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -120,8 +121,46 @@ class PlainSink:
         return self._writer.commit(fields, builder(index_type, target_recall, tune_vectors))
 
 
+class Lanes:
+    """Threads that write shards side by side: shard ``n`` always runs on lane ``n % lanes``.
+
+    A SQLite connection belongs to the thread that opened it, so each shard writer is opened,
+    fed, committed and closed on its own lane. SQLite, FAISS (its OpenMP threads shared out:
+    each lane gets ``cores // lanes``), hashing and fsync release the GIL, so the lanes' work
+    overlaps; one lane per core, at most.
+    """
+
+    def __init__(self, shards: int, cores: int | None = None) -> None:
+        cores = cores or os.cpu_count() or 1
+        self.count = max(1, min(shards, cores))
+        share = max(1, cores // self.count)
+        self._pools = [
+            ThreadPoolExecutor(1, f"shard-writer-{n}", initializer=_omp_threads, initargs=(share,))
+            for n in range(self.count)
+        ]
+
+    def run(self, jobs: Sequence[Callable[[], Any] | None]) -> list[Any]:
+        """Run job ``n`` on shard ``n``'s lane (None: nothing to do); wait for all of them, then
+        raise the first failure in shard order (so no lane still works when the caller cleans up)."""
+        futures = [
+            None if job is None else self._pools[n % self.count].submit(job) for n, job in enumerate(jobs)
+        ]
+        wait([f for f in futures if f is not None])
+        return [None if f is None else f.result() for f in futures]
+
+    def close(self) -> None:
+        for pool in self._pools:
+            pool.shutdown(wait=True)
+
+
+def _omp_threads(count: int) -> None:
+    import faiss
+
+    faiss.omp_set_num_threads(count)  # this thread's OpenMP setting only (an OpenMP ICV per thread)
+
+
 class ShardedSink:
-    """N shard directories written side by side, committed by one top manifest.
+    """N shard directories written side by side (:class:`Lanes`), committed by one top manifest.
 
     A new index is staged in a hidden sibling directory and renamed into place; a ``force``
     rebuild of an existing one writes new shard directories beside the old files and swaps the
@@ -131,10 +170,11 @@ class ShardedSink:
     def __init__(self, path: Path, shards: int, *, force: bool = False) -> None:
         self.path, self.shards, self.force = path, shards, force
         self._lock: Any = None  # the index directory's, or a new index's staging directory's
-        self._stack = ExitStack()  # the shard writers
+        self._lanes = Lanes(shards)
         self._staging: Path | None = None
         self._previous: dict[str, Any] | None = None
         self._writers: list[StoreWriter] = []
+        self._open: set[int] = set()  # shard writers entered (on their lanes), to be exited there
 
     def __enter__(self) -> ShardedSink:
         try:
@@ -168,9 +208,13 @@ class ShardedSink:
             self._locked(staging)  # the lock is the directory's: it moves into place with the rename
         previous = (self._previous or {}).get("generation", 0)
         self.generation = (previous if isinstance(previous, int) else 0) + 1
-        for number in range(self.shards):
-            writer = StoreWriter(self._staging / part_name(number, self.generation))
-            self._writers.append(self._stack.enter_context(writer))
+        staging = self._staging
+        self._writers = [StoreWriter(staging / part_name(n, self.generation)) for n in range(self.shards)]
+        self._lanes.run([partial(self._enter, n) for n in range(self.shards)])
+
+    def _enter(self, number: int) -> None:
+        self._writers[number].__enter__()
+        self._open.add(number)
 
     def _locked(self, directory: Path) -> None:
         self._lock = write_lock(directory)
@@ -180,13 +224,15 @@ class ShardedSink:
         routed: list[list[int]] = [[] for _ in range(self.shards)]
         for row, doc in enumerate(docs):
             routed[shard_of(doc.id, self.shards)].append(row)
-        for writer, rows in zip(self._writers, routed):
-            if rows:
-                assert writer.db is not None
-                insert_documents(writer.db, [docs[r] for r in rows], vectors[rows])
+        self._lanes.run(
+            [
+                partial(_insert, writer, [docs[r] for r in rows], vectors[rows]) if rows else None
+                for writer, rows in zip(self._writers, routed)
+            ]
+        )
 
     def count(self) -> int:
-        return sum(_count(writer.db) for writer in self._writers)
+        return sum(self._lanes.run([partial(_count_of, writer) for writer in self._writers]))
 
     def commit(
         self,
@@ -198,11 +244,13 @@ class ShardedSink:
         """Build each shard's FAISS file, commit the shards, then the top manifest."""
         assert self._staging is not None
         make = builder(index_type, target_recall, tune_vectors)
-        names = []
-        for number, writer in enumerate(self._writers):
-            name = part_name(number, self.generation)
-            writer.commit({**fields, "name": name}, make)
-            names.append(name)
+        names = [part_name(number, self.generation) for number in range(self.shards)]
+        self._lanes.run(
+            [
+                partial(writer.commit, {**fields, "name": name}, make)
+                for writer, name in zip(self._writers, names)
+            ]
+        )
         parts = [part_entry(self._staging, name) for name in names]
         kinds = {part["index_type"] for part in parts}
         top = {
@@ -222,7 +270,12 @@ class ShardedSink:
     def __exit__(self, *exc_info: Any) -> None:
         try:
             try:
-                self._stack.close()  # the shard writers drop what they staged
+                try:  # the shard writers drop what they staged, each on its lane
+                    self._lanes.run(
+                        [partial(self._exit, n) if n in self._open else None for n in range(self.shards)]
+                    )
+                finally:
+                    self._lanes.close()
             finally:
                 if self._staging is not None:  # not committed
                     if self._staging == self.path:
@@ -234,6 +287,19 @@ class ShardedSink:
             if self._lock is not None:
                 self._lock.__exit__(None, None, None)
                 self._lock = None
+
+    def _exit(self, number: int) -> None:
+        self._open.discard(number)
+        self._writers[number].__exit__(None, None, None)
+
+
+def _insert(writer: StoreWriter, docs: Sequence[Document], vectors: np.ndarray) -> None:
+    assert writer.db is not None
+    insert_documents(writer.db, docs, vectors)
+
+
+def _count_of(writer: StoreWriter) -> int:
+    return _count(writer.db)
 
 
 def _raw_manifest(path: Path) -> dict[str, Any] | None:

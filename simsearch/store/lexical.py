@@ -6,7 +6,9 @@ lives in the same SQLite file, so it is staged, checksummed and committed with t
 under the generation scheme of :mod:`simsearch.store.writer`: the two can never disagree in a
 committed generation. FTS5's ``ascii`` tokenizer only splits the stored tokens at the spaces
 (every non-ASCII character is a token character and ASCII tokens are already lower case).
-Ranking is FTS5's ``bm25()`` (k1 1.2, b 0.75); scores are reported positive, higher better.
+Ranking is FTS5's ``bm25()`` formula (k1 1.2, b 0.75), computed over postings held in memory
+(:mod:`simsearch.store.bm25`: FTS5 scores every match row by row, far too slowly for sentence
+queries at 100k documents); scores are reported positive, higher better.
 
 The manifest records the part under one key, ``lexical``; read it with :func:`lexical_settings`.
 """
@@ -14,11 +16,9 @@ The manifest records the part under one key, ``lexical``; read it with :func:`le
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Iterable, Sequence, Mapping
+from typing import Any, Iterable, Mapping
 
-import numpy as np
-
-from simsearch.store import sql
+from simsearch.store import bm25, sql
 from simsearch.analysis import Analyzer
 from simsearch.errors import IndexCorruptError
 
@@ -88,63 +88,11 @@ def update(db: sqlite3.Connection, analyzer: Analyzer, rowids: Iterable[int]) ->
         )
 
 
-def match_expression(tokens: Sequence[str]) -> str | None:
-    """An FTS5 query matching any of ``tokens`` (each quoted: no FTS5 syntax gets through)."""
-    unique = list(dict.fromkeys(t for t in tokens if t))
-    if not unique:
-        return None
-    return " OR ".join('"' + t.replace('"', '""') + '"' for t in unique)
-
-
-def search(
-    db: sqlite3.Connection, tokens: Sequence[str], n: int, allowed: np.ndarray | None = None
-) -> list[tuple[int, float]]:
-    """The ``n`` best (rowid, bm25) for a query's tokens, best first, ties by rowid.
-
-    ``allowed``: sorted row ids a metadata filter allows (:mod:`simsearch.store.filters`);
-    every match is scored (as FTS5 does for any ranked query) and the best allowed are kept.
-    """
-    expression = match_expression(tokens)
-    if expression is None:
-        return []
-    if allowed is None:
-        sql = f"SELECT rowid, bm25({TABLE}) AS s FROM {TABLE} WHERE {TABLE} MATCH ? ORDER BY s, rowid LIMIT ?"
-        return [(int(rowid), -float(score)) for rowid, score in _run(db, sql, [expression, n])]
-    rows = _run(db, f"SELECT rowid, bm25({TABLE}) FROM {TABLE} WHERE {TABLE} MATCH ?", [expression])
-    if not rows:
-        return []
-    rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    scores = -np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
-    keep = np.isin(rowids, allowed, assume_unique=True)
-    rowids, scores = rowids[keep], scores[keep]
-    order = np.lexsort((rowids, -scores))[:n]
-    return [(int(rowids[i]), float(scores[i])) for i in order]
-
-
-def scores_of(db: sqlite3.Connection, tokens: Sequence[str], rowids: Sequence[int]) -> dict[int, float]:
-    """bm25 of the given rows for a query (rows that match no token are left out)."""
-    expression = match_expression(tokens)
-    found: dict[int, float] = {}
-    if expression is None or not rowids:
-        return found
-    wanted = sorted({int(r) for r in rowids})
-    for part in sql.parts(wanted):
-        statement = (
-            f"SELECT rowid, bm25({TABLE}) FROM {TABLE} WHERE {TABLE} MATCH ? "
-            f"AND rowid IN ({sql.marks(len(part))})"
-        )
-        found.update((int(r), -float(s)) for r, s in _run(db, statement, [expression, *part]))
-    return found
-
-
-def _run(db: sqlite3.Connection, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-    try:
-        return db.execute(sql, params).fetchall()
-    except sqlite3.DatabaseError as exc:
-        raise IndexCorruptError(
-            f"damaged SQLite file: lexical index unreadable ({exc}); run "
-            "`simsearch verify --repair` or rebuild the index"
-        ) from None
+def postings(store: Any) -> bm25.Postings:
+    """The BM25 postings of the generation ``store`` holds open (read on first use, then cached;
+    see :mod:`simsearch.store.bm25`), ranked with the manifest's ``lexical.ranking``."""
+    settings = lexical_settings(dict(store.manifest)) or {}
+    return bm25.postings(store, store.db, TABLE, settings.get("ranking") or RANKING)
 
 
 def disagreement(db: sqlite3.Connection, analyzer: Analyzer, sample: int = 256) -> str | None:

@@ -11,8 +11,11 @@ from typing import Any, Iterator
 
 import pytest
 
+from simsearch.scale.cluster import loopback_only
+
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+loopback_only()  # before ray is imported: the test cluster listens on 127.0.0.1 only
 
 
 @pytest.fixture(scope="session")
@@ -26,8 +29,8 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         include_dashboard=False,
         log_to_driver=False,
         configure_logging=False,
-        _node_ip_address="127.0.0.1",
     )
+    assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
     yield ray
     ray.shutdown()
 

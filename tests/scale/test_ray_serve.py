@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from simsearch import Document, Index, ShardUnavailableError
+from simsearch import Document, Index, QueryError, ShardUnavailableError
 from simsearch.scale.serve import RayIndex
-from tests.server.helpers import call, start_server
+from simsearch.scale.cluster import LOOPBACK_ENV
+from tests.scale.helpers import is_loopback, listening_addresses
+from tests.server.helpers import call, server_env, start_server
 
 TEXTS = [
     "the cat sat on the mat",
@@ -37,7 +40,10 @@ def encoder(tiny_model: str):
 
 @pytest.fixture
 def built(index_dir: Path, encoder) -> Path:
-    docs = [Document(f"d{i}", f"{TEXTS[i % len(TEXTS)]} {i}", {"i": i}) for i in range(30)]
+    docs = [
+        Document(f"d{i}", f"{TEXTS[i % len(TEXTS)]} {i}", {"i": i, "kind": ["even", "odd"][i % 2]})
+        for i in range(30)
+    ]
     return Index.build(docs, "sh", encoder, index_dir=index_dir, shards=3).path
 
 
@@ -49,7 +55,13 @@ def shard_actor_pids() -> set[int]:
 
 def same_hits(a, b) -> None:
     assert [(h.id, h.rank, h.text, h.metadata) for h in a] == [(h.id, h.rank, h.text, h.metadata) for h in b]
-    assert all(abs(x.score - y.score) <= 1e-6 for x, y in zip(a, b))
+    for x, y in zip(a, b):
+        assert abs(x.score - y.score) <= 1e-6
+        assert (x.cosine is None) == (y.cosine is None) and (x.bm25 is None) == (y.bm25 is None)
+        assert abs((x.cosine or 0) - (y.cosine or 0)) <= 1e-6 and abs((x.bm25 or 0) - (y.bm25 or 0)) <= 1e-6
+
+
+FILTER = {"i": {">=": 10}, "kind": {"in": ["even"]}}
 
 
 def close_to(got: list[dict], want) -> None:
@@ -59,17 +71,56 @@ def close_to(got: list[dict], want) -> None:
     assert all(abs(g["score"] - w.score) <= 1e-4 for g, w in zip(got, want))
 
 
+def test_ray_index_answers_like_the_local_sharded_index(ray_cluster, built: Path, encoder) -> None:
+    """Every mode (the default: hybrid), with and without a filter, batches, min_score and
+    search_vectors: the same hits, scores and per-side scores as the shards searched locally."""
+    local = Index.open(built, encoder=encoder)
+    remote = Index.open(built, encoder=encoder, ray="auto")
+    queries = ["bread", "the cat sat", "서울 지하철", "stale bread 7", "zzz nothing matches"]
+    try:
+        default = local.search("bread", k=10)  # hybrid: BM25 and cosine both play
+        assert remote.manifest["lexical"] and any(
+            h.bm25 is not None and h.cosine is not None for h in default
+        )
+        for mode in (None, "dense", "lexical", "hybrid"):
+            for where in (None, FILTER):
+                want = local.search(queries, k=7, mode=mode, where=where)
+                got = remote.search(queries, k=7, mode=mode, where=where)
+                assert len(got) == len(queries) and any(got), (mode, where)
+                for a, b in zip(got, want):
+                    same_hits(a, b)
+                if where:
+                    assert all(
+                        h.metadata["kind"] == "even" and h.metadata["i"] >= 10 for row in got for h in row
+                    )
+        same_hits(remote.search("bread", k=30, min_score=0.1), local.search("bread", k=30, min_score=0.1))
+        vectors = encoder.encode(queries)
+        for got_row, want_row in zip(
+            remote.search_vectors(vectors, 5, where=FILTER), local.search_vectors(vectors, 5, where=FILTER)
+        ):
+            same_hits(got_row, want_row)
+        with pytest.raises(QueryError) as refused:  # the actors' own one-line error, as locally
+            remote.search("bread", where={"i": {"~": 3}})
+        with pytest.raises(QueryError) as local_refused:
+            local.search("bread", where={"i": {"~": 3}})
+        assert str(refused.value) == str(local_refused.value) and "\n" not in str(refused.value)
+        with pytest.raises(QueryError, match="min_score"):
+            remote.search("bread", mode="lexical", min_score=0.5)
+    finally:
+        remote.close()
+
+
 def test_ray_index_searches_writes_and_recovers(ray_cluster, built: Path, encoder) -> None:
     local = Index.open(built, encoder=encoder)
     remote = Index.open(built, encoder=encoder, ray="auto")
     assert isinstance(remote, RayIndex) and remote.shards == 3 and len(remote) == 30
     for query in ("bread", "the cat sat", "서울"):
-        same_hits(remote.search(query, k=7), local.search(query, k=7, mode="dense"))
+        same_hits(remote.search(query, k=7), local.search(query, k=7))
     stats = remote.add([Document("new", "a brand new engine", {})])
     assert stats.added == 1 and len(remote) == 31
     same_hits(
         remote.search("brand new engine", k=5),
-        Index.open(built, encoder=encoder).search("brand new engine", k=5, mode="dense"),
+        Index.open(built, encoder=encoder).search("brand new engine", k=5),
     )
     assert remote.delete(["new"]).deleted == 1 and len(remote) == 30
 
@@ -85,7 +136,7 @@ def test_ray_index_searches_writes_and_recovers(ray_cluster, built: Path, encode
             outcomes.append("503")
             time.sleep(0.2)
             continue
-        same_hits(hits, local.search("bread", k=7, mode="dense"))
+        same_hits(hits, local.search("bread", k=7))
         outcomes.append("ok")
         break
     assert outcomes[-1] == "ok", outcomes
@@ -100,14 +151,37 @@ def test_ray_index_searches_writes_and_recovers(ray_cluster, built: Path, encode
 
 def test_serve_ray_over_http(ray_cluster, built: Path, index_dir: Path, tmp_path: Path, encoder) -> None:
     before = shard_actor_pids()
-    # the server starts its own local cluster (no address to give: nothing leaves loopback)
-    server = start_server(index_dir, ["sh"], "--ray", log=tmp_path / "serve.log", timeout=300)
+    # the server starts its own local cluster (no address to give: nothing leaves loopback), with
+    # no loopback setting inherited from this test session: simsearch must ask for it itself
+    env = {key: value for key, value in server_env().items() if key != LOOPBACK_ENV}
+    server = start_server(index_dir, ["sh"], "--ray", log=tmp_path / "serve.log", env=env, timeout=300)
     try:
+        listening = listening_addresses(server.process.pid)
+        assert len(listening) >= 3 and all(map(is_loopback, listening)), listening  # GCS, raylet, workers
         url = f"{server.url}/indexes/sh/search?" + urllib.parse.urlencode({"query": "bread", "k": 5})
         first = call(url)
         assert first.status == 200, first.body
-        want = Index.open(built, encoder=encoder).search("bread", k=5, mode="dense")
+        local = Index.open(built, encoder=encoder)
+        want = local.search("bread", k=5)
         close_to(first.json()["hits"], want)
+        for mode in ("dense", "lexical", "hybrid"):  # every mode and a filter, GET and POST
+            params = {"query": "stale bread", "k": 6, "mode": mode, "where": json.dumps(FILTER)}
+            got = call(f"{server.url}/indexes/sh/search?" + urllib.parse.urlencode(params))
+            assert got.status == 200, got.body
+            close_to(got.json()["hits"], local.search("stale bread", k=6, mode=mode, where=FILTER))
+            posted = call(
+                f"{server.url}/indexes/sh/search",
+                method="POST",
+                body={"queries": ["stale bread", "the cat"], "k": 4, "mode": mode},
+            )
+            assert posted.status == 200, posted.body
+            for hits, query in zip(posted.json()["results"], ["stale bread", "the cat"]):
+                close_to(hits["hits"], local.search(query, k=4, mode=mode))
+        bad = call(
+            f"{server.url}/indexes/sh/search?"
+            + urllib.parse.urlencode({"query": "x", "where": '{"i": {"~": 1}}'})
+        )
+        assert bad.status in (400, 422) and "\n" not in bad.json()["error"], bad.body
         mine = shard_actor_pids() - before
         assert len(mine) == 3, mine
         os.kill(sorted(mine)[0], signal.SIGKILL)

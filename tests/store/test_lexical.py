@@ -169,14 +169,16 @@ def test_dense_and_hybrid_modes_are_brute_force(small, fake_encoder, query: str)
     bm25 = brute_bm25([analyze(d.text) for d in docs], analyze(query))
     matched = [s for s in bm25 if s > 0]
 
-    def norm(value: float, values: list[float]) -> float:
+    def norm(value: float, values: list[float]) -> float:  # min-max over all: 60 docs < DEPTH
         lo, hi = min(values), max(values)
-        return 1.0 if hi - lo <= 1e-12 else max(0.0, (value - lo) / (hi - lo))
+        if hi - lo <= 1e-12:
+            return 1.0 if value >= lo else 0.0
+        return (value - lo) / (hi - lo)  # not clipped: a non-match (BM25 0) falls below 0
 
     weight = 0.5 if matched else 1.0  # the fake encoder has no tokenizer: full coverage
     fused = [
         weight * norm(float(c), list(map(float, cosine)))
-        + (1 - weight) * (norm(s, matched) if s > 0 else 0.0)
+        + (1 - weight) * (norm(s, matched) if matched else 0.0)
         for c, s in zip(cosine, bm25)
     ]
     hybrid = index.search(query, k=10, mode="hybrid")

@@ -1,0 +1,141 @@
+"""BM25 over the lexical part, scored in memory: FTS5's ``bm25()`` formula, every match at once.
+
+FTS5 scores a ranked query row by row through its auxiliary-function API, and an OR query over
+a sentence's tokens matches a large share of a corpus: at 100k sentences with sentence-long
+queries (p50 11k matching rows) ``bm25()`` cost ~240 ms a query on the shared 2-core machine
+(benchmarks/README.md). So the stored tokens of one committed generation (the ``lexical``
+table, the durable, checksummed and transactional copy) are read once, on the first lexical
+query, into postings (term -> rows and term frequencies, numpy arrays), and a query's matching
+rows are scored together with the same formula as FTS5::
+
+    idf(t)  = ln((N - n_t + 0.5) / (n_t + 0.5)), at least 1e-6
+    bm25(d) = sum over the query's distinct terms t in d of
+              idf(t) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * |d| / avgdl))
+
+(N rows, n_t rows holding t, |d| tokens in d, avgdl the mean; k1 and b from the manifest's
+``lexical.ranking``). A row that matches no query term has no score. The postings are cached
+per open generation (a write commits a new generation, whose first lexical query reads them
+again); ``tests/store/test_bm25.py`` checks the scores against FTS5's own ``bm25()``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from itertools import repeat
+from typing import Any, Mapping, Sequence
+from weakref import WeakKeyDictionary
+
+import numpy as np
+
+from simsearch.errors import IndexCorruptError
+
+_CACHED: WeakKeyDictionary[Any, Postings] = WeakKeyDictionary()
+_CACHED_LOCK = threading.Lock()
+_END = "\x00"  # ends a row in the joined token text (no analysed token holds it)
+
+
+class Postings:
+    """The postings of one generation's lexical table, and BM25 scoring over them."""
+
+    def __init__(self, texts: Sequence[tuple[int, str]], k1: float = 1.2, b: float = 0.75) -> None:
+        """``texts``: (rowid, space-joined tokens) per row, any order."""
+        self.k1, self.b = float(k1), float(b)
+        rows = sorted(texts)
+        self.rowids = np.fromiter((r for r, _ in rows), dtype=np.int64, count=len(rows))
+        # one split of all rows at once, rows ended by a mark no analysed token can be (C speed)
+        flat = (f" {_END} ".join(t for _, t in rows) + f" {_END}").split() if rows else []
+        self.vocab: dict[str, int] = dict(zip(set(flat), range(len(flat))))
+        end = self.vocab.pop(_END, -1)  # its id stays unused: an empty postings list
+        size = len(self.vocab) + (end >= 0)
+        tokens = np.fromiter(map(self.vocab.get, flat, repeat(end)), dtype=np.int64, count=len(flat))
+        ends = tokens == end
+        row_of = np.cumsum(ends) - ends  # the row each token belongs to
+        lengths = np.diff(np.flatnonzero(ends), prepend=-1) - 1
+        terms, rows_of = tokens[~ends], row_of[~ends]
+        width = max(1, len(rows))
+        # one entry per (term, row) with its count, grouped by term: the postings lists
+        keys, tf = np.unique(terms * width + rows_of, return_counts=True)
+        term_of = keys // width
+        self.rows = (keys % width).astype(np.int32)
+        self.starts = np.searchsorted(term_of, np.arange(size + 1)).astype(np.int64)
+        n = max(1, len(rows))
+        avgdl = float(lengths.sum()) / n if len(rows) else 1.0
+        # the per-entry part of the formula that does not depend on the query
+        norm = self.k1 * (1.0 - self.b + self.b * lengths / max(avgdl, 1e-12))
+        self.weights = tf * (self.k1 + 1.0) / (tf + norm[self.rows])
+        df = np.diff(self.starts).astype(np.float64)
+        self.idf = np.maximum(1e-6, np.log((len(rows) - df + 0.5) / (df + 0.5)))
+
+    def __len__(self) -> int:
+        return len(self.rowids)
+
+    def match(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Row ids (ascending) and BM25 scores of every row matching any of ``tokens``."""
+        terms = [self.vocab[t] for t in dict.fromkeys(tokens) if t in self.vocab]
+        if not terms or not len(self.rowids):
+            return np.zeros(0, np.int64), np.zeros(0, np.float64)
+        rows = np.concatenate([self.rows[self.starts[t] : self.starts[t + 1]] for t in terms])
+        scores = np.concatenate(
+            [self.weights[self.starts[t] : self.starts[t + 1]] * self.idf[t] for t in terms]
+        )
+        if len(rows) * 8 >= len(self.rowids):  # dense accumulation is cheapest
+            summed = np.bincount(rows, weights=scores, minlength=len(self.rowids))
+            hit = np.flatnonzero(summed)
+            return self.rowids[hit], summed[hit]
+        hit, inverse = np.unique(rows, return_inverse=True)
+        return self.rowids[hit], np.bincount(inverse, weights=scores)
+
+    def top(
+        self, tokens: Sequence[str], n: int, allowed: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        """The ``n`` best (rowid, bm25), best first, ties by rowid; ``allowed``: sorted row ids
+        a metadata filter keeps (None: all)."""
+        return best(*self.match(tokens), n, allowed)
+
+
+def best(
+    rowids: np.ndarray, scores: np.ndarray, n: int, allowed: np.ndarray | None = None
+) -> list[tuple[int, float]]:
+    """The ``n`` best of :meth:`Postings.match`'s rows, best first, ties by rowid, among
+    ``allowed`` (sorted row ids; None: all)."""
+    if allowed is not None and len(rowids):
+        keep = np.isin(rowids, allowed, assume_unique=True)
+        rowids, scores = rowids[keep], scores[keep]
+    if len(rowids) > n:
+        cut = scores[np.argpartition(-scores, n - 1)[n - 1]]  # the n-th best score
+        keep = scores >= cut  # every row tied with the n-th too, then the exact order
+        rowids, scores = rowids[keep], scores[keep]
+    order = np.lexsort((rowids, -scores))[:n]
+    return [(int(rowids[i]), float(scores[i])) for i in order]
+
+
+def lookup(rowids: np.ndarray, scores: np.ndarray, wanted: Sequence[int]) -> dict[int, float]:
+    """The scores among :meth:`Postings.match`'s rows of the ``wanted`` ones that matched."""
+    if not len(rowids) or not len(wanted):
+        return {}
+    ask = np.unique(np.asarray(wanted, dtype=np.int64))
+    where = np.minimum(np.searchsorted(rowids, ask), len(rowids) - 1)
+    found = rowids[where] == ask
+    return dict(zip(ask[found].tolist(), scores[where[found]].tolist()))
+
+
+def read(db: sqlite3.Connection, table: str, ranking: Mapping[str, Any]) -> Postings:
+    """The postings of ``table`` in ``db`` with the manifest's ranking parameters."""
+    try:
+        texts = db.execute(f"SELECT rowid, tokens FROM {table}").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise IndexCorruptError(
+            f"damaged SQLite file: lexical index unreadable ({exc}); run "
+            "`simsearch verify --repair` or rebuild the index"
+        ) from None
+    return Postings(texts, float(ranking.get("k1", 1.2)), float(ranking.get("b", 0.75)))
+
+
+def postings(owner: Any, db: sqlite3.Connection, table: str, ranking: Mapping[str, Any]) -> Postings:
+    """The (cached) postings of the generation ``owner`` holds open through ``db``."""
+    with _CACHED_LOCK:
+        found = _CACHED.get(owner)
+        if found is None:
+            found = _CACHED[owner] = read(db, table, ranking)
+        return found
