@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
+import socket
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -12,7 +14,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from tests.server.helpers import Server, call, server_env, start_server
+from tests.server.helpers import Server, call, read_reply, server_env, start_server
 
 TOKEN = "s3cret-token"
 TEXTS = ["the cat sat on the mat", "서울 지하철은 편리하다", "a fast search engine for long documents"]
@@ -156,9 +158,22 @@ def test_token_is_required(server: Server, tiny_bert: Path) -> None:
 
 
 def test_size_limit_applies(server: Server, tiny_bert: Path) -> None:
-    huge = {"model": str(tiny_bert), "input": ["word " * 1000] * 300}  # ~1.5 MB > the 1 MiB limit
-    answer = call(server.url + "/v1/embeddings", "POST", huge, headers={"Authorization": f"Bearer {TOKEN}"})
-    assert answer.status == 413
+    huge = json.dumps({"model": str(tiny_bert), "input": ["word " * 1000] * 300}).encode()  # ~1.5 MB
+    assert len(huge) > 1 << 20  # the 1 MiB limit
+    # By hand: the server answers 413 from the declared length and hangs up before the body is
+    # all sent, so a client still sending (urllib) can fail with a broken pipe before it reads it.
+    with socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])), timeout=60) as sock:
+        head = (
+            "POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {TOKEN}\r\nContent-Length: {len(huge)}\r\nConnection: close\r\n\r\n"
+        )
+        try:
+            sock.sendall(head.encode() + huge)
+        except OSError:
+            pass  # the server answered and closed first: its answer is still there to read
+        reply = read_reply(sock)
+    assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
+    assert b"larger than 1048576 bytes" in reply
 
 
 def test_without_a_token_the_routes_are_open(tmp_path: Path, encoder, tiny_bert: Path) -> None:
