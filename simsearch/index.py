@@ -579,6 +579,13 @@ def encode_tune_queries(encoder: Any, queries: Sequence[str] | None) -> np.ndarr
     More than :data:`~simsearch.store.tuning.TUNE_QUERIES` are thinned to that many, drawn
     reproducibly, so a long query log costs a bounded encoding and tuning time.
     """
+    texts = tune_query_texts(queries)
+    return None if texts is None else np.asarray(encoder.encode(texts), dtype=np.float32)
+
+
+def tune_query_texts(queries: Sequence[str] | None) -> list[str] | None:
+    """The tuning queries :func:`encode_tune_queries` encodes, checked (a build checks them
+    before it starts, so a bad query file fails at once)."""
     if queries is None:
         return None
     if isinstance(queries, str):
@@ -591,7 +598,7 @@ def encode_tune_queries(encoder: Any, queries: Sequence[str] | None) -> np.ndarr
     if len(texts) > TUNE_QUERIES:
         picks = np.sort(np.random.default_rng(0).choice(len(texts), TUNE_QUERIES, replace=False))
         texts = [texts[i] for i in picks]
-    return np.asarray(encoder.encode(texts), dtype=np.float32)
+    return texts
 
 
 def check_unit_rows(vectors: Any, dim: int, docs: Sequence[Document]) -> np.ndarray:

@@ -151,14 +151,31 @@ def load_model(source: ModelSource, device: str = "cpu") -> LoadedModel:
             path, config=config, trust_remote_code=False, output_loading_info=True
         )
     except Exception as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"could not load model {source.id!r} from {path}: {first_line}") from exc
+        raise _load_error(source, exc) from exc
     missing = info.get("missing_keys") or ()
     # A pooler whose weights were not in the checkpoint is randomly initialised: not a pooler.
     has_pooler = getattr(model, "pooler", None) is not None and not any("pooler" in key for key in missing)
     model.eval()
     model.to(device)
     return LoadedModel(source, config, tokenizer, model, has_pooler)
+
+
+def check_loadable(source: ModelSource) -> None:
+    """Load the config and tokenizer only (not the weights): the quick check a Ray build makes
+    before its encoder actors load the whole model, so a broken model fails once, in one line."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    settings.quiet_transformers()
+    try:
+        AutoConfig.from_pretrained(str(source.path), trust_remote_code=False)
+        AutoTokenizer.from_pretrained(str(source.path), trust_remote_code=False)
+    except Exception as exc:
+        raise _load_error(source, exc) from exc
+
+
+def _load_error(source: ModelSource, exc: Exception) -> ModelError:
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ModelError(f"could not load model {source.id!r} from {source.path}: {first_line}")
 
 
 def sentence_transformers_pooling(path: Path) -> str | None:

@@ -9,7 +9,9 @@ local build) and commits once: a failure anywhere leaves the previous index (or 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,11 +26,13 @@ from simsearch.readers import Document, ReadOptions, read_documents
 from simsearch.scale.cluster import connected, first_line, unwrap
 
 PART_BYTES = 16 << 20  # a file larger than this is read by several tasks
-_STREAM = 2048  # documents handed to the writers at a time
-# Rows an encoder actor gets at a time. The encoder sorts them by length and runs them in
-# batches of ``batch_size``: the more rows sorted together, the less padding (as a local build,
-# which sorts 2,048 at a time); fewer rows per call keep the actors evenly busy at the end.
-ENCODE_ROWS = 1024
+# What an encoder actor gets per call: one block of the read output, cut at about this size
+# (~1,100 sentences of the benchmark corpus). The encoder sorts a call's rows by length and runs
+# them in batches of ``batch_size`` (1,000 or 2,048 rows sorted together encode at the same
+# rate). Each call costs ~0.5 s more inside Ray Data (measured on 2 cores): at 20,000 sentences
+# 256 KB blocks gave 0.90x the local build, 128 KB blocks 0.81x (docs/scale.md); much larger
+# ones leave one actor working alone at the end.
+BLOCK_BYTES = 256 << 10
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,13 @@ class EncoderSpec:
     batch_size: int = 32
     device: str = "cpu"
     precision: str = "fp32"
+
+    def check(self) -> None:
+        """The model's directory, config and tokenizer, checked here (not its weights): a model
+        that fails in the actors makes Ray print pages of retries around the one-line error."""
+        from simsearch.encode.models import check_loadable, resolve_model
+
+        check_loadable(resolve_model(self.model))
 
     def load(self) -> Any:
         from simsearch.encode.torch_encoder import Encoder
@@ -98,9 +109,10 @@ def read_plan(
         path = Path(source)
         parts = 1
         if path.is_file():
-            # at least two blocks per encoder actor: a read task's output is one block, and Ray
-            # Data gives a block to one actor (measured: one 2,000-sentence file kept 1 of 2 busy)
-            parts = max(2 * workers, min(workers * 4, -(-path.stat().st_size // PART_BYTES)))
+            # a part per PART_BYTES, up to 4 per worker (every part of a text file parses the
+            # whole file); a read task costs a worker process, so a small file is one task (its
+            # output is still cut into small blocks for the actors: BLOCK_BYTES)
+            parts = max(1, min(workers * 4, -(-path.stat().st_size // PART_BYTES)))
         if parts > 1 and _is_parquet(path, options):
             import pyarrow.parquet as pq  # comes with ray[data]
 
@@ -159,7 +171,7 @@ def ray_build(
     tune_queries: Sequence[str] | None = None,
 ) -> Any:
     """Build the index at ``path`` on Ray; returns the opened :class:`~simsearch.index.Index`."""
-    from simsearch.index import BuildStats, _open_path, commit_build, encode_tune_queries
+    from simsearch.index import BuildStats, _open_path, commit_build, tune_query_texts
     from simsearch.store.bulk import open_sink
     from simsearch.store.index_types import builder
 
@@ -169,17 +181,30 @@ def ray_build(
     for source in sources:
         if not Path(source).exists():
             raise InputError(f"{source}: no such file or directory")
+    queries = tune_query_texts(tune_queries)  # a bad query file fails before the cluster starts
     started = time.perf_counter()
-    # The driver's copy of the model names it in the manifest and exports ONNX: loaded while Ray
-    # starts (both mostly wait on disk and on other processes), and before any encoding starts,
-    # so that a bad model fails once, here, rather than in every actor.
+    # The driver's copy of the model names it in the manifest, encodes the tuning queries and
+    # exports ONNX; it is needed only at the commit, so it loads while Ray starts and the encoder
+    # actors load theirs (measured: waiting for it first delayed the actors' start by ~8 s of a
+    # 54 s build). Its config and tokenizer are checked first, so a broken model fails here; one
+    # that fails later (its weights) fails the actors too, and the driver's own error is the one
+    # reported (one line, the index unchanged).
     with ThreadPoolExecutor(1, thread_name_prefix="driver-model") as loading:
         loaded = loading.submit(spec.load)
+        try:
+            spec.check()
+        except SimsearchError:
+            loaded.cancel()
+            raise
         with connected(ray_options.address) as ray:
-            encoder = loaded.result()
-            tune_vectors = encode_tune_queries(encoder, tune_queries)  # few: encoded here, not on Ray
             with open_sink(path, shards=shards, force=force) as sink:
-                truncated = _write_all(ray, sink, sources, read_options, spec, ray_options, progress)
+                try:
+                    truncated = _write_all(ray, sink, sources, read_options, spec, ray_options, progress)
+                except SimsearchError:
+                    loaded.result()  # the driver's load error first, when the model is what failed
+                    raise
+                encoder = loaded.result()
+                tune_vectors = None if queries is None else np.asarray(encoder.encode(queries), np.float32)
                 count = commit_build(
                     sink, encoder, path, truncated, index_type, target_recall, tune_vectors=tune_vectors
                 )
@@ -229,20 +254,52 @@ def _encoded(
     plan = read_plan([os.fspath(s) for s in sources], options.workers, read_options)
     # Reading reserves no CPU: the encoder actors hold the cores, and a read task that waited for
     # one of them would wait forever (the pool never lets go); parsing costs little next to encoding.
-    dataset = ray.data.from_items(plan).flat_map(read_part, fn_kwargs={"options": read_options}, num_cpus=0)
+    context = DataContext.get_current()
+    saved = context.target_max_block_size
+    # Small blocks: a read task's output is cut into blocks of BLOCK_BYTES (read when the dataset
+    # is made), an actor call gets one, so every actor stays busy to the end (one block per read
+    # task left one of two actors idle). Ray Data's repartition would need a CPU the actors hold.
+    context.target_max_block_size = BLOCK_BYTES
+    try:
+        dataset = ray.data.from_items(plan).flat_map(
+            read_part, fn_kwargs={"options": read_options}, num_cpus=0
+        )
+    finally:
+        context.target_max_block_size = saved
     # Ray Data restarts a dead encoder actor and retries its batch (its default for actor pools).
     encoded = dataset.map_batches(
         EncodeActor,
         fn_constructor_kwargs={"spec": spec, "threads": max(1, int(options.cpus_per_worker))},
-        batch_size=max(spec.batch_size, ENCODE_ROWS),
-        compute=ActorPoolStrategy(size=options.workers),
+        batch_size=None,  # a call per block
+        # two blocks per actor: the next is there when a call ends; Ray Data's default (4) queued
+        # every block of a small input on the first actor ready while the other idled (measured)
+        compute=ActorPoolStrategy(size=options.workers, max_tasks_in_flight_per_actor=2),
         num_cpus=options.cpus_per_worker,
         num_gpus=options.gpus_per_worker or None,
         batch_format="numpy",
     )
-    for batch in encoded.iter_batches(batch_size=_STREAM, batch_format="numpy"):
+    with _quiet("ray.data"):
+        yield from _batches(encoded)
+
+
+def _batches(encoded: Any) -> Iterator[tuple[list[Document], np.ndarray, int]]:
+    for batch in encoded.iter_batches(batch_size=None, batch_format="numpy"):  # as blocks arrive
         docs = [
             Document(str(i), str(t), json.loads(str(m)), str(w))
             for i, t, m, w in zip(batch["id"], batch["text"], batch["metadata"], batch["where"])
         ]
         yield docs, np.asarray(batch["vector"], dtype=np.float32), int(np.sum(batch["truncated"]))
+
+
+@contextlib.contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    """Ray Data's console log off while it runs a build: its INFO lines on every build and, when
+    an actor fails, hundreds of lines of stack traces, around the one-line error simsearch gives
+    (Ray Data still writes them to its log files under the session directory)."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

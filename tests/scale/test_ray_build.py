@@ -175,3 +175,20 @@ def test_ray_build_errors_change_nothing(
     )
     assert missing.exit_code == 1 and "no such file" in missing.output
     assert not (index_dir / "new").exists() and not list(index_dir.glob(".new*"))
+
+
+def test_ray_build_with_a_broken_model_says_so_once(ray_cluster, index_dir: Path, tmp_path: Path) -> None:
+    """The driver loads its copy of the model while the actors load theirs: a model that cannot be
+    loaded fails the build with the driver's one-line error, and nothing is written."""
+    files = corpus(tmp_path, 20)
+    model = tmp_path / "broken-model"
+    model.mkdir()
+    (model / "config.json").write_text("{not json", encoding="utf-8")
+    result = run(
+        "build", files[1], "--name", "broken", "--ray", "--workers", "1", "--model", model,
+        "--index-dir", index_dir,
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
+    assert "broken-model" in result.output, result.output
+    assert not (index_dir / "broken").exists() and not list(index_dir.glob(".broken*"))
