@@ -191,11 +191,7 @@ def ray_build(
     # reported (one line, the index unchanged).
     with ThreadPoolExecutor(1, thread_name_prefix="driver-model") as loading:
         loaded = loading.submit(spec.load)
-        try:
-            spec.check()
-        except SimsearchError:
-            loaded.cancel()
-            raise
+        spec.check()
         with connected(ray_options.address) as ray:
             with open_sink(path, shards=shards, force=force) as sink:
                 try:
