@@ -57,6 +57,12 @@ def main() -> None:
         "--ann1m-kinds", default="flat,auto,ivf", help="index types of the large ANN table (flat first)"
     )
     parser.add_argument(
+        "--ann1m-ef-construction",
+        type=int,
+        default=None,
+        help="HNSW efConstruction of the large ANN table [the library's HNSW_EF_CONSTRUCTION]",
+    )
+    parser.add_argument(
         "--peer-build-docs", type=int, default=1000, help="sentences each engine builds from text (peers)"
     )
     parser.add_argument("--out", type=Path, default=corpus.RESULTS / "report.md")
@@ -115,7 +121,13 @@ def main() -> None:
 
         out += (
             [f"## ANN at {args.ann1m_size:,} vectors", ""]
-            + ann_large.run(vectors, args.ann1m_size, log=log, kinds=tuple(args.ann1m_kinds.split(",")))
+            + ann_large.run(
+                vectors,
+                args.ann1m_size,
+                log=log,
+                kinds=tuple(args.ann1m_kinds.split(",")),
+                ef_construction=args.ann1m_ef_construction,
+            )
             + [""]
         )
     if "ann" in sections:

@@ -198,14 +198,23 @@ def retuned_on_queries(index, db: sqlite3.Connection, dim: int, tuning: np.ndarr
 
 
 def build_and_measure(
-    db_path: str, kind: str, queries_path: str, kth_path: str, index_path: str, real: int
+    db_path: str,
+    kind: str,
+    queries_path: str,
+    kth_path: str,
+    index_path: str,
+    real: int,
+    ef_construction: int | None = None,
 ) -> dict:
-    """In a fresh process: build + tune ``kind`` as ``simsearch build`` would, then measure it."""
+    """In a fresh process: build + tune ``kind`` as ``simsearch build`` would, then measure it
+    (``ef_construction`` replaces the library's HNSW default, for comparison runs)."""
     import faiss
 
     from simsearch.store import index_types as ann
     from simsearch.store.faiss_file import FaissFile
 
+    if ef_construction is not None:
+        ann.HNSW_EF_CONSTRUCTION = ef_construction
     base_rss = _peak_rss_mb()
     db = sqlite3.connect(db_path)
     dim = len(db.execute("SELECT vector FROM documents LIMIT 1").fetchone()[0]) // 4
@@ -233,6 +242,7 @@ def build_and_measure(
         "on_queries": on_queries,
         "kind": kind if kind == fields["index_type"] else f"{kind} ({fields['index_type']})",
         "factory": fields["ann"]["factory"],
+        "ef_construction": fields["ann"].get("ef_construction"),
         "params": fields["ann"]["search_params"],
         "tuned_recall": fields["ann"]["recall_at_10"],
         "recall": recall,
@@ -248,7 +258,13 @@ def build_and_measure(
     }
 
 
-def run(vectors: np.ndarray, size: int, log=print, kinds: tuple[str, ...] = KINDS) -> list[str]:
+def run(
+    vectors: np.ndarray,
+    size: int,
+    log=print,
+    kinds: tuple[str, ...] = KINDS,
+    ef_construction: int | None = None,
+) -> list[str]:
     from simsearch.store import index_types as ann
 
     from .ann_table import vector_db
@@ -281,6 +297,7 @@ def run(vectors: np.ndarray, size: int, log=print, kinds: tuple[str, ...] = KIND
                     str(Path(tmp) / "kth.npy"),
                     str(Path(tmp) / f"{kind}.faiss"),
                     len(real),
+                    ef_construction,
                 ).result()
             results.append(result)
             log(f"ann1m: {kind} done: " + json.dumps(result))
@@ -307,6 +324,8 @@ def _report(results: list[dict], real: int, size: int, checks: list[list[str]]) 
     rows = []
     for r in results:
         params = ", ".join(f"{k}={v}" for k, v in r["params"].items()) or "-"
+        if r.get("ef_construction"):
+            params += f" (efConstruction {r['ef_construction']})"
         rows.append(
             [
                 r["kind"],

@@ -83,6 +83,17 @@ def test_search_parameter_is_reapplied_on_open(fake_encoder, index_dir):
         )
 
 
+def test_hnsw_graphs_are_built_denser_than_faiss_default(fake_encoder, index_dir):
+    for name, index_type in (("h", "hnsw"), ("f", "HNSW16")):
+        Index.build(corpus(), name, fake_encoder, index_dir=index_dir, index_type=index_type)
+        index = Index.open(name, index_dir=index_dir, encoder=fake_encoder)
+        assert index.manifest["ann"]["ef_construction"] == ann.HNSW_EF_CONSTRUCTION != 40
+        with closing(Store.open(index.path)) as store:  # kept in the FAISS file for later additions
+            assert ann.hnsw_of(store.faiss.index).efConstruction == ann.HNSW_EF_CONSTRUCTION
+    Index.build(corpus(), "i", fake_encoder, index_dir=index_dir, index_type="ivf")
+    assert "ef_construction" not in Index.open("i", index_dir=index_dir, encoder=fake_encoder).manifest["ann"]
+
+
 def test_auto_is_exact_while_small(fake_encoder, index_dir, monkeypatch):
     index = Index.build(corpus(50), "a", fake_encoder, index_dir=index_dir)
     assert index.manifest["index_type"] == "flat" and index.manifest["ann"]["requested"] == "auto"
@@ -180,7 +191,7 @@ def test_exact_kth_and_recall_hold_out_the_query_and_count_ties():
 
 def test_factory_strings_and_sizes():
     assert ann.factory_for("flat", 10, 384) == "IDMap2,Flat"
-    assert ann.factory_for("hnsw", 10, 384) == "IDMap2,HNSW32"
+    assert ann.factory_for("hnsw", 10, 384) == "IDMap2,HNSW48"
     assert ann.factory_for("ivf", 100_000, 384) == "IVF1024,Flat"
     assert ann.factory_for("ivfpq", 100_000, 384) == "IDMap2,IVF1024,PQ96x8np,Refine(SQ8)"
     assert ann.factory_for("HNSW16", 10, 384) == "IDMap2,HNSW16"
