@@ -31,6 +31,7 @@ from simsearch.store.home import check_name
 from simsearch.readers import Document
 from simsearch.server import schemas as s
 from simsearch.server.openai import add_openai_routes
+from simsearch.server.protocol import error_json
 from simsearch.server.state import Served, ServedIndex, ShuttingDown
 from simsearch.validate import check_document, document_ids, json_ready, unicode_problem
 
@@ -286,31 +287,35 @@ def _add_pages(app: FastAPI) -> None:
         return Response(body, media_type=kind)
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+def _error(
+    request: Request, status: int, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(error_json(request.url.path, message), status_code=status, headers=headers)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return _error(exc.status, exc.message, exc.headers)
+        return _error(request, exc.status, exc.message, exc.headers)
 
     @app.exception_handler(SimsearchError)
     async def library_error(request: Request, exc: SimsearchError) -> JSONResponse:
-        return _error(next(code for kind, code in _LIBRARY_STATUS if isinstance(exc, kind)), str(exc))
+        return _error(
+            request, next(code for kind, code in _LIBRARY_STATUS if isinstance(exc, kind)), str(exc)
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _error(*validation_message(exc.errors()))
+        return _error(request, *validation_message(exc.errors()))
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+        return _error(request, exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> JSONResponse:
         log.error("error serving %s %s", request.method, request.url.path, exc_info=exc)
-        return _error(500, "internal error; the server log has the details")
+        return _error(request, 500, "internal error; the server log has the details")
 
 
 def validation_message(errors: Any) -> tuple[int, str]:

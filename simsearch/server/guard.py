@@ -11,6 +11,8 @@ import json
 import logging
 from typing import Any, Awaitable, Callable
 
+from simsearch.server.protocol import error_json
+
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 # The page loads only its own script and style and talks only to this server.
 CSP = (
@@ -40,7 +42,8 @@ class Guard:
     address when ``any_address``. A web page cannot then reach the server through DNS rebinding
     (a foreign name pointed at this address). Bodies are read here, up to ``max_body`` bytes
     (``max_write_body`` for ``/documents``) within ``BODY_TIMEOUT`` seconds, and must be JSON.
-    Every answer of its own, and any error below it, is JSON ``{"error": ...}``.
+    Every answer of its own, and any error below it, is JSON ``{"error": ...}`` (OpenAI's error
+    shape under ``/v1``).
     """
 
     def __init__(
@@ -74,7 +77,7 @@ class Guard:
         except Exception:  # uvicorn would answer a plain-text 500; the shape stays JSON
             log.exception("error serving %s %s", scope.get("method"), scope.get("path"))
             if not started:
-                await reply(send, 500, "internal error; the server log has the details")
+                await reply(scope, send, 500, "internal error; the server log has the details")
 
     def _host_ok(self, value: bytes) -> bool:
         if self.hosts is None:
@@ -86,6 +89,7 @@ class Guard:
         headers = {key.lower(): value for key, value in scope["headers"]}
         if not self._host_ok(headers.get(b"host", b"")):
             await reply(
+                scope,
                 send,
                 400,
                 "unexpected Host header; this server answers only to its own names "
@@ -95,22 +99,24 @@ class Guard:
         limit = self.max_write_body if scope["path"].rstrip("/").endswith("/documents") else self.max_body
         declared = headers.get(b"content-length")
         if declared is not None and not declared.isdigit():
-            await reply(send, 400, "malformed Content-Length header")
+            await reply(scope, send, 400, "malformed Content-Length header")
             return
         if declared is not None and int(declared) > limit:
-            await too_large(send, limit)  # refused before a byte of the body is read
+            await too_large(scope, send, limit)  # refused before a byte of the body is read
             return
         if scope["method"] in _BODY_METHODS:
             try:
                 body = await asyncio.wait_for(read_body(receive, limit), BODY_TIMEOUT)
             except asyncio.TimeoutError:
-                await reply(send, 408, f"the request body did not arrive within {BODY_TIMEOUT:g} s")
+                await reply(scope, send, 408, f"the request body did not arrive within {BODY_TIMEOUT:g} s")
                 return
             if body is None:
-                await too_large(send, limit)
+                await too_large(scope, send, limit)
                 return
             if body and not is_json(headers.get(b"content-type", b"")):
-                await reply(send, 415, "send the request body as JSON with 'Content-Type: application/json'")
+                await reply(
+                    scope, send, 415, "send the request body as JSON with 'Content-Type: application/json'"
+                )
                 return
             receive = replay(body, receive)
         await self.app(scope, receive, with_headers(send))
@@ -179,12 +185,12 @@ def with_headers(send: Send) -> Send:
     return wrapped
 
 
-async def too_large(send: Send, limit: int) -> None:
-    await reply(send, 413, f"request body is larger than {limit} bytes")
+async def too_large(scope: Scope, send: Send, limit: int) -> None:
+    await reply(scope, send, 413, f"request body is larger than {limit} bytes")
 
 
-async def reply(send: Send, status: int, message: str) -> None:
-    body = json.dumps({"error": message}).encode()
+async def reply(scope: Scope, send: Send, status: int, message: str) -> None:
+    body = json.dumps(error_json(scope["path"], message)).encode()
     await with_headers(send)(
         {
             "type": "http.response.start",

@@ -23,6 +23,14 @@ KEEP_ALIVE_TIMEOUT = 5  # seconds an idle keep-alive connection stays open
 MAX_HEAD_BYTES = 16 * 1024  # request line plus headers; more is refused as malformed
 
 
+def error_json(path: str, message: str) -> dict[str, Any]:
+    """The error body for ``path``: OpenAI's shape under ``/v1`` (what its clients parse),
+    ``{"error": message}`` everywhere else."""
+    if path == "/v1" or path.startswith("/v1/"):
+        return {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}}
+    return {"error": message}
+
+
 def error_bytes(status: int, reason: str, message: str) -> bytes:
     """A complete HTTP/1.1 error response with a JSON body, closing the connection."""
     body = json.dumps({"error": message}).encode()
@@ -36,7 +44,9 @@ def error_bytes(status: int, reason: str, message: str) -> bytes:
 async def unavailable(scope: Any, receive: Any, send: Any) -> None:
     """uvicorn's answer when ``limit_concurrency`` is reached, as JSON."""
     body = json.dumps(
-        {"error": "the server is at its limit of concurrent connections; retry shortly"}
+        error_json(
+            str(scope.get("path", "")), "the server is at its limit of concurrent connections; retry shortly"
+        )
     ).encode()
     await send(
         {

@@ -173,7 +173,31 @@ def test_size_limit_applies(server: Server, tiny_bert: Path) -> None:
             pass  # the server answered and closed first: its answer is still there to read
         reply = read_reply(sock)
     assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
-    assert b"larger than 1048576 bytes" in reply
+    error = json.loads(reply.split(b"\r\n\r\n", 1)[1])["error"]  # OpenAI's shape, as every /v1 error
+    assert "larger than 1048576 bytes" in error["message"] and error["type"] == "invalid_request_error"
+
+
+def test_errors_before_the_route_are_in_openais_shape_too(server: Server, tiny_bert: Path) -> None:
+    """What the guard and the router refuse under /v1 parses as the openai client expects."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    wrong_type = call(
+        server.url + "/v1/embeddings",
+        "POST",
+        raw=json.dumps({"model": str(tiny_bert), "input": "x"}).encode(),
+        headers={**headers, "Content-Type": "text/plain"},
+    )
+    unknown = call(server.url + "/v1/completions", "POST", {"prompt": "x"}, headers=headers)
+    method = call(server.url + "/v1/embeddings", headers=headers)
+    for answer, status in ((wrong_type, 415), (unknown, 404), (method, 405)):
+        assert answer.status == status
+        error = answer.json()["error"]
+        assert set(error) == {"message", "type", "param", "code"} and error["message"], error
+    gone = OpenAI(base_url=server.url + "/v1/nothing", api_key=TOKEN, max_retries=0)
+    with pytest.raises(openai.NotFoundError) as caught:
+        gone.embeddings.create(model=str(tiny_bert), input="cat")
+    assert body_of(caught.value)["type"] == "invalid_request_error"
+    page = call(server.url + "/api/nothing")  # outside /v1 errors keep the server's own shape
+    assert page.status == 404 and isinstance(page.json()["error"], str)
 
 
 def test_without_a_token_the_routes_are_open(tmp_path: Path, encoder, tiny_bert: Path) -> None:
