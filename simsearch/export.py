@@ -13,8 +13,9 @@ import json
 import os
 import sys
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterator, Mapping
+from typing import IO, Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -35,23 +36,38 @@ _IDENTITY = ("model", "fingerprint", "pooling", "precision", "dim", "max_length"
 Row = tuple[str, str, dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class Source:
+    """What is exported: the stores holding the documents (one, or a sharded index's shards, in
+    shard order) and the manifest describing them (name, model identity, dim, count)."""
+
+    stores: Sequence[Store]
+    manifest: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, store: Store) -> Source:
+        return cls([store], store.manifest)
+
+
 def rows(
-    store: Store, *, vectors: bool, batch_size: int = _BATCH
+    source: Source, *, vectors: bool, batch_size: int = _BATCH
 ) -> Iterator[tuple[list[Row], np.ndarray | None]]:
-    """(id, text, metadata) rows in storage order, batch by batch, with their vectors if asked."""
-    dim = int(store.manifest["dim"])
+    """(id, text, metadata) rows in storage order (store by store), batch by batch, with their
+    vectors if asked."""
+    dim = int(source.manifest["dim"])
     column = ", vector" if vectors else ""
-    last = -1
-    while True:
-        found = store.db.execute(
-            f"SELECT rowid, id, text, metadata{column} FROM documents WHERE rowid > ? ORDER BY rowid LIMIT ?",
-            (last, batch_size),
-        ).fetchall()
-        if not found:
-            return
-        last = found[-1][0]
-        docs = [(row[1], row[2], json.loads(row[3])) for row in found]
-        yield docs, (from_blobs([row[4] for row in found], dim) if vectors else None)
+    for store in source.stores:
+        last = -1
+        while True:
+            found = store.db.execute(
+                f"SELECT rowid, id, text, metadata{column} FROM documents WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                (last, batch_size),
+            ).fetchall()
+            if not found:
+                break
+            last = found[-1][0]
+            docs = [(row[1], row[2], json.loads(row[3])) for row in found]
+            yield docs, (from_blobs([row[4] for row in found], dim) if vectors else None)
 
 
 def identity(manifest: Mapping[str, Any]) -> dict[str, Any]:
@@ -59,10 +75,10 @@ def identity(manifest: Mapping[str, Any]) -> dict[str, Any]:
     return {key: manifest[key] for key in _IDENTITY if key in manifest}
 
 
-def metadata_types(store: Store) -> dict[str, str]:
+def metadata_types(source: Source) -> dict[str, str]:
     """For ``columns`` style: each metadata key and the one Arrow type its values fit."""
     kinds: dict[str, set[str]] = {}
-    for docs, _ in rows(store, vectors=False):
+    for docs, _ in rows(source, vectors=False):
         for _, _, metadata in docs:
             for key, value in metadata.items():
                 kinds.setdefault(key, set()).add(_kind(value))
@@ -121,19 +137,19 @@ def _schema(pa: Any, manifest: Mapping[str, Any], vectors: bool, style: str, typ
 
 
 def record_batches(
-    store: Store, *, vectors: bool = True, metadata: str = "json"
+    source: Source, *, vectors: bool = True, metadata: str = "json"
 ) -> tuple[Any, Iterator[Any]]:
-    """The Arrow schema and a stream of record batches holding every document of ``store``."""
+    """The Arrow schema and a stream of record batches holding every document of ``source``."""
     from simsearch.parquet_reader import pyarrow_module
 
     pa = pyarrow_module()
     if metadata not in METADATA_STYLES:
         raise SimsearchError(f"unknown metadata style {metadata!r}; choose json or columns")
-    types = metadata_types(store) if metadata == "columns" else {}
-    schema = _schema(pa, store.manifest, vectors, metadata, types)
+    types = metadata_types(source) if metadata == "columns" else {}
+    schema = _schema(pa, source.manifest, vectors, metadata, types)
 
     def batches() -> Iterator[Any]:
-        for docs, matrix in rows(store, vectors=vectors):
+        for docs, matrix in rows(source, vectors=vectors):
             columns: list[Any] = [[d[0] for d in docs], [d[1] for d in docs]]
             if metadata == "json":
                 columns.append([json.dumps(d[2], ensure_ascii=False) for d in docs])
@@ -161,16 +177,16 @@ def _cell(value: Any, kind: str) -> Any:
     return float(value) if kind == "float" else value
 
 
-def to_arrow(store: Store, *, vectors: bool = True, metadata: str = "json") -> Any:
-    """Every document of ``store`` as one ``pyarrow.Table`` (see :meth:`Index.to_arrow`)."""
+def to_arrow(source: Source, *, vectors: bool = True, metadata: str = "json") -> Any:
+    """Every document of ``source`` as one ``pyarrow.Table`` (see :meth:`Index.to_arrow`)."""
     from simsearch.parquet_reader import pyarrow_module
 
-    schema, batches = record_batches(store, vectors=vectors, metadata=metadata)
+    schema, batches = record_batches(source, vectors=vectors, metadata=metadata)
     return pyarrow_module().Table.from_batches(list(batches), schema=schema)
 
 
 def export(
-    store: Store,
+    source: Source,
     output: str | os.PathLike[str],
     *,
     fmt: str = "parquet",
@@ -190,7 +206,7 @@ def export(
     if str(output) == "-":
         if fmt == "parquet":
             raise InputError("Parquet is not written to standard output; give --output FILE.parquet")
-        return _write_jsonl(store, stdout or sys.stdout.buffer, vectors, metadata)
+        return _write_jsonl(source, stdout or sys.stdout.buffer, vectors, metadata)
     target = Path(output)
     if target.is_dir():
         raise SimsearchError(f"{target} is a directory; give --output a file name")
@@ -199,10 +215,10 @@ def export(
     staged = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
         if fmt == "parquet":
-            count = _write_parquet(store, staged, vectors, metadata)
+            count = _write_parquet(source, staged, vectors, metadata)
         else:
             with staged.open("wb") as stream:
-                count = _write_jsonl(store, stream, vectors, metadata)
+                count = _write_jsonl(source, stream, vectors, metadata)
         os.replace(staged, target)
     except OSError as exc:
         raise SimsearchError(f"cannot write {target}: {exc.strerror or exc}") from None
@@ -211,10 +227,10 @@ def export(
     return count
 
 
-def _write_parquet(store: Store, file: Path, vectors: bool, metadata: str) -> int:
+def _write_parquet(source: Source, file: Path, vectors: bool, metadata: str) -> int:
     import pyarrow.parquet as pq
 
-    schema, batches = record_batches(store, vectors=vectors, metadata=metadata)
+    schema, batches = record_batches(source, vectors=vectors, metadata=metadata)
     count = 0
     with pq.ParquetWriter(str(file), schema) as writer:
         for batch in batches:
@@ -223,10 +239,10 @@ def _write_parquet(store: Store, file: Path, vectors: bool, metadata: str) -> in
     return count
 
 
-def _write_jsonl(store: Store, stream: IO[bytes], vectors: bool, metadata: str) -> int:
+def _write_jsonl(source: Source, stream: IO[bytes], vectors: bool, metadata: str) -> int:
     if metadata == "columns":
         clash = sorted(
-            {key for docs, _ in rows(store, vectors=False) for d in docs for key in d[2]} & set(_RESERVED)
+            {key for docs, _ in rows(source, vectors=False) for d in docs for key in d[2]} & set(_RESERVED)
         )
         if clash:
             raise SimsearchError(
@@ -234,7 +250,7 @@ def _write_jsonl(store: Store, stream: IO[bytes], vectors: bool, metadata: str) 
                 "export with --metadata json"
             )
     count = 0
-    for docs, matrix in rows(store, vectors=vectors):
+    for docs, matrix in rows(source, vectors=vectors):
         for n, (doc_id, text, meta) in enumerate(docs):
             record: dict[str, Any] = {"id": doc_id, "text": text}
             record.update({"metadata": meta} if metadata == "json" else meta)

@@ -26,6 +26,7 @@ from simsearch.manifest_fields import model_dir as _model_dir  # the name the mo
 from simsearch.validate import check_document, check_queries, check_query
 
 if TYPE_CHECKING:
+    from simsearch.export import Source
     from simsearch.encode import Encoder
     from simsearch.store.updates import AddStats, CompactStats, DeleteStats
     from simsearch.store.verify import VerifyReport
@@ -121,7 +122,7 @@ class Index:
 
             index: Index = open_on_ray(path, ray)
         else:
-            index = _open_path(path)
+            index = open_path(path)
         if encoder is not None:
             try:
                 check_encoder(index._identity(), encoder)
@@ -193,7 +194,7 @@ class Index:
         from simsearch.encode.onnx_encoder import prepare
 
         prepare(encoder)  # export for fast queries now, while the model is loaded anyway
-        index = _open_path(path)
+        index = open_path(path)
         index._encoder, index._exported = encoder, True
         index.last_build = BuildStats(count, truncated, time.perf_counter() - started)
         return index
@@ -230,7 +231,7 @@ class Index:
             for docs, vectors in batches:
                 sink.write(list(docs), check_unit_rows(vectors, int(encoder.dim), docs))
             count = commit_build(sink, encoder, path, 0, index_type, target_recall, tune_vectors=tune_vectors)
-        index = _open_path(path)
+        index = open_path(path)
         index._encoder = encoder  # the model the vectors came from encodes the queries
         index.last_build = BuildStats(count, 0, time.perf_counter() - started)
         return index
@@ -431,7 +432,7 @@ class Index:
 
     def ids(self) -> list[str]:
         """Every document id, in storage order."""
-        return [row[0] for row in self._store.db.execute("SELECT id FROM documents ORDER BY rowid")]
+        return stored_ids(self._store)
 
     def get(self, ids: Iterable[str]) -> list[Document]:
         """The stored documents of ``ids``, in the order given; ids not in the index are skipped."""
@@ -440,17 +441,14 @@ class Index:
     def get_vectors(self, ids: Iterable[str]) -> tuple[list[str], np.ndarray]:
         """The stored vectors of ``ids`` that exist (float32 unit rows), with those ids in order."""
         rows = self._rows(ids, True)
-        dim = int(self._store.manifest["dim"])
-        matrix = from_blobs([r[3] for r in rows], dim) if rows else np.zeros((0, dim), np.float32)
+        dim = int(self.manifest["dim"])
+        blobs = [r[3] for r in rows if r[3] is not None]  # asked for: every row has its vector
+        matrix = from_blobs(blobs, dim) if blobs else np.zeros((0, dim), np.float32)
         return [r[0] for r in rows], matrix
 
-    def _rows(self, ids: Iterable[str], vectors: bool) -> list[tuple[str, str, dict[str, Any], bytes]]:
-        wanted = list(dict.fromkeys(str(i) for i in ids))
-        found: dict[str, tuple[str, str, dict[str, Any], bytes]] = {}
-        column = "vector" if vectors else "NULL"
-        statement = f"SELECT id, text, metadata, {column} FROM documents WHERE id IN ({{marks}})"
-        for doc_id, text, meta, blob in select_in(self._store.db, statement, wanted):
-            found[doc_id] = (doc_id, text, json.loads(meta), blob)
+    def _rows(self, ids: Iterable[str], vectors: bool) -> list[Row]:
+        wanted = lookup_ids(ids)
+        found = stored_rows(self._store, wanted, vectors)
         return [found[i] for i in wanted if i in found]
 
     def to_arrow(self, *, vectors: bool = True, metadata: str = "json") -> Any:
@@ -459,7 +457,7 @@ class Index:
         float32); the schema metadata records the model. Needs the ``parquet`` extra."""
         from simsearch.export import to_arrow
 
-        return to_arrow(self._store, vectors=vectors, metadata=metadata)
+        return to_arrow(self._export_source(), vectors=vectors, metadata=metadata)
 
     def export(
         self,
@@ -476,8 +474,19 @@ class Index:
         from simsearch.export import export
 
         return export(
-            self._store, output, fmt=format, vectors=vectors, metadata=metadata, force=force, stdout=stdout
+            self._export_source(),
+            output,
+            fmt=format,
+            vectors=vectors,
+            metadata=metadata,
+            force=force,
+            stdout=stdout,
         )
+
+    def _export_source(self) -> Source:
+        from simsearch.export import Source
+
+        return Source.of(self._store)
 
     def close(self) -> None:
         self._store.close()
@@ -533,7 +542,38 @@ def load_encoder(manifest: Manifest, *, device: str = "cpu") -> Encoder:
     return encoder
 
 
-def _open_path(path: Path) -> Index:
+Row = tuple[str, str, dict[str, Any], "bytes | None"]  # id, text, metadata, vector blob (if asked)
+
+
+def lookup_ids(ids: Iterable[str]) -> list[str]:
+    """``ids`` once each, in order, without those no document can have (not valid Unicode:
+    documents are checked on the way in, and SQLite could not look them up)."""
+    wanted = []
+    for doc_id in dict.fromkeys(str(i) for i in ids):
+        try:
+            doc_id.encode("utf-8")
+        except UnicodeEncodeError:
+            continue
+        wanted.append(doc_id)
+    return wanted
+
+
+def stored_ids(store: Store) -> list[str]:
+    """Every document id of one store, in storage order."""
+    return [row[0] for row in store.db.execute("SELECT id FROM documents ORDER BY rowid")]
+
+
+def stored_rows(store: Store, ids: Sequence[str], vectors: bool) -> dict[str, Row]:
+    """The rows of those of ``ids`` that ``store`` holds, by id (vector blobs only if ``vectors``)."""
+    column = "vector" if vectors else "NULL"
+    statement = f"SELECT id, text, metadata, {column} FROM documents WHERE id IN ({{marks}})"
+    return {
+        doc_id: (doc_id, text, json.loads(meta), blob)
+        for doc_id, text, meta, blob in select_in(store.db, statement, list(ids))
+    }
+
+
+def open_path(path: Path) -> Index:
     """A plain :class:`Index`, or a :class:`~simsearch.sharded.ShardedIndex` for a sharded directory."""
     from simsearch.store.shards import is_sharded
 

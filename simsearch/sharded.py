@@ -16,15 +16,16 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence, ov
 
 import numpy as np
 
-from simsearch.errors import QueryError, SimsearchError
-from simsearch.index import Hit, Index, check_queries
+from simsearch.errors import QueryError
+from simsearch.index import Hit, Index, Row, check_queries, lookup_ids, stored_ids, stored_rows
 from simsearch.readers import Document
 from simsearch.store.manifest import Manifest
 from simsearch.store.reader import Store
-from simsearch.store.shards import open_parts, plain_view
+from simsearch.store.shards import open_parts, plain_view, shard_of
 from simsearch.merging import as_faiss, dense_hit, fused_hits, merge_dense, merge_ranked
 
 if TYPE_CHECKING:
+    from simsearch.export import Source
     from simsearch.store.updates import AddStats, CompactStats, DeleteStats
     from simsearch.store.verify import VerifyReport
 
@@ -230,31 +231,33 @@ class ShardedIndex(Index):
         return report
 
     def reindex_lexical(self) -> int:
-        raise _per_shard_only("reindex-lexical")
+        from simsearch.store.shard_updates import reindex_lexical_sharded
+
+        generation = reindex_lexical_sharded(self.path)
+        self._reopen(generation)
+        return generation
 
     def ids(self) -> list[str]:
-        raise _per_shard_only("listing ids")
+        """Every document id: shard by shard, in storage order within each."""
+        return [doc_id for store in self._stores for doc_id in stored_ids(store)]
 
-    def get(self, ids: Iterable[str]) -> list[Document]:
-        raise _per_shard_only("getting documents by id")
+    def _rows(self, ids: Iterable[str], vectors: bool) -> list[Row]:
+        """Each id is looked up in the one shard it routes to; the order given is kept."""
+        wanted = lookup_ids(ids)
+        by_shard: dict[int, list[str]] = {}
+        for doc_id in wanted:
+            by_shard.setdefault(shard_of(doc_id, len(self._stores)), []).append(doc_id)
+        found: dict[str, Row] = {}
+        for shard, part in by_shard.items():
+            found.update(stored_rows(self._stores[shard], part, vectors))
+        return [found[i] for i in wanted if i in found]
 
-    def get_vectors(self, ids: Iterable[str]) -> tuple[list[str], np.ndarray]:
-        raise _per_shard_only("getting vectors by id")
+    def _export_source(self) -> Source:
+        """Every shard, in shard order, described as one index (its name and total count)."""
+        from simsearch.export import Source
 
-    def to_arrow(self, *, vectors: bool = True, metadata: str = "json") -> Any:
-        raise _per_shard_only("export")
-
-    def export(
-        self,
-        output: Any,
-        *,
-        format: str = "parquet",
-        vectors: bool = False,
-        metadata: str = "json",
-        force: bool = False,
-        stdout: Any = None,
-    ) -> int:
-        raise _per_shard_only("export")
+        top, stores = self._top, list(self._stores)  # one generation, even if a write reopens meanwhile
+        return Source(stores, plain_view(top, stores[0]).replace(count=int(top["count"])))
 
     def _reopen(self, generation: int) -> None:
         if generation != self._top["generation"]:
@@ -283,10 +286,3 @@ class _EncodeOnce:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._encoder, name)
-
-
-def _per_shard_only(what: str) -> SimsearchError:
-    """Operations of a plain index that sharded indexes do not offer yet: a clear refusal."""
-    return SimsearchError(
-        f"{what} is not supported on sharded indexes yet; rebuild without --shards to use it"
-    )

@@ -69,6 +69,19 @@ def test_the_import_walk_sees_imports() -> None:
     assert len(MODULES) > 30
 
 
+def test_no_module_imports_another_modules_private_names() -> None:
+    """A leading underscore means "this module's own": a name other modules need is made public."""
+    private = sorted(
+        f"{module} imports {name}"
+        for module, names in MODULES.items()
+        for name in names
+        if name.startswith("simsearch.")
+        and re.fullmatch(r"_(?!_)\w*", name.rsplit(".", 1)[1])
+        and name.rsplit(".", 1)[0] != module
+    )
+    assert private == []
+
+
 def test_the_encoder_knows_no_disk_format() -> None:
     assert offenders("simsearch.encode", "simsearch.store") == []
     assert offenders("simsearch.encode", "simsearch.index") == []

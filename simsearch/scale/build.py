@@ -171,7 +171,7 @@ def ray_build(
     tune_queries: Sequence[str] | None = None,
 ) -> Any:
     """Build the index at ``path`` on Ray; returns the opened :class:`~simsearch.index.Index`."""
-    from simsearch.index import BuildStats, _open_path, commit_build, tune_query_texts
+    from simsearch.index import BuildStats, open_path, commit_build, tune_query_texts
     from simsearch.store.bulk import open_sink
     from simsearch.store.index_types import builder
 
@@ -207,7 +207,7 @@ def ray_build(
     from simsearch.encode.onnx_encoder import prepare
 
     prepare(encoder)
-    index = _open_path(path)
+    index = open_path(path)
     index._encoder = encoder
     index.last_build = BuildStats(count, truncated, time.perf_counter() - started)
     return index

@@ -1,4 +1,4 @@
-"""add / delete / compact / verify --repair on a sharded index, each one atomic over all shards.
+"""add / delete / compact / reindex-lexical / verify --repair on a sharded index, each one atomic over all shards.
 
 Each operation routes its documents or ids to their shards, makes a new directory for every
 shard it changes (:func:`~simsearch.store.shards.fork_part`), runs the ordinary single-index
@@ -33,10 +33,11 @@ from simsearch.store.updates import (
     AddStats,
     CompactStats,
     DeleteStats,
-    _documents,
+    documents_of,
     add_documents,
     compact_index,
     delete_documents,
+    reindex_lexical,
 )
 
 
@@ -77,8 +78,15 @@ class ShardTransaction:
         self._forks[shard] = name
         return self.path / name
 
-    def commit(self, truncated: Callable[[int], int] | None = None) -> dict[str, Any] | None:
+    def fork_path(self, shard: int) -> Path:
+        """The directory of ``shard``'s fork (after :meth:`fork`)."""
+        return self.path / self._forks[shard]
+
+    def commit(
+        self, truncated: Callable[[int], int] | None = None, changes: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
         """Swap in the forks whose shard changed; None (and nothing written) when none did.
+        ``changes``: top-manifest keys the operation sets (the others are carried over).
 
         ``truncated`` (default: unchanged) maps the new document count to the index's new count of stored documents
         that were cut (a shard's own manifest may count more: a sharded build gives every shard
@@ -98,6 +106,7 @@ class ShardTransaction:
             for key, value in self.previous.items()
             if key not in ("count", "generation", "shards", "format", "format_version")
         }
+        fields.update(changes or {})
         fields["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         fields["simsearch_version"] = __version__
         documents = sum(int(part["count"]) for part in self.parts)
@@ -140,7 +149,7 @@ def add_sharded(
     with ShardTransaction(path) as txn:
         routed: list[list[Document]] = [[] for _ in range(txn.shards)]
         seen: set[str] = set()
-        for doc in _documents(documents):
+        for doc in documents_of(documents):
             if doc.id in seen:
                 raise InputError(
                     f"{doc.where or doc.id}: duplicate document id {doc.id!r} "
@@ -205,3 +214,14 @@ def compact_sharded(path: Path, encoder: Callable[[], Any] | None = None) -> Com
         manifest = txn.commit(lambda documents: capped(now, documents))
         count, generation = _after(txn, manifest)
     return CompactStats(before, after, count, time.perf_counter() - started, generation)
+
+
+def reindex_lexical_sharded(path: Path) -> int:
+    """Rebuild every shard's lexical part from its stored texts, committed together; returns the
+    new generation."""
+    with ShardTransaction(path) as txn:
+        for shard in range(txn.shards):
+            reindex_lexical(txn.fork(shard))
+        settings = read_manifest(txn.fork_path(0))["lexical"]  # every shard got the same
+        manifest = txn.commit(changes={"lexical": settings})
+        return _after(txn, manifest)[1]

@@ -94,7 +94,7 @@ def add_documents(
         assert writer.db is not None and writer.previous is not None
         check_same_model(writer.previous, identity)
         cuts = StoredCuts(writer.previous, encoder)
-        for chunk in sql.batches(_documents(documents), _CHUNK):
+        for chunk in sql.batches(documents_of(documents), _CHUNK):
             for doc in chunk:
                 if doc.id in seen:
                     raise InputError(
@@ -107,7 +107,7 @@ def add_documents(
             raise InputError("the input holds no documents (only empty lines or records?)")
         count, generation = writer.previous.count, writer.previous.generation
         if counts["added"] or counts["updated"]:
-            fields = _updated_fields(writer.previous, truncated=cuts.total(writer.db, counts["truncated"]))
+            fields = updated_fields(writer.previous, truncated=cuts.total(writer.db, counts["truncated"]))
             manifest = writer.commit(fields, rebuild_builder(writer.previous))
             count, generation = manifest.count, manifest.generation
     return AddStats(
@@ -198,7 +198,7 @@ def delete_documents(
         writer.changed.update(rowids)
         count, generation = writer.previous.count, writer.previous.generation
         if rowids:
-            fields = _updated_fields(writer.previous, truncated=cuts.total(writer.db, 0))
+            fields = updated_fields(writer.previous, truncated=cuts.total(writer.db, 0))
             manifest = writer.commit(fields, rebuild_builder(writer.previous))
             count, generation = manifest.count, manifest.generation
     unknown = tuple(i for i in wanted if i not in found)
@@ -218,7 +218,7 @@ def compact_index(path: Path, encoder: Callable[[], Encoder] | None = None) -> C
         truncated = StoredCuts(writer.previous, encoder).recount(writer.db)
         writer.vacuum()
         manifest = writer.commit(
-            _updated_fields(writer.previous, truncated=truncated), rebuild_builder(writer.previous)
+            updated_fields(writer.previous, truncated=truncated), rebuild_builder(writer.previous)
         )
     after = sum(entry.size for entry in manifest.files.values())
     return CompactStats(before, after, manifest.count, time.perf_counter() - started, manifest.generation)
@@ -233,7 +233,7 @@ def check_same_model(current: Manifest, opened: Manifest) -> None:
         raise ModelError(f"index {current.name!r} is now {problem}; reopen the index")
 
 
-def _updated_fields(previous: Manifest, *, truncated: int | None = None) -> dict[str, Any]:
+def updated_fields(previous: Manifest, *, truncated: int | None = None) -> dict[str, Any]:
     """The previous manifest's keys (unknown ones too) for the next generation of a write;
     ``truncated`` is the new count of stored documents that were cut (None: unchanged)."""
     fields = {
@@ -317,7 +317,7 @@ def cut_flags(encoder: Encoder, texts: list[str]) -> list[bool]:
     return [encoder.encode_counting([text])[1] > 0 for text in texts]
 
 
-def _documents(items: Iterable[Document | str]) -> Iterator[Document]:
+def documents_of(items: Iterable[Document | str]) -> Iterator[Document]:
     """Plain strings get their content hash as id, so adding the same text twice is a no-op;
     blank texts are not documents (as in :meth:`Index.build`)."""
     for number, item in enumerate(items, 1):
@@ -337,7 +337,7 @@ def reindex_lexical(path: Path) -> int:
 
     with StoreWriter(path, update=True) as writer:
         assert writer.previous is not None
-        fields = {**_updated_fields(writer.previous), "lexical": new_settings()}
+        fields = {**updated_fields(writer.previous), "lexical": new_settings()}
         writer.rebuild_lexical = True
         manifest = writer.commit(fields, rebuild_builder(writer.previous))
     return int(manifest["generation"])

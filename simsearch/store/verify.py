@@ -82,21 +82,21 @@ def verify_index(
 
 def _repair(path: Path, encoder: Encoder | None) -> None:
     """One new generation: non-finite vectors re-encoded, FAISS rebuilt from SQLite."""
-    from simsearch.store.updates import _updated_fields
+    from simsearch.store.updates import updated_fields
 
     with StoreWriter(path, update=True, rebuild=True, repair=True) as writer:
         assert writer.previous is not None and writer.db is not None
         if encoder is not None:  # (without one, non-finite vectors are not repairable)
             reencode_nonfinite(writer.db, writer.previous.dim, encoder)
-        writer.commit(_updated_fields(writer.previous), rebuild_builder(writer.previous))
+        writer.commit(updated_fields(writer.previous), rebuild_builder(writer.previous))
 
 
 def _record_fingerprint(path: Path, encoder: Encoder) -> None:
-    from simsearch.store.updates import _updated_fields
+    from simsearch.store.updates import updated_fields
 
     with StoreWriter(path, update=True, rebuild=True) as writer:
         assert writer.previous is not None
-        fields = _updated_fields(writer.previous)
+        fields = updated_fields(writer.previous)
         fields.update(fingerprint_fields(fields, model_dir(encoder)))
         writer.commit(fields, rebuild_builder(writer.previous))
 

@@ -81,6 +81,29 @@ def test_round_trip_builds_an_identical_index_without_encoding(
     ]
 
 
+def test_a_sharded_index_exports_and_builds_back_plain(
+    corpus: Path, tiny_bert: Path, index_dir: Path, tmp_path: Path
+) -> None:
+    built = run("build", corpus, "--name", "sh", "--model", tiny_bert, "--id-field", "id", "--shards", "3")
+    assert built.exit_code == 0, built.output
+    out = tmp_path / "sh.parquet"
+    done = run("export", "sh", "--vectors", "--output", out)
+    assert done.exit_code == 0 and "Exported 4 documents of index 'sh'" in done.output, done.output
+    about = json.loads(pq.read_schema(out).metadata[b"simsearch"])
+    sharded = Index.open("sh", index_dir=index_dir)
+    assert about["index"] == "sh" and about["count"] == 4 and about["model"] == sharded.manifest["model"]
+    copy = run(
+        "build", out, "--name", "plain", "--model", tiny_bert, "--vectors-field", "vector", "--id-field", "id"
+    )
+    assert copy.exit_code == 0, copy.output
+    plain = Index.open("plain", index_dir=index_dir)
+    order = sorted(sharded.ids())
+    assert plain.get(order) == sharded.get(order)  # every document, metadata included
+    assert np.array_equal(plain.get_vectors(order)[1], sharded.get_vectors(order)[1])
+    lines = run("export", "sh", "--format", "jsonl").output.splitlines()
+    assert sorted(json.loads(line)["id"] for line in lines) == order
+
+
 def test_another_models_file_is_refused(
     corpus: Path, tiny_bert: Path, tiny_distilbert: Path, index_dir: Path, tmp_path: Path
 ) -> None:

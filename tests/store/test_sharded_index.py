@@ -217,3 +217,39 @@ def test_empty_shards_are_fine(index_dir: Path, fake_encoder) -> None:
     assert len(index.search("cat", k=10)) == 2 and index.verify().ok
     index.delete(["d0", "d1"])
     assert index.search("cat", k=10) == [] and len(index) == 0
+
+
+def test_ids_get_and_vectors_match_a_plain_index(
+    sharded: ShardedIndex, index_dir: Path, fake_encoder
+) -> None:
+    plain = Index.build(docs(), "plain", fake_encoder, index_dir=index_dir)
+    assert sorted(sharded.ids()) == sorted(plain.ids()) and len(sharded.ids()) == 40
+    wanted = ["d7", "nope", "d0", "d33", "d7", "\ud800"]  # order kept, repeats once, unknowns skipped
+    assert sharded.get(wanted) == plain.get(wanted)
+    assert [doc.id for doc in sharded.get(wanted)] == ["d7", "d0", "d33"]
+    assert sharded.get(wanted)[0].metadata == {"n": 7}
+    found, vectors = sharded.get_vectors(wanted)
+    plain_found, plain_vectors = plain.get_vectors(wanted)
+    assert found == plain_found == ["d7", "d0", "d33"]
+    assert vectors.dtype == "float32" and vectors.shape == (3, fake_encoder.dim)
+    assert vectors.tobytes() == plain_vectors.tobytes()
+    assert sharded.get_vectors([])[1].shape == (0, fake_encoder.dim)
+    sharded.delete(["d0"])
+    assert "d0" not in sharded.ids() and [doc.id for doc in sharded.get(wanted)] == ["d7", "d33"]
+
+
+def test_reindex_lexical_adds_the_part_to_every_shard(index_dir: Path, fake_encoder) -> None:
+    from simsearch import QueryError
+
+    index = Index.build(docs(), "old", fake_encoder, index_dir=index_dir, shards=3, lexical=False)
+    assert "lexical" not in index.manifest
+    with pytest.raises(QueryError, match="reindex-lexical"):
+        index.search("bread", k=3, mode="lexical")
+    generation = index.reindex_lexical()
+    reopened = Index.open("old", index_dir=index_dir, encoder=fake_encoder)
+    assert reopened.manifest["generation"] == generation == 2 and "lexical" in reopened.manifest
+    for part in reopened.manifest["shards"]["parts"]:
+        assert "lexical" in read_manifest(index_dir / "old" / part["dir"])
+    found = reopened.search("stale bread", k=40, mode="lexical")
+    assert {hit.id for hit in found} == {f"d{i}" for i in range(40) if i % len(TEXTS) in (1, 6)}
+    assert reopened.verify().ok
