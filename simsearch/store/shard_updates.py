@@ -28,6 +28,7 @@ from simsearch.store.shards import (
     shard_of,
 )
 from simsearch.store.manifest import Manifest
+from simsearch.validate import document_ids
 from simsearch.store.updates import (
     capped,
     AddStats,
@@ -177,7 +178,7 @@ def add_sharded(
 def delete_sharded(path: Path, ids: Iterable[str], encoder: Callable[[], Any] | None = None) -> DeleteStats:
     """Delete by id, each id looked up only in its own shard."""
     started = time.perf_counter()
-    wanted = list(dict.fromkeys(str(i) for i in ids))
+    wanted = list(dict.fromkeys(document_ids(ids)))  # checked as a plain index checks them
     if not wanted:
         raise InputError("no document ids given to delete")
     with ShardTransaction(path) as txn:

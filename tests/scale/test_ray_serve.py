@@ -66,8 +66,11 @@ FILTER = {"i": {">=": 10}, "kind": {"in": ["even"]}}
 
 def close_to(got: list[dict], want) -> None:
     """The server embeds queries with its ONNX export, the test with torch: scores agree to ~1e-6,
-    so near-ties of the tiny random model may swap; scores, and the best hit, must agree."""
-    assert len(got) == len(want) and got[0]["id"] == want[0].id
+    so near-ties of the tiny random model may swap, at the top too (hybrid scores each shard's best
+    hit 1.0: three exact ties that shard order breaks, unless 1e-7 of encoding noise breaks them
+    first); scores must agree, and the best hit must be one of the hits tied for best."""
+    tied = [w.id for w in want if w.score >= want[0].score - 1e-4]
+    assert len(got) == len(want) and got[0]["id"] in tied
     assert all(abs(g["score"] - w.score) <= 1e-4 for g, w in zip(got, want))
 
 

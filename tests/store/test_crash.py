@@ -60,7 +60,10 @@ def content(path: Path) -> tuple[int, dict[str, tuple[str, str]]] | None:
         assert lexical_ids == store.db.execute("SELECT rowid FROM documents ORDER BY rowid").fetchall()
     assert any(c.name == "lexical agrees with sqlite" and c.ok for c in report.checks)
     for doc_id, text, _ in rows[:: max(1, len(rows) // 3)]:  # FAISS vectors belong to their rows
-        assert index.search(text, k=1, mode="dense")[0].id == doc_id
+        hits = index.search(text, k=10, mode="dense")
+        # the fake encoder maps some texts to the same vector ("a new document 0" and "... 156"):
+        # those tie, and which one FAISS lists first depends on the CPU's arithmetic
+        assert doc_id in [hit.id for hit in hits if hit.score >= hits[0].score - 1e-6]
     generation = index.manifest["generation"]
     index.close()
     return generation, {r[0]: (r[1], r[2]) for r in rows}

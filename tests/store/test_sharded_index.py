@@ -126,6 +126,11 @@ def test_delete_and_unknown(sharded: ShardedIndex, index_dir: Path) -> None:
     assert "d1" not in {h.id for h in sharded.search("fresh bread keeps", k=40)}
     nothing = sharded.delete(["nope"])
     assert (nothing.deleted, nothing.generation) == (0, stats.generation)
+    for bad in (["\ud800"], [1.5]):  # refused as a plain index refuses them, nothing written
+        with pytest.raises(InputError, match="id 1"):
+            sharded.delete(bad)
+    assert sharded.delete([7]).unknown == ("7",)  # an integer id is its decimal string
+    assert len(sharded) == 38
 
 
 def test_compact_and_verify_repair(sharded: ShardedIndex, index_dir: Path) -> None:
