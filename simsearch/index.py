@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -16,14 +15,14 @@ from simsearch.errors import IndexNotFoundError, InputError, ModelError, QueryEr
 from simsearch.store.home import locate
 from simsearch.readers import Document
 from simsearch.store.manifest import EXACT_FACTORY, Manifest, identity_mismatch, identity_of
-from simsearch.store.reader import Store
-from simsearch.store.sql import batches, select_in
+from simsearch.store.reader import Row, Store
+from simsearch.store.sql import batches
 from simsearch.store.faiss_file import from_blobs
 from simsearch.store.fingerprint import check_model_files
 from simsearch.hits import Hit
 from simsearch.manifest_fields import check_own_model, derived_id_rule, manifest_fields
 from simsearch.manifest_fields import model_dir as _model_dir  # the name the model checks use
-from simsearch.validate import check_document, check_queries, check_query
+from simsearch.validate import check_document, check_queries, check_query, lookup_ids
 
 if TYPE_CHECKING:
     from simsearch.export import Source
@@ -432,7 +431,7 @@ class Index:
 
     def ids(self) -> list[str]:
         """Every document id, in storage order."""
-        return stored_ids(self._store)
+        return self._store.ids()
 
     def get(self, ids: Iterable[str]) -> list[Document]:
         """The stored documents of ``ids``, in the order given; ids not in the index are skipped."""
@@ -448,7 +447,7 @@ class Index:
 
     def _rows(self, ids: Iterable[str], vectors: bool) -> list[Row]:
         wanted = lookup_ids(ids)
-        found = stored_rows(self._store, wanted, vectors)
+        found = self._store.rows_by_id(wanted, vectors)
         return [found[i] for i in wanted if i in found]
 
     def to_arrow(self, *, vectors: bool = True, metadata: str = "json") -> Any:
@@ -540,37 +539,6 @@ def load_encoder(manifest: Manifest, *, device: str = "cpu") -> Encoder:
     )
     check_model_files(manifest, _model_dir(encoder.model_path))  # found again by id: check it
     return encoder
-
-
-Row = tuple[str, str, dict[str, Any], "bytes | None"]  # id, text, metadata, vector blob (if asked)
-
-
-def lookup_ids(ids: Iterable[str]) -> list[str]:
-    """``ids`` once each, in order, without those no document can have (not valid Unicode:
-    documents are checked on the way in, and SQLite could not look them up)."""
-    wanted = []
-    for doc_id in dict.fromkeys(str(i) for i in ids):
-        try:
-            doc_id.encode("utf-8")
-        except UnicodeEncodeError:
-            continue
-        wanted.append(doc_id)
-    return wanted
-
-
-def stored_ids(store: Store) -> list[str]:
-    """Every document id of one store, in storage order."""
-    return [row[0] for row in store.db.execute("SELECT id FROM documents ORDER BY rowid")]
-
-
-def stored_rows(store: Store, ids: Sequence[str], vectors: bool) -> dict[str, Row]:
-    """The rows of those of ``ids`` that ``store`` holds, by id (vector blobs only if ``vectors``)."""
-    column = "vector" if vectors else "NULL"
-    statement = f"SELECT id, text, metadata, {column} FROM documents WHERE id IN ({{marks}})"
-    return {
-        doc_id: (doc_id, text, json.loads(meta), blob)
-        for doc_id, text, meta, blob in select_in(store.db, statement, list(ids))
-    }
 
 
 def open_path(path: Path) -> Index:

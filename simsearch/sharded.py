@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence, ov
 import numpy as np
 
 from simsearch.errors import QueryError
-from simsearch.index import Hit, Index, Row, check_queries, lookup_ids, stored_ids, stored_rows
+from simsearch.index import Hit, Index, check_queries
 from simsearch.readers import Document
 from simsearch.store.manifest import Manifest
-from simsearch.store.reader import Store
+from simsearch.store.reader import Row, Store
+from simsearch.validate import lookup_ids
 from simsearch.store.shards import open_parts, plain_view, shard_of
 from simsearch.merging import as_faiss, dense_hit, fused_hits, merge_dense, merge_ranked
 
@@ -239,7 +240,7 @@ class ShardedIndex(Index):
 
     def ids(self) -> list[str]:
         """Every document id: shard by shard, in storage order within each."""
-        return [doc_id for store in self._stores for doc_id in stored_ids(store)]
+        return [doc_id for store in self._stores for doc_id in store.ids()]
 
     def _rows(self, ids: Iterable[str], vectors: bool) -> list[Row]:
         """Each id is looked up in the one shard it routes to; the order given is kept."""
@@ -249,7 +250,7 @@ class ShardedIndex(Index):
             by_shard.setdefault(shard_of(doc_id, len(self._stores)), []).append(doc_id)
         found: dict[str, Row] = {}
         for shard, part in by_shard.items():
-            found.update(stored_rows(self._stores[shard], part, vectors))
+            found.update(self._stores[shard].rows_by_id(part, vectors))
         return [found[i] for i in wanted if i in found]
 
     def _export_source(self) -> Source:

@@ -114,6 +114,12 @@ def document_ids(ids: Iterable[Any]) -> list[str]:
     return out
 
 
+def lookup_ids(ids: Iterable[Any]) -> list[str]:
+    """Ids to look up, once each and in order, without those no document can have (text that is
+    not valid Unicode: documents are checked on the way in, and SQLite could not bind it)."""
+    return [doc_id for doc_id in dict.fromkeys(str(i) for i in ids) if not unicode_problem(doc_id)]
+
+
 def json_ready(value: Any) -> tuple[Any, int]:
     """``value`` with every NaN / Infinity replaced by None, and how many were replaced.
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from simsearch.store.sql import select_in
 from simsearch.errors import IndexCorruptError
@@ -39,6 +39,9 @@ CREATE TABLE documents (
     vector BLOB NOT NULL
 );
 """
+
+
+Row = tuple[str, str, dict[str, Any], "bytes | None"]  # id, text, metadata, vector blob (if asked)
 
 
 def factory_of(manifest: Manifest) -> str:
@@ -116,6 +119,19 @@ class Store:
                 f"{self.path}: FAISS and SQLite disagree (rows missing); run `simsearch verify --repair`"
             )
         return found
+
+    def ids(self) -> list[str]:
+        """Every document id, in storage order."""
+        return [row[0] for row in self.db.execute("SELECT id FROM documents ORDER BY rowid")]
+
+    def rows_by_id(self, ids: Sequence[str], vectors: bool) -> dict[str, Row]:
+        """The rows of those of ``ids`` this store holds, by id (vector blobs only if ``vectors``)."""
+        column = "vector" if vectors else "NULL"
+        statement = f"SELECT id, text, metadata, {column} FROM documents WHERE id IN ({{marks}})"
+        return {
+            doc_id: (doc_id, text, json.loads(meta), blob)
+            for doc_id, text, meta, blob in select_in(self.db, statement, list(ids))
+        }
 
     def close(self) -> None:
         self.db.close()
