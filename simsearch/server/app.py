@@ -290,7 +290,7 @@ def _add_pages(app: FastAPI) -> None:
 def _error(
     request: Request, status: int, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse(error_json(request.url.path, message), status_code=status, headers=headers)
+    return JSONResponse(error_json(request.url.path, status, message), status_code=status, headers=headers)
 
 
 def _add_error_handlers(app: FastAPI) -> None:

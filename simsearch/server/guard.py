@@ -190,7 +190,7 @@ async def too_large(scope: Scope, send: Send, limit: int) -> None:
 
 
 async def reply(scope: Scope, send: Send, status: int, message: str) -> None:
-    body = json.dumps(error_json(scope["path"], message)).encode()
+    body = json.dumps(error_json(scope["path"], status, message)).encode()
     await with_headers(send)(
         {
             "type": "http.response.start",

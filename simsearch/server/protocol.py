@@ -23,11 +23,12 @@ KEEP_ALIVE_TIMEOUT = 5  # seconds an idle keep-alive connection stays open
 MAX_HEAD_BYTES = 16 * 1024  # request line plus headers; more is refused as malformed
 
 
-def error_json(path: str, message: str) -> dict[str, Any]:
-    """The error body for ``path``: OpenAI's shape under ``/v1`` (what its clients parse),
-    ``{"error": message}`` everywhere else."""
+def error_json(path: str, status: int, message: str) -> dict[str, Any]:
+    """The error body for ``path``: OpenAI's shape under ``/v1`` (what its clients parse; type
+    ``server_error`` for 5xx), ``{"error": message}`` everywhere else."""
     if path == "/v1" or path.startswith("/v1/"):
-        return {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}}
+        kind = "server_error" if status >= 500 else "invalid_request_error"
+        return {"error": {"message": message, "type": kind, "param": None, "code": None}}
     return {"error": message}
 
 
@@ -45,7 +46,9 @@ async def unavailable(scope: Any, receive: Any, send: Any) -> None:
     """uvicorn's answer when ``limit_concurrency`` is reached, as JSON."""
     body = json.dumps(
         error_json(
-            str(scope.get("path", "")), "the server is at its limit of concurrent connections; retry shortly"
+            str(scope.get("path", "")),
+            503,
+            "the server is at its limit of concurrent connections; retry shortly",
         )
     ).encode()
     await send(

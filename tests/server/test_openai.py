@@ -216,3 +216,17 @@ def test_without_a_token_the_routes_are_open(tmp_path: Path, encoder, tiny_bert:
     finally:
         served.close()
     assert os.environ.get("SIMSEARCH_TEST_OPENAI_TOKEN") is None
+
+
+def test_error_shape_by_path_and_status() -> None:
+    from simsearch.server.protocol import error_json
+
+    assert error_json("/v1/embeddings", 413, "too big")["error"]["type"] == "invalid_request_error"
+    assert error_json("/v1/embeddings", 500, "boom")["error"] == {
+        "message": "boom",
+        "type": "server_error",
+        "param": None,
+        "code": None,
+    }
+    assert error_json("/v1", 404, "x")["error"]["message"] == "x"
+    assert error_json("/v10/x", 404, "x") == {"error": "x"} == error_json("/indexes/a", 404, "x")
