@@ -7,7 +7,7 @@ from typing import Any, Callable
 import click
 
 from simsearch.cli.options import device_option, index_dir_option, model_option, pooling_option
-from simsearch.fusion import MODES
+from simsearch.search.request import MODES
 from simsearch.encode.precision import PRECISIONS
 from simsearch.cli.render import json_line
 from simsearch.cli.render_eval import ann_lines, retrieval_lines, sts_lines

@@ -26,7 +26,7 @@ from simsearch.cli.options import (
 )
 from simsearch.errors import InputError, SimsearchError
 from simsearch.encode.precision import PRECISIONS
-from simsearch.fusion import MODES
+from simsearch.search.request import MODES
 from simsearch.readers import ReadOptions
 from simsearch.cli.render import (
     ann_line,

@@ -5,7 +5,7 @@ A character counts as covered when it lies in a token that is not the unknown to
 spans at least one whole character on its own. Characters the tokenizer drops to ``[UNK]``, or
 shreds into several pieces each (the default English model decomposes Hangul syllables into
 jamo), are not covered. English text under an English model scores ~1.0, Korean under it ~0.
-Used by :mod:`simsearch.fusion` to weigh the dense ranking per query.
+Used by :mod:`simsearch.search.fusion` to weigh the dense ranking per query.
 """
 
 from __future__ import annotations

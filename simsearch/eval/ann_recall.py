@@ -42,14 +42,14 @@ def evaluate_ann(
             return evaluate_ann(opened, queries=queries, k=k, seed=seed)
         finally:
             opened.close()
-    if not hasattr(index, "_store"):  # a sharded index: each shard is its own FAISS index
+    if index.shards != 1:  # a sharded index: each shard is its own FAISS index
         from simsearch.errors import SimsearchError
 
         raise SimsearchError(
             f"{index.path.name!r} is sharded; `eval ann` measures one FAISS index: "
             f"run it on a shard directory, e.g. {index.path / index.manifest['shards']['parts'][0]['dir']}"
         )
-    store = index._store  # the stored vectors are the ground truth; Index keeps its Store private
+    store = index.local_stores()[0]  # the stored vectors are the ground truth
     rowids = np.array(
         [r[0] for r in store.db.execute("SELECT rowid FROM documents ORDER BY rowid")], dtype=np.int64
     )

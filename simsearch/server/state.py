@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from simsearch.errors import SimsearchError
-from simsearch.hybrid import default_mode
+from simsearch.search.modes import default_mode
 from simsearch.index import Hit, Index, check_query
 from simsearch.server.worker import MAX_ENCODE_BATCH, WRITE_SLICE, ModelWorker, ShuttingDown
 from simsearch.store.home import check_name, locate
@@ -53,7 +53,7 @@ class ServedIndex:
         self.name = name
         self.path = path
         self.encoder = encoder
-        self.ray = ray  # searched by Ray shard actors (simsearch.scale.serve) when set
+        self.ray = ray  # searched by Ray shard actors (simsearch.scale.searcher) when set
         self._write = threading.Lock()
         self._mark = self._manifest_mark()
         self._index = Index.open(path, encoder=encoder, ray=ray)
@@ -120,7 +120,10 @@ class ServedIndex:
         # The old object is dropped, not closed: searches still holding it finish on its
         # (unlinked but open) files, and CPython frees it when the last of them returns.
         self._mark = self._manifest_mark()  # taken first: a commit racing the open is seen next time
-        self._index = Index.open(self.path, encoder=self.encoder, ray=self.ray)
+        if self.ray is not None:
+            self._index.reload()  # only the changed shards' actors restart; the old ones answer meanwhile
+        else:
+            self._index = Index.open(self.path, encoder=self.encoder)
 
     def _manifest_mark(self) -> tuple[int, int, int] | None:
         try:

@@ -20,8 +20,10 @@ again); ``tests/store/test_bm25.py`` checks the scores against FTS5's own ``bm25
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import threading
+from dataclasses import dataclass
 from itertools import repeat
 from typing import Any, Mapping, Sequence
 from weakref import WeakKeyDictionary
@@ -33,6 +35,34 @@ from simsearch.errors import IndexCorruptError
 _CACHED: WeakKeyDictionary[Any, Postings] = WeakKeyDictionary()
 _CACHED_LOCK = threading.Lock()
 _END = "\x00"  # ends a row in the joined token text (no analysed token holds it)
+
+
+@dataclass(frozen=True)
+class Statistics:
+    """What BM25 needs to know about the whole collection: its row count, total token count and
+    each query term's document frequency. One store's are its own; a sharded index sums its
+    shards' (:func:`combine`), so every shard scores with the plain index's numbers."""
+
+    rows: int
+    tokens: int
+    df: Mapping[str, int]
+
+    @property
+    def avgdl(self) -> float:
+        return self.tokens / self.rows if self.rows else 1.0
+
+    def idf(self, term: str) -> float:
+        df = self.df.get(term, 0)
+        return max(1e-6, math.log((self.rows - df + 0.5) / (df + 0.5)))
+
+
+def combine(parts: Sequence[Statistics]) -> Statistics:
+    """The statistics of a collection made of ``parts`` (integer sums: exact in any order)."""
+    df: dict[str, int] = {}
+    for part in parts:
+        for term, count in part.df.items():
+            df[term] = df.get(term, 0) + count
+    return Statistics(sum(p.rows for p in parts), sum(p.tokens for p in parts), df)
 
 
 class Postings:
@@ -51,33 +81,51 @@ class Postings:
         tokens = np.fromiter(map(self.vocab.get, flat, repeat(end)), dtype=np.int64, count=len(flat))
         ends = tokens == end
         row_of = np.cumsum(ends) - ends  # the row each token belongs to
-        lengths = np.diff(np.flatnonzero(ends), prepend=-1) - 1
+        self.lengths = np.diff(np.flatnonzero(ends), prepend=-1) - 1
         terms, rows_of = tokens[~ends], row_of[~ends]
         width = max(1, len(rows))
         # one entry per (term, row) with its count, grouped by term: the postings lists
         keys, tf = np.unique(terms * width + rows_of, return_counts=True)
         term_of = keys // width
         self.rows = (keys % width).astype(np.int32)
+        self.tf = tf.astype(np.float64)
         self.starts = np.searchsorted(term_of, np.arange(size + 1)).astype(np.int64)
-        n = max(1, len(rows))
-        avgdl = float(lengths.sum()) / n if len(rows) else 1.0
-        # the per-entry part of the formula that does not depend on the query
-        norm = self.k1 * (1.0 - self.b + self.b * lengths / max(avgdl, 1e-12))
-        self.weights = tf * (self.k1 + 1.0) / (tf + norm[self.rows])
-        df = np.diff(self.starts).astype(np.float64)
-        self.idf = np.maximum(1e-6, np.log((len(rows) - df + 0.5) / (df + 0.5)))
+        self.own = Statistics(len(rows), int(self.lengths.sum()), {})
+        self._weights: tuple[float, np.ndarray] | None = None
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self.rowids)
 
-    def match(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Row ids (ascending) and BM25 scores of every row matching any of ``tokens``."""
-        terms = [self.vocab[t] for t in dict.fromkeys(tokens) if t in self.vocab]
+    def statistics(self, terms: Sequence[str]) -> Statistics:
+        """This store's row and token counts, and the document frequency of each of ``terms``."""
+        df = {t: int(self.starts[i + 1] - self.starts[i]) for t in terms if (i := self.vocab.get(t)) is not None}
+        return Statistics(self.own.rows, self.own.tokens, df)
+
+    def _entry_weights(self, avgdl: float) -> np.ndarray:
+        """The query-independent part of each posting's score at this average length (cached:
+        one collection's average is the same for every query of a generation)."""
+        with self._lock:
+            if self._weights is None or self._weights[0] != avgdl:
+                norm = self.k1 * (1.0 - self.b + self.b * self.lengths / max(avgdl, 1e-12))
+                weights = self.tf * (self.k1 + 1.0) / (self.tf + norm[self.rows])
+                self._weights = (avgdl, weights)
+            return self._weights[1]
+
+    def match(
+        self, tokens: Sequence[str], collection: Statistics | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Row ids (ascending) and BM25 scores of every row matching any of ``tokens``, scored
+        with ``collection``'s statistics (those of the whole index; None: this store's own)."""
+        unique = list(dict.fromkeys(tokens))
+        stats = collection if collection is not None else self.statistics(unique)
+        terms = [(t, self.vocab[t]) for t in unique if t in self.vocab]
         if not terms or not len(self.rowids):
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
-        rows = np.concatenate([self.rows[self.starts[t] : self.starts[t + 1]] for t in terms])
+        weights = self._entry_weights(stats.avgdl)
+        rows = np.concatenate([self.rows[self.starts[i] : self.starts[i + 1]] for _, i in terms])
         scores = np.concatenate(
-            [self.weights[self.starts[t] : self.starts[t + 1]] * self.idf[t] for t in terms]
+            [weights[self.starts[i] : self.starts[i + 1]] * stats.idf(t) for t, i in terms]
         )
         if len(rows) * 8 >= len(self.rowids):  # dense accumulation is cheapest
             summed = np.bincount(rows, weights=scores, minlength=len(self.rowids))

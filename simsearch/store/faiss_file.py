@@ -76,6 +76,8 @@ class FaissFile:
         self._flat: tuple[np.ndarray, np.ndarray] | None = None
         self._flat_key: tuple[int, int, int] | None = None
         self._flat_queries = 0
+        self._order: tuple[tuple[int, int], np.ndarray] | None = None  # exact view's id order
+        self._reconstructs: bool | None = None  # vectors exact through FAISS's reconstruct
 
     @classmethod
     def read(cls, file: Path, search_params: dict[str, float] | None = None) -> FaissFile:
@@ -134,6 +136,32 @@ class FaissFile:
             return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
         finally:
             faiss.omp_set_num_threads(before)
+
+    def exact_vectors(self, rowids: np.ndarray) -> np.ndarray | None:
+        """The float32 vectors of ``rowids`` (all held) exactly as stored, when this index keeps
+        them uncompressed (flat, HNSW over flat storage); None for compressed indexes (IVF-PQ,
+        scalar quantisers), whose vectors live exactly only in SQLite."""
+        rowids = np.asarray(rowids, dtype=np.int64)
+        view = self._exact_view()
+        if view is not None:
+            vectors, ids = view
+            key = (len(ids), int(ids.ctypes.data))
+            if self._order is None or self._order[0] != key or len(self._order[1]) != len(ids):
+                self._order = (key, np.argsort(ids, kind="stable"))
+            order = self._order[1]
+            where = order[np.minimum(np.searchsorted(ids, rowids, sorter=order), len(ids) - 1)]
+            if not np.array_equal(ids[where], rowids):  # ids changed in place: sort them again
+                self._order = (key, np.argsort(ids, kind="stable"))
+                order = self._order[1]
+                where = order[np.minimum(np.searchsorted(ids, rowids, sorter=order), len(ids) - 1)]
+            return vectors[where]
+        if self._reconstructs is None:
+            inner = faiss.downcast_index(getattr(self.index, "index", self.index))
+            storage = faiss.downcast_index(inner.storage) if isinstance(inner, faiss.IndexHNSW) else None
+            self._reconstructs = isinstance(self.index, faiss.IndexIDMap2) and isinstance(storage, faiss.IndexFlat)
+        if self._reconstructs and len(rowids):
+            return self.index.reconstruct_batch(rowids)
+        return None
 
     def _exact_view(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Zero-copy views of an exact index's vectors and row ids (None for other index types).

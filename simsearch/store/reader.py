@@ -16,9 +16,11 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+import numpy as np
+
 from simsearch.store.sql import select_in
 from simsearch.errors import IndexCorruptError
-from simsearch.store.faiss_file import FaissFile
+from simsearch.store.faiss_file import FaissFile, from_blobs
 from simsearch.store.files import file_sha256
 from simsearch.store.manifest import (  # noqa: F401  (re-exported: read_manifest's old home)
     FORMAT,
@@ -119,6 +121,43 @@ class Store:
                 f"{self.path}: FAISS and SQLite disagree (rows missing); run `simsearch verify --repair`"
             )
         return found
+
+    def ids_of(self, rowids: Iterable[int]) -> dict[int, str]:
+        """The document ids of some row ids (all held)."""
+        wanted = sorted({int(r) for r in rowids})
+        statement = "SELECT rowid, id FROM documents WHERE rowid IN ({marks})"
+        found = {int(rowid): doc_id for rowid, doc_id in self._select(statement, wanted)}
+        if len(found) != len(wanted):
+            raise IndexCorruptError(
+                f"{self.path}: FAISS and SQLite disagree (rows missing); run `simsearch verify --repair`"
+            )
+        return found
+
+    def vectors_of(self, rowids: np.ndarray) -> np.ndarray:
+        """The stored float32 vectors of some row ids (all held), in that order: from the FAISS
+        index where it keeps them uncompressed, else from SQLite (the exact copy)."""
+        rowids = np.asarray(rowids, dtype=np.int64)
+        found = self.faiss.exact_vectors(rowids) if len(rowids) else None
+        if found is not None:
+            return found
+        values = rowids.tolist()
+        statement = "SELECT rowid, vector FROM documents WHERE rowid IN ({marks})"
+        blobs: dict[int, bytes] = dict(self._select(statement, sorted(set(values))))
+        if len(blobs) != len(set(values)):
+            raise IndexCorruptError(
+                f"{self.path}: FAISS and SQLite disagree (rows missing); run `simsearch verify --repair`"
+            )
+        return from_blobs([blobs[r] for r in values], self.manifest.dim) if values else np.zeros(
+            (0, self.manifest.dim), np.float32
+        )
+
+    def _select(self, statement: str, keys: Sequence[Any]) -> list[Any]:
+        try:
+            return list(select_in(self.db, statement, keys))
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorruptError(
+                f"{self.path}: damaged SQLite file ({exc}); run `simsearch verify` and rebuild the index"
+            ) from None
 
     def ids(self) -> list[str]:
         """Every document id, in storage order."""

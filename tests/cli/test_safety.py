@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from simsearch import Index
 from simsearch.cli.main import main
 
 
@@ -93,7 +94,7 @@ def test_query_json_stays_valid_over_old_nan_metadata(
     run, tiny_bert: Path, index_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog
 ) -> None:
     """An index written before the check (NaN stored) answers null, with a warning."""
-    import simsearch.index as index_module
+    import simsearch.index.build as index_module
     import simsearch.store.bulk as bulk_module
     from simsearch.encode.torch_encoder import Encoder
     from simsearch.readers import Document
@@ -101,7 +102,7 @@ def test_query_json_stays_valid_over_old_nan_metadata(
     with monkeypatch.context() as old_version:  # write the NaN as the old code did
         old_version.setattr(index_module, "check_document", lambda doc: None)
         old_version.setattr(bulk_module, "dumps", lambda value: json.dumps(value, ensure_ascii=False))
-        index_module.Index.build(
+        Index.build(
             [Document("nan-doc", "the cat sat", {"x": float("nan"), "y": [float("inf")]})],
             "old",
             Encoder(str(tiny_bert)),
@@ -210,7 +211,7 @@ def test_an_index_from_before_the_rule_keeps_its_ids(
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "a.txt").write_text("the cat sat\n", encoding="utf-8")
     monkeypatch.chdir(tmp_path)
-    import simsearch.index as index_module
+    import simsearch.index.build as index_module
     import simsearch.manifest_fields as manifest_fields
 
     monkeypatch.setattr(manifest_fields, "INPUTS", {})  # as an older simsearch wrote it: no rule recorded
@@ -219,7 +220,7 @@ def test_an_index_from_before_the_rule_keeps_its_ids(
     docs = read_documents(["./data/a.txt"], ReadOptions(derived_ids="as-given"))
     from simsearch.encode.torch_encoder import Encoder
 
-    index_module.Index.build(docs, "old", Encoder(str(tiny_bert)))
+    Index.build(docs, "old", Encoder(str(tiny_bert)))
     assert "0 added, 0 updated, 1 unchanged" in run("add", "old", "./data/a.txt").output
 
 

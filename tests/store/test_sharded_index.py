@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from simsearch import Document, Index, IndexCorruptError, IndexExistsError, InputError
-from simsearch.sharded import ShardedIndex
 from simsearch.store import shards as layout
 from simsearch.store.manifest import read_manifest
 
@@ -29,9 +28,9 @@ def docs(n: int = 40, prefix: str = "d") -> list[Document]:
 
 
 @pytest.fixture
-def sharded(index_dir: Path, fake_encoder) -> ShardedIndex:
+def sharded(index_dir: Path, fake_encoder) -> Index:
     index = Index.build(docs(), "sh", fake_encoder, index_dir=index_dir, shards=3)
-    assert isinstance(index, ShardedIndex)
+    assert (index.shards > 1)
     return index
 
 
@@ -47,7 +46,7 @@ def shard_ids(path: Path, part: dict) -> set[str]:
         index.close()
 
 
-def test_layout_and_routing(sharded: ShardedIndex, index_dir: Path) -> None:
+def test_layout_and_routing(sharded: Index, index_dir: Path) -> None:
     manifest = top(index_dir)
     assert manifest["format_version"] == layout.SHARDED_FORMAT_VERSION and manifest["count"] == 40
     parts = manifest["shards"]["parts"]
@@ -76,7 +75,7 @@ def test_shard_of_is_stable() -> None:
     )
 
 
-def test_search_and_reopen(sharded: ShardedIndex, index_dir: Path) -> None:
+def test_search_and_reopen(sharded: Index, index_dir: Path) -> None:
     hits = sharded.search("fresh bread", k=5)
     assert len(hits) == 5 and [h.rank for h in hits] == [1, 2, 3, 4, 5]
     assert hits[0].text.startswith("fresh bread")
@@ -89,7 +88,7 @@ def test_search_and_reopen(sharded: ShardedIndex, index_dir: Path) -> None:
     )
 
 
-def test_add_routes_and_touches_only_changed_shards(sharded: ShardedIndex, index_dir: Path) -> None:
+def test_add_routes_and_touches_only_changed_shards(sharded: Index, index_dir: Path) -> None:
     before = top(index_dir)["shards"]["parts"]
     target = layout.shard_of("new-1", 3)
     stats = sharded.add([Document("new-1", "a brand new slow engine", {}), docs(1)[0]])
@@ -110,7 +109,7 @@ def test_add_routes_and_touches_only_changed_shards(sharded: ShardedIndex, index
     ].metadata == {"v": 2}
 
 
-def test_add_duplicate_in_input_writes_nothing(sharded: ShardedIndex, index_dir: Path) -> None:
+def test_add_duplicate_in_input_writes_nothing(sharded: Index, index_dir: Path) -> None:
     before = top(index_dir)
     with pytest.raises(InputError, match="duplicate document id 'x'"):
         sharded.add([Document("x", "one", {}), Document("y", "two", {}), Document("x", "three", {})])
@@ -120,7 +119,7 @@ def test_add_duplicate_in_input_writes_nothing(sharded: ShardedIndex, index_dir:
     ]
 
 
-def test_delete_and_unknown(sharded: ShardedIndex, index_dir: Path) -> None:
+def test_delete_and_unknown(sharded: Index, index_dir: Path) -> None:
     stats = sharded.delete(["d1", "d2", "nope", "d1"])
     assert (stats.deleted, stats.unknown, stats.count) == (2, ("nope",), 38)
     assert "d1" not in {h.id for h in sharded.search("fresh bread keeps", k=40)}
@@ -133,7 +132,7 @@ def test_delete_and_unknown(sharded: ShardedIndex, index_dir: Path) -> None:
     assert len(sharded) == 38
 
 
-def test_compact_and_verify_repair(sharded: ShardedIndex, index_dir: Path) -> None:
+def test_compact_and_verify_repair(sharded: Index, index_dir: Path) -> None:
     sharded.delete([f"d{i}" for i in range(10)])
     stats = sharded.compact()
     assert stats.count == 30 and stats.bytes_after <= stats.bytes_before
@@ -154,7 +153,7 @@ def test_compact_and_verify_repair(sharded: ShardedIndex, index_dir: Path) -> No
     assert len(Index.open("sh", index_dir=index_dir, encoder=sharded.encoder).search("cat", k=50)) == 30
 
 
-def test_verify_finds_a_replaced_shard_and_missing_dir(sharded: ShardedIndex, index_dir: Path) -> None:
+def test_verify_finds_a_replaced_shard_and_missing_dir(sharded: Index, index_dir: Path) -> None:
     part = top(index_dir)["shards"]["parts"][0]
     manifest_file = index_dir / "sh" / part["dir"] / "manifest.json"
     data = json.loads(manifest_file.read_text())
@@ -166,7 +165,7 @@ def test_verify_finds_a_replaced_shard_and_missing_dir(sharded: ShardedIndex, in
     assert not sharded.verify(repair=True).repaired  # not repairable: rebuild
 
 
-def test_failed_write_leaves_previous_state(sharded: ShardedIndex, index_dir: Path, monkeypatch) -> None:
+def test_failed_write_leaves_previous_state(sharded: Index, index_dir: Path, monkeypatch) -> None:
     before = top(index_dir)
 
     def killed(*args, **kwargs):
@@ -185,7 +184,7 @@ def test_failed_write_leaves_previous_state(sharded: ShardedIndex, index_dir: Pa
 
 
 def test_force_rebuild_between_plain_and_sharded(
-    sharded: ShardedIndex, index_dir: Path, fake_encoder
+    sharded: Index, index_dir: Path, fake_encoder
 ) -> None:
     with pytest.raises(IndexExistsError):
         Index.build(docs(5), "sh", fake_encoder, index_dir=index_dir, shards=2)
@@ -199,7 +198,7 @@ def test_force_rebuild_between_plain_and_sharded(
     assert type(plain) is Index and "shards" not in top(index_dir)
     assert not [p for p in (index_dir / "sh").iterdir() if p.name.startswith(("shard-", ".shard-"))]
     again = Index.build(docs(9), "sh", fake_encoder, index_dir=index_dir, shards=4, force=True)
-    assert isinstance(again, ShardedIndex) and len(again) == 9 and top(index_dir)["shards"]["count"] == 4
+    assert (again.shards > 1) and len(again) == 9 and top(index_dir)["shards"]["count"] == 4
     assert not [p for p in (index_dir / "sh").iterdir() if p.name.startswith(("docs-", "index-"))]
     assert again.verify().ok
 
@@ -225,7 +224,7 @@ def test_empty_shards_are_fine(index_dir: Path, fake_encoder) -> None:
 
 
 def test_ids_get_and_vectors_match_a_plain_index(
-    sharded: ShardedIndex, index_dir: Path, fake_encoder
+    sharded: Index, index_dir: Path, fake_encoder
 ) -> None:
     plain = Index.build(docs(), "plain", fake_encoder, index_dir=index_dir)
     assert sorted(sharded.ids()) == sorted(plain.ids()) and len(sharded.ids()) == 40

@@ -311,8 +311,9 @@ def test_index_verify_reopens_after_repair(index, encoder):
 
 
 def test_fetch_maps_sqlite_damage_to_an_index_error(index):
-    index._store.db.close()
-    index._store.db = sqlite3.connect(":memory:")
+    store = index.local_stores()[0]
+    store.db.close()
+    store.db = sqlite3.connect(":memory:")
     with pytest.raises(IndexCorruptError, match="damaged SQLite"):
         index.search("cats")
 

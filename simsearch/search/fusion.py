@@ -22,25 +22,27 @@ twice ``k``: a deep fused list (``k`` = 100) needs documents that one side ranks
 below ``k``, and the normalisation does not depend on ``k`` (the top 10 of a ``k`` = 100 query
 is the top 10 of a ``k`` = 10 one). When one side has no candidates (no query token matches,
 or the query analyses to nothing), the other side alone ranks. Ties are broken by the higher
-cosine, then by the smaller row id: deterministic.
+cosine, then by the smaller key (the document id): deterministic, and the same in every
+topology (the sides here are the whole index's, merged from every shard before fusing).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Generic, Mapping, Sequence, TypeVar
 
-MODES = ("dense", "lexical", "hybrid")  # the search modes (simsearch.hybrid runs them)
 DENSE_WEIGHT = 0.5  # the dense share for a query the model covers in full
 COVERAGE_FLOOR = 0.5  # coverage at or below which the dense side gets no weight
 DEPTH = 100  # each side's normalisation: its best scores 1, its DEPTH-th 0
 
+K = TypeVar("K", int, str)  # what identifies a candidate: a document id (or a row id)
+
 
 @dataclass(frozen=True)
-class Fused:
+class Fused(Generic[K]):
     """One fused candidate: the fused ``score`` and each side's raw score (None if undefined)."""
 
-    rowid: int
+    key: K
     score: float
     cosine: float | None
     bm25: float | None
@@ -56,7 +58,7 @@ def candidates(k: int) -> int:
     return max(DEPTH, 2 * k)
 
 
-def _normaliser(top: Sequence[tuple[int, float]]) -> tuple[float, float]:
+def _normaliser(top: Sequence[tuple[K, float]]) -> tuple[float, float]:
     scores = [s for _, s in top[:DEPTH]]  # the side's best DEPTH, best first
     return (min(scores), max(scores)) if scores else (0.0, 0.0)
 
@@ -69,16 +71,16 @@ def _norm(value: float, bounds: tuple[float, float]) -> float:
 
 
 def fuse(
-    dense_top: Sequence[tuple[int, float]],
-    lexical_top: Sequence[tuple[int, float]],
-    cosine: Mapping[int, float],
-    bm25: Mapping[int, float],
+    dense_top: Sequence[tuple[K, float]],
+    lexical_top: Sequence[tuple[K, float]],
+    cosine: Mapping[K, float],
+    bm25: Mapping[K, float],
     weight: float,
     k: int,
-) -> list[Fused]:
+) -> list[Fused[K]]:
     """The ``k`` best of the union of both sides' top lists, best first.
 
-    ``dense_top`` / ``lexical_top``: each side's (rowid, score) top list, best first (the
+    ``dense_top`` / ``lexical_top``: each side's (key, score) top list, best first (the
     candidates; the first ``DEPTH`` set the normalisation); ``cosine`` / ``bm25``: each
     candidate's raw score on each side where known (a candidate the lexical side does not match
     has no bm25 and counts as BM25 0; one without a cosine counts as the dense side's worst).
@@ -91,10 +93,10 @@ def fuse(
     worst = min((s for _, s in dense_top), default=0.0)
     pool = dict.fromkeys([r for r, _ in dense_top] + [r for r, _ in lexical_top])
     fused = []
-    for rowid in pool:
-        c, b = cosine.get(rowid), bm25.get(rowid)
+    for key in pool:
+        c, b = cosine.get(key), bm25.get(key)
         dense_part = _norm(worst if c is None else c, dense_bounds)
         score = weight * dense_part + (1.0 - weight) * _norm(0.0 if b is None else b, lexical_bounds)
-        fused.append(Fused(rowid, score, c, b))
-    fused.sort(key=lambda f: (-f.score, -(f.cosine if f.cosine is not None else -2.0), f.rowid))
+        fused.append(Fused(key, score, c, b))
+    fused.sort(key=lambda f: (-f.score, -(f.cosine if f.cosine is not None else -2.0), f.key))
     return fused[:k]
