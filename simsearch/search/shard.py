@@ -15,7 +15,7 @@ returns *candidates* that carry index-wide comparable raw scores:
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -83,7 +83,7 @@ def candidates(
     return answers
 
 
-def fetch(store: Store, rowids: Sequence[int]) -> dict[int, tuple[str, str, dict]]:
+def fetch(store: Store, rowids: Sequence[int]) -> dict[int, tuple[str, str, dict[str, Any]]]:
     """id, text and metadata of the hits this shard holds."""
     return store.fetch(rowids)
 

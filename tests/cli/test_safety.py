@@ -211,7 +211,6 @@ def test_an_index_from_before_the_rule_keeps_its_ids(
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "a.txt").write_text("the cat sat\n", encoding="utf-8")
     monkeypatch.chdir(tmp_path)
-    import simsearch.index.build as index_module
     import simsearch.manifest_fields as manifest_fields
 
     monkeypatch.setattr(manifest_fields, "INPUTS", {})  # as an older simsearch wrote it: no rule recorded

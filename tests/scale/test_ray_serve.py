@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from simsearch import Document, Index, QueryError, ShardUnavailableError
-from simsearch.scale.serve import RayIndex
+from simsearch.scale.searcher import RaySearcher
 from simsearch.scale.cluster import LOOPBACK_ENV
 from tests.scale.helpers import is_loopback, listening_addresses
 from tests.server.helpers import call, server_env, start_server
@@ -65,13 +65,13 @@ FILTER = {"i": {">=": 10}, "kind": {"in": ["even"]}}
 
 
 def close_to(got: list[dict], want) -> None:
-    """The server embeds queries with its ONNX export, the test with torch: scores agree to ~1e-6,
-    so near-ties of the tiny random model may swap, at the top too (hybrid scores each shard's best
-    hit 1.0: three exact ties that shard order breaks, unless 1e-7 of encoding noise breaks them
-    first); scores must agree, and the best hit must be one of the hits tied for best."""
-    tied = [w.id for w in want if w.score >= want[0].score - 1e-4]
-    assert len(got) == len(want) and got[0]["id"] in tied
-    assert all(abs(g["score"] - w.score) <= 1e-4 for g, w in zip(got, want))
+    """The server embeds queries with its ONNX export, the test with torch: cosines agree to ~1e-6
+    so only hits whose scores lie that close may swap places; every other position holds the same
+    document (the ranking itself is the same in every topology)."""
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert abs(g["score"] - w.score) <= 1e-4
+        assert g["id"] in {x.id for x in want if abs(x.score - w.score) <= 1e-4}, (g, w)
 
 
 def test_ray_index_answers_like_the_local_sharded_index(ray_cluster, built: Path, encoder) -> None:
@@ -116,7 +116,7 @@ def test_ray_index_answers_like_the_local_sharded_index(ray_cluster, built: Path
 def test_ray_index_searches_writes_and_recovers(ray_cluster, built: Path, encoder) -> None:
     local = Index.open(built, encoder=encoder)
     remote = Index.open(built, encoder=encoder, ray="auto")
-    assert isinstance(remote, RayIndex) and remote.shards == 3 and len(remote) == 30
+    assert isinstance(remote.searcher, RaySearcher) and remote.shards == 3 and len(remote) == 30
     for query in ("bread", "the cat sat", "서울"):
         same_hits(remote.search(query, k=7), local.search(query, k=7))
     stats = remote.add([Document("new", "a brand new engine", {})])
@@ -127,7 +127,7 @@ def test_ray_index_searches_writes_and_recovers(ray_cluster, built: Path, encode
     )
     assert remote.delete(["new"]).deleted == 1 and len(remote) == 30
 
-    victim = remote.actors[1]
+    victim = remote.searcher.actors[1]
     old_pid = ray_cluster.get(victim.pid.remote())
     os.kill(old_pid, signal.SIGKILL)
     outcomes, deadline = [], time.monotonic() + 120
@@ -146,7 +146,7 @@ def test_ray_index_searches_writes_and_recovers(ray_cluster, built: Path, encode
     assert ray_cluster.get(victim.pid.remote()) != old_pid  # restarted by Ray, same handle
 
     gone = Index.open(built, encoder=encoder, ray="auto")
-    ray_cluster.kill(gone.actors[2], no_restart=True)  # dead for good: every query is refused clearly
+    ray_cluster.kill(gone.searcher.actors[2], no_restart=True)  # dead for good: every query is refused clearly
     with pytest.raises(ShardUnavailableError, match=r"shard 2 is unavailable"):
         gone.search("bread", k=3)
     remote.close()

@@ -127,8 +127,8 @@ def test_delete_and_unknown(sharded: Index, index_dir: Path) -> None:
     assert (nothing.deleted, nothing.generation) == (0, stats.generation)
     for bad in (["\ud800"], [1.5]):  # refused as a plain index refuses them, nothing written
         with pytest.raises(InputError, match="id 1"):
-            sharded.delete(bad)  # type: ignore[arg-type]  # what a caller may pass anyway
-    assert sharded.delete([7]).unknown == ("7",)  # type: ignore[list-item]  # an int id: its decimal string
+            sharded.delete(bad)  # what a caller may pass anyway
+    assert sharded.delete([7]).unknown == ("7",)  # an int id: its decimal string
     assert len(sharded) == 38
 
 
