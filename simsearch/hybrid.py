@@ -51,7 +51,8 @@ def search_store(
 ) -> list[list[Fused]]:
     """Ranked rows per query for ``mode`` among the documents ``where`` allows; ``weights``: each
     query's dense weight in hybrid mode, when the caller computed them (else from ``encoder``)."""
-    allowed = filters.allowed_rowids(store, store.db, where) if where else None
+    condition = filters.compile_where(where, filters.metadata_types(store, store.db))
+    allowed = None if condition is None else filters.allowed_rowids(store, store.db, condition)
     if allowed is not None and len(allowed) == 0:
         return [[] for _ in queries]
     analyzer = lexical.analyzer_of(store.manifest)
@@ -82,7 +83,8 @@ def dense_rows(
 ) -> list[list[tuple[int, float]]]:
     """``(rowid, cosine)`` of the ``k`` nearest documents per query vector among those ``where``
     allows (all when None); non-finite scores are no match."""
-    allowed = filters.allowed_rowids(store, store.db, where) if where else None
+    condition = filters.compile_where(where, filters.metadata_types(store, store.db))
+    allowed = None if condition is None else filters.allowed_rowids(store, store.db, condition)
     if allowed is not None and len(allowed) == 0:
         return [[] for _ in range(len(vectors))]
     return _dense(store, vectors, k, allowed)

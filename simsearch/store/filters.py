@@ -14,12 +14,11 @@ them) are read as numbers. Field names travel as SQL parameters (JSON paths), ne
 
 from __future__ import annotations
 
-import json
 import re
 import sqlite3
 import threading
 from collections import OrderedDict
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 from weakref import WeakKeyDictionary
 
 import numpy as np
@@ -36,7 +35,9 @@ _CACHED: WeakKeyDictionary[Any, _Metadata] = WeakKeyDictionary()
 _CACHED_LOCK = threading.Lock()
 _ALLOWED_CACHE = 32  # allowed-rowid arrays kept per generation (the same filters come back)
 
-Condition = tuple[str, list[Any]]
+#: A compiled ``where``: SQL over ``documents d`` and its parameters. Plain str/number tuples, so
+#: it is hashable (the allowed-rowid cache key) and travels to Ray actors as it is.
+Condition = tuple[str, tuple[Any, ...]]
 
 
 def field_types(db: sqlite3.Connection) -> dict[str, set[str]]:
@@ -62,13 +63,10 @@ class _Metadata:
         )
         self.types = field_types(self.db)
         self.lock = threading.Lock()
-        self.allowed: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.allowed: OrderedDict[Condition, np.ndarray] = OrderedDict()
 
-    def rowids(self, where: Mapping[str, Any]) -> np.ndarray:
-        condition = compile_where(where, self.types)
-        if condition is None:
-            raise QueryError("where: no condition given")
-        key = json.dumps([condition[0], condition[1]], default=str)
+    def rowids(self, condition: Condition) -> np.ndarray:
+        key = condition
         with self.lock:
             found = self.allowed.get(key)
             if found is None:
@@ -84,14 +82,36 @@ class _Metadata:
             return found
 
 
-def allowed_rowids(owner: Any, db: sqlite3.Connection, where: Mapping[str, Any]) -> np.ndarray:
-    """Sorted row ids of the documents ``where`` allows, in the generation ``owner`` holds open
-    through ``db`` (checked and compiled as :func:`compile_where` does)."""
+def _metadata(owner: Any, db: sqlite3.Connection) -> _Metadata:
     with _CACHED_LOCK:
         metadata = _CACHED.get(owner)
         if metadata is None:
             metadata = _CACHED[owner] = _Metadata(db)
-    return metadata.rowids(where)
+    return metadata
+
+
+def metadata_types(owner: Any, db: sqlite3.Connection) -> dict[str, set[str]]:
+    """Field -> JSON types of the generation ``owner`` holds open through ``db`` (cached with
+    its in-memory metadata copy; an empty generation has no fields)."""
+    return {field: set(kinds) for field, kinds in _metadata(owner, db).types.items()}
+
+
+def merge_types(parts: Iterable[dict[str, set[str]]]) -> dict[str, set[str]]:
+    """The union of several generations' (shards') field types: what a ``where`` over all of
+    them is compiled against, so every shard reads the filter the same way."""
+    merged: dict[str, set[str]] = {}
+    for part in parts:
+        for field, kinds in part.items():
+            merged.setdefault(field, set()).update(kinds)
+    return merged
+
+
+def allowed_rowids(owner: Any, db: sqlite3.Connection, condition: Condition) -> np.ndarray:
+    """Sorted row ids of the documents a compiled ``condition`` (:func:`compile_where`) keeps, in
+    the generation ``owner`` holds open through ``db`` (cached per generation and condition)."""
+    if condition is None:
+        raise QueryError("where: no condition given")
+    return _metadata(owner, db).rowids(condition)
 
 
 def compile_where(where: Mapping[str, Any] | None, types: dict[str, set[str]]) -> Condition | None:
@@ -119,10 +139,10 @@ def compile_where(where: Mapping[str, Any] | None, types: dict[str, set[str]]) -
             sql, values = _condition(field, op, value, types[field])
             parts.append(sql)
             params.extend(values)
-    return " AND ".join(parts), params
+    return " AND ".join(parts), tuple(params)
 
 
-def _condition(field: str, op: Any, value: Any, held: set[str]) -> Condition:
+def _condition(field: str, op: Any, value: Any, held: set[str]) -> tuple[str, list[Any]]:
     path = '$."' + field.replace('"', '\\"') + '"'
     if op not in OPERATORS:
         raise QueryError(f"where: bad operator {op!r} for field {field!r}; use one of {' '.join(OPERATORS)}")
