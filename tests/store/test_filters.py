@@ -15,7 +15,8 @@ from simsearch.errors import QueryError
 from simsearch.index import Index
 from simsearch.readers import Document
 from simsearch.store import filtered
-from simsearch.store.filters import compile_where, parse_cli
+from simsearch.store.filters import compile_where
+from simsearch.store.where_text import parse_cli
 
 LANGS = ["en", "ko", "fr"]
 WORDS = "cat dog bread fresh stale keep search engine query vector model token river city train".split()
@@ -186,14 +187,14 @@ def test_values_are_parameters_and_cli_text_is_coerced() -> None:
     assert condition is not None
     sql, params = condition
     assert "DROP" not in sql and "en'; DROP TABLE documents; --" in params
-    assert 2020 in params and 0.5 in params and 1 in params and "2024-01-31" in params
+    assert 2020 in params and 0.5 in params and "true" in params and "2024-01-31" in params
 
 
 def test_cli_filters_parse() -> None:
     assert parse_cli(["lang=ko", "year>=2020", "year<2024", "source in news, wiki", "tag!=x"]) == {
         "lang": {"=": "ko"},
         "year": {">=": "2020", "<": "2024"},
-        "source": {"in": "news, wiki"},
+        "source": {"in": ["news", "wiki"]},
         "tag": {"!=": "x"},
     }
     for bad in ["lang", "=ko", "year>=", "a b c"]:
