@@ -16,6 +16,7 @@ from typing import Iterator, Sequence
 import faiss
 import numpy as np
 
+from simsearch.store.ivf_probe import ivf_of, search_filled
 from simsearch.store.sql import marks, parts
 from simsearch.errors import IndexCorruptError, ModelError
 from simsearch.store.manifest import EXACT_FACTORY as EXACT_FACTORY  # re-exported (its old home)
@@ -131,7 +132,12 @@ class FaissFile:
         before = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1 if len(queries) < _BATCH else _THREADS)
         try:
-            return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+            queries = np.ascontiguousarray(queries, dtype=np.float32)
+            scores, ids = self.index.search(queries, k)
+            if not bool((ids >= 0).all()) and (ivf := ivf_of(self.index)) is not None:
+                # a large k: the tuned nprobe's lists may hold fewer than k vectors
+                scores, ids = search_filled(self.index, queries, k, k, int(ivf.nprobe) * 4)
+            return scores, ids
         finally:
             faiss.omp_set_num_threads(before)
 

@@ -200,3 +200,22 @@ def test_cli_filters_parse() -> None:
     for bad in ["lang", "=ko", "year>=", "a b c"]:
         with pytest.raises(QueryError, match="--where"):
             parse_cli([bad])
+
+
+@pytest.mark.parametrize("index_type", ["ivf", "ivfpq"])
+def test_ivf_returns_k_hits_filtered_and_at_large_k(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, index_type: str
+) -> None:
+    from tests.fakes import FakeEncoder
+
+    docs = make_docs(3000, seed=3)
+    index = Index.build(docs, tmp_path / index_type, FakeEncoder(), index_type=index_type)
+    monkeypatch.setattr(filtered, "EXACT_UP_TO", 0)  # the FAISS selector path, as past 4096 allowed
+    monkeypatch.setattr(filtered, "EXACT_SHARE", 0.0)
+    matching = sum(1 for d in docs if d.metadata.get("lang") == "ko")
+    for k in (300, 700, 2000):
+        hits = index.search("fresh bread river", k=k, mode="dense", where={"lang": "ko"})
+        assert len(hits) == min(k, matching) and all(h.metadata["lang"] == "ko" for h in hits)
+        assert len({h.id for h in hits}) == len(hits)
+    assert len(index.search("fresh bread river", k=2500, mode="dense")) == 2500  # unfiltered
+    index.close()
