@@ -184,7 +184,9 @@ def _field(field: str, spec: Any, types: dict[str, set[str]]) -> tuple[str, list
         if field.startswith("$"):
             raise QueryError(f"where: unknown operator {field!r}; use one of {' '.join(LOGICAL)}")
         known = ", ".join(sorted(types)[:10]) or "none"
-        raise UnknownFieldError(f"where: unknown metadata field {field!r} (fields in this index: {known})")
+        raise UnknownFieldError(
+            f"where: unknown metadata field {field!r} (fields in this index: {known})", field
+        )
     conditions = spec if isinstance(spec, Mapping) else {"=": spec}
     if not conditions:
         raise QueryError(f"where: no condition given for field {field!r}")
