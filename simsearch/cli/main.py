@@ -269,7 +269,7 @@ def build(
     help="Metadata filter, repeatable (AND): FIELD=VALUE, FIELD!=VALUE, FIELD<VALUE, <=, >, >= "
     "(numbers, ISO dates), 'FIELD in a,b,c', 'FIELD not in a,b,c', 'FIELD exists'; join them "
     "with and, or, not and parentheses: 'lang=ko and (year>=2020 or not source=wiki)'. Quote "
-    "values holding spaces, operators or those words: 'title=\"a and b\"'. A comparison is "
+    "values holding and/or, commas, operators or parentheses: 'title=\"a and b\"'. A comparison is "
     "false for a document without the field; != and 'not in' are true for it.",
 )
 @index_dir_option

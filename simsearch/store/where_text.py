@@ -24,7 +24,7 @@ from simsearch.errors import QueryError
 SYNTAX = (
     "write FIELD=VALUE, FIELD!=VALUE, FIELD<VALUE (also <=, >, >=), 'FIELD in a,b', "
     "'FIELD not in a,b' or 'FIELD exists', joined by and, or, not and parentheses; "
-    'quote values holding spaces, operators or those words ("...")'
+    'quote values holding and/or, commas, operators or parentheses ("...")'
 )
 _TOKEN = re.compile(
     r"""\s*(?:(?P<op>==|!=|<=|>=|=|<|>)|(?P<punct>[(),])|(?P<quoted>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')"""
