@@ -135,6 +135,13 @@ def test_compiled_sql_agrees_with_the_python_evaluator(metas: list[dict[str, Any
     hash(condition)  # a cache key, and shipped to Ray actors as plain data
     expected = [i + 1 for i, meta in enumerate(metas) if holds(meta, where)]
     assert filters.allowed_rowids(owner, db, condition).tolist() == expected
+    indexed = Owner()  # the field table gets its index at the second distinct filter
+    other = filters.compile_where({"$not": where}, filters.metadata_types(indexed, db))
+    assert other is not None
+    assert filters.allowed_rowids(indexed, db, other).tolist() == [
+        i + 1 for i in range(len(metas)) if i + 1 not in expected
+    ]
+    assert filters.allowed_rowids(indexed, db, condition).tolist() == expected
 
 
 def test_mixed_types_and_quoted_names_match_exactly() -> None:
