@@ -219,3 +219,21 @@ def test_ivf_returns_k_hits_filtered_and_at_large_k(
         assert len({h.id for h in hits}) == len(hits)
     assert len(index.search("fresh bread river", k=2500, mode="dense")) == 2500  # unfiltered
     index.close()
+
+
+def test_quoted_field_names_and_mixed_types_through_the_index(index_dir: Path, fake_encoder) -> None:
+    docs = [
+        Document("a", "fresh bread", {'say "hi"': "x", "year": 2020}),
+        Document("b", "stale bread", {'say "hi"': "y", "year": "unknown"}),
+        Document("c", "river city", {"year": 2021}),
+    ]
+    index = Index.build(docs, "quoted", fake_encoder, index_dir=index_dir)
+
+    def ids(where: dict) -> list[str]:
+        return sorted(h.id for h in index.search("bread", k=5, mode="dense", where=where))
+
+    assert ids({'say "hi"': "x"}) == ["a"]  # was nothing: SQLite's JSON path has no escape for "
+    assert ids({'say "hi"': {"!=": "x"}}) == ["b", "c"]  # was everything
+    assert ids(parse_cli(["year=2020"])) == ["a"]  # was nothing: a stray text made it a text field
+    assert ids(parse_cli(["year>2020 or year=unknown"])) == ["b", "c"]
+    index.close()
