@@ -215,7 +215,7 @@ def _where_param(text: str | None) -> dict[str, Any] | None:
         return parse_text(text, "where")  # a syntax mistake: QueryError, 422
     try:
         where = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested thousands of levels deep
         raise ApiError(422, '\'where\' must be a JSON object, e.g. {"lang": "ko"}') from None
     if not isinstance(where, dict):
         raise ApiError(422, '\'where\' must be a JSON object, e.g. {"lang": "ko"}')

@@ -33,6 +33,7 @@ _TOKEN = re.compile(
 _OPEN_QUOTE = re.compile(r"""\s*["']""")
 _JOINERS = ("and", "or")
 _KEYWORDS = ("and", "or", "not", "in", "exists")
+_MAX_DEPTH = 32  # as the compiler's limit; and no RecursionError on "((((..."
 
 Token = tuple[str, str, int, int]  # kind, text, start, end
 
@@ -65,6 +66,7 @@ class _Parser:
         self.text, self.label = text, label
         self.tokens = self._tokens()
         self.at = 0
+        self.depth = 0
 
     def _tokens(self) -> list[Token]:
         tokens: list[Token] = []
@@ -125,14 +127,20 @@ class _Parser:
         return items[0] if len(items) == 1 else {"$and": items}
 
     def _unary(self) -> dict[str, Any]:
-        if self._keyword("not"):
-            return {"$not": self._unary()}
-        if self._punct("("):
-            where = self._any()
-            if not self._punct(")"):
-                raise self._error("a parenthesis is not closed")
-            return where
-        return self._comparison()
+        if self.depth >= _MAX_DEPTH:
+            raise self._error(f"nested more than {_MAX_DEPTH} levels deep")
+        self.depth += 1
+        try:
+            if self._keyword("not"):
+                return {"$not": self._unary()}
+            if self._punct("("):
+                where = self._any()
+                if not self._punct(")"):
+                    raise self._error("a parenthesis is not closed")
+                return where
+            return self._comparison()
+        finally:
+            self.depth -= 1
 
     def _comparison(self) -> dict[str, Any]:
         token = self._peek()

@@ -152,6 +152,8 @@ def test_bad_filters_in_a_body_are_422(app) -> None:
         ({"where": '{"n": {"<": 1e400}}'}, 422, "not a finite number"),
         ({"where": json.dumps({"lang": "\ud800"})}, 422, "lone surrogate"),
         ({"where": json.dumps({"$or": []})}, 422, "non-empty list"),
+        ({"where": '{"$not": ' * 100_000 + "{}" + "}" * 100_000}, 422, "'where' must be a JSON object"),
+        ({"where": "(" * 3000 + "n=1" + ")" * 3000}, 422, "nested more than"),
     ],
 )
 def test_bad_mode_and_filters(app, query: dict[str, str], status: int, words: str) -> None:

@@ -250,6 +250,8 @@ def test_text_syntax() -> None:
         ("title=a and b", "expected an operator after field 'b'"),
         ("x not y", "expected 'in'"),
         ("", "no filter given"),
+        ("(" * 5000 + "a=1" + ")" * 5000, "nested more than 32 levels"),
+        ("not " * 5000 + "a=1", "nested more than 32 levels"),
     ],
 )
 def test_text_syntax_mistakes_are_errors(text: str, problem: str) -> None:
