@@ -4,7 +4,8 @@ Few allowed documents (at most :data:`EXACT_UP_TO`, or under :data:`EXACT_SHARE`
 exact inner products over just their vectors, which is both exact and cheap. Otherwise FAISS
 searches with an ``IDSelectorBatch`` in its search parameters (the ``IDMap2`` wrapper translates
 the selector to its internal ids); for HNSW ``efSearch`` is raised in proportion to how much of
-the graph the filter removes, so the top k among the allowed documents is still found; for IVF
+the graph the filter removes, so the top k among the allowed documents is still found (exact
+search over the allowed vectors when the walk still finds fewer than k); for IVF
 ``nprobe`` is raised the same way, then until ``k`` allowed documents are found
 (:mod:`simsearch.store.ivf_probe`).
 """
@@ -49,6 +50,11 @@ def search_allowed(
     if isinstance(inner, faiss.IndexHNSW):
         ef = int(min(MAX_EF, max(inner.hnsw.efSearch, k) / share))
         params: Any = _FAISS.SearchParametersHNSW(sel=selector, efSearch=max(ef, k))
+        scores, ids = faiss_file.index.search(queries, k, params=params)
+        if bool(((ids >= 0).sum(axis=1) >= k).all()):
+            return scores, ids
+        # a large k: the graph walk found fewer than k allowed (787 of 816 wanted, measured)
+        return _exact(_vectors(faiss_file, db, allowed, dim), allowed, queries, k)
     elif isinstance(inner, faiss.IndexRefine) and hasattr(faiss_file.index, "id_map"):
         # a refine stage over a non-IVF base: the base holds IDMap2's internal ids
         translated = _FAISS.IDSelectorTranslated(faiss_file.index.id_map, selector)
