@@ -37,7 +37,14 @@ class QueryError(SimsearchError):
 
 
 class UnknownFieldError(QueryError):
-    """A metadata filter names a field no document of the index has."""
+    """A metadata filter names a field no document of the index has (``field``)."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+    def __reduce__(self) -> tuple[type[UnknownFieldError], tuple[str, str]]:
+        return type(self), (str(self), self.field)  # pickled (Ray) with its field
 
 
 class LockTimeoutError(SimsearchError):

@@ -266,8 +266,11 @@ def build(
     "--where",
     multiple=True,
     metavar="FILTER",
-    help="Metadata filter, repeatable (AND): FIELD=VALUE, FIELD!=VALUE, FIELD<VALUE, "
-    "<=, >, >= (numbers, ISO dates), 'FIELD in a,b,c'.",
+    help="Metadata filter, repeatable (AND): FIELD=VALUE, FIELD!=VALUE, FIELD<VALUE, <=, >, >= "
+    "(numbers, ISO dates), 'FIELD in a,b,c', 'FIELD not in a,b,c', 'FIELD exists'; join them "
+    "with and, or, not and parentheses: 'lang=ko and (year>=2020 or not source=wiki)'. Quote "
+    "values holding and/or, commas, operators or parentheses: 'title=\"a and b\"'. A comparison is "
+    "false for a document without the field; != and 'not in' are true for it.",
 )
 @index_dir_option
 def query(
@@ -286,6 +289,7 @@ def query(
     \b
       simsearch query scifact "vitamin D and bone density" -k 5 --json
       simsearch query news "election results" --mode lexical --where lang=en --where "year>=2020"
+      simsearch query news "budget" --where "lang=ko and (year>=2020 or not source=wiki)"
     """
     from simsearch.index import Index
     from simsearch.readers import read_lines_from, read_queries
@@ -295,7 +299,7 @@ def query(
         texts += read_lines_from(queries_file, read_queries)
     if not texts:
         raise click.UsageError("give at least one QUERY or --queries-file")
-    from simsearch.store.filters import parse_cli
+    from simsearch.store.where_text import parse_cli
 
     filters = parse_cli(where) if where else None
     results = Index.open(name, index_dir=index_dir).search(

@@ -8,9 +8,10 @@ records the embedding (``"embedding": {"kind": "langchain", "class": ..., "dim":
 CLI can list, export or verify it but refuses queries, which need that embedding.
 
 ``filter=`` takes ``{"field": value}`` (equality) or ``{"field": {"$op": value}}`` with ``$eq``,
-``$ne``, ``$lt``, ``$lte``, ``$gt``, ``$gte``, ``$in``, several fields meaning all of them; or a
-callable ``Document -> bool``. It is applied to a widened set of nearest candidates (see
-:func:`filtered_search`), so the k results are the k nearest documents that match.
+``$ne``, ``$lt``, ``$lte``, ``$gt``, ``$gte``, ``$in``, ``$nin``, ``$exists``, several fields
+meaning all of them, nested in ``$and``/``$or``/``$not`` (simsearch's ``where``, applied before
+ranking); or a callable ``Document -> bool``, applied to a widened set of nearest candidates
+(see :func:`filtered_search`). Either way the k results are the k nearest documents that match.
 """
 
 from __future__ import annotations

@@ -191,22 +191,31 @@ def _add_reads(app: FastAPI, served: Served, allow_writes: bool) -> None:
         k: int = Query(10, ge=1, le=s.MAX_K),
         min_score: float | None = Query(None, ge=-1.0, le=1.0, allow_inf_nan=False),
         mode: Literal["dense", "lexical", "hybrid"] | None = Query(None, description="Search mode."),
-        where: str | None = Query(None, description='Metadata filter as JSON, e.g. {"lang": "ko"}.'),
+        where: str | None = Query(
+            None,
+            description='Metadata filter: JSON, e.g. {"lang": "ko"}, or text, e.g. '
+            "lang=ko and (year>=2020 or not source=wiki).",
+        ),
     ) -> JSONResponse:
         return _search(served, name, query, queries, k, min_score, mode, _where_param(where))
 
     @app.post("/indexes/{name}/search", **searched, summary="Search (JSON body)")
     def search_post(name: str, body: s.SearchRequest) -> JSONResponse:
-        return _search(served, name, body.query, body.queries, body.k, body.min_score, body.mode, body.where)
+        where = _where_param(body.where) if isinstance(body.where, str) else body.where
+        return _search(served, name, body.query, body.queries, body.k, body.min_score, body.mode, where)
 
 
 def _where_param(text: str | None) -> dict[str, Any] | None:
-    """The ``where`` query-string parameter: a JSON object."""
+    """A ``where`` given as text: a JSON object, or the CLI's syntax (``lang=ko and year>=2020``)."""
     if text is None or not text.strip():
         return None
+    if not text.lstrip().startswith(("{", "[")):
+        from simsearch.store.where_text import parse_text
+
+        return parse_text(text, "where")  # a syntax mistake: QueryError, 422
     try:
         where = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested thousands of levels deep
         raise ApiError(422, '\'where\' must be a JSON object, e.g. {"lang": "ko"}') from None
     if not isinstance(where, dict):
         raise ApiError(422, '\'where\' must be a JSON object, e.g. {"lang": "ko"}')

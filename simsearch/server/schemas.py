@@ -34,10 +34,11 @@ class SearchRequest(BaseModel):
         description="dense (cosine), lexical (BM25) or hybrid (fused); default: hybrid when "
         "the index has a lexical part, else dense.",
     )
-    where: dict[str, Any] | None = Field(
+    where: dict[str, Any] | str | None = Field(
         None,
         description='Metadata filter, e.g. {"lang": "ko", "year": {">=": 2020}}; operators '
-        "= != < <= > >= in.",
+        '= != < <= > >= in, "not in", exists; {"$and": [...]}, {"$or": [...]}, {"$not": {...}} '
+        'nest. Or the CLI\'s text form: "lang=ko and (year>=2020 or not source=wiki)".',
     )
 
 

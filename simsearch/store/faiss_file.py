@@ -11,11 +11,12 @@ import os
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import faiss
 import numpy as np
 
+from simsearch.store.ivf_probe import ivf_of, search_filled
 from simsearch.store.sql import marks, parts
 from simsearch.errors import IndexCorruptError, ModelError
 from simsearch.store.manifest import EXACT_FACTORY as EXACT_FACTORY  # re-exported (its old home)
@@ -133,7 +134,14 @@ class FaissFile:
         before = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1 if len(queries) < _BATCH else _THREADS)
         try:
-            return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+            queries = np.ascontiguousarray(queries, dtype=np.float32)
+            scores, ids = self.index.search(queries, k)
+            if not bool((ids >= 0).all()):  # a large k: an ANN search can come up short
+                if (ivf := ivf_of(self.index)) is not None:  # the tuned lists hold fewer than k
+                    scores, ids = search_filled(self.index, queries, k, k, int(ivf.nprobe) * 4)
+                elif (every := _exhaustive(self.index, queries, k)) is not None:
+                    scores, ids = every  # HNSW: the graph walk found fewer than k (~800 of 2,500)
+            return scores, ids
         finally:
             faiss.omp_set_num_threads(before)
 
@@ -181,6 +189,20 @@ class FaissFile:
         if self._flat is not None and self._flat_queries == _HUGE_PAGES_AFTER:
             huge_pages(self._flat[0])
         return self._flat
+
+
+def _exhaustive(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Every vector of an HNSW index's storage scored (None for other index types)."""
+    outer: Any = faiss.downcast_index(index)  # IDMap2's index and id_map are not in the stubs
+    wrapped = isinstance(outer, faiss.IndexIDMap)
+    inner = faiss.downcast_index(outer.index) if wrapped else outer
+    if not isinstance(inner, faiss.IndexHNSW):
+        return None
+    scores, ids = faiss.downcast_index(inner.storage).search(queries, k)
+    if wrapped:  # storage positions -> row ids
+        rowids = faiss.vector_to_array(outer.id_map)
+        ids = np.where(ids >= 0, rowids[np.maximum(ids, 0)], -1)
+    return scores, ids
 
 
 def _exact_parts(index: faiss.Index) -> tuple[faiss.IndexFlat, faiss.Int64Vector] | None:

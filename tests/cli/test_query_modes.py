@@ -68,7 +68,12 @@ def test_where_filters(run, notes: str) -> None:
     [
         (["--where", "colour=red"], "unknown metadata field 'colour'"),
         (["--where", "year>=soon"], "holds number values"),
-        (["--where", "lang"], "--where 'lang': write FIELD=VALUE"),
+        (["--where", "lang"], "--where 'lang': expected an operator"),
+        (["--where", "lang == en"], "'==' is not an operator (use = for equality)"),
+        (["--where", "lang=en and (year>2020"], "a parenthesis is not closed"),
+        (["--where", "year<inf"], "not a finite number"),
+        (["--where", "year<1e400"], "out of range"),
+        (["--where", "year=99999999999999999999"], "out of range"),
         (["--mode", "lexical", "--min-score", "0.5"], "min_score filters by cosine"),
     ],
 )
@@ -76,6 +81,36 @@ def test_bad_filters_and_options_are_one_line_errors(run, notes: str, args: list
     out = run("query", notes, "cat", *args)
     assert out.exit_code == 1
     assert out.output.startswith("Error: ") and message in out.output and len(out.output.splitlines()) == 1
+
+
+def test_boolean_where_expressions(run, notes: str) -> None:
+    def ids(*where: str) -> list[str]:
+        args = [arg for text in where for arg in ("--where", text)]
+        out = run("query", notes, "cat", "--mode", "dense", "--json", "-k", "10", *args)
+        assert out.exit_code == 0, out.output
+        return sorted(json.loads(line)["id"] for line in out.output.splitlines())
+
+    assert ids("lang=ko and (year>=2021 or not year=2020)") == ["c"]
+    assert ids("lang=en or year=2020") == ["a", "b", "d"]
+    assert ids("not lang in en, fr") == ["c", "d"]
+    assert ids("lang not in (en)", "year>2020") == ["c"]
+    assert ids("year exists", 'lang="ko"') == ["c", "d"]
+    assert ids("not lang exists") == []
+
+
+def test_help_lists_the_filter_syntax(run) -> None:
+    out = run("query", "--help")
+    text = " ".join(out.output.split())
+    for part in (
+        "FIELD=VALUE",
+        "FIELD!=VALUE",
+        "<=, >, >=",
+        "'FIELD in a,b,c'",
+        "not in",
+        "exists",
+        "and, or, not",
+    ):
+        assert part in text
 
 
 def test_bad_mode_is_a_usage_error(run, notes: str) -> None:

@@ -195,11 +195,51 @@ def test_filters_find_the_k_nearest_matching(tmp_path: Path) -> None:
         QueryError, match="holds number values"
     ):  # simsearch's filters: a type mismatch is an error
         store.similarity_search("document number 5", filter={"n": {"$gt": "text"}})
-    assert to_where({"a": 1, "b": {"$ne": 2, "$lte": 5}}) == {"a": 1, "b": {"!=": 2, "<=": 5}}
+    assert to_where({"a": 1, "b": {"$ne": 2, "$lte": 5}}) == {"a": 1, "b": {"exists": True, "!=": 2, "<=": 5}}
     with pytest.raises(InputError, match="unknown operator '\\$regex'"):
         store.similarity_search("x", filter={"n": {"$regex": "1"}})
-    with pytest.raises(InputError, match="operator '\\$or' is not supported"):
-        store.similarity_search("x", filter={"$or": [{"n": 1}]})
+    with pytest.raises(InputError, match="operator '\\$nor' is not supported"):
+        store.similarity_search("x", filter={"$nor": [{"n": 1}]})
+    with pytest.raises(InputError, match="filter keys must be field names"):  # not AttributeError
+        store.similarity_search("x", filter={1: 2})  # type: ignore[dict-item]
+
+
+def test_boolean_filters_and_missing_fields(tmp_path: Path) -> None:
+    """$and/$or/$not/$nin/$exists map onto simsearch's where; a document without the field
+    matches no comparison ($ne and $nin included), as LangChain's stores behave."""
+    metas = [{"n": n, "tag": "odd" if n % 2 else "even"} for n in range(8)] + [{"n": 8}, {"other": 1}]
+    store = SimsearchVectorStore.from_texts(
+        [f"document number {n}" for n in range(10)],
+        fake(),
+        metas,
+        ids=[str(n) for n in range(10)],
+        path=tmp_path / "b",
+    )
+
+    def ids(filter: dict) -> list[str]:
+        return sorted(str(d.id) for d in store.similarity_search("document", k=10, filter=filter))
+
+    assert ids({"tag": {"$ne": "odd"}}) == ["0", "2", "4", "6"]  # not 8 and 9 (no tag)
+    assert ids({"tag": {"$nin": ["odd"]}}) == ["0", "2", "4", "6"]
+    assert ids({"$or": [{"n": {"$lt": 2}}, {"n": {"$gte": 7}}]}) == ["0", "1", "7", "8"]
+    assert ids({"$and": [{"n": {"$gt": 1}}, {"tag": "odd"}]}) == ["3", "5", "7"]
+    assert ids({"$not": {"tag": "odd"}}) == ["0", "2", "4", "6", "8", "9"]  # the exact complement
+    assert ids({"tag": {"$exists": False}}) == ["8", "9"]
+    assert ids({"other": {"$exists": True}}) == ["9"]
+    # a field no document has: missing everywhere, not an error
+    assert ids({"$or": [{"nope": 1}, {"n": 0}]}) == ["0"]
+    assert ids({"nope": {"$exists": False}, "n": {"$lte": 1}}) == ["0", "1"]
+    assert ids({"$not": {"nope": 1}}) == [str(n) for n in range(10)]
+    assert ids({"nope": {"$ne": 1}}) == []
+    # the mapping, spelled out
+    where = to_where({"$or": [{"n": {"$in": [1, 2]}}, {"$not": {"tag": {"$exists": True}}}]})
+    assert where == {"$or": [{"n": {"in": [1, 2]}}, {"$not": {"tag": {"exists": True}}}]}
+    assert ids({"$or": [{"n": {"$in": [1, 2]}}, {"$not": {"tag": {"$exists": True}}}]}) == [
+        "1",
+        "2",
+        "8",
+        "9",
+    ]
 
 
 def test_mmr_prefers_diverse_documents(tmp_path: Path) -> None:

@@ -106,6 +106,37 @@ def test_where_over_get_and_post(app) -> None:
     )
 
 
+def test_boolean_and_text_where(app) -> None:
+    def ids(where: Any, method: str = "GET") -> list[str]:
+        if method == "GET":
+            text = where if isinstance(where, str) else json.dumps(where)
+            status, got = call(app, "GET", "/indexes/docs/search", {"query": "cat", "where": text, "k": 50})
+        else:
+            status, got = call(
+                app, "POST", "/indexes/docs/search", body={"query": "cat", "where": where, "k": 50}
+            )
+        assert status == 200, got
+        return sorted(h["id"] for h in got["hits"])
+
+    docs = [(i, m.get("lang"), n) for n, (i, _, m) in enumerate(DOCS)]
+    korean = sorted(i for i, lang, _ in docs if lang == "ko")
+    either = sorted(i for i, lang, n in docs if lang == "ko" or n <= 1)
+    assert ids("lang=ko") == ids({"lang": "ko"}) == ids("lang=ko", "POST") == korean
+    assert ids("lang=ko or n<=1") == ids({"$or": [{"lang": "ko"}, {"n": {"<=": 1}}]}, "POST") == either
+    others = sorted(i for i, lang, _ in docs if lang != "ko")
+    assert ids({"$not": {"lang": "ko"}}) == ids("not lang=ko") == ids("lang not in ko", "POST") == others
+
+
+def test_bad_filters_in_a_body_are_422(app) -> None:
+    for where, words in [
+        ({"n": float("nan")}, "not a finite number"),
+        ({"n": 2**64}, "out of range"),
+        ("n >", "expected a value"),
+    ]:
+        code, body = call(app, "POST", "/indexes/docs/search", body={"query": "cat", "where": where})
+        assert code == 422 and words in json.dumps(body), body
+
+
 @pytest.mark.parametrize(
     "query, status, words",
     [
@@ -113,6 +144,16 @@ def test_where_over_get_and_post(app) -> None:
         ({"where": "[1]"}, 422, "'where' must be a JSON object"),
         ({"where": json.dumps({"colour": "red"})}, 422, "unknown metadata field 'colour'"),
         ({"mode": "sparse"}, 422, ""),
+        ({"where": "lang == ko"}, 422, "'==' is not an operator"),
+        ({"where": "lang=ko and (n>1"}, 422, "a parenthesis is not closed"),
+        ({"where": "n<inf"}, 422, "not a finite number"),
+        ({"where": json.dumps({"n": {"<": 2**70}})}, 422, "out of range"),
+        ({"where": '{"n": NaN}'}, 422, "not a finite number"),
+        ({"where": '{"n": {"<": 1e400}}'}, 422, "not a finite number"),
+        ({"where": json.dumps({"lang": "\ud800"})}, 422, "lone surrogate"),
+        ({"where": json.dumps({"$or": []})}, 422, "non-empty list"),
+        ({"where": '{"$not": ' * 100_000 + "{}" + "}" * 100_000}, 422, "'where' must be a JSON object"),
+        ({"where": "(" * 3000 + "n=1" + ")" * 3000}, 422, "nested more than"),
     ],
 )
 def test_bad_mode_and_filters(app, query: dict[str, str], status: int, words: str) -> None:
