@@ -18,6 +18,8 @@ from simsearch.store import lexical
 from simsearch.store.filters import Condition, compile_where
 from simsearch.store.manifest import Manifest
 
+NOTHING: Condition = ("0", ())  # the filter of an index without documents: keeps none
+
 if TYPE_CHECKING:
     from simsearch.encode import Encoder
 
@@ -53,5 +55,9 @@ def plan(
 def compile_filter(
     where: Mapping[str, Any] | None, field_types: Callable[[], dict[str, set[str]]]
 ) -> Condition | None:
-    """``where`` compiled once against the whole index's fields (None: no filter)."""
-    return compile_where(where, field_types()) if where else None
+    """``where`` compiled once against the whole index's fields (None: no filter). An index that
+    holds no document has no fields: there every filter keeps nothing (it is no error)."""
+    if not where:
+        return None
+    types = field_types()
+    return compile_where(where, types) if types else NOTHING
