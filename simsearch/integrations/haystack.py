@@ -18,11 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from haystack import Document as HDocument
-from haystack import default_from_dict, default_to_dict
-from haystack.document_stores.errors import DocumentStoreError, DuplicateDocumentError
-from haystack.document_stores.types import DuplicatePolicy
-from haystack.errors import FilterError
+
+from simsearch.integrations import missing_extra
+
+try:
+    from haystack import Document as HDocument
+    from haystack import default_from_dict, default_to_dict
+    from haystack.document_stores.errors import DocumentStoreError, DuplicateDocumentError
+    from haystack.document_stores.types import DuplicatePolicy
+    from haystack.errors import FilterError
+except ImportError as exc:  # pragma: no cover - depends on the extras installed
+    raise missing_extra("haystack", exc) from None
 
 from simsearch.errors import SimsearchError
 from simsearch.hits import Hit

@@ -28,7 +28,12 @@ def all_of(parts: Iterable[dict[str, Any]]) -> dict[str, Any]:
         return NOTHING
     if not kept:
         return EVERYTHING
-    return kept[0] if len(kept) == 1 else {"$and": kept}
+    merged: dict[str, Any] = {}
+    for part in kept:  # field conditions on distinct fields AND together as one plain dict
+        if any(key.startswith("$") or key in merged for key in part):
+            return kept[0] if len(kept) == 1 else {"$and": kept}
+        merged.update(part)
+    return merged
 
 
 def any_of(parts: Iterable[dict[str, Any]]) -> dict[str, Any]:
