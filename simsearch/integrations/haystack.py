@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -39,6 +39,9 @@ from simsearch.integrations.where import all_of, matching_ids, search_where
 from simsearch.records import Document
 from simsearch.store.manifest import MANIFEST, read_manifest
 
+if TYPE_CHECKING:
+    from simsearch.encode import Encoder
+
 EMBEDDED = "_embedded"  # stored metadata key: False for a document written without an embedding
 _ORIGIN = "haystack.dataclasses.Document.embedding"
 
@@ -51,7 +54,9 @@ class SimsearchDocumentStore:
     atomic per call (``OVERWRITE`` deletes the old versions first, then writes).
     """
 
-    def __init__(self, path: str | os.PathLike[str], embedding_dim: int = 768, index_type: str = "auto") -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], embedding_dim: int = 768, index_type: str = "auto"
+    ) -> None:
         self.path = Path(path)
         self.index_type = index_type
         self._lock = threading.RLock()
@@ -61,7 +66,7 @@ class SimsearchDocumentStore:
         self.embedding_dim = embedding_dim
         self._vectors = GivenVectors("haystack", _ORIGIN, embedding_dim)
         if (self.path / MANIFEST).is_file():
-            self._index = Index.open(self.path, encoder=self._vectors)  # type: ignore[arg-type]
+            self._index = Index.open(self.path, encoder=cast("Encoder", self._vectors))
 
     def to_dict(self) -> dict[str, Any]:
         """Haystack serialisation: the directory and settings (the documents stay on disk)."""
@@ -93,13 +98,17 @@ class SimsearchDocumentStore:
             raise FilterError(str(exc)) from exc
         return self._documents(index, ids)
 
-    def write_documents(self, documents: list[HDocument], policy: DuplicatePolicy = DuplicatePolicy.NONE) -> int:
+    def write_documents(
+        self, documents: list[HDocument], policy: DuplicatePolicy = DuplicatePolicy.NONE
+    ) -> int:
         """Write ``documents``; an id already stored fails (``NONE``/``FAIL``), is kept (``SKIP``)
         or is replaced (``OVERWRITE``). Returns how many were written."""
         if not isinstance(documents, list) or not all(isinstance(d, HDocument) for d in documents):
             raise ValueError("write_documents expects a list of haystack Document objects")
         with self._lock:
-            stored = set() if self._index is None else {d.id for d in self._index.get([d.id for d in documents])}
+            stored = (
+                set() if self._index is None else {d.id for d in self._index.get([d.id for d in documents])}
+            )
             batch: dict[str, HDocument] = {}
             for doc in documents:
                 if doc.id in stored or doc.id in batch:
@@ -133,7 +142,9 @@ class SimsearchDocumentStore:
         hits = self._searching(lambda: search_where(index, self._row(query_embedding), top_k, where))
         return self._scored(index, hits)
 
-    def bm25_retrieval(self, query: str, filters: dict[str, Any] | None = None, top_k: int = 10) -> list[HDocument]:
+    def bm25_retrieval(
+        self, query: str, filters: dict[str, Any] | None = None, top_k: int = 10
+    ) -> list[HDocument]:
         """The ``top_k`` best documents for ``query`` by BM25 (simsearch's lexical part)."""
         return self._text_search(query, None, filters, top_k, "lexical")
 
@@ -192,7 +203,9 @@ class SimsearchDocumentStore:
         try:
             with self._vectors.giving([r.text for r in records], vectors):
                 if self._index is None:
-                    self._index = Index.build(records, self.path, self._vectors, index_type=self.index_type)  # type: ignore[arg-type]
+                    self._index = Index.build(
+                        records, self.path, cast("Encoder", self._vectors), index_type=self.index_type
+                    )
                 else:
                     self._index.add(records)
         except SimsearchError as exc:

@@ -37,7 +37,9 @@ class _Retriever:
             filter_policy if isinstance(filter_policy, FilterPolicy) else FilterPolicy.from_str(filter_policy)
         )
 
-    def _settings(self, filters: dict[str, Any] | None, top_k: int | None) -> tuple[dict[str, Any] | None, int]:
+    def _settings(
+        self, filters: dict[str, Any] | None, top_k: int | None
+    ) -> tuple[dict[str, Any] | None, int]:
         return apply_filter_policy(self.filter_policy, self.filters, filters), top_k or self.top_k
 
     def to_dict(self) -> dict[str, Any]:

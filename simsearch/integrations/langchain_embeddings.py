@@ -59,4 +59,6 @@ class EmbeddingEncoder(ExternalEncoder):
     def __init__(self, embedding: Embeddings, dim: int | None = None) -> None:
         self.embedding = embedding
         kind = type(embedding)
-        super().__init__(embedding.embed_documents, "langchain", f"{kind.__module__}.{kind.__qualname__}", dim)
+        super().__init__(
+            embedding.embed_documents, "langchain", f"{kind.__module__}.{kind.__qualname__}", dim
+        )

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence, cast
 
 from simsearch.integrations import missing_extra
 
@@ -48,6 +48,9 @@ from simsearch.integrations.where import all_of, matching_ids, search_where
 from simsearch.records import Document
 from simsearch.store.manifest import MANIFEST, read_manifest
 
+if TYPE_CHECKING:
+    from simsearch.encode import Encoder
+
 _ORIGIN = "llama_index.core.schema.BaseNode.embedding"
 _MODES = {
     VectorStoreQueryMode.DEFAULT: "dense",
@@ -70,7 +73,7 @@ class SimsearchVectorStore(BasePydanticVectorStore):
     _encoder: Any = PrivateAttr(default=None)
 
     def __init__(self, path: str | Path, *, encoder: Any = None, index_type: str = "auto") -> None:
-        super().__init__(path=str(path), index_type=index_type)
+        super().__init__(path=str(path), index_type=index_type)  # type: ignore[call-arg]  # pydantic fields
         own = encoder is not None
         if (Path(path) / MANIFEST).is_file():
             own = "embedding" not in read_manifest(Path(path))
@@ -85,7 +88,7 @@ class SimsearchVectorStore(BasePydanticVectorStore):
             self._vectors = GivenVectors("llamaindex", _ORIGIN, dim)
         self.is_embedding_query = not own
         if (Path(path) / MANIFEST).is_file():
-            self._index = Index.open(path, encoder=self._encoder or self._vectors)
+            self._index = Index.open(path, encoder=cast("Encoder", self._encoder or self._vectors))
 
     @classmethod
     def class_name(cls) -> str:
@@ -112,7 +115,7 @@ class SimsearchVectorStore(BasePydanticVectorStore):
                         "embeddings (give it encoder=... to let simsearch embed)"
                     )
                 vectors.append(node.embedding)
-        encoder = self._encoder or self._vectors
+        encoder = cast("Encoder", self._encoder or self._vectors)
         texts = [r.text for r in records]
         with self._vectors.giving(texts, vectors) if self._vectors is not None else nullcontext():
             if self._index is None:
@@ -178,7 +181,9 @@ class SimsearchVectorStore(BasePydanticVectorStore):
         k = query.similarity_top_k
         if mode == "dense" and self._vectors is not None:
             if query.query_embedding is None:
-                raise QueryError("this store holds the nodes' own embeddings: the query needs query_embedding")
+                raise QueryError(
+                    "this store holds the nodes' own embeddings: the query needs query_embedding"
+                )
             return search_where(index, unit_rows([query.query_embedding], 1, self._vectors), k, where)
         if not query.query_str:
             raise QueryError(f"{mode} search needs the query text (query_str)")

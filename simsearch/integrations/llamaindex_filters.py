@@ -11,7 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
+from llama_index.core.vector_stores.types import (
+    FilterCondition,
+    FilterOperator,
+    MetadataFilter,
+    MetadataFilters,
+)
 
 from simsearch.errors import QueryError
 from simsearch.integrations.where import all_of, any_of, negate

@@ -40,7 +40,9 @@ class Catalog(Protocol):
 
     def names(self) -> list[str]: ...
     def manifest(self, name: str) -> dict[str, Any]: ...
-    def search(self, name: str, query: str, k: int, mode: str | None, where: dict[str, Any] | None) -> list[Hit]: ...
+    def search(
+        self, name: str, query: str, k: int, mode: str | None, where: dict[str, Any] | None
+    ) -> list[Hit]: ...
     def get(self, name: str, ids: list[str]) -> list[Document]: ...
     def add(self, name: str, documents: list[Document]) -> dict[str, Any]: ...
     def delete(self, name: str, ids: list[str]) -> dict[str, Any]: ...
@@ -128,7 +130,7 @@ def create_mcp(
     @server.tool(title="List indexes")
     def list_indexes() -> dict[str, Any]:
         """The indexes this server searches, with their size and model."""
-        return {"indexes": [_summary(n, _run(lambda n=n: catalog.manifest(n))) for n in catalog.names()]}
+        return {"indexes": [_summary(name, manifest) for name, manifest in _run(lambda: _manifests(catalog))]}
 
     @server.tool(title="Describe an index")
     def describe_index(index: IndexName) -> dict[str, Any]:
@@ -153,8 +155,7 @@ def _add_write_tools(server: MCPServer, catalog: Catalog, token: str | None) -> 
         """Add documents to an index (an existing id is replaced), embedded by the index's model."""
         allowed(ctx)
         docs = [Document(d.id, d.text, d.metadata, f"documents[{n}]") for n, d in enumerate(documents)]
-        for doc in docs:
-            _run(lambda doc=doc: check_document(doc))
+        _run(lambda: _check_all(docs))  # all refused before anything is written
         return {"index": index, "stats": _run(lambda: catalog.add(index, docs))}
 
     @server.tool(title="Delete documents")
@@ -203,6 +204,15 @@ def _cutter(max_text: int) -> Callable[[str], dict[str, Any]]:
     return cut
 
 
+def _check_all(docs: list[Document]) -> None:
+    for doc in docs:
+        check_document(doc)
+
+
+def _manifests(catalog: Catalog) -> list[tuple[str, dict[str, Any]]]:
+    return [(name, catalog.manifest(name)) for name in catalog.names()]
+
+
 def _summary(name: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
     lexical = bool(manifest.get("lexical"))
     return {
@@ -242,7 +252,9 @@ class OpenedIndexes:
         manifest.pop("model_path", None)  # where the model sits on this machine is nobody else's business
         return manifest
 
-    def search(self, name: str, query: str, k: int, mode: str | None, where: dict[str, Any] | None) -> list[Hit]:
+    def search(
+        self, name: str, query: str, k: int, mode: str | None, where: dict[str, Any] | None
+    ) -> list[Hit]:
         return list(self._index(name).search(query, k, mode=mode, where=where))
 
     def get(self, name: str, ids: list[str]) -> list[Document]:
@@ -262,7 +274,9 @@ class OpenedIndexes:
 def _stats(stats: Any) -> dict[str, Any]:
     import dataclasses
 
-    return dataclasses.asdict(stats) if dataclasses.is_dataclass(stats) else dict(stats)
+    if dataclasses.is_dataclass(stats) and not isinstance(stats, type):
+        return dataclasses.asdict(stats)
+    return dict(stats)
 
 
 def serve_stdio(names: Sequence[str], index_dir: str | None, *, allow_writes: bool, max_text: int) -> None:

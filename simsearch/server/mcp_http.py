@@ -39,7 +39,9 @@ class ServedIndexes:
         manifest.pop("model_path", None)
         return manifest
 
-    def search(self, name: str, query: str, k: int, mode: str | None, where: dict[str, Any] | None) -> list[Hit]:
+    def search(
+        self, name: str, query: str, k: int, mode: str | None, where: dict[str, Any] | None
+    ) -> list[Hit]:
         return self._target(name).search([query], k, None, mode=mode, where=where)[0]
 
     def get(self, name: str, ids: list[str]) -> list[Document]:

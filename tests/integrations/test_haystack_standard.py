@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("haystack", reason="needs simsearch[haystack]")
 
 from haystack import Document  # noqa: E402
+from haystack.document_stores.types import DocumentStore  # noqa: E402
 from haystack.testing.document_store import DocumentStoreBaseTests  # noqa: E402
 
 from simsearch.integrations.haystack import SimsearchDocumentStore  # noqa: E402
@@ -18,9 +19,7 @@ from simsearch.integrations.haystack import SimsearchDocumentStore  # noqa: E402
 NEEDS_BOOLEAN = pytest.mark.xfail(strict=True, reason="needs boolean where from the filters branch")
 
 
-def _unit(embedding: list[float] | None) -> list[float] | None:
-    if embedding is None:
-        return None
+def _unit(embedding: list[float]) -> list[float]:
     row = np.asarray(embedding, dtype=np.float32)
     return (row / max(float(np.linalg.norm(row)), 1e-12)).tolist()
 
@@ -42,7 +41,7 @@ class TestSimsearchDocumentStore(DocumentStoreBaseTests):
                 assert got.embedding is not None
                 assert np.allclose(got.embedding, _unit(want.embedding), atol=1e-6)
 
-    def test_write_documents(self, document_store: SimsearchDocumentStore) -> None:
+    def test_write_documents(self, document_store: DocumentStore) -> None:
         # The default policy (NONE) is FAIL, as in Haystack's in-memory store.
         doc = Document(content="test doc")
         assert document_store.write_documents([doc]) == 1

@@ -67,7 +67,9 @@ def test_retriever_matches_index_search(own: tuple[SimsearchVectorStore, VectorS
     opened = Index.open(store.path)
     want = opened.search(query, 3, mode="dense", where={"year": {">=": 2019}})
     assert [n.node.node_id for n in got] == [h.id for h in want] and ids_of(got)[0] == "bread"
-    assert [n.score for n in got] == pytest.approx([h.score for h in want], abs=1e-5)  # torch vs ONNX query path
+    assert [n.score for n in got] == pytest.approx(
+        [h.score for h in want], abs=1e-5
+    )  # torch vs ONNX query path
 
     hybrid = index.as_retriever(similarity_top_k=2, vector_store_query_mode="hybrid").retrieve("서울 지하철")
     assert [n.node.node_id for n in hybrid] == [h.id for h in opened.search("서울 지하철", 2, mode="hybrid")]
@@ -90,7 +92,7 @@ def test_nodes_with_their_own_embeddings(tmp_path: Path) -> None:
     again = SimsearchVectorStore(tmp_path / "ext")  # reopened: a new process would do the same
     assert again.is_embedding_query and len(again.get_nodes()) == 5
     again.delete("cat")
-    assert sorted(n.ref_doc_id for n in again.get_nodes()) == ["bread", "engine", "stew", "subway"]
+    assert sorted(str(n.ref_doc_id) for n in again.get_nodes()) == ["bread", "engine", "stew", "subway"]
     (node,) = again.get_nodes(filters=MetadataFilters(filters=[MetadataFilter(key="year", value=2023)]))
     assert node.get_content() == "a fast search engine for long documents" and node.metadata["lang"] == "en"
 
@@ -104,17 +106,19 @@ def test_filters_map_and_refuse(own: tuple[SimsearchVectorStore, VectorStoreInde
         ]
     )
     assert to_where(both) == {"lang": {"=": "en"}, "year": {"in": [2019, 2023]}}
-    assert sorted(n.ref_doc_id for n in store.get_nodes(filters=both)) == ["cat", "engine"]
+    assert sorted(str(n.ref_doc_id) for n in store.get_nodes(filters=both)) == ["cat", "engine"]
     either = MetadataFilters(
         filters=[MetadataFilter(key="lang", value="ko"), MetadataFilter(key="year", value=2023)],
         condition=FilterCondition.OR,
     )
     assert to_where(either) == {"$or": [{"lang": {"=": "ko"}}, {"year": {"=": 2023}}]}
-    assert to_where(MetadataFilters(filters=[MetadataFilter(key="a", value=1)], condition="not")) == {
-        "$not": {"a": {"=": 1}}
-    }
+    assert to_where(
+        MetadataFilters(filters=[MetadataFilter(key="a", value=1)], condition=FilterCondition.NOT)
+    ) == {"$not": {"a": {"=": 1}}}
     with pytest.raises(QueryError, match="'text_match' has no simsearch equivalent"):
-        to_where(MetadataFilters(filters=[MetadataFilter(key="a", value="x", operator="text_match")]))
+        to_where(
+            MetadataFilters(filters=[MetadataFilter(key="a", value="x", operator=FilterOperator.TEXT_MATCH)])
+        )
 
 
 @NEEDS_BOOLEAN

@@ -18,11 +18,21 @@ import httpx2  # noqa: E402  (the HTTP client the mcp SDK uses)
 from mcp import Client  # noqa: E402
 from mcp.client.stdio import StdioServerParameters  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
+from mcp.types import TextContent  # noqa: E402
 
 from tests.server.helpers import Server, build_indexes, server_env, start_server  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "mcp-test-token"
+
+
+def text(result: Any) -> str:
+    """The message of a tool result (a tool error carries one text item)."""
+    (item,) = result.content
+    assert isinstance(item, TextContent)
+    return item.text
+
+
 READ_TOOLS = {"search", "get_documents", "list_indexes", "describe_index"}
 
 
@@ -59,14 +69,18 @@ async def check_reads(client: Client) -> None:
     tools = {tool.name: tool for tool in (await client.list_tools()).tools}
     assert READ_TOOLS <= set(tools)
     schema = tools["search"].input_schema
-    assert {"index", "query", "k", "mode", "where"} <= set(schema["properties"]) and "query" in schema["required"]
+    assert {"index", "query", "k", "mode", "where"} <= set(schema["properties"]) and "query" in schema[
+        "required"
+    ]
 
     english = await client.call_tool("search", {"index": "docs", "query": "keeping bread fresh", "k": 3})
     assert not english.is_error
     hits = english.structured_content["hits"]
     assert hits[0]["id"] == "bread" and {"score", "cosine", "bm25", "metadata", "text"} <= set(hits[0])
 
-    korean = await client.call_tool("search", {"index": "docs", "query": "서울 지하철", "k": 2, "mode": "dense"})
+    korean = await client.call_tool(
+        "search", {"index": "docs", "query": "서울 지하철", "k": 2, "mode": "dense"}
+    )
     assert korean.structured_content["hits"][0]["id"] == "ko-subway"
 
     filtered = await client.call_tool(
@@ -75,15 +89,17 @@ async def check_reads(client: Client) -> None:
     assert {h["metadata"]["lang"] for h in filtered.structured_content["hits"]} == {"ko"}
 
     bad = await client.call_tool("search", {"index": "docs", "query": "cat", "where": {"lang": {"~": "en"}}})
-    assert bad.is_error and "operator" in bad.content[0].text and "\n" not in bad.content[0].text
+    assert bad.is_error and "operator" in text(bad) and "\n" not in text(bad)
     missing = await client.call_tool("search", {"index": "nope", "query": "cat"})
-    assert missing.is_error and "not served here" in missing.content[0].text
+    assert missing.is_error and "not served here" in text(missing)
 
     listed = (await client.call_tool("list_indexes", {})).structured_content["indexes"]
     assert [(i["name"], i["count"]) for i in listed] == [("docs", 8), ("korean", 3)]
     described = (await client.call_tool("describe_index", {"index": "korean"})).structured_content
     assert described["modes"] == ["dense", "lexical", "hybrid"] and "model_path" not in described["manifest"]
-    got = (await client.call_tool("get_documents", {"index": "docs", "ids": ["xss", "gone"]})).structured_content
+    got = (
+        await client.call_tool("get_documents", {"index": "docs", "ids": ["xss", "gone"]})
+    ).structured_content
     assert got["missing"] == ["gone"] and got["documents"][0]["id"] == "xss"
 
 
@@ -103,7 +119,10 @@ async def test_stdio_writes_when_allowed(tmp_path: Path, bundled_encoder: Any) -
     async with stdio(tmp_path, "--allow-writes") as client:
         added = await client.call_tool(
             "add_documents",
-            {"index": "korean", "documents": [{"id": "new", "text": "한국어 문장 검색 엔진", "metadata": {"n": 1}}]},
+            {
+                "index": "korean",
+                "documents": [{"id": "new", "text": "한국어 문장 검색 엔진", "metadata": {"n": 1}}],
+            },
         )
         assert not added.is_error and added.structured_content["stats"]["added"] == 1
         deleted = await client.call_tool("delete_documents", {"index": "korean", "ids": ["new", "ko-stew"]})
@@ -123,10 +142,10 @@ async def test_http_reads_and_token_guarded_writes(http_server: Server) -> None:
     async for client in http_client(http_server.url):
         await check_reads(client)
         refused = await client.call_tool("delete_documents", {"index": "docs", "ids": ["cat"]})
-        assert refused.is_error and "Authorization: Bearer" in refused.content[0].text
+        assert refused.is_error and "Authorization: Bearer" in text(refused)
     async for client in http_client(http_server.url, "wrong"):
         refused = await client.call_tool("delete_documents", {"index": "docs", "ids": ["cat"]})
-        assert refused.is_error and "wrong bearer token" in refused.content[0].text
+        assert refused.is_error and "wrong bearer token" in text(refused)
     async for client in http_client(http_server.url, TOKEN):
         done = await client.call_tool("delete_documents", {"index": "korean", "ids": ["ko-weather"]})
         assert not done.is_error and done.structured_content["stats"]["deleted"] == 1
