@@ -10,8 +10,9 @@ from typing import Any, Callable
 import numpy as np
 from langchain_core.documents import Document as LCDocument
 
-from simsearch.errors import InputError, UnknownFieldError
+from simsearch.errors import InputError
 from simsearch.index import Hit, Index
+from simsearch.integrations.where import search_where
 
 _OPS = {"$eq": "=", "$ne": "!=", "$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">=", "$in": "in"}
 Filter = dict[str, Any] | Callable[[LCDocument], bool] | None
@@ -45,11 +46,8 @@ def filtered_search(index: Index, query: np.ndarray, k: int, filter: Filter) -> 
     """
     if filter is None:
         return index.search_vectors(query, k)[0]
-    if not callable(filter):
-        try:
-            return index.search_vectors(query, k, where=to_where(filter))[0]
-        except UnknownFieldError:  # LangChain's stores: a field no document has matches nothing
-            return []
+    if not callable(filter):  # (a field no document has matches nothing, as in LangChain's stores)
+        return search_where(index, query, k, to_where(filter))
     total, wanted = len(index), max(4 * k, 32)
     while True:
         hits = index.search_vectors(query, min(wanted, max(total, 1)))[0]

@@ -77,7 +77,7 @@ def test_pipeline_end_to_end_and_serialisation(store: SimsearchDocumentStore) ->
     assert docs[0].id == "subway" and docs[0].score == pytest.approx(1.0, abs=1e-5) and len(docs) == 2
 
     # Haystack deserialises only classes from modules the caller trusts
-    trusted = ["simsearch.integrations.haystack", "simsearch.integrations.haystack_retrievers", __name__]
+    trusted = ["simsearch.integrations", __name__]
     again = Pipeline.from_dict(pipe.to_dict(), allowed_modules=trusted)
     retriever = again.get_component("retriever")
     assert isinstance(retriever, SimsearchEmbeddingRetriever) and retriever.top_k == 2
@@ -97,7 +97,7 @@ def test_bm25_and_hybrid_retrievers(store: SimsearchDocumentStore, monkeypatch: 
     query = "the cat sat on the mat"
     out = pipe.run({"embedder": {"text": query}, "retriever": {"query": query}})["retriever"]["documents"]
     assert out[0].id == "cat" and len(out) == 3
-    monkeypatch.setenv("HAYSTACK_DESERIALIZATION_ALLOWLIST", "simsearch.integrations.haystack")
+    monkeypatch.setenv("HAYSTACK_DESERIALIZATION_ALLOWLIST", "simsearch.integrations")
     again = SimsearchHybridRetriever.from_dict(SimsearchHybridRetriever(store, top_k=3).to_dict())
     assert again.top_k == 3 and again.filter_policy == SimsearchHybridRetriever(store).filter_policy
 
@@ -126,3 +126,16 @@ def test_filters_map_onto_where(store: SimsearchDocumentStore) -> None:
     with pytest.raises(FilterError, match="only metadata fields"):
         store.filter_documents({"field": "content", "operator": "==", "value": "x"})
     assert store.filter_documents({"field": "meta.nobody", "operator": "==", "value": 1}) == []
+
+
+def test_cli_names_the_haystack_store_for_queries(store: SimsearchDocumentStore) -> None:
+    from click.testing import CliRunner
+
+    from simsearch.cli.main import main
+
+    refused = CliRunner().invoke(main, ["query", "hs", "bread", "--index-dir", str(store.path.parent)])
+    assert refused.exit_code == 1 and "Traceback" not in refused.output
+    assert "holds vectors from the haystack embedding" in refused.output
+    assert refused.output.strip().endswith("simsearch.integrations.haystack.SimsearchDocumentStore(path)")
+    listed = CliRunner().invoke(main, ["list", "--index-dir", str(store.path.parent)])
+    assert listed.exit_code == 0 and "hs" in listed.output
