@@ -24,7 +24,7 @@ def hide(monkeypatch: pytest.MonkeyPatch, package: str) -> None:
     for name in list(sys.modules):
         if name == package or name.startswith(package + ".") or name.startswith("simsearch.integrations."):
             monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, package, None)  # type: ignore[arg-type]  # None: "not installed"
+    monkeypatch.setitem(sys.modules, package, None)  # None: "not installed"
 
 
 @pytest.mark.parametrize(("module", "package", "extra"), CASES)
