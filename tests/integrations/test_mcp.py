@@ -139,6 +139,7 @@ async def http_client(url: str, token: str | None = None) -> AsyncIterator[Clien
 
 
 async def test_http_reads_and_token_guarded_writes(http_server: Server) -> None:
+    assert f"MCP (streamable HTTP) at {http_server.url}/mcp" in http_server.stderr()
     async for client in http_client(http_server.url):
         await check_reads(client)
         refused = await client.call_tool("delete_documents", {"index": "docs", "ids": ["cat"]})
