@@ -1,6 +1,6 @@
 """simsearch as a Model Context Protocol server (``pip install 'simsearch[mcp]'``).
 
-Built on the official ``mcp`` SDK's ``MCPServer`` (FastMCP in SDK 1.x). The same tools run over
+Built on the official ``mcp`` SDK (2.x) and its ``MCPServer`` (called FastMCP in 1.x). The same tools run over
 stdio (``simsearch mcp NAME...``, what desktop assistants launch) and over streamable HTTP at
 ``/mcp`` of ``simsearch serve``. Tools: ``search``, ``get_documents``, ``list_indexes``,
 ``describe_index``, and ``add_documents``/``delete_documents`` only when writes are allowed (over
