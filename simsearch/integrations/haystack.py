@@ -35,7 +35,7 @@ from simsearch.hits import Hit
 from simsearch.index import Index
 from simsearch.integrations.external import GivenVectors, unit_rows
 from simsearch.integrations.haystack_filters import to_where
-from simsearch.integrations.where import all_of, matching_ids, search_where
+from simsearch.integrations.where import all_of, matching_ids, run_where, search_where
 from simsearch.records import Document
 from simsearch.store.manifest import MANIFEST, read_manifest
 
@@ -172,7 +172,9 @@ class SimsearchDocumentStore:
 
         def run() -> list[Hit]:
             with self._vectors.giving([query], vectors):
-                return index.search(query, top_k, mode=mode, where=where or None)
+                return run_where(
+                    where, lambda effective: list(index.search(query, top_k, mode=mode, where=effective))
+                )
 
         return self._scored(index, self._searching(run))
 

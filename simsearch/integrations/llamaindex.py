@@ -39,12 +39,12 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the extras installed
     raise missing_extra("llamaindex", exc) from None
 
-from simsearch.errors import InputError, QueryError, UnknownFieldError
+from simsearch.errors import InputError, QueryError
 from simsearch.hits import Hit
 from simsearch.index import Index
 from simsearch.integrations.external import GivenVectors, unit_rows
 from simsearch.integrations.llamaindex_filters import to_where
-from simsearch.integrations.where import all_of, matching_ids, search_where
+from simsearch.integrations.where import all_of, matching_ids, run_where, search_where
 from simsearch.records import Document
 from simsearch.store.manifest import MANIFEST, read_manifest
 
@@ -191,10 +191,8 @@ class SimsearchVectorStore(BasePydanticVectorStore):
         if mode == "hybrid" and self._vectors is not None and not vectors:
             raise QueryError("hybrid search in this store needs both query_str and query_embedding")
         with self._vectors.giving([query.query_str], vectors) if self._vectors is not None else nullcontext():
-            try:
-                return list(index.search(query.query_str, k, mode=mode, where=where or None))
-            except UnknownFieldError:  # a field no node has: nothing matches, as in LlamaIndex's stores
-                return []
+            text = query.query_str
+            return run_where(where, lambda effective: list(index.search(text, k, mode=mode, where=effective)))
 
 
 def _doc_ids(doc_ids: list[str] | None) -> dict[str, Any]:

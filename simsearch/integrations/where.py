@@ -9,7 +9,7 @@ folded away here so the index never sees it.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -55,15 +55,57 @@ def negate(part: dict[str, Any]) -> dict[str, Any]:
     return {"$not": part}
 
 
+_TRUE_WHEN_MISSING = {"!=": True, "not in": True}  # the negations of = and in; the rest are false
+
+
+def without_fields(where: dict[str, Any], missing: frozenset[str]) -> dict[str, Any]:
+    """``where`` with every condition on a field in ``missing`` (a field no document has)
+    replaced by what it is for a document without it: ``!=``/``not in`` true, ``exists`` its
+    negation, the other comparisons false (the agreed missing-field semantics)."""
+    parts: list[dict[str, Any]] = []
+    for key, value in where.items():
+        if key == "$and":
+            parts.append(all_of(without_fields(w, missing) for w in value))
+        elif key == "$or":
+            parts.append(any_of(without_fields(w, missing) for w in value))
+        elif key == "$not":
+            parts.append(negate(without_fields(value, missing)))
+        elif key not in missing:
+            parts.append({key: value})
+        else:
+            ops = value if isinstance(value, dict) else {"=": value}
+            held = all(
+                not v if op == "exists" else _TRUE_WHEN_MISSING.get(op, False) for op, v in ops.items()
+            )
+            parts.append(EVERYTHING if held else NOTHING)
+    return all_of(parts)
+
+
+def run_where(
+    where: dict[str, Any] | None, search: Callable[[dict[str, Any] | None], list[Hit]]
+) -> list[Hit]:
+    """``search(where)``, where a field no document has is missing from every document (see
+    :func:`without_fields`), as the frameworks' own stores answer; when the error does not name
+    the field, nothing matches."""
+    missing: frozenset[str] = frozenset()
+    while True:
+        effective = without_fields(where, missing) if where else EVERYTHING
+        if effective == NOTHING:
+            return []
+        try:
+            return search(effective or None)
+        except UnknownFieldError as error:
+            field = getattr(error, "field", None)  # set by the boolean-where core
+            if not field or field in missing:
+                return []
+            missing |= {field}
+
+
 def search_where(index: Index, query: np.ndarray, k: int, where: dict[str, Any] | None) -> list[Hit]:
-    """The ``k`` nearest documents to one query row that match ``where`` (none for NOTHING, and
-    none for a field no document has, as the frameworks' own stores answer)."""
-    if where == NOTHING or len(index) == 0:
+    """The ``k`` nearest documents to one query row that match ``where`` (see :func:`run_where`)."""
+    if len(index) == 0:
         return []
-    try:
-        return index.search_vectors(query, k, where=where or None)[0]
-    except UnknownFieldError:
-        return []
+    return run_where(where, lambda effective: index.search_vectors(query, k, where=effective)[0])
 
 
 def matching_ids(index: Index, where: dict[str, Any] | None) -> list[str]:
