@@ -152,3 +152,18 @@ async def test_http_reads_and_token_guarded_writes(http_server: Server) -> None:
         assert not done.is_error and done.structured_content["stats"]["deleted"] == 1
         listed = (await client.call_tool("list_indexes", {})).structured_content["indexes"]
         assert [i["count"] for i in listed] == [8, 2]
+
+
+@pytest.mark.xfail(strict=True, reason="needs boolean where from the filters branch")
+async def test_boolean_where_in_process(home: Path) -> None:
+    from simsearch.integrations.mcp import OpenedIndexes, create_mcp
+
+    catalog = OpenedIndexes(["docs"], str(home))
+    try:
+        async with Client(create_mcp(catalog)) as client:
+            where = {"$or": [{"topic": "transit"}, {"$not": {"lang": "en"}, "topic": "cooking"}]}
+            got = await client.call_tool("search", {"index": "docs", "query": "food", "k": 8, "where": where})
+            assert not got.is_error, text(got)
+            assert sorted(h["id"] for h in got.structured_content["hits"]) == ["ko-stew", "ko-subway"]
+    finally:
+        catalog.close()
