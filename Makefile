@@ -11,7 +11,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e '.[test,serve,lint,parquet,langchain,ray]'
+	$(PY) -m pip install --quiet -e '.[test,serve,lint,parquet,langchain,ray,mcp,haystack,llamaindex]'
 	touch $@
 
 install: $(VENV)/.installed

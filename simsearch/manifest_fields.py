@@ -72,13 +72,21 @@ def foreign_embedding(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
     return section if isinstance(section, dict) else None
 
 
+# The adapter that opens an index whose vectors came from each kind of foreign embedding.
+_ADAPTERS = {
+    "langchain": "simsearch.integrations.langchain.SimsearchVectorStore(embedding, path)",
+    "haystack": "simsearch.integrations.haystack.SimsearchDocumentStore(path)",
+    "llamaindex": "simsearch.integrations.llamaindex.SimsearchVectorStore(path)",
+}
+
+
 def check_own_model(manifest: Mapping[str, Any]) -> None:
     """Refuse to load a model for an index whose vectors come from a foreign embedding."""
     foreign = foreign_embedding(manifest)
     if foreign is not None:
+        adapter = _ADAPTERS.get(str(foreign.get("kind")), _ADAPTERS["langchain"])
         raise ModelError(
             f"index {manifest.get('name', '')!r} holds vectors from the {foreign.get('kind', 'external')} "
             f"embedding {foreign.get('class', '?')!r} (dim {foreign.get('dim', manifest.get('dim'))}): "
-            "queries and additions need that embedding; open it with "
-            "simsearch.integrations.langchain.SimsearchVectorStore(embedding, path)"
+            f"queries and additions need that embedding; open it with {adapter}"
         )

@@ -361,6 +361,7 @@ from simsearch.cli.eval import eval_group  # noqa: E402  (eval and lifecycle com
 from simsearch.cli.updates import add, compact, delete, reindex_lexical, verify  # noqa: E402
 from simsearch.cli.export import export  # noqa: E402
 from simsearch.cli.serve import serve  # noqa: E402
+from simsearch.cli.mcp import mcp  # noqa: E402
 
 main.add_command(eval_group)
 main.add_command(add)
@@ -370,3 +371,4 @@ main.add_command(verify)
 main.add_command(export)
 main.add_command(reindex_lexical)
 main.add_command(serve)
+main.add_command(mcp)

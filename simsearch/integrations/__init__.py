@@ -1,1 +1,12 @@
-"""Thin adapters for other ecosystems (LangChain, ...), each installed as an extra."""
+"""Thin adapters for other ecosystems (LangChain, Haystack, LlamaIndex, MCP), each installed as
+an extra: ``pip install 'simsearch[haystack]'`` (from a checkout: ``pip install -e '.[haystack]'``)."""
+
+from __future__ import annotations
+
+
+def missing_extra(extra: str, error: ImportError) -> ImportError:
+    """The one-line error for an integration imported without its extra."""
+    return ImportError(
+        f"this needs the simsearch[{extra}] extra ({error.name or 'a package'} is not installed): "
+        f"pip install 'simsearch[{extra}]' (from a checkout: pip install -e '.[{extra}]')"
+    )

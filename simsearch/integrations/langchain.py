@@ -24,10 +24,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, cast
 
 import numpy as np
-from langchain_core.documents import Document as LCDocument
-from langchain_core.embeddings import Embeddings
-from langchain_core.vectorstores import VectorStore
-from langchain_core.vectorstores.utils import maximal_marginal_relevance
+
+from simsearch.integrations import missing_extra
+
+try:
+    from langchain_core.documents import Document as LCDocument
+    from langchain_core.embeddings import Embeddings
+    from langchain_core.vectorstores import VectorStore
+    from langchain_core.vectorstores.utils import maximal_marginal_relevance
+except ImportError as exc:  # pragma: no cover - depends on the extras installed
+    raise missing_extra("langchain", exc) from None
 
 from simsearch.errors import InputError
 from simsearch.index import Index

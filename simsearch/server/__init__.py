@@ -6,6 +6,7 @@ the model: :func:`serve` does.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
 import socket
@@ -208,4 +209,6 @@ def startup_lines(config: ServeConfig, served: Any, sock: socket.socket, token: 
         f"OpenAI-compatible embeddings at http://{shown}:{port}/v1"
         + (f" (bearer token from ${config.token_env})" if token else "")
     )
+    if importlib.util.find_spec("mcp") is not None:  # the route exists with simsearch[mcp] (mcp_http.py)
+        lines.append(f"MCP (streamable HTTP) at http://{shown}:{port}/mcp")
     return lines

@@ -7,7 +7,7 @@ import json
 import hmac
 import logging
 import time
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from importlib import resources
 from typing import Any, AsyncIterator, Callable, Literal
 
@@ -30,6 +30,7 @@ from simsearch.errors import (
 from simsearch.store.home import check_name
 from simsearch.readers import Document
 from simsearch.server import schemas as s
+from simsearch.server.mcp_http import mount_mcp
 from simsearch.server.openai import add_openai_routes
 from simsearch.server.protocol import error_json
 from simsearch.server.state import Served, ServedIndex, ShuttingDown
@@ -65,9 +66,14 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 def create_app(served: Served, *, allow_writes: bool = False, token: str | None = None) -> FastAPI:
     """The app over already opened indexes; writes only when ``allow_writes``, behind ``token``."""
 
+    mcp_sessions: list[Any] = []
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
+        async with AsyncExitStack() as stack:
+            for sessions in mcp_sessions:  # MCP's streamable HTTP sessions live as long as the app
+                await stack.enter_async_context(sessions)
+            yield
         served.close()  # after the last request, on SIGTERM or Ctrl-C
 
     app = FastAPI(
@@ -86,6 +92,9 @@ def create_app(served: Served, *, allow_writes: bool = False, token: str | None 
         _add_writes(app, served, token)
     else:
         _add_disabled_writes(app)
+    sessions = mount_mcp(app, served, allow_writes=allow_writes, token=token)  # /mcp with simsearch[mcp]
+    if sessions is not None:
+        mcp_sessions.append(sessions)
     return app
 
 
