@@ -9,7 +9,8 @@ import click
 from simsearch.cli.options import index_dir_option, name_argument
 
 
-@click.command()
+@click.command(context_settings={"allow_extra_args": True})
+@click.pass_context
 @name_argument
 @click.option(
     "--format", "fmt", type=click.Choice(["parquet", "jsonl"]), default="parquet", show_default=True
@@ -32,6 +33,7 @@ from simsearch.cli.options import index_dir_option, name_argument
 @click.option("--force", is_flag=True, help="Replace FILE if it exists.")
 @index_dir_option
 def export(
+    ctx: click.Context,
     name: str, fmt: str, vectors: bool, metadata: str, output: str | None, force: bool, index_dir: str | None
 ) -> None:
     """Write every document of index NAME (id, text, metadata, optionally vectors).
@@ -45,6 +47,10 @@ def export(
     """
     from simsearch.index import Index
 
+    if ctx.args:  # `export notes notes.parquet`: the file goes in --output
+        raise click.UsageError(
+            f"export takes one index name; to write to {ctx.args[0]}, give --output {ctx.args[0]}"
+        )
     target = output or (f"{name}.parquet" if fmt == "parquet" else "-")
     index = Index.open(name, index_dir=index_dir)
     try:

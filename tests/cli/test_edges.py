@@ -1,0 +1,103 @@
+"""Regression tests of issue 23 ("edges, round 3"): bad input at the new doors and friendlier
+messages. Each test names the issue item it covers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from simsearch.cli.main import main
+from simsearch.index import Index
+from simsearch.readers import Document
+
+DOCS = [
+    Document("d1", "the cat sat on the mat", {"lang": "en"}),
+    Document("d2", "how to keep bread fresh", {"lang": "en"}),
+    Document("d3", "서울 지하철은 편리하다", {"lang": "ko"}),
+]
+
+
+def run(*args: object, input: str | None = None):
+    return CliRunner().invoke(main, [str(a) for a in args], input=input)
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def plain(index_dir: Path, fake_encoder) -> Path:
+    return Index.build(DOCS, "plain", fake_encoder, index_dir=index_dir).path
+
+
+@pytest.fixture
+def sharded(index_dir: Path, fake_encoder) -> Path:
+    return Index.build(DOCS, "sharded", fake_encoder, index_dir=index_dir, shards=2).path
+
+
+# -- item 1: an export never lands inside an index ------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_export_refuses_every_destination_inside_an_index(
+    plain: Path, sharded: Path, index_dir: Path, fmt: str
+) -> None:
+    shard = next(p for p in sharded.iterdir() if p.is_dir())
+    before = files_of(index_dir)
+    for name, target in [
+        ("plain", plain / "manifest.json"),
+        ("plain", next(plain.glob("docs-*.sqlite"))),
+        ("plain", plain / "index-000009.faiss"),
+        ("plain", plain / "new.parquet"),
+        ("sharded", sharded / "manifest.json"),
+        ("sharded", shard / "manifest.json"),
+        ("plain", sharded / "export.jsonl"),  # another index's directory
+        ("plain", index_dir / "plain"),  # the index directory's own name
+        ("plain", index_dir / ".plain.tmp-12345678"),  # the home's staging names
+    ]:
+        done = run("export", name, "--format", fmt, "--output", target, "--force")
+        assert done.exit_code == 1, (target, done.output)
+        assert "Error: refusing to export to" in done.output and "outside the index home" in done.output
+        assert done.output.count("\n") == 1 and "Traceback" not in done.output
+    assert files_of(index_dir) == before  # nothing overwritten, nothing added
+    assert len(Index.open("plain").ids()) == 3
+
+
+def test_export_beside_the_index_home_still_works(plain: Path, index_dir: Path, tmp_path: Path) -> None:
+    done = run("export", "plain", "--format", "jsonl", "--output", tmp_path / "out.jsonl")
+    assert done.exit_code == 0, done.output
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 3
+
+
+# -- item 2: a file as parent directory; no pyarrow ----------------------------------------------
+
+
+def test_export_under_a_regular_file_is_one_line(plain: Path, tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    for fmt in ("parquet", "jsonl"):
+        done = run("export", "plain", "--format", fmt, "--output", tmp_path / "afile" / "x.out")
+        assert done.exit_code == 1, done.output
+        assert done.output.startswith("Error: cannot write") and "Not a directory" in done.output
+        assert done.output.count("\n") == 1
+
+
+def test_export_without_pyarrow_is_one_line(plain: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    done = run("export", "plain", "--output", tmp_path / "x.parquet")
+    assert done.exit_code == 1
+    assert done.output.startswith("Error: Parquet and Arrow need pyarrow") and done.output.count("\n") == 1
+    assert not list(tmp_path.glob("*x.parquet*"))
+
+
+# -- item 12: export's file as a second argument ---------------------------------------------------
+
+
+def test_export_with_the_file_as_an_argument_points_to_output(plain: Path, tmp_path: Path) -> None:
+    done = run("export", "plain", "x.parquet")
+    assert done.exit_code == 2
+    assert "give --output x.parquet" in done.output
