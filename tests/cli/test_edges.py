@@ -101,3 +101,27 @@ def test_export_with_the_file_as_an_argument_points_to_output(plain: Path, tmp_p
     done = run("export", "plain", "x.parquet")
     assert done.exit_code == 2
     assert "give --output x.parquet" in done.output
+
+
+# -- item 3: --vectors-field compares the model files' fingerprint ----------------------------------
+
+
+def test_vectors_of_other_weights_of_the_same_model_id_are_refused(
+    tiny_bert: Path, index_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    model = shutil.copytree(tiny_bert, tmp_path / "model")
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"id": d.id, "text": d.text}) + "\n" for d in DOCS))
+    assert run("build", corpus, "--name", "a", "--model", model, "--id-field", "id").exit_code == 0
+    out = tmp_path / "a.parquet"
+    assert run("export", "a", "--vectors", "--output", out).exit_code == 0
+    same = run("build", out, "--name", "same", "--model", model, "--vectors-field", "vector")
+    assert same.exit_code == 0, same.output  # the same files: accepted
+    config = model / "config.json"  # the same model id (its path), other files
+    config.write_text(json.dumps(json.loads(config.read_text()), indent=1))
+    other = run("build", out, "--name", "b", "--model", model, "--vectors-field", "vector", "--id-field", "id")
+    assert other.exit_code == 1, other.output
+    assert "other files of model" in other.output and "without --vectors-field" in other.output
+    assert not (index_dir / "b").exists()
