@@ -110,7 +110,11 @@ class SimsearchVectorStore(VectorStore):
             return []
         docs: dict[str, Document] = {}  # an id given twice: the later text wins, as two calls would
         for number, (doc_id, text, metadata) in enumerate(zip(out, texts, metadatas)):
-            if not isinstance(text, str) or not text.strip():
+            if not isinstance(text, str):
+                raise InputError(
+                    f"texts[{number}] must be a str, got {type(text).__name__}; decode bytes first"
+                )
+            if not text.strip():
                 raise InputError(f"texts[{number}] is empty; simsearch does not index empty texts")
             docs.pop(doc_id, None)
             docs[doc_id] = Document(doc_id, text, dict(metadata or {}), f"texts[{number}]")
