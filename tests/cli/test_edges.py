@@ -125,3 +125,47 @@ def test_vectors_of_other_weights_of_the_same_model_id_are_refused(
     assert other.exit_code == 1, other.output
     assert "other files of model" in other.output and "without --vectors-field" in other.output
     assert not (index_dir / "b").exists()
+
+
+# -- item 8: sharded write errors name the index the user typed ------------------------------------
+
+
+def test_a_failed_sharded_write_names_the_index_not_a_fork(
+    sharded: Path, index_dir: Path, fake_encoder, monkeypatch
+) -> None:
+    import errno
+
+    from simsearch.store import writer
+    from simsearch.store.manifest import read_manifest
+    from simsearch.store.shard_updates import add_sharded, compact_sharded, delete_sharded
+
+    def full_disk(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writer.StoreWriter, "_commit", full_disk)
+    shard = next(p for p in sharded.iterdir() if p.is_dir())
+    writes = [
+        lambda: add_sharded(sharded, [Document("d1", "changed")], read_manifest(shard), lambda: fake_encoder),
+        lambda: delete_sharded(sharded, ["d1", "d2", "d3"]),
+        lambda: compact_sharded(sharded),
+    ]
+    for write in writes:
+        with pytest.raises(Exception) as caught:
+            write()
+        message = str(caught.value)
+        assert "cannot write index 'sharded' (shard " in message, message
+        assert "shard-0" not in message  # no fork directory: it is gone once the write failed
+    assert {p.name for p in sharded.iterdir() if p.is_dir()} == {
+        p.name for p in sharded.iterdir() if p.is_dir() and p.name.endswith(".g000001")
+    }
+
+
+def test_a_renamed_index_is_named_as_typed_when_its_model_changed(index_dir: Path, fake_encoder) -> None:
+    from simsearch.store.manifest import read_manifest
+    from simsearch.store.updates import check_same_model
+
+    path = Index.build(DOCS, "typed", fake_encoder, index_dir=index_dir).path
+    stored = read_manifest(path)
+    other = stored.replace(name="old-name", pooling="cls")
+    with pytest.raises(Exception, match="index 'typed' is now"):
+        check_same_model(other, stored, path.name)
