@@ -29,6 +29,12 @@ from simsearch.readers import ReadOptions
     help="Texts per forward pass [default: the model's].",
 )
 @device_option
+@click.option(
+    "--allow-duplicates",
+    is_flag=True,
+    help="Add documents with derived ids even when their texts are already stored under other "
+    "ids (by default such an add stops: it usually means a missing --id-field or a copied file).",
+)
 @index_dir_option
 def add(
     name: str,
@@ -39,6 +45,7 @@ def add(
     split: str,
     batch_size: int | None,
     device: str,
+    allow_duplicates: bool,
     index_dir: str | None,
 ) -> None:
     """Add or update documents of index NAME from SOURCE files (upsert by id).
@@ -58,6 +65,10 @@ def add(
     with progress_bar("encoding") as progress:
         options = ReadOptions(fmt, text_field, id_field, split, derived_ids=index.derived_ids)
         documents = read_documents(sources, options)
+        if id_field is None and not allow_duplicates:
+            from simsearch.store.duplicates import refuse_copies
+
+            documents = refuse_copies(index.path, documents, name=name)
         stats = index.add(documents, batch_size=batch_size, progress=progress, device=device)
     click.echo(
         f"Index {name!r}: {stats.added} added, {stats.updated} updated, {stats.unchanged} "

@@ -169,3 +169,44 @@ def test_a_renamed_index_is_named_as_typed_when_its_model_changed(index_dir: Pat
     other = stored.replace(name="old-name", pooling="cls")
     with pytest.raises(Exception, match="index 'typed' is now"):
         check_same_model(other, stored, path.name)
+
+
+# -- item 9: an add that would store every text twice stops -----------------------------------------
+
+
+@pytest.mark.parametrize("shards", [None, 2])
+def test_add_without_id_field_after_a_build_with_one_stops(
+    tiny_bert: Path, index_dir: Path, tmp_path: Path, shards: int | None
+) -> None:
+    corpus = tmp_path / "sample.jsonl"
+    corpus.write_text("".join(json.dumps({"id": d.id, "text": d.text}) + "\n" for d in DOCS))
+    extra = ["--shards", shards] if shards else []
+    assert run("build", corpus, "--name", "s", "--model", tiny_bert, "--id-field", "id", *extra).exit_code == 0
+    again = run("add", "s", corpus)
+    assert again.exit_code == 1, again.output
+    assert "3 of the first 3 documents repeat texts index 's' already holds" in again.output
+    assert "--id-field" in again.output and "--allow-duplicates" in again.output
+    assert again.output.count("\n") == 1
+    assert len(Index.open("s")) == 3
+    assert run("add", "s", corpus, "--id-field", "id").exit_code == 0  # the right way: all unchanged
+    assert len(Index.open("s")) == 3
+    forced = run("add", "s", corpus, "--allow-duplicates")
+    assert forced.exit_code == 0, forced.output
+    assert len(Index.open("s")) == 6
+
+
+def test_adding_a_renamed_copy_of_a_text_file_stops(tiny_bert: Path, index_dir: Path, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("the cat sat on the mat\nkeep bread fresh\nthe dog is good\n")
+    assert run("build", notes, "--name", "n", "--model", tiny_bert).exit_code == 0
+    copy = tmp_path / "notes-copy.txt"
+    copy.write_text(notes.read_text() + "one new line\n")
+    done = run("add", "n", copy)
+    assert done.exit_code == 1 and "3 of the first 4 documents repeat texts" in done.output
+    assert len(Index.open("n")) == 3
+    (tmp_path / "new.txt").write_text("a new line\nthe cat sat on the mat\nanother one\n")
+    fine = run("add", "n", tmp_path / "new.txt")  # one repeated text among new ones: added
+    assert fine.exit_code == 0, fine.output
+    assert len(Index.open("n")) == 6
+    assert run("add", "n", notes).exit_code == 0  # the same file again: ids match, nothing added
+    assert len(Index.open("n")) == 6
