@@ -13,6 +13,7 @@ import click
 from simsearch import __version__
 from simsearch.cli.options import (
     MIN_SCORE,
+    announce,
     device_option,
     index_dir_option,
     index_name,
@@ -25,6 +26,7 @@ from simsearch.cli.options import (
     reader_options,
 )
 from simsearch.errors import InputError, SimsearchError
+from simsearch.encode.models import DEFAULT_MODEL
 from simsearch.encode.precision import PRECISIONS
 from simsearch.fusion import MODES
 from simsearch.readers import ReadOptions
@@ -179,6 +181,7 @@ def build(
         from simsearch.index import Index
         from simsearch.parquet_reader import precomputed
 
+        announce(f"loading model {model or DEFAULT_MODEL} ...")
         encoder = Encoder(
             model, pooling, max_length=max_length, batch_size=batch_size, device=device, precision=precision
         )
@@ -194,7 +197,17 @@ def build(
             tune_queries=tuning,
         )
     else:
-        with progress_bar("encoding") as progress:
+        from simsearch.counting import count_documents
+
+        encoder = None
+        if ray_address is None:  # loading takes seconds: say so before the bar starts
+            from simsearch.encode.torch_encoder import Encoder
+
+            announce(f"loading model {model or DEFAULT_MODEL} ...")
+            encoder = Encoder(
+                model, pooling, max_length=max_length, batch_size=batch_size, device=device, precision=precision
+            )
+        with progress_bar("encoding", count_documents(sources, options)) as progress:
             if ray_address is not None:
                 from simsearch.scale.build import EncoderSpec, RayOptions, ray_build
                 from simsearch.store.home import locate
@@ -214,18 +227,10 @@ def build(
                     tune_queries=tuning,
                 )
             else:
-                from simsearch.encode.torch_encoder import Encoder
                 from simsearch.index import Index
                 from simsearch.readers import read_documents
 
-                encoder = Encoder(
-                    model,
-                    pooling,
-                    max_length=max_length,
-                    batch_size=batch_size,
-                    device=device,
-                    precision=precision,
-                )
+                assert encoder is not None  # loaded above
                 index = Index.build(
                     read_documents(sources, options),
                     name,

@@ -104,19 +104,32 @@ index_dir_option = click.option(
 )
 
 
-class progress_bar:
-    """A progress bar on stderr while encoding, only when stderr is a terminal."""
+def interactive() -> bool:
+    """Whether progress is shown: only when stderr is a terminal (never in logs or pipes)."""
+    return sys.stderr.isatty()
 
-    def __init__(self, label: str) -> None:
+
+def announce(message: str) -> None:
+    """A status line on stderr for people watching (``loading model ...``); nothing otherwise."""
+    if interactive():
+        click.echo(message, err=True)
+
+
+class progress_bar:
+    """A progress bar on stderr while encoding, only when stderr is a terminal; with ``total``
+    (see :func:`simsearch.counting.count_documents`) it shows percent done and time left."""
+
+    def __init__(self, label: str, total: int | None = None) -> None:
         self.label = label
+        self.total = total
         self.bar: Any = None
 
     def __enter__(self) -> Any:
-        if not sys.stderr.isatty():
+        if not interactive():
             return None
         from tqdm import tqdm
 
-        self.bar = tqdm(desc=self.label, unit=" docs", file=sys.stderr, leave=False)
+        self.bar = tqdm(desc=self.label, total=self.total or None, unit=" docs", file=sys.stderr, leave=False)
         return self.bar.update
 
     def __exit__(self, *exc_info: Any) -> None:

@@ -61,9 +61,11 @@ def add(
     from simsearch.index import Index
     from simsearch.readers import read_documents
 
+    from simsearch.counting import count_documents
+
     index = Index.open(name, index_dir=index_dir)
-    with progress_bar("encoding") as progress:
-        options = ReadOptions(fmt, text_field, id_field, split, derived_ids=index.derived_ids)
+    options = ReadOptions(fmt, text_field, id_field, split, derived_ids=index.derived_ids)
+    with progress_bar("encoding", count_documents(sources, options)) as progress:
         documents = read_documents(sources, options)
         if id_field is None and not allow_duplicates:
             from simsearch.store.duplicates import refuse_copies

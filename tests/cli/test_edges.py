@@ -210,3 +210,49 @@ def test_adding_a_renamed_copy_of_a_text_file_stops(tiny_bert: Path, index_dir: 
     assert len(Index.open("n")) == 6
     assert run("add", "n", notes).exit_code == 0  # the same file again: ids match, nothing added
     assert len(Index.open("n")) == 6
+
+
+# -- item 11: progress with a total, and a line while the model loads --------------------------------
+
+
+def test_progress_counts_the_input_and_says_the_model_is_loading(
+    tiny_bert: Path, index_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from simsearch.cli import options
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"id": f"x{n}", "text": f"text {n}"}) + "\n\n" for n in range(7)))
+    totals: list = []
+    real = options.progress_bar.__init__
+
+    def spy(self, label, total=None):
+        totals.append(total)
+        real(self, label, total)
+
+    monkeypatch.setattr(options.progress_bar, "__init__", spy)
+    monkeypatch.setattr(options, "interactive", lambda: True)  # as on a terminal
+    done = CliRunner().invoke(main, ["build", str(corpus), "--name", "p", "--model", str(tiny_bert)])
+    assert done.exit_code == 0, done.output
+    assert f"loading model {tiny_bert} ..." in done.stderr
+    assert "100%" in done.stderr and "7/7" in done.stderr  # tqdm with a total: percent and counts
+    assert "loading model" not in done.stdout and "%" not in done.stdout
+    more = tmp_path / "more.txt"
+    more.write_text("one\n\ntwo\nthree\n")
+    assert CliRunner().invoke(main, ["add", "p", str(more)]).exit_code == 0
+    assert totals == [7, 3]
+
+
+def test_documents_are_counted_where_that_is_cheap(tmp_path: Path) -> None:
+    from simsearch.counting import count_documents
+    from simsearch.readers import ReadOptions
+
+    (tmp_path / "a.txt").write_text("one\n\n two \n")
+    (tmp_path / "b.csv").write_text('text,id\n"multi\nline",1\nplain,2\n')
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "x.md").write_text("# x")
+    (tmp_path / "d" / "y.bin").write_text("no")
+    files = [tmp_path / "a.txt", tmp_path / "b.csv", tmp_path / "d"]
+    assert count_documents(files) == 2 + 2 + 1
+    assert count_documents([tmp_path / "a.txt"], ReadOptions(split="lines")) == 2
+    assert count_documents([tmp_path / "a.txt"], ReadOptions(split="sentences")) is None
+    assert count_documents(["-"]) is None
