@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from simsearch.errors import InputError, ModelError, SimsearchError
+from simsearch.errors import InputError, ModelError, SimsearchError, install_hint
 from simsearch.records import DEFAULT_TEXT_FIELD, Document, ReadOptions, make_document, split_documents
 
 PARQUET_BATCH = 1024  # rows decoded at a time: memory stays flat whatever the file's size
@@ -23,7 +23,7 @@ def pyarrow_module() -> Any:
         import pyarrow.parquet  # noqa: F401
     except ModuleNotFoundError:
         raise SimsearchError(
-            "Parquet and Arrow need pyarrow, which is not installed: pip install 'simsearch[parquet]'"
+            f"Parquet and Arrow need pyarrow, which is not installed: {install_hint('parquet')}"
         ) from None
     return pyarrow
 

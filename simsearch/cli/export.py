@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from simsearch.cli.options import index_dir_option, name_argument
+from simsearch.cli.options import index_dir_option, name_argument, open_index
 
 
 @click.command(context_settings={"allow_extra_args": True})
@@ -34,7 +34,13 @@ from simsearch.cli.options import index_dir_option, name_argument
 @index_dir_option
 def export(
     ctx: click.Context,
-    name: str, fmt: str, vectors: bool, metadata: str, output: str | None, force: bool, index_dir: str | None
+    name: str,
+    fmt: str,
+    vectors: bool,
+    metadata: str,
+    output: str | None,
+    force: bool,
+    index_dir: str | None,
 ) -> None:
     """Write every document of index NAME (id, text, metadata, optionally vectors).
 
@@ -45,14 +51,12 @@ def export(
       simsearch export notes --vectors --output notes.parquet
       simsearch build notes.parquet --name notes-copy --vectors-field vector --id-field id
     """
-    from simsearch.index import Index
-
     if ctx.args:  # `export notes notes.parquet`: the file goes in --output
         raise click.UsageError(
             f"export takes one index name; to write to {ctx.args[0]}, give --output {ctx.args[0]}"
         )
     target = output or (f"{name}.parquet" if fmt == "parquet" else "-")
-    index = Index.open(name, index_dir=index_dir)
+    index = open_index(name, index_dir)
     try:
         # looked up now, not at import: CliRunner swaps sys.stdout
         count = index.export(

@@ -20,12 +20,13 @@ from simsearch.cli.options import (
     lines_file_option,
     model_option,
     name_argument,
+    open_index,
     pooling_option,
     progress_bar,
     ray_option,
     reader_options,
 )
-from simsearch.errors import InputError, SimsearchError
+from simsearch.errors import IndexExistsError, InputError, SimsearchError
 from simsearch.encode.models import DEFAULT_MODEL
 from simsearch.encode.precision import PRECISIONS
 from simsearch.fusion import MODES
@@ -166,6 +167,14 @@ def build(
       simsearch build big.jsonl --name big --shards 8 --ray=auto --workers 16
       simsearch build corpus.jsonl --name docs --index-type hnsw --tune-queries query-log.txt
     """
+    if not force:  # before any work: a Ray cluster takes many seconds to start
+        from simsearch.store.home import locate
+
+        existing = locate(name, index_dir)
+        if existing.exists():
+            raise IndexExistsError(
+                f"index {name!r} already exists in {existing.parent}; pass --force to replace it"
+            )
     options = ReadOptions(fmt, text_field, id_field, split)
     tuning = None
     if tune_queries is not None:  # read before any encoding, so a bad file costs nothing
@@ -205,7 +214,12 @@ def build(
 
             announce(f"loading model {model or DEFAULT_MODEL} ...")
             encoder = Encoder(
-                model, pooling, max_length=max_length, batch_size=batch_size, device=device, precision=precision
+                model,
+                pooling,
+                max_length=max_length,
+                batch_size=batch_size,
+                device=device,
+                precision=precision,
             )
         with progress_bar("encoding", count_documents(sources, options)) as progress:
             if ray_address is not None:
@@ -292,7 +306,6 @@ def query(
       simsearch query scifact "vitamin D and bone density" -k 5 --json
       simsearch query news "election results" --mode lexical --where lang=en --where "year>=2020"
     """
-    from simsearch.index import Index
     from simsearch.readers import read_lines_from, read_queries
 
     texts = list(queries)
@@ -303,9 +316,7 @@ def query(
     from simsearch.store.filters import parse_cli
 
     filters = parse_cli(where) if where else None
-    results = Index.open(name, index_dir=index_dir).search(
-        texts, k=k, min_score=min_score, mode=mode, where=filters
-    )
+    results = open_index(name, index_dir).search(texts, k=k, min_score=min_score, mode=mode, where=filters)
     for number, (text, hits) in enumerate(zip(texts, results)):
         if as_json:
             for hit in hits:
@@ -326,12 +337,10 @@ def query(
 @index_dir_option
 def info(name: str, as_json: bool, index_dir: str | None) -> None:
     """Show the manifest of index NAME (model, pooling, dim, count, files...)."""
-    from simsearch.store.home import locate
+    from simsearch.store.home import require_index
     from simsearch.store.shards import read_any_manifest
 
-    path = locate(name, index_dir)
-    if not path.exists():
-        raise SimsearchError(f"index {name!r} not found in {path.parent}; run `simsearch list`")
+    path = require_index(name, index_dir)
     manifest = {"name": path.name, "path": str(path), **read_any_manifest(path)}
     if as_json:
         click.echo(json_line(manifest, indent=2))

@@ -26,6 +26,16 @@ def index_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
 name_argument = click.argument("name", callback=index_name)
 
 
+def open_index(name: str, index_dir: str | None) -> Any:
+    """``Index.open`` of a CLI name; a missing one is reported with the closest name and the
+    build command."""
+    from simsearch.index import Index
+    from simsearch.store.home import require_index
+
+    require_index(name, index_dir)
+    return Index.open(name, index_dir=index_dir)
+
+
 def reader_options(command: Any) -> Any:
     """--format / --text-field / --id-field / --split, shared by build and add."""
     for option in reversed(

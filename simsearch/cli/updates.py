@@ -11,6 +11,7 @@ from simsearch.cli.options import (
     index_dir_option,
     lines_file_option,
     name_argument,
+    open_index,
     progress_bar,
     reader_options,
 )
@@ -58,12 +59,11 @@ def add(
       simsearch add scifact new.jsonl --text-field title --text-field text --id-field _id
       simsearch add scifact big-update.jsonl --device cuda
     """
-    from simsearch.index import Index
     from simsearch.readers import read_documents
 
     from simsearch.counting import count_documents
 
-    index = Index.open(name, index_dir=index_dir)
+    index = open_index(name, index_dir)
     options = ReadOptions(fmt, text_field, id_field, split, derived_ids=index.derived_ids)
     with progress_bar("encoding", count_documents(sources, options)) as progress:
         documents = read_documents(sources, options)
@@ -93,13 +93,12 @@ def delete(name: str, ids: tuple[str, ...], ids_file: str | None, index_dir: str
       simsearch delete notes notes.txt:3 notes.txt:7
       simsearch delete scifact --ids-file stale-ids.txt
     """
-    from simsearch.index import Index
     from simsearch.readers import read_ids, read_lines_from
 
     wanted = list(ids) + (read_lines_from(ids_file, read_ids) if ids_file else [])
     if not wanted:
         raise click.UsageError("give at least one ID or --ids-file")
-    stats = Index.open(name, index_dir=index_dir).delete(wanted)
+    stats = open_index(name, index_dir).delete(wanted)
     unknown = ""
     if stats.unknown:
         shown = ", ".join(repr(i) for i in stats.unknown[:5])
@@ -112,9 +111,8 @@ def delete(name: str, ids: tuple[str, ...], ids_file: str | None, index_dir: str
 @index_dir_option
 def compact(name: str, index_dir: str | None) -> None:
     """Rewrite index NAME so the space of deleted and replaced documents is reclaimed."""
-    from simsearch.index import Index
 
-    stats = Index.open(name, index_dir=index_dir).compact()
+    stats = open_index(name, index_dir).compact()
     click.echo(
         f"Index {name!r}: compacted {stats.bytes_before:,} -> {stats.bytes_after:,} bytes; "
         f"{stats.count} documents, {stats.seconds:.1f} s"
@@ -141,11 +139,11 @@ def verify(name: str, repair: bool, record_fingerprint: bool, as_json: bool, ind
       simsearch verify notes --repair
     """
     from simsearch.index import load_encoder
-    from simsearch.store.home import locate
+    from simsearch.store.home import require_index
     from simsearch.store.verify import verify_index
 
     report = verify_index(
-        locate(name, index_dir),
+        require_index(name, index_dir),
         repair=repair,
         load_encoder=load_encoder,
         record_fingerprint=record_fingerprint,
@@ -172,9 +170,8 @@ def reindex_lexical(name: str, index_dir: str | None) -> None:
     \b
       simsearch reindex-lexical notes
     """
-    from simsearch.index import Index
 
-    index = Index.open(name, index_dir=index_dir)
+    index = open_index(name, index_dir)
     generation = index.reindex_lexical()
     click.echo(
         f"Index {name!r}: lexical part rebuilt from {len(index)} stored texts, generation {generation}"

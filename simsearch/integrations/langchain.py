@@ -1,6 +1,6 @@
 """LangChain adapters: :class:`SimsearchEmbeddings` and :class:`SimsearchVectorStore`.
 
-Thin adapters over the library (``pip install 'simsearch[langchain]'``): the embeddings are
+Thin adapters over the library (``pip install -e '.[langchain]'`` in the checkout): the embeddings are
 simsearch's :class:`~simsearch.encode.torch_encoder.Encoder`, the store is an :class:`Index`
 directory on disk. The store takes any LangChain ``Embeddings``; with another embedding than
 :class:`SimsearchEmbeddings` its vectors are L2-normalised (cosine) and the index's manifest
@@ -23,6 +23,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, cast
 
 import numpy as np
+
+from simsearch.errors import install_hint
+
+try:  # without the extra, say how to install it rather than a bare ModuleNotFoundError
+    import langchain_core  # noqa: F401
+except ModuleNotFoundError as _missing:
+    raise ModuleNotFoundError(
+        f"simsearch.integrations.langchain needs langchain-core ({_missing.name} is missing): "
+        + install_hint("langchain"),
+        name=_missing.name,
+    ) from None
+
 from langchain_core.documents import Document as LCDocument
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore

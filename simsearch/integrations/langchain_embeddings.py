@@ -8,6 +8,18 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 import numpy as np
+
+from simsearch.errors import install_hint
+
+try:  # without the extra, say how to install it rather than a bare ModuleNotFoundError
+    import langchain_core  # noqa: F401
+except ModuleNotFoundError as _missing:
+    raise ModuleNotFoundError(
+        f"simsearch.integrations.langchain needs langchain-core ({_missing.name} is missing): "
+        + install_hint("langchain"),
+        name=_missing.name,
+    ) from None
+
 from langchain_core.embeddings import Embeddings
 
 from simsearch.errors import InputError

@@ -25,7 +25,9 @@ from simsearch.store.sql import content_hash
 SAMPLE = 64  # documents looked at; a copied source repeats stored texts from its first line on
 
 
-def refuse_copies(path: Path, documents: Iterable[Document], *, name: str | None = None) -> Iterator[Document]:
+def refuse_copies(
+    path: Path, documents: Iterable[Document], *, name: str | None = None
+) -> Iterator[Document]:
     """``documents`` unchanged, after checking their first :data:`SAMPLE`: if at least half of them
     have ids the index does not hold but texts it already stores under other ids, raise
     :class:`InputError` naming ``--id-field`` and ``--allow-duplicates``.
@@ -72,7 +74,9 @@ def copied(path: Path, docs: list[Document]) -> list[tuple[Document, str]]:
 
 def _column(db: sqlite3.Connection, column: str, values: list[str]) -> list[str]:
     marks = ", ".join("?" * len(values))
-    return [row[0] for row in db.execute(f"SELECT {column} FROM documents WHERE {column} IN ({marks})", values)]
+    return [
+        row[0] for row in db.execute(f"SELECT {column} FROM documents WHERE {column} IN ({marks})", values)
+    ]
 
 
 def _sqlite_files(path: Path) -> list[Path]:

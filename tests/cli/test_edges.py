@@ -121,7 +121,9 @@ def test_vectors_of_other_weights_of_the_same_model_id_are_refused(
     assert same.exit_code == 0, same.output  # the same files: accepted
     config = model / "config.json"  # the same model id (its path), other files
     config.write_text(json.dumps(json.loads(config.read_text()), indent=1))
-    other = run("build", out, "--name", "b", "--model", model, "--vectors-field", "vector", "--id-field", "id")
+    other = run(
+        "build", out, "--name", "b", "--model", model, "--vectors-field", "vector", "--id-field", "id"
+    )
     assert other.exit_code == 1, other.output
     assert "other files of model" in other.output and "without --vectors-field" in other.output
     assert not (index_dir / "b").exists()
@@ -181,7 +183,9 @@ def test_add_without_id_field_after_a_build_with_one_stops(
     corpus = tmp_path / "sample.jsonl"
     corpus.write_text("".join(json.dumps({"id": d.id, "text": d.text}) + "\n" for d in DOCS))
     extra = ["--shards", shards] if shards else []
-    assert run("build", corpus, "--name", "s", "--model", tiny_bert, "--id-field", "id", *extra).exit_code == 0
+    assert (
+        run("build", corpus, "--name", "s", "--model", tiny_bert, "--id-field", "id", *extra).exit_code == 0
+    )
     again = run("add", "s", corpus)
     assert again.exit_code == 1, again.output
     assert "3 of the first 3 documents repeat texts index 's' already holds" in again.output
@@ -256,3 +260,63 @@ def test_documents_are_counted_where_that_is_cheap(tmp_path: Path) -> None:
     assert count_documents([tmp_path / "a.txt"], ReadOptions(split="lines")) == 2
     assert count_documents([tmp_path / "a.txt"], ReadOptions(split="sentences")) is None
     assert count_documents(["-"]) is None
+
+
+# -- item 12: messages that say what to do ------------------------------------------------------------
+
+
+def test_a_pdf_is_named_as_such(index_dir: Path, tmp_path: Path) -> None:
+    pdf = tmp_path / "paper.pdf"
+    pdf.write_bytes(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\x00\x00endobj\n")
+    for extra in ([], ["--format", "txt"]):
+        done = run("build", pdf, "--name", "p", *extra)
+        assert done.exit_code == 1, done.output
+        assert "PDF files are not read" in done.output and "convert it to a UTF-8 text file" in done.output
+        assert "pdftotext" in done.output and "--format txt" not in done.output
+    renamed = tmp_path / "paper.bin"  # the first bytes tell, whatever the name
+    renamed.write_bytes(pdf.read_bytes())
+    assert "PDF files are not read" in run("build", renamed, "--name", "p", "--format", "txt").output
+    assert not index_dir.exists() or not list(index_dir.iterdir())
+
+
+def test_a_missing_index_suggests_the_closest_name_and_build(plain: Path) -> None:
+    for command in (
+        ["query", "plian", "x"],
+        ["info", "plian"],
+        ["verify", "plian"],
+        ["export", "plian"],
+        ["delete", "plian", "d1"],
+        ["add", "plian", "x.txt"],
+        ["compact", "plian"],
+    ):
+        done = run(*command)
+        assert done.exit_code == 1, (command, done.output)
+        assert "index 'plian' not found" in done.output and "did you mean 'plain'?" in done.output
+        assert "simsearch build SOURCE --name plian" in done.output
+    far = run("query", "zzz", "x")
+    assert "did you mean" not in far.output and "simsearch build SOURCE --name zzz" in far.output
+
+
+def test_the_langchain_module_without_its_extra_says_how_to_install(monkeypatch) -> None:
+    for module in [m for m in sys.modules if m.startswith(("langchain_core", "simsearch.integrations.lang"))]:
+        monkeypatch.delitem(sys.modules, module)
+    monkeypatch.setitem(sys.modules, "langchain_core", None)
+    with pytest.raises(
+        ModuleNotFoundError, match=r"pip install -e '\.\[langchain\]' in the simsearch checkout"
+    ):
+        import simsearch.integrations.langchain  # noqa: F401
+
+
+def test_an_existing_name_is_refused_before_a_ray_cluster_starts(
+    plain: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import simsearch.scale.cluster as cluster
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("the name must be checked before Ray is touched")
+
+    monkeypatch.setattr(cluster, "import_ray", no_ray)
+    (tmp_path / "a.txt").write_text("hello\n")
+    done = run("build", tmp_path / "a.txt", "--name", "plain", "--ray=local")
+    assert done.exit_code == 1, done.output
+    assert "index 'plain' already exists" in done.output and "--force" in done.output
