@@ -25,6 +25,7 @@ from simsearch.cli.options import (
     progress_bar,
     ray_option,
     reader_options,
+    SummaryGroup,
 )
 from simsearch.errors import IndexExistsError, InputError, SimsearchError
 from simsearch.encode.models import DEFAULT_MODEL
@@ -42,7 +43,7 @@ from simsearch.cli.render import (
 )
 
 
-class _Group(click.Group):
+class _Group(SummaryGroup):
     """Maps the library's errors to ``Error: ...`` and exit code 1, once, for every command."""
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -72,7 +73,13 @@ def main() -> None:
 @model_option
 @pooling_option
 @reader_options
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="Texts encoded per forward pass: larger is faster until memory runs short.",
+)
 @click.option("--max-length", type=click.IntRange(min=2), help="Token limit (capped at the model's).")
 @device_option
 @click.option(

@@ -320,3 +320,33 @@ def test_an_existing_name_is_refused_before_a_ray_cluster_starts(
     done = run("build", tmp_path / "a.txt", "--name", "plain", "--ray=local")
     assert done.exit_code == 1, done.output
     assert "index 'plain' already exists" in done.output and "--force" in done.output
+
+
+# -- item 13: info, --help summaries and option words -------------------------------------------------
+
+
+def test_info_prints_shard_parts_readably(sharded: Path) -> None:
+    done = run("info", "sharded")
+    assert done.exit_code == 0, done.output
+    parts = [line for line in done.output.splitlines() if line.startswith("shards.parts")]
+    assert len(parts) == 2 and parts[0].startswith("shards.parts[0]: dir shard-000.g000001, count ")
+    assert "{" not in done.output and "'dir'" not in done.output
+
+
+def test_help_summaries_are_whole_sentences() -> None:
+    from simsearch.cli.options import summary
+
+    for group in (main, main.commands["eval"]):
+        listing = run(*([] if group is main else ["eval"]), "--help").output
+        for name, command in group.commands.items():
+            words = summary(command)
+            assert words.endswith((".", ")")) and "..." not in words[-3:], (name, words)
+            assert " ".join(words.split()[-2:]) in " ".join(listing.split()), (name, listing)
+    assert "serve            Serve indexes NAME... over HTTP" in run("--help").output
+
+
+@pytest.mark.parametrize("option", ["--pooling", "--format", "--split", "--batch-size"])
+def test_build_options_have_words(option: str) -> None:
+    command = main.commands["build"]
+    (param,) = [p for p in command.params if option in getattr(p, "opts", ())]
+    assert param.help and len(param.help.split()) >= 8, option
