@@ -149,7 +149,7 @@ def ray_option(command: Any) -> Any:
         flag_value="local",
         default=None,
         metavar="[ADDRESS]",
-        help="Run on Ray (needs simsearch[ray]): alone, a local cluster; 'auto' the running one; "
+        help="Run on Ray (needs the ray extra): alone, a local cluster; 'auto' the running one; "
         "or host:port. Give it as --ray=ADDRESS or after the sources.",
     )(command)
 
