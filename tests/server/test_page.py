@@ -103,12 +103,12 @@ def test_page_reports_errors(browser: str, server, tmp_path: Path) -> None:
 # scripts ran), its stylesheet inlined, and a script reporting where things are.
 _MEASURE = """<script>
 addEventListener("load", () => {
-  const box = (id) => document.getElementById(id).getBoundingClientRect();
+  const box = (id) => document.querySelector(id === "go" ? "form button" : "#" + id).getBoundingClientRect();
   const font = (id) => getComputedStyle(document.getElementById(id)).fontSize;
   const lines = [...document.querySelectorAll("li.hit .meta span:not(.bar span)")]
     .map((span) => span.getClientRects().length);
   document.body.setAttribute("data-layout", JSON.stringify({
-    rows: Math.abs(box("q").top - box("where").top) < 2 && Math.abs(box("q").top - box("k").top) < 12,
+    rows: ["where", "k", "index", "mode", "go"].every((id) => Math.abs(box("q").bottom - box(id).bottom) < 12),
     fonts: [font("q"), font("where")], metaLines: lines, hits: lines.length,
   }));
 });
