@@ -199,7 +199,7 @@ def run_block(block: Block, workspace: Workspace) -> subprocess.CompletedProcess
 @pytest.mark.parametrize("block", BLOCKS, ids=[block.name for block in BLOCKS])
 def test_docs_example_runs(block: Block, workspaces: dict[Path, Workspace]) -> None:
     if block.skip:
-        pytest.skip(block.skip)
+        pytest.skip(f"{block.name}: {block.skip}")
     workspace = workspaces[block.page]
     for _ in range(2 if block.twice else 1):
         done = run_block(block, workspace)

@@ -336,7 +336,10 @@ def test_info_prints_shard_parts_readably(sharded: Path) -> None:
 def test_help_summaries_are_whole_sentences() -> None:
     from simsearch.cli.options import summary
 
+    import click
+
     for group in (main, main.commands["eval"]):
+        assert isinstance(group, click.Group)
         listing = run(*([] if group is main else ["eval"]), "--help").output
         for name, command in group.commands.items():
             words = summary(command)

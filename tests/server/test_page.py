@@ -128,8 +128,14 @@ def test_filter_box_shares_the_first_row_and_scores_do_not_wrap(browser: str, se
     harness = tmp_path / "layout.html"
     harness.write_text(page, encoding="utf-8")
     done = subprocess.run(
-        [browser, *FLAGS, f"--user-data-dir={tmp_path / 'p2'}", "--window-size=1280,900", "--dump-dom",
-         harness.as_uri()],
+        [
+            browser,
+            *FLAGS,
+            f"--user-data-dir={tmp_path / 'p2'}",
+            "--window-size=1280,900",
+            "--dump-dom",
+            harness.as_uri(),
+        ],
         capture_output=True,
         timeout=120,
     )
