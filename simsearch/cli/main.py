@@ -178,7 +178,7 @@ def build(
         from simsearch.store.home import locate
 
         existing = locate(name, index_dir)
-        if existing.exists():
+        if (existing / "manifest.json").is_file():  # (anything else there: the library says what)
             raise IndexExistsError(
                 f"index {name!r} already exists in {existing.parent}; pass --force to replace it"
             )
