@@ -222,3 +222,17 @@ def test_blocks_are_found_and_marks_read(tmp_path: Path) -> None:
         (15, "sh", "echo three\n", None, True),
     ]
     assert any(b.page.name == "README.md" for b in BLOCKS) and len(BLOCKS) >= 10
+
+
+def test_relative_links_and_images_of_the_docs_resolve() -> None:
+    """A page's links and images point at files that exist (docs/serve.md showed no screenshot:
+    it linked docs/serve.png from inside docs/)."""
+    broken = []
+    for page in PAGES:
+        text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:|#", target):
+                continue
+            if not (page.parent / target.split("#", 1)[0]).exists():
+                broken.append(f"{page.relative_to(REPO)}: {target}")
+    assert not broken, broken
