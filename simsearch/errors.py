@@ -8,6 +8,11 @@ and exit code 1; nothing here imports click.
 from __future__ import annotations
 
 
+def install_hint(extra: str) -> str:
+    """How to install an extra: from the checkout (simsearch is not on a package index)."""
+    return f"pip install -e '.[{extra}]' in the simsearch checkout"
+
+
 class SimsearchError(Exception):
     """Base class: a user-facing error with an actionable one-line message."""
 

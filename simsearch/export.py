@@ -9,6 +9,7 @@ vectors. Needs the ``parquet`` extra (pyarrow) for Arrow and Parquet; JSON lines
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -21,6 +22,7 @@ import numpy as np
 
 from simsearch.errors import InputError, SimsearchError
 from simsearch.store.faiss_file import from_blobs
+from simsearch.store.manifest import MANIFEST
 from simsearch.store.reader import Store
 
 EXPORT_FORMATS = ("parquet", "jsonl")
@@ -208,6 +210,11 @@ def export(
             raise InputError("Parquet is not written to standard output; give --output FILE.parquet")
         return _write_jsonl(source, stdout or sys.stdout.buffer, vectors, metadata)
     target = Path(output)
+    check_destination(target, source)
+    if fmt == "parquet":
+        from simsearch.parquet_reader import pyarrow_module
+
+        pyarrow_module()  # one line saying what to install, before anything touches the disk
     if target.is_dir():
         raise SimsearchError(f"{target} is a directory; give --output a file name")
     if target.exists() and not force:
@@ -223,8 +230,45 @@ def export(
     except OSError as exc:
         raise SimsearchError(f"cannot write {target}: {exc.strerror or exc}") from None
     finally:
-        staged.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # e.g. ENOTDIR: the parent is a file, nothing was staged
+            staged.unlink(missing_ok=True)
     return count
+
+
+def check_destination(target: Path, source: Source) -> None:
+    """Refuse an export written inside an index: it could replace the commit point or a data file,
+    and the next write's sweep deletes files it does not know. That covers every index directory
+    (any directory holding a manifest, shards included) and, in the index home of the exported
+    index, the names of its index directories and its hidden staging files and directories."""
+    where = target.absolute().parent.resolve()
+    for folder in (where, *where.parents):
+        if (folder / MANIFEST).is_file():
+            _refuse(target, f"inside the index directory {folder}")
+    homes = {_home_of(Path(store.path)) for store in source.stores}
+    for home in homes:
+        if where == home and target.name.startswith("."):
+            _refuse(target, f"a hidden file of the index home {home}")
+        if where == home and (home / target.name).is_dir():
+            _refuse(target, f"the index directory {home / target.name}")
+        if home in where.parents and where.relative_to(home).parts[0].startswith("."):
+            _refuse(target, f"inside a staging directory of the index home {home}")
+
+
+def _home_of(store_path: Path) -> Path:
+    """The index home holding a store: the parent of its outermost index directory."""
+    top = store_path.resolve()
+    for folder in top.parents:
+        if not (folder / MANIFEST).is_file():
+            break
+        top = folder
+    return top.parent
+
+
+def _refuse(target: Path, where: str) -> None:
+    raise SimsearchError(
+        f"refusing to export to {target}: it is {where}, and an export there could overwrite "
+        "or lose the index's files; give --output a path outside the index home"
+    )
 
 
 def _write_parquet(source: Source, file: Path, vectors: bool, metadata: str) -> int:

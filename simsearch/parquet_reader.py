@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from simsearch.errors import InputError, ModelError, SimsearchError
+from simsearch.errors import InputError, ModelError, SimsearchError, install_hint
 from simsearch.records import DEFAULT_TEXT_FIELD, Document, ReadOptions, make_document, split_documents
 
 PARQUET_BATCH = 1024  # rows decoded at a time: memory stays flat whatever the file's size
@@ -23,7 +23,7 @@ def pyarrow_module() -> Any:
         import pyarrow.parquet  # noqa: F401
     except ModuleNotFoundError:
         raise SimsearchError(
-            "Parquet and Arrow need pyarrow, which is not installed: pip install 'simsearch[parquet]'"
+            f"Parquet and Arrow need pyarrow, which is not installed: {install_hint('parquet')}"
         ) from None
     return pyarrow
 
@@ -198,14 +198,15 @@ def export_identity(path: str | Path) -> dict[str, Any]:
 
 
 def check_identity(path: str | Path, expected: dict[str, Any]) -> None:
-    """Refuse a file whose recorded model, pooling, precision or dim differ from ``expected``."""
+    """Refuse a file whose recorded model, pooling, precision, dim or model files (fingerprint)
+    differ from ``expected``."""
     about = export_identity(path)
     if "model" not in about or "dim" not in about:
         raise ModelError(
             f"{path}: no simsearch metadata says which model made its vectors; "
             "only files written by `simsearch export --vectors` can be built without re-encoding"
         )
-    keys = ("model", "pooling", "precision", "dim", "model_fingerprint")
+    keys = ("model", "pooling", "precision", "dim")
     differ = [k for k in keys if k in about and k in expected and about[k] != expected[k]]
     if differ:
         theirs = ", ".join(f"{k} {about[k]!r}" for k in differ)
@@ -213,6 +214,16 @@ def check_identity(path: str | Path, expected: dict[str, Any]) -> None:
         raise ModelError(
             f"{path}: its vectors come from {theirs} but this build uses {ours}; "
             f"pass --model/--pooling/--precision to match, or build without --vectors-field"
+        )
+    # the export's manifest section {"model": sha256 of the weights, ...}: same model id, other files
+    section = about.get("fingerprint")
+    theirs_files = section.get("model") if isinstance(section, dict) else None
+    ours_files = expected.get("model_fingerprint")
+    if isinstance(theirs_files, str) and isinstance(ours_files, str) and theirs_files != ours_files:
+        raise ModelError(
+            f"{path}: its vectors come from other files of model {about['model']!r} than the ones "
+            f"this build loads (weights, tokenizer or config differ: fingerprint {theirs_files[:12]} "
+            f"vs {ours_files[:12]}); build from the texts without --vectors-field"
         )
 
 
@@ -260,6 +271,7 @@ def precomputed(
         "pooling": encoder.pooling,
         "dim": int(encoder.dim),
         "precision": getattr(encoder, "precision", "fp32"),
+        "model_fingerprint": _files_fingerprint(getattr(encoder, "model_path", None)),
     }
     for source in sources:
         if (
@@ -275,3 +287,12 @@ def precomputed(
         check_identity(source, expected)
     for source in sources:
         yield from vector_batches(source, options, vectors_field, int(encoder.dim))
+
+
+def _files_fingerprint(model_path: Any) -> str | None:
+    """The fingerprint of the encoder's model directory (None for an encoder without one)."""
+    from simsearch.model_files import model_fingerprint
+
+    if model_path is None or not Path(model_path).is_dir():
+        return None
+    return model_fingerprint(model_path)

@@ -21,12 +21,14 @@ from simsearch.records import (
 from simsearch.splitting import SPLITTERS
 from simsearch.text_input import (
     decoded_lines,
+    document_kind,
     open_source,
     read_ids,
     read_lines_from,
     read_queries,
     sniff,
     standard_input,
+    unreadable_document,
 )
 
 # Re-exported: callers import these from here.
@@ -134,6 +136,8 @@ def _read_source(source: str, options: ReadOptions, stdin: IO[bytes] | None) -> 
     kind = options.format if options.format != "auto" else _SUFFIXES.get(path.suffix.lower())
     if kind is None and not regular:
         kind = "txt"  # like standard input
+    if kind is None and document_kind(source):
+        raise InputError(unreadable_document(source, str(document_kind(source))))
     if kind is None:
         raise InputError(
             f"{source}: cannot tell the format from the suffix {path.suffix or '(none)'!r}; "

@@ -64,8 +64,39 @@ def split_paragraphs(text: str) -> list[str]:
     return [" ".join(block.split()) for block in blocks if block.strip()]
 
 
+# A list marker alone ("1.", "2)", "(3)", "[4]", "a.", "iv."): it begins the next sentence.
+_LIST_MARKER = re.compile(r"(?:\(?\d{1,3}[.)]|\(\d{1,3}\)|\[\d{1,3}\]|[A-Za-z][.)]|[ivxlcIVXLC]{1,6}[.)])")
+# Numbered references inside a sentence: [1], [2, 3], [4-6].
+_REFERENCE = re.compile(r"\[\d{1,4}(?:\s*[,–-]\s*\d{1,4})*\]")
+# A bare citation as a whole piece: "(Smith et al., 2020).", "[Lee 2019]".
+_CITATION = re.compile(r"[(\[][^()\[\]]*(?:\bet al\b|\b(?:1[89]|20)\d{2}[a-z]?\b)[^()\[\]]*[)\]][.,;:]*")
+
+
 def split_sentences(text: str) -> list[str]:
-    """Sentences of English or Korean text (line breaks also end a sentence)."""
+    """Sentences of English or Korean text (line breaks also end a sentence).
+
+    A list number alone (``1.``, ``[2]``, ``a)``) starts the sentence after it, and pieces that
+    hold no words (numbers, references, a bare citation such as ``(Smith et al., 2020).``) are
+    dropped: they are no documents anyone searches for."""
+    sentences: list[str] = []
+    marker = ""
+    for piece in _sentence_pieces(text):
+        if _LIST_MARKER.fullmatch(piece):
+            marker = f"{marker} {piece}".strip()
+            continue
+        if _has_words(piece):
+            sentences.append(f"{marker} {piece}" if marker else piece)
+        marker = ""  # a marker before a piece without words goes with it
+    return sentences
+
+
+def _has_words(piece: str) -> bool:
+    if _CITATION.fullmatch(piece):
+        return False
+    return any(ch.isalpha() for ch in _REFERENCE.sub(" ", piece))
+
+
+def _sentence_pieces(text: str) -> list[str]:
     pieces: list[str] = []
     start = 0
     for match in _BOUNDARY.finditer(text):

@@ -6,6 +6,7 @@ reported by file and line. Used by the readers and by the CLI's query and id fil
 from __future__ import annotations
 
 import sys
+from pathlib import PurePath
 from typing import IO, Callable, Iterator
 
 from simsearch.errors import InputError
@@ -40,11 +41,43 @@ def sniff(stream: IO[bytes], name: str) -> None:
         stream.seek(0)
     except OSError as exc:
         raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from None
+    kind = document_kind(name, head)
+    if kind:
+        raise InputError(unreadable_document(name, kind))
     if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
         line = head[: head.index(b"\x00")].count(b"\n") + 1
         raise InputError(
             f"{name}:{line}: contains NUL bytes, looks like a binary file; give a UTF-8 text file"
         )
+
+
+# Office and print formats people point a build at; simsearch reads plain text only.
+_DOCUMENT_SUFFIXES = {
+    ".pdf": "PDF",
+    ".doc": "Word",
+    ".docx": "Word",
+    ".odt": "OpenDocument",
+    ".rtf": "RTF",
+    ".epub": "EPUB",
+    ".pptx": "PowerPoint",
+    ".xlsx": "Excel",
+}
+
+
+def document_kind(name: str, head: bytes = b"") -> str | None:
+    """``"PDF"``, ``"Word"``... for a file of a document format (by its first bytes or its suffix)."""
+    if head.startswith(b"%PDF-"):
+        return "PDF"
+    return _DOCUMENT_SUFFIXES.get(PurePath(name).suffix.lower())
+
+
+def unreadable_document(name: str, kind: str) -> str:
+    """What to do with a PDF, Word, ... file: convert it to text (simsearch does not parse them)."""
+    example = f" (for example `pdftotext {name} out.txt`)" if kind == "PDF" else ""
+    return (
+        f"{name}: {kind} files are not read (simsearch reads plain text, CSV, JSON lines and "
+        f"Parquet); convert it to a UTF-8 text file first{example} and give that file"
+    )
 
 
 def read_queries(stream: IO[bytes], name: str) -> list[str]:

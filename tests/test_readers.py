@@ -459,3 +459,23 @@ def test_txt_jsonl_and_csv_read_back_the_same_texts(texts: list[str]) -> None:
             docs = read(os.path.join(tmp, name))
             assert [d.text for d in docs] == texts, name
             assert len({d.id for d in docs}) == len(texts)
+
+
+def test_split_sentences_makes_no_documents_of_list_numbers_and_citations() -> None:
+    """Issue 23 item 13: ``1.``, ``[1]`` and bare citations were documents of their own."""
+    text = (
+        "Steps:\n1. Mix the flour. 2. Add water.\n3)\nBake it.\n"
+        "Bread goes stale [1]. It dries out [2, 3].\n[4]\n(Smith et al., 2020).\n"
+        "서울에 갑니다. 네.\n42."
+    )
+    assert split_sentences(text) == [
+        "Steps:",
+        "1. Mix the flour.",
+        "2. Add water.",
+        "3) Bake it.",
+        "Bread goes stale [1].",
+        "It dries out [2, 3].",
+        "서울에 갑니다.",
+        "네.",
+    ]
+    assert split_sentences("It costs 5. Fig. 3 shows it.") == ["It costs 5.", "Fig. 3 shows it."]

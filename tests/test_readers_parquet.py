@@ -124,7 +124,8 @@ def test_missing_pyarrow_is_one_clear_line(papers: Path, monkeypatch: pytest.Mon
     with pytest.raises(SimsearchError) as caught:
         read(papers)
     assert str(caught.value) == (
-        "Parquet and Arrow need pyarrow, which is not installed: pip install 'simsearch[parquet]'"
+        "Parquet and Arrow need pyarrow, which is not installed: "
+        "pip install -e '.[parquet]' in the simsearch checkout"
     )
 
 

@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import click
 
-from simsearch.cli.options import device_option, index_dir_option, model_option, pooling_option
+from simsearch.cli.options import SummaryGroup, device_option, index_dir_option, model_option, pooling_option
 from simsearch.search.request import MODES
 from simsearch.encode.precision import PRECISIONS
 from simsearch.cli.render import json_line
@@ -85,7 +85,7 @@ def _emit(report: dict[str, Any], as_json: bool, lines: Callable[[dict[str, Any]
             click.echo(line)
 
 
-@click.group(name="eval")
+@click.group(name="eval", cls=SummaryGroup)
 def eval_group() -> None:
     """Measure quality: STS Spearman, retrieval metrics, ANN recall.
 

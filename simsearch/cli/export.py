@@ -6,10 +6,11 @@ import sys
 
 import click
 
-from simsearch.cli.options import index_dir_option, name_argument
+from simsearch.cli.options import index_dir_option, name_argument, open_index
 
 
-@click.command()
+@click.command(context_settings={"allow_extra_args": True})
+@click.pass_context
 @name_argument
 @click.option(
     "--format", "fmt", type=click.Choice(["parquet", "jsonl"]), default="parquet", show_default=True
@@ -32,7 +33,14 @@ from simsearch.cli.options import index_dir_option, name_argument
 @click.option("--force", is_flag=True, help="Replace FILE if it exists.")
 @index_dir_option
 def export(
-    name: str, fmt: str, vectors: bool, metadata: str, output: str | None, force: bool, index_dir: str | None
+    ctx: click.Context,
+    name: str,
+    fmt: str,
+    vectors: bool,
+    metadata: str,
+    output: str | None,
+    force: bool,
+    index_dir: str | None,
 ) -> None:
     """Write every document of index NAME (id, text, metadata, optionally vectors).
 
@@ -43,10 +51,12 @@ def export(
       simsearch export notes --vectors --output notes.parquet
       simsearch build notes.parquet --name notes-copy --vectors-field vector --id-field id
     """
-    from simsearch.index import Index
-
+    if ctx.args:  # `export notes notes.parquet`: the file goes in --output
+        raise click.UsageError(
+            f"export takes one index name; to write to {ctx.args[0]}, give --output {ctx.args[0]}"
+        )
     target = output or (f"{name}.parquet" if fmt == "parquet" else "-")
-    index = Index.open(name, index_dir=index_dir)
+    index = open_index(name, index_dir)
     try:
         # looked up now, not at import: CliRunner swaps sys.stdout
         count = index.export(

@@ -13,18 +13,22 @@ import click
 from simsearch import __version__
 from simsearch.cli.options import (
     MIN_SCORE,
+    announce,
     device_option,
     index_dir_option,
     index_name,
     lines_file_option,
     model_option,
     name_argument,
+    open_index,
     pooling_option,
     progress_bar,
     ray_option,
     reader_options,
+    SummaryGroup,
 )
-from simsearch.errors import InputError, SimsearchError
+from simsearch.errors import IndexExistsError, InputError, SimsearchError
+from simsearch.encode.models import DEFAULT_MODEL
 from simsearch.encode.precision import PRECISIONS
 from simsearch.search.request import MODES
 from simsearch.readers import ReadOptions
@@ -39,7 +43,7 @@ from simsearch.cli.render import (
 )
 
 
-class _Group(click.Group):
+class _Group(SummaryGroup):
     """Maps the library's errors to ``Error: ...`` and exit code 1, once, for every command."""
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -69,7 +73,13 @@ def main() -> None:
 @model_option
 @pooling_option
 @reader_options
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="Texts encoded per forward pass: larger is faster until memory runs short.",
+)
 @click.option("--max-length", type=click.IntRange(min=2), help="Token limit (capped at the model's).")
 @device_option
 @click.option(
@@ -164,6 +174,14 @@ def build(
       simsearch build big.jsonl --name big --shards 8 --ray=auto --workers 16
       simsearch build corpus.jsonl --name docs --index-type hnsw --tune-queries query-log.txt
     """
+    if not force:  # before any work: a Ray cluster takes many seconds to start
+        from simsearch.store.home import locate
+
+        existing = locate(name, index_dir)
+        if (existing / "manifest.json").is_file():  # (anything else there: the library says what)
+            raise IndexExistsError(
+                f"index {name!r} already exists in {existing.parent}; pass --force to replace it"
+            )
     options = ReadOptions(fmt, text_field, id_field, split)
     tuning = None
     if tune_queries is not None:  # read before any encoding, so a bad file costs nothing
@@ -179,6 +197,7 @@ def build(
         from simsearch.index import Index
         from simsearch.parquet_reader import precomputed
 
+        announce(f"loading model {model or DEFAULT_MODEL} ...")
         encoder = Encoder(
             model, pooling, max_length=max_length, batch_size=batch_size, device=device, precision=precision
         )
@@ -194,7 +213,22 @@ def build(
             tune_queries=tuning,
         )
     else:
-        with progress_bar("encoding") as progress:
+        from simsearch.counting import count_documents
+
+        encoder = None
+        if ray_address is None:  # loading takes seconds: say so before the bar starts
+            from simsearch.encode.torch_encoder import Encoder
+
+            announce(f"loading model {model or DEFAULT_MODEL} ...")
+            encoder = Encoder(
+                model,
+                pooling,
+                max_length=max_length,
+                batch_size=batch_size,
+                device=device,
+                precision=precision,
+            )
+        with progress_bar("encoding", count_documents(sources, options)) as progress:
             if ray_address is not None:
                 from simsearch.scale.build import EncoderSpec, RayOptions, ray_build
                 from simsearch.store.home import locate
@@ -214,18 +248,10 @@ def build(
                     tune_queries=tuning,
                 )
             else:
-                from simsearch.encode.torch_encoder import Encoder
                 from simsearch.index import Index
                 from simsearch.readers import read_documents
 
-                encoder = Encoder(
-                    model,
-                    pooling,
-                    max_length=max_length,
-                    batch_size=batch_size,
-                    device=device,
-                    precision=precision,
-                )
+                assert encoder is not None  # loaded above
                 index = Index.build(
                     read_documents(sources, options),
                     name,
@@ -291,7 +317,6 @@ def query(
       simsearch query news "election results" --mode lexical --where lang=en --where "year>=2020"
       simsearch query news "budget" --where "lang=ko and (year>=2020 or not source=wiki)"
     """
-    from simsearch.index import Index
     from simsearch.readers import read_lines_from, read_queries
 
     texts = list(queries)
@@ -302,9 +327,7 @@ def query(
     from simsearch.store.where_text import parse_cli
 
     filters = parse_cli(where) if where else None
-    results = Index.open(name, index_dir=index_dir).search(
-        texts, k=k, min_score=min_score, mode=mode, where=filters
-    )
+    results = open_index(name, index_dir).search(texts, k=k, min_score=min_score, mode=mode, where=filters)
     for number, (text, hits) in enumerate(zip(texts, results)):
         if as_json:
             for hit in hits:
@@ -325,12 +348,10 @@ def query(
 @index_dir_option
 def info(name: str, as_json: bool, index_dir: str | None) -> None:
     """Show the manifest of index NAME (model, pooling, dim, count, files...)."""
-    from simsearch.store.home import locate
+    from simsearch.store.home import require_index
     from simsearch.store.shards import read_any_manifest
 
-    path = locate(name, index_dir)
-    if not path.exists():
-        raise SimsearchError(f"index {name!r} not found in {path.parent}; run `simsearch list`")
+    path = require_index(name, index_dir)
     manifest = {"name": path.name, "path": str(path), **read_any_manifest(path)}
     if as_json:
         click.echo(json_line(manifest, indent=2))

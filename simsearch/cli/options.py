@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import math
+import re
 import sys
 from typing import Any, Callable
 
@@ -11,6 +13,30 @@ import click
 from simsearch.encode.pooling import POOLING_CHOICES
 from simsearch.errors import SimsearchError
 from simsearch.readers import FORMATS, SPLITS
+
+
+def summary(command: click.Command) -> str:
+    """A command's line in its group's ``--help``: its ``short_help``, else the first sentence of
+    its help, whole (click would cut it at the terminal's width, mid-sentence)."""
+    if command.short_help:
+        return command.short_help
+    first = " ".join(inspect.cleandoc(command.help or "").split("\n\n")[0].split())
+    found = re.match(r"(.+?[^.][.!?])(?:\s|$)", first)  # "NAME..." ends no sentence
+    return found.group(1) if found else first
+
+
+class SummaryGroup(click.Group):
+    """A group listing its commands with whole first sentences (wrapped, not cut)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, summary(command)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 def index_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -26,16 +52,42 @@ def index_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
 name_argument = click.argument("name", callback=index_name)
 
 
+def open_index(name: str, index_dir: str | None) -> Any:
+    """``Index.open`` of a CLI name; a missing one is reported with the closest name and the
+    build command."""
+    from simsearch.index import Index
+    from simsearch.store.home import require_index
+
+    require_index(name, index_dir)
+    return Index.open(name, index_dir=index_dir)
+
+
 def reader_options(command: Any) -> Any:
     """--format / --text-field / --id-field / --split, shared by build and add."""
     for option in reversed(
         (
-            click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True),
+            click.option(
+                "--format",
+                "fmt",
+                type=click.Choice(FORMATS),
+                default="auto",
+                show_default=True,
+                help="How to read the sources: auto (by suffix: .txt .md .csv .tsv .jsonl "
+                ".parquet), or one format for all; standard input is txt unless given.",
+            ),
             click.option(
                 "--text-field", multiple=True, help="Column/field holding the text; repeat to join."
             ),
             click.option("--id-field", help="Column/field holding the document id [default: derived]."),
-            click.option("--split", type=click.Choice(SPLITS), default="none", show_default=True),
+            click.option(
+                "--split",
+                type=click.Choice(SPLITS),
+                default="none",
+                show_default=True,
+                help="Make several documents of each text: one per line, paragraph (blank-line "
+                "separated) or sentence (ids get #1, #2, ...); none keeps each text whole "
+                "(a .txt line is one document).",
+            ),
         )
     ):
         command = option(command)
@@ -78,7 +130,13 @@ model_option = click.option(
 device_option = click.option("--device", default="cpu", show_default=True, help="cpu, or cuda when present.")
 
 pooling_option = click.option(
-    "--pooling", type=click.Choice(POOLING_CHOICES), default="auto", show_default=True
+    "--pooling",
+    type=click.Choice(POOLING_CHOICES),
+    default="auto",
+    show_default=True,
+    help="How token vectors become one text vector: mean (average), cls (first token), pooler "
+    "(the model's trained pooler); auto uses the model's own setting (sentence-transformers "
+    "config), else pooler if it has one, else mean.",
 )
 
 
@@ -91,7 +149,7 @@ def ray_option(command: Any) -> Any:
         flag_value="local",
         default=None,
         metavar="[ADDRESS]",
-        help="Run on Ray (needs simsearch[ray]): alone, a local cluster; 'auto' the running one; "
+        help="Run on Ray (needs the ray extra): alone, a local cluster; 'auto' the running one; "
         "or host:port. Give it as --ray=ADDRESS or after the sources.",
     )(command)
 
@@ -104,19 +162,32 @@ index_dir_option = click.option(
 )
 
 
-class progress_bar:
-    """A progress bar on stderr while encoding, only when stderr is a terminal."""
+def interactive() -> bool:
+    """Whether progress is shown: only when stderr is a terminal (never in logs or pipes)."""
+    return sys.stderr.isatty()
 
-    def __init__(self, label: str) -> None:
+
+def announce(message: str) -> None:
+    """A status line on stderr for people watching (``loading model ...``); nothing otherwise."""
+    if interactive():
+        click.echo(message, err=True)
+
+
+class progress_bar:
+    """A progress bar on stderr while encoding, only when stderr is a terminal; with ``total``
+    (see :func:`simsearch.counting.count_documents`) it shows percent done and time left."""
+
+    def __init__(self, label: str, total: int | None = None) -> None:
         self.label = label
+        self.total = total
         self.bar: Any = None
 
     def __enter__(self) -> Any:
-        if not sys.stderr.isatty():
+        if not interactive():
             return None
         from tqdm import tqdm
 
-        self.bar = tqdm(desc=self.label, unit=" docs", file=sys.stderr, leave=False)
+        self.bar = tqdm(desc=self.label, total=self.total or None, unit=" docs", file=sys.stderr, leave=False)
         return self.bar.update
 
     def __exit__(self, *exc_info: Any) -> None:

@@ -116,10 +116,28 @@ def manifest_lines(manifest: dict[str, Any]) -> Iterable[str]:
         if isinstance(value, dict):
             for key, inner in value.items():
                 yield from walk(f"{prefix}.{key}" if prefix else key, inner)
+        elif isinstance(value, list) and any(isinstance(item, dict) for item in value):
+            for number, item in enumerate(value):  # e.g. shards.parts: one line per shard
+                yield printable(f"{prefix}[{number}]: {_inline(item)}")
+        elif isinstance(value, list):
+            yield printable(f"{prefix}: {', '.join(str(item) for item in value)}")
         else:
             yield printable(f"{prefix}: {value}")
 
     return walk("", manifest)
+
+
+def _inline(value: Any) -> str:
+    """A small dict on one line, ``key value, ...`` (no Python repr); checksums shortened."""
+    if not isinstance(value, dict):
+        return str(value)
+    parts = []
+    for key, inner in value.items():
+        text = str(inner)
+        if key.endswith("sha256") and len(text) > 12:
+            text = text[:12] + "..."
+        parts.append(f"{key} {text}")
+    return ", ".join(parts)
 
 
 def index_table(entries: Sequence[dict[str, Any]]) -> list[str]:

@@ -11,6 +11,7 @@ from simsearch.cli.options import (
     index_dir_option,
     lines_file_option,
     name_argument,
+    open_index,
     progress_bar,
     reader_options,
 )
@@ -29,6 +30,12 @@ from simsearch.readers import ReadOptions
     help="Texts per forward pass [default: the model's].",
 )
 @device_option
+@click.option(
+    "--allow-duplicates",
+    is_flag=True,
+    help="Add documents with derived ids even when their texts are already stored under other "
+    "ids (by default such an add stops: it usually means a missing --id-field or a copied file).",
+)
 @index_dir_option
 def add(
     name: str,
@@ -39,6 +46,7 @@ def add(
     split: str,
     batch_size: int | None,
     device: str,
+    allow_duplicates: bool,
     index_dir: str | None,
 ) -> None:
     """Add or update documents of index NAME from SOURCE files (upsert by id).
@@ -51,13 +59,18 @@ def add(
       simsearch add scifact new.jsonl --text-field title --text-field text --id-field _id
       simsearch add scifact big-update.jsonl --device cuda
     """
-    from simsearch.index import Index
     from simsearch.readers import read_documents
 
-    index = Index.open(name, index_dir=index_dir)
-    with progress_bar("encoding") as progress:
-        options = ReadOptions(fmt, text_field, id_field, split, derived_ids=index.derived_ids)
+    from simsearch.counting import count_documents
+
+    index = open_index(name, index_dir)
+    options = ReadOptions(fmt, text_field, id_field, split, derived_ids=index.derived_ids)
+    with progress_bar("encoding", count_documents(sources, options)) as progress:
         documents = read_documents(sources, options)
+        if id_field is None and not allow_duplicates:
+            from simsearch.store.duplicates import refuse_copies
+
+            documents = refuse_copies(index.path, documents, name=name)
         stats = index.add(documents, batch_size=batch_size, progress=progress, device=device)
     click.echo(
         f"Index {name!r}: {stats.added} added, {stats.updated} updated, {stats.unchanged} "
@@ -80,13 +93,12 @@ def delete(name: str, ids: tuple[str, ...], ids_file: str | None, index_dir: str
       simsearch delete notes notes.txt:3 notes.txt:7
       simsearch delete scifact --ids-file stale-ids.txt
     """
-    from simsearch.index import Index
     from simsearch.readers import read_ids, read_lines_from
 
     wanted = list(ids) + (read_lines_from(ids_file, read_ids) if ids_file else [])
     if not wanted:
         raise click.UsageError("give at least one ID or --ids-file")
-    stats = Index.open(name, index_dir=index_dir).delete(wanted)
+    stats = open_index(name, index_dir).delete(wanted)
     unknown = ""
     if stats.unknown:
         shown = ", ".join(repr(i) for i in stats.unknown[:5])
@@ -99,9 +111,8 @@ def delete(name: str, ids: tuple[str, ...], ids_file: str | None, index_dir: str
 @index_dir_option
 def compact(name: str, index_dir: str | None) -> None:
     """Rewrite index NAME so the space of deleted and replaced documents is reclaimed."""
-    from simsearch.index import Index
 
-    stats = Index.open(name, index_dir=index_dir).compact()
+    stats = open_index(name, index_dir).compact()
     click.echo(
         f"Index {name!r}: compacted {stats.bytes_before:,} -> {stats.bytes_after:,} bytes; "
         f"{stats.count} documents, {stats.seconds:.1f} s"
@@ -128,11 +139,11 @@ def verify(name: str, repair: bool, record_fingerprint: bool, as_json: bool, ind
       simsearch verify notes --repair
     """
     from simsearch.index import load_encoder
-    from simsearch.store.home import locate
+    from simsearch.store.home import require_index
     from simsearch.store.verify import verify_index
 
     report = verify_index(
-        locate(name, index_dir),
+        require_index(name, index_dir),
         repair=repair,
         load_encoder=load_encoder,
         record_fingerprint=record_fingerprint,
@@ -159,9 +170,8 @@ def reindex_lexical(name: str, index_dir: str | None) -> None:
     \b
       simsearch reindex-lexical notes
     """
-    from simsearch.index import Index
 
-    index = Index.open(name, index_dir=index_dir)
+    index = open_index(name, index_dir)
     generation = index.reindex_lexical()
     click.echo(
         f"Index {name!r}: lexical part rebuilt from {len(index)} stored texts, generation {generation}"

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 def missing_extra(extra: str, error: ImportError) -> ImportError:
     """The one-line error for an integration imported without its extra."""
-    return ImportError(
+    from simsearch.errors import install_hint
+
+    return ModuleNotFoundError(
         f"this needs the simsearch[{extra}] extra ({error.name or 'a package'} is not installed): "
-        f"pip install 'simsearch[{extra}]' (from a checkout: pip install -e '.[{extra}]')"
+        + install_hint(extra),
+        name=error.name,
     )

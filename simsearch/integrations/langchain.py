@@ -1,6 +1,6 @@
 """LangChain adapters: :class:`SimsearchEmbeddings` and :class:`SimsearchVectorStore`.
 
-Thin adapters over the library (``pip install 'simsearch[langchain]'``): the embeddings are
+Thin adapters over the library (``pip install -e '.[langchain]'`` in the checkout): the embeddings are
 simsearch's :class:`~simsearch.encode.torch_encoder.Encoder`, the store is an :class:`Index`
 directory on disk. The store takes any LangChain ``Embeddings``; with another embedding than
 :class:`SimsearchEmbeddings` its vectors are L2-normalised (cosine) and the index's manifest
@@ -117,7 +117,11 @@ class SimsearchVectorStore(VectorStore):
             return []
         docs: dict[str, Document] = {}  # an id given twice: the later text wins, as two calls would
         for number, (doc_id, text, metadata) in enumerate(zip(out, texts, metadatas)):
-            if not isinstance(text, str) or not text.strip():
+            if not isinstance(text, str):
+                raise InputError(
+                    f"texts[{number}] must be a str, got {type(text).__name__}; decode bytes first"
+                )
+            if not text.strip():
                 raise InputError(f"texts[{number}] is empty; simsearch does not index empty texts")
             docs.pop(doc_id, None)
             docs[doc_id] = Document(doc_id, text, dict(metadata or {}), f"texts[{number}]")

@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any, Iterator
 
-from simsearch.errors import SimsearchError
+from simsearch.errors import SimsearchError, install_hint
 
 LOCAL = "local"
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # Ray's single-node switch; "0": loopback only
@@ -19,7 +19,7 @@ def import_ray() -> Any:
     try:
         import ray
     except ModuleNotFoundError:
-        raise SimsearchError("--ray needs Ray: pip install 'simsearch[ray]'") from None
+        raise SimsearchError(f"--ray needs Ray: {install_hint('ray')}") from None
     return ray
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from simsearch import config as settings
-from simsearch.errors import SimsearchError
+from simsearch.errors import SimsearchError, install_hint
 
 MAX_BODY = 1 << 20  # search requests
 MAX_WRITE_BODY = 32 << 20  # document uploads
@@ -132,8 +132,7 @@ def _import_stack() -> Any:
         import uvicorn
     except ModuleNotFoundError as exc:
         raise SimsearchError(
-            f"`simsearch serve` needs FastAPI and uvicorn ({exc.name} is missing): "
-            "pip install 'simsearch[serve]'"
+            f"`simsearch serve` needs FastAPI and uvicorn ({exc.name} is missing): {install_hint('serve')}"
         ) from None
     return uvicorn
 

@@ -74,6 +74,20 @@ class Guard:
 
         try:
             await self._handle(scope, receive, tracking)
+            if not started:  # the app returned without answering: uvicorn's reply is text/plain
+                log.error("no answer to %s %s", scope.get("method"), scope.get("path"))
+                await reply(scope, send, 500, "internal error; the server log has the details")
+        except asyncio.CancelledError:
+            # uvicorn's graceful shutdown ran out (SIGTERM during a long write) and cancelled the
+            # request; uvicorn would answer a plain-text 500. Shutting down is a JSON 503.
+            if not started:
+                await reply(
+                    scope,
+                    send,
+                    503,
+                    "the server is shutting down; the request was cancelled and nothing was changed",
+                )
+            raise
         except Exception:  # uvicorn would answer a plain-text 500; the shape stays JSON
             log.exception("error serving %s %s", scope.get("method"), scope.get("path"))
             if not started:

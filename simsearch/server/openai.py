@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from simsearch.server.state import ModelWorker, Served
+from simsearch.validate import unicode_problem
 
 MAX_INPUTS = 2048  # texts per request, OpenAI's own limit
 _CHARS_PER_TOKEN = 64  # as the encoder: tokenize a prefix first, a 1 MB line is not read whole
@@ -211,6 +212,9 @@ def _inputs(value: Any) -> list[str]:
     for number, text in enumerate(texts):
         if not isinstance(text, str) or not text.strip():
             raise OpenAIError(400, f"input[{number}] must be a non-empty string", param="input")
+        problem = unicode_problem(text)  # a lone surrogate: the tokenizer would fail with a 500
+        if problem:
+            raise OpenAIError(400, f"input[{number}]: {problem}", param="input")
     return texts
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from pathlib import Path
 from typing import Any
 
 from simsearch import config
-from simsearch.errors import SimsearchError
+from simsearch.errors import IndexNotFoundError, SimsearchError
 
 DEFAULT_INDEX_DIR = config.DEFAULT_INDEX_DIR
 _NAME = re.compile(r"[\w][\w.-]{0,127}")
@@ -45,6 +46,25 @@ def locate(name_or_path: str | os.PathLike[str], index_dir: str | os.PathLike[st
     if isinstance(name_or_path, Path) or "/" in text or os.sep in text:
         return Path(text)
     return index_home(index_dir) / check_name(text)
+
+
+def require_index(name: str, index_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The path of the existing index ``name``; else an error suggesting the closest name there
+    and the command that builds it."""
+    path = locate(name, index_dir)
+    if os.path.exists(path):  # (False, not OSError, for a name too long for the disk)
+        return path
+    home = path.parent
+    try:
+        names = [p.name for p in home.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    except OSError:
+        names = []
+    close = difflib.get_close_matches(path.name, names, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise IndexNotFoundError(
+        f"index {name!r} not found in {home}; {hint}run `simsearch list` to see the indexes there, "
+        f"or build it: simsearch build SOURCE --name {path.name}"
+    )
 
 
 def list_indexes(index_dir: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:

@@ -8,13 +8,14 @@ not change keep their directories.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from simsearch import __version__
-from simsearch.errors import IndexNotFoundError, InputError
+from simsearch.errors import IndexNotFoundError, InputError, SimsearchError
 from simsearch.readers import Document
 from simsearch.store.locking import write_lock
 from simsearch.store.manifest import MANIFEST, read_manifest
@@ -75,9 +76,30 @@ class ShardTransaction:
     def fork(self, shard: int) -> Path:
         """A new directory for ``shard``, starting as a copy of the committed one."""
         name = part_name(shard, self.generation)
-        fork_part(self.path, self.parts[shard]["dir"], name)
+        with self.in_shard(shard):
+            fork_part(self.path, self.parts[shard]["dir"], name)
         self._forks[shard] = name
         return self.path / name
+
+    @contextlib.contextmanager
+    def in_shard(self, shard: int) -> Iterator[None]:
+        """Errors of work on ``shard`` name the index the user typed, not a shard directory
+        (a fork is removed when the write fails, so `simsearch verify <fork>` would lead nowhere)."""
+        try:
+            yield
+        except SimsearchError as exc:
+            exc.args = (self._rename(str(exc), shard),)
+            raise
+
+    def _rename(self, message: str, shard: int) -> str:
+        index = self.path.name
+        for directory in filter(
+            None, (self._forks.get(shard), part_name(shard, self.generation), self.parts[shard].get("dir"))
+        ):
+            message = message.replace(str(self.path / directory), str(self.path))
+            message = message.replace(f"{directory!r}", f"{index!r} (shard {shard})")
+            message = message.replace(directory, index)
+        return message
 
     def fork_path(self, shard: int) -> Path:
         """The directory of ``shard``'s fork (after :meth:`fork`)."""
@@ -164,9 +186,10 @@ def add_sharded(
         removed = 0
         for shard, docs in enumerate(routed):
             if docs:
-                stats = add_documents(
-                    txn.fork(shard), docs, identity, encoder, batch_size=batch_size, progress=progress
-                )
+                with txn.in_shard(shard):
+                    stats = add_documents(
+                        txn.fork(shard), docs, identity, encoder, batch_size=batch_size, progress=progress
+                    )
                 for key in totals:
                     totals[key] += getattr(stats, key)
                 removed += stats.truncated_removed
@@ -188,7 +211,8 @@ def delete_sharded(path: Path, ids: Iterable[str], encoder: Callable[[], Any] | 
         deleted, unknown, removed = 0, set[str](), 0
         for shard, part in enumerate(routed):
             if part:
-                stats = delete_documents(txn.fork(shard), part, encoder)
+                with txn.in_shard(shard):
+                    stats = delete_documents(txn.fork(shard), part, encoder)
                 deleted += stats.deleted
                 unknown.update(stats.unknown)
                 removed += stats.truncated_removed
@@ -207,7 +231,8 @@ def compact_sharded(path: Path, encoder: Callable[[], Any] | None = None) -> Com
         shard_counts = 0  # exact where the shards counted their texts afresh, else too many
         for shard in range(txn.shards):
             fork = txn.fork(shard)
-            stats = compact_index(fork, encoder)
+            with txn.in_shard(shard):
+                stats = compact_index(fork, encoder)
             before += stats.bytes_before
             after += stats.bytes_after
             shard_counts += read_manifest(fork).truncated
@@ -222,7 +247,8 @@ def reindex_lexical_sharded(path: Path) -> int:
     new generation."""
     with ShardTransaction(path) as txn:
         for shard in range(txn.shards):
-            reindex_lexical(txn.fork(shard))
+            with txn.in_shard(shard):
+                reindex_lexical(txn.fork(shard))
         settings = read_manifest(txn.fork_path(0))["lexical"]  # every shard got the same
         manifest = txn.commit(changes={"lexical": settings})
         return _after(txn, manifest)[1]

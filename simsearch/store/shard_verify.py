@@ -36,7 +36,8 @@ def verify_sharded(
     if repair and problems and all(p.repairable for p in problems) and fixable:
         with ShardTransaction(path) as txn:
             for shard in fixable:
-                verify_index(txn.fork(shard), repair=True, check_model=False)
+                with txn.in_shard(shard):
+                    verify_index(txn.fork(shard), repair=True, check_model=False)
             txn.commit()
         report, _, _ = _inspect(path, encoder, check_model, load_encoder)
         report.repaired = problems

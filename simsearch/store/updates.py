@@ -92,7 +92,7 @@ def add_documents(
     seen: set[str] = set()
     with StoreWriter(path, update=True) as writer:
         assert writer.db is not None and writer.previous is not None
-        check_same_model(writer.previous, identity)
+        check_same_model(writer.previous, identity, path.name)
         cuts = StoredCuts(writer.previous, encoder)
         for chunk in sql.batches(documents_of(documents), _CHUNK):
             for doc in chunk:
@@ -224,13 +224,14 @@ def compact_index(path: Path, encoder: Callable[[], Encoder] | None = None) -> C
     return CompactStats(before, after, manifest.count, time.perf_counter() - started, manifest.generation)
 
 
-def check_same_model(current: Manifest, opened: Manifest) -> None:
-    """Refuse to write when the index was rebuilt with another model since it was opened."""
+def check_same_model(current: Manifest, opened: Manifest, name: str | None = None) -> None:
+    """Refuse to write when the index was rebuilt with another model since it was opened
+    (``name``: the index's directory, what the user typed; the manifest's name may be stale)."""
     problem = identity_mismatch(current.identity, opened.identity)
     if not problem and recorded(current) != recorded(opened):
         problem = "built again (its model fingerprint changed)"
     if problem:
-        raise ModelError(f"index {current.name!r} is now {problem}; reopen the index")
+        raise ModelError(f"index {name or current.name!r} is now {problem}; reopen the index")
 
 
 def updated_fields(previous: Manifest, *, truncated: int | None = None) -> dict[str, Any]:

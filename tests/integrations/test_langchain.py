@@ -160,6 +160,8 @@ def test_upsert_and_delete_semantics(tmp_path: Path) -> None:
     assert [d.id for d in store.similarity_search("back", k=5)] == ["b"]
     with pytest.raises(InputError, match="texts\\[0\\] is empty"):
         store.add_texts([" "])
+    with pytest.raises(InputError, match="texts\\[1\\] must be a str, got bytes"):  # issue 23 item 6
+        store.add_texts(["fine", b"x"])  # type: ignore[list-item]
     with pytest.raises(InputError, match="2 texts, 1 metadatas"):
         store.add_texts(["a", "b"], [{}])
 

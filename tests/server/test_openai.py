@@ -146,6 +146,18 @@ def test_bad_inputs_answer_400(server: Server, tiny_bert: Path) -> None:
     assert garbage.status == 400 and "not valid JSON" in garbage.json()["error"]["message"]
 
 
+def test_a_lone_surrogate_is_a_400_not_a_500(server: Server, tiny_bert: Path) -> None:
+    """Issue 23 item 5: ``"\\ud800"`` in the JSON body is bad input, not a server error."""
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    for field in ('"a\\ud800b"', '["fine", "x\\udfffy"]'):
+        raw = f'{{"model": {json.dumps(str(tiny_bert))}, "input": {field}}}'.encode()
+        answer = call(server.url + "/v1/embeddings", "POST", raw=raw, headers=headers)
+        assert answer.status == 400, answer.json()
+        error = answer.json()["error"]
+        assert error["type"] == "invalid_request_error" and error["param"] == "input"
+        assert "lone surrogate" in error["message"]
+
+
 def test_token_is_required(server: Server, tiny_bert: Path) -> None:
     missing = call(server.url + "/v1/embeddings", "POST", {"model": str(tiny_bert), "input": "x"})
     assert missing.status == 401 and missing.headers["www-authenticate"] == "Bearer"

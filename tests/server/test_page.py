@@ -97,3 +97,51 @@ def test_page_reports_errors(browser: str, server, tmp_path: Path) -> None:
     url = f"{server.url}/?" + urllib.parse.urlencode({"q": "x" * 2001, "index": "docs"})
     dom = render(browser, url, tmp_path / "profile")
     assert 'data-state="error"' in dom and "Error: query has 2001 characters; the limit is 2000" in dom
+
+
+# The layout measured in the browser: the page as the server rendered it (the DOM after its
+# scripts ran), its stylesheet inlined, and a script reporting where things are.
+_MEASURE = """<script>
+addEventListener("load", () => {
+  const box = (id) => document.querySelector(id === "go" ? "form button" : "#" + id).getBoundingClientRect();
+  const font = (id) => getComputedStyle(document.getElementById(id)).fontSize;
+  const lines = [...document.querySelectorAll("li.hit .meta span:not(.bar span)")]
+    .map((span) => span.getClientRects().length);
+  document.body.setAttribute("data-layout", JSON.stringify({
+    rows: ["where", "k", "index", "mode", "go"].every((id) => Math.abs(box("q").bottom - box(id).bottom) < 12),
+    fonts: [font("q"), font("where")], metaLines: lines, hits: lines.length,
+  }));
+});
+</script>"""
+
+
+def test_filter_box_shares_the_first_row_and_scores_do_not_wrap(browser: str, server, tmp_path: Path) -> None:
+    """Issue 23 item 14: the filter box sat alone on a second row in a smaller font, and the
+    score column wrapped "cos … · bm25 …" over several lines."""
+    import json
+
+    url = f"{server.url}/?" + urllib.parse.urlencode({"q": "the cat sat on the mat", "index": "docs", "k": 3})
+    dom = render(browser, url, tmp_path / "profile")
+    css = (Path(__file__).resolve().parents[2] / "simsearch" / "server" / "static" / "app.css").read_text()
+    page = re.sub(r"<script\b.*?</script>|<link\b[^>]*>|<meta http-equiv[^>]*>", "", dom, flags=re.S)
+    page = page.replace("</head>", f"<style>{css}</style></head>").replace("</body>", _MEASURE + "</body>")
+    harness = tmp_path / "layout.html"
+    harness.write_text(page, encoding="utf-8")
+    done = subprocess.run(
+        [
+            browser,
+            *FLAGS,
+            f"--user-data-dir={tmp_path / 'p2'}",
+            "--window-size=1280,900",
+            "--dump-dom",
+            harness.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+    )
+    found = re.search(r'data-layout="([^"]*)"', done.stdout.decode("utf-8"))
+    assert found, done.stdout.decode("utf-8")[-2000:]
+    layout = json.loads(html.unescape(found.group(1)))
+    assert layout["rows"], layout  # query, filter and the selects on one row
+    assert layout["fonts"][0] == layout["fonts"][1], layout
+    assert layout["hits"] >= 9 and set(layout["metaLines"]) == {1}, layout  # rank, score, cos · bm25

@@ -400,3 +400,67 @@ def test_the_host_check_stays_on_beyond_loopback(home: Path, tmp_path: Path) -> 
             assert call(url, headers={"Host": host}).status == 200, host
     finally:
         server.stop()
+
+
+# --- issue 23 item 7: a request cancelled by the shutdown answers JSON 503, not text/plain 500 ---
+
+
+def _serve_in_thread(app, graceful: int):  # (signals are left alone off the main thread)
+    import uvicorn
+
+    from simsearch.server import protocol
+    from simsearch.server.guard import Guard
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    guarded = Guard(app, max_body=1 << 20, max_write_body=1 << 20, hosts=None)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            guarded,
+            lifespan="off",
+            log_level="critical",
+            http=protocol.GuardedH11Protocol,
+            timeout_graceful_shutdown=graceful,
+        )
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    return server, thread, f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_a_request_cancelled_by_the_shutdown_is_a_json_503() -> None:
+    import asyncio
+
+    async def slow_write(scope, receive, send) -> None:
+        await asyncio.sleep(60)  # a write still encoding when the graceful shutdown runs out
+
+    server, thread, url = _serve_in_thread(slow_write, graceful=1)
+    answers: list = []
+    client = threading.Thread(
+        target=lambda: answers.append(call(url + "/indexes/x/documents", "POST", {"documents": []}))
+    )
+    client.start()
+    time.sleep(0.5)  # the request is in flight
+    server.should_exit = True  # what SIGTERM does
+    client.join(30)
+    thread.join(30)
+    (answer,) = answers
+    assert answer.status == 503
+    assert answer.headers["content-type"] == "application/json"
+    assert "shutting down" in answer.json()["error"]
+
+
+def test_an_app_that_never_answers_gets_a_json_500() -> None:
+    async def silent(scope, receive, send) -> None:
+        return None  # uvicorn's own fallback answer must be JSON too
+
+    server, thread, url = _serve_in_thread(silent, graceful=1)
+    try:
+        answer = call(url + "/v1/embeddings", "POST", {"input": "x"})
+    finally:
+        server.should_exit = True
+        thread.join(30)
+    assert answer.status == 500 and answer.headers["content-type"] == "application/json"
+    assert answer.json()["error"]["type"] == "server_error"
