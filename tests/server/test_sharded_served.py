@@ -36,3 +36,55 @@ def test_served_sharded_index_searches_and_writes(index_dir: Path, tiny_bert: Pa
         assert target.delete(["new", "d0"])["deleted"] == 2 and target.manifest["count"] == 23
     finally:
         served.close()
+
+
+def test_a_served_sharded_index_answers_concurrent_mixed_requests_like_the_plain_one(
+    tmp_path: Path, bundled_encoder
+) -> None:
+    """200 requests at once, dense (batched on the model's thread), hybrid, lexical and filtered,
+    on a served 3-shard index: none hangs (the model's thread never waits on a shard thread that
+    waits on the model), and each answers with the plain index's hits."""
+    import json
+    import urllib.parse
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.server.helpers import call, start_server
+
+    home = tmp_path / "home"
+    words = "bread fresh stale oven garden water steak rest mulch train city river 서울 지하철 버스 김치".split()
+    docs = [
+        Document(f"d{i:03d}", " ".join(words[(i * 7 + j * 3) % len(words)] for j in range(2 + i % 5)), {"lang": ["en", "ko"][i % 2], "i": i})
+        for i in range(90)
+    ]
+    Index.build(docs, "plain", bundled_encoder, index_dir=home)
+    Index.build(docs, "sh", bundled_encoder, index_dir=home, shards=3)
+    plain = Index.open("plain", index_dir=home)
+    asks = []
+    for n in range(200):
+        query = " ".join(words[(n * 5 + j) % len(words)] for j in range(1 + n % 3))
+        mode = ["dense", "hybrid", "lexical", "dense", "hybrid"][n % 5]
+        where = [None, {"lang": "en"}, {"i": {">=": 30}}, None][n % 4]
+        if mode == "lexical" and where is None:
+            where = {"lang": "ko"}
+        asks.append((query, mode, where, 1 + n % 12))
+    server = start_server(home, ["sh"], log=tmp_path / "serve.log", timeout=300)
+    try:
+
+        def ask(item):
+            query, mode, where, k = item
+            params = {"query": query, "k": k, "mode": mode, **({"where": json.dumps(where)} if where else {})}
+            return call(f"{server.url}/indexes/sh/search?" + urllib.parse.urlencode(params))
+
+        with ThreadPoolExecutor(24) as pool:
+            answers = list(pool.map(ask, asks, timeout=600))
+        for (query, mode, where, k), answer in zip(asks, answers):
+            assert answer.status == 200, answer.body
+            want = plain.search(query, k, mode=mode, where=where)
+            got = answer.json()["hits"]
+            assert len(got) == len(want), (query, mode, where)
+            for g, w in zip(got, want):  # the server encodes in batches: cosines agree to ~1e-6
+                assert abs(g["score"] - w.score) <= 1e-4, (query, mode, where)
+                assert g["id"] in {x.id for x in want if abs(x.score - w.score) <= 1e-4}, (query, mode, where)
+        assert call(f"{server.url}/health").status == 200
+    finally:
+        assert server.stop() == 0, server.stderr()
