@@ -182,12 +182,12 @@ def main() -> None:
 
 
 def _query_sections(args, sections, texts, vectors, log) -> list[str]:
-    from simsearch.encode import onnx_encoder as onnx_backend
+    from simsearch.encode import onnx_export
     from simsearch.encode.torch_encoder import Encoder
 
     from . import prebuilt, queries
 
-    onnx_backend.prepare(Encoder())  # the export a real build would have made
+    onnx_export.prepare(Encoder())  # the export a real build would have made
     home = Path(tempfile.mkdtemp(prefix="simsearch-bench-"))
     doc_texts, doc_vectors = prebuilt.extend(texts, vectors, args.docs)
     log(f"building a {len(doc_texts)}-document index ({len(texts)} real vectors)")

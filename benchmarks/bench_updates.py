@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from simsearch.store.index_types import builder, rebuild_builder
-from simsearch.store.writer import StoreWriter
+from simsearch.store.write.writer import StoreWriter
 from simsearch.store.faiss_file import FaissFile, apply_changes, to_blob
 
 

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.corpus import shuffled, vectors as corpus_vectors
-from simsearch.analysis import Analyzer
+from simsearch.store.lexical.analyzer import Analyzer
 from simsearch.index import Index
 from simsearch.readers import Document
 from simsearch.store import lexical
@@ -183,7 +183,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="simsearch-bench-") as tmp:
         home = Path(tmp)
         if sections & {"filters", "modes"}:
-            from simsearch.encode.onnx_encoder import prepare
+            from simsearch.encode.onnx_export import prepare
             from simsearch.encode.torch_encoder import Encoder
 
             real = Encoder()

@@ -16,7 +16,7 @@ import json
 
 import numpy as np
 
-from simsearch.encode import onnx_encoder
+from simsearch.encode import onnx_encoder, onnx_export
 from simsearch.encode.torch_encoder import Encoder
 from simsearch.eval.metrics import spearman
 
@@ -41,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     first, second, gold = _pairs(args.file)
     documents = Encoder(precision=args.precision)
-    directory = onnx_encoder.prepare(documents)
+    directory = onnx_export.prepare(documents)
     fast = onnx_encoder.load(
         documents.model_id, str(documents.model_path), documents.pooling, documents.max_length, args.precision
     )

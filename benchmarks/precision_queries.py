@@ -36,7 +36,7 @@ PRECISIONS = ("fp32", "int8", "bf16")
 def _indexes(home: Path, texts: list[str], vectors: np.ndarray, log) -> dict[str, Any]:
     """fp32 / int8 / bf16 indexes of the same vectors, with the exports their builds would write."""
     from simsearch import Index
-    from simsearch.encode import onnx_encoder
+    from simsearch.encode import onnx_export
     from simsearch.encode.torch_encoder import Encoder
 
     unique = list(dict.fromkeys(texts))
@@ -46,7 +46,7 @@ def _indexes(home: Path, texts: list[str], vectors: np.ndarray, log) -> dict[str
         encoder.precision = precision
         Index.build(unique, precision, encoder, index_dir=home, force=True, index_type="flat")
         torch_encoders[precision] = Encoder(precision=precision)
-        directory = onnx_encoder.prepare(torch_encoders[precision])
+        directory = onnx_export.prepare(torch_encoders[precision])
         log(f"{precision}: export {'kept' if directory else 'not used (see its meta.json)'}")
     return torch_encoders
 

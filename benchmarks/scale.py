@@ -9,7 +9,7 @@
    core), alternating, ``--rounds`` times each. The cluster is started before timing (its start is
    reported apart); the Ray build's time includes loading the model in its actors.
 2. Query latency: ``--docs`` random unit 384-d vectors (the sizes of the default model) written
-   through the build seam (:func:`simsearch.store.bulk.open_sink`) as one plain exact index and as
+   through the build seam (:func:`simsearch.store.write.bulk.open_sink`) as one plain exact index and as
    ``--shards`` exact shards; single-query ``search_vectors`` p50/p95, interleaved query by query.
    Random vectors cost an exact scan exactly what real ones do (no pruning in a flat index).
 Results: ``benchmarks/results/scale.json`` and a markdown table on stdout.
@@ -66,7 +66,7 @@ def build_section(sentences: int, rounds: int, workers: int) -> dict[str, Any]:
     from simsearch.readers import ReadOptions, read_documents
     from simsearch.scale.build import EncoderSpec, RayOptions, ray_build
 
-    from simsearch.encode.onnx_encoder import prepare
+    from simsearch.encode.onnx_export import prepare
 
     texts = corpus.sentences(sentences)
     prepare(Encoder())  # both builds end by exporting the model for queries: done once, before timing
@@ -148,7 +148,7 @@ def encode_section(sentences: int, rounds: int) -> dict[str, Any]:
 def query_section(docs: int, shards: int, queries: int) -> dict[str, Any]:
     from simsearch.index import Index
     from simsearch.readers import Document
-    from simsearch.store.bulk import open_sink
+    from simsearch.store.write.bulk import open_sink
 
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((docs, 384)).astype(np.float32)

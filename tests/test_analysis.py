@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simsearch.analysis import Analyzer, describe
+from simsearch.store.lexical.analyzer import Analyzer, describe
 from simsearch.errors import IndexCorruptError
 
 analyze = Analyzer()

@@ -64,7 +64,7 @@ def offenders(source_prefix: str, forbidden: str, allowed: tuple[str, ...] = ())
 def test_the_import_walk_sees_imports() -> None:
     """Guards the checks below against passing because nothing was parsed."""
     assert "simsearch.store.manifest" in MODULES
-    assert "simsearch.store.manifest.read_manifest" in MODULES["simsearch.store.reader"]
+    assert "simsearch.store.manifest.read_manifest" in MODULES["simsearch.store.generation"]
     assert "click" in MODULES["simsearch.cli.main"]
     assert len(MODULES) > 30
 
@@ -138,3 +138,90 @@ def test_architecture_doc_lists_every_module_and_no_other() -> None:
     assert documented, "no module table found in docs/architecture.md"
     assert sorted(on_disk - documented) == [], "modules missing from docs/architecture.md"
     assert sorted(documented - on_disk) == [], "docs/architecture.md lists modules that do not exist"
+
+
+def test_search_receives_vectors_never_a_model() -> None:
+    """search/ may name the Encoder Protocol as a type, never an encoder module or the index."""
+    assert offenders("simsearch.search", "simsearch.encode") == []
+    assert offenders("simsearch.search", "simsearch.index") == []
+    assert offenders("simsearch.search", "simsearch.scale") == []
+
+
+def test_the_store_knows_no_search_and_scale_no_index() -> None:
+    assert offenders("simsearch.store", "simsearch.search") == []
+    assert offenders("simsearch.store", "simsearch.scale") == []
+    assert offenders("simsearch.scale", "simsearch.index") == []
+    assert offenders("simsearch.readers", "simsearch.store") == []
+    assert offenders("simsearch.readers", "simsearch.index") == []
+
+
+def test_no_import_cycles() -> None:
+    """Between modules (lazy imports inside functions count too): the strongly connected
+    components of the import graph are single modules."""
+    graph = {module: edges_of(PACKAGE.parent / (module.replace(".", "/"))) - {module} for module in MODULES}
+    index, low, stack, on_stack, cycles = {}, {}, [], set(), []
+    counter = [0]
+
+    def visit(node: str) -> None:  # Tarjan's algorithm
+        index[node] = low[node] = counter[0]
+        counter[0] += 1
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in graph[node]:
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for node in graph:
+        if node not in index:
+            visit(node)
+    assert cycles == []
+
+
+def _resolve(target: str) -> str | None:
+    while target and target not in MODULES:
+        target = target.rpartition(".")[0]
+    return target or None
+
+
+def edges_of(stem: Path) -> set[str]:
+    """The package's modules one module imports: ``from pkg import module`` is an edge to that
+    module, not to the package (as Python itself resolves it)."""
+    file = stem / "__init__.py" if stem.is_dir() else stem.with_suffix(".py")
+    package = module_name(file).split(".")
+    if file.name != "__init__.py":
+        package = package[:-1]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(t for alias in node.names if (t := _resolve(alias.name)))
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
+            for alias in node.names:
+                target = _resolve(f"{base}.{alias.name}") if f"{base}.{alias.name}" in MODULES else _resolve(base)
+                if target:
+                    found.add(target)
+    return found
+
+
+def test_no_module_is_over_400_lines() -> None:
+    long = {
+        str(f.relative_to(REPO)): n
+        for f in PACKAGE.rglob("*.py")
+        if (n := len(f.read_text(encoding="utf-8").splitlines())) > 400
+    }
+    assert long == {}

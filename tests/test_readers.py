@@ -1,4 +1,4 @@
-"""Tests for simsearch.readers and simsearch.splitting: every format, split mode and input error."""
+"""Tests for simsearch.readers and simsearch.readers.splitting: every format, split mode and input error."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from simsearch.errors import InputError
 from simsearch.readers import Document, ReadOptions, read_documents
-from simsearch.splitting import split_lines, split_paragraphs, split_sentences
+from simsearch.readers.splitting import split_lines, split_paragraphs, split_sentences
 
 
 def read(*sources: str | Path, stdin: bytes | None = None, **options) -> list[Document]:

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from simsearch.errors import InputError, SimsearchError
-from simsearch.parquet_reader import read_parquet
+from simsearch.readers.parquet import read_parquet
 from simsearch.readers import ReadOptions, read_documents
 
 
@@ -68,7 +68,7 @@ def test_format_option_reads_any_suffix(papers: Path, tmp_path: Path) -> None:
 
 
 def test_row_ranges_split_the_file_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import simsearch.parquet_reader as reader
+    import simsearch.readers.parquet as reader
 
     monkeypatch.setattr(reader, "PARQUET_BATCH", 3)  # batches smaller than row groups
     texts = [f"row number {n}" for n in range(23)]

@@ -1,4 +1,4 @@
-"""``simsearch export``: every document of an index as Parquet or JSON lines (work in simsearch.export)."""
+"""``simsearch export``: every document of an index as Parquet or JSON lines (work in simsearch.index.export)."""
 
 from __future__ import annotations
 

@@ -195,7 +195,7 @@ def build(
             raise click.UsageError("--vectors-field builds from stored vectors: no encoding, so no --ray")
         from simsearch.encode.torch_encoder import Encoder
         from simsearch.index import Index
-        from simsearch.parquet_reader import precomputed
+        from simsearch.readers.parquet import precomputed
 
         announce(f"loading model {model or DEFAULT_MODEL} ...")
         encoder = Encoder(
@@ -213,7 +213,7 @@ def build(
             tune_queries=tuning,
         )
     else:
-        from simsearch.counting import count_documents
+        from simsearch.readers.counting import count_documents
 
         encoder = None
         if ray_address is None:  # loading takes seconds: say so before the bar starts
@@ -324,7 +324,7 @@ def query(
         texts += read_lines_from(queries_file, read_queries)
     if not texts:
         raise click.UsageError("give at least one QUERY or --queries-file")
-    from simsearch.store.where_text import parse_cli
+    from simsearch.search.where_text import parse_cli
 
     filters = parse_cli(where) if where else None
     results = open_index(name, index_dir).search(texts, k=k, min_score=min_score, mode=mode, where=filters)

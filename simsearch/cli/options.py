@@ -175,7 +175,7 @@ def announce(message: str) -> None:
 
 class progress_bar:
     """A progress bar on stderr while encoding, only when stderr is a terminal; with ``total``
-    (see :func:`simsearch.counting.count_documents`) it shows percent done and time left."""
+    (see :func:`simsearch.readers.counting.count_documents`) it shows percent done and time left."""
 
     def __init__(self, label: str, total: int | None = None) -> None:
         self.label = label

@@ -1,4 +1,4 @@
-"""``simsearch add / delete / compact / verify``: changing an index in place (work in simsearch.store.updates)."""
+"""``simsearch add / delete / compact / verify``: changing an index in place (work in simsearch.store.write.updates)."""
 
 from __future__ import annotations
 
@@ -61,14 +61,14 @@ def add(
     """
     from simsearch.readers import read_documents
 
-    from simsearch.counting import count_documents
+    from simsearch.readers.counting import count_documents
 
     index = open_index(name, index_dir)
     options = ReadOptions(fmt, text_field, id_field, split, derived_ids=index.derived_ids)
     with progress_bar("encoding", count_documents(sources, options)) as progress:
         documents = read_documents(sources, options)
         if id_field is None and not allow_duplicates:
-            from simsearch.store.duplicates import refuse_copies
+            from simsearch.store.write.duplicates import refuse_copies
 
             documents = refuse_copies(index.path, documents, name=name)
         stats = index.add(documents, batch_size=batch_size, progress=progress, device=device)

@@ -148,11 +148,3 @@ def load(
     except Exception:  # a damaged cache entry: drop it, the torch encoder takes over
         shutil.rmtree(directory, ignore_errors=True)
         return None
-
-
-def prepare(encoder: Any) -> Path | None:
-    """Export ``encoder``'s model to the cache unless there already; None where it cannot be
-    (see :func:`simsearch.encode.onnx_export.prepare`)."""
-    from simsearch.encode.onnx_export import prepare as export
-
-    return export(encoder)

@@ -151,7 +151,7 @@ def _search_temporary(
 
 def _analyzer_name(manifest: dict[str, Any], mode: str) -> str | None:
     """The analyzer a report names (None in dense mode, which uses none)."""
-    from simsearch.analysis import describe
+    from simsearch.store.lexical.analyzer import describe
     from simsearch.store.lexical import lexical_settings
 
     settings = lexical_settings(manifest)

@@ -3,12 +3,12 @@ and the build pipeline. ``from simsearch.index import Index, Hit`` keeps working
 
 from __future__ import annotations
 
-from simsearch.hits import Hit
+from simsearch.search.hits import Hit
 from simsearch.index.api import Index, open_path, opened
 from simsearch.index.build import check_unit_rows, encode_tune_queries
 from simsearch.index.model import check_encoder, load_encoder
-from simsearch.manifest_fields import check_own_model, derived_id_rule
-from simsearch.store.commit import BuildStats, commit_build, tune_query_texts
+from simsearch.store.manifest_fields import check_own_model, derived_id_rule
+from simsearch.store.write.commit import BuildStats, commit_build, tune_query_texts
 from simsearch.validate import check_queries, check_query
 
 __all__ = [

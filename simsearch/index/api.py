@@ -3,7 +3,7 @@
 The topology is plugged in, not inherited: an :class:`Index` plans each query once (its model
 encodes it, :mod:`simsearch.index.plan`) and hands a typed request to its
 :class:`~simsearch.search.searcher.Searcher` (one store, shards over threads, or shard actors on
-Ray, :mod:`simsearch.scale.searcher`); every write goes through :mod:`simsearch.store.writes`,
+Ray, :mod:`simsearch.scale.searcher`); every write goes through :mod:`simsearch.store.write`,
 which picks the layout's writer, and the searcher then follows the new generation.
 """
 
@@ -16,32 +16,29 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence, ov
 import numpy as np
 
 from simsearch.errors import IndexNotFoundError, SimsearchError
-from simsearch.hits import Hit
+from simsearch.search.hits import Hit
 from simsearch.index import build as building
+from simsearch.index.description import Description
+from simsearch.index.documents import DocumentAccess
+from simsearch.index.writing import WriteAccess
 from simsearch.index.model import check_encoder, load_encoder
 from simsearch.index.plan import compile_filter, plan
-from simsearch.manifest_fields import check_own_model, derived_id_rule
+from simsearch.store.manifest_fields import check_own_model, derived_id_rule
 from simsearch.readers import Document
 from simsearch.search.modes import check_mode
 from simsearch.search.request import SearchRequest
 from simsearch.search.searcher import LocalSearcher, Searcher
-from simsearch.store import writes
-from simsearch.store.commit import BuildStats
-from simsearch.store.faiss_file import from_blobs
+from simsearch.store.write.commit import BuildStats
 from simsearch.store.home import locate
 from simsearch.store.manifest import Manifest
-from simsearch.store.reader import Row, Store
 from simsearch.store.shardset import ShardSet
-from simsearch.validate import check_queries, lookup_ids
+from simsearch.validate import check_queries
 
 if TYPE_CHECKING:
     from simsearch.encode import Encoder
-    from simsearch.export import Source
-    from simsearch.store.updates import AddStats, CompactStats, DeleteStats
-    from simsearch.store.verify import VerifyReport
 
 
-class Index:
+class Index(DocumentAccess, WriteAccess):
     """A searchable index directory. Create with :meth:`build`, reopen with :meth:`open`.
 
     >>> index = Index.build(["first doc", "second doc"], "demo")
@@ -54,7 +51,7 @@ class Index:
         self._path = path
         self._searcher = searcher
         self._local = shards
-        self._described: ShardSet | _Described = shards if shards is not None else _Described.read(path)
+        self._described: ShardSet | Description = shards if shards is not None else Description.read(path)
         self._encoder: Encoder | None = None
         self._exported = False  # whether the ONNX export of the encoder was prepared
         self.last_build: BuildStats | None = None
@@ -146,7 +143,7 @@ class Index:
             lexical=lexical,
             tune_queries=tune_queries,
         )
-        from simsearch.encode.onnx_encoder import prepare
+        from simsearch.encode.onnx_export import prepare
 
         prepare(encoder)  # export for fast queries now, while the model is loaded anyway
         return opened(path, encoder, stats, exported=True)
@@ -273,7 +270,7 @@ class Index:
         ``mode`` is ``dense`` (cosine), ``lexical`` (BM25) or ``hybrid`` (both, fused; see
         :mod:`simsearch.search.fusion`); the default is hybrid when the index has a lexical part, else
         dense. ``where`` keeps only documents whose metadata match, before ranking, e.g.
-        ``{"lang": "ko", "year": {">=": 2020}}`` (see :mod:`simsearch.store.filters`).
+        ``{"lang": "ko", "year": {">=": 2020}}`` (see :mod:`simsearch.search.where`).
         ``min_score`` drops hits whose cosine is below it (dense and hybrid modes). The answer
         is the same whatever the topology: ties are broken by document id.
         """
@@ -293,7 +290,7 @@ class Index:
         )
         results = self._searcher.search(request)
         if mode != "lexical" and not self._exported:
-            from simsearch.encode.onnx_encoder import prepare
+            from simsearch.encode.onnx_export import prepare
 
             self._exported = True
             prepare(self.encoder)  # the documented moment: so the next process takes the fast path
@@ -317,115 +314,10 @@ class Index:
         )
         return self._searcher.search(request)
 
-    def add(
-        self,
-        documents: Iterable[Document | str],
-        *,
-        batch_size: int | None = None,
-        progress: Callable[[int], None] | None = None,
-        device: str = "cpu",
-    ) -> AddStats:
-        """Upsert ``documents`` by id with the index's own model, as one atomic write.
-
-        Unchanged documents (same text hash and metadata) are not re-encoded; changed texts are
-        re-embedded and replaced. Plain strings get their content hash as id. Duplicate ids in
-        the input raise :class:`~simsearch.errors.InputError` and nothing is written.
-        ``device`` runs the model there (``cuda``: the torch encoder on the GPU, checked before
-        anything is read, as in :meth:`build`); ``cpu`` uses :attr:`encoder`.
-        """
-        encoder = self._encoder_on(device)
-        stats = writes.add(
-            self.path, documents, self._identity(), encoder, batch_size=batch_size, progress=progress
-        )
-        self._follow(stats.generation)
-        return stats
-
-    def delete(self, ids: Iterable[str]) -> DeleteStats:
-        """Delete documents by id, atomically; unknown ids are reported in the stats."""
-        stats = writes.delete(self.path, ids, lambda: self.encoder)
-        self._follow(stats.generation)
-        return stats
-
-    def compact(self) -> CompactStats:
-        """Reclaim the space of deleted and replaced documents (SQLite VACUUM, FAISS rebuilt)."""
-        stats = writes.compact(self.path, lambda: self.encoder)
-        self._follow(stats.generation)
-        return stats
-
-    def reindex_lexical(self) -> int:
-        """(Re)build the lexical part from the stored texts, as one new generation (no encoding);
-        adds it to an index built without one. Returns the new generation."""
-        generation = writes.reindex_lexical(self.path)
-        self._follow(generation)
-        return generation
-
-    def verify(self, repair: bool = False) -> VerifyReport:
-        """Check manifest, checksums, FAISS/SQLite agreement and the model; ``repair`` rebuilds
-        the FAISS file from the stored vectors (no sources needed)."""
-        from simsearch.store.verify import verify_index
-
-        report = verify_index(self.path, encoder=self._encoder, repair=repair, load_encoder=load_encoder)
-        if report.repaired and report.generation is not None:
-            self._follow(report.generation)
-        return report
-
     def reload(self) -> None:
         """Follow the newest generation committed on disk (by this process or another); searches
         already running finish on the generation they hold. Cheap when nothing changed."""
-        self._follow(_Described.read(self.path).generation)
-
-    def local_stores(self) -> list[Store]:
-        """The current generation's stores opened in this process, in shard order (a Ray index
-        opens them on first need): for tools that read the files themselves (``eval ann``)."""
-        return list(self._shard_set().stores)
-
-    def ids(self) -> list[str]:
-        """Every document id, in storage order (shard by shard)."""
-        return self._shard_set().ids()
-
-    def get(self, ids: Iterable[str]) -> list[Document]:
-        """The stored documents of ``ids``, in the order given; ids not in the index are skipped."""
-        return [Document(doc_id, text, metadata) for doc_id, text, metadata, _ in self._rows(ids, False)]
-
-    def get_vectors(self, ids: Iterable[str]) -> tuple[list[str], np.ndarray]:
-        """The stored vectors of ``ids`` that exist (float32 unit rows), with those ids in order."""
-        rows = self._rows(ids, True)
-        dim = self._identity().dim
-        blobs = [r[3] for r in rows if r[3] is not None]  # asked for: every row has its vector
-        matrix = from_blobs(blobs, dim) if blobs else np.zeros((0, dim), np.float32)
-        return [r[0] for r in rows], matrix
-
-    def to_arrow(self, *, vectors: bool = True, metadata: str = "json") -> Any:
-        """Every document as a ``pyarrow.Table``: ``id``, ``text``, ``metadata`` (JSON text, or
-        one column per key with ``metadata="columns"``) and ``vector`` (fixed-size list of
-        float32); the schema metadata records the model. Needs the ``parquet`` extra."""
-        from simsearch.export import to_arrow
-
-        return to_arrow(self._export_source(), vectors=vectors, metadata=metadata)
-
-    def export(
-        self,
-        output: str | os.PathLike[str],
-        *,
-        format: str = "parquet",
-        vectors: bool = False,
-        metadata: str = "json",
-        force: bool = False,
-        stdout: Any = None,
-    ) -> int:
-        """Write every document to a Parquet or JSON-lines file (``-``: ``stdout``, JSON lines);
-        see :meth:`to_arrow`. A file appears complete or not at all. Returns the count written."""
-        from simsearch.export import export
-
-        return export(
-            self._export_source(),
-            output,
-            fmt=format,
-            vectors=vectors,
-            metadata=metadata,
-            force=force,
-            stdout=stdout,
-        )
+        self._follow(Description.read(self.path).generation)
 
     def close(self) -> None:
         self._searcher.close()
@@ -436,15 +328,6 @@ class Index:
         """The manifest naming this index's model (a sharded index answers with a shard's)."""
         return self._described.identity
 
-    def _encoder_on(self, device: str) -> Callable[[], Encoder]:
-        """The encoder an add runs: :attr:`encoder` (loaded when first needed) on ``cpu``, else the
-        index's model loaded on ``device`` now, so a bad device fails before any input is read."""
-        if device == "cpu":
-            return lambda: self.encoder
-        check_own_model(self._identity())
-        encoder = load_encoder(self._identity(), device=device)
-        return lambda: encoder
-
     def _follow(self, generation: int) -> None:
         """Follow a write: searches already running finish on the generation they hold."""
         if generation == self._described.generation:
@@ -453,7 +336,7 @@ class Index:
         if isinstance(self._searcher, LocalSearcher):
             self._local = self._described = self._searcher.shards
         else:
-            self._local, self._described = None, _Described.read(self.path)
+            self._local, self._described = None, Description.read(self.path)
 
     def _shard_set(self) -> ShardSet:
         """The current generation opened in this process (a Ray index opens it on first need)."""
@@ -462,53 +345,6 @@ class Index:
         if self._local is None or self._local.generation != self._described.generation:
             self._local = ShardSet.open(self.path)
         return self._local
-
-    def _rows(self, ids: Iterable[str], vectors: bool) -> list[Row]:
-        wanted = lookup_ids(ids)
-        found = self._shard_set().rows_by_id(wanted, vectors)
-        return [found[i] for i in wanted if i in found]
-
-    def _export_source(self) -> Source:
-        """Every shard, in shard order, described as one index (its name and total count)."""
-        from simsearch.export import Source
-
-        shards = self._shard_set()  # one generation, even if a write reopens meanwhile
-        return Source(list(shards.stores), shards.identity.replace(count=shards.count))
-
-
-class _Described:
-    """What an index says about itself, read from its manifests without opening its data
-    (a Ray index's searcher holds the data; the driver reads only this)."""
-
-    def __init__(self, top: Mapping[str, Any], identity: Manifest, shard_count: int) -> None:
-        self._top = dict(top)
-        self.identity = identity
-        self.shard_count = shard_count
-
-    @classmethod
-    def read(cls, path: Path) -> _Described:
-        from simsearch.store.manifest import read_manifest
-        from simsearch.store.shards import check_part, is_sharded, read_top_manifest
-
-        if not is_sharded(path):
-            manifest = read_manifest(path)
-            return cls(manifest.to_dict(), manifest, 1)
-        top = read_top_manifest(path)
-        parts = top["shards"]["parts"]
-        check_part(path, parts[0])
-        identity = read_manifest(path / parts[0]["dir"]).replace(name=str(top.get("name", path.name)))
-        return cls(top, identity, len(parts))
-
-    def manifest(self) -> dict[str, Any]:
-        return dict(self._top)
-
-    @property
-    def count(self) -> int:
-        return int(self._top["count"])
-
-    @property
-    def generation(self) -> int:
-        return int(self._top["generation"])
 
 
 def open_path(path: Path) -> Index:

@@ -10,7 +10,7 @@ import numpy as np
 
 from simsearch.errors import InputError
 from simsearch.readers import Document
-from simsearch.store.commit import BuildStats, commit_build, tune_query_texts
+from simsearch.store.write.commit import BuildStats, commit_build, tune_query_texts
 from simsearch.store.sql import batches
 from simsearch.validate import check_document
 
@@ -34,7 +34,7 @@ def write_encoded(
     tune_queries: Sequence[str] | None,
 ) -> BuildStats:
     """Encode ``documents`` with ``encoder`` and commit them as the new index at ``path``."""
-    from simsearch.store.bulk import open_sink
+    from simsearch.store.write.bulk import open_sink
     from simsearch.store.index_types import builder
 
     builder(index_type, target_recall)  # bad types fail before any encoding
@@ -47,7 +47,14 @@ def write_encoded(
             truncated += cut
             sink.write(chunk, vectors)
         count = commit_build(
-            sink, encoder, path, truncated, index_type, target_recall, lexical=lexical, tune_vectors=tune_vectors
+            sink,
+            encoder,
+            path,
+            truncated,
+            index_type,
+            target_recall,
+            lexical=lexical,
+            tune_vectors=tune_vectors,
         )
     return BuildStats(count, truncated, time.perf_counter() - started)
 
@@ -64,7 +71,7 @@ def write_vectors(
     tune_queries: Sequence[str] | None,
 ) -> BuildStats:
     """Commit documents whose vectors are already computed (by ``encoder``'s model) at ``path``."""
-    from simsearch.store.bulk import open_sink
+    from simsearch.store.write.bulk import open_sink
     from simsearch.store.index_types import builder
 
     builder(index_type, target_recall)  # bad types fail before anything is read

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from simsearch.errors import ModelError
-from simsearch.manifest_fields import model_dir
+from simsearch.store.manifest_fields import model_dir
 from simsearch.store.fingerprint import check_model_files
 from simsearch.store.manifest import EXACT_FACTORY, Manifest, identity_mismatch, identity_of
 

@@ -15,7 +15,7 @@ import numpy as np
 from simsearch.search.fusion import dense_weight
 from simsearch.search.request import SearchRequest
 from simsearch.store import lexical
-from simsearch.store.filters import Condition, compile_where
+from simsearch.search.where import Condition, compile_where
 from simsearch.store.manifest import Manifest
 
 NOTHING: Condition = ("0", ())  # the filter of an index without documents: keeps none

@@ -31,12 +31,12 @@ except ImportError as exc:  # pragma: no cover - depends on the extras installed
     raise missing_extra("haystack", exc) from None
 
 from simsearch.errors import SimsearchError
-from simsearch.hits import Hit
+from simsearch.search.hits import Hit
 from simsearch.index import Index
 from simsearch.integrations.external import GivenVectors, unit_rows
 from simsearch.integrations.haystack_filters import to_where
 from simsearch.integrations.where import all_of, matching_ids, run_where, search_where
-from simsearch.records import Document
+from simsearch.readers.records import Document
 from simsearch.store.manifest import MANIFEST, read_manifest
 
 if TYPE_CHECKING:

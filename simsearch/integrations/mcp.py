@@ -27,8 +27,8 @@ except ImportError as exc:  # pragma: no cover - depends on the extras installed
 
 from simsearch import __version__
 from simsearch.errors import IndexNotFoundError, SimsearchError
-from simsearch.hits import Hit
-from simsearch.records import Document
+from simsearch.search.hits import Hit
+from simsearch.readers.records import Document
 from simsearch.validate import check_document, document_ids
 
 MAX_TEXT = 1000  # characters of each text a tool returns (the default of --max-text)

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from simsearch.errors import UnknownFieldError
-from simsearch.hits import Hit
+from simsearch.search.hits import Hit
 from simsearch.index import Index
 
 NOTHING: dict[str, Any] = {"$or": []}  # matches no document (an empty disjunction)

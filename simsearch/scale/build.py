@@ -3,7 +3,7 @@
 Sources are split into read tasks (one per file; a large file into several parts: row ranges
 of a Parquet file, every m-th document of other formats), read by Ray Data, and encoded by ``map_batches`` over a fixed pool of
 encoder actors (each loads the model once). Encoded batches stream back to this process, which
-routes them to the shard writers by id hash (:mod:`simsearch.store.bulk`, the same code as a
+routes them to the shard writers by id hash (:mod:`simsearch.store.write.bulk`, the same code as a
 local build) and commits once: a failure anywhere leaves the previous index (or none).
 """
 
@@ -135,7 +135,7 @@ def _is_parquet(path: Path, options: ReadOptions) -> bool:
 def read_part(task: dict[str, Any], options: ReadOptions) -> Iterator[dict[str, Any]]:
     """The documents of one read task, as Ray Data rows (metadata as JSON text)."""
     if "start" in task:
-        from simsearch.parquet_reader import read_parquet
+        from simsearch.readers.parquet import read_parquet
 
         docs: Iterator[Document] = read_parquet(
             task["source"], options, start=task["start"], stop=task["stop"]
@@ -172,7 +172,7 @@ def ray_build(
 ) -> Any:
     """Build the index at ``path`` on Ray; returns the opened :class:`~simsearch.index.Index`."""
     from simsearch.index import BuildStats, open_path, commit_build, tune_query_texts
-    from simsearch.store.bulk import open_sink
+    from simsearch.store.write.bulk import open_sink
     from simsearch.store.index_types import builder
 
     builder(index_type, target_recall)  # bad options fail before the cluster starts
@@ -204,7 +204,7 @@ def ray_build(
                 count = commit_build(
                     sink, encoder, path, truncated, index_type, target_recall, tune_vectors=tune_vectors
                 )
-    from simsearch.encode.onnx_encoder import prepare
+    from simsearch.encode.onnx_export import prepare
 
     prepare(encoder)
     index = open_path(path)

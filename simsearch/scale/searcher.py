@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from simsearch.errors import ShardUnavailableError, SimsearchError
-from simsearch.hits import Hit
+from simsearch.search.hits import Hit
 from simsearch.scale.cluster import LOCAL, first_line, import_ray, loopback_only, unwrap
 from simsearch.search import shard
 from simsearch.search.request import SearchRequest
 from simsearch.search.searcher import Searcher, Stored, run
-from simsearch.store.bm25 import Statistics
-from simsearch.store.filters import merge_types
+from simsearch.store.lexical.bm25 import Statistics
+from simsearch.search.where import merge_types
 from simsearch.store.manifest import read_manifest
 from simsearch.store.shards import check_part, is_sharded, read_top_manifest
 
@@ -36,7 +36,7 @@ class ShardActor:
     """Holds one shard (or a whole plain index) open and runs the shard functions on it."""
 
     def __init__(self, directory: str) -> None:
-        from simsearch.store.reader import Store
+        from simsearch.store.generation import Store
 
         self.store = Store.open(Path(directory))
 
@@ -49,7 +49,9 @@ class ShardActor:
     def statistics(self, terms: Sequence[str]) -> Statistics:
         return shard.statistics(self.store, terms)
 
-    def candidates(self, request: SearchRequest, collection: Statistics | None) -> list[list[shard.Candidate]]:
+    def candidates(
+        self, request: SearchRequest, collection: Statistics | None
+    ) -> list[list[shard.Candidate]]:
         return shard.candidates(self.store, request, collection)
 
     def fetch(self, rowids: Sequence[int]) -> Stored:

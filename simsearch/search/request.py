@@ -22,7 +22,7 @@ class SearchRequest:
 
     ``vectors``: float32 ``(n, dim)`` unit rows (None in lexical mode); ``tokens``: each query's
     analysed terms (None in dense mode); ``weights``: each query's dense weight in hybrid mode;
-    ``condition``: the compiled ``where`` (:func:`simsearch.store.filters.compile_where`; None:
+    ``condition``: the compiled ``where`` (:func:`simsearch.search.where.compile_where`; None:
     every document); ``min_score``: drop hits whose cosine is below it.
     """
 

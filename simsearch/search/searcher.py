@@ -19,13 +19,13 @@ from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from simsearch.hits import Hit
+from simsearch.search.hits import Hit
 from simsearch.search import shard
 from simsearch.search.ranking import Ranked, rank
 from simsearch.search.request import SearchRequest
-from simsearch.store.bm25 import combine
-from simsearch.store.filters import merge_types
-from simsearch.store.reader import Store
+from simsearch.store.lexical.bm25 import combine
+from simsearch.search.where import merge_types
+from simsearch.store.generation import Store
 from simsearch.store.shardset import ShardSet
 
 Stored = Mapping[int, tuple[str, str, dict[str, Any]]]  # a shard's fetched rows: id, text, metadata

@@ -20,10 +20,11 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from simsearch.search.request import SearchRequest
-from simsearch.store import filters, lexical
-from simsearch.store.bm25 import Postings, Statistics
-from simsearch.store.filtered import search_allowed
-from simsearch.store.reader import Store
+from simsearch.store import lexical
+from simsearch.search import where as filters
+from simsearch.store.lexical.bm25 import Postings, Statistics
+from simsearch.search.dense_filtered import search_allowed
+from simsearch.store.generation import Store
 
 SLACK = 8  # extra FAISS results per query: near-ties at the cut-off are settled in float64
 NEAR = 1e-5  # FAISS's float32 scores are this close to the exact cosine, with a wide margin
@@ -52,9 +53,7 @@ def statistics(store: Store, terms: Sequence[str]) -> Statistics:
     return _postings(store).statistics(terms)
 
 
-def candidates(
-    store: Store, request: SearchRequest, collection: Statistics | None
-) -> list[list[Candidate]]:
+def candidates(store: Store, request: SearchRequest, collection: Statistics | None) -> list[list[Candidate]]:
     """This shard's candidates for each query of ``request`` (see the module docstring);
     ``collection``: the whole index's statistics (lexical and hybrid modes)."""
     allowed = None
@@ -107,7 +106,9 @@ def _postings(store: Store) -> Postings:
     return lexical.postings(store)
 
 
-def _allowed(found: tuple[np.ndarray, np.ndarray], allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def _allowed(
+    found: tuple[np.ndarray, np.ndarray], allowed: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
     rowids, scores = found
     if allowed is None or not len(rowids):
         return rowids, scores

@@ -219,7 +219,7 @@ def _where_param(text: str | None) -> dict[str, Any] | None:
     if text is None or not text.strip():
         return None
     if not text.lstrip().startswith(("{", "[")):
-        from simsearch.store.where_text import parse_text
+        from simsearch.search.where_text import parse_text
 
         return parse_text(text, "where")  # a syntax mistake: QueryError, 422
     try:

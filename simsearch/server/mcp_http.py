@@ -10,8 +10,8 @@ from typing import Any
 from fastapi import FastAPI
 
 from simsearch.errors import IndexNotFoundError
-from simsearch.hits import Hit
-from simsearch.records import Document
+from simsearch.search.hits import Hit
+from simsearch.readers.records import Document
 from simsearch.server.state import Served, ServedIndex
 
 MCP_PATH = "/mcp"

@@ -166,7 +166,9 @@ class FaissFile:
         if self._reconstructs is None:
             inner = faiss.downcast_index(getattr(self.index, "index", self.index))
             storage = faiss.downcast_index(inner.storage) if isinstance(inner, faiss.IndexHNSW) else None
-            self._reconstructs = isinstance(self.index, faiss.IndexIDMap2) and isinstance(storage, faiss.IndexFlat)
+            self._reconstructs = isinstance(self.index, faiss.IndexIDMap2) and isinstance(
+                storage, faiss.IndexFlat
+            )
         if self._reconstructs and len(rowids):
             return self.index.reconstruct_batch(rowids)
         return None

@@ -28,7 +28,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from simsearch.errors import IndexCorruptError, IndexNotFoundError
 from simsearch.store.files import file_sha256, write_json_atomic
 from simsearch.store.manifest import FORMAT, MANIFEST, Manifest
-from simsearch.store.reader import Store
+from simsearch.store.generation import Store
 
 #: Sharded indexes carry format version 2, so a simsearch that reads only plain indexes (version 1)
 #: says "written by a newer simsearch; upgrade" instead of misreading the directory.

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from simsearch.store.manifest import Manifest
-from simsearch.store.reader import Row, Store
+from simsearch.store.generation import Row, Store
 from simsearch.store.shards import is_sharded, open_parts, plain_view, read_top_manifest, shard_of
 
 
@@ -93,7 +93,9 @@ class ShardSet:
         """The generation the index at ``path`` has committed now (a manifest read, no data)."""
         from simsearch.store.manifest import read_manifest
 
-        return int(read_top_manifest(path)["generation"]) if is_sharded(path) else read_manifest(path).generation
+        return (
+            int(read_top_manifest(path)["generation"]) if is_sharded(path) else read_manifest(path).generation
+        )
 
     @property
     def sharded(self) -> bool:

@@ -137,9 +137,9 @@ def test_a_failed_sharded_write_names_the_index_not_a_fork(
 ) -> None:
     import errno
 
-    from simsearch.store import writer
+    from simsearch.store.write import writer
     from simsearch.store.manifest import read_manifest
-    from simsearch.store.shard_updates import add_sharded, compact_sharded, delete_sharded
+    from simsearch.store.write.sharded import add_sharded, compact_sharded, delete_sharded
 
     def full_disk(self, *args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -164,7 +164,7 @@ def test_a_failed_sharded_write_names_the_index_not_a_fork(
 
 def test_a_renamed_index_is_named_as_typed_when_its_model_changed(index_dir: Path, fake_encoder) -> None:
     from simsearch.store.manifest import read_manifest
-    from simsearch.store.updates import check_same_model
+    from simsearch.store.write.updates import check_same_model
 
     path = Index.build(DOCS, "typed", fake_encoder, index_dir=index_dir).path
     stored = read_manifest(path)
@@ -247,7 +247,7 @@ def test_progress_counts_the_input_and_says_the_model_is_loading(
 
 
 def test_documents_are_counted_where_that_is_cheap(tmp_path: Path) -> None:
-    from simsearch.counting import count_documents
+    from simsearch.readers.counting import count_documents
     from simsearch.readers import ReadOptions
 
     (tmp_path / "a.txt").write_text("one\n\n two \n")

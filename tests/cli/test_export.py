@@ -155,7 +155,7 @@ def test_metadata_as_columns_round_trips(fake_encoder, tmp_path: Path) -> None:
     assert table.schema.field("year").type == pa.float64()  # ints and floats together
     out = tmp_path / "cols.parquet"
     assert index.export(out, vectors=True, metadata="columns") == 4
-    from simsearch.parquet_reader import precomputed
+    from simsearch.readers.parquet import precomputed
     from simsearch.readers import ReadOptions
 
     batches = list(precomputed([out], ReadOptions(id_field="id"), "vector", fake_encoder))

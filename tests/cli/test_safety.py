@@ -95,7 +95,7 @@ def test_query_json_stays_valid_over_old_nan_metadata(
 ) -> None:
     """An index written before the check (NaN stored) answers null, with a warning."""
     import simsearch.index.build as index_module
-    import simsearch.store.bulk as bulk_module
+    import simsearch.store.write.bulk as bulk_module
     from simsearch.encode.torch_encoder import Encoder
     from simsearch.readers import Document
 
@@ -211,7 +211,7 @@ def test_an_index_from_before_the_rule_keeps_its_ids(
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "a.txt").write_text("the cat sat\n", encoding="utf-8")
     monkeypatch.chdir(tmp_path)
-    import simsearch.manifest_fields as manifest_fields
+    import simsearch.store.manifest_fields as manifest_fields
 
     monkeypatch.setattr(manifest_fields, "INPUTS", {})  # as an older simsearch wrote it: no rule recorded
     from simsearch.readers import ReadOptions, read_documents

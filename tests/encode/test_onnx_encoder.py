@@ -12,6 +12,7 @@ import pytest
 
 from simsearch import Index
 from simsearch.encode import onnx_encoder as onnx_backend
+from simsearch.encode import onnx_export
 from simsearch.encode.torch_encoder import Encoder
 
 TEXTS = [
@@ -31,7 +32,7 @@ def test_onnx_runtime_is_installed():
 @pytest.mark.parametrize("fixture", ["tiny_bert", "tiny_distilbert"])
 def test_export_matches_torch(request, fixture):
     encoder = Encoder(str(request.getfixturevalue(fixture)), max_length=64)
-    directory = onnx_backend.prepare(encoder)
+    directory = onnx_export.prepare(encoder)
     assert directory is not None and (directory / "model.onnx").is_file()
     fast = onnx_backend.load(
         encoder.model_id, str(encoder.model_path), encoder.pooling, encoder.max_length, "fp32"
@@ -45,7 +46,7 @@ def test_export_matches_torch(request, fixture):
 
 
 def test_bundled_model_export_within_tolerance(bundled_encoder):
-    directory = onnx_backend.prepare(bundled_encoder)
+    directory = onnx_export.prepare(bundled_encoder)
     assert directory is not None
     meta = json.loads((directory / "meta.json").read_text())
     assert meta["checked_cosine_distance"] <= onnx_backend.TOLERANCE
@@ -75,7 +76,7 @@ def test_exact_indexes_query_without_thread_spinning(tiny_bert, index_dir):
 
 def test_damaged_cache_entry_falls_back_to_torch(tiny_bert, index_dir):
     encoder = Encoder(str(tiny_bert), max_length=32)
-    directory = onnx_backend.prepare(encoder)
+    directory = onnx_export.prepare(encoder)
     assert directory is not None
     (directory / "model.onnx").write_bytes(b"not a model")
     Index.build(TEXTS, "d", encoder, index_dir=index_dir)  # the cache entry exists: not re-exported

@@ -60,7 +60,7 @@ def test_int8_index_queries_through_an_int8_quantised_export(
 def test_the_bundled_model_int8_export_is_within_tolerance() -> None:
     """The real default model: ONNX Runtime's int8 vectors close to torch int8's (checked at export)."""
     encoder = Encoder(precision="int8")
-    directory = onnx_encoder.prepare(encoder)
+    directory = onnx_export.prepare(encoder)
     assert directory is not None, _meta(
         onnx_encoder.cache_dir(encoder.model_path, encoder.pooling, encoder.max_length, "int8")
     )

@@ -17,7 +17,6 @@ from haystack.testing.document_store import DocumentStoreBaseTests  # noqa: E402
 from simsearch.integrations.haystack import SimsearchDocumentStore  # noqa: E402
 
 
-
 def _unit(embedding: list[float]) -> list[float]:
     row = np.asarray(embedding, dtype=np.float32)
     return (row / max(float(np.linalg.norm(row)), 1e-12)).tolist()

@@ -35,7 +35,7 @@ WHERES = [
 
 def corpus(seed: int, n: int) -> list[Document]:
     rng = random.Random(seed)
-    docs = []
+    docs: list[Document] = []
     for i in range(n):
         if docs and rng.random() < 0.15:  # an exact duplicate text: equal scores on both sides
             text = rng.choice(docs).text
@@ -43,7 +43,9 @@ def corpus(seed: int, n: int) -> list[Document]:
             text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 9)))
         metadata: dict = {}
         if rng.random() < 0.8:
-            metadata["lang"] = "ko" if any("\uac00" <= ch <= "\ud7a3" for ch in text) else rng.choice(["en", "de"])
+            metadata["lang"] = (
+                "ko" if any("\uac00" <= ch <= "\ud7a3" for ch in text) else rng.choice(["en", "de"])
+            )
         if rng.random() < 0.7:
             metadata["year"] = rng.randint(2005, 2025)
         if rng.random() < 0.05:
@@ -103,7 +105,10 @@ def test_a_field_some_shards_lack_and_empty_shards_filter_like_plain(tmp_path: P
     assert sum(1 for store in sharded.local_stores() if len(store) == 0) >= 5
     for where in ({"only_here": 1}, {"lang": "ko"}, {"only_here": {"exists": False}}):
         for mode in ("dense", "lexical", "hybrid"):
-            same(sharded.search("bread", 5, mode=mode, where=where), plain.search("bread", 5, mode=mode, where=where))
+            same(
+                sharded.search("bread", 5, mode=mode, where=where),
+                plain.search("bread", 5, mode=mode, where=where),
+            )
     assert [h.id for h in sharded.search("bread", 5, where={"only_here": 1})] == ["a"]
     sharded.delete(["a", "b", "c"])  # every shard empty: filters and searches answer nothing
     assert sharded.search("bread", 5, where={"lang": "ko"}) == [] and sharded.search("bread", 5) == []
@@ -111,7 +116,10 @@ def test_a_field_some_shards_lack_and_empty_shards_filter_like_plain(tmp_path: P
 
 def test_bm25_scores_use_the_whole_index_statistics(tmp_path: Path) -> None:
     """A term rare in one shard and common in another scores as in the plain index (not per shard)."""
-    docs = [Document(f"d{i}", "bread " * (i % 3 + 1) + ("oven" if i % 4 == 0 else "garden"), {}) for i in range(60)]
+    docs = [
+        Document(f"d{i}", "bread " * (i % 3 + 1) + ("oven" if i % 4 == 0 else "garden"), {})
+        for i in range(60)
+    ]
     plain = Index.build(docs, tmp_path / "plain", FakeEncoder())
     sharded = Index.build(docs, tmp_path / "sharded", FakeEncoder(), shards=3)
     want = plain.search("oven bread", 20, mode="lexical")

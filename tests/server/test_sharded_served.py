@@ -51,9 +51,15 @@ def test_a_served_sharded_index_answers_concurrent_mixed_requests_like_the_plain
     from tests.server.helpers import call, start_server
 
     home = tmp_path / "home"
-    words = "bread fresh stale oven garden water steak rest mulch train city river 서울 지하철 버스 김치".split()
+    words = (
+        "bread fresh stale oven garden water steak rest mulch train city river 서울 지하철 버스 김치".split()
+    )
     docs = [
-        Document(f"d{i:03d}", " ".join(words[(i * 7 + j * 3) % len(words)] for j in range(2 + i % 5)), {"lang": ["en", "ko"][i % 2], "i": i})
+        Document(
+            f"d{i:03d}",
+            " ".join(words[(i * 7 + j * 3) % len(words)] for j in range(2 + i % 5)),
+            {"lang": ["en", "ko"][i % 2], "i": i},
+        )
         for i in range(90)
     ]
     Index.build(docs, "plain", bundled_encoder, index_dir=home)

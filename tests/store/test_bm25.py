@@ -1,4 +1,4 @@
-"""In-memory BM25 (simsearch.store.bm25) against SQLite FTS5's own bm25() on the same table."""
+"""In-memory BM25 (simsearch.store.lexical.bm25) against SQLite FTS5's own bm25() on the same table."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import sqlite3
 import numpy as np
 import pytest
 
-from simsearch.analysis import Analyzer
-from simsearch.store import bm25, lexical
+from simsearch.store.lexical.analyzer import Analyzer
+from simsearch.store import lexical
+from simsearch.store.lexical import bm25
 
 WORDS = "cat dog bread fresh stale keep search engine query vector 서울 지하철 김치 a1 x9 zebra".split()
 

@@ -11,8 +11,8 @@ import pytest
 
 from simsearch import Document, Index
 from simsearch.errors import StoreWriteError
-from simsearch.store.bulk import Lanes
-from simsearch.store.writer import StoreWriter
+from simsearch.store.write.bulk import Lanes
+from simsearch.store.write.writer import StoreWriter
 
 
 def test_lanes_run_shards_side_by_side() -> None:

@@ -22,7 +22,7 @@ import pytest
 
 from tests.fakes import FakeEncoder
 from simsearch.index import Index
-from simsearch.store.reader import Store
+from simsearch.store.generation import Store
 from simsearch.store.verify import verify_index
 
 DRIVER = Path(__file__).with_name("crash_driver.py")

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from simsearch.errors import QueryError
 from simsearch.index import Index
 from simsearch.readers import Document
-from simsearch.store import filtered
-from simsearch.store.filters import compile_where
-from simsearch.store.where_text import parse_cli
+from simsearch.search import dense_filtered as filtered
+from simsearch.search.where import compile_where
+from simsearch.search.where_text import parse_cli
 
 LANGS = ["en", "ko", "fr"]
 WORDS = "cat dog bread fresh stale keep search engine query vector model token river city train".split()

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from simsearch.store.manifest import Manifest
 from simsearch import Index, InputError
 from simsearch.store import index_types as ann
-from simsearch.store.reader import Store
+from simsearch.store.generation import Store
 from simsearch.cli.main import main
 
 WORDS = (

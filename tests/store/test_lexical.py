@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from simsearch.analysis import Analyzer
+from simsearch.store.lexical.analyzer import Analyzer
 from simsearch.errors import QueryError
 from simsearch.index import Index
 from simsearch.readers import Document
 from simsearch.store import lexical
-from simsearch.store.reader import Store
+from simsearch.store.generation import Store
 from simsearch.store.verify import verify_index
 
 WORDS = (

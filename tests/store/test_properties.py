@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tests.fakes import FakeEncoder
 from simsearch.index import Index
 from simsearch.readers import Document, ReadOptions, read_documents
-from simsearch.store.reader import Store
+from simsearch.store.generation import Store
 from simsearch.store.verify import faiss_ids, verify_index
 
 # Any character a UTF-8 text line can hold: no surrogates, no NUL, no line breaks.

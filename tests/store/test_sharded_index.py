@@ -30,7 +30,7 @@ def docs(n: int = 40, prefix: str = "d") -> list[Document]:
 @pytest.fixture
 def sharded(index_dir: Path, fake_encoder) -> Index:
     index = Index.build(docs(), "sh", fake_encoder, index_dir=index_dir, shards=3)
-    assert (index.shards > 1)
+    assert index.shards > 1
     return index
 
 
@@ -171,7 +171,7 @@ def test_failed_write_leaves_previous_state(sharded: Index, index_dir: Path, mon
     def killed(*args, **kwargs):
         raise KeyboardInterrupt  # as if the process died between the shard commits and the top swap
 
-    monkeypatch.setattr("simsearch.store.shard_updates.commit_top", killed)
+    monkeypatch.setattr("simsearch.store.write.sharded.commit_top", killed)
     with pytest.raises(KeyboardInterrupt):
         sharded.add([Document(f"k{i}", f"killed write {i}", {}) for i in range(20)])
     assert top(index_dir) == before
@@ -183,9 +183,7 @@ def test_failed_write_leaves_previous_state(sharded: Index, index_dir: Path, mon
     )
 
 
-def test_force_rebuild_between_plain_and_sharded(
-    sharded: Index, index_dir: Path, fake_encoder
-) -> None:
+def test_force_rebuild_between_plain_and_sharded(sharded: Index, index_dir: Path, fake_encoder) -> None:
     with pytest.raises(IndexExistsError):
         Index.build(docs(5), "sh", fake_encoder, index_dir=index_dir, shards=2)
     with pytest.raises(InputError, match="duplicate"):
@@ -223,9 +221,7 @@ def test_empty_shards_are_fine(index_dir: Path, fake_encoder) -> None:
     assert index.search("cat", k=10) == [] and len(index) == 0
 
 
-def test_ids_get_and_vectors_match_a_plain_index(
-    sharded: Index, index_dir: Path, fake_encoder
-) -> None:
+def test_ids_get_and_vectors_match_a_plain_index(sharded: Index, index_dir: Path, fake_encoder) -> None:
     plain = Index.build(docs(), "plain", fake_encoder, index_dir=index_dir)
     assert sorted(sharded.ids()) == sorted(plain.ids()) and len(sharded.ids()) == 40
     wanted = ["d7", "nope", "d0", "d33", "d7", "\ud800"]  # order kept, repeats once, unknowns skipped

@@ -1,4 +1,4 @@
-"""Tests for simsearch.store.reader / index / locking: round trip, search, atomic writes, damage on open.
+"""Tests for simsearch.store.generation / index / locking: round trip, search, atomic writes, damage on open.
 
 The fake encoder stands in for the model (the model is not the point here); FAISS, SQLite and the
 files under tmp_path are real.
@@ -19,7 +19,7 @@ import pytest
 
 import simsearch
 from simsearch.store import locking
-from simsearch.store import reader as store
+from simsearch.store import generation as store
 from simsearch.store.files import file_sha256
 from simsearch.store.manifest import MANIFEST, FileEntry
 from simsearch.errors import (

@@ -16,8 +16,8 @@ from simsearch.encode.torch_encoder import Encoder
 from simsearch.index import Index
 from simsearch.readers import Document
 from simsearch.store.index_types import builder
-from simsearch.store.updates import cut_flags
-from simsearch.store.writer import StoreWriter
+from simsearch.store.write.updates import cut_flags
+from simsearch.store.write.writer import StoreWriter
 from tests.fakes import FakeEncoder
 
 LONG = " ".join(f"word{i}" for i in range(80))  # the fake encoder keeps 64 words

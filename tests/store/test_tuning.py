@@ -164,7 +164,7 @@ def test_filtered_search_on_a_refined_ivfpq_index(fake_encoder, index_dir, monke
     """A filter through FAISS's selector (not the small exact path) reaches the refine stage's base
     index with IDMap2's translation: every hit is allowed, and the top hits equal exact search."""
     from simsearch.readers import Document
-    from simsearch.store import filtered
+    from simsearch.search import dense_filtered as filtered
 
     monkeypatch.setattr(filtered, "EXACT_UP_TO", 10)
     monkeypatch.setattr(filtered, "EXACT_SHARE", 0.0)

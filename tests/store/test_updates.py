@@ -16,8 +16,8 @@ from simsearch.store.index_types import builder
 from simsearch.errors import IndexCorruptError, IndexNotFoundError, InputError, ModelError
 from simsearch.index import Index, load_encoder
 from simsearch.readers import Document
-from simsearch.store.reader import Store
-from simsearch.store.writer import StoreWriter
+from simsearch.store.generation import Store
+from simsearch.store.write.writer import StoreWriter
 from simsearch.store.faiss_file import to_blob
 from simsearch.store.verify import verify_index
 
@@ -150,7 +150,7 @@ def test_add_refuses_an_index_rebuilt_with_another_model(index, tmp_path):
 
 
 def test_writes_on_a_missing_index_create_nothing(tmp_path):
-    from simsearch.store.updates import delete_documents
+    from simsearch.store.write.updates import delete_documents
 
     with pytest.raises(IndexNotFoundError):
         delete_documents(tmp_path / "home" / "ghost", ["a"])

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simsearch.errors import QueryError, UnknownFieldError
-from simsearch.store import filters
-from simsearch.store.where_text import parse_cli, parse_text
+from simsearch.search import where as filters
+from simsearch.search.where_text import parse_cli, parse_text
 
 QUOTED = 'say "hi"'  # SQLite's JSON path has no escape for this name: compared as a key instead
 FIELDS = ("lang", "year", "ok", QUOTED)

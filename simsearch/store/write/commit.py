@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from simsearch.errors import InputError
-from simsearch.manifest_fields import manifest_fields
+from simsearch.store.manifest_fields import manifest_fields
 
 if TYPE_CHECKING:
     from simsearch.encode import Encoder
-    from simsearch.store.bulk import Sink
+    from simsearch.store.write.bulk import Sink
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from simsearch.store.shards import (
 )
 from simsearch.store.manifest import Manifest
 from simsearch.validate import document_ids
-from simsearch.store.updates import (
+from simsearch.store.write.updates import (
     capped,
     AddStats,
     CompactStats,

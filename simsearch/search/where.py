@@ -29,7 +29,7 @@ from weakref import WeakKeyDictionary
 import numpy as np
 
 from simsearch.errors import QueryError, UnknownFieldError
-from simsearch.store.where_values import Groups, check_text, range_groups, value_groups
+from simsearch.search.where_values import Groups, check_text, range_groups, value_groups
 
 OPERATORS = ("=", "!=", "<", "<=", ">", ">=", "in", "not in", "exists")
 LOGICAL = ("$and", "$or", "$not")

@@ -36,8 +36,8 @@ from simsearch.store.shards import (
     remove_stale_parts,
     shard_of,
 )
-from simsearch.store.updates import content_hash
-from simsearch.store.writer import StoreWriter, remove_stale_files
+from simsearch.store.write.updates import content_hash
+from simsearch.store.write.writer import StoreWriter, remove_stale_files
 from simsearch.validate import dumps
 
 

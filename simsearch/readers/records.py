@@ -14,7 +14,7 @@ from typing import Any, Iterable, Iterator, Literal, NoReturn, Sequence
 
 from simsearch import config
 from simsearch.errors import InputError
-from simsearch.splitting import SPLITTERS
+from simsearch.readers.splitting import SPLITTERS
 from simsearch.validate import check_document
 
 DEFAULT_TEXT_FIELD = "text"

@@ -1,4 +1,5 @@
-"""``verify``: is an index whole? Manifest, checksums, FAISS/SQLite agreement, model; and repair.
+"""``verify`` of one plain index directory (a shard too): manifest, checksums, FAISS/SQLite
+agreement, model; and repair.
 
 Repair never re-reads sources: the SQLite file holds every vector, so a missing, damaged or
 disagreeing FAISS file is rebuilt from it and committed as a new generation. A damaged SQLite
@@ -13,31 +14,27 @@ from typing import TYPE_CHECKING, Callable
 
 from simsearch.errors import IndexNotFoundError, SimsearchError
 from simsearch.store.fingerprint import fingerprint_fields, recorded
-from simsearch.store.finite import reencode_nonfinite
+from simsearch.store.verify.finite import reencode_nonfinite
 from simsearch.store.index_types import rebuild_builder
 from simsearch.store.manifest import Manifest, read_manifest
-from simsearch.store.reader import check_file
-from simsearch.store.verify_checks import (
+from simsearch.store.generation import check_file
+from simsearch.store.verify.checks import (
     check_faiss,
     check_lexical,
     check_sqlite,
-    faiss_ids,
     finite_check,
     stored_nonfinite,
     stray_files,
 )
-from simsearch.store.verify_model import EncoderLoader, check_fingerprint, check_loaded_model, model_dir
-from simsearch.store.verify_report import Check, VerifyReport
-from simsearch.store.writer import StoreWriter
+from simsearch.store.verify.model import EncoderLoader, check_fingerprint, check_loaded_model, model_dir
+from simsearch.store.verify.report import Check, VerifyReport
+from simsearch.store.write.writer import StoreWriter
 
 if TYPE_CHECKING:
     from simsearch.encode import Encoder
 
-# Re-exported: the names callers import from here.
-__all__ = ["Check", "EncoderLoader", "VerifyReport", "faiss_ids", "verify_index"]
 
-
-def verify_index(
+def verify_plain(
     path: Path,
     *,
     encoder: Encoder | None = None,
@@ -58,14 +55,6 @@ def verify_index(
         raise IndexNotFoundError(
             f"index {path.name!r} not found in {path.parent}; run `simsearch list` to see the indexes there"
         )
-    from simsearch.store.shards import is_sharded
-
-    if is_sharded(path):
-        from simsearch.store.shard_verify import verify_sharded
-
-        return verify_sharded(
-            path, encoder=encoder, repair=repair, check_model=check_model, load_encoder=load_encoder
-        )
     report, encoder = _inspect(path, encoder, load_encoder, check_model)
     problems = report.problems
     if repair and problems and all(p.repairable for p in problems):
@@ -82,7 +71,7 @@ def verify_index(
 
 def _repair(path: Path, encoder: Encoder | None) -> None:
     """One new generation: non-finite vectors re-encoded, FAISS rebuilt from SQLite."""
-    from simsearch.store.updates import updated_fields
+    from simsearch.store.write.updates import updated_fields
 
     with StoreWriter(path, update=True, rebuild=True, repair=True) as writer:
         assert writer.previous is not None and writer.db is not None
@@ -92,7 +81,7 @@ def _repair(path: Path, encoder: Encoder | None) -> None:
 
 
 def _record_fingerprint(path: Path, encoder: Encoder) -> None:
-    from simsearch.store.updates import updated_fields
+    from simsearch.store.write.updates import updated_fields
 
     with StoreWriter(path, update=True, rebuild=True) as writer:
         assert writer.previous is not None

@@ -21,15 +21,15 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from simsearch.errors import IndexCorruptError, IndexExistsError, IndexNotFoundError, StoreWriteError
-from simsearch.store.derive import faiss_for_commit, sync_lexical
+from simsearch.store.write.derive import faiss_for_commit, sync_lexical
 from simsearch.store.files import describe_os_error, disk_hint, file_sha256, fsync_dir, fsync_file, stage_json
 from simsearch.store.index_types import Builder
 from simsearch.store.locking import open_directory, try_lock, write_lock
 from simsearch.store.manifest import FORMAT, FORMAT_VERSION, MANIFEST, Manifest, read_manifest
-from simsearch.store.reader import SCHEMA, check_file
-from simsearch.store.sweep import remove_stale_files, remove_stale_staging
+from simsearch.store.generation import SCHEMA, check_file
+from simsearch.store.write.sweep import remove_stale_files, remove_stale_staging
 
-# Re-exported: the sweeping of stale files lives in simsearch.store.sweep.
+# Re-exported: the sweeping of stale files lives in simsearch.store.write.sweep.
 __all__ = ["StoreWriter", "remove_stale_files", "remove_stale_staging"]
 
 _GENERATION_FILE = re.compile(r"(?:docs|index)-(\d+)\.")

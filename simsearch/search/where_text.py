@@ -10,7 +10,7 @@ Comparisons ``FIELD=VALUE``, ``!=``, ``<``, ``<=``, ``>``, ``>=``, ``FIELD in a,
 and parentheses (``not`` binds tightest, then ``and``, then ``or``). A value runs to the next
 ``and``/``or``/``)``/``,``; quote it ("..." or '...', backslash escapes a quote) when it holds
 those words, spaces at its ends, an operator or a parenthesis; quote a field name the same way.
-Values stay text: :func:`~simsearch.store.filters.compile_where` reads them as the field's types.
+Values stay text: :func:`~simsearch.search.where.compile_where` reads them as the field's types.
 A syntax mistake is a one-line :class:`~simsearch.errors.QueryError` that names the syntax.
 """
 

@@ -11,15 +11,15 @@ from pathlib import Path
 from typing import IO, Iterable, Iterator, Sequence
 
 from simsearch.errors import InputError
-from simsearch.records import (
+from simsearch.readers.records import (
     Document,
     ReadOptions,
     read_jsonl,
     read_table,
     split_documents,
 )
-from simsearch.splitting import SPLITTERS
-from simsearch.text_input import (
+from simsearch.readers.splitting import SPLITTERS
+from simsearch.readers.text_input import (
     decoded_lines,
     document_kind,
     open_source,
@@ -144,7 +144,7 @@ def _read_source(source: str, options: ReadOptions, stdin: IO[bytes] | None) -> 
             "pass --format txt|csv|tsv|jsonl|parquet"
         )
     if kind == "parquet":
-        from simsearch.parquet_reader import read_parquet  # pyarrow only when asked for
+        from simsearch.readers.parquet import read_parquet  # pyarrow only when asked for
 
         yield from read_parquet(path, options)
         return

@@ -13,7 +13,7 @@ import io
 from pathlib import Path
 from typing import Sequence
 
-from simsearch.records import ReadOptions
+from simsearch.readers.records import ReadOptions
 
 _KINDS = {
     ".txt": "txt",

@@ -1,6 +1,6 @@
 """Living indexes: add (upsert by id), delete and compact, each committed as one new generation.
 
-Every operation runs inside a :class:`~simsearch.store.writer.StoreWriter`: it starts from a copy of the
+Every operation runs inside a :class:`~simsearch.store.write.writer.StoreWriter`: it starts from a copy of the
 current SQLite file (read under the write lock), changes the copy, writes the FAISS file and
 swaps the manifest. A failure or a kill at any point leaves the previous generation in place.
 """
@@ -19,7 +19,7 @@ from simsearch.errors import InputError, ModelError, SimsearchError
 from simsearch.readers import Document
 from simsearch.store.index_types import rebuild_builder
 from simsearch.store.manifest import Manifest, identity_mismatch
-from simsearch.store.writer import StoreWriter
+from simsearch.store.write.writer import StoreWriter
 
 if TYPE_CHECKING:
     from simsearch.encode import Encoder

@@ -6,7 +6,7 @@ Layout of ``indexes/<name>/``::
     docs-<gen>.sqlite    ids, texts, metadata, content hashes and the float32 vectors themselves
     index-<gen>.faiss    FAISS index over the same vectors; FAISS ids are SQLite row ids
 
-This module reads and checks them; :mod:`simsearch.store.writer` writes new generations atomically.
+This module reads and checks them; :mod:`simsearch.store.write.writer` writes new generations atomically.
 """
 
 from __future__ import annotations
@@ -147,8 +147,10 @@ class Store:
             raise IndexCorruptError(
                 f"{self.path}: FAISS and SQLite disagree (rows missing); run `simsearch verify --repair`"
             )
-        return from_blobs([blobs[r] for r in values], self.manifest.dim) if values else np.zeros(
-            (0, self.manifest.dim), np.float32
+        return (
+            from_blobs([blobs[r] for r in values], self.manifest.dim)
+            if values
+            else np.zeros((0, self.manifest.dim), np.float32)
         )
 
     def _select(self, statement: str, keys: Sequence[Any]) -> list[Any]:

@@ -18,7 +18,7 @@ from typing import Iterable, Iterator
 from simsearch.errors import InputError
 from simsearch.readers import Document
 from simsearch.store.manifest import read_manifest
-from simsearch.store.reader import connect_readonly
+from simsearch.store.generation import connect_readonly
 from simsearch.store.shards import is_sharded, read_top_manifest
 from simsearch.store.sql import content_hash
 

@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from simsearch.errors import InputError, ModelError, SimsearchError, install_hint
-from simsearch.records import DEFAULT_TEXT_FIELD, Document, ReadOptions, make_document, split_documents
+from simsearch.readers.records import (
+    DEFAULT_TEXT_FIELD,
+    Document,
+    ReadOptions,
+    make_document,
+    split_documents,
+)
 
 PARQUET_BATCH = 1024  # rows decoded at a time: memory stays flat whatever the file's size
 

@@ -23,7 +23,7 @@ import numpy as np
 from simsearch.errors import InputError, SimsearchError
 from simsearch.store.faiss_file import from_blobs
 from simsearch.store.manifest import MANIFEST
-from simsearch.store.reader import Store
+from simsearch.store.generation import Store
 
 EXPORT_FORMATS = ("parquet", "jsonl")
 METADATA_STYLES = ("json", "columns")  # one JSON column/object, or one column/key per metadata key
@@ -142,7 +142,7 @@ def record_batches(
     source: Source, *, vectors: bool = True, metadata: str = "json"
 ) -> tuple[Any, Iterator[Any]]:
     """The Arrow schema and a stream of record batches holding every document of ``source``."""
-    from simsearch.parquet_reader import pyarrow_module
+    from simsearch.readers.parquet import pyarrow_module
 
     pa = pyarrow_module()
     if metadata not in METADATA_STYLES:
@@ -181,7 +181,7 @@ def _cell(value: Any, kind: str) -> Any:
 
 def to_arrow(source: Source, *, vectors: bool = True, metadata: str = "json") -> Any:
     """Every document of ``source`` as one ``pyarrow.Table`` (see :meth:`Index.to_arrow`)."""
-    from simsearch.parquet_reader import pyarrow_module
+    from simsearch.readers.parquet import pyarrow_module
 
     schema, batches = record_batches(source, vectors=vectors, metadata=metadata)
     return pyarrow_module().Table.from_batches(list(batches), schema=schema)
@@ -212,7 +212,7 @@ def export(
     target = Path(output)
     check_destination(target, source)
     if fmt == "parquet":
-        from simsearch.parquet_reader import pyarrow_module
+        from simsearch.readers.parquet import pyarrow_module
 
         pyarrow_module()  # one line saying what to install, before anything touches the disk
     if target.is_dir():

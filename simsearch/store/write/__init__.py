@@ -1,5 +1,5 @@
 """Every write of an existing index, plain or sharded: the one place that chooses the layout's
-writer (as :func:`simsearch.store.bulk.open_sink` chooses a build's sink), so the library face
+writer (as :func:`simsearch.store.write.bulk.open_sink` chooses a build's sink), so the library face
 calls one function per write whatever the topology."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from simsearch.store.shards import is_sharded
 
 if TYPE_CHECKING:
     from simsearch.encode import Encoder
-    from simsearch.records import Document
-    from simsearch.store.updates import AddStats, CompactStats, DeleteStats
+    from simsearch.readers.records import Document
+    from simsearch.store.write.updates import AddStats, CompactStats, DeleteStats
 
 
 def add(
@@ -27,10 +27,10 @@ def add(
 ) -> AddStats:
     """Upsert ``documents`` by id as one atomic write (see :meth:`simsearch.Index.add`)."""
     if is_sharded(path):
-        from simsearch.store.shard_updates import add_sharded
+        from simsearch.store.write.sharded import add_sharded
 
         return add_sharded(path, documents, identity, encoder, batch_size=batch_size, progress=progress)
-    from simsearch.store.updates import add_documents
+    from simsearch.store.write.updates import add_documents
 
     return add_documents(path, documents, identity, encoder, batch_size=batch_size, progress=progress)
 
@@ -38,10 +38,10 @@ def add(
 def delete(path: Path, ids: Iterable[str], encoder: Callable[[], Encoder]) -> DeleteStats:
     """Delete documents by id as one atomic write."""
     if is_sharded(path):
-        from simsearch.store.shard_updates import delete_sharded
+        from simsearch.store.write.sharded import delete_sharded
 
         return delete_sharded(path, ids, encoder)
-    from simsearch.store.updates import delete_documents
+    from simsearch.store.write.updates import delete_documents
 
     return delete_documents(path, ids, encoder)
 
@@ -49,10 +49,10 @@ def delete(path: Path, ids: Iterable[str], encoder: Callable[[], Encoder]) -> De
 def compact(path: Path, encoder: Callable[[], Encoder]) -> CompactStats:
     """Reclaim the space of deleted and replaced documents as one atomic write."""
     if is_sharded(path):
-        from simsearch.store.shard_updates import compact_sharded
+        from simsearch.store.write.sharded import compact_sharded
 
         return compact_sharded(path, encoder)
-    from simsearch.store.updates import compact_index
+    from simsearch.store.write.updates import compact_index
 
     return compact_index(path, encoder)
 
@@ -60,9 +60,9 @@ def compact(path: Path, encoder: Callable[[], Encoder]) -> CompactStats:
 def reindex_lexical(path: Path) -> int:
     """(Re)build the lexical part of every shard as one atomic write; the new generation."""
     if is_sharded(path):
-        from simsearch.store.shard_updates import reindex_lexical_sharded
+        from simsearch.store.write.sharded import reindex_lexical_sharded
 
         return reindex_lexical_sharded(path)
-    from simsearch.store.updates import reindex_lexical as reindex_plain
+    from simsearch.store.write.updates import reindex_lexical as reindex_plain
 
     return reindex_plain(path)

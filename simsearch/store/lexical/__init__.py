@@ -1,13 +1,13 @@
 """The lexical side of an index: an SQLite FTS5 table inside the documents file.
 
 The table ``lexical(tokens)`` holds each document's analysed tokens (see
-:mod:`simsearch.analysis`) joined by spaces, under the same rowid as its ``documents`` row. It
+:mod:`simsearch.store.lexical.analyzer`) joined by spaces, under the same rowid as its ``documents`` row. It
 lives in the same SQLite file, so it is staged, checksummed and committed with the documents
-under the generation scheme of :mod:`simsearch.store.writer`: the two can never disagree in a
+under the generation scheme of :mod:`simsearch.store.write.writer`: the two can never disagree in a
 committed generation. FTS5's ``ascii`` tokenizer only splits the stored tokens at the spaces
 (every non-ASCII character is a token character and ASCII tokens are already lower case).
 Ranking is FTS5's ``bm25()`` formula (k1 1.2, b 0.75), computed over postings held in memory
-(:mod:`simsearch.store.bm25`: FTS5 scores every match row by row, far too slowly for sentence
+(:mod:`simsearch.store.lexical.bm25`: FTS5 scores every match row by row, far too slowly for sentence
 queries at 100k documents); scores are reported positive, higher better.
 
 The manifest records the part under one key, ``lexical``; read it with :func:`lexical_settings`.
@@ -18,8 +18,10 @@ from __future__ import annotations
 import sqlite3
 from typing import Any, Iterable, Mapping
 
-from simsearch.store import bm25, sql
-from simsearch.analysis import Analyzer
+from simsearch.store import sql
+
+from simsearch.store.lexical import bm25
+from simsearch.store.lexical.analyzer import Analyzer
 from simsearch.errors import IndexCorruptError
 
 TABLE = "lexical"
@@ -90,7 +92,7 @@ def update(db: sqlite3.Connection, analyzer: Analyzer, rowids: Iterable[int]) ->
 
 def postings(store: Any) -> bm25.Postings:
     """The BM25 postings of the generation ``store`` holds open (read on first use, then cached;
-    see :mod:`simsearch.store.bm25`), ranked with the manifest's ``lexical.ranking``."""
+    see :mod:`simsearch.store.lexical.bm25`), ranked with the manifest's ``lexical.ranking``."""
     settings = lexical_settings(dict(store.manifest)) or {}
     return bm25.postings(store, store.db, TABLE, settings.get("ranking") or RANKING)
 

@@ -15,11 +15,13 @@ from typing import Any
 
 from simsearch.errors import SimsearchError
 from simsearch.store.manifest import read_manifest
-from simsearch.store.reader import connect_readonly
-from simsearch.store.shard_updates import ShardTransaction
+from simsearch.store.generation import connect_readonly
+from simsearch.store.write.sharded import ShardTransaction
 from simsearch.store.shards import check_part, read_top_manifest, shard_of
-from simsearch.store.verify import Check, EncoderLoader, VerifyReport, verify_index
-from simsearch.store.verify_model import check_loaded_model
+from simsearch.store.verify.model import EncoderLoader
+from simsearch.store.verify.plain import verify_plain
+from simsearch.store.verify.report import Check, VerifyReport
+from simsearch.store.verify.model import check_loaded_model
 
 
 def verify_sharded(
@@ -37,7 +39,7 @@ def verify_sharded(
         with ShardTransaction(path) as txn:
             for shard in fixable:
                 with txn.in_shard(shard):
-                    verify_index(txn.fork(shard), repair=True, check_model=False)
+                    verify_plain(txn.fork(shard), repair=True, check_model=False)
             txn.commit()
         report, _, _ = _inspect(path, encoder, check_model, load_encoder)
         report.repaired = problems
@@ -72,7 +74,7 @@ def _inspect(
         except SimsearchError as exc:
             add(Check(f"{label} manifest", False, str(exc)))
             continue
-        sub = verify_index(path / part["dir"], check_model=False)
+        sub = verify_plain(path / part["dir"], check_model=False)
         for check in sub.checks:
             add(Check(f"{label} {check.name}", check.ok, check.detail, check.repairable))
         if sub.problems and all(p.repairable for p in sub.problems):

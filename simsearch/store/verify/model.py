@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from simsearch.errors import SimsearchError
 from simsearch.store.fingerprint import model_problem, recorded
 from simsearch.store.manifest import Manifest, ModelIdentity, identity_mismatch, identity_of
-from simsearch.store.verify_report import Check
+from simsearch.store.verify.report import Check
 
 if TYPE_CHECKING:
     from simsearch.encode import Encoder

@@ -12,11 +12,11 @@ import numpy as np
 
 from simsearch.errors import SimsearchError
 from simsearch.store.faiss_file import FaissFile, from_blobs
-from simsearch.store.finite import nonfinite_rows
+from simsearch.store.verify.finite import nonfinite_rows
 from simsearch.store.manifest import MANIFEST, Manifest
-from simsearch.store.reader import connect_readonly
+from simsearch.store.generation import connect_readonly
 from simsearch.store.sql import select_in
-from simsearch.store.verify_report import Check
+from simsearch.store.verify.report import Check
 
 _SAMPLE = 256  # vectors compared between FAISS and SQLite (ids and counts are compared in full)
 
