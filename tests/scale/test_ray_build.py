@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from simsearch.cli.main import main
 from simsearch.readers import ReadOptions, read_documents
-from simsearch.scale import build as ray_build_module
+from simsearch.scale import sources as ray_sources
 from simsearch.scale.build import read_part, read_plan
 from tests.scale.helpers import assert_same_index
 
@@ -57,9 +57,9 @@ def corpus(tmp_path: Path, n: int = 120) -> list[Path]:
 
 def test_read_plan_covers_every_document_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files = corpus(tmp_path)
-    monkeypatch.setattr(ray_build_module, "PART_BYTES", 1000)  # several parts per file
+    monkeypatch.setattr(ray_sources, "PART_BYTES", 1000)  # several parts per file
     plan = read_plan([str(f) for f in files], workers=2)
-    assert len(plan) > 6 and {task["source"] for task in plan} == {str(f) for f in files}
+    assert len(plan) > 6 and {task["name"] for task in plan} == {str(f) for f in files}
     options = ReadOptions(id_field="id")
     got = [row["id"] for task in plan for row in read_part(task, options)]
     want = [doc.id for doc in read_documents([str(f) for f in files], options)]
@@ -82,7 +82,7 @@ def test_read_plan_splits_parquet_by_row_range(tmp_path: Path, monkeypatch: pyte
         file,
         row_group_size=64,
     )
-    monkeypatch.setattr(ray_build_module, "PART_BYTES", 1000)
+    monkeypatch.setattr(ray_sources, "PART_BYTES", 1000)
     options = ReadOptions(id_field="id")
     assert len(read_plan([str(file)], workers=3, options=options)) == 12  # 4 per worker at most
     plan = read_plan([str(file)], workers=2, options=options)
@@ -97,7 +97,7 @@ def test_ray_build_equals_local_build(
     ray_cluster, index_dir: Path, tmp_path: Path, tiny_model: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     files = corpus(tmp_path)
-    monkeypatch.setattr(ray_build_module, "PART_BYTES", 2000)  # the big file is read by several tasks
+    monkeypatch.setattr(ray_sources, "PART_BYTES", 2000)  # the big file is read by several tasks
     common = [*files, "--model", tiny_model, "--id-field", "id", "--index-dir", index_dir]
     local = run("build", *common, "--name", "local", "--shards", "3")
     assert local.exit_code == 0, local.output
