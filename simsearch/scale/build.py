@@ -25,6 +25,7 @@ import numpy as np
 from simsearch.errors import InputError, SimsearchError
 from simsearch.readers import Document, ReadOptions
 from simsearch.scale.cluster import (
+    first_line,
     HeadLostError,
     cause_line,
     connect,
@@ -187,18 +188,25 @@ def _write_all(
             truncated += cut
             if progress is not None:
                 progress(len(docs))
-    except HeadLostError:
-        raise HeadLostError(HEAD_LOST) from None
-    except SimsearchError:
-        raise
     except Exception as exc:
-        if not head_reachable(gcs_address(ray)):  # Ray's own error for the lost head, if it came first
-            raise HeadLostError(HEAD_LOST) from None
-        inner = unwrap(exc)
-        if isinstance(inner, SimsearchError):
-            raise type(inner)(str(inner)) from None
-        raise SimsearchError(f"the Ray build failed: {cause_line(exc)}; the index was not changed") from None
+        raise _one_line_error(ray, exc) from None
     return truncated
+
+
+def _one_line_error(ray: Any, exc: Exception) -> SimsearchError:
+    """What the user is told: a simsearch error raised here as it is, one raised in a Ray task
+    by its first line (Ray wraps it with the remote traceback, Ray Data appends retry advice),
+    anything else by its innermost cause; the lost head as such, whatever Ray raised for it."""
+    if isinstance(exc, HeadLostError):
+        return HeadLostError(HEAD_LOST)
+    inner = unwrap(exc)
+    if inner is exc and isinstance(exc, SimsearchError) and not hasattr(exc, "cause"):
+        return exc
+    if not head_reachable(gcs_address(ray)):  # Ray's own error for the lost head, if it came first
+        return HeadLostError(HEAD_LOST)
+    if isinstance(inner, SimsearchError):
+        return type(inner)(first_line(inner))
+    return SimsearchError(f"the Ray build failed: {cause_line(exc)}; the index was not changed")
 
 
 def _encoded(

@@ -94,39 +94,42 @@ def _file_tasks(
 
 
 def _uri_tasks(uri: str, workers: int, options: ReadOptions, part_bytes: int) -> list[dict[str, Any]]:
+    """A task per Parquet object (row ranges of a large one) under ``uri``. pyarrow's URI options
+    (``?endpoint_override=host:port&scheme=http``, ...) carry over to every object; documents are
+    named without them (they may hold credentials)."""
     import pyarrow.fs as pafs
 
+    base, _, query = uri.partition("?")
+    scheme = base.partition("://")[0]
+    suffix = f"?{query}" if query else ""
     try:
         fs, root = pafs.FileSystem.from_uri(uri)
         info = fs.get_file_info(root)
         if info.type == pafs.FileType.Directory:
             infos = fs.get_file_info(pafs.FileSelector(root, recursive=True))
-            scheme = uri.partition("://")[0]
             found = sorted(
                 (f"{scheme}://{i.path}", int(i.size))
                 for i in infos
                 if i.type == pafs.FileType.File and _is_data_file(i.path, options)
             )
             if not found:
-                raise InputError(f"{uri}: holds no Parquet files (*.parquet, *.pq)")
+                raise InputError(f"{base}: holds no Parquet files (*.parquet, *.pq)")
         elif info.type == pafs.FileType.File:
-            found = [(uri, int(info.size))]
+            found = [(base, int(info.size))]
         else:
-            raise InputError(f"{uri}: no such object or prefix")
+            raise InputError(f"{base}: no such object or prefix")
+        tasks: list[dict[str, Any]] = []
+        for name, size in found:
+            if not _is_parquet(name, options):
+                raise InputError(
+                    f"{name}: --ray reads Parquet from object storage; give *.parquet objects or --format parquet"
+                )
+            parts = max(1, min(workers * 4, -(-size // part_bytes)))
+            rows = _parquet_rows(name + suffix) if parts > 1 else 0
+            ranges = _ranges(rows, parts) if rows else [(0, None)]
+            tasks += [{"uri": name + suffix, "name": name, "start": lo, "stop": hi} for lo, hi in ranges]
     except OSError as exc:  # pyarrow's errors: credentials, a missing bucket, an unreachable endpoint
-        raise InputError(f"{uri}: {_one_line(exc)}") from None
-    tasks: list[dict[str, Any]] = []
-    for name, size in found:
-        if not _is_parquet(name, options):
-            raise InputError(
-                f"{name}: --ray reads Parquet from object storage; give *.parquet objects or --format parquet"
-            )
-        parts = max(1, min(workers * 4, -(-size // part_bytes)))
-        rows = _parquet_rows(name) if parts > 1 else 0
-        if parts > 1 and rows:
-            tasks += [{"uri": name, "name": name, "start": lo, "stop": hi} for lo, hi in _ranges(rows, parts)]
-        else:
-            tasks.append({"uri": name, "name": name, "start": 0, "stop": None})
+        raise InputError(f"{base}: {_one_line(exc)}") from None
     return tasks
 
 
@@ -238,7 +241,7 @@ def _is_parquet(name: str, options: ReadOptions) -> bool:
     )
 
 
-def _ranges(rows: int, parts: int) -> list[tuple[int, int]]:
+def _ranges(rows: int, parts: int) -> list[tuple[int, int | None]]:
     bounds = [rows * part // parts for part in range(parts + 1)]
     return [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
 

@@ -1,0 +1,74 @@
+"""Driver programs the multi-node tests run in fresh processes: ``python -m tests.scale.drivers
+COMMAND ...``; each prints one JSON object on its last line of stdout."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from simsearch.errors import SimsearchError
+from simsearch.readers import ReadOptions
+from tests.scale.multinode import ray_cluster_children
+
+
+def join_and_build(address: str, model: str, index: str, source: str) -> dict[str, Any]:
+    """Join the cluster at ``address`` (twice: the same connection), build ``source`` (a path
+    relative to this process's working directory) on it, report what was built and where."""
+    from simsearch.scale import build, cluster
+
+    ray = cluster.connect(address)
+    again = cluster.connect(address)
+    built = build.ray_build(
+        [source],
+        Path(index),
+        build.EncoderSpec(model, batch_size=16),
+        build.RayOptions(address, workers=2),
+        read_options=ReadOptions(id_field="id"),
+    )
+    return {
+        "same": again is ray and ray.is_initialized(),
+        "gcs": cluster.gcs_address(ray),
+        "nodes": sorted(n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]),
+        "ids": sorted(built.ids()),
+        "children": ray_cluster_children(os.getpid()),
+    }
+
+
+def wrong_input(address: str, model: str, index: str, source: str, how: str) -> dict[str, Any]:
+    """A build whose read tasks find another file (``how="other"``) or none (``"missing"``) on
+    the node they run on than the driver planned; the driver reads the same machine's disk, so
+    the plan is altered after the driver made it, as another node's view would differ."""
+    from simsearch.scale import build
+
+    planned = build.read_plan
+
+    def altered(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        plan = planned(*args, **kwargs)
+        for task in plan:
+            if how == "missing":
+                task["path"] = task["path"] + ".not-on-this-node"
+            else:
+                task["digest"] = "0" * 32
+        return plan
+
+    build.read_plan = altered  # type: ignore[assignment]
+    try:
+        build.ray_build(
+            [source],
+            Path(index),
+            build.EncoderSpec(model, batch_size=16),
+            build.RayOptions(address, workers=1),
+            read_options=ReadOptions(id_field="id"),
+        )
+    except SimsearchError as exc:
+        return {"error": str(exc), "type": type(exc).__name__}
+    return {"error": None}
+
+
+COMMANDS = {"join-and-build": join_and_build, "wrong-input": wrong_input}
+
+if __name__ == "__main__":
+    print(json.dumps(COMMANDS[sys.argv[1]](*sys.argv[2:])))
