@@ -25,10 +25,10 @@ import numpy as np
 from simsearch.errors import InputError, SimsearchError
 from simsearch.readers import Document, ReadOptions
 from simsearch.scale.cluster import (
-    first_line,
     HeadLostError,
     cause_line,
     connect,
+    first_line,
     gcs_address,
     head_reachable,
     unwrap,
