@@ -156,12 +156,13 @@ def build(
     vectors_field: str | None,
     tune_queries: str | None,
 ) -> None:
-    """Build index NAME from SOURCE files, directories or - (stdin).
+    """Build index NAME from SOURCE files, directories or - (stdin); with --ray also Parquet at s3:// (or other pyarrow) URIs.
 
     \b
       simsearch build corpus.jsonl --name scifact \\
           --text-field title --text-field text --id-field _id
       simsearch build big.jsonl --name big --shards 8 --ray=auto --workers 16
+      simsearch build s3://bucket/corpus/ --name big --id-field id --ray=10.0.0.5:6379
       simsearch build corpus.jsonl --name docs --index-type hnsw --tune-queries query-log.txt
     """
     options = ReadOptions(fmt, text_field, id_field, split)

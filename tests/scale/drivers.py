@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from simsearch.errors import SimsearchError
 from simsearch.readers import ReadOptions
@@ -54,7 +54,7 @@ def wrong_input(address: str, model: str, index: str, source: str, how: str) -> 
                 task["digest"] = "0" * 32
         return plan
 
-    build.read_plan = altered  # type: ignore[assignment]
+    build.read_plan = altered
     try:
         build.ray_build(
             [source],
@@ -68,7 +68,10 @@ def wrong_input(address: str, model: str, index: str, source: str, how: str) -> 
     return {"error": None}
 
 
-COMMANDS = {"join-and-build": join_and_build, "wrong-input": wrong_input}
+COMMANDS: dict[str, Callable[..., dict[str, Any]]] = {
+    "join-and-build": join_and_build,
+    "wrong-input": wrong_input,
+}
 
 if __name__ == "__main__":
     print(json.dumps(COMMANDS[sys.argv[1]](*sys.argv[2:])))

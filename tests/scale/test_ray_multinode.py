@@ -251,7 +251,8 @@ class _env:
     """Environment variables set for a block (pyarrow reads the S3 credentials from them)."""
 
     def __init__(self, values: dict[str, str]) -> None:
-        self.values, self.saved = values, {}
+        self.values = values
+        self.saved: dict[str, str | None] = {}
 
     def __enter__(self) -> None:
         import os
