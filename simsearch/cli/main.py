@@ -123,6 +123,14 @@ def main() -> None:
     show_default=True,
     help="With --ray: GPUs each encoder actor reserves (use --device cuda).",
 )
+@click.option(
+    "--shard-writers",
+    type=click.Choice(["driver", "cluster"]),
+    default="driver",
+    show_default=True,
+    help="With --ray --shards: who writes the shards and builds their FAISS files: this process, "
+    "or a Ray actor per shard (the index directory on a file system every node shares).",
+)
 @index_dir_option
 @click.option("--force", is_flag=True, help="Replace an existing index of that name.")
 @click.option(
@@ -151,6 +159,7 @@ def build(
     workers: int,
     cpus_per_worker: float,
     gpus_per_worker: float,
+    shard_writers: str,
     index_dir: str | None,
     force: bool,
     vectors_field: str | None,
@@ -173,6 +182,8 @@ def build(
         tuning = read_lines_from(tune_queries, read_queries)
         if not tuning:
             raise InputError(f"{tune_queries}: no queries in it (only empty lines?); give one query per line")
+    if shard_writers != "driver" and ray_address is None:
+        raise click.UsageError("--shard-writers cluster writes the shards on Ray: add --ray")
     if vectors_field:
         if ray_address is not None:
             raise click.UsageError("--vectors-field builds from stored vectors: no encoding, so no --ray")
@@ -205,7 +216,7 @@ def build(
                     sources,
                     locate(name, index_dir),
                     spec,
-                    RayOptions(ray_address, workers, cpus_per_worker, gpus_per_worker),
+                    RayOptions(ray_address, workers, cpus_per_worker, gpus_per_worker, shard_writers),
                     read_options=options,
                     shards=shards,
                     force=force,

@@ -56,6 +56,7 @@ class RayOptions:
     workers: int = 2
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 0.0
+    shard_writers: str = "driver"  # or "cluster": a Ray actor per shard (simsearch.scale.writers)
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,10 @@ def ray_build(
     builder(index_type, target_recall)  # bad options fail before the cluster starts
     if "-" in sources:
         raise InputError("--ray reads files, not standard input; write the input to a file first")
+    if ray_options.shard_writers not in ("driver", "cluster"):
+        raise InputError(f"unknown shard writers {ray_options.shard_writers!r}; choose driver or cluster")
+    if ray_options.shard_writers == "cluster" and shards is None:
+        raise InputError("--shard-writers cluster writes shards: give --shards N")
     # planned here, on the driver: relative paths resolved against its working directory, each
     # file's identity recorded for the nodes to check; a missing input fails before Ray starts
     plan = read_plan([os.fspath(s) for s in sources], ray_options.workers, read_options)
@@ -149,7 +154,12 @@ def ray_build(
         loaded = loading.submit(spec.load)
         spec.check()
         ray = connect(ray_options.address)  # kept for the life of the process
-        with open_sink(path, shards=shards, force=force) as sink:
+        writers = None
+        if ray_options.shard_writers == "cluster":
+            from simsearch.scale.writers import RayWriters
+
+            writers = RayWriters(ray)
+        with open_sink(path, shards=shards, force=force, writers=writers) as sink:
             try:
                 truncated = _write_all(ray, sink, plan, read_options, spec, ray_options, progress)
             except HeadLostError:

@@ -192,3 +192,42 @@ def test_ray_build_with_a_broken_model_says_so_once(ray_cluster, index_dir: Path
     assert result.output.count("\n") == 1 and "Traceback" not in result.output
     assert "broken-model" in result.output, result.output
     assert not (index_dir / "broken").exists() and not list(index_dir.glob(".broken*"))
+
+
+def test_shard_writers_on_the_cluster_equal_a_local_build(
+    ray_cluster, index_dir: Path, tmp_path: Path, tiny_model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--shard-writers cluster: each shard written and its FAISS file built by a Ray actor (not
+    this process), the top manifest committed here; the same index as a local build."""
+    import os
+
+    from simsearch.scale import writers
+
+    files = corpus(tmp_path, 60)
+    pids: list[int] = []
+    close = writers.RayWriters.close
+
+    def recording(self: writers.RayWriters) -> None:
+        close(self)
+        pids.extend(self.pids)
+
+    monkeypatch.setattr(writers.RayWriters, "close", recording)
+    common = [*files, "--model", tiny_model, "--id-field", "id", "--index-dir", index_dir, "--shards", "2"]
+    assert run("build", *common, "--name", "local").exit_code == 0
+    on_ray = run("build", *common, "--name", "w", "--ray", "--workers", "1", "--shard-writers", "cluster")
+    assert on_ray.exit_code == 0, on_ray.output
+    assert len(pids) == 2 and os.getpid() not in pids
+    assert_same_index(index_dir / "local", index_dir / "w")
+    assert run("verify", "w", "--index-dir", index_dir).exit_code == 0
+    twice = run(
+        "build", files[0], files[0], "--name", "w", "--force", "--model", tiny_model, "--id-field", "id",
+        "--index-dir", index_dir, "--shards", "2", "--ray", "--workers", "1", "--shard-writers", "cluster",
+    )  # fmt: skip
+    assert twice.exit_code == 1 and "duplicate document id" in twice.output, twice.output
+    assert twice.output.count("\n") == 1 and "Traceback" not in twice.output and "ray::" not in twice.output
+    assert_same_index(index_dir / "local", index_dir / "w")  # the previous index, untouched
+    assert not [
+        p for p in (index_dir / "w").iterdir() if p.name.startswith("shard-") and p.name.endswith("2")
+    ]
+    no_ray = run("build", files[0], "--name", "x", "--shard-writers", "cluster", "--index-dir", index_dir)
+    assert no_ray.exit_code == 2 and "add --ray" in no_ray.output
