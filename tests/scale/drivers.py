@@ -16,17 +16,27 @@ from tests.scale.multinode import ray_cluster_children
 
 def join_and_build(address: str, model: str, index: str, source: str) -> dict[str, Any]:
     """Join the cluster at ``address`` (twice: the same connection), build ``source`` (a path
-    relative to this process's working directory) on it, report what was built and where."""
-    from simsearch.scale import build, cluster
+    relative to this process's working directory) on it into 2 shards written by Ray actors,
+    report what was built and where."""
+    from simsearch.scale import build, cluster, writers
 
     ray = cluster.connect(address)
     again = cluster.connect(address)
+    pids: list[int] = []
+    close = writers.RayWriters.close
+
+    def recording(self: writers.RayWriters) -> None:
+        close(self)
+        pids.extend(self.pids)
+
+    writers.RayWriters.close = recording  # type: ignore[method-assign]
     built = build.ray_build(
         [source],
         Path(index),
         build.EncoderSpec(model, batch_size=16),
-        build.RayOptions(address, workers=2),
+        build.RayOptions(address, workers=2, shard_writers="cluster"),
         read_options=ReadOptions(id_field="id"),
+        shards=2,
     )
     return {
         "same": again is ray and ray.is_initialized(),
@@ -34,6 +44,9 @@ def join_and_build(address: str, model: str, index: str, source: str) -> dict[st
         "nodes": sorted(n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]),
         "ids": sorted(built.ids()),
         "children": ray_cluster_children(os.getpid()),
+        "writer_pids": pids,
+        "pid": os.getpid(),
+        "verified": built.verify().ok,
     }
 
 

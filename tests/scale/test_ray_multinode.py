@@ -107,6 +107,9 @@ def test_joins_the_named_cluster_and_reads_the_drivers_file(
     assert report["nodes"] == ["127.0.0.2", "127.0.0.3"]
     assert report["children"] == []  # joined, started no cluster of its own
     assert report["ids"] == sorted(f"mine-{i}" for i in range(40))  # not a node's docs.jsonl
+    # its 2 shards written by actors on the cluster, committed here
+    assert len(report["writer_pids"]) == 2 and report["pid"] not in report["writer_pids"]
+    assert report["verified"]
 
 
 @pytest.mark.parametrize("how", ["other", "missing"])
