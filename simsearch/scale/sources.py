@@ -53,13 +53,17 @@ def _local_tasks(source: str, workers: int, options: ReadOptions, part_bytes: in
         raise InputError(f"{source}: no such file or directory")
     absolute = os.path.abspath(source)  # the driver's working directory, not the node's
     if path.is_dir():
-        files = _parquet_files(path, options)
+        files = _parquet_files(Path(absolute), options)
         if files:
             return [
                 task
                 for file in files
                 for task in _file_tasks(
-                    str(file), f"{source}/{file.relative_to(path).as_posix()}", workers, options, part_bytes
+                    str(file),
+                    f"{source}/{file.relative_to(absolute).as_posix()}",
+                    workers,
+                    options,
+                    part_bytes,
                 )
             ]
         listing = {"listing": directory_listing(absolute)}
@@ -73,6 +77,10 @@ def _local_tasks(source: str, workers: int, options: ReadOptions, part_bytes: in
                 "parts": 1,
             }
         ]
+    if not path.is_file():  # a pipe or a device: what the driver read would be gone for the nodes
+        raise InputError(
+            f"{source}: --ray reads regular files and directories; write the input to a file first"
+        )
     return _file_tasks(absolute, source, workers, options, part_bytes)
 
 
@@ -84,7 +92,7 @@ def _file_tasks(
     # a part per part_bytes, up to 4 per worker (every part of a text file parses the whole
     # file); a read task costs a worker process, so a small file is one task (its output is
     # still cut into small blocks for the actors)
-    parts = max(1, min(workers * 4, -(-size // part_bytes))) if Path(absolute).is_file() else 1
+    parts = max(1, min(workers * 4, -(-size // part_bytes)))
     if parts > 1 and _is_parquet(name, options):
         import pyarrow.parquet as pq  # comes with ray[data]
 

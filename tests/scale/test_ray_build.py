@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from simsearch.cli.main import main
+from simsearch.errors import InputError
 from simsearch.readers import ReadOptions, read_documents
 from simsearch.scale import sources as ray_sources
 from simsearch.scale.build import read_part, read_plan
@@ -91,6 +92,36 @@ def test_read_plan_splits_parquet_by_row_range(tmp_path: Path, monkeypatch: pyte
     got = [(row["id"], row["text"], row["metadata"]) for task in plan for row in read_part(task, options)]
     want = [(d.id, d.text, json.dumps(d.metadata)) for d in read_documents([str(file)], options)]
     assert got == want and len(got) == 500
+
+
+def test_read_plan_resolves_on_the_driver_and_reads_parquet_directories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Relative sources become absolute paths with the driver's identity of the file; a directory
+    of Parquet files is read file by file (marker files skipped), named under the directory."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from simsearch.scale.sources import check_same_input
+
+    data = tmp_path / "data"
+    (data / "year=2024").mkdir(parents=True)
+    for n, where in enumerate(["p0.parquet", "year=2024/p1.parquet"]):
+        pq.write_table(pa.table({"id": [f"r{n}-{i}" for i in range(5)], "text": ["t"] * 5}), data / where)
+    (data / "_SUCCESS").write_bytes(b"")
+    (data / "notes.jsonl").write_text('{"id": "j", "text": "jsonl"}\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    options = ReadOptions(id_field="id")
+    plan = read_plan(["data", "data/notes.jsonl"], workers=1, options=options)
+    assert [t["name"] for t in plan] == ["data/p0.parquet", "data/year=2024/p1.parquet", "data/notes.jsonl"]
+    assert all(Path(t["path"]).is_absolute() and Path(t["path"]).is_file() for t in plan)
+    rows = [row["id"] for task in plan for row in read_part(task, options)]
+    assert sorted(rows) == sorted([f"r{n}-{i}" for n in range(2) for i in range(5)] + ["j"])
+    (data / "notes.jsonl").write_text('{"id": "j", "text": "changed after planning"}\n', encoding="utf-8")
+    with pytest.raises(InputError, match="is not the file the driver read"):
+        check_same_input(plan[-1])
+    with pytest.raises(InputError, match="regular files"):
+        read_plan(["/dev/null"], workers=1, options=options)
 
 
 def test_ray_build_equals_local_build(
