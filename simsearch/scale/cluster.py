@@ -81,6 +81,11 @@ def connected(address: str | None) -> Iterator[Any]:
     yield connect(address)
 
 
+def head_lost() -> bool:
+    """Whether this process saw its cluster's head go away (then Ray calls would wait for it)."""
+    return _head_lost
+
+
 def gcs_address(ray: Any) -> str:
     """``host:port`` of the head's GCS this process is connected to."""
     return str(ray.get_runtime_context().gcs_address)

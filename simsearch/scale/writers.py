@@ -20,6 +20,9 @@ from simsearch.errors import SimsearchError
 from simsearch.readers import Document
 
 
+CLOSE_TIMEOUT = 60.0  # seconds to wait for the actors to drop what they staged
+
+
 class ShardWriterActor:
     """Writes one shard directory (a :class:`~simsearch.store.writer.StoreWriter` held open)."""
 
@@ -101,9 +104,16 @@ class RayWriters:
         self.ray.get(calls)
 
     def close(self) -> None:
+        """Drop what the actors staged and end them; the driver removes the staging directory
+        in any case, so a dead actor (or a lost head: nothing is asked of Ray then) loses nothing."""
+        from simsearch.scale.cluster import head_lost
+
+        if head_lost():
+            self.actors = []
+            return
         try:
-            self.pids = self.ray.get([actor.close.remote() for actor in self.actors])
-        except Exception:  # noqa: BLE001 - a dead actor staged nothing to keep: the driver removes the staging
+            self.pids = self.ray.get([actor.close.remote() for actor in self.actors], timeout=CLOSE_TIMEOUT)
+        except Exception:  # noqa: BLE001 - see above
             pass
         finally:
             for actor in self.actors:
