@@ -38,8 +38,17 @@ def join_and_build(address: str, model: str, index: str, source: str) -> dict[st
         read_options=ReadOptions(id_field="id"),
         shards=2,
     )
+    import gc
+
+    from simsearch import Index
+
+    opened = Index.open(index, ray=address)  # search on the same cluster: shard actors there
+    gc.collect()  # a dropped connection context would shut Ray down here (issue 22's bug)
+    hits = opened.search("bread", k=3, mode="dense")
     return {
-        "same": again is ray and ray.is_initialized(),
+        "same": again is ray,
+        "hits": len(hits),
+        "still": ray.is_initialized() and cluster.gcs_address(ray) == address,
         "gcs": cluster.gcs_address(ray),
         "nodes": sorted(n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]),
         "ids": sorted(built.ids()),
@@ -47,6 +56,26 @@ def join_and_build(address: str, model: str, index: str, source: str) -> dict[st
         "writer_pids": pids,
         "pid": os.getpid(),
         "verified": built.verify().ok,
+    }
+
+
+def open_and_search(address: str, index: str) -> dict[str, Any]:
+    """``Index.open(..., ray=address)`` as a process's first Ray call: it must join that cluster
+    for good, not drop the connection and start a private cluster on the next Ray call."""
+    import gc
+
+    import ray
+
+    from simsearch import Index
+    from simsearch.scale import cluster
+
+    opened = Index.open(index, ray=address)
+    gc.collect()
+    hits = opened.search("bread", k=3, mode="dense")
+    return {
+        "hits": len(hits),
+        "gcs": cluster.gcs_address(ray) if ray.is_initialized() else None,
+        "children": ray_cluster_children(os.getpid()),
     }
 
 
@@ -83,6 +112,7 @@ def wrong_input(address: str, model: str, index: str, source: str, how: str) -> 
 
 COMMANDS: dict[str, Callable[..., dict[str, Any]]] = {
     "join-and-build": join_and_build,
+    "open-and-search": open_and_search,
     "wrong-input": wrong_input,
 }
 

@@ -104,12 +104,22 @@ def test_joins_the_named_cluster_and_reads_the_drivers_file(
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.splitlines()[-1])
     assert report["same"] and report["gcs"] == ray_cluster.address
+    assert report["hits"] == 3 and report["still"]  # Index.open(ray=...) searched on it, still joined
     assert report["nodes"] == ["127.0.0.2", "127.0.0.3"]
     assert report["children"] == []  # joined, started no cluster of its own
     assert report["ids"] == sorted(f"mine-{i}" for i in range(40))  # not a node's docs.jsonl
     # its 2 shards written by actors on the cluster, committed here
     assert len(report["writer_pids"]) == 2 and report["pid"] not in report["writer_pids"]
     assert report["verified"]
+    searched = run_driver(
+        ["-m", "tests.scale.drivers", "open-and-search", ray_cluster.address, str(root / "idx")], driver
+    )
+    assert searched.returncode == 0, searched.stderr[-3000:]
+    assert json.loads(searched.stdout.splitlines()[-1]) == {
+        "hits": 3,
+        "gcs": ray_cluster.address,
+        "children": [],
+    }
 
 
 @pytest.mark.parametrize("how", ["other", "missing"])
