@@ -150,9 +150,11 @@ def ray_build(
     # 54 s build). Its config and tokenizer are checked first, so a broken model fails here; one
     # that fails later (its weights) fails the actors too, and the driver's own error is the one
     # reported (one line, the index unchanged).
+    # (checked before the load starts: both import transformers, whose lazy module is not safe to
+    # import from two threads at once: "cannot import name 'AutoConfig'" seen under load)
+    spec.check()
     with ThreadPoolExecutor(1, thread_name_prefix="driver-model") as loading:
         loaded = loading.submit(spec.load)
-        spec.check()
         ray = connect(ray_options.address)  # kept for the life of the process
         writers = None
         if ray_options.shard_writers == "cluster":
@@ -165,7 +167,9 @@ def ray_build(
             except HeadLostError:
                 raise
             except SimsearchError:
-                loaded.result()  # the driver's load error first, when the model is what failed
+                failed = loaded.exception()  # the driver's load error first, when the model is what failed
+                if isinstance(failed, SimsearchError):
+                    raise failed from None
                 raise
             encoder = loaded.result()
             tune_vectors = None if queries is None else np.asarray(encoder.encode(queries), np.float32)
