@@ -133,6 +133,14 @@ def main() -> None:
     show_default=True,
     help="With --ray: GPUs each encoder actor reserves (use --device cuda).",
 )
+@click.option(
+    "--shard-writers",
+    type=click.Choice(["driver", "cluster"]),
+    default="driver",
+    show_default=True,
+    help="With --ray --shards: who writes the shards and builds their FAISS files: this process, "
+    "or a Ray actor per shard (the index directory on a file system every node shares).",
+)
 @index_dir_option
 @click.option("--force", is_flag=True, help="Replace an existing index of that name.")
 @click.option(
@@ -161,17 +169,19 @@ def build(
     workers: int,
     cpus_per_worker: float,
     gpus_per_worker: float,
+    shard_writers: str,
     index_dir: str | None,
     force: bool,
     vectors_field: str | None,
     tune_queries: str | None,
 ) -> None:
-    """Build index NAME from SOURCE files, directories or - (stdin).
+    """Build index NAME from SOURCE files, directories or - (stdin); with --ray also Parquet at s3:// (or other pyarrow) URIs.
 
     \b
       simsearch build corpus.jsonl --name scifact \\
           --text-field title --text-field text --id-field _id
       simsearch build big.jsonl --name big --shards 8 --ray=auto --workers 16
+      simsearch build s3://bucket/corpus/ --name big --id-field id --ray=10.0.0.5:6379
       simsearch build corpus.jsonl --name docs --index-type hnsw --tune-queries query-log.txt
     """
     if not force:  # before any work: a Ray cluster takes many seconds to start
@@ -190,6 +200,8 @@ def build(
         tuning = read_lines_from(tune_queries, read_queries)
         if not tuning:
             raise InputError(f"{tune_queries}: no queries in it (only empty lines?); give one query per line")
+    if shard_writers != "driver" and ray_address is None:
+        raise click.UsageError("--shard-writers cluster writes the shards on Ray: add --ray")
     if vectors_field:
         if ray_address is not None:
             raise click.UsageError("--vectors-field builds from stored vectors: no encoding, so no --ray")
@@ -230,15 +242,16 @@ def build(
             )
         with progress_bar("encoding", count_documents(sources, options)) as progress:
             if ray_address is not None:
+                from simsearch.index import opened
                 from simsearch.scale.build import EncoderSpec, RayOptions, ray_build
                 from simsearch.store.home import locate
 
                 spec = EncoderSpec(model, pooling, max_length, batch_size, device, precision)
-                index = ray_build(
+                built, built_stats = ray_build(
                     sources,
                     locate(name, index_dir),
                     spec,
-                    RayOptions(ray_address, workers, cpus_per_worker, gpus_per_worker),
+                    RayOptions(ray_address, workers, cpus_per_worker, gpus_per_worker, shard_writers),
                     read_options=options,
                     shards=shards,
                     force=force,
@@ -247,6 +260,7 @@ def build(
                     progress=progress,
                     tune_queries=tuning,
                 )
+                index = opened(locate(name, index_dir), built, built_stats, exported=True)
             else:
                 from simsearch.index import Index
                 from simsearch.readers import read_documents

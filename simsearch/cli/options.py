@@ -149,8 +149,9 @@ def ray_option(command: Any) -> Any:
         flag_value="local",
         default=None,
         metavar="[ADDRESS]",
-        help="Run on Ray (needs the ray extra): alone, a local cluster; 'auto' the running one; "
-        "or host:port. Give it as --ray=ADDRESS or after the sources.",
+        help="Run on Ray (needs the ray extra): alone, a local cluster on loopback; 'auto' the one "
+        "`ray start` made (or $RAY_ADDRESS); or HOST:PORT of a head. Joined for the whole command. "
+        "Give it as --ray=ADDRESS or after the sources.",
     )(command)
 
 

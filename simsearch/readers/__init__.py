@@ -42,6 +42,7 @@ __all__ = [
     "decoded_lines",
     "open_source",
     "read_documents",
+    "read_source_as",
     "read_ids",
     "read_lines_from",
     "read_queries",
@@ -85,6 +86,25 @@ def read_documents(
             raise InputError(f"{_display(source)}: {_why_empty(str(source))}; nothing to index")
 
 
+def read_source_as(path: str, name: str, label: str, options: ReadOptions) -> Iterator[Document]:
+    """The documents of the file or directory at ``path``, as a read of ``name`` in the process
+    that resolved it gives them: positions name ``name``, derived ids start with ``label`` (that
+    process's :func:`source_label`). A Ray read task on another node reads a source this way."""
+    found = False
+    for doc in _read_source(path, options, None, name=name, label=label):
+        found = True
+        yield doc
+    if not found:
+        raise InputError(f"{name}: {_why_empty(path)}; nothing to index")
+
+
+def source_label(source: str, options: ReadOptions) -> str:
+    """The path part of the ids derived for a file or directory ``source`` read here."""
+    if options.derived_ids != "as-given" and Path(source).is_dir():
+        return canonical_path(source)
+    return _label(source, options)
+
+
 def _display(source: str | Path) -> str:
     return "<stdin>" if str(source) == "-" else str(source)
 
@@ -118,7 +138,14 @@ def _label(source: str, options: ReadOptions) -> str:
     return canonical_path(source)
 
 
-def _read_source(source: str, options: ReadOptions, stdin: IO[bytes] | None) -> Iterator[Document]:
+def _read_source(
+    source: str,
+    options: ReadOptions,
+    stdin: IO[bytes] | None,
+    *,
+    name: str | None = None,
+    label: str | None = None,
+) -> Iterator[Document]:
     if source == "-":
         stream = stdin if stdin is not None else standard_input()
         fmt = "txt" if options.format == "auto" else options.format
@@ -127,11 +154,12 @@ def _read_source(source: str, options: ReadOptions, stdin: IO[bytes] | None) -> 
         yield from _read_stream(stream, "<stdin>", "stdin", fmt, options)
         return
     path = Path(source)
+    shown = source if name is None else name
     if path.is_dir():
-        yield from _read_directory(path, source, options)
+        yield from _read_directory(path, shown, options, label)
         return
     if not path.exists():
-        raise InputError(f"{source}: no such file or directory")
+        raise InputError(f"{shown}: no such file or directory")
     regular = path.is_file()  # else a FIFO, /dev/fd/N of a process substitution, a device
     kind = options.format if options.format != "auto" else _SUFFIXES.get(path.suffix.lower())
     if kind is None and not regular:
@@ -140,18 +168,18 @@ def _read_source(source: str, options: ReadOptions, stdin: IO[bytes] | None) -> 
         raise InputError(unreadable_document(source, str(document_kind(source))))
     if kind is None:
         raise InputError(
-            f"{source}: cannot tell the format from the suffix {path.suffix or '(none)'!r}; "
+            f"{shown}: cannot tell the format from the suffix {path.suffix or '(none)'!r}; "
             "pass --format txt|csv|tsv|jsonl|parquet"
         )
     if kind == "parquet":
         from simsearch.readers.parquet import read_parquet  # pyarrow only when asked for
 
-        yield from read_parquet(path, options)
+        yield from read_parquet(path, options, name=name)
         return
     with open_source(source) as stream:
         if regular:
-            sniff(stream, source)
-        yield from _read_stream(stream, source, _label(source, options), kind, options)
+            sniff(stream, shown)
+        yield from _read_stream(stream, shown, label or _label(source, options), kind, options)
 
 
 def _read_stream(
@@ -183,12 +211,14 @@ def _split_txt(
     yield from split_documents(docs, "none" if split == "lines" else split)
 
 
-def _read_directory(root: Path, source: str, options: ReadOptions) -> Iterator[Document]:
+def _read_directory(
+    root: Path, source: str, options: ReadOptions, label: str | None = None
+) -> Iterator[Document]:
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in _DIR_SUFFIXES)
     if not files:
         raise InputError(f"{source}: directory holds no .txt or .md files")
     as_given = options.derived_ids == "as-given"
-    base = Path(source) if as_given else Path(canonical_path(root))
+    base = Path(label) if label is not None else Path(source) if as_given else Path(canonical_path(root))
     for path in files:
         # Prefixed with the directory, like txt ids: unique across several directories.
         rel = (base / path.relative_to(root)).as_posix()

@@ -35,16 +35,22 @@ def pyarrow_module() -> Any:
 
 
 def read_parquet(
-    path: str | Path, options: ReadOptions = ReadOptions(), *, start: int = 0, stop: int | None = None
+    path: str | Path,
+    options: ReadOptions = ReadOptions(),
+    *,
+    start: int = 0,
+    stop: int | None = None,
+    name: str | None = None,
 ) -> Iterator[Document]:
     """The documents of rows ``start`` (0-based, included) to ``stop`` (excluded) of a Parquet file.
 
     Text and id columns as for JSONL (``text_fields`` joined with a space); every other column of
     a scalar type (strings, numbers, booleans, dates) becomes metadata, list and struct columns
     (vectors, say) are left out. Derived ids and error positions use the 1-based row number, so
-    a file split into row ranges gives the same documents as the whole file.
+    a file split into row ranges gives the same documents as the whole file. ``path`` may be a
+    URI of a pyarrow file system (``s3://...``); ``name`` (default: ``path``) names the rows.
     """
-    for docs, _ in parquet_batches(path, options, start=start, stop=stop):
+    for docs, _ in parquet_batches(path, options, start=start, stop=stop, name=name):
         yield from split_documents(docs, options.split)
 
 
@@ -55,12 +61,13 @@ def parquet_batches(
     start: int = 0,
     stop: int | None = None,
     extra_columns: Sequence[str] = (),
+    name: str | None = None,
 ) -> Iterator[tuple[list[Document], dict[str, Any]]]:
     """Record batches as documents, with the batch's ``extra_columns`` as Arrow arrays."""
     pa = pyarrow_module()
-    name = str(path)
+    name = str(path) if name is None else name
     try:
-        file = pa.parquet.ParquetFile(name)
+        file = pa.parquet.ParquetFile(str(path))
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"{name}: not a readable Parquet file ({exc})") from None
     schema = file.schema_arrow

@@ -1,7 +1,8 @@
 """``simsearch build --ray``: read and encode on a Ray cluster, write the index here.
 
-Sources are split into read tasks (one per file; a large file into several parts: row ranges
-of a Parquet file, every m-th document of other formats), read by Ray Data, and encoded by ``map_batches`` over a fixed pool of
+Sources are planned on the driver into read tasks (:mod:`simsearch.scale.sources`: one per file;
+a large file into several parts: row ranges of a Parquet file, every m-th document of other
+formats; ``s3://`` and other URIs and directories of Parquet files by file), read by Ray Data, and encoded by ``map_batches`` over a fixed pool of
 encoder actors (each loads the model once). Encoded batches stream back to this process, which
 routes them to the shard writers by id hash (:mod:`simsearch.store.write.bulk`, the same code as a
 local build) and commits once: a failure anywhere leaves the previous index (or none).
@@ -17,15 +18,30 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from simsearch.errors import InputError, SimsearchError
-from simsearch.readers import Document, ReadOptions, read_documents
-from simsearch.scale.cluster import connected, first_line, unwrap
+from simsearch.readers import Document, ReadOptions
+from simsearch.scale.cluster import (
+    HeadLostError,
+    cause_line,
+    connect,
+    first_line,
+    gcs_address,
+    head_reachable,
+    unwrap,
+    watch_head,
+)
+from simsearch.scale.sources import read_part, read_plan
 
-PART_BYTES = 16 << 20  # a file larger than this is read by several tasks
+if TYPE_CHECKING:
+    from simsearch.encode import Encoder
+    from simsearch.store.write.commit import BuildStats
+
+__all__ = ["EncoderSpec", "RayOptions", "ray_build", "read_part", "read_plan"]
+
 # What an encoder actor gets per call: one block of the read output, cut at about this size
 # (~1,100 sentences of the benchmark corpus). The encoder sorts a call's rows by length and runs
 # them in batches of ``batch_size`` (1,000 or 2,048 rows sorted together encode at the same
@@ -33,6 +49,7 @@ PART_BYTES = 16 << 20  # a file larger than this is read by several tasks
 # 256 KB blocks gave 0.90x the local build, 128 KB blocks 0.81x (docs/scale.md); much larger
 # ones leave one actor working alone at the end.
 BLOCK_BYTES = 256 << 10
+HEAD_LOST = "the Ray cluster's head went away; the index was not changed"
 
 
 @dataclass(frozen=True)
@@ -43,6 +60,7 @@ class RayOptions:
     workers: int = 2
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 0.0
+    shard_writers: str = "driver"  # or "cluster": a Ray actor per shard (simsearch.scale.writers)
 
 
 @dataclass(frozen=True)
@@ -99,63 +117,6 @@ class EncodeActor:
         return {**batch, "vector": vectors, "truncated": truncated}
 
 
-def read_plan(
-    sources: Sequence[str], workers: int, options: ReadOptions = ReadOptions()
-) -> list[dict[str, Any]]:
-    """Read tasks: a file per task; a large file split into parts: row ranges of a Parquet file
-    (only the overlapping row groups are read), every ``parts``-th document of other formats."""
-    plan: list[dict[str, Any]] = []
-    for source in sources:
-        path = Path(source)
-        parts = 1
-        if path.is_file():
-            # a part per PART_BYTES, up to 4 per worker (every part of a text file parses the
-            # whole file); a read task costs a worker process, so a small file is one task (its
-            # output is still cut into small blocks for the actors: BLOCK_BYTES)
-            parts = max(1, min(workers * 4, -(-path.stat().st_size // PART_BYTES)))
-        if parts > 1 and _is_parquet(path, options):
-            import pyarrow.parquet as pq  # comes with ray[data]
-
-            rows = pq.ParquetFile(path).metadata.num_rows
-            bounds = [rows * part // parts for part in range(parts + 1)]
-            plan += [
-                {"source": source, "start": lo, "stop": hi} for lo, hi in zip(bounds, bounds[1:]) if hi > lo
-            ]
-            continue
-        plan += [{"source": source, "part": part, "parts": parts} for part in range(parts)]
-    return plan
-
-
-def _is_parquet(path: Path, options: ReadOptions) -> bool:
-    return options.format == "parquet" or (
-        options.format == "auto" and path.suffix.lower() in (".parquet", ".pq")
-    )
-
-
-def read_part(task: dict[str, Any], options: ReadOptions) -> Iterator[dict[str, Any]]:
-    """The documents of one read task, as Ray Data rows (metadata as JSON text)."""
-    if "start" in task:
-        from simsearch.readers.parquet import read_parquet
-
-        docs: Iterator[Document] = read_parquet(
-            task["source"], options, start=task["start"], stop=task["stop"]
-        )
-    else:
-        docs = (
-            doc
-            for number, doc in enumerate(read_documents([task["source"]], options))
-            if number % task["parts"] == task["part"]
-        )
-    for doc in docs:
-        if doc.text.strip():
-            yield {
-                "id": doc.id,
-                "text": doc.text,
-                "where": doc.where,
-                "metadata": json.dumps(doc.metadata, ensure_ascii=False),
-            }
-
-
 def ray_build(
     sources: Sequence[str],
     path: Path,
@@ -169,18 +130,23 @@ def ray_build(
     target_recall: float = 0.95,
     progress: Callable[[int], None] | None = None,
     tune_queries: Sequence[str] | None = None,
-) -> Any:
-    """Build the index at ``path`` on Ray; returns the opened :class:`~simsearch.index.Index`."""
-    from simsearch.index import BuildStats, open_path, commit_build, tune_query_texts
+) -> tuple[Encoder, BuildStats]:
+    """Build the index at ``path`` on Ray; returns the driver's encoder (its model, loaded) and
+    what the build did (the caller opens the index: scale plugs in below the library face)."""
+    from simsearch.store.write.commit import BuildStats, commit_build, tune_query_texts
     from simsearch.store.write.bulk import open_sink
     from simsearch.store.index_types import builder
 
     builder(index_type, target_recall)  # bad options fail before the cluster starts
     if "-" in sources:
         raise InputError("--ray reads files, not standard input; write the input to a file first")
-    for source in sources:
-        if not Path(source).exists():
-            raise InputError(f"{source}: no such file or directory")
+    if ray_options.shard_writers not in ("driver", "cluster"):
+        raise InputError(f"unknown shard writers {ray_options.shard_writers!r}; choose driver or cluster")
+    if ray_options.shard_writers == "cluster" and shards is None:
+        raise InputError("--shard-writers cluster writes shards: give --shards N")
+    # planned here, on the driver: relative paths resolved against its working directory, each
+    # file's identity recorded for the nodes to check; a missing input fails before Ray starts
+    plan = read_plan([os.fspath(s) for s in sources], ray_options.workers, read_options)
     queries = tune_query_texts(tune_queries)  # a bad query file fails before the cluster starts
     started = time.perf_counter()
     # The driver's copy of the model names it in the manifest, encodes the tuning queries and
@@ -189,34 +155,42 @@ def ray_build(
     # 54 s build). Its config and tokenizer are checked first, so a broken model fails here; one
     # that fails later (its weights) fails the actors too, and the driver's own error is the one
     # reported (one line, the index unchanged).
+    # (checked before the load starts: both import transformers, whose lazy module is not safe to
+    # import from two threads at once: "cannot import name 'AutoConfig'" seen under load)
+    spec.check()
     with ThreadPoolExecutor(1, thread_name_prefix="driver-model") as loading:
         loaded = loading.submit(spec.load)
-        spec.check()
-        with connected(ray_options.address) as ray:
-            with open_sink(path, shards=shards, force=force) as sink:
-                try:
-                    truncated = _write_all(ray, sink, sources, read_options, spec, ray_options, progress)
-                except SimsearchError:
-                    loaded.result()  # the driver's load error first, when the model is what failed
-                    raise
-                encoder = loaded.result()
-                tune_vectors = None if queries is None else np.asarray(encoder.encode(queries), np.float32)
-                count = commit_build(
-                    sink, encoder, path, truncated, index_type, target_recall, tune_vectors=tune_vectors
-                )
+        ray = connect(ray_options.address)  # kept for the life of the process
+        writers = None
+        if ray_options.shard_writers == "cluster":
+            from simsearch.scale.writers import RayWriters
+
+            writers = RayWriters(ray)
+        with open_sink(path, shards=shards, force=force, writers=writers) as sink:
+            try:
+                truncated = _write_all(ray, sink, plan, read_options, spec, ray_options, progress)
+            except HeadLostError:
+                raise
+            except SimsearchError:
+                failed = loaded.exception()  # the driver's load error first, when the model is what failed
+                if isinstance(failed, SimsearchError):
+                    raise failed from None
+                raise
+            encoder = loaded.result()
+            tune_vectors = None if queries is None else np.asarray(encoder.encode(queries), np.float32)
+            count = commit_build(
+                sink, encoder, path, truncated, index_type, target_recall, tune_vectors=tune_vectors
+            )
     from simsearch.encode.onnx_export import prepare
 
     prepare(encoder)
-    index = open_path(path)
-    index._encoder = encoder
-    index.last_build = BuildStats(count, truncated, time.perf_counter() - started)
-    return index
+    return encoder, BuildStats(count, truncated, time.perf_counter() - started)
 
 
 def _write_all(
     ray: Any,
     sink: Any,
-    sources: Sequence[str],
+    plan: list[dict[str, Any]],
     read_options: ReadOptions,
     spec: EncoderSpec,
     options: RayOptions,
@@ -225,29 +199,39 @@ def _write_all(
     """Stream the encoded batches into ``sink``; returns how many texts were truncated."""
     truncated = 0
     try:
-        for docs, vectors, cut in _encoded(ray, sources, read_options, spec, options):
+        for docs, vectors, cut in watch_head(ray, _encoded(ray, plan, read_options, spec, options)):
             sink.write(docs, vectors)
             truncated += cut
             if progress is not None:
                 progress(len(docs))
-    except SimsearchError:
-        raise
     except Exception as exc:
-        inner = unwrap(exc)
-        if isinstance(inner, SimsearchError):
-            raise type(inner)(str(inner)) from None
-        raise SimsearchError(f"the Ray build failed: {first_line(exc)}; the index was not changed") from None
+        raise _one_line_error(ray, exc) from None
     return truncated
 
 
+def _one_line_error(ray: Any, exc: Exception) -> SimsearchError:
+    """What the user is told: a simsearch error raised here as it is, one raised in a Ray task
+    by its first line (Ray wraps it with the remote traceback, Ray Data appends retry advice),
+    anything else by its innermost cause; the lost head as such, whatever Ray raised for it."""
+    if isinstance(exc, HeadLostError):
+        return HeadLostError(HEAD_LOST)
+    inner = unwrap(exc)
+    if inner is exc and isinstance(exc, SimsearchError) and not hasattr(exc, "cause"):
+        return exc
+    if not head_reachable(gcs_address(ray)):  # Ray's own error for the lost head, if it came first
+        return HeadLostError(HEAD_LOST)
+    if isinstance(inner, SimsearchError):
+        return type(inner)(first_line(inner))
+    return SimsearchError(f"the Ray build failed: {cause_line(exc)}; the index was not changed")
+
+
 def _encoded(
-    ray: Any, sources: Sequence[str], read_options: ReadOptions, spec: EncoderSpec, options: RayOptions
+    ray: Any, plan: list[dict[str, Any]], read_options: ReadOptions, spec: EncoderSpec, options: RayOptions
 ) -> Iterator[tuple[list[Document], np.ndarray, int]]:
     """(documents, vectors, truncated) batches as the actor pool finishes them."""
     from ray.data import ActorPoolStrategy, DataContext
 
     DataContext.get_current().enable_progress_bars = False
-    plan = read_plan([os.fspath(s) for s in sources], options.workers, read_options)
     # Reading reserves no CPU: the encoder actors hold the cores, and a read task that waited for
     # one of them would wait forever (the pool never lets go); parsing costs little next to encoding.
     context = DataContext.get_current()

@@ -1,18 +1,42 @@
-"""Connecting to Ray: an existing cluster (``auto`` or an address) or a local one started here."""
+"""Connecting to Ray: an existing cluster (``auto`` or an address) or a local one started here.
+
+:func:`connect` joins (or starts) one cluster for the life of the process: a server, a notebook
+and a build all keep the connection they made, and it is shut down once, at exit. Ray allows
+one cluster per process, so asking for another one afterwards is an error, not a silent switch.
+"""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
+import queue
+import re
+import socket
 import sys
-from typing import Any, Iterator
+import threading
+import time
+from typing import Any, Callable, Iterator, TypeVar
 
 from simsearch.errors import SimsearchError, install_hint
 
 LOCAL = "local"
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # Ray's single-node switch; "0": loopback only
+REACH_TIMEOUT = 5.0  # seconds to wait for a cluster's head to accept a connection
 log = logging.getLogger("simsearch")
+
+HEAD_GRACE = 10.0  # seconds the head may not answer before a build gives up (Ray's own limit: 60)
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_shutdown_registered = False
+_head_lost = False
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+class HeadLostError(SimsearchError):
+    """The Ray cluster's head (its GCS) stopped answering while simsearch was using it."""
 
 
 def import_ray() -> Any:
@@ -23,35 +47,255 @@ def import_ray() -> Any:
     return ray
 
 
-@contextlib.contextmanager
-def connected(address: str | None) -> Iterator[Any]:
-    """Ray, connected: reuse a running session, else join ``address`` (``auto``, ``host:port``,
-    ``ray://...``) or start a local cluster (``None`` / ``local``), shut down again afterwards.
+def connect(address: str | None) -> Any:
+    """Ray, connected for the life of this process; returns the ``ray`` module.
 
-    A local cluster listens on loopback only (see :func:`loopback_only`)."""
+    ``None`` / ``"local"`` starts a local cluster listening on loopback only (unless this process
+    is already connected: then that connection is used); ``"auto"`` joins the cluster
+    ``ray start`` made (``RAY_ADDRESS`` or the newest one on this machine); ``"HOST:PORT"`` joins
+    that one. Idempotent: later calls return the same connection. Ray is shut down at exit.
+    A cluster that cannot be reached is one :class:`SimsearchError` line within seconds.
+    """
     target = None if address in (None, "", LOCAL) else address
     if target is None:
         loopback_only()
     ray = import_ray()
-    if ray.is_initialized():
-        yield ray
-        return
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home from a build
-    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
-    try:
-        ray.init(address=target, **options)
-    except (ConnectionError, ValueError, RuntimeError) as exc:
-        where = f"the Ray cluster at {target!r}" if target else "a local Ray cluster"
-        raise SimsearchError(
-            f"cannot connect to {where}: {first_line(exc)}; check --ray ADDRESS "
-            "(auto: the cluster `ray start` made; none: start a local one)"
-        ) from None
+    with _lock:
+        if ray.is_initialized():
+            _check_same(ray, target)
+            return ray
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home
+        resolved = _resolve(target)
+        if resolved is not None:
+            _check_reachable(target or "", resolved)
+        _init(ray, resolved if resolved is not None else target)
+        _register_shutdown(ray)
     if target is None:
         _warn_unless_loopback(ray)
+    return ray
+
+
+@contextlib.contextmanager
+def connected(address: str | None) -> Iterator[Any]:
+    """The ``ray`` module, connected (:func:`connect`): kept after the block, for the process."""
+    yield connect(address)
+
+
+def head_lost() -> bool:
+    """Whether this process saw its cluster's head go away (then Ray calls would wait for it)."""
+    return _head_lost
+
+
+def gcs_address(ray: Any) -> str:
+    """``host:port`` of the head's GCS this process is connected to."""
+    return str(ray.get_runtime_context().gcs_address)
+
+
+def head_reachable(address: str, timeout: float = 2.0) -> bool:
+    """Whether the head at ``host:port`` accepts a TCP connection (its GCS is listening)."""
+    host, _, port = address.rpartition(":")
     try:
-        yield ray
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def watch_head(ray: Any, items: Iterator[T], *, grace: float = HEAD_GRACE, poll: float = 1.0) -> Iterator[T]:
+    """``items``, taken in a helper thread while this process checks that the cluster's head still
+    accepts connections: when it has not for ``grace`` seconds, :class:`HeadLostError`.
+
+    Without it a process that loses the head hangs in Ray until Ray ends it (after 60 s, with no
+    message of simsearch's); with it the caller can clean up and say what happened. The helper
+    thread, stuck in Ray, is left behind (a daemon): Ray ends the process later anyway.
+    """
+    global _head_lost
+    address = gcs_address(ray)
+    handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+    thread = threading.Thread(target=_produce, args=(items, handoff, stop), name="ray-batches", daemon=True)
+    thread.start()
+    silent_since: float | None = None
+    try:
+        while True:
+            try:
+                kind, value = handoff.get(timeout=poll)
+            except queue.Empty:
+                if head_reachable(address, timeout=poll):
+                    silent_since = None
+                    continue
+                silent_since = silent_since or time.monotonic()
+                if time.monotonic() - silent_since >= grace:
+                    _head_lost = True
+                    raise HeadLostError(f"the Ray cluster's head ({address}) went away") from None
+                continue
+            if kind == "item":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
     finally:
-        ray.shutdown()
+        stop.set()
+
+
+class HeadMonitor:
+    """Watches a cluster's head from a daemon thread, for a process that serves from the cluster.
+
+    ``state`` is ``"connected"`` or ``"lost"`` (for a health endpoint); when the head has not
+    accepted a connection for ``grace`` seconds, ``on_lost`` is called once with a one-line
+    message. Ray itself ends a process that lost its head after 60 s without a word of
+    simsearch's; :func:`exit_on_head_lost` (the default) says why and exits non-zero first.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        on_lost: Callable[[str], None] | None = None,
+        *,
+        grace: float = HEAD_GRACE,
+        poll: float = 1.0,
+    ) -> None:
+        self.address, self.grace, self.poll = address, grace, poll
+        self.on_lost = on_lost or exit_on_head_lost
+        self.state = "connected"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ray-head-monitor", daemon=True)
+
+    def start(self) -> HeadMonitor:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        global _head_lost
+        silent_since: float | None = None
+        while not self._stop.wait(self.poll):
+            if head_reachable(self.address, timeout=self.poll):
+                silent_since = None
+                continue
+            silent_since = silent_since or time.monotonic()
+            if time.monotonic() - silent_since >= self.grace:
+                self.state, _head_lost = "lost", True
+                self.on_lost(
+                    f"the Ray cluster's head ({self.address}) went away: no answer for {self.grace:g} s"
+                )
+                return
+
+
+def monitor_head(ray: Any, on_lost: Callable[[str], None] | None = None) -> HeadMonitor:
+    """A started :class:`HeadMonitor` of the cluster this process is connected to."""
+    return HeadMonitor(gcs_address(ray), on_lost).start()
+
+
+def exit_on_head_lost(message: str) -> None:
+    """Log ``message`` (one line) and end the process with status 1, at once: a clean exit
+    would wait on Ray's threads, which wait for the head that is gone."""
+    log.error("error: %s; exiting", message)
+    logging.shutdown()
+    os._exit(1)
+
+
+def _produce(items: Iterator[Any], handoff: queue.Queue[tuple[str, Any]], stop: threading.Event) -> None:
+    def put(entry: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(entry, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    try:
+        for item in items:
+            if not put(("item", item)):
+                return
+    except BaseException as exc:  # noqa: BLE001 - handed to the consumer, who raises it
+        put(("error", exc))
+        return
+    put(("end", None))
+
+
+def _resolve(target: str | None) -> str | None:
+    """``host:port`` of the head ``target`` names (``auto``: Ray's own lookup), or ``None`` for a
+    local cluster and for addresses Ray resolves itself (``ray://``)."""
+    if target is None or target.startswith("ray://"):
+        return None
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+    except ImportError:  # another Ray layout: let ray.init resolve it
+        return None if target == "auto" else target
+    try:
+        resolved = canonicalize_bootstrap_address(target)
+    except (ConnectionError, ValueError) as exc:
+        raise SimsearchError(
+            f"cannot connect to the Ray cluster at {target!r}: {first_line(exc)}; start one with "
+            "`ray start --head`, or give --ray HOST:PORT (alone, --ray starts a local one)"
+        ) from None
+    return None if resolved is None else str(resolved)
+
+
+def _check_reachable(target: str, resolved: str) -> None:
+    # ray.init retries an unreachable head for about two minutes, printing core-worker warnings
+    if not head_reachable(resolved, REACH_TIMEOUT):
+        named = f"{target!r} ({resolved})" if target != resolved else repr(resolved)
+        raise SimsearchError(
+            f"cannot connect to the Ray cluster at {named}: nothing answers there within "
+            f"{REACH_TIMEOUT:g} s; check that `ray start --head` runs there and the address and port"
+        )
+
+
+def _init(ray: Any, address: str | None) -> None:
+    # the console stays simsearch's: workers' output and Ray's Python logging go to Ray's log
+    # files under the session directory, not to this process's stderr
+    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    try:
+        ray.init(address=address, **options)
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        where = f"the Ray cluster at {address!r}" if address else "a local Ray cluster"
+        raise SimsearchError(
+            f"cannot connect to {where}: {first_line(exc)}; check --ray ADDRESS "
+            "(auto: the cluster `ray start` made; alone: start a local one)"
+        ) from None
+
+
+def _check_same(ray: Any, target: str | None) -> None:
+    if target in (None, "auto") or target.startswith("ray://"):
+        return  # whatever this process is connected to is "the running one"
+    current = gcs_address(ray)
+    if _same_address(current, target):
+        return
+    raise SimsearchError(
+        f"this process is already connected to the Ray cluster at {current}, not {target}; "
+        "Ray joins one cluster per process: use a new process for the other one"
+    )
+
+
+def _same_address(a: str, b: str) -> bool:
+    def canon(address: str) -> tuple[str, str]:
+        host, _, port = address.rpartition(":")
+        try:
+            host = socket.gethostbyname(host.strip("[]"))
+        except OSError:
+            pass
+        return host, port
+
+    return canon(a) == canon(b)
+
+
+def _register_shutdown(ray: Any) -> None:
+    global _shutdown_registered
+    if not _shutdown_registered:
+        atexit.register(_shutdown, ray)
+        _shutdown_registered = True
+
+
+def _shutdown(ray: Any) -> None:
+    with contextlib.suppress(Exception):
+        if ray.is_initialized() and not _head_lost:  # with the head gone, shutdown waits for it
+            ray.shutdown()
 
 
 def loopback_only() -> None:
@@ -69,7 +313,7 @@ def loopback_only() -> None:
 
 
 def _warn_unless_loopback(ray: Any) -> None:
-    host = str(ray.get_runtime_context().gcs_address).rpartition(":")[0].strip("[]")
+    host = gcs_address(ray).rpartition(":")[0].strip("[]")
     if host not in ("127.0.0.1", "::1", "localhost"):
         log.warning(
             "warning: the local Ray cluster listens on %s, not on loopback only (Ray was imported "
@@ -80,8 +324,23 @@ def _warn_unless_loopback(ray: Any) -> None:
 
 
 def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
+    """The first line of an error's message, without terminal colour codes."""
+    text = _ANSI.sub("", str(exc)).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def cause_line(exc: BaseException) -> str:
+    """One line for an error from a Ray task: its innermost cause's message, without Ray's
+    remote traceback, its "ray::Task (pid=..., ip=...)" header and colour codes."""
+    current = exc
+    for _ in range(10):
+        cause = getattr(current, "cause", None)
+        inner = cause if isinstance(cause, BaseException) else current.__cause__
+        if inner is None or inner is current:
+            break
+        current = inner
+    text = first_line(current)
+    return text if current is exc or type(current).__name__ in text else f"{type(current).__name__}: {text}"
 
 
 def unwrap(exc: BaseException) -> BaseException:

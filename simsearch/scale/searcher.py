@@ -12,13 +12,12 @@ open the new files, and the old ones answer until the new ones are ready.
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from simsearch.errors import ShardUnavailableError, SimsearchError
 from simsearch.search.hits import Hit
-from simsearch.scale.cluster import LOCAL, first_line, import_ray, loopback_only, unwrap
+from simsearch.scale.cluster import LOCAL, connect, first_line, import_ray, unwrap
 from simsearch.search import shard
 from simsearch.search.request import SearchRequest
 from simsearch.search.searcher import Searcher, Stored, run
@@ -28,8 +27,6 @@ from simsearch.store.manifest import read_manifest
 from simsearch.store.shards import check_part, is_sharded, read_top_manifest
 
 QUERY_TIMEOUT = 60.0  # seconds a query waits for its shards before it is answered with 503
-_connection: Any = None  # the process's Ray connection, held for its life (see connect)
-_connection_lock = threading.Lock()
 
 
 class ShardActor:
@@ -56,23 +53,6 @@ class ShardActor:
 
     def fetch(self, rowids: Sequence[int]) -> Stored:
         return shard.fetch(self.store, rowids)
-
-
-def connect(address: str | None) -> Any:
-    """Ray, connected once per process and held for its life: ``auto`` / an address joins that
-    cluster, ``None`` starts a local one (loopback only)."""
-    global _connection
-    with _connection_lock:
-        if address is None:
-            loopback_only()  # before Ray is imported: a local cluster listens on 127.0.0.1 only
-        ray = import_ray()
-        if not ray.is_initialized():
-            from simsearch.scale.cluster import connected
-
-            context = connected(address)
-            context.__enter__()
-            _connection = context  # held: dropping it would shut Ray down (its finally)
-        return ray
 
 
 class RaySearcher(Searcher):

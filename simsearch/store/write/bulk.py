@@ -57,11 +57,14 @@ class Sink(Protocol):
     ) -> Mapping[str, Any]: ...
 
 
-def open_sink(path: Path, *, shards: int | None = None, force: bool = False) -> Sink:
-    """A plain index (``shards=None``, the historical layout) or one of ``shards`` shards."""
+def open_sink(
+    path: Path, *, shards: int | None = None, force: bool = False, writers: ShardWriters | None = None
+) -> Sink:
+    """A plain index (``shards=None``, the historical layout) or one of ``shards`` shards, written
+    in this process or by ``writers`` (a sharded index only)."""
     if shards is None:
         return PlainSink(path, force=force)
-    return ShardedSink(path, check_shard_count(shards), force=force)
+    return ShardedSink(path, check_shard_count(shards), force=force, writers=writers)
 
 
 def insert_documents(db: sqlite3.Connection, docs: Sequence[Document], vectors: np.ndarray) -> None:
@@ -159,22 +162,91 @@ def _omp_threads(count: int) -> None:
     faiss.omp_set_num_threads(count)  # this thread's OpenMP setting only (an OpenMP ICV per thread)
 
 
+class ShardWriters(Protocol):
+    """The writers of a sharded build's shard directories: in this process (:class:`LaneWriters`)
+    or elsewhere (Ray actors: :mod:`simsearch.scale.writers`). Shard ``n`` gets entry ``n``."""
+
+    def open(self, directories: Sequence[Path]) -> None: ...
+    def write(self, batches: Sequence[tuple[Sequence[Document], np.ndarray] | None]) -> None: ...
+    def count(self) -> int: ...
+    def commit(
+        self,
+        fields: Sequence[dict[str, Any]],
+        index_type: str,
+        target_recall: float,
+        tune_vectors: np.ndarray | None,
+    ) -> None: ...
+    def close(self) -> None: ...
+
+
+class LaneWriters:
+    """Shard writers in this process, side by side on :class:`Lanes`."""
+
+    def __init__(self, shards: int) -> None:
+        self._lanes = Lanes(shards)
+        self._writers: list[StoreWriter] = []
+        self._open: set[int] = set()  # shard writers entered (on their lanes), to be exited there
+
+    def open(self, directories: Sequence[Path]) -> None:
+        self._writers = [StoreWriter(directory) for directory in directories]
+        self._lanes.run([partial(self._enter, n) for n in range(len(directories))])
+
+    def _enter(self, number: int) -> None:
+        self._writers[number].__enter__()
+        self._open.add(number)
+
+    def write(self, batches: Sequence[tuple[Sequence[Document], np.ndarray] | None]) -> None:
+        self._lanes.run(
+            [
+                None if batch is None else partial(_insert, writer, *batch)
+                for writer, batch in zip(self._writers, batches)
+            ]
+        )
+
+    def count(self) -> int:
+        return sum(self._lanes.run([partial(_count_of, writer) for writer in self._writers]))
+
+    def commit(
+        self,
+        fields: Sequence[dict[str, Any]],
+        index_type: str,
+        target_recall: float,
+        tune_vectors: np.ndarray | None,
+    ) -> None:
+        make = builder(index_type, target_recall, tune_vectors)
+        self._lanes.run([partial(writer.commit, f, make) for writer, f in zip(self._writers, fields)])
+
+    def close(self) -> None:
+        """Drop what was staged and not committed (each writer on its lane)."""
+        try:
+            self._lanes.run(
+                [partial(self._exit, n) if n in self._open else None for n in range(len(self._writers))]
+            )
+        finally:
+            self._lanes.close()
+
+    def _exit(self, number: int) -> None:
+        self._open.discard(number)
+        self._writers[number].__exit__(None, None, None)
+
+
 class ShardedSink:
-    """N shard directories written side by side (:class:`Lanes`), committed by one top manifest.
+    """N shard directories written side by side (:class:`LaneWriters`, or ``writers`` given),
+    committed by one top manifest.
 
     A new index is staged in a hidden sibling directory and renamed into place; a ``force``
     rebuild of an existing one writes new shard directories beside the old files and swaps the
     top manifest, so a failure or a kill leaves the previous index (plain or sharded) whole.
     """
 
-    def __init__(self, path: Path, shards: int, *, force: bool = False) -> None:
+    def __init__(
+        self, path: Path, shards: int, *, force: bool = False, writers: ShardWriters | None = None
+    ) -> None:
         self.path, self.shards, self.force = path, shards, force
         self._lock: Any = None  # the index directory's, or a new index's staging directory's
-        self._lanes = Lanes(shards)
+        self._writers = writers if writers is not None else LaneWriters(shards)
         self._staging: Path | None = None
         self._previous: dict[str, Any] | None = None
-        self._writers: list[StoreWriter] = []
-        self._open: set[int] = set()  # shard writers entered (on their lanes), to be exited there
 
     def __enter__(self) -> ShardedSink:
         try:
@@ -209,12 +281,7 @@ class ShardedSink:
         previous = (self._previous or {}).get("generation", 0)
         self.generation = (previous if isinstance(previous, int) else 0) + 1
         staging = self._staging
-        self._writers = [StoreWriter(staging / part_name(n, self.generation)) for n in range(self.shards)]
-        self._lanes.run([partial(self._enter, n) for n in range(self.shards)])
-
-    def _enter(self, number: int) -> None:
-        self._writers[number].__enter__()
-        self._open.add(number)
+        self._writers.open([staging / part_name(n, self.generation) for n in range(self.shards)])
 
     def _locked(self, directory: Path) -> None:
         self._lock = write_lock(directory)
@@ -224,15 +291,10 @@ class ShardedSink:
         routed: list[list[int]] = [[] for _ in range(self.shards)]
         for row, doc in enumerate(docs):
             routed[shard_of(doc.id, self.shards)].append(row)
-        self._lanes.run(
-            [
-                partial(_insert, writer, [docs[r] for r in rows], vectors[rows]) if rows else None
-                for writer, rows in zip(self._writers, routed)
-            ]
-        )
+        self._writers.write([([docs[r] for r in rows], vectors[rows]) if rows else None for rows in routed])
 
     def count(self) -> int:
-        return sum(self._lanes.run([partial(_count_of, writer) for writer in self._writers]))
+        return self._writers.count()
 
     def commit(
         self,
@@ -243,13 +305,9 @@ class ShardedSink:
     ) -> dict[str, Any]:
         """Build each shard's FAISS file, commit the shards, then the top manifest."""
         assert self._staging is not None
-        make = builder(index_type, target_recall, tune_vectors)
         names = [part_name(number, self.generation) for number in range(self.shards)]
-        self._lanes.run(
-            [
-                partial(writer.commit, {**fields, "name": name}, make)
-                for writer, name in zip(self._writers, names)
-            ]
+        self._writers.commit(
+            [{**fields, "name": name} for name in names], index_type, target_recall, tune_vectors
         )
         parts = [part_entry(self._staging, name) for name in names]
         kinds = {part["index_type"] for part in parts}
@@ -270,12 +328,7 @@ class ShardedSink:
     def __exit__(self, *exc_info: Any) -> None:
         try:
             try:
-                try:  # the shard writers drop what they staged, each on its lane
-                    self._lanes.run(
-                        [partial(self._exit, n) if n in self._open else None for n in range(self.shards)]
-                    )
-                finally:
-                    self._lanes.close()
+                self._writers.close()  # the shard writers drop what they staged
             finally:
                 if self._staging is not None:  # not committed
                     if self._staging == self.path:
@@ -287,10 +340,6 @@ class ShardedSink:
             if self._lock is not None:
                 self._lock.__exit__(None, None, None)
                 self._lock = None
-
-    def _exit(self, number: int) -> None:
-        self._open.discard(number)
-        self._writers[number].__exit__(None, None, None)
 
 
 def _insert(writer: StoreWriter, docs: Sequence[Document], vectors: np.ndarray) -> None:
