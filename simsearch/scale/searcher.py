@@ -39,7 +39,7 @@ from simsearch.store.filters import merge_types
 from simsearch.store.manifest import read_manifest
 from simsearch.store.shards import check_part, is_sharded, read_top_manifest
 
-__all__ = ["DEADLINE", "RaySearcher", "ShardActor", "allow_partial", "connect", "watch_cluster"]
+__all__ = ["DEADLINE", "RaySearcher", "ShardActor", "allow_partial", "connect", "disconnect", "watch_cluster"]
 
 DEADLINE = 2.0  # seconds a replica has to answer one call before the call goes to another replica
 # The missing shards of the searches run inside `allow_partial()` (None: a missing shard fails the search).
@@ -63,6 +63,26 @@ def connect(address: str | None) -> Any:
             context.__enter__()
             _connection = context  # held: dropping it would shut Ray down (its finally)
         return ray
+
+
+def disconnect(timeout: float = 10.0) -> None:
+    """Let go of the process's Ray connection now (after a lost head: while Python can still
+    run Ray's shutdown, not at interpreter exit), waiting at most ``timeout`` seconds for it."""
+    global _connection
+    with _connection_lock:
+        held, _connection = _connection, None
+    if held is None:
+        return
+
+    def close() -> None:
+        try:
+            held.__exit__(None, None, None)
+        except Exception:  # the cluster is gone: nothing left to close cleanly
+            pass
+
+    closing = threading.Thread(target=close, name="ray-disconnect", daemon=True)
+    closing.start()
+    closing.join(timeout)
 
 
 @contextlib.contextmanager

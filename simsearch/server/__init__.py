@@ -96,6 +96,9 @@ def serve(config: ServeConfig, announce: Callable[[str], None] = print) -> None:
         _watch_head(served, server)
     server.run(sockets=[sock])
     if served.cluster_lost:
+        from simsearch.scale.searcher import disconnect
+
+        disconnect()
         raise SimsearchError(f"{served.cluster_lost}; the server stopped")
 
 

@@ -146,7 +146,9 @@ def test_ray_index_searches_writes_and_recovers(ray_cluster, built: Path, encode
     assert ray_cluster.get(remote.searcher.actors[1].pid.remote()) != old_pid  # replaced by simsearch
 
     gone = Index.open(built, encoder=encoder, ray="auto")
-    ray_cluster.kill(gone.searcher.actors[2], no_restart=True)  # dead for good: every query is refused clearly
+    ray_cluster.kill(
+        gone.searcher.actors[2], no_restart=True
+    )  # dead for good: every query is refused clearly
     with pytest.raises(ShardUnavailableError, match=r"shard 2 is unavailable"):
         gone.search("bread", k=3)
     remote.close()

@@ -105,9 +105,13 @@ def test_no_healthy_replica_fails_or_answers_partially(
         remote.close()
 
 
-def test_a_shard_that_fits_nowhere_is_named(ray_cluster, built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_shard_that_fits_nowhere_is_named(
+    ray_cluster, built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(replica_module, "MARGIN", 1 << 50)  # a petabyte per actor
-    with pytest.raises(SimsearchError, match=r"shard 0 \(shard-[\w.]+\) needs .* more than any node") as refused:
+    with pytest.raises(
+        SimsearchError, match=r"shard 0 \(shard-[\w.]+\) needs .* more than any node"
+    ) as refused:
         RaySearcher.open(built, "auto")
     assert "\n" not in str(refused.value)
 
