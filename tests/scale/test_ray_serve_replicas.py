@@ -120,3 +120,58 @@ def test_a_replica_checks_its_files_against_the_top_manifest(built: Path) -> Non
     shard_dir = next(p for p in sorted(built.iterdir()) if p.is_dir() and (p / "manifest.json").exists())
     with pytest.raises(IndexCorruptError, match="differs from the one the index committed"):
         ShardActor(str(shard_dir), "0" * 64)
+
+
+def test_http_partial_answer_and_replica_states(
+    ray_cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over HTTP with allow_partial: "partial": true and the missing shard named; /health and
+    GET /indexes/NAME show each shard's replicas and their states."""
+    from simsearch.server.app import create_app
+    from simsearch.server.state import ModelWorker, RayServing, Served, ServedIndex
+    from tests.fakes import FakeEncoder
+    from tests.server.test_modes import call
+
+    monkeypatch.setattr(replica_module.ShardGroup, "_replace", lambda self, old: None)
+    docs = [Document(f"d{i}", f"{TEXTS[i % len(TEXTS)]} {i}", {"i": i}) for i in range(24)]
+    Index.build(docs, tmp_path / "sh", FakeEncoder(), shards=2).close()
+    worker = ModelWorker(FakeEncoder())
+    served = Served.__new__(Served)
+    served.ray, served.cluster_lost, served.encoders = "auto", None, {"fake": worker}
+    serving = RayServing(replicas=1, deadline=1.0, allow_partial=True)
+    served.indexes = {"sh": ServedIndex("sh", tmp_path / "sh", worker, "auto", serving)}
+    app = create_app(served)
+    try:
+        status, health = call(app, "GET", "/health")
+        assert status == 200 and health["ray"]["cluster"] == "ok", health
+        shards = health["ray"]["indexes"]["sh"]
+        assert [s["shard"] for s in shards] == [0, 1] and all(len(s["replicas"]) == 1 for s in shards)
+        status, complete = call(app, "GET", "/indexes/sh/search", {"query": "bread", "k": 24})
+        assert status == 200 and "partial" not in complete and len(complete["hits"]) == 24
+        paused = shards[1]["replicas"][0]["pid"]
+        os.kill(paused, signal.SIGSTOP)
+        try:
+            for method, options in (("GET", {"query": ["bread"]}), ("POST", {"queries": ["bread", "cat"]})):
+                query = {**options, "k": 24} if method == "GET" else None
+                body = {**options, "k": 24} if method == "POST" else None
+                status, got = call(app, method, "/indexes/sh/search", query, body)
+                assert status == 200 and got["partial"] is True and got["missing_shards"] == [1], got
+                hits = got["hits"] if "hits" in got else got["results"][0]["hits"]
+                assert 0 < len(hits) < 24
+            status, info = call(app, "GET", "/indexes/sh")
+            assert status == 200 and info["ray_shards"][1]["replicas"][0]["state"] == "unhealthy", info
+        finally:
+            os.kill(paused, signal.SIGCONT)
+    finally:
+        served.close()
+
+
+def test_replica_options_need_ray() -> None:
+    from click.testing import CliRunner
+
+    from simsearch.cli.main import main as cli
+
+    for options in (["--replicas", "2"], ["--allow-partial"], ["--deadline", "1"]):
+        result = CliRunner().invoke(cli, ["serve", "docs", *options])
+        assert result.exit_code == 2 and "need --ray" in result.output, result.output
+    assert CliRunner().invoke(cli, ["serve", "docs", "--ray", "--replicas", "0"]).exit_code == 2
