@@ -162,6 +162,11 @@ def test_serve_with_replicas_survives_a_write_and_a_node_and_reports_a_lost_head
             stop.set()
             asking.join()
         assert statuses and set(statuses) == {200}, statuses  # no 503, no gap while shards reload
+        after = call(f"{server.url}/health").json()["ray"]["indexes"]["sh"]
+        kept = [a for a, b in zip(after, shards) if a["dir"] == b["dir"]]
+        assert len(kept) == 1 and kept[0]["replicas"] == next(  # the unchanged shard kept its actors
+            b["replicas"] for b in shards if b["dir"] == kept[0]["dir"]
+        ), (shards, after)
         assert call(url).json()["hits"][0]["id"] == "new"
 
         cluster.kill(1)  # the worker node: every shard still has its replica on the head
