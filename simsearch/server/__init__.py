@@ -18,6 +18,7 @@ from simsearch.errors import SimsearchError, install_hint
 
 MAX_BODY = 1 << 20  # search requests
 MAX_WRITE_BODY = 32 << 20  # document uploads
+LOST_GRACE = 2.0  # seconds /health reports a lost Ray head before the server stops
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class ServeConfig:
     max_body: int = MAX_BODY
     max_write_body: int = MAX_WRITE_BODY
     ray: str | None = None  # shard actors on this Ray cluster ("local": start one)
+    replicas: int = 1  # with ray: actors per shard
+    deadline: float = 2.0  # with ray: seconds a replica has per call before another is asked
+    allow_partial: bool = False  # with ray: answer without a shard that has no healthy replica
     allowed_hosts: tuple[str, ...] = ()  # Host names accepted besides this machine's own
 
 
@@ -49,7 +53,7 @@ def serve(config: ServeConfig, announce: Callable[[str], None] = print) -> None:
     uvicorn = _import_stack()
     from simsearch.server.app import create_app
     from simsearch.server.guard import Guard
-    from simsearch.server.state import Served
+    from simsearch.server.state import RayServing, Served
 
     token = read_token(config.token_env)
     if config.allow_writes:
@@ -57,7 +61,8 @@ def serve(config: ServeConfig, announce: Callable[[str], None] = print) -> None:
         _check_writes_available()
     sock = bind(config.host, config.port)
     try:
-        served = Served(config.names, config.index_dir, ray=config.ray)
+        serving = RayServing(config.replicas, config.deadline, config.allow_partial)
+        served = Served(config.names, config.index_dir, ray=config.ray, serving=serving)
     except BaseException:
         sock.close()
         raise
@@ -87,7 +92,30 @@ def serve(config: ServeConfig, announce: Callable[[str], None] = print) -> None:
             timeout_graceful_shutdown=10,
         )
     )
+    if config.ray is not None:
+        _watch_head(served, server)
     server.run(sockets=[sock])
+    if served.cluster_lost:
+        from simsearch.scale.searcher import disconnect
+
+        disconnect()
+        raise SimsearchError(f"{served.cluster_lost}; the server stopped")
+
+
+def _watch_head(served: Any, server: Any) -> None:
+    """A lost Ray head: said on /health, logged once, then the server stops (exit 1)."""
+    import logging
+    import threading
+
+    from simsearch.scale.searcher import watch_cluster
+
+    def lost(message: str) -> None:
+        served.cluster_lost = message
+        logging.getLogger("simsearch.serve").error("%s; stopping the server", message)
+        # /health says so for a moment before the port closes (monitors polling it see why)
+        threading.Timer(LOST_GRACE, lambda: setattr(server, "should_exit", True)).start()
+
+    watch_cluster(lost)
 
 
 def check_writes_guarded(host: str, has_token: bool) -> None:

@@ -136,8 +136,11 @@ def _search(
     target = _target(served, name)
     texts = _query_texts(query, queries)
     started = time.perf_counter()
-    results = target.search(texts, k, min_score, mode=mode, where=where)
+    with target.partial() as missing:
+        results = target.search(texts, k, min_score, mode=mode, where=where)
     took = round((time.perf_counter() - started) * 1000, 3)
+    # a Ray index with --allow-partial: the hits of the shards that answered, the others named
+    partial = {"partial": True, "missing_shards": sorted(missing)} if missing else {}
     if query is not None:
         return JSONResponse(
             {
@@ -145,6 +148,7 @@ def _search(
                 "query": query,
                 "took_ms": took,
                 "hits": [hit.to_dict(query) for hit in results[0]],
+                **partial,
             }
         )
     return JSONResponse(
@@ -155,6 +159,7 @@ def _search(
                 {"query": text, "hits": [hit.to_dict(text) for hit in hits]}
                 for text, hits in zip(texts, results)
             ],
+            **partial,
         }
     )
 
@@ -162,7 +167,9 @@ def _search(
 def _info(target: ServedIndex) -> dict[str, Any]:
     manifest = target.manifest
     manifest.pop("model_path", None)  # where the model sits on this machine is nobody else's business
-    return json_ready({**manifest, "name": target.name})[0]
+    placement = target.placement()
+    extra = {"ray_shards": placement} if placement is not None else {}
+    return json_ready({**manifest, "name": target.name, **extra})[0]
 
 
 def _add_reads(app: FastAPI, served: Served, allow_writes: bool) -> None:
@@ -170,14 +177,30 @@ def _add_reads(app: FastAPI, served: Served, allow_writes: bool) -> None:
         response_model=s.SearchResponse | s.BatchSearchResponse, responses=_errors(400, 404, 413, 422)
     )
 
-    @app.get("/health", response_model=s.Health, summary="Liveness and what is served")
-    def health() -> dict[str, Any]:
-        return {
+    @app.get(
+        "/health",
+        response_model=s.Health,
+        response_model_exclude_none=True,
+        responses=_errors(503),
+        summary="Liveness and what is served (on Ray: each shard's replicas)",
+    )
+    def health() -> Any:
+        body: dict[str, Any] = {
             "status": "ok",
             "version": __version__,
             "indexes": len(served.indexes),
             "writes": allow_writes,
         }
+        if served.ray is None:
+            return body
+        body["ray"] = {
+            "cluster": "lost" if served.cluster_lost else "ok",
+            "indexes": {name: target.placement() for name, target in served.indexes.items()},
+        }
+        if served.cluster_lost:  # the server is stopping: monitors see why
+            body["status"], body["error"] = "ray cluster lost", served.cluster_lost
+            return JSONResponse(body, status_code=503)
+        return body
 
     @app.get("/indexes", response_model=s.IndexList, summary="Manifests of the served indexes")
     def indexes() -> JSONResponse:

@@ -60,6 +60,12 @@ class SearchResponse(BaseModel):
     query: str
     hits: list[HitOut]
     took_ms: float = Field(description="Server time for the search, milliseconds.")
+    partial: bool | None = Field(
+        None, description="Served on Ray with --allow-partial: some shards did not answer."
+    )
+    missing_shards: list[int] | None = Field(
+        None, description="With partial: the shards whose hits are missing."
+    )
 
 
 class QueryResult(BaseModel):
@@ -71,6 +77,12 @@ class BatchSearchResponse(BaseModel):
     index: str
     results: list[QueryResult] = Field(description="One entry per query, in the order given.")
     took_ms: float
+    partial: bool | None = Field(
+        None, description="Served on Ray with --allow-partial: some shards did not answer."
+    )
+    missing_shards: list[int] | None = Field(
+        None, description="With partial: the shards whose hits are missing."
+    )
 
 
 class DocumentIn(BaseModel):
@@ -119,6 +131,11 @@ class Health(BaseModel):
     version: str
     indexes: int
     writes: bool
+    ray: dict[str, Any] | None = Field(
+        None,
+        description="Served on Ray: the cluster's state and each index's shards, each shard's "
+        "replicas with node, pid and state (healthy, unhealthy: being replaced, down).",
+    )
 
 
 class ErrorOut(BaseModel):

@@ -8,12 +8,13 @@ no search ever sees half a write.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, ContextManager, Iterable, Sequence
 
 from simsearch.errors import SimsearchError
 from simsearch.search.modes import default_mode
@@ -23,7 +24,15 @@ from simsearch.store.home import check_name, locate
 from simsearch.store.manifest import MANIFEST
 
 # Re-exported: the model's worker lives in simsearch.server.worker.
-__all__ = ["MAX_ENCODE_BATCH", "WRITE_SLICE", "ModelWorker", "Served", "ServedIndex", "ShuttingDown"]
+__all__ = [
+    "MAX_ENCODE_BATCH",
+    "WRITE_SLICE",
+    "ModelWorker",
+    "RayServing",
+    "Served",
+    "ServedIndex",
+    "ShuttingDown",
+]
 
 log = logging.getLogger("simsearch.serve")
 BLAS_THRESHOLD = 2
@@ -41,6 +50,16 @@ VECTOR_KEYS = (
 )
 
 
+@dataclasses.dataclass(frozen=True)
+class RayServing:
+    """How a Ray-served index is searched: replicas per shard, each call's deadline in seconds,
+    and whether a shard without a healthy replica may be left out of an answer (named in it)."""
+
+    replicas: int = 1
+    deadline: float = 2.0
+    allow_partial: bool = False
+
+
 class ServedIndex:
     """One index as a server holds it: searches lock-free, writes one at a time, then a swap.
 
@@ -49,14 +68,24 @@ class ServedIndex:
     changed inode or mtime is the cue to reopen.
     """
 
-    def __init__(self, name: str, path: Path, encoder: ModelWorker, ray: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        path: Path,
+        encoder: ModelWorker,
+        ray: str | None = None,
+        serving: RayServing | None = None,
+    ) -> None:
         self.name = name
         self.path = path
         self.encoder = encoder
         self.ray = ray  # searched by Ray shard actors (simsearch.scale.searcher) when set
+        self.serving = serving or RayServing()
         self._write = threading.Lock()
         self._mark = self._manifest_mark()
-        self._index = Index.open(path, encoder=encoder, ray=ray)
+        self._index = Index.open(path, encoder=encoder, ray=ray, replicas=self.serving.replicas)
+        if ray is not None:
+            self._ray_searcher().deadline = self.serving.deadline
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -74,11 +103,28 @@ class ServedIndex:
         check_query(queries, k, min_score)  # before the batch: a bad text fails only its request
         # The index is read once: one generation for the whole request, whatever a write does.
         index = self._current()
-        if where or (mode or default_mode(index.manifest)) != "dense":
+        if self.ray is not None or where or (mode or default_mode(index.manifest)) != "dense":
+            # (Ray: in the request's thread too, where allow_partial() collects missing shards)
             # lexical, hybrid and filtered searches run in the request's thread; their query
             # encodes still go through the model's worker, batched with everyone else's
             return index.search(queries, k, min_score=min_score, mode=mode, where=where)
         return self.encoder.search(index, queries, k, min_score)
+
+    def partial(self) -> ContextManager[set[int]]:
+        """Searches inside answer without a shard that has no healthy replica (Ray, when
+        ``allow_partial`` was asked for); the set collects the missing shards' numbers."""
+        if self.ray is None or not self.serving.allow_partial:
+            return contextlib.nullcontext(set())
+        from simsearch.scale.searcher import allow_partial
+
+        return allow_partial()
+
+    def placement(self) -> list[dict[str, Any]] | None:
+        """Each shard's Ray replicas (node, pid, state); None when not served on Ray."""
+        return self._ray_searcher().placement() if self.ray is not None else None
+
+    def _ray_searcher(self) -> Any:
+        return self._index.searcher
 
     def add(self, documents: Iterable[Any]) -> dict[str, Any]:
         return self._write_with(lambda index: index.add(documents))
@@ -146,7 +192,13 @@ class ServedIndex:
 class Served:
     """The indexes of one server, opened at startup; one encoder per (model, pooling, length)."""
 
-    def __init__(self, names: Sequence[str], index_dir: str | None = None, ray: str | None = None) -> None:
+    def __init__(
+        self,
+        names: Sequence[str],
+        index_dir: str | None = None,
+        ray: str | None = None,
+        serving: RayServing | None = None,
+    ) -> None:
         import faiss
 
         # FAISS scans a flat index once per query unless a batch reaches this many queries, when
@@ -155,6 +207,8 @@ class Served:
         self.indexes: dict[str, ServedIndex] = {}
         self.encoders: dict[str, ModelWorker] = {}
         self.ray = ray
+        self.serving = serving or RayServing()
+        self.cluster_lost: str | None = None  # set when the Ray cluster's head is found gone
         try:
             for name in names:
                 self._load(name, index_dir)
@@ -185,7 +239,9 @@ class Served:
                 encoder.encode(["warm up"])  # the first real request should not pay for this
         finally:
             probe.close()
-        self.indexes[path.name] = ServedIndex(path.name, probe.path, self.encoders[key], self.ray)
+        self.indexes[path.name] = ServedIndex(
+            path.name, probe.path, self.encoders[key], self.ray, self.serving
+        )
         log.info("loaded index %r: %d documents, model %s", path.name, len(probe), m["model"])
 
     def close(self) -> None:
