@@ -13,8 +13,17 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .ceiling import GemmPeaks, Shapes, check_share, gflop_per_sentence, machine_line, padded_gflop_per_sentence
-from .stats import summary, table, timed
+from .ceiling import (
+    GemmPeaks,
+    Shapes,
+    check_share,
+    clock_for,
+    gflop_per_sentence,
+    machine_line,
+    padded_gflop_per_sentence,
+    timed,
+)
+from .stats import summary, table
 
 PEER = "sentence-transformers encode(batch_size=32)"
 
@@ -38,7 +47,9 @@ def run(texts: list[str], rounds: int, log=print, threads: int = 1) -> list[str]
     lengths = [len(ids) for ids in variants["fp32"].tokenize(texts)[0]]
     useful = gflop_per_sentence(shapes, lengths)
     padded = padded_gflop_per_sentence(shapes, lengths, variants["fp32"].batch_size)
-    runners: dict[str, tuple[str, Callable[[], Any]]] = {PEER: ("fp32", _sentence_transformers(model_path, texts))}
+    runners: dict[str, tuple[str, Callable[[], Any]]] = {
+        PEER: ("fp32", _sentence_transformers(model_path, texts))
+    }
     for precision, encoder in variants.items():
         runners[f"simsearch --precision {precision}"] = (precision, partial(encoder.encode, texts))
     txtai_runner = _txtai(model_path, texts)
@@ -46,11 +57,12 @@ def run(texts: list[str], rounds: int, log=print, threads: int = 1) -> list[str]
         runners["txtai Embeddings.index (same model path)"] = ("fp32", txtai_runner)
     outputs = {name: fn() for name, (_, fn) in runners.items()}  # warm-up round, also the vectors
     peaks = GemmPeaks(threads)
+    clock = clock_for(threads)
     seconds: dict[str, list[float]] = {name: [] for name in runners}
     for round_ in range(rounds):
         peaks.measure()
         for name, (_, fn) in runners.items():
-            seconds[name].append(timed(fn))
+            seconds[name].append(timed(fn, clock))
         log(f"encoders: round {round_ + 1}/{rounds} done ({threads} thread(s))")
     rows = [
         _row(name, precision, seconds, peaks, len(texts), useful, outputs)
@@ -59,7 +71,12 @@ def run(texts: list[str], rounds: int, log=print, threads: int = 1) -> list[str]
     return (
         [
             f"{len(texts)} sentences drawn at random from the 131k corpus, mean {np.mean(lengths):.1f} "
-            f"tokens; {rounds} interleaved rounds (median, min-max), default model, {threads} thread(s).",
+            f"tokens; {rounds} interleaved rounds (median, min-max), default model, {threads} thread(s); "
+            + (
+                "timed in process CPU seconds (a rate per busy core)."
+                if threads == 1
+                else "timed in wall seconds."
+            ),
             "",
             f"- before: {start_line}",
             f"- after: {machine_line(threads)}",

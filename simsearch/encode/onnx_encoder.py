@@ -21,6 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from simsearch import config
+from simsearch.encode.batching import length_batches
 
 #: Largest cosine distance to the torch encoder's vectors of the same precision an export may
 #: show (worst of a fixed set of check texts) to be used. fp32: the same computation. int8: each
@@ -65,7 +66,13 @@ class OnnxEncoder:
     """Encodes texts with an exported model: same vectors as the torch :class:`Encoder`."""
 
     def __init__(
-        self, directory: Path, model_id: str, model_path: str, *, spin: bool = True, threads: int | None = None
+        self,
+        directory: Path,
+        model_id: str,
+        model_path: str,
+        *,
+        spin: bool = True,
+        threads: int | None = None,
     ) -> None:
         import onnxruntime
         from tokenizers import Tokenizer
@@ -111,10 +118,7 @@ class OnnxEncoder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         encodings = self._tokenizer.encode_batch(list(texts)) if texts else []
         truncated = sum(1 for e in encodings if e.overflowing)
-        order = np.argsort([-len(e.ids) for e in encodings], kind="stable")
-        size = batch_size or self.batch_size
-        for start in range(0, len(order), size):
-            rows = order[start : start + size]
+        for rows in length_batches([len(e.ids) for e in encodings], batch_size or self.batch_size):
             out[rows] = self.embed_ids([encodings[i].ids for i in rows])
             if progress is not None:
                 progress(len(rows))

@@ -1,7 +1,7 @@
 """Encoder: texts -> float32 (n, dim) unit vectors with a Hugging Face transformers model.
 
 Pipeline: tokenize once (truncating at the model's real limit) -> sort by token length so each
-batch carries little padding -> forward under ``torch.inference_mode`` -> pool -> L2-normalise ->
+batch carries little padding (:mod:`simsearch.encode.batching`) -> forward under ``torch.inference_mode`` -> pool -> L2-normalise ->
 restore the caller's order.
 
 fp32 on the CPU runs the forward pass through the model's checked ONNX export (see
@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from simsearch.errors import ModelError
+from simsearch.encode.batching import length_batches
 from simsearch.encode.models import (
     LoadedModel,
     ModelSource,
@@ -157,13 +158,10 @@ class Encoder:
         if not texts:
             return out, 0
         ids, truncated = self.tokenize(texts)
-        size = batch_size or self.batch_size
-        order = np.argsort([-len(seq) for seq in ids], kind="stable")
         onnx = self._onnx_session() if len(texts) >= ONNX_MIN_TEXTS else None
         forward = self._forward if onnx is None else onnx.embed_ids
         with torch.inference_mode(), autocast(self.precision, self.device):
-            for start in range(0, len(order), size):
-                rows = order[start : start + size]
+            for rows in length_batches([len(seq) for seq in ids], batch_size or self.batch_size):
                 out[rows] = forward([ids[i] for i in rows])
                 if progress is not None:
                     progress(len(rows))
@@ -218,7 +216,7 @@ class Encoder:
                 ids[i] = seq
         return ids, long_rows
 
-    def _forward(self, batch: list[list[int]]) -> np.ndarray:
+    def _forward(self, batch: Sequence[Sequence[int]]) -> np.ndarray:
         width = max(len(seq) for seq in batch)
         pad_id = self._loaded.tokenizer.pad_token_id or 0
         input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
