@@ -54,13 +54,13 @@ def gflop_per_sentence(shapes: Shapes, lengths: Sequence[int]) -> float:
 
 
 def padded_gflop_per_sentence(shapes: Shapes, lengths: Sequence[int], batch_size: int) -> float:
-    """Mean GEMM GFLOP a sentence costs as simsearch batches it: sorted by length, each batch
-    padded to its longest member (what the encoder really multiplies)."""
-    ordered = sorted(lengths, reverse=True)
+    """Mean GEMM GFLOP a sentence costs as simsearch batches it (:mod:`simsearch.encode.batching`:
+    sorted by length, each batch padded to its longest member): what the encoder multiplies."""
+    from simsearch.encode.batching import length_batches
+
     total = 0.0
-    for start in range(0, len(ordered), batch_size):
-        batch = ordered[start : start + batch_size]
-        total += len(batch) * shapes.flops(batch[0])
+    for batch in length_batches(lengths, batch_size):
+        total += len(batch) * shapes.flops(max(lengths[i] for i in batch))
     return total / len(lengths) / 1e9
 
 

@@ -81,9 +81,9 @@ def run(texts: list[str], rounds: int, log=print, threads: int = 1) -> list[str]
             f"- before: {start_line}",
             f"- after: {machine_line(threads)}",
             f"- GEMM work: {useful:.3f} GFLOP a sentence at its own token count ({shapes.layers} layers, "
-            f"hidden {shapes.hidden}, intermediate {shapes.intermediate}); {padded:.3f} as batched "
-            f"(sorted by length, batches of {variants['fp32'].batch_size} padded to their longest): "
-            f"padding adds {padded / useful - 1:.1%}.",
+            f"hidden {shapes.hidden}, intermediate {shapes.intermediate}); {padded:.3f} as simsearch "
+            f"batches it (sorted by length, at most {variants['fp32'].batch_size} rows and a padded-token "
+            f"budget, each padded to its longest): padding adds {padded / useful - 1:.1%}.",
             "- share of peak: the row's useful GFLOP/s over the fastest measured GEMM at its precision "
             "in the same round (table below), median (min-max) over rounds.",
             "",
