@@ -15,6 +15,7 @@ feed-forward products ``2 * L * 2hi``, and the attention products ``QK^T`` and `
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -81,8 +82,7 @@ def machine_line(threads: int) -> str:
 
     flags = cpu_flags()
     missing = [flag for flag in FLAGS if flag not in flags]
-    with open("/proc/loadavg", encoding="utf-8") as handle:
-        load = " / ".join(handle.read().split()[:3])
+    load = " / ".join(f"{value:.2f}" for value in os.getloadavg())
     return (
         f"CPU {cpu_name()}, has {', '.join(flags) or 'none of the listed flags'}; "
         f"lacks {', '.join(missing) or 'none'}; {threads} thread(s); load average {load} (1/5/15 min)"
