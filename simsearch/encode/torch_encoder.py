@@ -172,9 +172,9 @@ class Encoder:
         if self._onnx is _UNSET:
             self._onnx = None
             if self.precision == "fp32" and self.device == "cpu":
-                from simsearch.encode import onnx_encoder
+                from simsearch.encode import onnx_encoder, onnx_export
 
-                if onnx_encoder.enabled() and onnx_encoder.prepare(self) is not None:
+                if onnx_encoder.enabled() and onnx_export.prepare(self) is not None:
                     self._onnx = onnx_encoder.load(
                         self.model_id,
                         str(self.model_path),
