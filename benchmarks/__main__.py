@@ -1,7 +1,7 @@
 """``python -m benchmarks``: run the side-by-side measurements and write a markdown report.
 
 python -m benchmarks                      # everything, defaults as in README.md, "Speed"
-python -m benchmarks --sections encoders --sentences 1000 --rounds 3
+python -m benchmarks --sections encoders --sentences 300 --rounds 3 --encoder-threads 1,all
 python -m benchmarks --sections ann1m     # ANN at 1M vectors (real + synthetic), 15-20 min
 python -m benchmarks --sections peers --peer-build-docs 1000   # vs chromadb and LanceDB
 """
@@ -33,6 +33,11 @@ def main() -> None:
         help=f"comma-separated subset of {', '.join(SECTIONS)} [all but ann1m]",
     )
     parser.add_argument("--sentences", type=int, default=4000, help="encoder corpus size")
+    parser.add_argument(
+        "--encoder-threads",
+        default="1,all",
+        help="comma-separated thread counts of the encoder table ('all' = every core) [1,all]",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--docs", type=int, default=100_000, help="index size for query latency")
     parser.add_argument("--queries", type=int, default=100, help="single queries per latency round")
@@ -89,11 +94,12 @@ def main() -> None:
     if "encoders" in sections:
         from . import encoders
 
-        out += (
-            ["## Encoder throughput", ""]
-            + encoders.run(corpus.sample(args.sentences), args.rounds, log)
-            + [""]
-        )
+        for threads in _thread_counts(args.encoder_threads, parser):
+            out += (
+                [f"## Encoder throughput, {threads} thread(s)", ""]
+                + encoders.run(corpus.sample(args.sentences), args.rounds, log, threads=threads)
+                + [""]
+            )
     needs_vectors = {"latency", "cold", "exact", "ann", "ann1m", "breakeven", "peers", "ivfpq"} & set(
         sections
     )
@@ -179,6 +185,18 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(out), encoding="utf-8")
     log(f"report written to {args.out}")
+
+
+def _thread_counts(text: str, parser: argparse.ArgumentParser) -> list[int]:
+    counts = []
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        if item == "all":
+            counts.append(os.cpu_count() or 1)
+        elif item.isdigit() and int(item) > 0:
+            counts.append(int(item))
+        else:
+            parser.error(f"--encoder-threads: {item!r} is neither a positive number nor 'all'")
+    return counts
 
 
 def _query_sections(args, sections, texts, vectors, log) -> list[str]:

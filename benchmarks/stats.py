@@ -58,7 +58,17 @@ def cpu_flags() -> str:
                 flags = set(line.split(":", 1)[1].split())
                 return (
                     ", ".join(
-                        f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16") if f in flags
+                        f
+                        for f in (
+                            "avx2",
+                            "avx512f",
+                            "avx512_bf16",
+                            "avx512_vnni",
+                            "avx_vnni",
+                            "amx_bf16",
+                            "amx_int8",
+                        )
+                        if f in flags
                     )
                     or "none of avx2/avx512"
                 )

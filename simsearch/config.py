@@ -34,7 +34,9 @@ SETTINGS: tuple[Setting, ...] = (
         "SIMSEARCH_LOCK_TIMEOUT", "60", "Seconds a writer waits for another writer's lock before giving up."
     ),
     Setting(
-        "SIMSEARCH_QUERY_BACKEND", "auto", "`torch` turns the ONNX query path off (benchmarks, debugging)."
+        "SIMSEARCH_QUERY_BACKEND",
+        "auto",
+        "`torch` turns the ONNX Runtime paths off: queries, and fp32 builds (benchmarks, debugging).",
     ),
     Setting(
         "SIMSEARCH_CACHE",

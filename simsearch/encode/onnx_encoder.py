@@ -21,6 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from simsearch import config
+from simsearch.encode.batching import length_batches
 
 #: Largest cosine distance to the torch encoder's vectors of the same precision an export may
 #: show (worst of a fixed set of check texts) to be used. fp32: the same computation. int8: each
@@ -64,7 +65,15 @@ def cache_dir(model_path: str | os.PathLike[str], pooling: str, max_length: int,
 class OnnxEncoder:
     """Encodes texts with an exported model: same vectors as the torch :class:`Encoder`."""
 
-    def __init__(self, directory: Path, model_id: str, model_path: str, *, spin: bool = True) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        model_id: str,
+        model_path: str,
+        *,
+        spin: bool = True,
+        threads: int | None = None,
+    ) -> None:
         import onnxruntime
         from tokenizers import Tokenizer
 
@@ -83,6 +92,8 @@ class OnnxEncoder:
         self._tokenizer.enable_truncation(self.max_length)
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
+        if threads is not None:  # the torch encoder's setting (a Ray actor keeps to its core)
+            options.intra_op_num_threads = threads
         if not spin:
             # After each run ONNX Runtime's threads spin waiting for more work. An exact index
             # scans its vectors next with multithreaded BLAS, which they then starve: measured on
@@ -107,11 +118,8 @@ class OnnxEncoder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         encodings = self._tokenizer.encode_batch(list(texts)) if texts else []
         truncated = sum(1 for e in encodings if e.overflowing)
-        order = np.argsort([-len(e.ids) for e in encodings], kind="stable")
-        size = batch_size or self.batch_size
-        for start in range(0, len(order), size):
-            rows = order[start : start + size]
-            out[rows] = self._forward([encodings[i].ids for i in rows])
+        for rows in length_batches([len(e.ids) for e in encodings], batch_size or self.batch_size):
+            out[rows] = self.embed_ids([encodings[i].ids for i in rows])
             if progress is not None:
                 progress(len(rows))
         return out, truncated
@@ -120,7 +128,8 @@ class OnnxEncoder:
         """Whether :meth:`encode` cuts each text at ``max_length`` (tokenizes, runs no model)."""
         return [bool(e.overflowing) for e in self._tokenizer.encode_batch(list(texts))]
 
-    def _forward(self, batch: list[list[int]]) -> np.ndarray:
+    def embed_ids(self, batch: Sequence[Sequence[int]]) -> np.ndarray:
+        """Unit vectors of already tokenized texts (special tokens included, within ``max_length``)."""
         width = max(len(seq) for seq in batch)
         ids = np.full((len(batch), width), self._pad_id, dtype=np.int64)
         mask = np.zeros((len(batch), width), dtype=np.int64)
@@ -132,11 +141,19 @@ class OnnxEncoder:
 
 
 def load(
-    model_id: str, model_path: str, pooling: str, max_length: int | None, precision: str, *, spin: bool = True
+    model_id: str,
+    model_path: str,
+    pooling: str,
+    max_length: int | None,
+    precision: str,
+    *,
+    spin: bool = True,
+    threads: int | None = None,
 ) -> OnnxEncoder | None:
     """The cached export for these encoder settings, or None (not exported, or no runtime).
 
-    ``spin=False`` when the caller searches an exact index next (see :class:`OnnxEncoder`).
+    ``spin=False`` when the caller searches an exact index next (see :class:`OnnxEncoder`);
+    ``threads`` caps ONNX Runtime's threads (its default: one per core).
     """
     if precision not in TOLERANCES or max_length is None or not enabled():
         return None
@@ -144,7 +161,7 @@ def load(
     if not (directory / "model.onnx").is_file():  # not exported, or rejected (meta.json only)
         return None
     try:
-        return OnnxEncoder(directory, model_id, model_path, spin=spin)
+        return OnnxEncoder(directory, model_id, model_path, spin=spin, threads=threads)
     except Exception:  # a damaged cache entry: drop it, the torch encoder takes over
         shutil.rmtree(directory, ignore_errors=True)
         return None

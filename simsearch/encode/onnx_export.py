@@ -120,10 +120,11 @@ def _fp32_export(encoder: Any) -> Path | None:
     if (base / "meta.json").is_file():
         return base if _usable(base) else None
     from simsearch.encode.models import ModelSource
-    from simsearch.encode.torch_encoder import Encoder
 
     try:
-        fp32 = Encoder(
+        # The encoder's own class, not an import of torch_encoder: that module exports through
+        # this one (fp32 builds), and the two must not import each other.
+        fp32 = type(encoder)(
             ModelSource(encoder.model_id, Path(encoder.model_path)),
             encoder.pooling,
             max_length=encoder.max_length,

@@ -1,20 +1,30 @@
 """Encoder: texts -> float32 (n, dim) unit vectors with a Hugging Face transformers model.
 
 Pipeline: tokenize once (truncating at the model's real limit) -> sort by token length so each
-batch carries little padding -> forward under ``torch.inference_mode`` -> pool -> L2-normalise ->
+batch carries little padding (:mod:`simsearch.encode.batching`) -> forward under ``torch.inference_mode`` -> pool -> L2-normalise ->
 restore the caller's order.
+
+fp32 on the CPU runs the forward pass through the model's checked ONNX export (see
+:mod:`simsearch.encode.onnx_export`: kept only where its vectors lie within 1e-5 cosine of this
+encoder's) once a call has :data:`ONNX_MIN_TEXTS` texts: torch's fp32 matrix products go through
+MKL, which takes its AVX2 path on AMD CPUs and reaches about half of what ONNX Runtime's
+AVX-512 kernels do (2048^3 GEMM, 1 thread, AMD EPYC: 117 against 261 GFLOP/s; whole encoder
+~2x, benchmarks/README.md). Tokenisation, truncation and batching stay this class's, so the
+texts and their cut flags are the same either way. ``SIMSEARCH_QUERY_BACKEND=torch`` keeps
+everything on torch.
 """
 
 from __future__ import annotations
 
 import inspect
 import os
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
 from simsearch.errors import ModelError
+from simsearch.encode.batching import length_batches
 from simsearch.encode.models import (
     LoadedModel,
     ModelSource,
@@ -31,6 +41,10 @@ _POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2, "longformer"
 
 Progress = Callable[[int], None]
 _CHARS_PER_TOKEN = 64  # far above any tokenizer's characters per token
+#: Smallest call that runs fp32 through the ONNX export: making one (trace + check) takes a few
+#: seconds once per model, repaid by a build, not by a query.
+ONNX_MIN_TEXTS = 256
+_UNSET = object()
 
 
 def clip_text(text: str, budget: int) -> str:
@@ -84,6 +98,7 @@ class Encoder:
         self.dim = int(self._loaded.config.hidden_size)
         forward = inspect.signature(self._loaded.model.forward).parameters
         self._takes_token_types = "token_type_ids" in forward
+        self._onnx: Any = _UNSET  # the fp32 export's session, loaded on first large call
 
     def __repr__(self) -> str:
         return (
@@ -143,15 +158,32 @@ class Encoder:
         if not texts:
             return out, 0
         ids, truncated = self.tokenize(texts)
-        size = batch_size or self.batch_size
-        order = np.argsort([-len(seq) for seq in ids], kind="stable")
+        onnx = self._onnx_session() if len(texts) >= ONNX_MIN_TEXTS else None
+        forward = self._forward if onnx is None else onnx.embed_ids
         with torch.inference_mode(), autocast(self.precision, self.device):
-            for start in range(0, len(order), size):
-                rows = order[start : start + size]
-                out[rows] = self._forward([ids[i] for i in rows])
+            for rows in length_batches([len(seq) for seq in ids], batch_size or self.batch_size):
+                out[rows] = forward([ids[i] for i in rows])
                 if progress is not None:
                     progress(len(rows))
         return out, truncated
+
+    def _onnx_session(self) -> Any:
+        """The checked fp32 ONNX export (made now if missing), or None where there is none."""
+        if self._onnx is _UNSET:
+            self._onnx = None
+            if self.precision == "fp32" and self.device == "cpu":
+                from simsearch.encode import onnx_encoder, onnx_export
+
+                if onnx_encoder.enabled() and onnx_export.prepare(self) is not None:
+                    self._onnx = onnx_encoder.load(
+                        self.model_id,
+                        str(self.model_path),
+                        self.pooling,
+                        self.max_length,
+                        "fp32",
+                        threads=torch.get_num_threads(),
+                    )
+        return self._onnx
 
     def tokenize(self, texts: Sequence[str]) -> tuple[list[list[int]], int]:
         """Token ids of each text, cut at ``max_length``, and the number of texts that were cut."""
@@ -184,7 +216,7 @@ class Encoder:
                 ids[i] = seq
         return ids, long_rows
 
-    def _forward(self, batch: list[list[int]]) -> np.ndarray:
+    def _forward(self, batch: Sequence[Sequence[int]]) -> np.ndarray:
         width = max(len(seq) for seq in batch)
         pad_id = self._loaded.tokenizer.pad_token_id or 0
         input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)

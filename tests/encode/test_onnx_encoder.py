@@ -137,3 +137,32 @@ def test_help_imports_nothing_heavy():
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_large_fp32_calls_encode_through_the_checked_export(tiny_bert, monkeypatch, tmp_path):
+    """fp32 builds run the ONNX export (checked within 1e-5 of torch) once a call is large;
+    small calls, the opt-out and other precisions stay on torch."""
+    import torch
+
+    from simsearch.encode import torch_encoder
+
+    monkeypatch.setenv("SIMSEARCH_CACHE", str(tmp_path / "cache"))
+    texts = [f"sentence number {i} about {'bread ' * (i % 7)}" for i in range(40)] + TEXTS
+    reference = Encoder(str(tiny_bert), max_length=64)
+    expected, expected_cut = reference.encode_counting(texts)  # below the threshold: torch
+    assert reference._onnx is torch_encoder._UNSET
+    monkeypatch.setattr(torch_encoder, "ONNX_MIN_TEXTS", 8)
+    encoder = Encoder(str(tiny_bert), max_length=64)
+    got, cut = encoder.encode_counting(texts)
+    assert isinstance(encoder._onnx, onnx_backend.OnnxEncoder)  # exported now, and used
+    assert encoder._onnx._session.get_session_options().intra_op_num_threads == torch.get_num_threads()
+    assert cut == expected_cut == 1 and got.dtype == np.float32
+    assert np.min(np.sum(got * expected, axis=1)) >= 1 - 1e-5
+    monkeypatch.setenv("SIMSEARCH_QUERY_BACKEND", "torch")
+    plain = Encoder(str(tiny_bert), max_length=64)
+    plain.encode(texts)
+    assert plain._onnx is None
+    monkeypatch.delenv("SIMSEARCH_QUERY_BACKEND")
+    int8 = Encoder(str(tiny_bert), max_length=64, precision="int8")
+    int8.encode(texts)
+    assert int8._onnx is None
