@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Se
 
 import numpy as np
 
+from simsearch.analysis import Analyzer, check_choice, choose, extend_sample
 from simsearch.errors import IndexNotFoundError, InputError, ModelError, QueryError, SimsearchError
 from simsearch.store.home import locate
 from simsearch.readers import Document
@@ -146,6 +147,7 @@ class Index:
         shards: int | None = None,
         lexical: bool = True,
         tune_queries: Sequence[str] | None = None,
+        analyzer: str = "auto",
     ) -> Index:
         """Encode ``documents`` (Documents or plain strings) and write a new index atomically.
 
@@ -155,7 +157,9 @@ class Index:
         shards routed by id hash (a :class:`~simsearch.sharded.ShardedIndex`, each shard of that
         index type); ``None`` writes the plain single-directory layout. ``lexical`` adds the
         BM25 part (an SQLite FTS5 table over analysed tokens, see :mod:`simsearch.store.lexical`)
-        that the lexical and hybrid search modes use. ``tune_queries`` (texts like the ones users
+        that the lexical and hybrid search modes use, analysed by ``analyzer`` (``standard``,
+        ``korean`` or ``auto``: Korean when kiwipiepy is installed and the first 1,000 documents
+        hold Hangul; see :mod:`simsearch.analysis`). ``tune_queries`` (texts like the ones users
         will ask) tune the ANN search instead of a sample of the stored vectors; they are kept
         with the index, so later rebuilds (add, delete, compact) tune on them again.
 
@@ -171,15 +175,17 @@ class Index:
         from simsearch.store.index_types import builder
 
         builder(index_type, target_recall)  # bad types fail before any encoding
+        check_choice(analyzer)
         path = locate(name_or_path, index_dir)
         started = time.perf_counter()
         tune_vectors = encode_tune_queries(encoder, tune_queries)  # bad queries fail before documents
-        truncated = 0
+        truncated, sample = 0, list[str]()
         with open_sink(path, shards=shards, force=force) as sink:
             for chunk in batches(_as_documents(documents), _CHUNK):
                 vectors, cut = encoder.encode_counting([d.text for d in chunk], progress=progress)
                 truncated += cut
                 sink.write(chunk, vectors)
+                extend_sample(sample, chunk)
             count = commit_build(
                 sink,
                 encoder,
@@ -187,7 +193,7 @@ class Index:
                 truncated,
                 index_type,
                 target_recall,
-                lexical=lexical,
+                lexical=choose(analyzer, sample) if lexical else None,
                 tune_vectors=tune_vectors,
             )
         from simsearch.encode.onnx_encoder import prepare
@@ -211,25 +217,39 @@ class Index:
         target_recall: float = 0.95,
         shards: int | None = None,
         tune_queries: Sequence[str] | None = None,
+        analyzer: str = "auto",
     ) -> Index:
         """Write a new index from documents whose vectors are already computed: no encoding.
 
         ``batches`` yields (documents, float32 ``(n, dim)`` unit rows). ``encoder`` is the model
         the vectors came from: it is recorded in the manifest and encodes the queries (it is not
-        run on the documents; it encodes ``tune_queries``, as in :meth:`build`). Rows that are not
+        run on the documents; it encodes ``tune_queries``, as in :meth:`build`; ``analyzer`` as
+        there too). Rows that are not
         finite unit vectors of its dimension are refused.
         """
         from simsearch.store.bulk import open_sink
         from simsearch.store.index_types import builder
 
         builder(index_type, target_recall)  # bad types fail before anything is read
+        check_choice(analyzer)
         path = locate(name_or_path, index_dir)
         started = time.perf_counter()
         tune_vectors = encode_tune_queries(encoder, tune_queries)
+        sample: list[str] = []
         with open_sink(path, shards=shards, force=force) as sink:
             for docs, vectors in batches:
                 sink.write(list(docs), check_unit_rows(vectors, int(encoder.dim), docs))
-            count = commit_build(sink, encoder, path, 0, index_type, target_recall, tune_vectors=tune_vectors)
+                extend_sample(sample, docs)
+            count = commit_build(
+                sink,
+                encoder,
+                path,
+                0,
+                index_type,
+                target_recall,
+                lexical=choose(analyzer, sample),
+                tune_vectors=tune_vectors,
+            )
         index = open_path(path)
         index._encoder = encoder  # the model the vectors came from encodes the queries
         index.last_build = BuildStats(count, 0, time.perf_counter() - started)
@@ -392,12 +412,14 @@ class Index:
         self._reopen(stats.generation)
         return stats
 
-    def reindex_lexical(self) -> int:
+    def reindex_lexical(self, analyzer: str | None = None) -> int:
         """(Re)build the lexical part from the stored texts, as one new generation (no encoding);
-        adds it to an index built without one. Returns the new generation."""
+        adds it to an index built without one. ``analyzer`` (``standard``, ``korean``, ``auto``)
+        changes the analyzer; None keeps the index's (``auto`` for an index without a lexical
+        part). Returns the new generation."""
         from simsearch.store.updates import reindex_lexical
 
-        generation = reindex_lexical(self.path)
+        generation = reindex_lexical(self.path, analyzer)
         self._reopen(generation)
         return generation
 
@@ -560,12 +582,13 @@ def commit_build(
     index_type: str,
     target_recall: float,
     *,
-    lexical: bool = True,
+    lexical: Analyzer | None = None,
     tune_vectors: np.ndarray | None = None,
 ) -> int:
     """Commit a build's sink (local or Ray); returns the document count. Empty input is an error.
 
-    ``lexical`` records the analyzer settings, and the writer then builds the BM25 part of each
+    ``lexical`` (None: no lexical part) is the analyzer whose settings are recorded, and the
+    writer then builds the BM25 part of each
     index directory (each shard of a sharded one) in the same commit. ``tune_vectors``: see
     :func:`encode_tune_queries`."""
     count = sink.count()
@@ -573,10 +596,10 @@ def commit_build(
         raise InputError("the input holds no documents (only empty lines or records?)")
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     fields = manifest_fields(encoder, path, now, now, truncated)
-    if lexical:
+    if lexical is not None:
         from simsearch.store.lexical import new_settings
 
-        fields["lexical"] = new_settings()
+        fields["lexical"] = new_settings(lexical)
     sink.commit(fields, index_type, target_recall, tune_vectors)
     return int(count)
 

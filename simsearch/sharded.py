@@ -231,10 +231,10 @@ class ShardedIndex(Index):
             self._reopen(report.generation)
         return report
 
-    def reindex_lexical(self) -> int:
+    def reindex_lexical(self, analyzer: str | None = None) -> int:
         from simsearch.store.shard_updates import reindex_lexical_sharded
 
-        generation = reindex_lexical_sharded(self.path)
+        generation = reindex_lexical_sharded(self.path, analyzer)
         self._reopen(generation)
         return generation
 

@@ -6,7 +6,13 @@ from typing import Any, Callable
 
 import click
 
-from simsearch.cli.options import device_option, index_dir_option, model_option, pooling_option
+from simsearch.cli.options import (
+    analyzer_option,
+    device_option,
+    index_dir_option,
+    model_option,
+    pooling_option,
+)
 from simsearch.fusion import MODES
 from simsearch.encode.precision import PRECISIONS
 from simsearch.cli.render import json_line
@@ -66,6 +72,7 @@ _per_query = click.option(
     type=click.Path(dir_okay=False),
     help="Write one JSON line per query with its metrics to this file.",
 )
+_analyzer = analyzer_option("auto")
 _mode = click.option(
     "--mode",
     type=click.Choice(MODES),
@@ -133,6 +140,7 @@ def sts(
 @_model_options
 @_top_k
 @_mode
+@_analyzer
 @_json_option
 @_per_query
 def retrieval(
@@ -150,6 +158,7 @@ def retrieval(
     device: str,
     k: int,
     mode: str,
+    analyzer: str,
     as_json: bool,
     per_query: str | None,
 ) -> None:
@@ -197,6 +206,7 @@ def retrieval(
         k=k,
         per_query_file=per_query,
         mode=mode,
+        analyzer=analyzer,
         **encoder_options,
     )
     _emit(report, as_json, retrieval_lines)
@@ -207,6 +217,7 @@ def retrieval(
 @_model_options
 @_top_k
 @_mode
+@_analyzer
 @_json_option
 @_per_query
 def korquad(
@@ -218,6 +229,7 @@ def korquad(
     device: str,
     k: int,
     mode: str,
+    analyzer: str,
     as_json: bool,
     per_query: str | None,
 ) -> None:
@@ -240,6 +252,7 @@ def korquad(
         batch_size=batch_size,
         device=device,
         mode=mode,
+        analyzer=analyzer,
     )
     _emit(report, as_json, retrieval_lines)
 
@@ -256,6 +269,7 @@ def korquad(
 @_model_options
 @_top_k
 @_mode
+@_analyzer
 @_json_option
 @_per_query
 def paraphrase(
@@ -268,6 +282,7 @@ def paraphrase(
     device: str,
     k: int,
     mode: str,
+    analyzer: str,
     as_json: bool,
     per_query: str | None,
 ) -> None:
@@ -291,6 +306,7 @@ def paraphrase(
         batch_size=batch_size,
         device=device,
         mode=mode,
+        analyzer=analyzer,
     )
     _emit(report, as_json, retrieval_lines)
 

@@ -13,6 +13,7 @@ import click
 from simsearch import __version__
 from simsearch.cli.options import (
     MIN_SCORE,
+    analyzer_option,
     device_option,
     index_dir_option,
     index_name,
@@ -131,6 +132,7 @@ def main() -> None:
     help="Parquet column of precomputed vectors "
     "(a `simsearch export --vectors` file): stored as they are, not re-encoded.",
 )
+@analyzer_option("auto")
 def build(
     sources: tuple[str, ...],
     name: str,
@@ -155,6 +157,7 @@ def build(
     force: bool,
     vectors_field: str | None,
     tune_queries: str | None,
+    analyzer: str,
 ) -> None:
     """Build index NAME from SOURCE files, directories or - (stdin).
 
@@ -163,6 +166,7 @@ def build(
           --text-field title --text-field text --id-field _id
       simsearch build big.jsonl --name big --shards 8 --ray=auto --workers 16
       simsearch build corpus.jsonl --name docs --index-type hnsw --tune-queries query-log.txt
+      simsearch build ko-notes/ --name ko --analyzer korean
     """
     options = ReadOptions(fmt, text_field, id_field, split)
     tuning = None
@@ -192,6 +196,7 @@ def build(
             target_recall=target_recall,
             shards=shards,
             tune_queries=tuning,
+            analyzer=analyzer,
         )
     else:
         with progress_bar("encoding") as progress:
@@ -212,6 +217,7 @@ def build(
                     target_recall=target_recall,
                     progress=progress,
                     tune_queries=tuning,
+                    analyzer=analyzer,
                 )
             else:
                 from simsearch.encode.torch_encoder import Encoder
@@ -237,6 +243,7 @@ def build(
                     target_recall=target_recall,
                     shards=shards,
                     tune_queries=tuning,
+                    analyzer=analyzer,
                 )
     stats = index.last_build
     assert stats is not None  # set by Index.build

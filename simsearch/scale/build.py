@@ -169,13 +169,17 @@ def ray_build(
     target_recall: float = 0.95,
     progress: Callable[[int], None] | None = None,
     tune_queries: Sequence[str] | None = None,
+    analyzer: str = "auto",
 ) -> Any:
-    """Build the index at ``path`` on Ray; returns the opened :class:`~simsearch.index.Index`."""
+    """Build the index at ``path`` on Ray; returns the opened :class:`~simsearch.index.Index`.
+    ``analyzer``: the lexical analyzer, as for :meth:`~simsearch.index.Index.build`."""
+    from simsearch.analysis import check_choice, choose
     from simsearch.index import BuildStats, open_path, commit_build, tune_query_texts
     from simsearch.store.bulk import open_sink
     from simsearch.store.index_types import builder
 
     builder(index_type, target_recall)  # bad options fail before the cluster starts
+    check_choice(analyzer)
     if "-" in sources:
         raise InputError("--ray reads files, not standard input; write the input to a file first")
     for source in sources:
@@ -194,15 +198,25 @@ def ray_build(
         spec.check()
         with connected(ray_options.address) as ray:
             with open_sink(path, shards=shards, force=force) as sink:
+                sample: list[str] = []
                 try:
-                    truncated = _write_all(ray, sink, sources, read_options, spec, ray_options, progress)
+                    truncated = _write_all(
+                        ray, sink, sources, read_options, spec, ray_options, progress, sample
+                    )
                 except SimsearchError:
                     loaded.result()  # the driver's load error first, when the model is what failed
                     raise
                 encoder = loaded.result()
                 tune_vectors = None if queries is None else np.asarray(encoder.encode(queries), np.float32)
                 count = commit_build(
-                    sink, encoder, path, truncated, index_type, target_recall, tune_vectors=tune_vectors
+                    sink,
+                    encoder,
+                    path,
+                    truncated,
+                    index_type,
+                    target_recall,
+                    lexical=choose(analyzer, sample),
+                    tune_vectors=tune_vectors,
                 )
     from simsearch.encode.onnx_encoder import prepare
 
@@ -221,12 +235,17 @@ def _write_all(
     spec: EncoderSpec,
     options: RayOptions,
     progress: Callable[[int], None] | None,
+    sample: list[str],
 ) -> int:
-    """Stream the encoded batches into ``sink``; returns how many texts were truncated."""
+    """Stream the encoded batches into ``sink``; returns how many texts were truncated. The
+    first texts written are kept in ``sample`` (for the analyzer's ``auto``)."""
+    from simsearch.analysis import extend_sample
+
     truncated = 0
     try:
         for docs, vectors, cut in _encoded(ray, sources, read_options, spec, options):
             sink.write(docs, vectors)
+            extend_sample(sample, docs)
             truncated += cut
             if progress is not None:
                 progress(len(docs))
