@@ -21,7 +21,13 @@ from pathlib import Path
 from benchmarks.corpus import sentences
 from simsearch.store import lexical
 
-KORQUAD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "korquad_v1_dev" / "KorQuAD_v1.0_dev.json"
+KORQUAD = (
+    Path(__file__).resolve().parents[1].parent
+    / "shared"
+    / "data"
+    / "korquad_v1_dev"
+    / "KorQuAD_v1.0_dev.json"
+)
 
 
 def korquad_texts() -> list[str]:
@@ -50,7 +56,9 @@ def make(name: str) -> object:
 
     started = time.perf_counter()
     morphemes.content_morphemes("한국어")  # loads Kiwi once for the process
-    print(f"kiwipiepy {morphemes.version()}: model load {time.perf_counter() - started:.2f} s (once per process)")
+    print(
+        f"kiwipiepy {morphemes.version()}: model load {time.perf_counter() - started:.2f} s (once per process)"
+    )
     return Analyzer(morphemes="kiwi")
 
 

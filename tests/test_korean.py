@@ -235,3 +235,31 @@ def test_missing_extra_gives_a_one_line_hint(
     assert out.exit_code == 1 and "Traceback" not in out.output
     assert out.output.startswith("Error:") and "pip install -e '.[korean]'" in out.output
     assert len(out.output.strip().splitlines()) == 1
+
+
+def test_cli_build_names_the_analyzer_and_reindex_lexical_switches_it(
+    tmp_path: Path, index_dir: Path, tiny_bert: Path
+) -> None:
+    from simsearch.cli.main import main
+
+    source = tmp_path / "ko.jsonl"
+    source.write_text(
+        "\n".join(json.dumps({"id": d.id, "text": d.text}, ensure_ascii=False) for d in DOCS) + "\n",
+        encoding="utf-8",
+    )
+    runner = CliRunner()
+    built = runner.invoke(
+        main, ["build", str(source), "--name", "ko", "--model", str(tiny_bert), "--id-field", "id"]
+    )
+    assert built.exit_code == 0, built.output
+    assert "lexical part: simsearch-korean v1" in built.output  # auto saw Hangul
+    moved = runner.invoke(main, ["reindex-lexical", "ko", "--analyzer", "standard"])
+    assert moved.exit_code == 0 and "with simsearch-standard v1" in moved.output
+    hits = runner.invoke(main, ["query", "ko", "폰은", "--mode", "lexical", "--json"])
+    assert hits.exit_code == 0 and hits.output == ""  # bigrams alone: no match
+    back = runner.invoke(main, ["reindex-lexical", "ko", "--analyzer", "korean"])
+    assert back.exit_code == 0 and "with simsearch-korean v1" in back.output
+    hits = runner.invoke(main, ["query", "ko", "폰은", "--mode", "lexical", "--json"])
+    assert [json.loads(line)["id"] for line in hits.output.splitlines()] == ["chess"]
+    bad = runner.invoke(main, ["build", str(source), "--name", "x", "--analyzer", "klingon"])
+    assert bad.exit_code == 2 and "klingon" in bad.output

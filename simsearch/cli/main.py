@@ -253,6 +253,10 @@ def build(
         f"{stats.seconds:.1f} s, {stats.per_second:.1f} documents/s"
     )
     click.echo(ann_line(index.manifest))
+    if isinstance(index.manifest.get("lexical"), dict):  # what `--analyzer auto` picked
+        from simsearch.analysis import describe
+
+        click.echo(f"lexical part: {describe(index.manifest['lexical']['analyzer'])}")
 
 
 @main.command()
