@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from functools import cache, cached_property
 from typing import Any, Iterable, Sequence
 
-from simsearch import morphemes
+from simsearch import morphemes as kiwi  # the module; `Analyzer.morphemes` is a setting
 from simsearch.errors import IndexCorruptError, SimsearchError
 
 ANALYZER_NAME = "simsearch-standard"
@@ -100,7 +100,7 @@ class Analyzer:
         text = normalise(text)
         tokens = self._standard(text)
         if self.morphemes == "kiwi":
-            tokens.extend(morphemes.content_morphemes(text))
+            tokens.extend(kiwi.content_morphemes(text))
         return tokens
 
     def many(self, texts: Iterable[str]) -> list[list[str]]:
@@ -108,7 +108,7 @@ class Analyzer:
         normal = [normalise(t) for t in texts]
         if self.morphemes != "kiwi":
             return [self._standard(t) for t in normal]
-        extra = morphemes.content_morphemes_many(normal)
+        extra = kiwi.content_morphemes_many(normal)
         return [self._standard(t) + more for t, more in zip(normal, extra)]
 
     def settings(self) -> dict[str, Any]:
@@ -121,7 +121,7 @@ class Analyzer:
             "min_word_length": self.min_word_length,
         }
         if self.morphemes == "kiwi":
-            options.update(morphemes="kiwi", kiwipiepy=morphemes.version())
+            options.update(morphemes="kiwi", kiwipiepy=kiwi.version())
         return {"name": self.name, "version": ANALYZER_VERSION, **options}
 
     @classmethod
@@ -129,10 +129,8 @@ class Analyzer:
         """The analyzer an index was built with; unknown or malformed ones fail loudly (tokens
         would differ), and a Korean one without kiwipiepy installed says how to install it."""
         analyzer = cls(**check_settings(settings))
-        if analyzer.morphemes == "kiwi" and not morphemes.available():
-            raise SimsearchError(
-                f"this index's lexical part uses the Korean analyzer; {morphemes.INSTALL_HINT}"
-            )
+        if analyzer.morphemes == "kiwi" and not kiwi.available():
+            raise SimsearchError(f"this index's lexical part uses the Korean analyzer; {kiwi.INSTALL_HINT}")
         return analyzer
 
 
@@ -190,7 +188,7 @@ def normalise(text: str) -> str:
 
 def has_hangul(texts: Iterable[str]) -> bool:
     """Whether any of ``texts`` holds a Hangul letter."""
-    return any(morphemes.HANGUL.search(t) for t in texts)
+    return any(kiwi.HANGUL.search(t) for t in texts)
 
 
 def choose(choice: str, sample: Iterable[str] = ()) -> Analyzer:
@@ -198,7 +196,7 @@ def choose(choice: str, sample: Iterable[str] = ()) -> Analyzer:
     installed); ``auto``: Korean when kiwipiepy is installed and ``sample`` (a corpus' first
     :data:`SAMPLE` documents) holds Hangul, else standard."""
     check_choice(choice)
-    if choice == "korean" or (choice == "auto" and morphemes.available() and has_hangul(sample)):
+    if choice == "korean" or (choice == "auto" and kiwi.available() and has_hangul(sample)):
         return Analyzer(morphemes="kiwi")
     return Analyzer()
 
@@ -208,7 +206,7 @@ def check_choice(choice: str) -> None:
     if choice not in CHOICES:
         raise SimsearchError(f"unknown analyzer {choice!r}; use one of {', '.join(CHOICES)}")
     if choice == "korean":
-        morphemes.require()
+        kiwi.require()
 
 
 def kind(settings: Any) -> str:
