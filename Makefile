@@ -11,7 +11,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e '.[test,serve,lint,parquet,langchain,ray,mcp,haystack,llamaindex]'
+	$(PY) -m pip install --quiet -e '.[test,serve,lint,parquet,langchain,ray,korean,mcp,haystack,llamaindex]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -19,7 +19,7 @@ install: $(VENV)/.installed
 demo: install
 	$(SIM) build examples/sample.jsonl --name sample --id-field id --force
 	$(SIM) query sample "how do I keep bread from going stale?" -k 5
-	$(SIM) query sample "서울에서 지하철 타는 방법" -k 5
+	$(SIM) query sample "지하철에서 버스로 갈아타면 요금은 어떻게 되나요?" -k 5
 
 test: install
 	$(PY) -m pytest -q

@@ -6,7 +6,14 @@ from typing import Any, Callable
 
 import click
 
-from simsearch.cli.options import SummaryGroup, device_option, index_dir_option, model_option, pooling_option
+from simsearch.cli.options import (
+    SummaryGroup,
+    analyzer_option,
+    device_option,
+    index_dir_option,
+    model_option,
+    pooling_option,
+)
 from simsearch.search.request import MODES
 from simsearch.encode.precision import PRECISIONS
 from simsearch.cli.render import json_line
@@ -66,6 +73,7 @@ _per_query = click.option(
     type=click.Path(dir_okay=False),
     help="Write one JSON line per query with its metrics to this file.",
 )
+_analyzer = analyzer_option("auto")
 _mode = click.option(
     "--mode",
     type=click.Choice(MODES),
@@ -133,6 +141,7 @@ def sts(
 @_model_options
 @_top_k
 @_mode
+@_analyzer
 @_json_option
 @_per_query
 def retrieval(
@@ -150,6 +159,7 @@ def retrieval(
     device: str,
     k: int,
     mode: str,
+    analyzer: str,
     as_json: bool,
     per_query: str | None,
 ) -> None:
@@ -197,6 +207,7 @@ def retrieval(
         k=k,
         per_query_file=per_query,
         mode=mode,
+        analyzer=analyzer,
         **encoder_options,
     )
     _emit(report, as_json, retrieval_lines)
@@ -207,6 +218,7 @@ def retrieval(
 @_model_options
 @_top_k
 @_mode
+@_analyzer
 @_json_option
 @_per_query
 def korquad(
@@ -218,6 +230,7 @@ def korquad(
     device: str,
     k: int,
     mode: str,
+    analyzer: str,
     as_json: bool,
     per_query: str | None,
 ) -> None:
@@ -240,6 +253,7 @@ def korquad(
         batch_size=batch_size,
         device=device,
         mode=mode,
+        analyzer=analyzer,
     )
     _emit(report, as_json, retrieval_lines)
 
@@ -256,6 +270,7 @@ def korquad(
 @_model_options
 @_top_k
 @_mode
+@_analyzer
 @_json_option
 @_per_query
 def paraphrase(
@@ -268,6 +283,7 @@ def paraphrase(
     device: str,
     k: int,
     mode: str,
+    analyzer: str,
     as_json: bool,
     per_query: str | None,
 ) -> None:
@@ -291,6 +307,7 @@ def paraphrase(
         batch_size=batch_size,
         device=device,
         mode=mode,
+        analyzer=analyzer,
     )
     _emit(report, as_json, retrieval_lines)
 

@@ -13,6 +13,7 @@ import click
 from simsearch import __version__
 from simsearch.cli.options import (
     MIN_SCORE,
+    analyzer_option,
     announce,
     device_option,
     index_dir_option,
@@ -149,6 +150,7 @@ def main() -> None:
     help="Parquet column of precomputed vectors "
     "(a `simsearch export --vectors` file): stored as they are, not re-encoded.",
 )
+@analyzer_option("auto")
 def build(
     sources: tuple[str, ...],
     name: str,
@@ -174,6 +176,7 @@ def build(
     force: bool,
     vectors_field: str | None,
     tune_queries: str | None,
+    analyzer: str,
 ) -> None:
     """Build index NAME from SOURCE files, directories or - (stdin); with --ray also Parquet at s3:// (or other pyarrow) URIs.
 
@@ -183,6 +186,7 @@ def build(
       simsearch build big.jsonl --name big --shards 8 --ray=auto --workers 16
       simsearch build s3://bucket/corpus/ --name big --id-field id --ray=10.0.0.5:6379
       simsearch build corpus.jsonl --name docs --index-type hnsw --tune-queries query-log.txt
+      simsearch build ko-notes/ --name ko --analyzer korean
     """
     if not force:  # before any work: a Ray cluster takes many seconds to start
         from simsearch.store.home import locate
@@ -223,6 +227,7 @@ def build(
             target_recall=target_recall,
             shards=shards,
             tune_queries=tuning,
+            analyzer=analyzer,
         )
     else:
         from simsearch.readers.counting import count_documents
@@ -259,6 +264,7 @@ def build(
                     target_recall=target_recall,
                     progress=progress,
                     tune_queries=tuning,
+                    analyzer=analyzer,
                 )
                 index = opened(locate(name, index_dir), built, built_stats, exported=True)
             else:
@@ -277,6 +283,7 @@ def build(
                     target_recall=target_recall,
                     shards=shards,
                     tune_queries=tuning,
+                    analyzer=analyzer,
                 )
     stats = index.last_build
     assert stats is not None  # set by Index.build
@@ -286,6 +293,10 @@ def build(
         f"{stats.seconds:.1f} s, {stats.per_second:.1f} documents/s"
     )
     click.echo(ann_line(index.manifest))
+    if isinstance(index.manifest.get("lexical"), dict):  # what `--analyzer auto` picked
+        from simsearch.store.lexical.analyzer import describe
+
+        click.echo(f"lexical part: {describe(index.manifest['lexical']['analyzer'])}")
 
 
 @main.command()

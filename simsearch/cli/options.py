@@ -194,3 +194,22 @@ class progress_bar:
     def __exit__(self, *exc_info: Any) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def analyzer_option(default: str | None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--analyzer``: the lexical (BM25) analyzer of a build or a ``reindex-lexical``."""
+    from simsearch.store.lexical.analyzer import CHOICES
+
+    what = (
+        "[default: auto]"
+        if default == "auto"
+        else "[default: the index's own; auto for an index without a lexical part]"
+    )
+    return click.option(
+        "--analyzer",
+        type=click.Choice(CHOICES),
+        default=default,
+        help="Lexical analyzer: standard (words + CJK character bigrams), korean (those plus "
+        "Korean morphemes; needs the korean extra), auto (korean when that extra is installed "
+        f"and the first 1,000 documents hold Hangul) {what}.",
+    )

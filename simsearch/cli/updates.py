@@ -7,6 +7,7 @@ import sys
 import click
 
 from simsearch.cli.options import (
+    analyzer_option,
     device_option,
     index_dir_option,
     lines_file_option,
@@ -160,19 +161,24 @@ def verify(name: str, repair: bool, record_fingerprint: bool, as_json: bool, ind
 
 @click.command(name="reindex-lexical")
 @name_argument
+@analyzer_option(None)
 @index_dir_option
-def reindex_lexical(name: str, index_dir: str | None) -> None:
+def reindex_lexical(name: str, analyzer: str | None, index_dir: str | None) -> None:
     """(Re)build the lexical (BM25) part of index NAME from its stored texts.
 
     Gives an index built before simsearch had a lexical part the lexical and hybrid search
-    modes; no model runs, the write is atomic (a new generation).
+    modes, or moves one to another analyzer; no model runs, the write is atomic (a new
+    generation).
 
     \b
       simsearch reindex-lexical notes
+      simsearch reindex-lexical ko-notes --analyzer korean
     """
+    from simsearch.store.lexical.analyzer import describe
 
     index = open_index(name, index_dir)
-    generation = index.reindex_lexical()
+    generation = index.reindex_lexical(analyzer)
     click.echo(
-        f"Index {name!r}: lexical part rebuilt from {len(index)} stored texts, generation {generation}"
+        f"Index {name!r}: lexical part rebuilt from {len(index)} stored texts with "
+        f"{describe(index.manifest['lexical']['analyzer'])}, generation {generation}"
     )

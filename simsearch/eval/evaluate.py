@@ -55,6 +55,7 @@ def evaluate_beir(
     per_query_file: str | os.PathLike[str] | None = None,
     encoder: Any = None,
     mode: str = "dense",
+    analyzer: str = "auto",
     **encoder_options: Any,
 ) -> dict[str, Any]:
     """:func:`evaluate_retrieval` on BEIR files; ``index`` may be an index name or path, opened
@@ -62,7 +63,9 @@ def evaluate_beir(
     _check_writable(per_query_file)
     data = load_retrieval_set(directory, split=split, corpus=corpus, queries=queries, qrels=qrels)
     if index is None or not isinstance(index, (str, os.PathLike)):
-        report = evaluate_retrieval(data, encoder, index=index, k=k, mode=mode, **encoder_options)
+        report = evaluate_retrieval(
+            data, encoder, index=index, k=k, mode=mode, analyzer=analyzer, **encoder_options
+        )
     else:
         from simsearch.index import Index
 
@@ -83,11 +86,14 @@ def evaluate_korquad(
     k: int = 100,
     per_query_file: str | os.PathLike[str] | None = None,
     mode: str = "dense",
+    analyzer: str = "auto",
     **encoder_options: Any,
 ) -> dict[str, Any]:
     """KorQuAD 1.0 as paragraph retrieval (question -> its paragraph), built in memory."""
     _check_writable(per_query_file)
-    report = evaluate_retrieval(load_korquad(file), encoder, k=k, mode=mode, **encoder_options)
+    report = evaluate_retrieval(
+        load_korquad(file), encoder, k=k, mode=mode, analyzer=analyzer, **encoder_options
+    )
     if per_query_file is not None:
         write_per_query(report["per_query"], per_query_file)
     return report
@@ -101,17 +107,20 @@ def evaluate_paraphrase(
     k: int = 100,
     per_query_file: str | os.PathLike[str] | None = None,
     mode: str = "dense",
+    analyzer: str = "auto",
     **encoder_options: Any,
 ) -> dict[str, Any]:
     """STS pairs with gold >= ``min_gold`` as paraphrase retrieval (first sentence -> its pair,
     every sentence of the file as the corpus, the query's own sentence not counted); reports
-    Recall@1 too (see :func:`simsearch.eval.datasets.load_paraphrase`)."""
+    Recall@1 too (see :func:`simsearch.eval.datasets.load_paraphrase`). STS Benchmark ``.csv``
+    and KorSTS ``.tsv`` files both work."""
     _check_writable(per_query_file)
     report = evaluate_retrieval(
         load_paraphrase(Path(file), min_gold),
         encoder,
         k=k,
         mode=mode,
+        analyzer=analyzer,
         metrics=("recall@1",),
         **encoder_options,
     )

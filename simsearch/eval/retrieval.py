@@ -65,6 +65,7 @@ def evaluate_retrieval(
     k: int = 100,
     mode: str = "dense",
     metrics: Sequence[str] = (),
+    analyzer: str = "auto",
     **encoder_options: Any,
 ) -> dict[str, Any]:
     """Retrieval metrics of the engine's search on ``data`` (corpus, queries, qrels).
@@ -76,7 +77,8 @@ def evaluate_retrieval(
 
     ``k`` is the search depth; a metric cut deeper than ``k`` is None. ``mode`` is the search
     mode (``dense``, the model's own quality, by default; ``lexical``, ``hybrid``); ``metrics``
-    adds metrics to the five reported. Returns the metric means under ``ndcg@10, recall@10,
+    adds metrics to the five reported; ``analyzer`` is the lexical analyzer of the temporary
+    index (``auto``, ``standard``, ``korean``; an existing index keeps its own). Returns the metric means under ``ndcg@10, recall@10,
     recall@100, mrr@10, map@100``, plus ``queries``, ``documents``, ``k``, ``mode``,
     ``analyzer`` (lexical and hybrid modes), ``model``, ``pooling``, ``max_length`` and
     ``per_query`` (one dict per judged query: ``query_id``, ``query`` and its metrics).
@@ -103,8 +105,8 @@ def evaluate_retrieval(
         if not data.corpus:
             raise InputError("the corpus holds no documents")
         encoder = make_encoder(encoder, encoder_options)
-        results, analyzer = _search_temporary(data, encoder, texts, k, mode)
-        fields, documents = {**encoder_fields(encoder), "analyzer": analyzer}, len(data.corpus)
+        results, name = _search_temporary(data, encoder, texts, k, mode, analyzer)
+        fields, documents = {**encoder_fields(encoder), "analyzer": name}, len(data.corpus)
     if index is not None:
         fields["analyzer"] = _analyzer_name(index.manifest, mode)
     known = _known_ids(data)
@@ -125,7 +127,7 @@ def evaluate_retrieval(
 
 
 def _search_temporary(
-    data: RetrievalSet, encoder: Any, queries: list[str], k: int, mode: str
+    data: RetrievalSet, encoder: Any, queries: list[str], k: int, mode: str, analyzer: str
 ) -> tuple[list[list[Any]], str | None]:
     """Build the corpus into an exact index in a temporary directory, search it, remove it."""
     from simsearch.index import Index
@@ -142,6 +144,7 @@ def _search_temporary(
             encoder,
             index_type="flat",  # exact at any size
             lexical=mode != "dense",
+            analyzer=analyzer,
         )
         try:
             return index.search(queries, k=depth, mode=mode), _analyzer_name(index.manifest, mode)

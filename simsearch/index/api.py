@@ -109,6 +109,7 @@ class Index(DocumentAccess, WriteAccess):
         shards: int | None = None,
         lexical: bool = True,
         tune_queries: Sequence[str] | None = None,
+        analyzer: str = "auto",
     ) -> Index:
         """Encode ``documents`` (Documents or plain strings) and write a new index atomically.
 
@@ -117,7 +118,9 @@ class Index(DocumentAccess, WriteAccess):
         vectors to reach ``target_recall`` (recall@10 against exact search). ``shards=N`` writes N
         shards routed by id hash (each of that index type; searched and updated through the same
         methods); ``None`` writes the plain single-directory layout. ``lexical`` adds the BM25
-        part (see :mod:`simsearch.store.lexical`) that the lexical and hybrid search modes use.
+        part (see :mod:`simsearch.store.lexical`) that the lexical and hybrid search modes use,
+        analysed by ``analyzer`` (``standard``, ``korean`` or ``auto``: Korean when kiwipiepy is
+        installed and the first 1,000 documents hold Hangul).
         ``tune_queries`` (texts like the ones users will ask) tune the ANN search instead of a
         sample of the stored vectors; they are kept with the index, so later rebuilds (add,
         delete, compact) tune on them again.
@@ -142,6 +145,7 @@ class Index(DocumentAccess, WriteAccess):
             shards=shards,
             lexical=lexical,
             tune_queries=tune_queries,
+            analyzer=analyzer,
         )
         from simsearch.encode.onnx_export import prepare
 
@@ -161,6 +165,7 @@ class Index(DocumentAccess, WriteAccess):
         target_recall: float = 0.95,
         shards: int | None = None,
         tune_queries: Sequence[str] | None = None,
+        analyzer: str = "auto",
     ) -> Index:
         """Write a new index from documents whose vectors are already computed: no encoding.
 
@@ -179,6 +184,7 @@ class Index(DocumentAccess, WriteAccess):
             target_recall=target_recall,
             shards=shards,
             tune_queries=tune_queries,
+            analyzer=analyzer,
         )
         return opened(path, encoder, stats, exported=False)
 

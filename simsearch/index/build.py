@@ -10,6 +10,7 @@ import numpy as np
 
 from simsearch.errors import InputError
 from simsearch.readers import Document
+from simsearch.store.lexical.analyzer import check_choice, choose, extend_sample
 from simsearch.store.write.commit import BuildStats, commit_build, tune_query_texts
 from simsearch.store.sql import batches
 from simsearch.validate import check_document
@@ -32,20 +33,24 @@ def write_encoded(
     shards: int | None,
     lexical: bool,
     tune_queries: Sequence[str] | None,
+    analyzer: str = "auto",
 ) -> BuildStats:
-    """Encode ``documents`` with ``encoder`` and commit them as the new index at ``path``."""
+    """Encode ``documents`` with ``encoder`` and commit them as the new index at ``path``;
+    ``analyzer`` names the lexical analyzer (``auto``: chosen from the first documents)."""
     from simsearch.store.write.bulk import open_sink
     from simsearch.store.index_types import builder
 
     builder(index_type, target_recall)  # bad types fail before any encoding
+    check_choice(analyzer)
     started = time.perf_counter()
     tune_vectors = encode_tune_queries(encoder, tune_queries)  # bad queries fail before documents
-    truncated = 0
+    truncated, sample = 0, list[str]()
     with open_sink(path, shards=shards, force=force) as sink:
         for chunk in batches(as_documents(documents), CHUNK):
             vectors, cut = encoder.encode_counting([d.text for d in chunk], progress=progress)
             truncated += cut
             sink.write(chunk, vectors)
+            extend_sample(sample, chunk)
         count = commit_build(
             sink,
             encoder,
@@ -53,7 +58,7 @@ def write_encoded(
             truncated,
             index_type,
             target_recall,
-            lexical=lexical,
+            lexical=choose(analyzer, sample) if lexical else None,
             tune_vectors=tune_vectors,
         )
     return BuildStats(count, truncated, time.perf_counter() - started)
@@ -69,18 +74,31 @@ def write_vectors(
     target_recall: float,
     shards: int | None,
     tune_queries: Sequence[str] | None,
+    analyzer: str = "auto",
 ) -> BuildStats:
     """Commit documents whose vectors are already computed (by ``encoder``'s model) at ``path``."""
     from simsearch.store.write.bulk import open_sink
     from simsearch.store.index_types import builder
 
     builder(index_type, target_recall)  # bad types fail before anything is read
+    check_choice(analyzer)
     started = time.perf_counter()
     tune_vectors = encode_tune_queries(encoder, tune_queries)
+    sample: list[str] = []
     with open_sink(path, shards=shards, force=force) as sink:
         for docs, vectors in pairs:
             sink.write(list(docs), check_unit_rows(vectors, int(encoder.dim), docs))
-        count = commit_build(sink, encoder, path, 0, index_type, target_recall, tune_vectors=tune_vectors)
+            extend_sample(sample, docs)
+        count = commit_build(
+            sink,
+            encoder,
+            path,
+            0,
+            index_type,
+            target_recall,
+            lexical=choose(analyzer, sample),
+            tune_vectors=tune_vectors,
+        )
     return BuildStats(count, 0, time.perf_counter() - started)
 
 

@@ -74,10 +74,12 @@ class WriteAccess:
         self._follow(stats.generation)
         return stats
 
-    def reindex_lexical(self) -> int:
+    def reindex_lexical(self, analyzer: str | None = None) -> int:
         """(Re)build the lexical part from the stored texts, as one new generation (no encoding);
-        adds it to an index built without one. Returns the new generation."""
-        generation = writes.reindex_lexical(self.path)
+        adds it to an index built without one. ``analyzer`` (``standard``, ``korean``, ``auto``)
+        changes the analyzer; None keeps the index's (``auto`` for an index without a lexical
+        part). Returns the new generation."""
+        generation = writes.reindex_lexical(self.path, analyzer)
         self._follow(generation)
         return generation
 

@@ -130,14 +130,18 @@ def ray_build(
     target_recall: float = 0.95,
     progress: Callable[[int], None] | None = None,
     tune_queries: Sequence[str] | None = None,
+    analyzer: str = "auto",
 ) -> tuple[Encoder, BuildStats]:
     """Build the index at ``path`` on Ray; returns the driver's encoder (its model, loaded) and
-    what the build did (the caller opens the index: scale plugs in below the library face)."""
+    what the build did (the caller opens the index: scale plugs in below the library face).
+    ``analyzer``: the lexical analyzer, as for :meth:`~simsearch.index.Index.build`."""
+    from simsearch.store.lexical.analyzer import check_choice, choose
     from simsearch.store.write.commit import BuildStats, commit_build, tune_query_texts
     from simsearch.store.write.bulk import open_sink
     from simsearch.store.index_types import builder
 
     builder(index_type, target_recall)  # bad options fail before the cluster starts
+    check_choice(analyzer)
     if "-" in sources:
         raise InputError("--ray reads files, not standard input; write the input to a file first")
     if ray_options.shard_writers not in ("driver", "cluster"):
@@ -167,8 +171,9 @@ def ray_build(
 
             writers = RayWriters(ray)
         with open_sink(path, shards=shards, force=force, writers=writers) as sink:
+            sample: list[str] = []
             try:
-                truncated = _write_all(ray, sink, plan, read_options, spec, ray_options, progress)
+                truncated = _write_all(ray, sink, plan, read_options, spec, ray_options, progress, sample)
             except HeadLostError:
                 raise
             except SimsearchError:
@@ -179,7 +184,14 @@ def ray_build(
             encoder = loaded.result()
             tune_vectors = None if queries is None else np.asarray(encoder.encode(queries), np.float32)
             count = commit_build(
-                sink, encoder, path, truncated, index_type, target_recall, tune_vectors=tune_vectors
+                sink,
+                encoder,
+                path,
+                truncated,
+                index_type,
+                target_recall,
+                lexical=choose(analyzer, sample),
+                tune_vectors=tune_vectors,
             )
     from simsearch.encode.onnx_export import prepare
 
@@ -195,12 +207,17 @@ def _write_all(
     spec: EncoderSpec,
     options: RayOptions,
     progress: Callable[[int], None] | None,
+    sample: list[str],
 ) -> int:
-    """Stream the encoded batches into ``sink``; returns how many texts were truncated."""
+    """Stream the encoded batches into ``sink``; returns how many texts were truncated. The
+    first texts written are kept in ``sample`` (for the analyzer's ``auto``)."""
+    from simsearch.store.lexical.analyzer import extend_sample
+
     truncated = 0
     try:
         for docs, vectors, cut in watch_head(ray, _encoded(ray, plan, read_options, spec, options)):
             sink.write(docs, vectors)
+            extend_sample(sample, docs)
             truncated += cut
             if progress is not None:
                 progress(len(docs))

@@ -44,14 +44,16 @@ def lexical_rows(index: Index) -> dict[str, str]:
 
 
 def in_step(index: Index) -> None:
+    analyzer = lexical.analyzer_of(index.manifest)
+    assert analyzer is not None
     texts = {doc.id: doc.text for doc in index.get(index.ids())}
-    assert lexical_rows(index) == {i: " ".join(Analyzer()(t)) for i, t in texts.items()}
+    assert lexical_rows(index) == {i: " ".join(analyzer(t)) for i, t in texts.items()}
     with closing(Store.open(index.path)) as store:
-        assert lexical.disagreement(store.db, Analyzer()) is None
+        assert lexical.disagreement(store.db, analyzer) is None
 
 
 def test_build_add_delete_compact_keep_lexical_in_step(index_dir: Path, fake_encoder) -> None:
-    index = Index.build(corpus(40), "lex", fake_encoder, index_dir=index_dir)
+    index = Index.build(corpus(40), "lex", fake_encoder, index_dir=index_dir, analyzer="standard")
     assert index.manifest["lexical"]["engine"] == "sqlite-fts5"
     assert index.manifest["lexical"]["analyzer"]["name"] == "simsearch-standard"
     in_step(index)
@@ -137,7 +139,7 @@ def small(tmp_path_factory: pytest.TempPathFactory):
     from tests.fakes import FakeEncoder
 
     docs = corpus(60, seed=3)
-    index = Index.build(docs, tmp_path_factory.mktemp("modes") / "small", FakeEncoder())
+    index = Index.build(docs, tmp_path_factory.mktemp("modes") / "small", FakeEncoder(), analyzer="standard")
     yield index, docs
     index.close()
 

@@ -16,23 +16,27 @@ The manifest records the part under one key, ``lexical``; read it with :func:`le
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from simsearch.store import sql
-
 from simsearch.store.lexical import bm25
-from simsearch.store.lexical.analyzer import Analyzer
+from simsearch.store.lexical.analyzer import SAMPLE, Analyzer, check_choice, check_settings, choose, kind
 from simsearch.errors import IndexCorruptError
 
 TABLE = "lexical"
 ENGINE = "sqlite-fts5"
 RANKING = {"function": "bm25", "k1": 1.2, "b": 0.75}
+K1_MAX = 10.0  # beyond it term frequency never saturates: a typo, not a setting
 _CREATE = f"CREATE VIRTUAL TABLE {TABLE} USING fts5(tokens, tokenize='ascii')"
 _CHUNK = 2048
 
 
 def lexical_settings(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The manifest's ``lexical`` section, or None for an index without a lexical part."""
+    """The manifest's ``lexical`` section, or None for an index without a lexical part.
+
+    Every value a search or a write uses is checked here (types and ranges), so a hand-edited
+    or damaged manifest fails with one line naming the value, not with a traceback later.
+    """
     section = manifest.get("lexical")
     if section is None:
         return None
@@ -41,7 +45,27 @@ def lexical_settings(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
             "malformed 'lexical' section in the manifest; run "
             "`simsearch reindex-lexical NAME` to rebuild the lexical part"
         )
+    check_settings(section["analyzer"])
+    problem = _ranking_problem(section.get("ranking", RANKING))
+    if problem:
+        raise IndexCorruptError(
+            f"bad 'lexical.ranking' in the manifest ({problem}); run "
+            "`simsearch reindex-lexical NAME` to rebuild the lexical part with the default ranking"
+        )
     return section
+
+
+def _ranking_problem(ranking: Any) -> str | None:
+    """What is wrong with a manifest's ``lexical.ranking`` (None: usable)."""
+    if not isinstance(ranking, dict):
+        return f"{ranking!r} is not an object"
+    if ranking.get("function", "bm25") != "bm25":
+        return f"function {ranking.get('function')!r} is not 'bm25'"
+    for key, low, high in (("k1", 0.0, K1_MAX), ("b", 0.0, 1.0)):
+        value = ranking.get(key, RANKING[key])
+        if type(value) not in (int, float) or not low <= value <= high:  # (NaN fails both)
+            return f"{key} {value!r} is not a number from {low:g} to {high:g}"
+    return None
 
 
 def new_settings(analyzer: Analyzer | None = None) -> dict[str, Any]:
@@ -55,8 +79,28 @@ def new_settings(analyzer: Analyzer | None = None) -> dict[str, Any]:
 
 
 def analyzer_of(manifest: Mapping[str, Any]) -> Analyzer | None:
+    """The analyzer of the index's lexical part (None without one); raises the install hint for
+    a Korean index when kiwipiepy is missing."""
     settings = lexical_settings(manifest)
     return None if settings is None else Analyzer.from_settings(settings["analyzer"])
+
+
+def reindex_analyzer(
+    manifest: Mapping[str, Any], choice: str | None, sample: Callable[[], list[str]]
+) -> Analyzer:
+    """The analyzer a ``reindex-lexical`` writes with: ``choice`` (``standard``, ``korean``,
+    ``auto``), or None to keep the kind the index has (``auto`` without a readable lexical
+    part); ``sample()`` gives the stored texts ``auto`` looks at, read only when it is needed."""
+    section = manifest.get("lexical")
+    if choice is None:
+        choice = kind(section.get("analyzer") if isinstance(section, dict) else None)
+    check_choice(choice)
+    return choose(choice, sample() if choice == "auto" else ())
+
+
+def stored_sample(db: sqlite3.Connection, limit: int = SAMPLE) -> list[str]:
+    """The texts of the first ``limit`` stored documents (what ``auto`` looks at)."""
+    return [text for (text,) in db.execute("SELECT text FROM documents ORDER BY rowid LIMIT ?", (limit,))]
 
 
 def has_table(db: sqlite3.Connection) -> bool:
@@ -70,10 +114,7 @@ def rebuild(db: sqlite3.Connection, analyzer: Analyzer) -> None:
     db.execute(_CREATE)
     cursor = db.execute("SELECT rowid, text FROM documents ORDER BY rowid")
     while rows := cursor.fetchmany(_CHUNK):
-        db.executemany(
-            f"INSERT INTO {TABLE} (rowid, tokens) VALUES (?, ?)",
-            [(rowid, " ".join(analyzer(text))) for rowid, text in rows],
-        )
+        _insert(db, analyzer, rows)
     db.execute(f"INSERT INTO {TABLE} ({TABLE}) VALUES ('optimize')")
 
 
@@ -83,11 +124,20 @@ def update(db: sqlite3.Connection, analyzer: Analyzer, rowids: Iterable[int]) ->
     for chunk in sql.parts(wanted):
         part, marks = list(chunk), sql.marks(len(chunk))
         db.execute(f"DELETE FROM {TABLE} WHERE rowid IN ({marks})", part)
-        rows = db.execute(f"SELECT rowid, text FROM documents WHERE rowid IN ({marks})", part).fetchall()
-        db.executemany(
-            f"INSERT INTO {TABLE} (rowid, tokens) VALUES (?, ?)",
-            [(rowid, " ".join(analyzer(text))) for rowid, text in rows],
+        _insert(
+            db,
+            analyzer,
+            db.execute(f"SELECT rowid, text FROM documents WHERE rowid IN ({marks})", part).fetchall(),
         )
+
+
+def _insert(db: sqlite3.Connection, analyzer: Analyzer, rows: list[tuple[int, str]]) -> None:
+    """Analyse ``rows`` (rowid, text) as one batch and insert their tokens."""
+    tokens = analyzer.many([text for _, text in rows])
+    db.executemany(
+        f"INSERT INTO {TABLE} (rowid, tokens) VALUES (?, ?)",
+        [(rowid, " ".join(t)) for (rowid, _), t in zip(rows, tokens)],
+    )
 
 
 def postings(store: Any) -> bm25.Postings:
@@ -120,7 +170,7 @@ def disagreement(db: sqlite3.Connection, analyzer: Analyzer, sample: int = 256) 
         "WHERE d.rowid % ? = 0 LIMIT ?",
         (step, sample),
     ).fetchall()
-    for rowid, text, tokens in rows:
-        if tokens != " ".join(analyzer(text)):
+    for (rowid, _, tokens), fresh in zip(rows, analyzer.many([text for _, text, _ in rows])):
+        if tokens != " ".join(fresh):
             return f"row {rowid}: lexical tokens differ from its text's analysis"
     return None

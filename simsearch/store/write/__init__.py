@@ -57,12 +57,13 @@ def compact(path: Path, encoder: Callable[[], Encoder]) -> CompactStats:
     return compact_index(path, encoder)
 
 
-def reindex_lexical(path: Path) -> int:
-    """(Re)build the lexical part of every shard as one atomic write; the new generation."""
+def reindex_lexical(path: Path, analyzer: str | None = None) -> int:
+    """(Re)build the lexical part of every shard as one atomic write (``analyzer``: a new one, or
+    None to keep the index's); the new generation."""
     if is_sharded(path):
         from simsearch.store.write.sharded import reindex_lexical_sharded
 
-        return reindex_lexical_sharded(path)
+        return reindex_lexical_sharded(path, analyzer)
     from simsearch.store.write.updates import reindex_lexical as reindex_plain
 
-    return reindex_plain(path)
+    return reindex_plain(path, analyzer)

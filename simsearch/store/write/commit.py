@@ -14,6 +14,7 @@ from simsearch.errors import InputError
 from simsearch.store.manifest_fields import manifest_fields
 
 if TYPE_CHECKING:
+    from simsearch.store.lexical.analyzer import Analyzer
     from simsearch.encode import Encoder
     from simsearch.store.write.bulk import Sink
 
@@ -39,23 +40,24 @@ def commit_build(
     index_type: str,
     target_recall: float,
     *,
-    lexical: bool = True,
+    lexical: Analyzer | None = None,
     tune_vectors: np.ndarray | None = None,
 ) -> int:
     """Commit a build's sink (local or Ray); returns the document count. Empty input is an error.
 
-    ``lexical`` records the analyzer settings, and the writer then builds the BM25 part of each
-    index directory (each shard of a sharded one) in the same commit. ``tune_vectors``: the
+    ``lexical`` (None: no lexical part) is the analyzer whose settings are recorded; the writer
+    then builds the BM25 part of each index directory (each shard of a sharded one) in the same
+    commit. ``tune_vectors``: the
     tuning queries' vectors (:func:`tune_query_texts`), None to tune on stored vectors."""
     count = sink.count()
     if count == 0:
         raise InputError("the input holds no documents (only empty lines or records?)")
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     fields = manifest_fields(encoder, path, now, now, truncated)
-    if lexical:
+    if lexical is not None:
         from simsearch.store.lexical import new_settings
 
-        fields["lexical"] = new_settings()
+        fields["lexical"] = new_settings(lexical)
     sink.commit(fields, index_type, target_recall, tune_vectors)
     return int(count)
 

@@ -242,13 +242,36 @@ def compact_sharded(path: Path, encoder: Callable[[], Any] | None = None) -> Com
     return CompactStats(before, after, count, time.perf_counter() - started, generation)
 
 
-def reindex_lexical_sharded(path: Path) -> int:
+def reindex_lexical_sharded(path: Path, analyzer: str | None = None) -> int:
     """Rebuild every shard's lexical part from its stored texts, committed together; returns the
-    new generation."""
+    new generation. ``analyzer`` as for :func:`~simsearch.store.write.updates.reindex_lexical`,
+    chosen once for all shards (``auto`` looks at a sample of every shard)."""
+    from simsearch.store.lexical import reindex_analyzer
+
     with ShardTransaction(path) as txn:
+        forks = []
         for shard in range(txn.shards):
             with txn.in_shard(shard):
-                reindex_lexical(txn.fork(shard))
+                forks.append(txn.fork(shard))
+        chosen = reindex_analyzer(txn.previous, analyzer, lambda: _sample(forks))
+        for shard, fork in enumerate(forks):
+            with txn.in_shard(shard):
+                reindex_lexical(fork, chosen)
         settings = read_manifest(txn.fork_path(0))["lexical"]  # every shard got the same
         manifest = txn.commit(changes={"lexical": settings})
         return _after(txn, manifest)[1]
+
+
+def _sample(forks: list[Path]) -> list[str]:
+    """The first stored texts of every shard, :data:`~simsearch.store.lexical.analyzer.SAMPLE` in all."""
+    from contextlib import closing
+
+    from simsearch.store.lexical.analyzer import SAMPLE
+    from simsearch.store.lexical import stored_sample
+    from simsearch.store.generation import connect_readonly
+
+    texts: list[str] = []
+    for fork in forks:
+        with closing(connect_readonly(fork / read_manifest(fork).files["sqlite"].name)) as db:
+            texts += stored_sample(db, max(1, SAMPLE // len(forks)))
+    return texts

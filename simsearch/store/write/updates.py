@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
+from simsearch.store.lexical.analyzer import Analyzer
 from simsearch.store import sql
 from simsearch import __version__
 from simsearch.errors import InputError, ModelError, SimsearchError
@@ -331,14 +332,19 @@ def documents_of(items: Iterable[Document | str]) -> Iterator[Document]:
             yield item
 
 
-def reindex_lexical(path: Path) -> int:
+def reindex_lexical(path: Path, analyzer: str | Analyzer | None = None) -> int:
     """(Re)build the lexical part of the index at ``path`` from its stored texts, as a new
-    generation; an index built before simsearch had one gains it (FAISS is carried over)."""
-    from simsearch.store.lexical import new_settings
+    generation; an index built before simsearch had one gains it (FAISS is carried over).
+    ``analyzer``: an :class:`~simsearch.store.lexical.analyzer.Analyzer`, or a choice for
+    :func:`~simsearch.store.lexical.reindex_analyzer` (None keeps the index's kind)."""
+    from simsearch.store.lexical import new_settings, reindex_analyzer, stored_sample
 
     with StoreWriter(path, update=True) as writer:
-        assert writer.previous is not None
-        fields = {**updated_fields(writer.previous), "lexical": new_settings()}
+        assert writer.previous is not None and writer.db is not None
+        db = writer.db
+        if not isinstance(analyzer, Analyzer):
+            analyzer = reindex_analyzer(writer.previous, analyzer, lambda: stored_sample(db))
+        fields = {**updated_fields(writer.previous), "lexical": new_settings(analyzer)}
         writer.rebuild_lexical = True
         manifest = writer.commit(fields, rebuild_builder(writer.previous))
     return int(manifest["generation"])
