@@ -8,7 +8,5 @@ computes is :mod:`simsearch.search.shard`, how the shards' answers become one ra
 
 from __future__ import annotations
 
-from simsearch.search.request import SearchRequest
-from simsearch.search.searcher import LocalSearcher, Searcher
-
-__all__ = ["LocalSearcher", "SearchRequest", "Searcher"]
+# Nothing is imported here: `simsearch --help` imports the search modes (search.request) and must
+# stay light (no numpy, no FAISS); import SearchRequest, Searcher, LocalSearcher from their modules.

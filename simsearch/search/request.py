@@ -9,9 +9,10 @@ whole index's fields. It is plain data, so it travels to Ray actors as it is.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 MODES = ("dense", "lexical", "hybrid")
 
