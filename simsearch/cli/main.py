@@ -37,9 +37,6 @@ from simsearch.cli.render import (
     ann_line,
     hit_json,
     hits_table,
-    index_table,
-    json_line,
-    manifest_lines,
     printable,
 )
 
@@ -367,47 +364,12 @@ def query(
             click.echo(line)
 
 
-@main.command()
-@name_argument
-@click.option("--json", "as_json", is_flag=True)
-@index_dir_option
-def info(name: str, as_json: bool, index_dir: str | None) -> None:
-    """Show the manifest of index NAME (model, pooling, dim, count, files...)."""
-    from simsearch.store.home import require_index
-    from simsearch.store.shards import read_any_manifest
-
-    path = require_index(name, index_dir)
-    manifest = {"name": path.name, "path": str(path), **read_any_manifest(path)}
-    if as_json:
-        click.echo(json_line(manifest, indent=2))
-    else:
-        for line in manifest_lines(manifest):
-            click.echo(line)
-
-
-@main.command(name="list")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per index and line.")
-@index_dir_option
-def list_(as_json: bool, index_dir: str | None) -> None:
-    """List the indexes in the index directory."""
-    from simsearch.store.home import index_home, list_indexes
-
-    entries = list_indexes(index_dir)
-    if as_json:
-        for entry in entries:
-            click.echo(json_line(entry))
-    elif not entries:
-        click.echo(f"no indexes in {index_home(index_dir)}", err=True)
-    else:
-        for line in index_table(entries):
-            click.echo(line)
-
-
 from simsearch.cli.eval import eval_group  # noqa: E402  (eval and lifecycle commands live in their own modules)
 from simsearch.cli.updates import add, compact, delete, reindex_lexical, verify  # noqa: E402
 from simsearch.cli.export import export  # noqa: E402
 from simsearch.cli.serve import serve  # noqa: E402
 from simsearch.cli.mcp import mcp  # noqa: E402
+from simsearch.cli.info import info, list_  # noqa: E402
 
 main.add_command(eval_group)
 main.add_command(add)
@@ -418,3 +380,5 @@ main.add_command(export)
 main.add_command(reindex_lexical)
 main.add_command(serve)
 main.add_command(mcp)
+main.add_command(info)
+main.add_command(list_)
