@@ -17,13 +17,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from simsearch.errors import InputError, SimsearchError
 from simsearch.readers import Document, ReadOptions, read_documents
 from simsearch.scale.cluster import connected, first_line, unwrap
+
+if TYPE_CHECKING:
+    from simsearch.store.write.bulk import Sink
 
 PART_BYTES = 16 << 20  # a file larger than this is read by several tasks
 # What an encoder actor gets per call: one block of the read output, cut at about this size
@@ -215,7 +218,7 @@ def ray_build(
 
 def _write_all(
     ray: Any,
-    sink: Any,
+    sink: Sink,
     sources: Sequence[str],
     read_options: ReadOptions,
     spec: EncoderSpec,

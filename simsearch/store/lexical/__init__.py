@@ -16,13 +16,16 @@ The manifest records the part under one key, ``lexical``; read it with :func:`le
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from simsearch.store import sql
 
 from simsearch.store.lexical import bm25
 from simsearch.store.lexical.analyzer import Analyzer
 from simsearch.errors import IndexCorruptError
+
+if TYPE_CHECKING:
+    from simsearch.store.generation import Store
 
 TABLE = "lexical"
 ENGINE = "sqlite-fts5"
@@ -90,7 +93,7 @@ def update(db: sqlite3.Connection, analyzer: Analyzer, rowids: Iterable[int]) ->
         )
 
 
-def postings(store: Any) -> bm25.Postings:
+def postings(store: Store) -> bm25.Postings:
     """The BM25 postings of the generation ``store`` holds open (read on first use, then cached;
     see :mod:`simsearch.store.lexical.bm25`), ranked with the manifest's ``lexical.ranking``."""
     settings = lexical_settings(dict(store.manifest)) or {}
