@@ -9,9 +9,12 @@ whole index's fields. It is plain data, so it travels to Ray actors as it is.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from simsearch.search.where import Condition
 
 MODES = ("dense", "lexical", "hybrid")
 
@@ -32,7 +35,7 @@ class SearchRequest:
     vectors: np.ndarray | None = None
     tokens: tuple[tuple[str, ...], ...] | None = None
     weights: tuple[float, ...] | None = None
-    condition: Any = None
+    condition: Condition | None = None
     min_score: float | None = None
 
     def __post_init__(self) -> None:
