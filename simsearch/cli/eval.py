@@ -185,7 +185,8 @@ def retrieval(
         raise click.UsageError(
             "--index searches with the index's own model; drop --model/--pooling/--precision"
         )
-    encoder_options = (
+    # the Encoder's keyword arguments (an index is searched with its own model)
+    encoder_options: dict[str, Any] = (
         {}
         if index_name
         else {

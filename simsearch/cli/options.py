@@ -6,13 +6,16 @@ import inspect
 import math
 import re
 import sys
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
 from simsearch.encode.pooling import POOLING_CHOICES
 from simsearch.errors import SimsearchError
 from simsearch.readers import FORMATS, SPLITS
+
+if TYPE_CHECKING:
+    from simsearch.index import Index
 
 
 def summary(command: click.Command) -> str:
@@ -52,7 +55,7 @@ def index_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
 name_argument = click.argument("name", callback=index_name)
 
 
-def open_index(name: str, index_dir: str | None) -> Any:
+def open_index(name: str, index_dir: str | None) -> Index:
     """``Index.open`` of a CLI name; a missing one is reported with the closest name and the
     build command."""
     from simsearch.index import Index

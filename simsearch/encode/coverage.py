@@ -10,10 +10,13 @@ Used by :mod:`simsearch.search.fusion` to weigh the dense ranking per query.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    from simsearch.encode import Encoder
 
 
-def backend_tokenizer(encoder: Any) -> Any:
+def backend_tokenizer(encoder: Encoder) -> Any:
     """The ``tokenizers.Tokenizer`` behind an encoder (torch or ONNX), or None."""
     tokenizer = getattr(encoder, "_tokenizer", None)  # the ONNX query encoder
     if tokenizer is None:
@@ -22,7 +25,7 @@ def backend_tokenizer(encoder: Any) -> Any:
     return tokenizer
 
 
-def coverage(encoder: Any, texts: Sequence[str]) -> list[float]:
+def coverage(encoder: Encoder, texts: Sequence[str]) -> list[float]:
     """Covered share of each text's letters and digits (1.0 when it cannot be measured)."""
     tokenizer = backend_tokenizer(encoder)
     if tokenizer is None:

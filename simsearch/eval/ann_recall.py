@@ -7,17 +7,21 @@ measures what an approximate FAISS index loses, whatever its type; an exact one 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from simsearch.errors import IndexCorruptError, QueryError
 
+if TYPE_CHECKING:
+    from simsearch.index import Index
+    from simsearch.store.generation import Store
+
 _TIE = 1e-5  # float32 inner products of equal vectors may differ in the last bits
 
 
 def evaluate_ann(
-    index: Any,
+    index: Index | str | os.PathLike[str],
     *,
     queries: int = 1000,
     k: int = 10,
@@ -81,18 +85,18 @@ def evaluate_ann(
     }
 
 
-def _select(store: Any, sql: str, keys: list[Any]) -> dict[Any, Any]:
+def _select(store: Store, sql: str, keys: list[Any]) -> dict[Any, Any]:
     """``{key: value}`` from ``sql`` (selecting key, value; ``{marks}`` for the keys), in chunks."""
     from simsearch.store.sql import select_in
 
     return dict(select_in(store.db, sql, keys))
 
 
-def _rowids_of(store: Any, doc_ids: set[str]) -> dict[str, int]:
+def _rowids_of(store: Store, doc_ids: set[str]) -> dict[str, int]:
     return _select(store, "SELECT id, rowid FROM documents WHERE id IN ({marks})", sorted(doc_ids))
 
 
-def _stored_vectors(store: Any, rowids: np.ndarray) -> np.ndarray:
+def _stored_vectors(store: Store, rowids: np.ndarray) -> np.ndarray:
     from simsearch.store.faiss_file import from_blobs
 
     blobs = _select(store, "SELECT rowid, vector FROM documents WHERE rowid IN ({marks})", rowids.tolist())
@@ -100,7 +104,7 @@ def _stored_vectors(store: Any, rowids: np.ndarray) -> np.ndarray:
 
 
 def _exact_pass(
-    store: Any, queries: np.ndarray, k: int, approx: list[list[int]]
+    store: Store, queries: np.ndarray, k: int, approx: list[list[int]]
 ) -> tuple[np.ndarray, np.ndarray]:
     """One chunked pass over the stored vectors: each query's exact k-th best score, and the
     exact scores of the rows the index returned (-inf where it returned fewer than k)."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from simsearch.errors import InputError
 from simsearch.eval.ann_recall import evaluate_ann
@@ -29,6 +29,10 @@ from simsearch.eval.datasets import load_korquad, load_paraphrase
 from simsearch.eval.retrieval import evaluate_retrieval, load_retrieval_set
 from simsearch.eval.sts import evaluate_sts
 from simsearch.validate import dumps, json_ready
+
+if TYPE_CHECKING:
+    from simsearch.encode import Encoder
+    from simsearch.index import Index
 
 __all__ = [
     "evaluate_ann",
@@ -49,11 +53,11 @@ def evaluate_beir(
     corpus: str | os.PathLike[str] | None = None,
     queries: str | os.PathLike[str] | None = None,
     qrels: str | os.PathLike[str] | None = None,
-    index: Any = None,
+    index: Index | str | os.PathLike[str] | None = None,
     index_dir: str | os.PathLike[str] | None = None,
     k: int = 100,
     per_query_file: str | os.PathLike[str] | None = None,
-    encoder: Any = None,
+    encoder: Encoder | None = None,
     mode: str = "dense",
     analyzer: str = "auto",
     **encoder_options: Any,
@@ -81,7 +85,7 @@ def evaluate_beir(
 
 def evaluate_korquad(
     file: str | os.PathLike[str],
-    encoder: Any = None,
+    encoder: Encoder | None = None,
     *,
     k: int = 100,
     per_query_file: str | os.PathLike[str] | None = None,
@@ -101,7 +105,7 @@ def evaluate_korquad(
 
 def evaluate_paraphrase(
     file: str | os.PathLike[str],
-    encoder: Any = None,
+    encoder: Encoder | None = None,
     *,
     min_gold: float = 4.0,
     k: int = 100,

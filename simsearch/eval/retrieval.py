@@ -9,7 +9,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
@@ -25,6 +25,12 @@ from simsearch.eval.datasets import (
 from simsearch.eval.encoder import encoder_fields, make_encoder
 from simsearch.eval.metrics import REPORT_METRICS, per_query_metrics
 from simsearch.readers import Document
+from simsearch.store.manifest import ModelIdentity
+
+if TYPE_CHECKING:
+    from simsearch.encode import Encoder
+    from simsearch.index import Index
+    from simsearch.search.hits import Hit
 
 _PART = re.compile(r"^(.*)#\d+$")  # ids of split documents: "<id>#<part>"
 
@@ -59,9 +65,9 @@ def load_retrieval_set(
 
 def evaluate_retrieval(
     data: RetrievalSet,
-    encoder: Any = None,
+    encoder: Encoder | None = None,
     *,
-    index: Any = None,
+    index: Index | None = None,
     k: int = 100,
     mode: str = "dense",
     metrics: Sequence[str] = (),
@@ -93,13 +99,8 @@ def evaluate_retrieval(
         if encoder is not None or encoder_options:
             raise TypeError("an existing index is searched with its own model; pass no encoder")
         results = _search_index(index, texts, k, data, mode)
-        m = index.manifest  # the model as the index names it (its encoder loads from a path)
-        fields = {
-            "model": m["model"],
-            "pooling": m["pooling"],
-            "max_length": m.get("max_length"),
-            "precision": m.get("precision", "fp32"),
-        }
+        # the model as the index names it (its encoder loads from a path)
+        fields = ModelIdentity.of_manifest(index.manifest).report_fields()
         documents = len(index)
     else:
         if not data.corpus:
@@ -127,8 +128,8 @@ def evaluate_retrieval(
 
 
 def _search_temporary(
-    data: RetrievalSet, encoder: Any, queries: list[str], k: int, mode: str, analyzer: str
-) -> tuple[list[list[Any]], str | None]:
+    data: RetrievalSet, encoder: Encoder, queries: list[str], k: int, mode: str, analyzer: str
+) -> tuple[list[list[Hit]], str | None]:
     """Build the corpus into an exact index in a temporary directory, search it, remove it."""
     from simsearch.index import Index
 
@@ -161,7 +162,7 @@ def _analyzer_name(manifest: dict[str, Any], mode: str) -> str | None:
     return None if mode == "dense" or settings is None else describe(settings["analyzer"])
 
 
-def _search_index(index: Any, queries: list[str], k: int, data: RetrievalSet, mode: str) -> list[list[Any]]:
+def _search_index(index: Index, queries: list[str], k: int, data: RetrievalSet, mode: str) -> list[list[Hit]]:
     """Search an existing index; check that its ids are the corpus' ids."""
     results = index.search(queries, k=k + 1 if data.exclude else k, mode=mode)
     known = _known_ids(data)
@@ -187,7 +188,7 @@ def _corpus_id(hit_id: str, known: set[str]) -> str:
     return match.group(1) if match and match.group(1) in known else hit_id
 
 
-def _doc_scores(hits: Iterable[Any], known: set[str]) -> dict[str, float]:
+def _doc_scores(hits: Iterable[Hit], known: set[str]) -> dict[str, float]:
     """doc id -> score; for split documents the best part's score (hits come best first)."""
     scores: dict[str, float] = {}
     for hit in hits:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -13,9 +13,12 @@ from simsearch.eval.datasets import read_sts
 from simsearch.eval.encoder import encoder_fields, make_encoder
 from simsearch.eval.metrics import spearman
 
+if TYPE_CHECKING:
+    from simsearch.encode import Encoder
+
 
 def evaluate_sts(
-    files: Sequence[str | os.PathLike[str]], encoder: Any = None, **encoder_options: Any
+    files: Sequence[str | os.PathLike[str]], encoder: Encoder | None = None, **encoder_options: Any
 ) -> dict[str, Any]:
     """Spearman x100 of cosine vs gold score, per file and over all pairs of ``files`` together.
 
@@ -46,7 +49,7 @@ def evaluate_sts(
     return {"spearman": overall, "pairs": len(all_gold), "files": per_file, **encoder_fields(encoder)}
 
 
-def _pair_cosines(encoder: Any, left: list[str], right: list[str]) -> np.ndarray:
+def _pair_cosines(encoder: Encoder, left: list[str], right: list[str]) -> np.ndarray:
     """Cosine of each (left, right) pair; each distinct sentence is encoded once."""
     unique = list(dict.fromkeys(left + right))
     position = {text: i for i, text in enumerate(unique)}

@@ -22,7 +22,7 @@ import numpy as np
 
 from simsearch.errors import InputError, SimsearchError
 from simsearch.store.faiss_file import from_blobs
-from simsearch.store.manifest import MANIFEST
+from simsearch.store.manifest import MANIFEST, ModelIdentity
 from simsearch.store.generation import Store
 
 EXPORT_FORMATS = ("parquet", "jsonl")
@@ -31,8 +31,6 @@ EXPORT_FORMAT = "simsearch-export"
 EXPORT_VERSION = 1
 _BATCH = 1024
 _RESERVED = ("id", "text", "vector", "metadata")
-# Manifest keys that describe where the vectors come from; copied into the file's metadata.
-_IDENTITY = ("model", "fingerprint", "pooling", "precision", "dim", "max_length", "embedding")
 
 
 Row = tuple[str, str, dict[str, Any]]
@@ -73,8 +71,9 @@ def rows(
 
 
 def identity(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """What an export records about its vectors' origin (the manifest's model identity)."""
-    return {key: manifest[key] for key in _IDENTITY if key in manifest}
+    """What an export records about its vectors' origin: the manifest's model identity keys
+    (:attr:`ModelIdentity.MANIFEST_KEYS`), as the manifest wrote them."""
+    return {key: manifest[key] for key in ModelIdentity.MANIFEST_KEYS if key in manifest}
 
 
 def metadata_types(source: Source) -> dict[str, str]:

@@ -12,18 +12,27 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from simsearch.encode import Encoder, Progress
 from simsearch.errors import InputError, SimsearchError
 
 
 class ExternalEncoder:
-    """Texts -> unit float32 rows through ``embed_documents``, an embedding outside simsearch."""
+    """Texts -> unit float32 rows through ``embed_documents``, an embedding outside simsearch.
+
+    It satisfies the :class:`~simsearch.encode.Encoder` Protocol: ``model_id`` and ``model_path``
+    name the embedding (``"<kind>:<class>"``, no directory: no model files to fingerprint),
+    ``pooling`` and ``precision`` are ``"external"``, ``max_length`` is None (no token limit of
+    ours applies) and ``dim`` is the one given, read from the index, or learnt from the first
+    vectors (0 until then).
+    """
 
     pooling = "external"
-    max_length: int | None = None  # no token limit of ours applies
+    max_length: int | None = None
     precision = "external"
 
     def __init__(
@@ -31,27 +40,38 @@ class ExternalEncoder:
     ) -> None:
         self.embed_documents = embed_documents
         self.kind, self.class_name = kind, class_name
-        self.model_id = self.model_path = f"{kind}:{class_name}"
-        self.dim: int | None = dim
+        self.model_id = f"{kind}:{class_name}"
+        self._dim = dim
+
+    @property
+    def model_path(self) -> Path:
+        """The embedding's name as a path the manifest records; it names no directory."""
+        return Path(self.model_id)
+
+    @property
+    def dim(self) -> int:
+        return self._dim or 0
+
+    @dim.setter
+    def dim(self, value: int) -> None:
+        self._dim = value
 
     @property
     def embedding_section(self) -> dict[str, Any]:
-        return {"kind": self.kind, "class": self.class_name, "dim": self.dim}
+        return {"kind": self.kind, "class": self.class_name, "dim": self._dim}
 
     def encode_counting(
-        self,
-        texts: Sequence[str],
-        *,
-        batch_size: int | None = None,
-        progress: Callable[[int], None] | None = None,
+        self, texts: Sequence[str], *, batch_size: int | None = None, progress: Progress | None = None
     ) -> tuple[np.ndarray, int]:
         vectors = self.rows(self.embed_documents(list(texts)), len(texts))
         if progress is not None:
             progress(len(texts))
         return vectors, 0
 
-    def encode(self, texts: Sequence[str], **kwargs: Any) -> np.ndarray:
-        return self.encode_counting(texts, **kwargs)[0]
+    def encode(
+        self, texts: Sequence[str], *, batch_size: int | None = None, progress: Progress | None = None
+    ) -> np.ndarray:
+        return self.encode_counting(texts, batch_size=batch_size, progress=progress)[0]
 
     def rows(self, raw: Any, count: int) -> np.ndarray:
         return unit_rows(raw, count, self)
@@ -91,14 +111,15 @@ class GivenVectors(ExternalEncoder):
         return out
 
 
-def unit_rows(raw: Any, count: int, encoder: Any) -> np.ndarray:
-    """Vectors as float32 unit rows of the encoder's dimension (set on first use)."""
+def unit_rows(raw: Any, count: int, encoder: Encoder) -> np.ndarray:
+    """Vectors as float32 unit rows of the encoder's dimension (an :class:`ExternalEncoder`
+    learns it from the first vectors)."""
     if not count:
-        return np.zeros((0, encoder.dim or 0), np.float32)
+        return np.zeros((0, encoder.dim), np.float32)
     matrix = np.asarray(raw, dtype=np.float32).reshape(count, -1)
     if not np.isfinite(matrix).all():
         raise InputError("the embedding returned NaN or infinite values")
-    if encoder.dim is None:
+    if not encoder.dim and isinstance(encoder, ExternalEncoder):
         encoder.dim = int(matrix.shape[1])
     if matrix.shape[1] != encoder.dim:
         raise InputError(

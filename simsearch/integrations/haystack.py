@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 import numpy as np
 
@@ -39,8 +39,6 @@ from simsearch.integrations.where import all_of, matching_ids, run_where, search
 from simsearch.readers.records import Document
 from simsearch.store.manifest import MANIFEST, read_manifest
 
-if TYPE_CHECKING:
-    from simsearch.encode import Encoder
 
 EMBEDDED = "_embedded"  # stored metadata key: False for a document written without an embedding
 _ORIGIN = "haystack.dataclasses.Document.embedding"
@@ -66,7 +64,7 @@ class SimsearchDocumentStore:
         self.embedding_dim = embedding_dim
         self._vectors = GivenVectors("haystack", _ORIGIN, embedding_dim)
         if (self.path / MANIFEST).is_file():
-            self._index = Index.open(self.path, encoder=cast("Encoder", self._vectors))
+            self._index = Index.open(self.path, encoder=self._vectors)
 
     def to_dict(self) -> dict[str, Any]:
         """Haystack serialisation: the directory and settings (the documents stay on disk)."""
@@ -205,9 +203,7 @@ class SimsearchDocumentStore:
         try:
             with self._vectors.giving([r.text for r in records], vectors):
                 if self._index is None:
-                    self._index = Index.build(
-                        records, self.path, cast("Encoder", self._vectors), index_type=self.index_type
-                    )
+                    self._index = Index.build(records, self.path, self._vectors, index_type=self.index_type)
                 else:
                     self._index.add(records)
         except SimsearchError as exc:

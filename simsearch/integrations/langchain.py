@@ -21,7 +21,7 @@ import tempfile
 import threading
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, cast
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -74,17 +74,17 @@ class SimsearchVectorStore(VectorStore):
         self.path = Path(path)
         self.index_type, self.target_recall = index_type, target_recall
         self._lock = threading.RLock()
-        own = isinstance(embedding, SimsearchEmbeddings)
-        self._encoder: Any = (
-            embedding.encoder if isinstance(embedding, SimsearchEmbeddings) else EmbeddingEncoder(embedding)
-        )
+        self._encoder: Encoder
+        if isinstance(embedding, SimsearchEmbeddings):
+            self._encoder = embedding.encoder
+        else:
+            external = EmbeddingEncoder(embedding)
+            if (self.path / MANIFEST).is_file():
+                external.dim = read_manifest(self.path).dim
+            self._encoder = external
         self._index: Index | None = None
         if (self.path / MANIFEST).is_file():
-            if not own:
-                self._encoder.dim = int(read_manifest(self.path)["dim"])
-            self._index = Index.open(
-                self.path, encoder=cast("Encoder", self._encoder)
-            )  # refuses another model
+            self._index = Index.open(self.path, encoder=self._encoder)  # refuses another model
 
     @property
     def embeddings(self) -> Embeddings:

@@ -5,11 +5,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from langchain_core.embeddings import Embeddings
 
 from simsearch.integrations.external import ExternalEncoder, unit_rows
+
+if TYPE_CHECKING:
+    from simsearch.encode import Encoder
 
 __all__ = ["EmbeddingEncoder", "SimsearchEmbeddings", "unit_rows"]
 
@@ -30,12 +33,12 @@ class SimsearchEmbeddings(Embeddings):
         precision: str = "fp32",
         batch_size: int = 32,
         device: str = "cpu",
-        encoder: Any = None,
+        encoder: Encoder | None = None,
     ) -> None:
         if encoder is None:
-            from simsearch.encode.torch_encoder import Encoder
+            from simsearch.encode.torch_encoder import Encoder as TorchEncoder
 
-            encoder = Encoder(
+            encoder = TorchEncoder(
                 model,
                 pooling,
                 max_length=max_length,
@@ -43,7 +46,7 @@ class SimsearchEmbeddings(Embeddings):
                 device=device,
                 precision=precision,
             )
-        self.encoder = encoder
+        self.encoder: Encoder = encoder
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self.encoder.encode(list(texts)).tolist() if texts else []

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence, cast
+from typing import Any, Sequence
 
 from simsearch.integrations import missing_extra
 
@@ -39,6 +39,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the extras installed
     raise missing_extra("llamaindex", exc) from None
 
+from simsearch.encode import Encoder  # (a Protocol: loads no model; pydantic resolves the field's type)
 from simsearch.errors import InputError, QueryError
 from simsearch.search.hits import Hit
 from simsearch.index import Index
@@ -47,9 +48,6 @@ from simsearch.integrations.llamaindex_filters import to_where
 from simsearch.integrations.where import all_of, matching_ids, run_where, search_where
 from simsearch.readers.records import Document
 from simsearch.store.manifest import MANIFEST, read_manifest
-
-if TYPE_CHECKING:
-    from simsearch.encode import Encoder
 
 _ORIGIN = "llama_index.core.schema.BaseNode.embedding"
 _MODES = {
@@ -70,17 +68,17 @@ class SimsearchVectorStore(BasePydanticVectorStore):
 
     _index: Index | None = PrivateAttr(default=None)
     _vectors: GivenVectors | None = PrivateAttr(default=None)
-    _encoder: Any = PrivateAttr(default=None)
+    _encoder: Encoder | None = PrivateAttr(default=None)
 
-    def __init__(self, path: str | Path, *, encoder: Any = None, index_type: str = "auto") -> None:
+    def __init__(self, path: str | Path, *, encoder: Encoder | None = None, index_type: str = "auto") -> None:
         super().__init__(path=str(path), index_type=index_type)  # type: ignore[call-arg]  # pydantic fields
         own = encoder is not None
         if (Path(path) / MANIFEST).is_file():
             own = "embedding" not in read_manifest(Path(path))
             if own and encoder is None:
-                from simsearch.encode.torch_encoder import Encoder
+                from simsearch.encode.torch_encoder import Encoder as TorchEncoder
 
-                encoder = Encoder(str(read_manifest(Path(path))["model_path"]))
+                encoder = TorchEncoder(str(read_manifest(Path(path))["model_path"]))
         if own:
             self._encoder = encoder
         else:
@@ -88,11 +86,19 @@ class SimsearchVectorStore(BasePydanticVectorStore):
             self._vectors = GivenVectors("llamaindex", _ORIGIN, dim)
         self.is_embedding_query = not own
         if (Path(path) / MANIFEST).is_file():
-            self._index = Index.open(path, encoder=cast("Encoder", self._encoder or self._vectors))
+            self._index = Index.open(path, encoder=self._embedder())
 
     @classmethod
     def class_name(cls) -> str:
         return "SimsearchVectorStore"
+
+    def _embedder(self) -> Encoder:
+        """What turns texts into this store's vectors: simsearch's encoder, or the nodes' own."""
+        if self._encoder is not None:
+            return self._encoder
+        if self._vectors is not None:
+            return self._vectors
+        raise RuntimeError("the store was not initialised")  # __init__ sets one of the two
 
     @property
     def client(self) -> Index | None:
@@ -115,7 +121,7 @@ class SimsearchVectorStore(BasePydanticVectorStore):
                         "embeddings (give it encoder=... to let simsearch embed)"
                     )
                 vectors.append(node.embedding)
-        encoder = cast("Encoder", self._encoder or self._vectors)
+        encoder = self._embedder()
         texts = [r.text for r in records]
         with self._vectors.giving(texts, vectors) if self._vectors is not None else nullcontext():
             if self._index is None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Annotated, Any, Callable, Literal, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Literal, Mapping, Protocol, Sequence
 
 from simsearch.integrations import missing_extra
 
@@ -30,6 +30,9 @@ from simsearch.errors import IndexNotFoundError, SimsearchError
 from simsearch.search.hits import Hit
 from simsearch.readers.records import Document
 from simsearch.validate import check_document, document_ids
+
+if TYPE_CHECKING:
+    from simsearch.index import Index
 
 MAX_TEXT = 1000  # characters of each text a tool returns (the default of --max-text)
 MAX_K = 50  # hits one search may return
@@ -235,11 +238,11 @@ class OpenedIndexes:
         chosen = list(names) or [m["name"] for m in list_indexes(index_dir) if "error" not in m]
         if not chosen:
             raise IndexNotFoundError("no index to serve; build one with `simsearch build` or name one")
-        self._indexes: dict[str, Any] = {}
+        self._indexes: dict[str, Index] = {}
         for name in chosen:
             self._indexes[name] = Index.open(name, index_dir=index_dir)
 
-    def _index(self, name: str) -> Any:
+    def _index(self, name: str) -> Index:
         if name not in self._indexes:
             raise IndexNotFoundError(f"index {name!r} is not served here; served: {', '.join(self._indexes)}")
         return self._indexes[name]

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+import os
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from simsearch.errors import InputError, ModelError, SimsearchError, install_hint
 from simsearch.readers.records import (
@@ -18,6 +19,9 @@ from simsearch.readers.records import (
     make_document,
     split_documents,
 )
+
+if TYPE_CHECKING:
+    from simsearch.encode import Encoder
 
 PARQUET_BATCH = 1024  # rows decoded at a time: memory stays flat whatever the file's size
 
@@ -275,7 +279,7 @@ def vector_batches(
 
 
 def precomputed(
-    sources: Sequence[str | Path], options: ReadOptions, vectors_field: str, encoder: Any
+    sources: Sequence[str | Path], options: ReadOptions, vectors_field: str, encoder: Encoder
 ) -> Iterator[tuple[list[Document], Any]]:
     """Documents and vectors of simsearch Parquet exports, each file checked against ``encoder``
     (model, pooling, precision, dim) before any row is read; for :meth:`Index.build_from_vectors`."""
@@ -283,8 +287,8 @@ def precomputed(
         "model": encoder.model_id,
         "pooling": encoder.pooling,
         "dim": int(encoder.dim),
-        "precision": getattr(encoder, "precision", "fp32"),
-        "model_fingerprint": _files_fingerprint(getattr(encoder, "model_path", None)),
+        "precision": encoder.precision,
+        "model_fingerprint": _files_fingerprint(encoder.model_path),
     }
     for source in sources:
         if (
@@ -302,7 +306,7 @@ def precomputed(
         yield from vector_batches(source, options, vectors_field, int(encoder.dim))
 
 
-def _files_fingerprint(model_path: Any) -> str | None:
+def _files_fingerprint(model_path: str | os.PathLike[str] | None) -> str | None:
     """The fingerprint of the encoder's model directory (None for an encoder without one)."""
     from simsearch.model_files import model_fingerprint
 

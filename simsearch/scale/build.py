@@ -38,6 +38,7 @@ from simsearch.scale.sources import read_part, read_plan
 
 if TYPE_CHECKING:
     from simsearch.encode import Encoder
+    from simsearch.store.write.bulk import Sink
     from simsearch.store.write.commit import BuildStats
 
 __all__ = ["EncoderSpec", "RayOptions", "ray_build", "read_part", "read_plan"]
@@ -201,7 +202,7 @@ def ray_build(
 
 def _write_all(
     ray: Any,
-    sink: Any,
+    sink: Sink,
     plan: list[dict[str, Any]],
     read_options: ReadOptions,
     spec: EncoderSpec,

@@ -9,10 +9,13 @@ whole index's fields. It is plain data, so it travels to Ray actors as it is.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy as np
+
+if TYPE_CHECKING:
+    from simsearch.search.where import Condition
 
 MODES = ("dense", "lexical", "hybrid")
 
@@ -33,7 +36,7 @@ class SearchRequest:
     vectors: np.ndarray | None = None
     tokens: tuple[tuple[str, ...], ...] | None = None
     weights: tuple[float, ...] | None = None
-    condition: Any = None
+    condition: Condition | None = None
     min_score: float | None = None
 
     def __post_init__(self) -> None:

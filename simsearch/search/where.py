@@ -36,7 +36,8 @@ LOGICAL = ("$and", "$or", "$not")
 MAX_DEPTH = 32  # nesting of $and/$or/$not (SQLite's expression depth is limited too)
 MAX_PARAMETERS = 30000  # bound values in one filter (SQLite's limit is 32766 on older builds)
 _RANGE = ("<", "<=", ">", ">=")
-_CACHED: WeakKeyDictionary[Any, _Metadata] = WeakKeyDictionary()
+# Keyed by whatever object stands for an open generation (a Store): its copy lives as long as it.
+_CACHED: WeakKeyDictionary[object, _Metadata] = WeakKeyDictionary()
 _CACHED_LOCK = threading.Lock()
 _ALLOWED_CACHE = 32  # allowed-rowid arrays kept per generation (the same filters come back)
 # Distinct filters on a generation before its field table is indexed: measured at 100k documents
@@ -105,7 +106,7 @@ class _Metadata:
             return found
 
 
-def _metadata(owner: Any, db: sqlite3.Connection) -> _Metadata:
+def _metadata(owner: object, db: sqlite3.Connection) -> _Metadata:
     with _CACHED_LOCK:
         metadata = _CACHED.get(owner)
         if metadata is None:
@@ -113,7 +114,7 @@ def _metadata(owner: Any, db: sqlite3.Connection) -> _Metadata:
     return metadata
 
 
-def metadata_types(owner: Any, db: sqlite3.Connection) -> dict[str, set[str]]:
+def metadata_types(owner: object, db: sqlite3.Connection) -> dict[str, set[str]]:
     """Field -> JSON types of the generation ``owner`` holds open through ``db`` (cached with
     its in-memory metadata copy; an empty generation has no fields)."""
     return {field: set(kinds) for field, kinds in _metadata(owner, db).types.items()}
@@ -130,7 +131,7 @@ def merge_types(parts: Iterable[dict[str, set[str]]]) -> dict[str, set[str]]:
     return merged
 
 
-def allowed_rowids(owner: Any, db: sqlite3.Connection, condition: Condition) -> np.ndarray:
+def allowed_rowids(owner: object, db: sqlite3.Connection, condition: Condition) -> np.ndarray:
     """Sorted row ids of the documents a compiled ``condition`` (:func:`compile_where`) keeps, in
     the generation ``owner`` holds open through ``db`` (cached per generation and condition)."""
     if condition is None:

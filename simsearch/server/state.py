@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import threading
 from pathlib import Path
@@ -21,7 +20,7 @@ from simsearch.search.modes import default_mode
 from simsearch.index import Hit, Index, check_query
 from simsearch.server.worker import MAX_ENCODE_BATCH, WRITE_SLICE, ModelWorker, ShuttingDown
 from simsearch.store.home import check_name, locate
-from simsearch.store.manifest import MANIFEST
+from simsearch.store.manifest import MANIFEST, ModelIdentity
 
 # Re-exported: the model's worker lives in simsearch.server.worker.
 __all__ = [
@@ -37,17 +36,6 @@ __all__ = [
 log = logging.getLogger("simsearch.serve")
 BLAS_THRESHOLD = 2
 SHUTDOWN_WAIT = 30.0  # seconds a stopping server gives a cancelled write to clean up and unlock
-# Manifest keys that change the vectors a model gives: indexes share an encoder only when all agree.
-VECTOR_KEYS = (
-    "model",
-    "model_path",
-    "pooling",
-    "max_length",
-    "precision",
-    "dim",
-    "normalized",
-    "fingerprint",
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,7 +178,7 @@ class ServedIndex:
 
 
 class Served:
-    """The indexes of one server, opened at startup; one encoder per (model, pooling, length)."""
+    """The indexes of one server, opened at startup; one encoder per model identity."""
 
     def __init__(
         self,
@@ -205,7 +193,10 @@ class Served:
         # it uses one matrix product: at 100k x 384, 16 queries took 216 ms one by one, 26 ms so.
         faiss.cvar.distance_compute_blas_threshold = BLAS_THRESHOLD
         self.indexes: dict[str, ServedIndex] = {}
-        self.encoders: dict[str, ModelWorker] = {}
+        # One model worker per vector space: indexes share one when their model identity (files
+        # fingerprint included: fp32 and int8 of one model differ, so do two weights of one id)
+        # and the directory their model loads from agree.
+        self.encoders: dict[tuple[ModelIdentity, str], ModelWorker] = {}
         self.ray = ray
         self.serving = serving or RayServing()
         self.cluster_lost: str | None = None  # set when the Ray cluster's head is found gone
@@ -231,10 +222,10 @@ class Served:
         probe = Index.open(name, index_dir=index_dir)  # validates the files before any model loads
         try:
             m = probe.manifest
-            # fp32 and int8 of one model differ; so do two weights of one path (the fingerprint)
-            key = json.dumps([m.get(name) for name in VECTOR_KEYS], sort_keys=True, default=str)
+            identity = ModelIdentity.of_manifest(m)
+            key = (identity, str(m.get("model_path", "")))
             if key not in self.encoders:
-                encoder = ModelWorker(probe.encoder, model_id=m["model"])
+                encoder = ModelWorker(probe.encoder, model_id=identity.model)
                 self.encoders[key] = encoder
                 encoder.encode(["warm up"])  # the first real request should not pay for this
         finally:

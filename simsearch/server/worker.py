@@ -12,10 +12,12 @@ import threading
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from simsearch.encode import Encoder, Progress
 from simsearch.errors import SimsearchError
 from simsearch.index import Hit, Index
 
@@ -57,7 +59,9 @@ class ModelWorker:
     an :class:`Index` accepts the worker as its encoder.
     """
 
-    def __init__(self, encoder: Any, model_id: str | None = None, max_batch: int = MAX_ENCODE_BATCH) -> None:
+    def __init__(
+        self, encoder: Encoder, model_id: str | None = None, max_batch: int = MAX_ENCODE_BATCH
+    ) -> None:
         self.encoder = encoder
         # An encoder loaded from a manifest's model directory names itself by that path; it is the
         # model the manifest names, so it answers to that name (which Index.open checks).
@@ -71,6 +75,27 @@ class ModelWorker:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.encoder, name)
 
+    # The Encoder Protocol: the wrapped encoder's vector space (model_id above: the manifest's name).
+    @property
+    def model_path(self) -> Path:
+        return self.encoder.model_path
+
+    @property
+    def pooling(self) -> str:
+        return self.encoder.pooling
+
+    @property
+    def dim(self) -> int:
+        return self.encoder.dim
+
+    @property
+    def max_length(self) -> int | None:
+        return self.encoder.max_length
+
+    @property
+    def precision(self) -> str:
+        return self.encoder.precision
+
     @property
     def queued(self) -> int:
         """How many requests wait for the model's thread now (approximate): its load."""
@@ -79,18 +104,25 @@ class ModelWorker:
     def search(self, index: Index, queries: list[str], k: int, min_score: float | None) -> list[list[Hit]]:
         return self._wait(_Batched(list(queries), Future(), index, k, min_score))
 
-    def encode(self, texts: Sequence[str], **kwargs: Any) -> np.ndarray:
-        if kwargs:
-            return self._call(self.encoder.encode, texts, **kwargs)
+    def encode(
+        self, texts: Sequence[str], *, batch_size: int | None = None, progress: Progress | None = None
+    ) -> np.ndarray:
+        if batch_size is not None or progress is not None:
+            return self._call(self.encoder.encode, texts, batch_size=batch_size, progress=progress)
         return self._wait(_Batched(list(texts), Future()))
 
-    def encode_counting(self, texts: Sequence[str], **kwargs: Any) -> tuple[np.ndarray, int]:
+    def encode_counting(
+        self, texts: Sequence[str], *, batch_size: int | None = None, progress: Progress | None = None
+    ) -> tuple[np.ndarray, int]:
         """A write's encode, in slices: searches queued meanwhile run between two slices."""
         texts = [texts] if isinstance(texts, str) else list(texts)
         parts, truncated = [np.zeros((0, self.dim), dtype=np.float32)], 0
         for start in range(0, len(texts), WRITE_SLICE):
             vectors, cut = self._call(
-                self.encoder.encode_counting, texts[start : start + WRITE_SLICE], **kwargs
+                self.encoder.encode_counting,
+                texts[start : start + WRITE_SLICE],
+                batch_size=batch_size,
+                progress=progress,
             )
             parts.append(vectors)
             truncated += cut

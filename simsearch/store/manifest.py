@@ -17,10 +17,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Mapping
 
 from simsearch.errors import IndexCorruptError, IndexNotFoundError
 from simsearch.store.files import write_json_atomic
+from simsearch.store.fingerprint import KEY as FINGERPRINT
 from simsearch.store.fingerprint import check_identity
 
 if TYPE_CHECKING:
@@ -45,12 +46,56 @@ class FileEntry:
 
 @dataclass(frozen=True)
 class ModelIdentity:
-    """What makes vectors comparable: the same model, pooling, dimension and precision."""
+    """The model a vector space comes from: vectors are comparable when model, pooling, dimension
+    and precision agree (:func:`identity_mismatch`); ``max_length`` (where texts are cut) and
+    ``model_files`` (the fingerprint of the model's files, where one is recorded) tell two
+    encoders of one model id apart. The one spelling of "which model" that the manifest, the
+    server (which indexes share an encoder), evaluation reports and exports use.
+    """
 
     model: str
     pooling: str
     dim: int
     precision: str = "fp32"
+    max_length: int | None = None
+    model_files: str | None = None
+
+    #: The manifest keys that say where an index's vectors come from, copied as written into a
+    #: Parquet export's metadata (the whole ``fingerprint`` section; a foreign ``embedding``).
+    MANIFEST_KEYS: ClassVar[tuple[str, ...]] = (
+        "model",
+        "fingerprint",
+        "pooling",
+        "precision",
+        "dim",
+        "max_length",
+        "embedding",
+    )
+
+    @classmethod
+    def of_manifest(cls, manifest: Mapping[str, Any]) -> ModelIdentity:
+        """The identity a manifest records (a sharded index's top manifest too); defaults are
+        what older manifests meant by a missing key."""
+        section = manifest.get(FINGERPRINT)
+        files = section.get("model") if isinstance(section, Mapping) else None
+        max_length = manifest.get("max_length")
+        return cls(
+            str(manifest["model"]),
+            str(manifest["pooling"]),
+            int(manifest["dim"]),
+            str(manifest.get("precision") or "fp32"),
+            max_length if isinstance(max_length, int) else None,
+            files if isinstance(files, str) else None,
+        )
+
+    def report_fields(self) -> dict[str, Any]:
+        """What an evaluation report names about its model."""
+        return {
+            "model": self.model,
+            "pooling": self.pooling,
+            "max_length": self.max_length,
+            "precision": self.precision,
+        }
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,7 +142,7 @@ class Manifest(Mapping[str, Any]):
 
     @property
     def identity(self) -> ModelIdentity:
-        return ModelIdentity(self.model, self.pooling, self.dim, self.precision)
+        return ModelIdentity.of_manifest(self)
 
     @property
     def factory(self) -> str:
@@ -260,9 +305,14 @@ def write_manifest(directory: Path, fields: Mapping[str, Any]) -> Manifest:
 
 
 def identity_of(encoder: Encoder) -> ModelIdentity:
-    """The vector space an encoder writes into."""
+    """The vector space an encoder writes into (its files are not fingerprinted here)."""
+    # (getattr: encoders written before the Protocol named these keep working)
     return ModelIdentity(
-        encoder.model_id, encoder.pooling, encoder.dim, getattr(encoder, "precision", "fp32")
+        encoder.model_id,
+        encoder.pooling,
+        encoder.dim,
+        getattr(encoder, "precision", "fp32"),
+        getattr(encoder, "max_length", None),
     )
 
 

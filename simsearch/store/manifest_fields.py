@@ -7,6 +7,7 @@ outside simsearch (a LangChain ``Embeddings``), which no model of ours can exten
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -28,7 +29,7 @@ def derived_id_rule(manifest: Mapping[str, Any]) -> str:
     return str((manifest.get("inputs") or {}).get("derived_ids", "as-given"))
 
 
-def model_dir(model_path: Any) -> Path | None:
+def model_dir(model_path: str | os.PathLike[str] | None) -> Path | None:
     """The model directory an encoder reads (None for test encoders without one)."""
     return Path(model_path) if model_path and Path(model_path).is_dir() else None
 

@@ -137,7 +137,9 @@ def test_http_partial_answer_and_replica_states(
     Index.build(docs, tmp_path / "sh", FakeEncoder(), shards=2).close()
     worker = ModelWorker(FakeEncoder())
     served = Served.__new__(Served)
-    served.ray, served.cluster_lost, served.encoders = "auto", None, {"fake": worker}
+    from simsearch.store.manifest import identity_of
+
+    served.ray, served.cluster_lost, served.encoders = "auto", None, {(identity_of(worker), ""): worker}
     serving = RayServing(replicas=1, deadline=1.0, allow_partial=True)
     served.indexes = {"sh": ServedIndex("sh", tmp_path / "sh", worker, "auto", serving)}
     app = create_app(served)

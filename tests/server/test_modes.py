@@ -59,6 +59,7 @@ def call(
 def app(tmp_path_factory: pytest.TempPathFactory):
     from simsearch.server.app import create_app
     from simsearch.server.state import ModelWorker, Served, ServedIndex
+    from simsearch.store.manifest import identity_of
     from tests.fakes import FakeEncoder
 
     home = tmp_path_factory.mktemp("served")
@@ -68,7 +69,7 @@ def app(tmp_path_factory: pytest.TempPathFactory):
     worker = ModelWorker(FakeEncoder())
     served = Served.__new__(Served)
     served.indexes = {"docs": ServedIndex("docs", home / "docs", worker)}
-    served.encoders = {"fake": worker}
+    served.encoders = {(identity_of(worker), ""): worker}
     yield create_app(served)
     served.close()
 

@@ -15,6 +15,7 @@ from simsearch.store.manifest import (
     Manifest,
     ModelIdentity,
     identity_mismatch,
+    identity_of,
     read_manifest,
     write_manifest,
 )
@@ -91,6 +92,26 @@ def test_identity_mismatch_names_what_differs() -> None:
     assert identity_mismatch(built, built) is None
     assert "cannot be mixed" in (identity_mismatch(built, ModelIdentity("n", "mean", 4)) or "")
     assert "precision 'fp32'" in (identity_mismatch(built, ModelIdentity("m", "mean", 4, "int8")) or "")
+
+
+def test_one_model_identity_for_manifests_encoders_reports_and_exports(fake_encoder) -> None:
+    """The manifest, an encoder, an eval report and an export name a model the same way."""
+    fingerprint = {"model": "f" * 64, "identity": "i" * 64}
+    m = Manifest.from_dict({**BASE, "max_length": 128, "precision": "int8", "fingerprint": fingerprint})
+    assert m.identity == ModelIdentity("m", "mean", 4, "int8", 128, "f" * 64)
+    assert ModelIdentity.of_manifest(m.to_dict()) == m.identity  # a plain dict (a top manifest) too
+    # max length and model files tell two encoders apart; vectors still mix when the space agrees
+    assert identity_mismatch(m.identity, ModelIdentity("m", "mean", 4, "int8", 256)) is None
+    assert m.identity.report_fields() == {
+        "model": "m",
+        "pooling": "mean",
+        "max_length": 128,
+        "precision": "int8",
+    }
+    assert identity_of(fake_encoder) == ModelIdentity("fake/bag-of-words", "mean", 16, "fp32", 64)
+    assert {"model", "pooling", "precision", "dim", "max_length", "fingerprint"} <= set(
+        ModelIdentity.MANIFEST_KEYS
+    )
 
 
 def test_an_index_keeps_keys_it_does_not_know_through_every_write(index_dir: Path, fake_encoder) -> None:

@@ -16,12 +16,15 @@ The manifest records the part under one key, ``lexical``; read it with :func:`le
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from simsearch.store import sql
 from simsearch.store.lexical import bm25
 from simsearch.store.lexical.analyzer import SAMPLE, Analyzer, check_choice, check_settings, choose, kind
 from simsearch.errors import IndexCorruptError
+
+if TYPE_CHECKING:
+    from simsearch.store.generation import Store
 
 TABLE = "lexical"
 ENGINE = "sqlite-fts5"
@@ -140,7 +143,7 @@ def _insert(db: sqlite3.Connection, analyzer: Analyzer, rows: list[tuple[int, st
     )
 
 
-def postings(store: Any) -> bm25.Postings:
+def postings(store: Store) -> bm25.Postings:
     """The BM25 postings of the generation ``store`` holds open (read on first use, then cached;
     see :mod:`simsearch.store.lexical.bm25`), ranked with the manifest's ``lexical.ranking``."""
     settings = lexical_settings(dict(store.manifest)) or {}

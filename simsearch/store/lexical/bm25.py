@@ -32,7 +32,7 @@ import numpy as np
 
 from simsearch.errors import IndexCorruptError
 
-_CACHED: WeakKeyDictionary[Any, Postings] = WeakKeyDictionary()
+_CACHED: WeakKeyDictionary[object, Postings] = WeakKeyDictionary()
 _CACHED_LOCK = threading.Lock()
 _END = "\x00"  # ends a row in the joined token text (no analysed token holds it)
 
@@ -182,7 +182,7 @@ def read(db: sqlite3.Connection, table: str, ranking: Mapping[str, Any]) -> Post
     return Postings(texts, float(ranking.get("k1", 1.2)), float(ranking.get("b", 0.75)))
 
 
-def postings(owner: Any, db: sqlite3.Connection, table: str, ranking: Mapping[str, Any]) -> Postings:
+def postings(owner: object, db: sqlite3.Connection, table: str, ranking: Mapping[str, Any]) -> Postings:
     """The (cached) postings of the generation ``owner`` holds open through ``db``."""
     with _CACHED_LOCK:
         found = _CACHED.get(owner)

@@ -9,12 +9,15 @@ their stored text with the index's own model.
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from simsearch.store.sql import select_in
 from simsearch.store.faiss_file import from_blobs, require_finite, to_blob
+
+if TYPE_CHECKING:
+    from simsearch.encode import Encoder
 
 
 def nonfinite_rows(db: sqlite3.Connection, dim: int) -> list[tuple[int, str]]:
@@ -28,7 +31,7 @@ def nonfinite_rows(db: sqlite3.Connection, dim: int) -> list[tuple[int, str]]:
     return bad
 
 
-def reencode_nonfinite(db: sqlite3.Connection, dim: int, encoder: Any) -> int:
+def reencode_nonfinite(db: sqlite3.Connection, dim: int, encoder: Encoder) -> int:
     """Replace each non-finite stored vector by its text's vector from ``encoder``; the count."""
     bad = nonfinite_rows(db, dim)
     for start in range(0, len(bad), 256):

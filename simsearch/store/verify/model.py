@@ -6,7 +6,7 @@ or a loader (:data:`EncoderLoader`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from simsearch.errors import SimsearchError
 from simsearch.store.fingerprint import model_problem, recorded
@@ -57,9 +57,9 @@ def check_fingerprint(
     return problem is None
 
 
-def model_dir(holder: Any) -> Path | None:
+def model_dir(holder: Encoder | Manifest) -> Path | None:
     """The model directory of an encoder or a manifest (None when there is none on disk)."""
-    model_path = getattr(holder, "model_path", None)
+    model_path = holder.model_path
     return Path(model_path) if model_path and Path(model_path).is_dir() else None
 
 

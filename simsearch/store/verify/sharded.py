@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Callable
 
 from simsearch.errors import SimsearchError
 from simsearch.store.manifest import read_manifest
@@ -23,11 +23,14 @@ from simsearch.store.verify.plain import verify_plain
 from simsearch.store.verify.report import Check, VerifyReport
 from simsearch.store.verify.model import check_loaded_model
 
+if TYPE_CHECKING:
+    from simsearch.encode import Encoder
+
 
 def verify_sharded(
     path: Path,
     *,
-    encoder: Any = None,
+    encoder: Encoder | None = None,
     repair: bool = False,
     check_model: bool = True,
     load_encoder: EncoderLoader | None = None,
@@ -47,8 +50,8 @@ def verify_sharded(
 
 
 def _inspect(
-    path: Path, encoder: Any, check_model: bool, load_encoder: EncoderLoader | None
-) -> tuple[VerifyReport, Any, list[int]]:
+    path: Path, encoder: Encoder | None, check_model: bool, load_encoder: EncoderLoader | None
+) -> tuple[VerifyReport, Encoder | None, list[int]]:
     report = VerifyReport(str(path), [])
     add = report.checks.append
     try:
@@ -99,7 +102,7 @@ def _inspect(
     return report, encoder, fixable
 
 
-def _check_routing(part: Path, number: int, shards: int, label: str, add: Any) -> None:
+def _check_routing(part: Path, number: int, shards: int, label: str, add: Callable[[Check], None]) -> None:
     """Every id in the shard its hash names; checked in full (ids only, no texts or vectors)."""
     try:
         db = connect_readonly(part / read_manifest(part).files["sqlite"].name)
