@@ -68,6 +68,10 @@ class Cluster:
     def kill_head(self) -> None:
         _kill_group(self.groups[0])
 
+    def kill(self, number: int) -> None:
+        """Kill node ``number`` (0: the head) and its daemons."""
+        _kill_group(self.groups[number])
+
     def close(self) -> None:
         for group in self.groups:
             _kill_group(group)

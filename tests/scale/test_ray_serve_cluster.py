@@ -8,14 +8,6 @@ clusters on this machine are not ours)."""
 
 from __future__ import annotations
 
-import os
-import random
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -25,97 +17,16 @@ from typing import Any, Iterator
 import pytest
 
 from simsearch import Document, Index
+from tests.scale.multinode import Cluster, node_env, start_cluster
 from tests.server.helpers import call, server_env, start_server
 
-REPO = Path(__file__).resolve().parents[2]
-RAY = str(Path(sys.executable).with_name("ray"))
 HEAD, WORKER = "127.0.0.2", "127.0.0.3"
 TEXTS = ["the cat sat on the mat", "keep bread fresh", "stale bread is bad", "a fast search engine"]
 
 
-def node_env() -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_ADDRESS")
-    }
-    env.update(
-        RAY_AUTH_MODE="disabled",
-        RAY_USAGE_STATS_ENABLED="0",
-        PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-    )
-    return env
-
-
-def free_ports(count: int) -> list[int]:
-    for _ in range(200):
-        base = random.randrange(20000, 60000 - count)
-        try:
-            for port in range(base, base + count):
-                for host in (HEAD, WORKER):
-                    with socket.socket() as probe:
-                        probe.bind((host, port))
-        except OSError:
-            continue
-        return list(range(base, base + count))
-    raise RuntimeError("no free block of ports")
-
-
-class Cluster:
-    def __init__(self) -> None:
-        self.temp = Path(tempfile.mkdtemp(prefix="rs-", dir="/tmp"))
-        self.groups: list[int] = []  # each `ray start`'s process group: its node's daemons
-        self.address = ""
-        ports = free_ports(80)
-        for number, ip in enumerate((HEAD, WORKER)):
-            p = ports[40 * number : 40 * (number + 1)]
-            args = [
-                RAY, "start", "--node-ip-address", ip, "--num-cpus", "1", "--temp-dir", str(self.temp),
-                "--node-manager-port", str(p[0]), "--object-manager-port", str(p[1]),
-                "--dashboard-agent-listen-port", str(p[2]), "--dashboard-agent-grpc-port", str(p[3]),
-                "--metrics-export-port", str(p[4]), "--runtime-env-agent-port", str(p[5]),
-                "--min-worker-port", str(p[10]), "--max-worker-port", str(p[39]), "--disable-usage-stats",
-            ]  # fmt: skip
-            if number == 0:
-                self.address = f"{ip}:{p[6]}"
-                args += [
-                    "--head",
-                    "--port",
-                    str(p[6]),
-                    "--include-dashboard",
-                    "false",
-                    "--dashboard-port",
-                    str(p[7]),
-                ]
-            else:
-                args += ["--address", self.address]
-            started = subprocess.Popen(
-                args,
-                env=node_env(),
-                start_new_session=True,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            self.groups.append(started.pid)
-            out, _ = started.communicate(timeout=120)
-            if started.returncode != 0:
-                self.close()
-                raise RuntimeError(f"ray start failed:\n{out[-3000:]}")
-
-    def kill(self, number: int) -> None:
-        try:
-            os.killpg(self.groups[number], signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-    def close(self) -> None:
-        for number in range(len(self.groups)):
-            self.kill(number)
-        shutil.rmtree(self.temp, ignore_errors=True)
-
-
 @pytest.fixture
-def cluster() -> Iterator[Cluster]:
-    started = Cluster()
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    started = start_cluster([HEAD, WORKER], [tmp_path, tmp_path])
     try:
         yield started
     finally:
