@@ -105,12 +105,16 @@ def test_scores_keep_the_ranking_order_are_never_negative_and_the_top_shows_its_
         assert top.score == relevance(top.cosine, top.bm25, weight, FULL) < 1.0
         # a positive affine map of the fused value (above the floor at 0)
         above = [f for f in fused if f.score > 0.0]
-        slopes = {round((f.score - top.score) / (f.fused - top.fused), 9) for f in above if f.fused < top.fused}
+        slopes = {
+            round((f.score - top.score) / (f.fused - top.fused), 9) for f in above if f.fused < top.fused
+        }
         assert len(slopes) == 1 and slopes.pop() > 0
 
 
 def test_a_full_match_scores_1_and_a_partial_one_less() -> None:
-    full = fuse([(1, 1.0), (2, 0.4)], [(1, FULL), (2, 5.0)], {1: 1.0, 2: 0.4}, {1: FULL, 2: 5.0}, 0.5, 2, FULL)
+    full = fuse(
+        [(1, 1.0), (2, 0.4)], [(1, FULL), (2, 5.0)], {1: 1.0, 2: 0.4}, {1: FULL, 2: 5.0}, 0.5, 2, FULL
+    )
     assert full[0].score == pytest.approx(1.0) and full[1].score < 1.0
     # one candidate per side: the top is 1 on the fused scale, not in the score
     (only,) = fuse([(1, 0.6)], [(1, 4.0)], {1: 0.6}, {1: 4.0}, 0.5, 5, FULL)
@@ -122,7 +126,9 @@ def test_a_full_match_scores_1_and_a_partial_one_less() -> None:
 def test_scores_compare_across_queries() -> None:
     """A clearly good match for one query scores higher than a weak match for another, although
     each is its own query's top (the fused value, 1 for both, cannot tell them apart)."""
-    good = fuse([(1, 0.85), (2, 0.3)], [(1, 14.0), (2, 2.0)], {1: 0.85, 2: 0.3}, {1: 14.0, 2: 2.0}, 0.5, 2, 16.0)
+    good = fuse(
+        [(1, 0.85), (2, 0.3)], [(1, 14.0), (2, 2.0)], {1: 0.85, 2: 0.3}, {1: 14.0, 2: 2.0}, 0.5, 2, 16.0
+    )
     weak = fuse([(3, 0.35), (4, 0.1)], [(3, 3.0)], {3: 0.35, 4: 0.1}, {3: 3.0}, 0.5, 2, 16.0)
     assert good[0].fused == weak[0].fused == 1.0
     assert good[0].score > 0.8 > 0.3 > weak[0].score > weak[1].score >= 0.0

@@ -115,7 +115,9 @@ class Postings:
 
     def statistics(self, terms: Sequence[str]) -> Statistics:
         """This store's row and token counts, and the document frequency of each of ``terms``."""
-        df = {t: int(self.starts[i + 1] - self.starts[i]) for t in terms if (i := self.vocab.get(t)) is not None}
+        df = {
+            t: int(self.starts[i + 1] - self.starts[i]) for t in terms if (i := self.vocab.get(t)) is not None
+        }
         return Statistics(self.own.rows, self.own.tokens, df, self.k1, self.b)
 
     def _entry_weights(self, avgdl: float) -> np.ndarray:

@@ -50,9 +50,9 @@ def test_query_table_through_the_cli(tiny_bert: Path, index_dir: Path, tmp_path:
     assert built.exit_code == 0, built.output
     result = runner.invoke(main, ["query", "ids", "the cat", "-k", "2"])
     assert result.exit_code == 0, result.output
-    head, *rows = result.output.splitlines()
+    head, *shown_rows = result.output.splitlines()
     column = head.split().index("id")  # after rank, score (and in hybrid mode cosine, bm25)
-    shown = {line.split()[column] for line in rows}
+    shown = {line.split()[column] for line in shown_rows}
     assert {s[-4:] for s in shown} == {"1.md", "2.md"}
 
 

@@ -73,7 +73,9 @@ def test_page_searches_and_highlights(browser: str, server, tmp_path: Path) -> N
     )
     assert re.search(r"3 results from docs in [\d.]+ ms \(server\), [\d.]+ ms round trip", dom)
     # the document repeating the query: relevance 1 (hybrid), the others below it
-    scores = [float(s) for s in re.findall(r'<span class="score" title="relevance 0-1[^"]*">([\d.]+)</span>', dom)]
+    scores = [
+        float(s) for s in re.findall(r'<span class="score" title="relevance 0-1[^"]*">([\d.]+)</span>', dom)
+    ]
     assert len(scores) == 3 and scores[0] == 1.0 > scores[1] >= scores[2] >= 0.0, dom[-3000:]
     assert '<option value="docs">docs (8 docs)</option><option value="korean">korean (3 docs)</option>' in dom
 

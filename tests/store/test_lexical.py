@@ -207,7 +207,9 @@ def test_dense_and_hybrid_modes_are_brute_force(small, fake_encoder, query: str)
     def span(values: list[float]) -> float:
         return max(values) - min(values) if max(values) - min(values) > 1e-12 else max(max(values), 0.0)
 
-    slope = weight * span(list(map(float, cosine))) + (1 - weight) * (span(matched) / full if matched else 0.0)
+    slope = weight * span(list(map(float, cosine))) + (1 - weight) * (
+        span(matched) / full if matched else 0.0
+    )
     shown = [max(0.0, anchor + slope * (fused[i] - fused[top])) for i in order]
     assert [round(h.score, 5) for h in hybrid] == [round(s, 5) for s in shown]
     assert 0.0 <= hybrid[-1].score <= hybrid[0].score < 1.0  # no document repeats a query here
