@@ -28,7 +28,7 @@ topology (the sides here are the whole index's, merged from every shard before f
 The fused value ranks, but it is relative to the query's own candidates (the top is always 1,
 whatever it matches; deep candidates fall below 0), so it is not what a hit shows. The
 *score* a hit shows is a positive affine map of it, so it keeps the order exactly, onto an
-absolute 0-1 scale: the top hit shows its :func:`relevance`,
+absolute 0-1 scale: the top hit shows its :func:`relevance`::
 
     relevance = w * clip(cosine, 0, 1) + (1 - w) * min(1, bm25 / bm25_full)
 
@@ -131,8 +131,8 @@ def fuse(
     for key in pool:
         c, b = cosine.get(key), bm25.get(key)
         dense_part = _norm(worst if c is None else c, dense_bounds)
-        score = weight * dense_part + (1.0 - weight) * _norm(0.0 if b is None else b, lexical_bounds)
-        fused.append(Fused(key, score, c, b, score))
+        value = weight * dense_part + (1.0 - weight) * _norm(0.0 if b is None else b, lexical_bounds)
+        fused.append(Fused(key, value, c, b, value))  # the score shown is set below
     fused.sort(key=lambda f: (-f.fused, -(f.cosine if f.cosine is not None else -2.0), f.key))
     if not fused:
         return []
