@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from simsearch.encode import Encoder as EncoderProtocol
-from simsearch.errors import ModelError
+from simsearch.errors import InputError, ModelError
 from simsearch.index import Hit, Index, check_encoder, load_encoder
 from simsearch.readers import Document
 from simsearch.store.manifest import read_manifest
@@ -83,3 +83,31 @@ def test_load_encoder_of_an_unloadable_model_is_a_model_error(index: Index) -> N
 def test_an_encoder_given_at_open_is_used_as_is(index: Index, fake_encoder: FakeEncoder) -> None:
     reopened = Index.open(index.path, encoder=fake_encoder)
     assert reopened.encoder is fake_encoder
+
+
+class _OtherModel(FakeEncoder):
+    model_id = "other/model"
+
+
+@pytest.mark.parametrize("shards", [None, 2])
+def test_a_mismatched_encoder_names_the_index_directory_the_user_opened(
+    tmp_path: Path, fake_encoder: FakeEncoder, shards: int | None
+) -> None:
+    """Not the manifest's name: a copied or renamed index keeps its old one, and a sharded
+    index's identity is a shard's manifest."""
+    Index.build(DOCS, tmp_path / "old-name", fake_encoder, shards=shards).close()
+    (tmp_path / "old-name").rename(tmp_path / "renamed")
+    with pytest.raises(ModelError, match=r"^index 'renamed' was .*other/model") as refused:
+        Index.open(tmp_path / "renamed", encoder=_OtherModel())
+    assert "old-name" not in str(refused.value) and "shard" not in str(refused.value)
+
+
+def test_add_can_refuse_texts_already_stored_under_other_ids(index: Index) -> None:
+    copies = [Document(f"copy-{d.id}", d.text, {}) for d in DOCS]
+    with pytest.raises(InputError, match=r"3 of the first 3 documents repeat texts index 'i'"):
+        index.add(copies, allow_duplicates=False)
+    with pytest.raises(InputError, match="repeat texts"):  # a plain string's id is its hash
+        index.add(["fresh bread is good"], allow_duplicates=False)
+    assert len(index) == 3 and index.get(["copy-a"]) == []  # nothing written
+    assert index.add([Document("d", "a new text", {})], allow_duplicates=False).added == 1
+    assert index.add(copies).added == 3  # allowed by default

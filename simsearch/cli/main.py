@@ -358,7 +358,7 @@ def query(
         if len(texts) > 1:
             click.echo(("\n" if number else "") + f"query: {printable(text)}")
         if not hits:
-            click.echo("no results" + (f" with score >= {min_score}" if min_score is not None else ""))
+            click.echo("no results" + (f" with cosine >= {min_score}" if min_score is not None else ""))
             continue
         for line in hits_table(hits):
             click.echo(line)

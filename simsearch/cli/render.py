@@ -81,17 +81,25 @@ def pad(text: str, width: int) -> str:
 
 
 def hits_table(hits: Sequence[Any], width: int | None = None) -> list[str]:
-    """Lines of a rank / score / id / text table fitting ``width`` columns."""
+    """Lines of a rank / score / id / text table fitting ``width`` columns; when the hits carry
+    both sides' scores (hybrid mode), the ``cosine`` and ``bm25`` columns follow the score (the
+    page and the JSON show them too; ``-`` where a side is undefined)."""
     width = width or shutil.get_terminal_size((100, 24)).columns
+    sides = any(h.cosine is not None for h in hits) and any(h.bm25 is not None for h in hits)
     id_width = min(24, max([2] + [display_width(printable(h.id)) for h in hits]))
-    text_width = max(10, width - 4 - 1 - 6 - 2 - id_width - 2)
-    lines = [f"{'rank':>4} {'score':>6}  {pad('id', id_width)}  text"]
+    text_width = max(10, width - 4 - 1 - 6 - (16 if sides else 0) - 2 - id_width - 2)
+    head = f"{'rank':>4} {'score':>6}" + (f" {'cosine':>6} {'bm25':>8}" if sides else "")
+    lines = [f"{head}  {pad('id', id_width)}  text"]
     for hit in hits:
-        lines.append(
-            f"{hit.rank:>4} {hit.score:6.3f}  {pad(cut_middle(hit.id, id_width), id_width)}  "
-            f"{cut(hit.text, text_width)}"
-        )
+        row = f"{hit.rank:>4} {hit.score:6.3f}"
+        if sides:
+            row += f" {_side(hit.cosine, 6, 3)} {_side(hit.bm25, 8, 2)}"
+        lines.append(f"{row}  {pad(cut_middle(hit.id, id_width), id_width)}  {cut(hit.text, text_width)}")
     return lines
+
+
+def _side(value: float | None, width: int, places: int) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:{width}.{places}f}"
 
 
 def hit_dict(query: str, hit: Hit) -> dict[str, Any]:

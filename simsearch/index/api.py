@@ -87,7 +87,7 @@ class Index(DocumentAccess, WriteAccess):
             index = open_path(path)
         if encoder is not None:
             try:
-                check_encoder(index._identity(), encoder)
+                check_encoder(index._identity(), encoder, name=path.name)
             except BaseException:
                 index.close()
                 raise

@@ -14,11 +14,14 @@ if TYPE_CHECKING:
     from simsearch.encode import Encoder
 
 
-def check_encoder(manifest: Manifest, encoder: Encoder) -> None:
-    """Refuse an encoder whose model, pooling, dimension or precision differs from the index's."""
+def check_encoder(manifest: Manifest, encoder: Encoder, *, name: str | None = None) -> None:
+    """Refuse an encoder whose model, pooling, dimension or precision differs from the index's.
+
+    ``name``: the index as the user knows it (its directory's name; a sharded index's identity
+    manifest is a shard's, whose own name is not the index's); default: the manifest's name."""
     problem = identity_mismatch(manifest.identity, identity_of(encoder))
     if problem:
-        raise ModelError(f"index {manifest.name!r} was {problem}")
+        raise ModelError(f"index {name or manifest.name!r} was {problem}")
     check_model_files(manifest, model_dir(getattr(encoder, "model_path", None)))
 
 

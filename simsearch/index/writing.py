@@ -46,6 +46,7 @@ class WriteAccess:
         batch_size: int | None = None,
         progress: Callable[[int], None] | None = None,
         device: str = "cpu",
+        allow_duplicates: bool = True,
     ) -> AddStats:
         """Upsert ``documents`` by id with the index's own model, as one atomic write.
 
@@ -54,8 +55,17 @@ class WriteAccess:
         the input raise :class:`~simsearch.errors.InputError` and nothing is written.
         ``device`` runs the model there (``cuda``: the torch encoder on the GPU, checked before
         anything is read, as in :meth:`build`); ``cpu`` uses :attr:`encoder`.
+        ``allow_duplicates=False`` stops the add (:class:`~simsearch.errors.InputError`, nothing
+        written) when at least half of its first 64 documents have new ids but texts the index
+        already stores under other ids: a copied source, or ids derived differently than at the
+        build (:func:`simsearch.store.write.duplicates.refuse_copies`).
         """
         encoder = self._encoder_on(device)
+        if not allow_duplicates:
+            from simsearch.store.write.duplicates import refuse_copies
+            from simsearch.store.write.updates import documents_of
+
+            documents = refuse_copies(self.path, documents_of(documents))
         stats = writes.add(
             self.path, documents, self._identity(), encoder, batch_size=batch_size, progress=progress
         )

@@ -95,7 +95,9 @@ def create_mcp(
         ] = None,
         where: Annotated[dict[str, Any] | None, Field(description=_WHERE_HELP)] = None,
     ) -> dict[str, Any]:
-        """Best documents of an index for a query: id, text, score, cosine, bm25, metadata."""
+        """Best documents of an index for a query: id, text, score, cosine, bm25, metadata. The
+        score is, in hybrid mode, a 0-1 relevance comparable across queries (1: the query's own
+        text); in dense mode the cosine; in lexical mode BM25 (unbounded)."""
         hits = _run(lambda: catalog.search(index, query, k, mode, where))
         return {
             "index": index,

@@ -13,9 +13,11 @@ log = logging.getLogger("simsearch")
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result, ``rank`` starting at 1. ``score`` ranks the hits: the cosine in dense
-    mode, BM25 in lexical mode, the fused score in hybrid mode; ``cosine`` and ``bm25`` are each
-    side's own score where defined (None otherwise)."""
+    """One search result, ``rank`` starting at 1. ``score`` follows the ranking: the cosine in
+    dense mode, BM25 in lexical mode, and in hybrid mode a relevance from 0 to 1, comparable
+    across queries (the blend of the cosine and the BM25 share of a full match; 1: a document
+    that repeats the query; see :mod:`simsearch.search.fusion`); ``cosine`` and ``bm25`` are
+    each side's own score where defined (None otherwise)."""
 
     rank: int
     id: str

@@ -4,6 +4,7 @@ The same rule in every topology (one store, shards over threads, Ray actors), so
 are the plain index's: each side's top is taken over the union of the shards' candidates
 (which holds it, see :mod:`simsearch.search.shard`), hybrid fusion normalises by those
 index-wide tops (:func:`simsearch.search.fusion.fuse`), and ties are broken by document id.
+A hybrid hit's score is computed here too, once, with the whole index's BM25 statistics.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import NamedTuple, Sequence
 from simsearch.search.fusion import fuse
 from simsearch.search.request import SearchRequest
 from simsearch.search.shard import Candidate, fusion_depth
+from simsearch.store.lexical.bm25 import Statistics
 
 
 class Ranked(NamedTuple):
@@ -26,9 +28,14 @@ class Ranked(NamedTuple):
     bm25: float | None
 
 
-def rank(request: SearchRequest, answers: Sequence[Sequence[Sequence[Candidate]]]) -> list[list[Ranked]]:
+def rank(
+    request: SearchRequest,
+    answers: Sequence[Sequence[Sequence[Candidate]]],
+    collection: Statistics | None = None,
+) -> list[list[Ranked]]:
     """Per query, the best ``request.k`` of every shard's candidates (``answers[shard][query]``),
-    best first; ``min_score`` then drops hits whose cosine is below it."""
+    best first; ``min_score`` then drops hits whose cosine is below it. ``collection``: the
+    whole index's BM25 statistics (lexical and hybrid modes), the unit of hybrid scores."""
     ranked = []
     for q in range(len(request.queries)):
         pool = {c.id: (shard, c) for shard, per_query in enumerate(answers) for c in per_query[q]}
@@ -39,8 +46,9 @@ def rank(request: SearchRequest, answers: Sequence[Sequence[Sequence[Candidate]]
             rows = _side(pool, "lexical", request.k)
             top = [_ranked(pool, c.id, c.bm25) for c in rows]
         else:
-            assert request.weights is not None  # SearchRequest checks it for hybrid requests
-            top = _hybrid(pool, request.weights[q], request.k)
+            assert request.weights is not None and request.tokens is not None  # SearchRequest checks
+            full = collection.self_score(request.tokens[q]) if collection is not None else 0.0
+            top = _hybrid(pool, request.weights[q], request.k, full)
         if request.min_score is not None:
             top = [r for r in top if r.cosine is not None and r.cosine >= request.min_score]
         ranked.append(top)
@@ -63,7 +71,7 @@ def _ranked(pool: dict[str, tuple[int, Candidate]], doc_id: str, score: float | 
     return Ranked(shard, c.rowid, c.id, float(score if score is not None else 0.0), c.cosine, c.bm25)
 
 
-def _hybrid(pool: dict[str, tuple[int, Candidate]], weight: float, k: int) -> list[Ranked]:
+def _hybrid(pool: dict[str, tuple[int, Candidate]], weight: float, k: int, bm25_full: float) -> list[Ranked]:
     depth = fusion_depth(k)
     dense = _side(pool, "dense", depth)
     lexical = _side(pool, "lexical", depth)
@@ -76,5 +84,6 @@ def _hybrid(pool: dict[str, tuple[int, Candidate]], weight: float, k: int) -> li
         bm25,
         weight,
         k,
+        bm25_full,
     )
     return [_ranked(pool, f.key, f.score) for f in fused]

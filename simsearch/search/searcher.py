@@ -8,7 +8,7 @@ algorithm is :func:`run`, shared by all of them:
 
 1. lexical and hybrid requests: every shard's collection statistics, summed (exact BM25);
 2. every shard's candidates (:func:`simsearch.search.shard.candidates`);
-3. one ranking over all of them (:func:`simsearch.search.ranking.rank`);
+3. one ranking over all of them, and the hits' scores (:func:`simsearch.search.ranking.rank`);
 4. the texts and metadata of the hits, from the shards that hold them.
 """
 
@@ -72,7 +72,7 @@ def run(request: SearchRequest, shards: Shards) -> list[list[Hit]]:
     if request.mode != "dense":
         collection = combine(shards.each(shard.statistics, request.terms))
     answers = shards.each(shard.candidates, request, collection)
-    ranked = rank(request, answers)
+    ranked = rank(request, answers, collection)
     wanted: dict[int, list[int]] = {}
     for row in ranked:
         for hit in row:

@@ -48,7 +48,10 @@ class HitOut(BaseModel):
     query: str
     rank: int
     id: str
-    score: float = Field(description="What ranks the hits: cosine (dense), BM25 (lexical) or fused (hybrid).")
+    score: float = Field(
+        description="In the hits' order: the cosine (dense), BM25 (lexical), or a 0-1 relevance comparable "
+        "across queries (hybrid: cosine and BM25 blended; 1 for a document repeating the query)."
+    )
     text: str
     metadata: dict[str, Any]
     cosine: float | None = Field(None, description="Cosine similarity, where computed.")

@@ -43,7 +43,7 @@ def test_build_query_info_list(run, corpus: Path, tiny_bert: Path, index_dir: Pa
     hits = run("query", "notes", "the cat sat on the mat", "-k", "2")
     assert hits.exit_code == 0
     lines = hits.output.splitlines()
-    assert lines[0].split() == ["rank", "score", "id", "text"]
+    assert lines[0].split() == ["rank", "score", "cosine", "bm25", "id", "text"]  # hybrid: both sides
     assert "the cat sat on the mat" in lines[1] and len(lines) == 3
     info = run("info", "notes", "--json")
     manifest = json.loads(info.output)

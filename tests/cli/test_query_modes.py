@@ -51,7 +51,9 @@ def test_modes_and_json_keys(run, notes: str) -> None:
         if mode == "hybrid":
             assert hits[0]["id"] == "c" and hits[0]["bm25"] > 0 and hits[0]["cosine"] is not None
     table = run("query", notes, "bread", "--mode", "hybrid")
-    assert table.output.splitlines()[0].split() == ["rank", "score", "id", "text"]
+    assert table.output.splitlines()[0].split() == ["rank", "score", "cosine", "bm25", "id", "text"]
+    dense = run("query", notes, "bread", "--mode", "dense")
+    assert dense.output.splitlines()[0].split() == ["rank", "score", "id", "text"]
 
 
 def test_where_filters(run, notes: str) -> None:

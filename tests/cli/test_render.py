@@ -50,5 +50,17 @@ def test_query_table_through_the_cli(tiny_bert: Path, index_dir: Path, tmp_path:
     assert built.exit_code == 0, built.output
     result = runner.invoke(main, ["query", "ids", "the cat", "-k", "2"])
     assert result.exit_code == 0, result.output
-    shown = {line.split()[2] for line in result.output.splitlines()[1:]}
+    head, *shown_rows = result.output.splitlines()
+    column = head.split().index("id")  # after rank, score (and in hybrid mode cosine, bm25)
+    shown = {line.split()[column] for line in shown_rows}
     assert {s[-4:] for s in shown} == {"1.md", "2.md"}
+
+
+def test_hybrid_tables_show_both_sides_beside_the_score() -> None:
+    hits = [Hit(1, "a", 0.71, "bread", {}, 0.62, 7.5), Hit(2, "b", 0.3, "oven", {}, 0.6, None)]
+    head, first, second = hits_table(hits, width=80)
+    assert head.split() == ["rank", "score", "cosine", "bm25", "id", "text"]
+    assert first.split()[:5] == ["1", "0.710", "0.620", "7.50", "a"]
+    assert second.split()[:5] == ["2", "0.300", "0.600", "-", "b"]
+    # one side only (dense or lexical mode): the score is that side's, no extra columns
+    assert hits_table([_hit(1, "a")], width=80)[0].split() == ["rank", "score", "id", "text"]

@@ -154,7 +154,7 @@ def test_min_score_must_be_a_finite_cosine(run, built: str, value: str) -> None:
 
 def test_min_score_bounds_are_allowed(run, built: str) -> None:
     assert run("query", built, "cat", "--min-score", "-1").exit_code == 0
-    assert "no results with score >= 1.0" in run("query", built, "cat", "--min-score", "1").output
+    assert "no results with cosine >= 1.0" in run("query", built, "cat", "--min-score", "1").output
 
 
 def test_table_output_neutralises_terminal_escapes(run, tmp_path: Path, tiny_bert: Path) -> None:

@@ -72,8 +72,20 @@ def test_page_searches_and_highlights(browser: str, server, tmp_path: Path) -> N
         "the <mark>cat</mark> <mark>sat</mark> on the <mark>mat</mark>",
     )
     assert re.search(r"3 results from docs in [\d.]+ ms \(server\), [\d.]+ ms round trip", dom)
-    assert '<span class="score">1.000</span>' in dom
+    # the document repeating the query: relevance 1 (hybrid), the others below it
+    scores = [
+        float(s) for s in re.findall(r'<span class="score" title="relevance 0-1[^"]*">([\d.]+)</span>', dom)
+    ]
+    assert len(scores) == 3 and scores[0] == 1.0 > scores[1] >= scores[2] >= 0.0, dom[-3000:]
     assert '<option value="docs">docs (8 docs)</option><option value="korean">korean (3 docs)</option>' in dom
+
+
+def test_lexical_scores_are_labelled_bm25_without_a_bar(browser: str, server, tmp_path: Path) -> None:
+    """A BM25 score has no top: no bar (it showed full for every hit); the score says what it is."""
+    query = {"q": "cat", "index": "docs", "k": 3, "mode": "lexical"}
+    dom = render(browser, f"{server.url}/?" + urllib.parse.urlencode(query), tmp_path / "profile")
+    assert 'data-state="done"' in dom and 'title="BM25 (lexical mode)"' in dom
+    assert '<div class="bar">' not in dom and "relevance 0-1" not in dom
 
 
 def test_document_markup_is_shown_as_text(browser: str, server, tmp_path: Path) -> None:

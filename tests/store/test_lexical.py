@@ -131,6 +131,19 @@ def brute_bm25(docs: list[list[str]], query: list[str], k1: float = 1.2, b: floa
     return scores
 
 
+def brute_full(docs: list[list[str]], query: list[str], k1: float = 1.2, b: float = 0.75) -> float:
+    """BM25 of a document made of the query's tokens that some document holds."""
+    known = [t for t in query if any(t in d for d in docs)]
+    avgdl = sum(len(d) for d in docs) / len(docs)
+    total = 0.0
+    for term in dict.fromkeys(known):
+        having = sum(term in d for d in docs)
+        idf = max(1e-6, math.log((len(docs) - having + 0.5) / (having + 0.5)))
+        tf = known.count(term)
+        total += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len(known) / avgdl))
+    return total
+
+
 QUERIES = ["fresh bread keep", "서울 지하철 검색", "search engine vector model", "zzz nothing", "the a of"]
 
 
@@ -184,7 +197,24 @@ def test_dense_and_hybrid_modes_are_brute_force(small, fake_encoder, query: str)
         for c, s in zip(cosine, bm25)
     ]
     hybrid = index.search(query, k=10, mode="hybrid")
-    assert [round(h.score, 5) for h in hybrid] == [round(f, 5) for f in sorted(fused, reverse=True)[:10]]
+    order = sorted(range(len(docs)), key=lambda i: (-fused[i], -float(cosine[i]), docs[i].id))[:10]
+    assert [h.id for h in hybrid] == [docs[i].id for i in order]
+    # the scores shown: the top's absolute relevance, the rest along the fused line, floored at 0
+    full = brute_full([analyze(d.text) for d in docs], analyze(query))
+    top = order[0]
+    anchor = weight * min(1.0, max(0.0, float(cosine[top]))) + (1 - weight) * (
+        min(1.0, bm25[top] / full) if bm25[top] > 0 else 0.0
+    )
+
+    def span(values: list[float]) -> float:
+        return max(values) - min(values) if max(values) - min(values) > 1e-12 else max(max(values), 0.0)
+
+    slope = weight * span(list(map(float, cosine))) + (1 - weight) * (
+        span(matched) / full if matched else 0.0
+    )
+    shown = [max(0.0, anchor + slope * (fused[i] - fused[top])) for i in order]
+    assert [round(h.score, 5) for h in hybrid] == [round(s, 5) for s in shown]
+    assert 0.0 <= hybrid[-1].score <= hybrid[0].score < 1.0  # no document repeats a query here
     by_id = {d.id: i for i, d in enumerate(docs)}
     for hit in hybrid:
         assert hit.cosine == pytest.approx(float(cosine[by_id[hit.id]]), abs=1e-5)

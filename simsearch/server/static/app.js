@@ -52,21 +52,37 @@ function appendHighlighted(parent, text, terms) {
   if (last < text.length) parent.appendChild(document.createTextNode(text.slice(last)));
 }
 
+const hasCosine = (hit) => hit.cosine !== null && hit.cosine !== undefined;
+const hasBm25 = (hit) => hit.bm25 !== null && hit.bm25 !== undefined;
+
+// What the score is (docs/hybrid.md): only lexical hits lack a cosine, only hybrid ones can carry both.
+function scoreMeaning(hit) {
+  if (!hasCosine(hit)) return "BM25 (lexical mode)";
+  if (hasBm25(hit) || hit.score !== hit.cosine) {
+    return "relevance 0-1, comparable across queries: cosine and BM25 blended (1: the query itself)";
+  }
+  return "cosine";
+}
+
 function renderHit(hit, terms) {
   const item = el("li", "hit");
   item.dataset.id = hit.id;
   item.dataset.score = String(hit.score);
   const meta = el("div", "meta");
-  meta.append(el("span", "rank", "#" + hit.rank), el("br"), el("span", "score", hit.score.toFixed(3)));
+  const score = el("span", "score", hit.score.toFixed(3));
+  score.title = scoreMeaning(hit);
+  meta.append(el("span", "rank", "#" + hit.rank), el("br"), score);
   const parts = [];
-  if (hit.cosine !== null && hit.cosine !== undefined) parts.push("cos " + hit.cosine.toFixed(3));
-  if (hit.bm25 !== null && hit.bm25 !== undefined) parts.push("bm25 " + hit.bm25.toFixed(2));
+  if (hasCosine(hit)) parts.push("cos " + hit.cosine.toFixed(3));
+  if (hasBm25(hit)) parts.push("bm25 " + hit.bm25.toFixed(2));
   if (parts.length) meta.append(el("br"), el("span", "sides", parts.join(" · ")));
-  const bar = el("div", "bar");
-  const fill = el("span");
-  fill.style.width = Math.max(0, Math.min(1, hit.score)) * 100 + "%";
-  bar.appendChild(fill);
-  meta.appendChild(bar);
+  if (hasCosine(hit)) { // dense and hybrid scores are 0-1 (a cosine below 0 shows empty); BM25 has no top
+    const bar = el("div", "bar");
+    const fill = el("span");
+    fill.style.width = Math.max(0, Math.min(1, hit.score)) * 100 + "%";
+    bar.appendChild(fill);
+    meta.appendChild(bar);
+  }
   const body = el("div", "body");
   body.appendChild(el("div", "id", hit.id));
   const text = el("p", "text");

@@ -46,6 +46,8 @@ class Statistics:
     rows: int
     tokens: int
     df: Mapping[str, int]
+    k1: float = 1.2  # the manifest's ranking parameters (every shard of an index has the same)
+    b: float = 0.75
 
     @property
     def avgdl(self) -> float:
@@ -55,6 +57,19 @@ class Statistics:
         df = self.df.get(term, 0)
         return max(1e-6, math.log((self.rows - df + 0.5) / (df + 0.5)))
 
+    def self_score(self, tokens: Sequence[str]) -> float:
+        """The BM25 that a document made of exactly the query's ``tokens`` would score (those
+        the collection holds: no document scores on the others): what a document repeating the
+        query scores, the lexical side's "full match" (hybrid scores express a document's BM25
+        as a share of it, see :mod:`simsearch.search.fusion`). 0 when no token occurs."""
+        counts: dict[str, int] = {}
+        for token in tokens:
+            if self.df.get(token, 0) > 0:
+                counts[token] = counts.get(token, 0) + 1
+        length = sum(counts.values())
+        norm = self.k1 * (1.0 - self.b + self.b * length / max(self.avgdl, 1e-12))
+        return sum(self.idf(t) * tf * (self.k1 + 1.0) / (tf + norm) for t, tf in counts.items())
+
 
 def combine(parts: Sequence[Statistics]) -> Statistics:
     """The statistics of a collection made of ``parts`` (integer sums: exact in any order)."""
@@ -62,7 +77,8 @@ def combine(parts: Sequence[Statistics]) -> Statistics:
     for part in parts:
         for term, count in part.df.items():
             df[term] = df.get(term, 0) + count
-    return Statistics(sum(p.rows for p in parts), sum(p.tokens for p in parts), df)
+    k1, b = (parts[0].k1, parts[0].b) if parts else (1.2, 0.75)
+    return Statistics(sum(p.rows for p in parts), sum(p.tokens for p in parts), df, k1, b)
 
 
 class Postings:
@@ -102,7 +118,7 @@ class Postings:
         df = {
             t: int(self.starts[i + 1] - self.starts[i]) for t in terms if (i := self.vocab.get(t)) is not None
         }
-        return Statistics(self.own.rows, self.own.tokens, df)
+        return Statistics(self.own.rows, self.own.tokens, df, self.k1, self.b)
 
     def _entry_weights(self, avgdl: float) -> np.ndarray:
         """The query-independent part of each posting's score at this average length (cached:
