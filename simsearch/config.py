@@ -58,6 +58,15 @@ SETTINGS: tuple[Setting, ...] = (
         "`python -m benchmarks.threads`, see benchmarks/README.md).",
     ),
     Setting(
+        "OPENBLAS_NUM_THREADS",
+        "`1` (set by the CLI and the server unless already set)",
+        "numpy's (and FAISS's) OpenBLAS on one thread: a query's exact scan is one matrix-vector "
+        "product, bound by memory, and its threads only compete with the other shards' and "
+        "requests' (measured in `python -m benchmarks.fanout`: the plain query 1.5-2.2x faster "
+        "under load, a 4-shard fan-out from 3.2x to ~1.1x plain at 100k; builds encode with torch's "
+        "own threads, unchanged).",
+    ),
+    Setting(
         "SIMSEARCH_THREAD_DEFAULTS",
         "1",
         "`0`: the CLI leaves the thread variables above as the environment has them "
@@ -149,7 +158,7 @@ def quiet_transformers() -> None:
 
 #: The thread settings that won in ``python -m benchmarks.threads`` (benchmarks/README.md),
 #: applied by every CLI command and by the server: the one place simsearch turns them.
-THREAD_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
+THREAD_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_NUM_THREADS": "1"}
 
 
 def thread_defaults() -> None:

@@ -29,6 +29,7 @@ from simsearch.store.generation import Store
 from simsearch.store.shardset import ShardSet
 
 Stored = Mapping[int, tuple[str, str, dict[str, Any]]]  # a shard's fetched rows: id, text, metadata
+BATCH = 8  # queries in one request from which a sharded index searches its shards side by side
 
 
 class Searcher(ABC):
@@ -121,7 +122,11 @@ class LocalSearcher(Searcher):
 
     def search(self, request: SearchRequest) -> list[list[Hit]]:
         stores = self._shards.stores  # one generation for every step, even if a write reloads meanwhile
-        return run(request, _LocalShards(stores, self._thread_pool(len(stores))))
+        # A few queries: shards one after another (each scan is memory-bound and short, and a
+        # pool's hand-offs cost more than they save on few cores: benchmarks/README.md, fan-out);
+        # a batch: shards side by side.
+        pool = self._thread_pool(len(stores)) if len(request.queries) >= BATCH else None
+        return run(request, _LocalShards(stores, pool))
 
     def field_types(self) -> dict[str, set[str]]:
         return merge_types(shard.field_types(store) for store in self._shards.stores)

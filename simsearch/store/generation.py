@@ -59,6 +59,7 @@ class Store:
         self.manifest = manifest
         self.faiss = faiss_file
         self.db = db
+        self._ids: tuple[np.ndarray, list[str]] | None = None  # every row id and its id, once read
 
     @classmethod
     def open(cls, path: Path) -> Store:
@@ -123,15 +124,24 @@ class Store:
         return found
 
     def ids_of(self, rowids: Iterable[int]) -> dict[int, str]:
-        """The document ids of some row ids (all held)."""
-        wanted = sorted({int(r) for r in rowids})
-        statement = "SELECT rowid, id FROM documents WHERE rowid IN ({marks})"
-        found = {int(rowid): doc_id for rowid, doc_id in self._select(statement, wanted)}
-        if len(found) != len(wanted):
+        """The document ids of some row ids (all held). Searches ask for the ids of every
+        candidate (ties are broken by id), so one generation's ids are read once into memory."""
+        if self._ids is None:
+            try:
+                rows = self.db.execute("SELECT rowid, id FROM documents ORDER BY rowid").fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise IndexCorruptError(
+                    f"{self.path}: damaged SQLite file ({exc}); run `simsearch verify` and rebuild the index"
+                ) from None
+            self._ids = (np.fromiter((r for r, _ in rows), np.int64, len(rows)), [i for _, i in rows])
+        held, ids = self._ids
+        wanted = np.unique(np.fromiter((int(r) for r in rowids), np.int64))
+        where = np.minimum(np.searchsorted(held, wanted), max(len(held) - 1, 0))
+        if len(wanted) and (not len(held) or not np.array_equal(held[where], wanted)):
             raise IndexCorruptError(
                 f"{self.path}: FAISS and SQLite disagree (rows missing); run `simsearch verify --repair`"
             )
-        return found
+        return {int(r): ids[int(w)] for r, w in zip(wanted, where)}
 
     def vectors_of(self, rowids: np.ndarray) -> np.ndarray:
         """The stored float32 vectors of some row ids (all held), in that order: from the FAISS
