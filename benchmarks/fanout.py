@@ -70,7 +70,7 @@ def _vectors(size: int, real: int, log: Callable[[str], None]) -> tuple[list[str
 
 def _build(home: Path, name: str, texts: list[str], vectors: np.ndarray, shards: int | None) -> None:
     from simsearch import Encoder, Index
-    from simsearch.records import Document
+    from simsearch.readers.records import Document
 
     if (home / name).exists():
         return  # --home: reuse an earlier run's build

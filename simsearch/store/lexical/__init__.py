@@ -19,11 +19,11 @@ import sqlite3
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from simsearch.store import sql
-from simsearch.store.lexical import bm25
 from simsearch.store.lexical.analyzer import SAMPLE, Analyzer, check_choice, check_settings, choose, kind
 from simsearch.errors import IndexCorruptError
 
 if TYPE_CHECKING:
+    from simsearch.store.lexical import bm25
     from simsearch.store.generation import Store
 
 TABLE = "lexical"
@@ -146,6 +146,8 @@ def _insert(db: sqlite3.Connection, analyzer: Analyzer, rows: list[tuple[int, st
 def postings(store: Store) -> bm25.Postings:
     """The BM25 postings of the generation ``store`` holds open (read on first use, then cached;
     see :mod:`simsearch.store.lexical.bm25`), ranked with the manifest's ``lexical.ranking``."""
+    from simsearch.store.lexical import bm25  # numpy: not for the CLI's --help, which reads the analyzers
+
     settings = lexical_settings(dict(store.manifest)) or {}
     return bm25.postings(store, store.db, TABLE, settings.get("ranking") or RANKING)
 
