@@ -97,11 +97,19 @@ class ShardSpec:
     directory: str
     checksum: str | None
     memory: int
+    version: str = ""  # what changes with every commit of this shard (reload compares it)
 
     @classmethod
     def of(cls, number: int, directory: str, checksum: str | None) -> ShardSpec:
         data = sum(f.stat().st_size for f in Path(directory).iterdir() if f.is_file())
-        return cls(number, directory, checksum, data + MARGIN)
+        # a shard directory is never written again once committed; a plain index's directory is,
+        # so its manifest's checksum tells its generations apart
+        version = checksum or _sha256(Path(directory) / MANIFEST) or ""
+        return cls(number, directory, checksum, data + MARGIN, version)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.directory, self.version
 
 
 @dataclass(eq=False)

@@ -144,17 +144,16 @@ class RaySearcher(Searcher):
         return self._types
 
     def reload(self) -> None:
-        """Follow the newest committed generation: new actors for the shards whose directory
-        changed, started (files open and checked) before the old ones are let go."""
+        """Follow the newest committed generation: new actors for the shards that changed (their
+        directory, or a plain index's manifest), started (files open and checked) before the old
+        ones are let go."""
         specs = _shard_specs(self._path)
-        keep = {g.spec.directory: g for g in self._groups}
-        changed = [spec for spec in specs if spec.directory not in keep]
-        fresh = {
-            g.spec.directory: g for g in start_groups(self._path.name, changed, self._replicas, ACTOR_CPUS)
-        }
+        keep = {g.spec.key: g for g in self._groups}
+        changed = [spec for spec in specs if spec.key not in keep]
+        fresh = {g.spec.key: g for g in start_groups(self._path.name, changed, self._replicas, ACTOR_CPUS)}
         groups = []
         for spec in specs:
-            group = keep.get(spec.directory) or fresh[spec.directory]
+            group = keep.get(spec.key) or fresh[spec.key]
             group.spec = spec  # (its number may have moved)
             groups.append(group)
         old = [g for g in self._groups if g not in groups]

@@ -47,3 +47,20 @@ def test_ray_answers_like_the_plain_index(ray_cluster, tmp_path: Path, shards: i
     finally:
         remote.close()
         plain.close()
+
+
+def test_a_plain_index_on_ray_follows_its_writes(ray_cluster, tmp_path: Path) -> None:
+    """A plain index keeps its directory across generations: its actor is restarted by the
+    manifest's change, so a write is searched at once (and the actor serves the new file)."""
+    from simsearch import Document
+
+    encoder = FakeEncoder()
+    Index.build([Document("a", "keep bread fresh", {})], tmp_path / "plain", encoder).close()
+    remote = Index.open(tmp_path / "plain", encoder=encoder, ray="auto")
+    try:
+        before = remote.searcher.actors[0]
+        remote.add([Document("b", "a river in the city", {})])
+        assert [h.id for h in remote.search("river city", 1, mode="lexical")] == ["b"]
+        assert remote.searcher.actors[0] is not before and len(remote) == 2
+    finally:
+        remote.close()
