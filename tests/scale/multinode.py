@@ -138,7 +138,7 @@ def ray_cluster_children(pid: int) -> list[str]:
     """Ray cluster daemons (GCS, raylet) among ``pid``'s descendants: a driver that joins a
     cluster starts none."""
     found = []
-    for descendant in _descendants(pid):
+    for descendant in descendants(pid):
         try:
             name = Path(f"/proc/{descendant}/comm").read_text().strip()
         except OSError:
@@ -148,7 +148,8 @@ def ray_cluster_children(pid: int) -> list[str]:
     return found
 
 
-def _descendants(root: int) -> set[int]:
+def descendants(root: int) -> set[int]:
+    """Every process below ``root`` (from /proc)."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
