@@ -51,6 +51,18 @@ class ShardActor:
                 "index committed (another copy, or damaged); every node must read the same index files"
             )
         self.store = Store.open(Path(directory))
+        self._warm()
+
+    def _warm(self) -> None:
+        """Read what the first search would otherwise read (the BM25 postings, the ids): a new
+        replica answers its first query within the deadline, and a reload or replacement only
+        swaps it in once it is ready (measured: 1.5-2.6 s for the postings of 131k-524k
+        documents, more than the default deadline)."""
+        from simsearch.store import lexical
+
+        self.store.ids_of([])
+        if lexical.lexical_settings(dict(self.store.manifest)) is not None:
+            shard.statistics(self.store, [])
 
     def where(self) -> tuple[int, str, str]:
         """This process: pid, node IP and node id (for /health)."""
