@@ -1,18 +1,18 @@
 """Capacity figures measured on a local multi-node Ray cluster (issue 22 item 8).
 
-    python -m benchmarks.capacity --docs 100000 --cluster-docs 50000 --out benchmarks/capacity.json
+    nice -n 10 python -m benchmarks.capacity --out capacity.json    # ~6 min on a loaded 2-core machine
 
 Measures, through the public API only (``Index.build_from_vectors``, ``Index.open(..., ray=,
 replicas=)``, ``index.searcher``):
 
-* local build time of one flat and one HNSW plain index, split into the FAISS part (build and
-  tune: the time under the commit's FAISS step, from cProfile, which sees only the main thread)
-  and the rest (SQLite rows, the lexical BM25 part, manifest); the build's peak RSS
-  (``getrusage``, each build in a fresh process) and disk bytes per document;
+* local build time of one flat and one HNSW plain index, split by cProfile (main thread only)
+  into the commit's FAISS step (``faiss_for_commit``: build and tune), its BM25 step
+  (``sync_lexical``) and the rest (SQLite rows, manifest); peak RSS (``getrusage``, each build
+  in a fresh process) and disk bytes per document;
 * on a 3-node cluster on loopback (``tests/scale/multinode.py``; 1 CPU per node): actor start
-  time, each shard actor's RSS after a lexical query (its BM25 postings loaded), dense and hybrid
-  query p50/p95 at each shard count and replica count, actor reload time after a one-document
-  add made by another process, and failover latency with a replica SIGKILLed and one SIGSTOPped.
+  time, each shard actor's RSS after a lexical query (BM25 postings loaded), dense and hybrid
+  p50/p95 per shard and replica count, the reload after a one-document add and delete made by
+  another writer, and failover latency with a replica SIGKILLed and one SIGSTOPped.
 
 Vectors are synthetic (Gaussian, normalised; 384-d) beside real texts of the 131k-sentence
 corpus: encoding that many sentences takes hours on a shared 2-core machine, and no vector cache
@@ -48,13 +48,10 @@ NODES = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 
 def machine() -> dict[str, Any]:
     """CPU model, the flags that matter for FAISS/encoders, cores, and the load right now."""
-    info = Path("/proc/cpuinfo").read_text(errors="replace")
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if "model name" in line), "?")
-    flags = set(
-        next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
-    )
-    wanted = ["avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni"]
-    return {"cpu": model, "flags": [f for f in wanted if f in flags], "cores": os.cpu_count(), "load": load()}
+    info = {k.strip(): v.strip() for k, _, v in (x.partition(":") for x in Path("/proc/cpuinfo").open())}
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni")
+    flags = [f for f in wanted if f in info.get("flags", "").split()]
+    return {"cpu": info.get("model name"), "flags": flags, "cores": os.cpu_count(), "load": load()}
 
 
 def load() -> str:
@@ -368,12 +365,14 @@ def main(argv: list[str] | None = None) -> None:
     child.add_argument("--type", default="flat")
     child.add_argument("--shards", type=int, default=1)
     child.add_argument("--profile", action="store_true")
-    parser.add_argument("--docs", type=int, default=100_000, help="documents of the local builds")
-    parser.add_argument("--cluster-docs", type=int, default=50_000, help="documents of the served indexes")
-    parser.add_argument("--shards", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2, 4])
+    parser.add_argument("--docs", type=int, default=131_072, help="documents of the local builds")
+    parser.add_argument("--cluster-docs", type=int, default=131_072, help="documents of the served indexes")
+    parser.add_argument("--shards", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2, 4, 8])
     parser.add_argument("--replicas", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2])
     parser.add_argument("--cluster-type", default="flat", help="index type of the served indexes")
-    parser.add_argument("--fault-shards", type=int, default=2, help="shard count of the reload/failover runs")
+    parser.add_argument(
+        "--fault-shards", type=int, default=4, help="shard count of the reload/failover runs (0: none)"
+    )
     parser.add_argument("--queries", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=40, help="timed queries per mode and configuration")
     parser.add_argument("--types", default="flat,hnsw", help="index types of the local builds ('' skips)")
@@ -382,13 +381,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "build":
         return build_child(args)
-    report: dict[str, Any] = {
-        "machine": machine(),
-        "argv": sys.argv[1:],
-        "local_builds": [],
-        "cluster_builds": [],
-    }
-    report["serve"] = []
+    report: dict[str, Any] = {"machine": machine(), "argv": sys.argv[1:], "local_builds": []}
+    report.update(cluster_builds=[], serve=[])
     with tempfile.TemporaryDirectory(prefix="capacity-", dir="/tmp") as tmp:
         home = Path(tmp)
         for kind in filter(None, args.types.split(",")):
