@@ -82,20 +82,14 @@ def disk_bytes(path: Path) -> int:
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
-    ms = np.asarray(values) * 1000
-    return {
-        "p50_ms": round(float(np.percentile(ms, 50)), 2),
-        "p95_ms": round(float(np.percentile(ms, 95)), 2),
-    }
+    p50, p95 = np.percentile(np.asarray(values) * 1000, [50, 95])
+    return {"p50_ms": round(float(p50), 2), "p95_ms": round(float(p95), 2)}
 
 
 class IdentityEncoder:
     """The bundled model's identity for build_from_vectors (which never runs it on documents)."""
 
-    precision = "fp32"
-    pooling = "mean"
-    max_length = 256
-    dim = DIM
+    precision, pooling, max_length, dim = "fp32", "mean", 256, DIM
 
     def __init__(self) -> None:
         from simsearch.encode.models import DEFAULT_MODEL, bundled_model_path
