@@ -12,6 +12,7 @@ from typing import IO, Iterable, Iterator, Sequence
 
 from simsearch.errors import InputError
 from simsearch.readers.records import (
+    FORMAT_OF_SUFFIX,
     Document,
     ReadOptions,
     read_jsonl,
@@ -54,16 +55,6 @@ SPLITS = ("none", *SPLITTERS)
 # How ids are derived from a file's path: "resolved" (the same file gives the same ids however
 # its path was spelled) or "as-given" (the path as typed: indexes built before the rule existed).
 DERIVED_IDS = ("resolved", "as-given")
-_SUFFIXES = {
-    ".txt": "txt",
-    ".md": "txt",
-    ".csv": "csv",
-    ".tsv": "tsv",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-}
 _DIR_SUFFIXES = (".txt", ".md")
 
 
@@ -161,7 +152,7 @@ def _read_source(
     if not path.exists():
         raise InputError(f"{shown}: no such file or directory")
     regular = path.is_file()  # else a FIFO, /dev/fd/N of a process substitution, a device
-    kind = options.format if options.format != "auto" else _SUFFIXES.get(path.suffix.lower())
+    kind = options.format if options.format != "auto" else FORMAT_OF_SUFFIX.get(path.suffix.lower())
     if kind is None and not regular:
         kind = "txt"  # like standard input
     if kind is None and document_kind(source):

@@ -13,18 +13,7 @@ import io
 from pathlib import Path
 from typing import Sequence
 
-from simsearch.readers.records import ReadOptions
-
-_KINDS = {
-    ".txt": "txt",
-    ".md": "txt",
-    ".csv": "csv",
-    ".tsv": "tsv",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-}
+from simsearch.readers.records import FORMAT_OF_SUFFIX, ReadOptions
 
 
 def count_documents(sources: Sequence[str | Path], options: ReadOptions = ReadOptions()) -> int | None:
@@ -52,7 +41,7 @@ def _count(source: str, options: ReadOptions) -> int | None:
         return sum(1 for p in path.rglob("*") if p.is_file() and p.suffix.lower() in (".txt", ".md"))
     if not path.is_file():
         return None
-    kind = options.format if options.format != "auto" else _KINDS.get(path.suffix.lower())
+    kind = options.format if options.format != "auto" else FORMAT_OF_SUFFIX.get(path.suffix.lower())
     if options.split != "none" and not (options.split == "lines" and kind == "txt"):
         return None
     if kind in ("txt", "jsonl"):

@@ -21,6 +21,19 @@ DEFAULT_TEXT_FIELD = "text"
 config.allow_long_csv_fields()  # process-wide, documented in simsearch.config
 
 
+#: The format ``--format auto`` reads a file in, by its suffix (readers and the progress count).
+FORMAT_OF_SUFFIX = {
+    ".txt": "txt",
+    ".md": "txt",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+
+
 @dataclass(frozen=True)
 class Document:
     """One unit to index: a unique ``id``, its ``text`` and JSON-able ``metadata``.
