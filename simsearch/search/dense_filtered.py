@@ -67,18 +67,16 @@ def search_allowed(
 
 
 def _vectors(faiss_file: FaissFile, db: sqlite3.Connection, rowids: np.ndarray, dim: int) -> np.ndarray:
-    """The allowed vectors: views of an exact index's memory, else the stored float32 rows."""
-    view = faiss_file._exact_view()
-    if view is not None:
-        vectors, ids = view
-        order = np.argsort(ids, kind="stable")
-        where = order[np.searchsorted(ids, rowids, sorter=order)]
-        return vectors[where]
+    """The allowed vectors: from the FAISS index where it keeps them exactly (flat, HNSW over flat
+    storage: :meth:`FaissFile.exact_vectors`), else the stored float32 rows."""
+    found = faiss_file.exact_vectors(rowids)
+    if found is not None:
+        return found
     values = rowids.tolist()
-    found: dict[int, bytes] = dict(
+    blobs: dict[int, bytes] = dict(
         select_in(db, "SELECT rowid, vector FROM documents WHERE rowid IN ({marks})", values)
     )
-    return from_blobs([found[r] for r in values], dim)
+    return from_blobs([blobs[r] for r in values], dim)
 
 
 def _exact(
@@ -87,13 +85,3 @@ def _exact(
     scores = queries @ vectors.T
     top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(scores, top, axis=1), rowids[top]
-
-
-def vectors_of(
-    faiss_file: FaissFile, db: sqlite3.Connection, rowids: list[int], dim: int
-) -> dict[int, np.ndarray]:
-    """Stored vectors of some rows (to give lexical-only candidates their cosine)."""
-    if not rowids:
-        return {}
-    ordered = np.array(sorted(set(rowids)), dtype=np.int64)
-    return dict(zip(ordered.tolist(), _vectors(faiss_file, db, ordered, dim)))
