@@ -158,8 +158,11 @@ class RaySearcher(Searcher):
             groups.append(group)
         old = [g for g in self._groups if g not in groups]
         self._groups, self._types = groups, None
-        for group in old:
-            group.close()
+        # searches already running hold the old groups: their actors answer until those finish
+        # (a retry may take a few deadlines), then go
+        grace = threading.Timer(max(5.0, 3 * self.deadline), _close_all, args=(old,))
+        grace.daemon = True
+        grace.start()
 
     def close(self) -> None:
         if _lost.is_set():
@@ -260,6 +263,11 @@ def _raise_own(name: str, exc: BaseException) -> None:
     if isinstance(inner, SimsearchError):
         raise type(inner)(str(inner)) from None
     raise SimsearchError(f"index {name!r}: a shard actor failed: {first_line(exc)}") from None
+
+
+def _close_all(groups: list[ShardGroup]) -> None:
+    for group in groups:
+        group.close()
 
 
 def _shard_specs(path: Path) -> list[ShardSpec]:
