@@ -4,8 +4,8 @@ Every shard of a served index is held open by ``replicas`` :class:`ShardActor` p
 placed with a soft node-affinity scheduling strategy on a different node where the cluster has
 enough (replica ``i`` of shard ``s`` on node ``(s + i) mod nodes``; a replacement avoids the nodes
 of its shard's other replicas), and each reserving CPU and memory from Ray's scheduler (the
-shard's FAISS file and SQLite store, whose size bounds the in-memory BM25 postings, plus a
-margin for the process), so Ray never packs more shards on a node than its memory holds.
+shard's FAISS file and SQLite store, whose size bounds the in-memory BM25 postings, the
+vectors FAISS reads from SQLite when its file leaves them there, plus a margin for the process), so Ray never packs more shards on a node than its memory holds.
 
 A replica that dies or misses a call's deadline is marked unhealthy, is not asked again, and is
 replaced in the background: killed (a paused process too) and started afresh, opening and
@@ -14,6 +14,7 @@ checking its shard's files before it is used.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -28,7 +29,7 @@ from simsearch.search import shard
 from simsearch.search.request import SearchRequest
 from simsearch.store.lexical.bm25 import Statistics
 from simsearch.store.files import file_sha256
-from simsearch.store.manifest import MANIFEST
+from simsearch.store.manifest import MANIFEST, vectors_in_sqlite
 
 START_TIMEOUT = 120.0  # seconds shard actors get to open their files
 ACTOR_CPUS = 0.25  # a shard actor's CPU reservation: searches are short, several share a core
@@ -88,6 +89,16 @@ class ShardActor:
         return shard.fetch(self.store, rowids)
 
 
+def _refilled_bytes(directory: Path) -> int:
+    """The float32 vectors an open shard holds in FAISS beyond its FAISS file: all of them when
+    the file leaves them to SQLite (each vector stored once on disk, but held in memory too)."""
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+        return int(manifest["count"]) * int(manifest["dim"]) * 4 if vectors_in_sqlite(manifest) else 0
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0  # opening the shard reports what is wrong with its manifest
+
+
 def _sha256(file: Path) -> str | None:
     try:
         return file_sha256(file)
@@ -114,6 +125,7 @@ class ShardSpec:
     @classmethod
     def of(cls, number: int, directory: str, checksum: str | None) -> ShardSpec:
         data = sum(f.stat().st_size for f in Path(directory).iterdir() if f.is_file())
+        data += _refilled_bytes(Path(directory))
         # a shard directory is never written again once committed; a plain index's directory is,
         # so its manifest's checksum tells its generations apart
         version = checksum or _sha256(Path(directory) / MANIFEST) or ""

@@ -16,6 +16,7 @@ from typing import Any, Iterator, Sequence
 import faiss
 import numpy as np
 
+from simsearch.store.faiss_vectors import attach, detachable, held_elsewhere, serialize_detached
 from simsearch.store.ivf_probe import ivf_of, search_filled
 from simsearch.store.sql import marks, parts
 from simsearch.errors import IndexCorruptError, ModelError
@@ -81,7 +82,14 @@ class FaissFile:
         self._reconstructs: bool | None = None  # vectors exact through FAISS's reconstruct
 
     @classmethod
-    def read(cls, file: Path, search_params: dict[str, float] | None = None) -> FaissFile:
+    def read(
+        cls,
+        file: Path,
+        search_params: dict[str, float] | None = None,
+        vectors: sqlite3.Connection | None = None,
+    ) -> FaissFile:
+        """Read ``file``; ``vectors``: the generation's SQLite file, when the manifest says the
+        FAISS file's vectors are kept there (they are put back into the index)."""
         try:
             index = faiss.read_index(str(file))
             if search_params:  # efSearch / nprobe are not stored in the FAISS file
@@ -91,10 +99,12 @@ class FaissFile:
             raise IndexCorruptError(
                 f"{file}: damaged FAISS file ({reason}); run `simsearch verify --repair` or rebuild"
             ) from None
-        return cls(index, describe(index))
+        return cls._complete(index, file, vectors)
 
     @classmethod
-    def read_checked(cls, file: Path, sha256: str) -> FaissFile | None:
+    def read_checked(
+        cls, file: Path, sha256: str, vectors: sqlite3.Connection | None = None
+    ) -> FaissFile | None:
         """Read ``file`` if its bytes have this sha256 (one read for both), else None."""
         import hashlib
 
@@ -102,16 +112,38 @@ class FaissFile:
         if hashlib.sha256(data).hexdigest() != sha256:
             return None
         index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        return cls._complete(index, file, vectors)
+
+    @classmethod
+    def _complete(cls, index: faiss.Index, file: Path, vectors: sqlite3.Connection | None) -> FaissFile:
+        if vectors is not None:
+            attach(index, vectors, str(file))
+        elif held_elsewhere(index):  # searching it would read freed memory: refuse
+            raise IndexCorruptError(
+                f"{file}: the FAISS file holds no vectors and the manifest does not say where they "
+                "are; run `simsearch verify --repair`"
+            )
         return cls(index, describe(index))
 
-    def write(self, file: Path) -> None:
-        """Write the index to ``file``; FAISS's own I/O failures come out as :class:`OSError`."""
+    def write(self, file: Path, *, detach: bool = False) -> bool:
+        """Write the index to ``file``; FAISS's own I/O failures come out as :class:`OSError`.
+
+        ``detach``: leave out the exact vectors where the index keeps them (they are SQLite's);
+        returns whether it did (the manifest must then say so).
+        """
+        detached = detach and detachable(self.index)
         try:
-            faiss.write_index(self.index, str(file))
+            if detached:
+                data = serialize_detached(self.index)
+                with open(file, "wb") as out:
+                    out.write(data.tobytes())
+            else:
+                faiss.write_index(self.index, str(file))
         except RuntimeError:
             # FAISS reports a full disk as a failed fwrite/fopen, without errno; say what it was
             code = _write_errno(file)
             raise OSError(code, f"FAISS could not write the file ({os.strerror(code)})", str(file)) from None
+        return detached
 
     @property
     def ntotal(self) -> int:

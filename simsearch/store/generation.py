@@ -4,7 +4,10 @@ Layout of ``indexes/<name>/``::
 
     manifest.json        the commit point: format, model, pooling, dim, counts, files + checksums
     docs-<gen>.sqlite    ids, texts, metadata, content hashes and the float32 vectors themselves
-    index-<gen>.faiss    FAISS index over the same vectors; FAISS ids are SQLite row ids
+    index-<gen>.faiss    FAISS index over the same vectors; FAISS ids are SQLite row ids. Where
+                         FAISS would keep an exact copy of the vectors (flat, HNSW over flat
+                         storage), the file leaves it out and opening refills it from SQLite
+                         (:mod:`simsearch.store.faiss_vectors`): each vector is stored once
 
 This module reads and checks them; :mod:`simsearch.store.write.writer` writes new generations atomically.
 """
@@ -29,6 +32,7 @@ from simsearch.store.manifest import (  # noqa: F401  (re-exported: read_manifes
     FileEntry,
     Manifest,
     read_manifest,
+    vectors_in_sqlite,
 )
 
 SCHEMA = """
@@ -78,10 +82,14 @@ class Store:
         files = manifest.files
         for role in ("faiss", "sqlite"):
             check_file(path, files[role], full=False)
-        faiss_file = FaissFile.read(path / files["faiss"].name, manifest.ann.get("search_params"))
         db = connect_readonly(path / files["sqlite"].name)
         try:
             count = db.execute("SELECT count(*) FROM documents").fetchone()[0]
+            faiss_file = FaissFile.read(
+                path / files["faiss"].name,
+                manifest.ann.get("search_params"),
+                db if vectors_in_sqlite(manifest) else None,
+            )
         except sqlite3.DatabaseError as exc:
             db.close()
             raise IndexCorruptError(
@@ -89,6 +97,9 @@ class Store:
                 f"({exc}); run `simsearch verify {path.name}` and rebuild the "
                 "index from its sources"
             ) from None
+        except BaseException:
+            db.close()
+            raise
         if not count == faiss_file.ntotal == manifest.count:
             db.close()
             raise IndexCorruptError(

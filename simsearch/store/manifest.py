@@ -28,7 +28,15 @@ if TYPE_CHECKING:
     from simsearch.encode import Encoder
 
 FORMAT = "simsearch-index"
-FORMAT_VERSION = 1
+#: The newest index format this simsearch reads and writes. 1: the FAISS file is self-contained;
+#: 2: the FAISS file leaves its exact vectors to SQLite (:data:`VECTORS_KEY`), so a simsearch that
+#: reads only 1 refuses it instead of searching an index without vectors. A generation whose FAISS
+#: file is self-contained (compressed index types) is still written as 1.
+FORMAT_VERSION = 2
+SELF_CONTAINED_FORMAT_VERSION = 1
+#: Manifest key saying where the FAISS file's exact vectors are: "sqlite" (the documents table's
+#: blobs, put back into FAISS when the index is opened); absent: in the FAISS file.
+VECTORS_KEY = "faiss_vectors"
 MANIFEST = "manifest.json"
 EXACT_FACTORY = "IDMap2,Flat"  # the FAISS factory of an exact index (older manifests name none)
 _REQUIRED = ("format_version", "model", "pooling", "dim", "count", "generation", "files")
@@ -243,10 +251,15 @@ def read_manifest(path: Path) -> Manifest:
             f"{path} was written by a newer simsearch (index format {version}, this one reads "
             f"{FORMAT_VERSION}); upgrade simsearch"
         )
-    if version != FORMAT_VERSION:
+    if version not in (SELF_CONTAINED_FORMAT_VERSION, FORMAT_VERSION):
         raise IndexCorruptError(
             f"{file}: unsupported index format version {version!r} (this "
-            f"simsearch reads {FORMAT_VERSION}); rebuild the index"
+            f"simsearch reads {SELF_CONTAINED_FORMAT_VERSION} and {FORMAT_VERSION}); rebuild the index"
+        )
+    if data.get(VECTORS_KEY, "sqlite") != "sqlite" or version != format_version_of(data):
+        raise IndexCorruptError(
+            f"{file}: index format {version} does not match {VECTORS_KEY}={data.get(VECTORS_KEY)!r}; "
+            "the manifest is damaged: restore it or rebuild the index"
         )
     manifest = Manifest.from_dict(data, str(file))
     _check_types(file, data)
@@ -298,10 +311,20 @@ def _check_types(file: Path, data: Mapping[str, Any]) -> None:
 def write_manifest(directory: Path, fields: Mapping[str, Any]) -> Manifest:
     """Validate ``fields`` as a manifest and swap it in atomically (the commit point of a write)."""
     manifest = Manifest.from_dict(
-        {**fields, "format": FORMAT, "format_version": FORMAT_VERSION}, str(directory / MANIFEST)
+        {**fields, "format": FORMAT, "format_version": format_version_of(fields)}, str(directory / MANIFEST)
     )
     write_json_atomic(directory / MANIFEST, manifest.to_dict())
     return manifest
+
+
+def vectors_in_sqlite(manifest: Mapping[str, Any]) -> bool:
+    """Whether the FAISS file of this generation leaves its vectors to SQLite (format 2)."""
+    return manifest.get(VECTORS_KEY) == "sqlite"
+
+
+def format_version_of(fields: Mapping[str, Any]) -> int:
+    """The format a generation with these manifest fields is written as: the oldest that reads it."""
+    return FORMAT_VERSION if vectors_in_sqlite(fields) else SELF_CONTAINED_FORMAT_VERSION
 
 
 def identity_of(encoder: Encoder) -> ModelIdentity:

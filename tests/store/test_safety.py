@@ -256,10 +256,11 @@ def _store_nan(path: Path, doc_id: str) -> None:
     rowid = db.execute("SELECT rowid FROM documents WHERE id = ?", (doc_id,)).fetchone()[0]
     db.commit()
     db.close()
-    index = faiss.read_index(str(path / files["faiss"]["name"]))
-    index.remove_ids(np.array([rowid], dtype=np.int64))  # type: ignore[arg-type]  # faiss's stubs leave out remove_ids(id array)
-    index.add_with_ids(nan, np.array([rowid], dtype=np.int64))
-    faiss.write_index(index, str(path / files["faiss"]["name"]))
+    if manifest.get("faiss_vectors") != "sqlite":  # (else FAISS reads SQLite's vector when opened)
+        index = faiss.read_index(str(path / files["faiss"]["name"]))
+        index.remove_ids(np.array([rowid], dtype=np.int64))  # type: ignore[arg-type]  # faiss's stubs leave out remove_ids(id array)
+        index.add_with_ids(nan, np.array([rowid], dtype=np.int64))
+        faiss.write_index(index, str(path / files["faiss"]["name"]))
     for entry in files.values():
         entry.update(size=(path / entry["name"]).stat().st_size, sha256=file_sha256(path / entry["name"]))
     (path / "manifest.json").write_text(json.dumps(manifest))

@@ -82,7 +82,8 @@ def test_build_then_open_round_trip(built: Index, index_dir: Path, fake_encoder)
     index = reopen(index_dir, fake_encoder)
     assert len(index) == 5
     m = index.manifest
-    assert (m["format"], m["format_version"], m["generation"], m["count"]) == ("simsearch-index", 1, 1, 5)
+    assert (m["format"], m["format_version"], m["generation"], m["count"]) == ("simsearch-index", 2, 1, 5)
+    assert m["faiss_vectors"] == "sqlite"  # format 2: the FAISS file leaves its vectors to SQLite
     assert (m["model"], m["pooling"], m["dim"]) == ("fake/bag-of-words", "mean", 16)
     assert m["model_path"] == "/nonexistent/fake-model" and m["max_length"] == 64
     assert m["normalized"] is True and m["faiss"] == "IndexFlat"
@@ -102,14 +103,19 @@ def test_faiss_ids_are_sqlite_row_ids(built: Index, fake_encoder) -> None:
     import faiss
 
     m = built.manifest
-    flat = faiss.read_index(str(built.path / m["files"]["faiss"]["name"]))
-    assert type(flat).__name__ == "IndexIDMap2"
+    on_disk = faiss.read_index(str(built.path / m["files"]["faiss"]["name"]))
+    assert type(on_disk).__name__ == "IndexIDMap2" and on_disk.ntotal == 0  # vectors: SQLite's only
+    opened = store.Store.open(built.path)
+    flat = opened.faiss.index
+    assert type(flat).__name__ == "IndexIDMap2" and flat.ntotal == 5
     with sqlite3.connect(built.path / m["files"]["sqlite"]["name"]) as db:
         rows = db.execute("SELECT rowid, id, text, vector FROM documents ORDER BY rowid").fetchall()
     assert sorted(faiss.vector_to_array(flat.id_map).tolist()) == [r[0] for r in rows]  # type: ignore[attr-defined]  # faiss's stubs type every index as the base Index
     assert [(r[1], r[2]) for r in rows] == [(d.id, d.text) for d in DOCS]
     stored = np.frombuffer(b"".join(r[3] for r in rows), dtype="<f4").reshape(5, 16)
     np.testing.assert_allclose(stored, fake_encoder.encode(TEXTS), atol=1e-6)
+    np.testing.assert_array_equal(opened.vectors_of(np.array([r[0] for r in rows])), stored)
+    opened.close()
 
 
 def test_plain_strings_get_numbered_ids(index_dir: Path, fake_encoder) -> None:
@@ -372,9 +378,9 @@ def test_missing_sqlite_file(built: Index, index_dir: Path) -> None:
 
 def test_truncated_faiss_file(built: Index, index_dir: Path) -> None:
     faiss_file = data_file(built, "faiss")
-    faiss_file.write_bytes(faiss_file.read_bytes()[:100])
+    faiss_file.write_bytes(faiss_file.read_bytes()[:50])  # (90 bytes: an empty IDMap2,Flat, the vectors being SQLite's)
     message = open_error(index_dir)
-    assert str(faiss_file) in message and "100 bytes" in message and "truncated" in message
+    assert str(faiss_file) in message and "50 bytes" in message and "truncated" in message
 
 
 def test_garbage_faiss_file_of_the_right_size(built: Index, index_dir: Path) -> None:

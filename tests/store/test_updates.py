@@ -175,7 +175,8 @@ def test_incremental_faiss_matches_a_rebuild(index):
     with StoreWriter(index.path, update=True, rebuild=True) as writer:
         assert writer.previous is not None
         manifest = writer.commit(dict(writer.previous), builder("flat"))
-    rebuilt = faiss.read_index(str(index.path / manifest["files"]["faiss"]["name"]))
+    with closing(Store.open(index.path)) as store:
+        rebuilt = store.faiss.index
     ids = np.sort(faiss.vector_to_array(incremental.id_map))  # type: ignore[attr-defined]  # faiss's stubs type every index as the base Index
     assert np.array_equal(ids, np.sort(faiss.vector_to_array(rebuilt.id_map)))  # type: ignore[attr-defined]  # faiss's stubs type every index as the base Index
     for rowid in ids:
@@ -233,6 +234,19 @@ def _faiss_file(index: Index):
     return index.path / index.manifest["files"]["faiss"]["name"]
 
 
+def _self_contained(index: Index) -> faiss.Index:
+    """The opened FAISS index, its file rewritten self-contained (the layout before format 2)."""
+    with closing(Store.open(index.path)) as store:
+        opened = store.faiss.index
+    faiss.write_index(opened, str(_faiss_file(index)))
+    manifest = json.loads((index.path / "manifest.json").read_text())
+    manifest.pop("faiss_vectors", None)
+    manifest["format_version"] = 1
+    (index.path / "manifest.json").write_text(json.dumps(manifest))
+    _rewrite_manifest_entry(index, "faiss")
+    return opened
+
+
 def _rewrite_manifest_entry(index: Index, role: str) -> None:
     """Make the manifest vouch for the current bytes of a file (damage that checksums miss)."""
     from simsearch.store.files import file_sha256
@@ -249,13 +263,13 @@ def test_verify_finds_and_repair_fixes_faiss_damage(index, encoder, damage):
     if damage == "missing":
         file.unlink()
     elif damage == "truncated":
-        file.write_bytes(file.read_bytes()[:100])
+        file.write_bytes(file.read_bytes()[:50])
     elif damage == "flipped":
         data = bytearray(file.read_bytes())
         data[-10] ^= 0xFF
         file.write_bytes(bytes(data))
     else:  # a well-formed FAISS file whose ids are not SQLite's
-        other = faiss.read_index(str(file))
+        other = _self_contained(index)
         other.remove_ids(np.array([1, 2], dtype=np.int64))  # type: ignore[arg-type]  # faiss's stubs leave out remove_ids(id array)
         other.add_with_ids(np.eye(1, 16, dtype=np.float32), np.array([999], dtype=np.int64))
         faiss.write_index(other, str(file))
@@ -279,8 +293,9 @@ def test_verify_reports_sqlite_damage_as_not_repairable(index, encoder):
 
 
 def test_verify_catches_a_row_missing_from_faiss_even_with_good_checksums(index, encoder):
+    # (an exact index written since format 2 holds no ids to lose: its file is the self-contained kind)
     file = _faiss_file(index)
-    other = faiss.read_index(str(file))
+    other = _self_contained(index)
     other.remove_ids(np.array([3], dtype=np.int64))  # type: ignore[arg-type]  # faiss's stubs leave out remove_ids(id array)
     faiss.write_index(other, str(file))
     _rewrite_manifest_entry(index, "faiss")

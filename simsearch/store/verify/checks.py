@@ -13,7 +13,7 @@ import numpy as np
 from simsearch.errors import SimsearchError
 from simsearch.store.faiss_file import FaissFile, from_blobs
 from simsearch.store.verify.finite import nonfinite_rows
-from simsearch.store.manifest import MANIFEST, Manifest
+from simsearch.store.manifest import MANIFEST, Manifest, vectors_in_sqlite
 from simsearch.store.generation import connect_readonly
 from simsearch.store.sql import select_in
 from simsearch.store.verify.report import Check
@@ -87,8 +87,11 @@ def check_lexical(path: Path, manifest: Manifest, add: Callable[[Check], None]) 
 def check_faiss(
     path: Path, manifest: Manifest, rowids: np.ndarray | None, add: Callable[[Check], None]
 ) -> None:
+    if rowids is None and vectors_in_sqlite(manifest):  # its vectors are in the unreadable file
+        add(Check("faiss agrees with sqlite", False, "SQLite unreadable, nothing to compare"))
+        return
     try:
-        faiss_file = FaissFile.read(path / manifest.files["faiss"].name)
+        faiss_file = _read_faiss(path, manifest)
     except SimsearchError as exc:
         add(Check("faiss agrees with sqlite", False, str(exc), repairable=True))
         return
@@ -110,9 +113,23 @@ def check_faiss(
         detail, ok = f"FAISS holds {faiss_file.ntotal} vectors, SQLite {len(rowids)} documents", False
     elif ids is not None and not np.array_equal(np.sort(ids), rowids):
         detail, ok = f"{len(np.setxor1d(ids, rowids))} ids in only one of FAISS and SQLite", False
+    elif vectors_in_sqlite(manifest):  # FAISS searches SQLite's own vectors: the ids are the check
+        detail, ok = f"{len(rowids)} ids agree (the vectors are SQLite's, read into FAISS)", True
     else:
         detail, ok = compare_vectors(path, manifest, faiss_file, rowids)
     add(Check("faiss agrees with sqlite", ok, detail, repairable=True))
+
+
+def _read_faiss(path: Path, manifest: Manifest) -> FaissFile:
+    """The FAISS file as a search opens it: with the vectors SQLite keeps for it put back."""
+    file = path / manifest.files["faiss"].name
+    if not vectors_in_sqlite(manifest):
+        return FaissFile.read(file)
+    db = connect_readonly(path / manifest.files["sqlite"].name)
+    try:
+        return FaissFile.read(file, vectors=db)
+    finally:
+        db.close()
 
 
 def faiss_ids(index: Any) -> np.ndarray | None:

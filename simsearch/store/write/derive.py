@@ -12,7 +12,8 @@ from simsearch.errors import IndexCorruptError
 from simsearch.store import lexical
 from simsearch.store.faiss_file import FaissFile, apply_changes
 from simsearch.store.index_types import Builder, keeps_kind
-from simsearch.store.manifest import Manifest
+from simsearch.store.generation import connect_readonly
+from simsearch.store.manifest import Manifest, vectors_in_sqlite
 
 
 def sync_lexical(
@@ -61,13 +62,25 @@ def faiss_for_commit(
     """
     if not rebuild and previous is not None and keeps_kind(previous, count):
         try:
-            entry = previous.files["faiss"]
-            old = FaissFile.read_checked(path / entry.name, entry.sha256)
+            old = _previous_faiss(path, previous)
             if old is not None and old.ntotal == previous.count and old.dim == dim:
                 updated = apply_changes(old, db, sorted(changed), dim)
                 if updated.ntotal == count:
                     kept: dict[str, Any] = {k: previous[k] for k in ("index_type", "ann") if k in previous}
                     return updated, kept
-        except (IndexCorruptError, RuntimeError, OSError):
+        except (IndexCorruptError, RuntimeError, OSError, sqlite3.Error):
             pass  # fall through to a full rebuild, which is always correct
     return builder(db, dim)
+
+
+def _previous_faiss(path: Path, previous: Manifest) -> FaissFile | None:
+    """The previous generation's FAISS index, its vectors refilled from the previous generation's
+    SQLite file where they are kept there (that file is intact: the writer checked it)."""
+    entry = previous.files["faiss"]
+    if not vectors_in_sqlite(previous):
+        return FaissFile.read_checked(path / entry.name, entry.sha256)
+    db = connect_readonly(path / previous.files["sqlite"].name)
+    try:
+        return FaissFile.read_checked(path / entry.name, entry.sha256, db)
+    finally:
+        db.close()

@@ -25,7 +25,7 @@ from simsearch.store.write.derive import faiss_for_commit, sync_lexical
 from simsearch.store.files import describe_os_error, disk_hint, file_sha256, fsync_dir, fsync_file, stage_json
 from simsearch.store.index_types import Builder
 from simsearch.store.locking import open_directory, try_lock, write_lock
-from simsearch.store.manifest import FORMAT, FORMAT_VERSION, MANIFEST, Manifest, read_manifest
+from simsearch.store.manifest import FORMAT, MANIFEST, VECTORS_KEY, Manifest, format_version_of, read_manifest
 from simsearch.store.generation import SCHEMA, check_file
 from simsearch.store.write.sweep import remove_stale_files, remove_stale_staging
 
@@ -200,7 +200,9 @@ class StoreWriter:
             rebuild=self.rebuild,
         )
         fields = {**manifest, **fields}
-        faiss_file.write(faiss_tmp)
+        fields.pop(VECTORS_KEY, None)
+        if faiss_file.write(faiss_tmp, detach=True):  # each vector stored once: SQLite's blob
+            fields[VECTORS_KEY] = "sqlite"
         self.db.close()
         self.db = None
         sqlite_tmp = self._staging / (self.sqlite_name + ".tmp")
@@ -216,7 +218,7 @@ class StoreWriter:
             {
                 **fields,
                 "format": FORMAT,
-                "format_version": FORMAT_VERSION,
+                "format_version": format_version_of(fields),
                 "count": count,
                 "generation": self.generation,
                 "files": files,
