@@ -97,7 +97,8 @@ class FaissFile:
         except RuntimeError as exc:
             reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
             raise IndexCorruptError(
-                f"{file}: damaged FAISS file ({reason}); run `simsearch verify --repair` or rebuild"
+                f"{file}: damaged FAISS file ({reason}); run `simsearch verify {file.parent.name} --repair` "
+                "(it rebuilds the FAISS file from the stored vectors)"
             ) from None
         return cls._complete(index, file, vectors)
 

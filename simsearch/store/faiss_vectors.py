@@ -79,35 +79,31 @@ def attach(index: faiss.Index, db: sqlite3.Connection, where: str) -> None:
     """Refill a detached index's storage from the SQLite file's vectors, in place.
 
     ``where`` names the files in error messages. Reads the vectors once in row id order, chunk by
-    chunk, straight into FAISS's buffer (no second full copy in memory).
+    chunk, straight into FAISS's buffer (no second full copy in memory). SQLite's own errors
+    (a damaged file) are the caller's to word.
     """
     outer: Any = faiss.downcast_index(index)
     if not isinstance(outer, faiss.IndexIDMap2):
         raise IndexCorruptError(f"{where}: FAISS file of an unexpected type; run `simsearch verify --repair`")
     inner: Any = faiss.downcast_index(outer.index)
     dim = int(outer.d)
-    try:
-        if _flat_ip(inner) and inner.ntotal == 0 and outer.ntotal == 0:
-            count = int(db.execute("SELECT count(*) FROM documents").fetchone()[0])
-            rowids = _fill(inner, db, dim, count, None, where)
-            faiss.copy_array_to_vector(rowids, outer.id_map)
-            outer.ntotal = count
-            outer.construct_rev_map()
-        elif isinstance(inner, faiss.IndexHNSW) and inner.storage is None:
-            storage = faiss.IndexFlat(dim, inner.metric_type)
-            _fill(storage, db, dim, int(inner.ntotal), faiss.vector_to_array(outer.id_map), where)
-            storage.this.disown()  # ``inner`` owns (and frees) it from now on
-            inner.storage = storage
-            inner.own_fields = True
-        else:
-            raise IndexCorruptError(
-                f"{where}: the manifest says the FAISS file's vectors are in SQLite, but the FAISS "
-                "file is not such a file; run `simsearch verify --repair`"
-            )
-    except sqlite3.DatabaseError as exc:
+    if _flat_ip(inner) and inner.ntotal == 0 and outer.ntotal == 0:
+        count = int(db.execute("SELECT count(*) FROM documents").fetchone()[0])
+        rowids = _fill(inner, db, dim, count, None, where)
+        faiss.copy_array_to_vector(rowids, outer.id_map)
+        outer.ntotal = count
+        outer.construct_rev_map()
+    elif isinstance(inner, faiss.IndexHNSW) and inner.storage is None:
+        storage = faiss.IndexFlat(dim, inner.metric_type)
+        _fill(storage, db, dim, int(inner.ntotal), faiss.vector_to_array(outer.id_map), where)
+        storage.this.disown()  # ``inner`` owns (and frees) it from now on
+        inner.storage = storage
+        inner.own_fields = True
+    else:
         raise IndexCorruptError(
-            f"{where}: damaged SQLite file ({exc}); run `simsearch verify` and rebuild the index"
-        ) from None
+            f"{where}: the manifest says the FAISS file's vectors are in SQLite, but the FAISS "
+            "file is not such a file; run `simsearch verify --repair`"
+        )
 
 
 def _fill(

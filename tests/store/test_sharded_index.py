@@ -144,7 +144,9 @@ def test_compact_and_verify_repair(sharded: Index, index_dir: Path) -> None:
         / part["dir"]
         / read_manifest(index_dir / "sh" / part["dir"])["files"]["faiss"]["name"]
     )
-    faiss_file.write_bytes(faiss_file.read_bytes()[:-8] + b"\0" * 8)  # damaged, same size
+    data = bytearray(faiss_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # damaged, same size (its last bytes are an empty id map's zeros)
+    faiss_file.write_bytes(bytes(data))
     report = sharded.verify()
     assert not report.ok and all(p.repairable for p in report.problems)
     assert any(p.name.startswith("shard 1 ") for p in report.problems)
@@ -207,7 +209,7 @@ def test_bad_shard_counts_and_old_indexes(index_dir: Path, fake_encoder) -> None
             Index.build(docs(3), "bad", fake_encoder, index_dir=index_dir, shards=bad)
     assert not (index_dir / "bad").exists()
     plain = Index.build(docs(3), "plain", fake_encoder, index_dir=index_dir)
-    assert read_manifest(index_dir / "plain")["format_version"] == 1 and "shards" not in top(
+    assert read_manifest(index_dir / "plain")["format_version"] == 2 and "shards" not in top(
         index_dir, "plain"
     )
     assert type(Index.open("plain", index_dir=index_dir)) is Index and len(plain) == 3

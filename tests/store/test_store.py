@@ -378,7 +378,9 @@ def test_missing_sqlite_file(built: Index, index_dir: Path) -> None:
 
 def test_truncated_faiss_file(built: Index, index_dir: Path) -> None:
     faiss_file = data_file(built, "faiss")
-    faiss_file.write_bytes(faiss_file.read_bytes()[:50])  # (90 bytes: an empty IDMap2,Flat, the vectors being SQLite's)
+    faiss_file.write_bytes(
+        faiss_file.read_bytes()[:50]
+    )  # (90 bytes: an empty IDMap2,Flat, the vectors being SQLite's)
     message = open_error(index_dir)
     assert str(faiss_file) in message and "50 bytes" in message and "truncated" in message
 

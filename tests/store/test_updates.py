@@ -174,7 +174,7 @@ def test_incremental_faiss_matches_a_rebuild(index):
         incremental = store.faiss.index
     with StoreWriter(index.path, update=True, rebuild=True) as writer:
         assert writer.previous is not None
-        manifest = writer.commit(dict(writer.previous), builder("flat"))
+        writer.commit(dict(writer.previous), builder("flat"))
     with closing(Store.open(index.path)) as store:
         rebuilt = store.faiss.index
     ids = np.sort(faiss.vector_to_array(incremental.id_map))  # type: ignore[attr-defined]  # faiss's stubs type every index as the base Index

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from simsearch.errors import SimsearchError
+from simsearch.errors import IndexCorruptError, SimsearchError
 from simsearch.store.faiss_file import FaissFile, from_blobs
 from simsearch.store.verify.finite import nonfinite_rows
 from simsearch.store.manifest import MANIFEST, Manifest, vectors_in_sqlite
@@ -128,6 +128,10 @@ def _read_faiss(path: Path, manifest: Manifest) -> FaissFile:
     db = connect_readonly(path / manifest.files["sqlite"].name)
     try:
         return FaissFile.read(file, vectors=db)
+    except sqlite3.DatabaseError as exc:
+        raise IndexCorruptError(
+            f"{path / manifest.files['sqlite'].name}: damaged SQLite file ({exc})"
+        ) from None
     finally:
         db.close()
 
