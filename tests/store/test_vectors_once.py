@@ -198,3 +198,29 @@ def test_a_detached_hnsw_file_is_never_searched_without_its_vectors(tmp_path):
     (index.path / "manifest.json").write_text(json.dumps({**manifest, "format_version": 1}))
     with pytest.raises(IndexCorruptError, match="holds no vectors"):
         Store.open(index.path)
+
+
+def test_sqlite_pages_hold_several_documents_and_compaction_moves_old_files_to_them(tmp_path):
+    from simsearch.store.write.writer import PAGE_SIZE
+
+    def page_size(path: Path) -> int:
+        with closing(sqlite3.connect(path / read_manifest(path).files["sqlite"].name)) as db:
+            return int(db.execute("PRAGMA page_size").fetchone()[0])
+
+    index = Index.build(docs(30), tmp_path / "idx", FakeEncoder(), index_type="flat")
+    assert page_size(index.path) == PAGE_SIZE
+    index.close()
+    with closing(Store.open(index.path)) as store:  # an older file: 4 KiB pages
+        file = index.path / store.manifest.files["sqlite"].name
+    with closing(sqlite3.connect(file)) as db:
+        db.execute("PRAGMA page_size = 4096")
+        db.execute("VACUUM")
+    manifest = json.loads((index.path / "manifest.json").read_text())
+    manifest["files"]["sqlite"].update(size=file.stat().st_size, sha256=file_sha256(file))
+    (index.path / "manifest.json").write_text(json.dumps(manifest))
+    old = Index.open(index.path, encoder=FakeEncoder())
+    assert page_size(old.path) == 4096
+    old.delete(["doc1"])
+    assert page_size(old.path) == 4096  # an update copies the file as it is
+    old.compact()
+    assert page_size(old.path) == PAGE_SIZE and verify_index(old.path, encoder=FakeEncoder()).ok

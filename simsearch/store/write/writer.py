@@ -33,6 +33,10 @@ from simsearch.store.write.sweep import remove_stale_files, remove_stale_staging
 __all__ = ["StoreWriter", "remove_stale_files", "remove_stale_staging"]
 
 _GENERATION_FILE = re.compile(r"(?:docs|index)-(\d+)\.")
+#: SQLite page size of new files (and of compacted ones). A document's row (its 1,536-byte vector
+#: blob, text, id, hash) is ~1.7 KB: a 4 KiB page holds two and leaves ~20% of the file empty;
+#: a 16 KiB page holds nine (measured on 20k real sentences: 2,194 -> 1,969 bytes per document).
+PAGE_SIZE = 16384
 
 
 class StoreWriter:
@@ -129,6 +133,7 @@ class StoreWriter:
         self.db.execute("PRAGMA journal_mode=OFF")  # a staged file: the manifest is the journal
         self.db.execute("PRAGMA synchronous=OFF")
         if base is None:
+            self.db.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # before the first table: fixed then
             self.db.executescript(SCHEMA)
 
     def _check_carried(self, manifest: Manifest) -> None:
@@ -166,9 +171,10 @@ class StoreWriter:
         return highest + 1
 
     def vacuum(self) -> None:
-        """Rewrite the staged SQLite file without free pages (compaction)."""
+        """Rewrite the staged SQLite file without free pages (compaction), in today's page size."""
         assert self.db is not None
         self.db.commit()
+        self.db.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # takes effect through the VACUUM
         self.db.execute("VACUUM")
 
     def commit(self, manifest: Mapping[str, Any], builder: Builder) -> Manifest:
