@@ -20,7 +20,8 @@ import numpy as np
 
 from simsearch.store.index_types import builder, rebuild_builder
 from simsearch.store.write.writer import StoreWriter
-from simsearch.store.faiss_file import FaissFile, apply_changes, to_blob
+from simsearch.store.faiss_file import apply_changes, to_blob
+from simsearch.store.write.derive import previous_faiss
 
 
 def build(path: Path, docs: int, dim: int, rng: np.random.Generator) -> None:
@@ -67,8 +68,7 @@ def update(
         if rebuild:
             builder("flat")(writer.db, dim)
         else:
-            entry = writer.previous["files"]["faiss"]
-            old = FaissFile.read_checked(path / entry["name"], entry["sha256"])
+            old = previous_faiss(path, writer.previous)  # (format 2: its vectors put back from SQLite)
             assert old is not None  # its checksum matched
             apply_changes(old, writer.db, sorted(writer.changed), dim)
         faiss_seconds = time.perf_counter() - faiss_started

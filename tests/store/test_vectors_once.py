@@ -224,3 +224,15 @@ def test_sqlite_pages_hold_several_documents_and_compaction_moves_old_files_to_t
     assert page_size(old.path) == 4096  # an update copies the file as it is
     old.compact()
     assert page_size(old.path) == PAGE_SIZE and verify_index(old.path, encoder=FakeEncoder()).ok
+
+
+def test_a_shard_actors_memory_reservation_counts_the_vectors_it_puts_back(tmp_path):
+    from simsearch.scale.replicas import MARGIN, ShardSpec
+
+    index = Index.build(docs(40), tmp_path / "idx", FakeEncoder(), index_type="flat")
+    on_disk = sum(f.stat().st_size for f in index.path.iterdir() if f.is_file())
+    assert ShardSpec.of(0, str(index.path), None).memory == on_disk + 40 * DIM * 4 + MARGIN
+    index.close()
+    self_contained(index.path)  # the vectors are in the FAISS file, counted with it
+    on_disk = sum(f.stat().st_size for f in index.path.iterdir() if f.is_file())
+    assert ShardSpec.of(0, str(index.path), None).memory == on_disk + MARGIN

@@ -62,7 +62,7 @@ def faiss_for_commit(
     """
     if not rebuild and previous is not None and keeps_kind(previous, count):
         try:
-            old = _previous_faiss(path, previous)
+            old = previous_faiss(path, previous)
             if old is not None and old.ntotal == previous.count and old.dim == dim:
                 updated = apply_changes(old, db, sorted(changed), dim)
                 if updated.ntotal == count:
@@ -73,7 +73,7 @@ def faiss_for_commit(
     return builder(db, dim)
 
 
-def _previous_faiss(path: Path, previous: Manifest) -> FaissFile | None:
+def previous_faiss(path: Path, previous: Manifest) -> FaissFile | None:
     """The previous generation's FAISS index, its vectors refilled from the previous generation's
     SQLite file where they are kept there (that file is intact: the writer checked it)."""
     entry = previous.files["faiss"]
