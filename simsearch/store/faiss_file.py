@@ -16,7 +16,7 @@ from typing import Any, Iterator, Sequence
 import faiss
 import numpy as np
 
-from simsearch.store.faiss_vectors import attach, detachable, held_elsewhere, serialize_detached
+from simsearch.store.faiss_vectors import attach, detachable, held_elsewhere, without_vectors
 from simsearch.store.ivf_probe import ivf_of, search_filled
 from simsearch.store.sql import marks, parts
 from simsearch.errors import IndexCorruptError, ModelError
@@ -135,9 +135,8 @@ class FaissFile:
         detached = detach and detachable(self.index)
         try:
             if detached:
-                data = serialize_detached(self.index)
-                with open(file, "wb") as out:
-                    out.write(data.tobytes())
+                with without_vectors(self.index) as written:
+                    faiss.write_index(written, str(file))
             else:
                 faiss.write_index(self.index, str(file))
         except RuntimeError:

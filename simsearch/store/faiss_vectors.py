@@ -17,8 +17,9 @@ Compressed storages (PQ, SQ, IVF lists) are not copies of the stored vectors and
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from typing import Any
+from typing import Any, Iterator
 
 import faiss
 import numpy as np
@@ -52,20 +53,29 @@ def detachable(index: faiss.Index) -> bool:
     return _parts(index) is not None
 
 
-def serialize_detached(index: faiss.Index) -> np.ndarray:
-    """The bytes of ``index``'s FAISS file without its vectors (``index`` is left as it was)."""
+@contextlib.contextmanager
+def without_vectors(index: faiss.Index) -> Iterator[faiss.Index]:
+    """What to write for ``index`` so that its file leaves the vectors out (streamed by FAISS's
+    own writer, no copy in memory); ``index`` is as it was afterwards."""
     parts = _parts(index)
     if parts is None:
         raise ValueError("this index keeps no exact vectors to leave out")
     outer, inner = parts
     if _flat_ip(inner):
-        return faiss.serialize_index(faiss.index_factory(int(outer.d), EXACT_FACTORY, inner.metric_type))
+        yield faiss.index_factory(int(outer.d), EXACT_FACTORY, inner.metric_type)
+        return
     storage = inner.storage
     inner.storage = None  # FAISS writes a null storage (the IDMap wrapper passes no I/O flags down)
     try:
-        return faiss.serialize_index(outer)
+        yield outer
     finally:
         inner.storage = storage  # still owned by ``inner``: nothing was freed
+
+
+def serialize_detached(index: faiss.Index) -> np.ndarray:
+    """The bytes of ``index``'s FAISS file without its vectors."""
+    with without_vectors(index) as written:
+        return faiss.serialize_index(written)
 
 
 def held_elsewhere(index: faiss.Index) -> bool:
