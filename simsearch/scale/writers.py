@@ -3,9 +3,11 @@ file, so a sharded Ray build's SQLite writes, BM25 part and FAISS builds run on 
 the driver (:class:`simsearch.store.write.bulk.ShardWriters`; ``build --ray --shard-writers cluster``).
 
 Every node must see the index's directory under the same path (a shared file system): each actor
-checks that it sees the staging directory the driver made before it writes. The driver still
-routes the encoded batches to the actors and commits the top manifest once, after every shard
-committed: a failure anywhere leaves the previous index.
+checks that it sees the staging directory the driver made before it writes. The encoded blocks go
+straight from the encoders to the actors: a Ray Data stage after the encoders (:func:`deliver`)
+saves each block for a resumed build, splits it by shard and calls the actors, and only counts
+reach the driver. The driver commits the top manifest once, after every shard committed: a
+failure anywhere leaves the previous index.
 """
 
 from __future__ import annotations
@@ -37,12 +39,17 @@ class ShardWriterActor:
             )
         self.writer = StoreWriter(Path(directory))
         self.writer.__enter__()
+        self.blocks: set[str] = set()  # what :func:`deliver` sent, by key: a retried block is written once
 
-    def write(self, docs: list[Document], vectors: np.ndarray) -> None:
+    def write(self, docs: list[Document], vectors: np.ndarray, key: str | None = None) -> None:
         from simsearch.store.write.bulk import insert_documents
 
         assert self.writer.db is not None
+        if key is not None and key in self.blocks:
+            return
         insert_documents(self.writer.db, docs, vectors)
+        if key is not None:
+            self.blocks.add(key)
 
     def count(self) -> int:
         assert self.writer.db is not None
@@ -119,6 +126,59 @@ class RayWriters:
             for actor in self.actors:
                 self.ray.kill(actor)
             self.actors = []
+
+
+SAMPLE_TEXTS = 8  # texts of each block returned to the driver, for the analyzer's ``auto``
+
+
+def deliver(batch: dict[str, np.ndarray], actors: Sequence[Any], staging: str) -> dict[str, np.ndarray]:
+    """The pipeline stage after the encoders: save ``batch`` for a resumed build (under
+    ``staging``), send each shard's rows to its writer actor and wait for them; returns counts
+    per read task (``task``, ``rows``, ``task_rows``), the block's ``truncated`` count and a
+    ``sample`` of its texts, all the driver gets. Runs on any node."""
+    import hashlib
+    import json
+
+    import ray
+
+    from simsearch.scale.resume import save_batch
+    from simsearch.store.shards import shard_of
+
+    save_batch(Path(staging), batch)
+    ids = [str(i) for i in batch["id"]]
+    routed: list[list[int]] = [[] for _ in actors]
+    for row, doc_id in enumerate(ids):
+        routed[shard_of(doc_id, len(actors))].append(row)
+    key = hashlib.blake2b("\0".join(ids).encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
+    calls = []
+    for actor, rows in zip(actors, routed):
+        if rows:
+            docs = [
+                Document(
+                    ids[r],
+                    str(batch["text"][r]),
+                    json.loads(str(batch["metadata"][r])),
+                    str(batch["where"][r]),
+                )
+                for r in rows
+            ]
+            calls.append(actor.write.remote(docs, np.asarray(batch["vector"], dtype=np.float32)[rows], key))
+    ray.get(calls)
+    tasks, totals = np.asarray(batch["task"]), np.asarray(batch["task_rows"])
+    numbers = np.unique(tasks)
+    sample = np.array([""] * len(numbers), dtype=object)
+    if len(numbers):
+        sample[0] = json.dumps([str(t) for t in batch["text"][:SAMPLE_TEXTS]])
+    truncated = np.zeros(len(numbers), dtype=np.int64)
+    if len(numbers):
+        truncated[0] = int(np.sum(batch["truncated"]))
+    return {
+        "task": numbers,
+        "rows": np.array([np.sum(tasks == n) for n in numbers], dtype=np.int64),
+        "task_rows": np.array([np.max(totals[tasks == n]) for n in numbers], dtype=np.int64),
+        "truncated": truncated,
+        "sample": sample,
+    }
 
 
 def _node_ip() -> str:
