@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -73,19 +73,16 @@ def cpu_seconds() -> float:
 
 def variant(name: str) -> Iterator[None]:
     """Patch the build into the variant's path for one build."""
+    import pytest
+
     from simsearch.scale import feed
 
-    saved_stage: Callable[..., Any] = feed.Feed.stage
-    saved_save = feed.save_batch
-    if name == "cluster-via-driver":
-        feed.Feed.stage = lambda self: None  # type: ignore[method-assign,assignment,return-value]
-    if name == "driver-no-checkpoint":
-        feed.save_batch = lambda directory, batch: None  # type: ignore[assignment]
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        if name == "cluster-via-driver":
+            patch.setattr(feed.Feed, "stage", lambda self: None)
+        if name == "driver-no-checkpoint":
+            patch.setattr(feed, "save_batch", lambda directory, batch: None)
         yield
-    finally:
-        feed.Feed.stage = saved_stage  # type: ignore[method-assign]
-        feed.save_batch = saved_save
 
 
 def main() -> None:

@@ -179,7 +179,9 @@ def ray_build(
                 from simsearch.scale.writers import RayWriters
 
                 writers = RayWriters(ray)
-            with open_sink(path, shards=shards, force=force, writers=writers) as sink:
+            with open_sink(
+                path, shards=shards, force=force, writers=writers, keep=checkpoint.directory
+            ) as sink:
                 sample: list[str] = []
                 feed = Feed(sink, checkpoint, progress, sample, writers)
                 try:
@@ -321,9 +323,16 @@ def _encoded(
         num_gpus=options.gpus_per_worker or None,
         batch_format="numpy",
     )
-    if stage is not None:  # reserves no CPU either: the encoder actors hold them
+    if stage is not None:
+        # reserves no CPU either (the encoder actors hold them); as many at once as encoders:
+        # unbounded, Ray Data started a worker process per waiting block
         encoded = encoded.map_batches(
-            stage[0], fn_kwargs=stage[1], batch_size=None, num_cpus=0, batch_format="numpy"
+            stage[0],
+            fn_kwargs=stage[1],
+            batch_size=None,
+            num_cpus=0,
+            concurrency=options.workers,
+            batch_format="numpy",
         )
     with _quiet("ray.data"):
         yield from _batches(encoded)

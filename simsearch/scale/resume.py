@@ -10,12 +10,14 @@ length, precision, reader options)::
     .NAME.resume-<key>/task-00007/<block>.npy     float32 vectors (numpy format, no pickle)
                                   <block>.jsonl   a header line, then id, text, metadata, where
                                   done.json       {"rows": N}: written last, when all N are there
+                        shards-<key>/shard-003.g000001/   a shard a failed commit had committed
 
 A rerun with the same plan replays the finished tasks' blocks into the new build and encodes the
 others (a task without ``done.json`` is encoded again from scratch); a different plan removes the
-stale directory and starts afresh; a committed build removes its own. Block files are named by a
-hash of their ids, so a block Ray retries overwrites itself. Shards are written afresh on every
-run: what is kept is the encoding, not the shard files (their FAISS builds run again).
+stale directory and starts afresh; a committed build removes its own. Block files are named by
+their place in their task, so a block Ray retries overwrites itself. The shards are written
+again on every run (SQLite rows: cheap next to encoding), but a shard whose commit (its FAISS
+build) finished before the build failed is kept and taken back (:mod:`simsearch.store.write.keep`).
 """
 
 from __future__ import annotations
@@ -97,6 +99,8 @@ class Checkpoint:
             number = _task_number(entry.name)
             if resume and number is not None and number < tasks and _finished(entry):
                 done.add(number)
+            elif resume and entry.name.startswith("shards-"):
+                continue  # shards a failed commit kept (simsearch.store.write.keep)
             elif entry.is_dir():
                 shutil.rmtree(entry, ignore_errors=True)
             else:
@@ -143,6 +147,7 @@ class Checkpoint:
 
 def save_block(
     folder: Path,
+    first: int,
     ids: Sequence[str],
     texts: Sequence[str],
     metadata: Sequence[str],
@@ -152,7 +157,7 @@ def save_block(
 ) -> None:
     """One encoded block of a task, durable before this returns (``metadata``: JSON texts)."""
     folder.mkdir(parents=True, exist_ok=True)
-    name = hashlib.blake2b("\0".join(ids).encode("utf-8", "surrogateescape"), digest_size=12).hexdigest()
+    name = f"{first:012d}-{len(ids)}"  # the block's place in its task: a retried block overwrites itself
     lines = [json.dumps({"rows": len(ids), "truncated": truncated})]
     lines += [
         json.dumps({"id": i, "text": t, "metadata": json.loads(m), "where": w}, ensure_ascii=False)
@@ -229,6 +234,7 @@ def save_batch(directory: Path, batch: dict[str, np.ndarray]) -> None:
         rows = np.flatnonzero(tasks == task)
         save_block(
             directory / f"task-{int(task):05d}",
+            int(np.min(np.asarray(batch["seq"])[rows])),
             [str(batch["id"][r]) for r in rows],
             [str(batch["text"][r]) for r in rows],
             [str(batch["metadata"][r]) for r in rows],

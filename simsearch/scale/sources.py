@@ -163,9 +163,9 @@ def read_part(task: dict[str, Any], options: ReadOptions) -> Iterator[dict[str, 
         else:
             every = read_source_as(task["path"], task["name"], task["label"], options)
             docs = (doc for number, doc in enumerate(every) if number % task["parts"] == task["part"])
-    # Each row names its task; the task's last row also carries how many rows the task has (0 on
-    # the others), so whoever counts a task's rows knows when it has them all (rows are held back
-    # by one to know which is last).
+    # Each row names its task and its place in it (a block's identity, whatever Ray retries); the
+    # task's last row also carries how many rows the task has (0 on the others), so whoever counts
+    # a task's rows knows when it has them all (rows are held back by one to know which is last).
     number, held, rows = int(task.get("task", -1)), None, 0
     for doc in docs:
         if doc.text.strip():
@@ -178,6 +178,7 @@ def read_part(task: dict[str, Any], options: ReadOptions) -> Iterator[dict[str, 
                 "where": doc.where,
                 "metadata": json.dumps(doc.metadata, ensure_ascii=False),
                 "task": number,
+                "seq": rows - 1,
                 "task_rows": 0,
             }
     if held is not None:

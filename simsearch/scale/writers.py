@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -39,6 +39,7 @@ class ShardWriterActor:
             )
         self.writer = StoreWriter(Path(directory))
         self.writer.__enter__()
+        self.closed = False
         self.blocks: set[str] = set()  # what :func:`deliver` sent, by key: a retried block is written once
 
     def write(self, docs: list[Document], vectors: np.ndarray, key: str | None = None) -> None:
@@ -62,9 +63,15 @@ class ShardWriterActor:
 
         self.writer.commit(fields, builder(index_type, target_recall, tune_vectors))
 
+    def drop(self) -> None:
+        """Drop what was staged (a shard a resumed build takes as a failed run committed it)."""
+        if not self.closed:
+            self.closed = True
+            self.writer.__exit__(None, None, None)
+
     def close(self) -> int:
         """Drop what was staged and not committed; the actor's pid (tests see where it ran)."""
-        self.writer.__exit__(None, None, None)
+        self.drop()
         return os.getpid()
 
 
@@ -99,16 +106,26 @@ class RayWriters:
 
     def commit(
         self,
-        fields: Sequence[dict[str, Any]],
+        fields: Sequence[dict[str, Any] | None],
         index_type: str,
         target_recall: float,
         tune_vectors: np.ndarray | None,
+        committed: Callable[[int], None] | None = None,
     ) -> None:
-        calls = [
-            actor.commit.remote(f, index_type, target_recall, tune_vectors)
-            for actor, f in zip(self.actors, fields)
-        ]
-        self.ray.get(calls)
+        calls = {
+            (
+                actor.drop.remote()
+                if f is None
+                else actor.commit.remote(f, index_type, target_recall, tune_vectors)
+            ): n
+            for n, (actor, f) in enumerate(zip(self.actors, fields))
+        }
+        waiting = list(calls)
+        while waiting:  # each shard as it commits (a later failure keeps the ones done)
+            ready, waiting = self.ray.wait(waiting, num_returns=1)
+            self.ray.get(ready)
+            if committed is not None and fields[calls[ready[0]]] is not None:
+                committed(calls[ready[0]])
 
     def close(self) -> None:
         """Drop what the actors staged and end them; the driver removes the staging directory
@@ -149,7 +166,10 @@ def deliver(batch: dict[str, np.ndarray], actors: Sequence[Any], staging: str) -
     routed: list[list[int]] = [[] for _ in actors]
     for row, doc_id in enumerate(ids):
         routed[shard_of(doc_id, len(actors))].append(row)
-    key = hashlib.blake2b("\0".join(ids).encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
+    # the block's identity: its rows' tasks and places in them (ids may repeat: an input error
+    # the writer reports; a block Ray retries has the same key and is written once)
+    places = "\0".join(f"{t}:{q}" for t, q in zip(batch["task"], batch["seq"]))
+    key = hashlib.blake2b(places.encode("ascii"), digest_size=16).hexdigest()
     calls = []
     for actor, rows in zip(actors, routed):
         if rows:

@@ -124,6 +124,44 @@ def test_a_failed_build_resumes_where_it_stopped(
     assert not staging(target)
 
 
+def test_a_failed_commit_resumes_with_the_shards_it_committed(
+    ray_cluster, tmp_path: Path, tiny_model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Encoding done, one shard's commit (its FAISS build) fails: the rerun encodes nothing and
+    builds only that shard again."""
+    from simsearch.errors import StoreWriteError
+    from simsearch.store.write.writer import StoreWriter
+
+    monkeypatch.setattr(ray_sources, "PART_BYTES", 3000)
+    source = write_corpus(tmp_path / "docs.jsonl", 400)
+    pipeline = Pipeline(monkeypatch)
+    build(source, tmp_path / "clean", tiny_model)
+    commit = StoreWriter.commit
+    built: list[str] = []
+    fail = {"on": True}
+
+    def shard_2_fails(self: StoreWriter, fields: Any, builder: Any) -> Any:
+        if fail["on"] and self.path.name.startswith("shard-002."):
+            raise StoreWriteError("out of memory (simulated)")
+        built.append(self.path.name)
+        return commit(self, fields, builder)
+
+    monkeypatch.setattr(StoreWriter, "commit", shard_2_fails)
+    target = tmp_path / "resumed"
+    with pytest.raises(StoreWriteError, match="simulated"):
+        build(source, target, tiny_model)
+    assert sorted(built) == ["shard-000.g000001", "shard-001.g000001"] and not target.exists()
+    built.clear()
+    fail["on"] = False
+    pipeline.reset()
+    said = build(source, target, tiny_model)
+    tasks = len(ray_sources.read_plan([str(source)], 2, OPTIONS))
+    assert said == [f"resuming: {tasks} of {tasks} input parts already encoded (--no-resume starts afresh)"]
+    assert pipeline.rows == 0 and built == ["shard-002.g000001"]
+    assert_identical(tmp_path / "clean", target)
+    assert not staging(target)
+
+
 def test_a_changed_input_or_no_resume_starts_afresh(
     ray_cluster, tmp_path: Path, tiny_model: str, monkeypatch: pytest.MonkeyPatch, index_dir: Path
 ) -> None:
