@@ -162,6 +162,58 @@ def test_a_failed_commit_resumes_with_the_shards_it_committed(
     assert not staging(target)
 
 
+def test_a_killed_driver_resumes(
+    ray_cluster, tmp_path: Path, tiny_model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`simsearch build --ray` SIGKILLed once two of its eight input files are encoded and saved
+    (no cleanup runs), rerun: it encodes only the files it had not finished."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    files = [write_corpus(tmp_path / f"part{n}.jsonl", 1000, tag=f"p{n} ") for n in range(8)]
+    for n, file in enumerate(files):  # distinct ids per file
+        file.write_text(
+            file.read_text(encoding="utf-8").replace('"id": "d', f'"id": "p{n}-'), encoding="utf-8"
+        )
+    index_dir = tmp_path / "indexes"
+    target = index_dir / "killed"
+    command = [
+        sys.executable, "-m", "simsearch", "build", *map(str, files), "--name", "killed",
+        f"--ray={ray_cluster.get_runtime_context().gcs_address}", "--workers", "2", "--shards", "3",
+        "--model", tiny_model, "--id-field", "id", "--index-dir", str(index_dir), "--batch-size", "16",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while driver.poll() is None and done_tasks(target) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert driver.poll() is None, f"the build ended before it could be killed: {driver.stderr.read()!r}"  # type: ignore[union-attr]
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait(60)
+    finished = done_tasks(target)
+    assert 2 <= finished < 8 and not target.exists()
+
+    pipeline = Pipeline(monkeypatch)
+    said: list[str] = []
+    ray_build(
+        [str(f) for f in files], target, EncoderSpec(tiny_model, batch_size=16),
+        RayOptions("auto", workers=2), read_options=OPTIONS, shards=3, say=said.append,
+    )  # fmt: skip
+    assert said == [f"resuming: {finished} of 8 input parts already encoded (--no-resume starts afresh)"]
+    assert pipeline.rows == (8 - finished) * 1000
+    pipeline.reset()
+    ray_build(
+        [str(f) for f in files], tmp_path / "clean", EncoderSpec(tiny_model, batch_size=16),
+        RayOptions("auto", workers=2), read_options=OPTIONS, shards=3,
+    )  # fmt: skip
+    assert pipeline.rows == 8000
+    assert_identical(tmp_path / "clean", target)
+    assert not staging(target) and not list(index_dir.glob(".killed.tmp-*"))
+
+
 def test_a_changed_input_or_no_resume_starts_afresh(
     ray_cluster, tmp_path: Path, tiny_model: str, monkeypatch: pytest.MonkeyPatch, index_dir: Path
 ) -> None:
