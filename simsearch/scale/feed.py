@@ -72,6 +72,7 @@ class Feed:
             finished = self.counter.add_batch(batch)
             rows = len(docs)
         else:  # counts per task from :func:`simsearch.scale.writers.deliver`
+            _raise_error(batch)
             finished = [
                 int(task)
                 for task, n, total in zip(batch["task"], batch["rows"], batch["task_rows"])
@@ -106,3 +107,14 @@ class Feed:
 @dataclass(frozen=True)
 class _Text:
     text: str
+
+
+def _raise_error(batch: dict[str, np.ndarray]) -> None:
+    """A writer actor's error, as the writers' stage returned it (one line, its own class)."""
+    from simsearch import errors
+
+    for text in batch.get("error", ()):
+        if str(text):
+            name, message = json.loads(str(text))
+            kind = getattr(errors, name, errors.SimsearchError)
+            raise kind(message) if issubclass(kind, errors.SimsearchError) else errors.SimsearchError(message)

@@ -20,6 +20,7 @@ import numpy as np
 
 from simsearch.errors import SimsearchError
 from simsearch.readers import Document
+from simsearch.scale.cluster import first_line, unwrap
 
 
 CLOSE_TIMEOUT = 60.0  # seconds to wait for the actors to drop what they staged
@@ -151,8 +152,9 @@ SAMPLE_TEXTS = 8  # texts of each block returned to the driver, for the analyzer
 def deliver(batch: dict[str, np.ndarray], actors: Sequence[Any], staging: str) -> dict[str, np.ndarray]:
     """The pipeline stage after the encoders: save ``batch`` for a resumed build (under
     ``staging``), send each shard's rows to its writer actor and wait for them; returns counts
-    per read task (``task``, ``rows``, ``task_rows``), the block's ``truncated`` count and a
-    ``sample`` of its texts, all the driver gets. Runs on any node."""
+    per read task (``task``, ``rows``, ``task_rows``), the block's ``truncated`` count, a
+    ``sample`` of its texts and a writer's ``error`` (JSON ``[class name, message]``, or ""),
+    all the driver gets. Runs on any node."""
     import hashlib
     import json
 
@@ -183,7 +185,15 @@ def deliver(batch: dict[str, np.ndarray], actors: Sequence[Any], staging: str) -
                 for r in rows
             ]
             calls.append(actor.write.remote(docs, np.asarray(batch["vector"], dtype=np.float32)[rows], key))
-    ray.get(calls)
+    error = ""
+    try:
+        ray.get(calls)
+    except Exception as exc:  # noqa: BLE001 - a writer's own error (a duplicate id) goes to the driver
+        inner = unwrap(exc)
+        if not isinstance(inner, SimsearchError):
+            raise
+        # returned, not raised: raised here, Ray Data's UserCodeException loses it on the way
+        error = json.dumps([type(inner).__name__, first_line(inner)])
     tasks, totals = np.asarray(batch["task"]), np.asarray(batch["task_rows"])
     numbers = np.unique(tasks)
     sample = np.array([""] * len(numbers), dtype=object)
@@ -198,6 +208,7 @@ def deliver(batch: dict[str, np.ndarray], actors: Sequence[Any], staging: str) -
         "task_rows": np.array([np.max(totals[tasks == n]) for n in numbers], dtype=np.int64),
         "truncated": truncated,
         "sample": sample,
+        "error": np.array([error] * len(numbers), dtype=object),
     }
 
 
