@@ -15,8 +15,9 @@ not kept, warms up):
 - ``driver-no-checkpoint``: the same without saving the blocks for a resumed build (what the
   checkpoint costs).
 
-Per build: wall seconds, documents/s, the driver's CPU seconds (user + system, this process) and
-its peak RSS above the RSS at the build's start (sampled every 20 ms from /proc). The
+Per build: wall seconds, documents/s, the driver's CPU seconds (user + system, this process),
+its peak RSS above the RSS at the build's start (sampled every 20 ms from /proc) and the bytes of
+the batches it received from the pipeline (vectors, texts, ids, metadata; or counts). The
 encoders, the writers and the read tasks run in Ray's worker processes, not counted here.
 """
 
@@ -77,12 +78,33 @@ def variant(name: str) -> Iterator[None]:
 
     from simsearch.scale import feed
 
+    from simsearch.scale import build
+
+    real = build._batches
+
+    def measured(encoded: Any) -> Iterator[dict[str, Any]]:
+        for batch in real(encoded):
+            RECEIVED[0] += sum(_nbytes(column) for column in batch.values())
+            yield batch
+
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(build, "_batches", measured)
         if name == "cluster-via-driver":
             patch.setattr(feed.Feed, "stage", lambda self: None)
         if name == "driver-no-checkpoint":
             patch.setattr(feed, "save_batch", lambda directory, batch: None)
         yield
+
+
+RECEIVED = [0]  # bytes of the batches the driver received from the pipeline (this build)
+
+
+def _nbytes(column: Any) -> int:
+    """An array's bytes; for object arrays (texts), the characters' UTF-8 bytes too."""
+    array = np.asarray(column)
+    if array.dtype == object:
+        return int(sum(len(str(v).encode("utf-8")) for v in array))
+    return int(array.nbytes)
 
 
 def main() -> None:
@@ -120,6 +142,7 @@ def main() -> None:
             for name in runs:
                 writers = "cluster" if name.startswith("cluster") else "driver"
                 load = os.getloadavg()[0]
+                RECEIVED[0] = 0
                 with patched(name), Peak() as peak:
                     cpu, started = cpu_seconds(), time.perf_counter()
                     ray_build(
@@ -137,6 +160,7 @@ def main() -> None:
                     "docs_per_s": len(texts) / seconds,
                     "driver_cpu_s": cpu,
                     "driver_peak_rss_mib": peak.peak / 2**20,
+                    "driver_received_mib": RECEIVED[0] / 2**20,
                     "load_before": load,
                     "load_after": os.getloadavg()[0],
                 }
@@ -146,13 +170,13 @@ def main() -> None:
     ray.shutdown()
     print(f"\n{len(texts)} sentences, {args.shards} shards, {args.workers} encoder actors")
     print("\n".join(machine_lines()) + "\n")
-    print("| path | documents/s | driver CPU s | driver peak RSS (MiB above start) |")
-    print("|---|---:|---:|---:|")
+    print("| path | documents/s | driver CPU s | driver peak RSS (MiB above start) | MiB to the driver |")
+    print("|---|---:|---:|---:|---:|")
     for name, rows in runs.items():
         median = {key: float(np.median([row[key] for row in rows])) for key in rows[0]}
         print(
             f"| {name} | {median['docs_per_s']:.0f} | {median['driver_cpu_s']:.1f} | "
-            f"{median['driver_peak_rss_mib']:.0f} |"
+            f"{median['driver_peak_rss_mib']:.0f} | {median['driver_received_mib']:.2f} |"
         )
     out = Path(__file__).parent / "results" / "ray_writers.json"
     out.parent.mkdir(exist_ok=True)
