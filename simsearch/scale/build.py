@@ -2,10 +2,14 @@
 
 Sources are planned on the driver into read tasks (:mod:`simsearch.scale.sources`: one per file;
 a large file into several parts: row ranges of a Parquet file, every m-th document of other
-formats; ``s3://`` and other URIs and directories of Parquet files by file), read by Ray Data, and encoded by ``map_batches`` over a fixed pool of
-encoder actors (each loads the model once). Encoded batches stream back to this process, which
-routes them to the shard writers by id hash (:mod:`simsearch.store.write.bulk`, the same code as a
-local build) and commits once: a failure anywhere leaves the previous index (or none).
+formats; ``s3://`` and other URIs and directories of Parquet files by file), read by Ray Data, and
+encoded by ``map_batches`` over a fixed pool of encoder actors (each loads the model once).
+Encoded batches stream back to this process, which routes them to the shard writers by id hash
+(:mod:`simsearch.store.write.bulk`, the same code as a local build); with ``--shard-writers
+cluster`` a stage after the encoders sends them to the writer actors instead and only counts
+come back (:mod:`simsearch.scale.feed`). Each read task's encoded rows are saved until the
+commit, so a failed build rerun resumes (:mod:`simsearch.scale.resume`). One commit: a failure
+anywhere leaves the previous index (or none).
 """
 
 from __future__ import annotations
@@ -191,9 +195,8 @@ def ray_build(
                 except HeadLostError:
                     raise
                 except SimsearchError:
-                    failed = (
-                        loaded.exception()
-                    )  # the driver's load error first, when the model is what failed
+                    # the driver's load error first, when the model is what failed
+                    failed = loaded.exception()
                     if isinstance(failed, SimsearchError):
                         raise failed from None
                     raise
