@@ -189,7 +189,7 @@ def ray_build(
                 sample: list[str] = []
                 feed = Feed(sink, checkpoint, progress, sample, writers)
                 try:
-                    truncated = feed.replay(done)
+                    truncated = _replay(ray, feed, done, ray_options)
                     todo = [task for task in plan if task["task"] not in done]
                     truncated += _write_all(ray, feed, todo, read_options, spec, ray_options)
                 except HeadLostError:
@@ -268,6 +268,38 @@ def _write_all(
     except Exception as exc:
         raise _one_line_error(ray, exc) from None
     feed.finish([task["task"] for task in plan])
+    return truncated
+
+
+def _replay(ray: Any, feed: Feed, done: set[int], options: RayOptions) -> int:
+    """Write the saved blocks of the read tasks an earlier run finished; returns their truncated
+    count. With the writers on the cluster, tasks there read the blocks and send them (only
+    counts come here); otherwise this process writes them."""
+    stage = feed.stage()
+    blocks = feed.checkpoint.blocks(sorted(done))
+    if stage is None or not blocks:
+        return feed.replay(done)
+    from ray.data import DataContext
+
+    from simsearch.scale.writers import replay
+
+    DataContext.get_current().enable_progress_bars = False
+    dataset = ray.data.from_items([{"block": str(path), "task": task} for task, path in blocks])
+    replayed = dataset.map_batches(
+        replay,
+        fn_kwargs={"actors": stage[1]["actors"]},
+        batch_size=1,
+        num_cpus=0,  # as the writers' stage after the encoders
+        concurrency=options.workers,
+        batch_format="numpy",
+    )
+    truncated = 0
+    try:
+        with _quiet("ray.data"):
+            for batch in watch_head(ray, replayed.iter_batches(batch_size=None, batch_format="numpy")):
+                truncated += feed.take(batch)
+    except Exception as exc:
+        raise _one_line_error(ray, exc) from None
     return truncated
 
 

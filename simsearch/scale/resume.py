@@ -130,11 +130,16 @@ class Checkpoint:
         _write_file(folder / DONE, lambda stream: stream.write(marker))
         fsync_dir(folder)
 
+    def blocks(self, tasks: Sequence[int]) -> list[tuple[int, Path]]:
+        """The saved blocks of the finished ``tasks``: (task, its ``.jsonl`` file)."""
+        return [
+            (task, block) for task in sorted(tasks) for block in sorted(self.task_dir(task).glob("*.jsonl"))
+        ]
+
     def replay(self, tasks: Sequence[int]) -> Iterator[tuple[list[Document], np.ndarray, int]]:
         """The saved blocks of the finished ``tasks``: (documents, vectors, truncated)."""
-        for task in sorted(tasks):
-            for block in sorted(self.task_dir(task).glob("*.jsonl")):
-                yield load_block(block)
+        for _, block in self.blocks(tasks):
+            yield load_block(block)
 
     def close(self, *, remove: bool) -> None:
         """Release the lock; the staging is removed (a committed build) or kept (to resume)."""

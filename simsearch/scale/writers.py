@@ -151,43 +151,19 @@ SAMPLE_TEXTS = 8  # texts of each block returned to the driver, for the analyzer
 
 def deliver(batch: dict[str, np.ndarray], actors: Sequence[Any], staging: str) -> dict[str, np.ndarray]:
     """The pipeline stage after the encoders: save ``batch`` for a resumed build (under
-    ``staging``), send each shard's rows to its writer actor and wait for them; returns counts
-    per read task (``task``, ``rows``, ``task_rows``), the block's ``truncated`` count, a
-    ``sample`` of its texts and a writer's ``error`` (JSON ``[class name, message]``, or ""),
-    all the driver gets. Runs on any node."""
-    import hashlib
+    ``staging``; "" saves nothing), send each shard's rows to its writer actor and wait for them;
+    returns counts per read task (``task``, ``rows``, ``task_rows``), the block's ``truncated``
+    count, a ``sample`` of its texts and a writer's ``error`` (JSON ``[class name, message]``, or
+    ""), all the driver gets. Runs on any node."""
     import json
 
-    import ray
-
     from simsearch.scale.resume import save_batch
-    from simsearch.store.shards import shard_of
 
-    save_batch(Path(staging), batch)
-    ids = [str(i) for i in batch["id"]]
-    routed: list[list[int]] = [[] for _ in actors]
-    for row, doc_id in enumerate(ids):
-        routed[shard_of(doc_id, len(actors))].append(row)
-    # the block's identity: its rows' tasks and places in them (ids may repeat: an input error
-    # the writer reports; a block Ray retries has the same key and is written once)
-    places = "\0".join(f"{t}:{q}" for t, q in zip(batch["task"], batch["seq"]))
-    key = hashlib.blake2b(places.encode("ascii"), digest_size=16).hexdigest()
-    calls = []
-    for actor, rows in zip(actors, routed):
-        if rows:
-            docs = [
-                Document(
-                    ids[r],
-                    str(batch["text"][r]),
-                    json.loads(str(batch["metadata"][r])),
-                    str(batch["where"][r]),
-                )
-                for r in rows
-            ]
-            calls.append(actor.write.remote(docs, np.asarray(batch["vector"], dtype=np.float32)[rows], key))
+    if staging:
+        save_batch(Path(staging), batch)
     error = ""
     try:
-        ray.get(calls)
+        _send(batch, actors)
     except Exception as exc:  # noqa: BLE001 - a writer's own error (a duplicate id) goes to the driver
         inner = unwrap(exc)
         if not isinstance(inner, SimsearchError):
@@ -197,10 +173,9 @@ def deliver(batch: dict[str, np.ndarray], actors: Sequence[Any], staging: str) -
     tasks, totals = np.asarray(batch["task"]), np.asarray(batch["task_rows"])
     numbers = np.unique(tasks)
     sample = np.array([""] * len(numbers), dtype=object)
-    if len(numbers):
-        sample[0] = json.dumps([str(t) for t in batch["text"][:SAMPLE_TEXTS]])
     truncated = np.zeros(len(numbers), dtype=np.int64)
     if len(numbers):
+        sample[0] = json.dumps([str(t) for t in batch["text"][:SAMPLE_TEXTS]])
         truncated[0] = int(np.sum(batch["truncated"]))
     return {
         "task": numbers,
@@ -210,6 +185,73 @@ def deliver(batch: dict[str, np.ndarray], actors: Sequence[Any], staging: str) -
         "sample": sample,
         "error": np.array([error] * len(numbers), dtype=object),
     }
+
+
+def _send(batch: dict[str, np.ndarray], actors: Sequence[Any]) -> None:
+    """Each shard's rows of ``batch`` to its writer actor (routed by id hash), waited for."""
+    import hashlib
+    import json
+
+    import ray
+
+    from simsearch.store.shards import shard_of
+
+    ids = [str(i) for i in batch["id"]]
+    routed: list[list[int]] = [[] for _ in actors]
+    for row, doc_id in enumerate(ids):
+        routed[shard_of(doc_id, len(actors))].append(row)
+    # the block's identity: its rows' tasks and places in them (ids may repeat: an input error
+    # the writer reports; a block Ray retries has the same key and is written once)
+    places = "\0".join(f"{t}:{q}" for t, q in zip(batch["task"], batch["seq"]))
+    key = hashlib.blake2b(places.encode("ascii"), digest_size=16).hexdigest()
+    vectors = np.asarray(batch["vector"], dtype=np.float32)
+    calls = [
+        actor.write.remote(
+            [
+                Document(
+                    ids[r],
+                    str(batch["text"][r]),
+                    json.loads(str(batch["metadata"][r])),
+                    str(batch["where"][r]),
+                )
+                for r in rows
+            ],
+            vectors[rows],
+            key,
+        )
+        for actor, rows in zip(actors, routed)
+        if rows
+    ]
+    ray.get(calls)
+
+
+def replay(batch: dict[str, np.ndarray], actors: Sequence[Any]) -> dict[str, np.ndarray]:
+    """A resumed build's saved blocks (``batch["block"]``: their files, ``batch["task"]``: their
+    read tasks) read and sent to the writer actors where this runs, as :func:`deliver` sends
+    encoded ones; returns what it returns, for every block together."""
+    import json
+
+    from simsearch.scale.resume import load_block
+
+    results = []
+    for path, task in zip(batch["block"], batch["task"]):
+        docs, vectors, truncated = load_block(Path(str(path)))
+        first = int(Path(str(path)).name.split("-")[0])  # the block's place in its task
+        counts = np.zeros(len(docs), dtype=np.int64)
+        counts[:1] = truncated
+        columns = {
+            "id": np.array([d.id for d in docs], dtype=object),
+            "text": np.array([d.text for d in docs], dtype=object),
+            "metadata": np.array([json.dumps(d.metadata, ensure_ascii=False) for d in docs], dtype=object),
+            "where": np.array([d.where for d in docs], dtype=object),
+            "vector": vectors,
+            "truncated": counts,
+            "task": np.full(len(docs), int(task), dtype=np.int64),
+            "seq": np.arange(first, first + len(docs), dtype=np.int64),
+            "task_rows": np.zeros(len(docs), dtype=np.int64),
+        }
+        results.append(deliver(columns, actors, ""))
+    return {key: np.concatenate([r[key] for r in results]) for key in results[0]} if results else {}
 
 
 def _node_ip() -> str:

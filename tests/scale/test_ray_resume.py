@@ -117,8 +117,16 @@ def test_a_failed_build_resumes_where_it_stopped(
     assert 1 <= finished <= 3, finished  # what was saved before the driver stopped
 
     pipeline.reset()
+    from simsearch.scale.feed import Feed
+
+    here: list[int] = []  # saved rows this process wrote (with cluster writers, tasks there do)
+    through_driver = Feed.replay
+    monkeypatch.setattr(
+        Feed, "replay", lambda self, tasks: here.append(len(tasks)) or through_driver(self, tasks)
+    )
     said = build(source, target, tiny_model, writers)
     assert said == [f"resuming: {finished} of 8 input parts already encoded (--no-resume starts afresh)"]
+    assert here == ([] if writers == "cluster" else [finished])
     assert pipeline.rows == 800 - finished * 100  # each task holds every 8th document: 100
     assert_identical(tmp_path / "clean", target)
     assert not staging(target)
