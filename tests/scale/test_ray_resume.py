@@ -121,9 +121,12 @@ def test_a_failed_build_resumes_where_it_stopped(
 
     here: list[int] = []  # saved rows this process wrote (with cluster writers, tasks there do)
     through_driver = Feed.replay
-    monkeypatch.setattr(
-        Feed, "replay", lambda self, tasks: here.append(len(tasks)) or through_driver(self, tasks)
-    )
+
+    def recorded(self: Feed, tasks: set[int]) -> int:
+        here.append(len(tasks))
+        return through_driver(self, tasks)
+
+    monkeypatch.setattr(Feed, "replay", recorded)
     said = build(source, target, tiny_model, writers)
     assert said == [f"resuming: {finished} of 8 input parts already encoded (--no-resume starts afresh)"]
     assert here == ([] if writers == "cluster" else [finished])
