@@ -35,6 +35,7 @@ import numpy as np
 from simsearch.errors import LockTimeoutError
 from simsearch.readers import Document, ReadOptions
 from simsearch.store.files import fsync_dir
+from simsearch.store.locking import LOCK_FILE
 
 FORMAT = 1  # of the staging directory; part of the key, so a new layout never reads an old one
 DONE = "done.json"
@@ -99,8 +100,8 @@ class Checkpoint:
             number = _task_number(entry.name)
             if resume and number is not None and number < tasks and _finished(entry):
                 done.add(number)
-            elif resume and entry.name.startswith("shards-"):
-                continue  # shards a failed commit kept (simsearch.store.write.keep)
+            elif (resume and entry.name.startswith("shards-")) or entry.name == LOCK_FILE:
+                continue  # shards a failed commit kept (simsearch.store.write.keep); our lock
             elif entry.is_dir():
                 shutil.rmtree(entry, ignore_errors=True)
             else:
