@@ -139,6 +139,12 @@ def main() -> None:
     help="With --ray --shards: who writes the shards and builds their FAISS files: this process, "
     "or a Ray actor per shard (the index directory on a file system every node shares).",
 )
+@click.option(
+    "--no-resume",
+    is_flag=True,
+    help="With --ray: start afresh, discarding what a failed earlier build of the same input and "
+    "options encoded (by default a rerun encodes only the input parts it had not finished).",
+)
 @index_dir_option
 @click.option("--force", is_flag=True, help="Replace an existing index of that name.")
 @click.option(
@@ -169,6 +175,7 @@ def build(
     cpus_per_worker: float,
     gpus_per_worker: float,
     shard_writers: str,
+    no_resume: bool,
     index_dir: str | None,
     force: bool,
     vectors_field: str | None,
@@ -203,6 +210,8 @@ def build(
             raise InputError(f"{tune_queries}: no queries in it (only empty lines?); give one query per line")
     if shard_writers != "driver" and ray_address is None:
         raise click.UsageError("--shard-writers cluster writes the shards on Ray: add --ray")
+    if no_resume and ray_address is None:
+        raise click.UsageError("--no-resume is for builds on Ray (only they resume): add --ray")
     if vectors_field:
         if ray_address is not None:
             raise click.UsageError("--vectors-field builds from stored vectors: no encoding, so no --ray")
@@ -262,6 +271,8 @@ def build(
                     progress=progress,
                     tune_queries=tuning,
                     analyzer=analyzer,
+                    resume=not no_resume,
+                    say=lambda line: click.echo(line, err=True),
                 )
                 index = opened(locate(name, index_dir), built, built_stats, exported=True)
             else:

@@ -2,16 +2,19 @@
 
 Sources are planned on the driver into read tasks (:mod:`simsearch.scale.sources`: one per file;
 a large file into several parts: row ranges of a Parquet file, every m-th document of other
-formats; ``s3://`` and other URIs and directories of Parquet files by file), read by Ray Data, and encoded by ``map_batches`` over a fixed pool of
-encoder actors (each loads the model once). Encoded batches stream back to this process, which
-routes them to the shard writers by id hash (:mod:`simsearch.store.write.bulk`, the same code as a
-local build) and commits once: a failure anywhere leaves the previous index (or none).
+formats; ``s3://`` and other URIs and directories of Parquet files by file), read by Ray Data, and
+encoded by ``map_batches`` over a fixed pool of encoder actors (each loads the model once).
+Encoded batches stream back to this process, which routes them to the shard writers by id hash
+(:mod:`simsearch.store.write.bulk`, the same code as a local build); with ``--shard-writers
+cluster`` a stage after the encoders sends them to the writer actors instead and only counts
+come back (:mod:`simsearch.scale.feed`). Each read task's encoded rows are saved until the
+commit, so a failed build rerun resumes (:mod:`simsearch.scale.resume`). One commit: a failure
+anywhere leaves the previous index (or none).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import time
@@ -22,8 +25,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from simsearch.errors import InputError, SimsearchError
-from simsearch.readers import Document, ReadOptions
+from simsearch.errors import InputError, ModelError, SimsearchError
+from simsearch.readers import ReadOptions
 from simsearch.scale.cluster import (
     HeadLostError,
     cause_line,
@@ -34,11 +37,12 @@ from simsearch.scale.cluster import (
     unwrap,
     watch_head,
 )
+from simsearch.scale.feed import Feed
+from simsearch.scale.resume import Checkpoint, plan_key
 from simsearch.scale.sources import read_part, read_plan
 
 if TYPE_CHECKING:
     from simsearch.encode import Encoder
-    from simsearch.store.write.bulk import Sink
     from simsearch.store.write.commit import BuildStats
 
 __all__ = ["EncoderSpec", "RayOptions", "ray_build", "read_part", "read_plan"]
@@ -132,10 +136,16 @@ def ray_build(
     progress: Callable[[int], None] | None = None,
     tune_queries: Sequence[str] | None = None,
     analyzer: str = "auto",
+    resume: bool = True,
+    say: Callable[[str], None] | None = None,
 ) -> tuple[Encoder, BuildStats]:
     """Build the index at ``path`` on Ray; returns the driver's encoder (its model, loaded) and
     what the build did (the caller opens the index: scale plugs in below the library face).
-    ``analyzer``: the lexical analyzer, as for :meth:`~simsearch.index.Index.build`."""
+    ``analyzer``: the lexical analyzer, as for :meth:`~simsearch.index.Index.build`.
+
+    The encoded blocks of each read task are kept until the commit (:mod:`simsearch.scale.resume`):
+    a failed build run again with the same inputs and options encodes only the tasks it had not
+    finished (``resume=False``: start afresh); ``say`` gets the one line telling what is reused."""
     from simsearch.store.lexical.analyzer import check_choice, choose
     from simsearch.store.write.commit import BuildStats, commit_build, tune_query_texts
     from simsearch.store.write.bulk import open_sink
@@ -152,76 +162,142 @@ def ray_build(
     # planned here, on the driver: relative paths resolved against its working directory, each
     # file's identity recorded for the nodes to check; a missing input fails before Ray starts
     plan = read_plan([os.fspath(s) for s in sources], ray_options.workers, read_options)
+    plan = [{**task, "task": number} for number, task in enumerate(plan)]
     queries = tune_query_texts(tune_queries)  # a bad query file fails before the cluster starts
     started = time.perf_counter()
-    # The driver's copy of the model names it in the manifest, encodes the tuning queries and
-    # exports ONNX; it is needed only at the commit, so it loads while Ray starts and the encoder
-    # actors load theirs (measured: waiting for it first delayed the actors' start by ~8 s of a
-    # 54 s build). Its config and tokenizer are checked first, so a broken model fails here; one
-    # that fails later (its weights) fails the actors too, and the driver's own error is the one
-    # reported (one line, the index unchanged).
-    # (checked before the load starts: both import transformers, whose lazy module is not safe to
-    # import from two threads at once: "cannot import name 'AutoConfig'" seen under load)
-    spec.check()
-    with ThreadPoolExecutor(1, thread_name_prefix="driver-model") as loading:
-        loaded = loading.submit(spec.load)
-        ray = connect(ray_options.address)  # kept for the life of the process
-        writers = None
-        if ray_options.shard_writers == "cluster":
-            from simsearch.scale.writers import RayWriters
+    with _checkpoint(path, plan, spec, read_options, resume, say) as (checkpoint, done):
+        # The driver's copy of the model names it in the manifest, encodes the tuning queries and
+        # exports ONNX; it is needed only at the commit, so it loads while Ray starts and the encoder
+        # actors load theirs (measured: waiting for it first delayed the actors' start by ~8 s of a
+        # 54 s build). Its config and tokenizer are checked first, so a broken model fails here; one
+        # that fails later (its weights) fails the actors too, and the driver's own error is the one
+        # reported (one line, the index unchanged).
+        # (checked before the load starts: both import transformers, whose lazy module is not safe to
+        # import from two threads at once: "cannot import name 'AutoConfig'" seen under load)
+        spec.check()
+        with ThreadPoolExecutor(1, thread_name_prefix="driver-model") as loading:
+            loaded = loading.submit(spec.load)
+            ray = connect(ray_options.address)  # kept for the life of the process
+            writers = None
+            if ray_options.shard_writers == "cluster":
+                from simsearch.scale.writers import RayWriters
 
-            writers = RayWriters(ray)
-        with open_sink(path, shards=shards, force=force, writers=writers) as sink:
-            sample: list[str] = []
-            try:
-                truncated = _write_all(ray, sink, plan, read_options, spec, ray_options, progress, sample)
-            except HeadLostError:
-                raise
-            except SimsearchError:
-                failed = loaded.exception()  # the driver's load error first, when the model is what failed
-                if isinstance(failed, SimsearchError):
-                    raise failed from None
-                raise
-            encoder = loaded.result()
-            tune_vectors = None if queries is None else np.asarray(encoder.encode(queries), np.float32)
-            count = commit_build(
-                sink,
-                encoder,
-                path,
-                truncated,
-                index_type,
-                target_recall,
-                lexical=choose(analyzer, sample),
-                tune_vectors=tune_vectors,
+                writers = RayWriters(ray)
+            with open_sink(
+                path, shards=shards, force=force, writers=writers, keep=checkpoint.directory
+            ) as sink:
+                sample: list[str] = []
+                feed = Feed(sink, checkpoint, progress, sample, writers)
+                try:
+                    truncated = _replay(ray, feed, done, ray_options)
+                    todo = [task for task in plan if task["task"] not in done]
+                    truncated += _write_all(ray, feed, todo, read_options, spec, ray_options)
+                except HeadLostError:
+                    raise
+                except SimsearchError:
+                    # the driver's load error first, when the model is what failed
+                    failed = loaded.exception()
+                    if isinstance(failed, SimsearchError):
+                        raise failed from None
+                    raise
+                encoder = loaded.result()
+                tune_vectors = None if queries is None else np.asarray(encoder.encode(queries), np.float32)
+                count = commit_build(
+                    sink,
+                    encoder,
+                    path,
+                    truncated,
+                    index_type,
+                    target_recall,
+                    lexical=choose(analyzer, sample),
+                    tune_vectors=tune_vectors,
+                )
+        from simsearch.encode.onnx_export import prepare
+
+        prepare(encoder)
+        return encoder, BuildStats(count, truncated, time.perf_counter() - started)
+
+
+@contextlib.contextmanager
+def _checkpoint(
+    path: Path,
+    plan: list[dict[str, Any]],
+    spec: EncoderSpec,
+    read_options: ReadOptions,
+    resume: bool,
+    say: Callable[[str], None] | None,
+) -> Iterator[tuple[Checkpoint, set[int]]]:
+    """The build's resume staging, locked for the block (:mod:`simsearch.scale.resume`), and the
+    read tasks finished by an earlier run; removed when the block ends, kept when it fails, unless
+    the input or the model is what failed (rerun unchanged, it would fail again; changed, it
+    would not be reused)."""
+    encoding = (spec.pooling, spec.max_length, spec.precision)
+    checkpoint = Checkpoint(path, plan_key(plan, spec.model, encoding, read_options))
+    done = checkpoint.open(len(plan), resume=resume)
+    done_with = False
+    try:
+        if done and say is not None:
+            say(
+                f"resuming: {len(done)} of {len(plan)} input parts already encoded "
+                "(--no-resume starts afresh)"
             )
-    from simsearch.encode.onnx_export import prepare
-
-    prepare(encoder)
-    return encoder, BuildStats(count, truncated, time.perf_counter() - started)
+        yield checkpoint, done
+        done_with = True
+    except (InputError, ModelError):
+        done_with = True
+        raise
+    finally:
+        checkpoint.close(remove=done_with)
 
 
 def _write_all(
     ray: Any,
-    sink: Sink,
+    feed: Feed,
     plan: list[dict[str, Any]],
     read_options: ReadOptions,
     spec: EncoderSpec,
     options: RayOptions,
-    progress: Callable[[int], None] | None,
-    sample: list[str],
 ) -> int:
-    """Stream the encoded batches into ``sink``; returns how many texts were truncated. The
-    first texts written are kept in ``sample`` (for the analyzer's ``auto``)."""
-    from simsearch.store.lexical.analyzer import extend_sample
-
+    """Encode the read tasks of ``plan`` into ``feed``; returns how many texts were truncated."""
+    if not plan:
+        return 0
     truncated = 0
     try:
-        for docs, vectors, cut in watch_head(ray, _encoded(ray, plan, read_options, spec, options)):
-            sink.write(docs, vectors)
-            extend_sample(sample, docs)
-            truncated += cut
-            if progress is not None:
-                progress(len(docs))
+        for batch in watch_head(ray, _encoded(ray, plan, read_options, spec, options, feed.stage())):
+            truncated += feed.take(batch)
+    except Exception as exc:
+        raise _one_line_error(ray, exc) from None
+    feed.finish([task["task"] for task in plan])
+    return truncated
+
+
+def _replay(ray: Any, feed: Feed, done: set[int], options: RayOptions) -> int:
+    """Write the saved blocks of the read tasks an earlier run finished; returns their truncated
+    count. With the writers on the cluster, tasks there read the blocks and send them (only
+    counts come here); otherwise this process writes them."""
+    stage = feed.stage()
+    blocks = feed.checkpoint.blocks(sorted(done))
+    if stage is None or not blocks:
+        return feed.replay(done)
+    from ray.data import DataContext
+
+    from simsearch.scale.writers import replay
+
+    DataContext.get_current().enable_progress_bars = False
+    dataset = ray.data.from_items([{"block": str(path), "task": task} for task, path in blocks])
+    replayed = dataset.map_batches(
+        replay,
+        fn_kwargs={"actors": stage[1]["actors"]},
+        batch_size=1,
+        num_cpus=0,  # as the writers' stage after the encoders
+        concurrency=options.workers,
+        batch_format="numpy",
+    )
+    truncated = 0
+    try:
+        with _quiet("ray.data"):
+            for batch in watch_head(ray, replayed.iter_batches(batch_size=None, batch_format="numpy")):
+                truncated += feed.take(batch)
     except Exception as exc:
         raise _one_line_error(ray, exc) from None
     return truncated
@@ -244,9 +320,15 @@ def _one_line_error(ray: Any, exc: Exception) -> SimsearchError:
 
 
 def _encoded(
-    ray: Any, plan: list[dict[str, Any]], read_options: ReadOptions, spec: EncoderSpec, options: RayOptions
-) -> Iterator[tuple[list[Document], np.ndarray, int]]:
-    """(documents, vectors, truncated) batches as the actor pool finishes them."""
+    ray: Any,
+    plan: list[dict[str, Any]],
+    read_options: ReadOptions,
+    spec: EncoderSpec,
+    options: RayOptions,
+    stage: tuple[Callable[..., Any], dict[str, Any]] | None,
+) -> Iterator[dict[str, np.ndarray]]:
+    """Encoded batches (Ray Data columns) as the actor pool finishes them; with a ``stage``
+    (function, its arguments) run on each after the encoders, what that returns instead."""
     from ray.data import ActorPoolStrategy, DataContext
 
     DataContext.get_current().enable_progress_bars = False
@@ -276,17 +358,23 @@ def _encoded(
         num_gpus=options.gpus_per_worker or None,
         batch_format="numpy",
     )
+    if stage is not None:
+        # reserves no CPU either (the encoder actors hold them); as many at once as encoders:
+        # unbounded, Ray Data started a worker process per waiting block
+        encoded = encoded.map_batches(
+            stage[0],
+            fn_kwargs=stage[1],
+            batch_size=None,
+            num_cpus=0,
+            concurrency=options.workers,
+            batch_format="numpy",
+        )
     with _quiet("ray.data"):
         yield from _batches(encoded)
 
 
-def _batches(encoded: Any) -> Iterator[tuple[list[Document], np.ndarray, int]]:
-    for batch in encoded.iter_batches(batch_size=None, batch_format="numpy"):  # as blocks arrive
-        docs = [
-            Document(str(i), str(t), json.loads(str(m)), str(w))
-            for i, t, m, w in zip(batch["id"], batch["text"], batch["metadata"], batch["where"])
-        ]
-        yield docs, np.asarray(batch["vector"], dtype=np.float32), int(np.sum(batch["truncated"]))
+def _batches(encoded: Any) -> Iterator[dict[str, np.ndarray]]:
+    yield from encoded.iter_batches(batch_size=None, batch_format="numpy")  # as blocks arrive
 
 
 @contextlib.contextmanager

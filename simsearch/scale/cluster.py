@@ -140,24 +140,25 @@ def watch_head(ray: Any, items: Iterator[T], *, grace: float = HEAD_GRACE, poll:
 
 
 class HeadMonitor:
-    """Watches a cluster's head from a daemon thread, for a process that serves from the cluster.
+    """Watches a cluster's head from a daemon thread, for a process that serves from the cluster
+    (:func:`simsearch.scale.searcher.watch_cluster`; a build watches with :func:`watch_head`).
 
     ``state`` is ``"connected"`` or ``"lost"`` (for a health endpoint); when the head has not
     accepted a connection for ``grace`` seconds, ``on_lost`` is called once with a one-line
-    message. Ray itself ends a process that lost its head after 60 s without a word of
-    simsearch's; :func:`exit_on_head_lost` (the default) says why and exits non-zero first.
+    message and :func:`head_lost` turns true. (Ray itself ends a process that lost its head
+    after 60 s without a word of simsearch's.)
     """
 
     def __init__(
         self,
         address: str,
-        on_lost: Callable[[str], None] | None = None,
+        on_lost: Callable[[str], None],
         *,
         grace: float = HEAD_GRACE,
         poll: float = 1.0,
     ) -> None:
         self.address, self.grace, self.poll = address, grace, poll
-        self.on_lost = on_lost or exit_on_head_lost
+        self.on_lost = on_lost
         self.state = "connected"
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ray-head-monitor", daemon=True)
@@ -183,19 +184,6 @@ class HeadMonitor:
                     f"the Ray cluster's head ({self.address}) went away: no answer for {self.grace:g} s"
                 )
                 return
-
-
-def monitor_head(ray: Any, on_lost: Callable[[str], None] | None = None) -> HeadMonitor:
-    """A started :class:`HeadMonitor` of the cluster this process is connected to."""
-    return HeadMonitor(gcs_address(ray), on_lost).start()
-
-
-def exit_on_head_lost(message: str) -> None:
-    """Log ``message`` (one line) and end the process with status 1, at once: a clean exit
-    would wait on Ray's threads, which wait for the head that is gone."""
-    log.error("error: %s; exiting", message)
-    logging.shutdown()
-    os._exit(1)
 
 
 def _produce(items: Iterator[Any], handoff: queue.Queue[tuple[str, Any]], stop: threading.Event) -> None:

@@ -21,15 +21,22 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import socket
 import threading
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from simsearch.errors import ShardUnavailableError, SimsearchError
 from simsearch.search.hits import Hit
-from simsearch.scale.cluster import LOCAL, connect, first_line, import_ray, unwrap
+from simsearch.scale.cluster import (
+    LOCAL,
+    HeadMonitor,
+    connect,
+    first_line,
+    gcs_address,
+    head_lost,
+    import_ray,
+    unwrap,
+)
 from simsearch.scale.replicas import ACTOR_CPUS, ShardActor, ShardGroup, ShardSpec, start_groups
 from simsearch.search import shard
 from simsearch.search.request import SearchRequest
@@ -165,7 +172,7 @@ class RaySearcher(Searcher):
         grace.start()
 
     def close(self) -> None:
-        if _lost.is_set():
+        if head_lost():
             return  # the cluster is gone and its actors with it: asking Ray would only hang
         for group in self._groups:
             group.close()
@@ -288,36 +295,21 @@ def _cause(exc: BaseException) -> BaseException:
     return inner if isinstance(inner, SimsearchError) else exc
 
 
-_lost = threading.Event()  # set once the cluster's head is found gone
-WATCH_EVERY = 1.0
-WATCH_MISSES = 3  # consecutive failed checks (seconds apart) that mean the head is gone
+WATCH_GRACE = 3.0  # seconds without an answer from the head that mean it is gone
 
 
-def watch_cluster(on_lost: Callable[[str], None]) -> threading.Thread:
+def watch_cluster(on_lost: Callable[[str], None]) -> HeadMonitor:
     """Check every second that the cluster's head (its GCS port) still accepts connections;
-    after :data:`WATCH_MISSES` failures in a row call ``on_lost`` once with a one-line message.
+    after :data:`WATCH_GRACE` seconds without, call ``on_lost`` once with a one-line message.
     (Ray itself ends a driver whose head is gone only after a minute, with no word of why.)"""
-    ray = import_ray()
-    address = str(ray.get_runtime_context().gcs_address)
-    host, _, port = address.rpartition(":")
+    address = gcs_address(import_ray())
 
-    def watch() -> None:
-        misses = 0
-        while misses < WATCH_MISSES:
-            time.sleep(WATCH_EVERY)
-            try:
-                socket.create_connection((host.strip("[]"), int(port)), timeout=WATCH_EVERY).close()
-                misses = 0
-            except OSError:
-                misses += 1
-        _lost.set()
+    def lost(_: str) -> None:
         on_lost(f"the Ray cluster's head at {address} went away; searches cannot be answered")
 
-    thread = threading.Thread(target=watch, name="ray-head-watch", daemon=True)
-    thread.start()
-    return thread
+    return HeadMonitor(address, lost, grace=WATCH_GRACE).start()
 
 
 def cluster_lost() -> bool:
     """Whether :func:`watch_cluster` found the cluster's head gone."""
-    return _lost.is_set()
+    return head_lost()

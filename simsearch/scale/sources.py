@@ -116,18 +116,18 @@ def _uri_tasks(uri: str, workers: int, options: ReadOptions, part_bytes: int) ->
         if info.type == pafs.FileType.Directory:
             infos = fs.get_file_info(pafs.FileSelector(root, recursive=True))
             found = sorted(
-                (f"{scheme}://{i.path}", int(i.size))
+                (f"{scheme}://{i.path}", int(i.size), _mtime_ns(i))
                 for i in infos
                 if i.type == pafs.FileType.File and _is_data_file(i.path, options)
             )
             if not found:
                 raise InputError(f"{base}: holds no Parquet files (*.parquet, *.pq)")
         elif info.type == pafs.FileType.File:
-            found = [(base, int(info.size))]
+            found = [(base, int(info.size), _mtime_ns(info))]
         else:
             raise InputError(f"{base}: no such object or prefix")
         tasks: list[dict[str, Any]] = []
-        for name, size in found:
+        for name, size, mtime in found:
             if not _is_parquet(name, options):
                 raise InputError(
                     f"{name}: --ray reads Parquet from object storage; give *.parquet objects or --format parquet"
@@ -135,7 +135,11 @@ def _uri_tasks(uri: str, workers: int, options: ReadOptions, part_bytes: int) ->
             parts = max(1, min(workers * 4, -(-size // part_bytes)))
             rows = _parquet_rows(name + suffix) if parts > 1 else 0
             ranges = _ranges(rows, parts) if rows else [(0, None)]
-            tasks += [{"uri": name + suffix, "name": name, "start": lo, "stop": hi} for lo, hi in ranges]
+            # size and mtime: the object's identity, for a resumed build (scale/resume.py)
+            identity = {"size": size, "mtime_ns": mtime}
+            tasks += [
+                {"uri": name + suffix, "name": name, "start": lo, "stop": hi, **identity} for lo, hi in ranges
+            ]
     except OSError as exc:  # pyarrow's errors: credentials, a missing bucket, an unreachable endpoint
         raise InputError(f"{base}: {_one_line(exc)}") from None
     return tasks
@@ -159,14 +163,26 @@ def read_part(task: dict[str, Any], options: ReadOptions) -> Iterator[dict[str, 
         else:
             every = read_source_as(task["path"], task["name"], task["label"], options)
             docs = (doc for number, doc in enumerate(every) if number % task["parts"] == task["part"])
+    # Each row names its task and its place in it (a block's identity, whatever Ray retries); the
+    # task's last row also carries how many rows the task has (0 on the others), so whoever counts
+    # a task's rows knows when it has them all (rows are held back by one to know which is last).
+    number, held, rows = int(task.get("task", -1)), None, 0
     for doc in docs:
         if doc.text.strip():
-            yield {
+            if held is not None:
+                yield held
+            rows += 1
+            held = {
                 "id": doc.id,
                 "text": doc.text,
                 "where": doc.where,
                 "metadata": json.dumps(doc.metadata, ensure_ascii=False),
+                "task": number,
+                "seq": rows - 1,
+                "task_rows": 0,
             }
+    if held is not None:
+        yield {**held, "task_rows": rows}
 
 
 def file_identity(path: str) -> dict[str, Any]:
@@ -252,6 +268,10 @@ def _is_parquet(name: str, options: ReadOptions) -> bool:
 def _ranges(rows: int, parts: int) -> list[tuple[int, int | None]]:
     bounds = [rows * part // parts for part in range(parts + 1)]
     return [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
+
+
+def _mtime_ns(info: Any) -> int | None:
+    return None if info.mtime_ns is None else int(info.mtime_ns)
 
 
 def _parquet_rows(uri: str) -> int:

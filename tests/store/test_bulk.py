@@ -83,3 +83,50 @@ def test_a_shard_failing_its_commit_leaves_the_previous_index(
     assert [h.id for h in again.search("bread", k=3, mode="dense")] == [
         h.id for h in before.search("bread", k=3, mode="dense")
     ]
+
+
+def test_shards_committed_before_a_failed_commit_are_kept_for_the_rerun(
+    index_dir: Path, fake_encoder, monkeypatch, tmp_path: Path
+) -> None:
+    """With ``keep`` (a resumed Ray build's staging), the shards that committed before another
+    shard's commit failed are kept, and the rerun links them back instead of building them again:
+    the same index as a build that never failed."""
+    from simsearch.store.write.bulk import open_sink
+    from simsearch.store.write.commit import commit_build
+    from tests.scale.helpers import stored_rows
+
+    Index.build(docs(12), "sh", fake_encoder, index_dir=index_dir, shards=3)
+    Index.build(docs(30), "clean", fake_encoder, index_dir=index_dir, shards=3)
+    target, keep = index_dir / "sh", tmp_path / "keep"
+    commit = StoreWriter.commit
+    built: list[str] = []
+    fail = {"on": True}
+
+    def counting(self: StoreWriter, fields, builder):
+        if fail["on"] and self.path.name.startswith("shard-002."):
+            raise StoreWriteError("out of memory (simulated)")
+        built.append(self.path.name)
+        return commit(self, fields, builder)
+
+    monkeypatch.setattr(StoreWriter, "commit", counting)
+
+    def build() -> None:
+        batch = docs(30)
+        with open_sink(target, shards=3, force=True, keep=keep) as sink:
+            sink.write(batch, fake_encoder.encode([d.text for d in batch]))
+            commit_build(sink, fake_encoder, target, 0, "flat", 0.95)
+
+    with pytest.raises(StoreWriteError, match="simulated"):
+        build()
+    assert sorted(built) == ["shard-000.g000002", "shard-001.g000002"]
+    assert len(Index.open(target)) == 12  # the previous index, as it was
+    built.clear()
+    fail["on"] = False
+    build()
+    assert built == ["shard-002.g000002"]  # shards 0 and 1 taken as the failed run committed them
+    index = Index.open(target, encoder=fake_encoder)
+    assert len(index) == 30 and index.verify().ok
+    assert not list(target.glob(".*.kept")) and not list(target.glob(".shard-*"))
+    rows, clean = stored_rows(target), stored_rows(index_dir / "clean")
+    assert sorted(rows) == sorted(clean)
+    assert all(rows[i][:2] == clean[i][:2] and (rows[i][2] == clean[i][2]).all() for i in rows)

@@ -36,6 +36,7 @@ from simsearch.store.shards import (
     remove_stale_parts,
     shard_of,
 )
+from simsearch.store.write.keep import KeptShards
 from simsearch.store.write.updates import content_hash
 from simsearch.store.write.writer import StoreWriter, remove_stale_files
 from simsearch.validate import dumps
@@ -58,13 +59,20 @@ class Sink(Protocol):
 
 
 def open_sink(
-    path: Path, *, shards: int | None = None, force: bool = False, writers: ShardWriters | None = None
+    path: Path,
+    *,
+    shards: int | None = None,
+    force: bool = False,
+    writers: ShardWriters | None = None,
+    keep: Path | None = None,
 ) -> Sink:
     """A plain index (``shards=None``, the historical layout) or one of ``shards`` shards, written
-    in this process or by ``writers`` (a sharded index only)."""
+    in this process or by ``writers`` (a sharded index only). ``keep``: where a sharded build
+    keeps the shards it committed if its commit fails part-way, and takes them back on a rerun
+    (:mod:`simsearch.store.write.keep`)."""
     if shards is None:
         return PlainSink(path, force=force)
-    return ShardedSink(path, check_shard_count(shards), force=force, writers=writers)
+    return ShardedSink(path, check_shard_count(shards), force=force, writers=writers, keep=keep)
 
 
 def insert_documents(db: sqlite3.Connection, docs: Sequence[Document], vectors: np.ndarray) -> None:
@@ -171,11 +179,16 @@ class ShardWriters(Protocol):
     def count(self) -> int: ...
     def commit(
         self,
-        fields: Sequence[dict[str, Any]],
+        fields: Sequence[dict[str, Any] | None],
         index_type: str,
         target_recall: float,
         tune_vectors: np.ndarray | None,
-    ) -> None: ...
+        committed: Callable[[int], None] | None = None,
+    ) -> None:
+        """Commit shard ``n`` with ``fields[n]`` (None: drop what it staged instead), calling
+        ``committed(n)`` as each one has committed."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -208,13 +221,26 @@ class LaneWriters:
 
     def commit(
         self,
-        fields: Sequence[dict[str, Any]],
+        fields: Sequence[dict[str, Any] | None],
         index_type: str,
         target_recall: float,
         tune_vectors: np.ndarray | None,
+        committed: Callable[[int], None] | None = None,
     ) -> None:
         make = builder(index_type, target_recall, tune_vectors)
-        self._lanes.run([partial(writer.commit, f, make) for writer, f in zip(self._writers, fields)])
+        self._lanes.run(
+            [
+                partial(self._exit, n) if f is None else partial(self._commit, n, f, make, committed)
+                for n, f in enumerate(fields)
+            ]
+        )
+
+    def _commit(
+        self, number: int, fields: dict[str, Any], make: Any, committed: Callable[[int], None] | None
+    ) -> None:
+        self._writers[number].commit(fields, make)
+        if committed is not None:
+            committed(number)
 
     def close(self) -> None:
         """Drop what was staged and not committed (each writer on its lane)."""
@@ -240,9 +266,15 @@ class ShardedSink:
     """
 
     def __init__(
-        self, path: Path, shards: int, *, force: bool = False, writers: ShardWriters | None = None
+        self,
+        path: Path,
+        shards: int,
+        *,
+        force: bool = False,
+        writers: ShardWriters | None = None,
+        keep: Path | None = None,
     ) -> None:
-        self.path, self.shards, self.force = path, shards, force
+        self.path, self.shards, self.force, self.keep = path, shards, force, keep
         self._lock: Any = None  # the index directory's, or a new index's staging directory's
         self._writers = writers if writers is not None else LaneWriters(shards)
         self._staging: Path | None = None
@@ -305,10 +337,17 @@ class ShardedSink:
     ) -> dict[str, Any]:
         """Build each shard's FAISS file, commit the shards, then the top manifest."""
         assert self._staging is not None
+        staging = self._staging
         names = [part_name(number, self.generation) for number in range(self.shards)]
-        self._writers.commit(
-            [{**fields, "name": name} for name in names], index_type, target_recall, tune_vectors
-        )
+        if self.keep is None:
+            self._writers.commit(
+                [{**fields, "name": name} for name in names], index_type, target_recall, tune_vectors
+            )
+        else:
+            kept = KeptShards(
+                self.keep, fields, index_type, target_recall, tune_vectors, self.shards, self.generation
+            )
+            kept.commit(self._writers, staging, names, fields, (index_type, target_recall, tune_vectors))
         parts = [part_entry(self._staging, name) for name in names]
         kinds = {part["index_type"] for part in parts}
         top = {
