@@ -19,15 +19,17 @@ import numpy as np
 def breadth_first(hnsw: Any, count: int) -> np.ndarray:
     """Node numbers of ``hnsw``'s bottom layer in breadth-first order from its entry point
     (neighbours in list order, so the closest come first); nodes it cannot reach come last."""
-    offsets = faiss.vector_to_array(hnsw.offsets)[:count].astype(np.int64)
-    links = faiss.vector_to_array(hnsw.neighbors)
-    bottom = links[offsets[:, None] + np.arange(hnsw.nb_neighbors(0))]  # -1 pads short lists
+    # views of FAISS's arrays (no copy); a node's bottom-layer links are the first slots of its
+    # range, -1 padding short lists
+    offsets = faiss.rev_swig_ptr(hnsw.offsets.data(), count).view(np.int64)
+    links = faiss.rev_swig_ptr(hnsw.neighbors.data(), hnsw.neighbors.size())
+    slots = np.arange(hnsw.nb_neighbors(0))
     seen = np.zeros(count, dtype=bool)
     frontier = np.array([max(int(hnsw.entry_point), 0)], dtype=np.int64)
     seen[frontier] = True
     order = [frontier]
     while len(frontier):
-        found = bottom[frontier].ravel()
+        found = links[offsets[frontier][:, None] + slots].ravel()
         found = found[found >= 0]
         found = found[~seen[found]]
         unique, first = np.unique(found, return_index=True)
