@@ -382,7 +382,7 @@ def _report(results: list[dict], real: int, size: int, checks: list[list[str]]) 
                 ]
             )
         a = q.get("avx2") if q else None
-        if a:
+        if q and a:
             rows.append(
                 [
                     f"{r['kind']}, --tune-queries, FAISS {a['level']} code",

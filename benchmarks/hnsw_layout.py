@@ -81,7 +81,7 @@ def main() -> None:
 def _stored(index: Any) -> np.ndarray:
     import faiss
 
-    storage = faiss.downcast_index(index.storage)
+    storage: Any = faiss.downcast_index(index.storage)
     return faiss.rev_swig_ptr(storage.get_xb(), index.ntotal * index.d).reshape(index.ntotal, index.d)
 
 
