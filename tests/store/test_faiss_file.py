@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import faiss
 import numpy as np
 import pytest
@@ -101,6 +103,29 @@ def test_huge_pages_move_keeps_results(monkeypatch) -> None:
     assert moved == [(700, 48)]  # once, on the third query
 
 
+def test_an_hnsw_graph_moves_its_vectors_and_links_once(monkeypatch) -> None:
+    monkeypatch.setattr(vectors, "_HUGE_PAGES_AFTER", 3)
+    moved = []
+
+    def huge_pages(array: np.ndarray) -> bool:
+        moved.append(array.nbytes)
+        return True
+
+    monkeypatch.setattr(vectors, "huge_pages", huge_pages)
+    data = unit_rows(700, 48, seed=0)
+    index: Any = faiss.index_factory(48, "IDMap2,HNSW8", faiss.METRIC_INNER_PRODUCT)
+    index.add_with_ids(data, np.arange(700, dtype=np.int64) * 3 + 5)
+    file = FaissFile(index, "IndexHNSWFlat")
+    query = unit_rows(1, 48, seed=5)
+    first = file.search(query, 10)
+    for _ in range(4):
+        np.testing.assert_array_equal(file.search(query, 10)[1], first[1])
+    inner: Any = faiss.downcast_index(index.index)  # faiss's stubs type every index as the base Index
+    links = inner.hnsw.neighbors.size() * 4
+    assert sorted(moved) == sorted([links, 700 * 48 * 4])  # once, on the third query
+    assert not vectors.graph_huge_pages(faiss.index_factory(48, EXACT_FACTORY, faiss.METRIC_INNER_PRODUCT))
+
+
 def test_huge_pages_leave_the_contents_alone() -> None:
     data = unit_rows(30_000, 96, seed=6)  # 11 MB: a few whole 2 MiB pages
     before = data.copy()
@@ -112,7 +137,7 @@ def test_huge_pages_leave_the_contents_alone() -> None:
 @pytest.mark.parametrize("queries", [2, 20])
 def test_a_search_leaves_the_process_thread_count_as_it_found_it(queries: int) -> None:
     """FAISS's OpenMP thread count is process-wide: a search scopes its own choice."""
-    index = faiss.index_factory(48, "IDMap2,HNSW8", faiss.METRIC_INNER_PRODUCT)  # not the numpy path
+    index: Any = faiss.index_factory(48, "IDMap2,HNSW8", faiss.METRIC_INNER_PRODUCT)  # not the numpy path
     index.add_with_ids(unit_rows(200, 48, seed=1), np.arange(200, dtype=np.int64))
     file = FaissFile(index, "HNSW")
     before = faiss.omp_get_max_threads()

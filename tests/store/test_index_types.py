@@ -90,6 +90,7 @@ def test_hnsw_graphs_are_built_denser_than_faiss_default(fake_encoder, index_dir
         assert index.manifest["ann"]["ef_construction"] == ann.HNSW_EF_CONSTRUCTION != 40
         with closing(Store.open(index.path)) as store:  # kept in the FAISS file for later additions
             assert ann.hnsw_of(store.faiss.index).efConstruction == ann.HNSW_EF_CONSTRUCTION
+            assert ann.hnsw_of(store.faiss.index).entry_point == 0  # stored in breadth-first order
     Index.build(corpus(), "i", fake_encoder, index_dir=index_dir, index_type="ivf")
     assert "ef_construction" not in Index.open("i", index_dir=index_dir, encoder=fake_encoder).manifest["ann"]
 
@@ -149,6 +150,15 @@ def test_smallest_reaching_finds_the_first_value_at_target():
     assert ann.smallest_reaching(list(recalls), recalls.__getitem__, 0.4) == (1, 0.5)
     # Unreachable target: the best value tried is kept (and reported as below target).
     assert ann.smallest_reaching([1, 2, 4], {1: 0.1, 2: 0.2, 4: 0.3}.__getitem__, 0.95) == (4, 0.3)
+
+
+def test_efsearch_candidates_step_finely():
+    import faiss
+
+    values = ann.candidate_values(faiss.index_factory(8, "HNSW8", faiss.METRIC_INNER_PRODUCT), "efSearch")
+    assert values == sorted(set(values)) and values[0] <= 16 and values[-1] >= 1024
+    # the tuner's pick is at most one step past the cheapest setting reaching the target
+    assert all(later <= 1.25 * earlier for earlier, later in zip(values, values[1:]))
 
 
 def test_exact_kth_and_recall_hold_out_the_query_and_count_ties():
