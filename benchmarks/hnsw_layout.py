@@ -36,7 +36,7 @@ def main() -> None:
     from benchmarks import corpus
     from benchmarks.ann_large import HELD_OUT, synthesize, top_similarities
     from simsearch.store import graph_order
-    from simsearch.store.faiss_file import graph_huge_pages
+    from simsearch.store.huge_pages import graph_huge_pages
 
     _, vectors = corpus.vectors(encode=False)
     vectors = np.asarray(vectors, np.float32)

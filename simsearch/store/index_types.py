@@ -48,7 +48,7 @@ DEFAULT_TARGET_RECALL = 0.95
 #: recall@10 0.95 (47x the exact QPS); HNSW48 at 128 needs 96 (56x), for ~1.2x the build time of
 #: HNSW32 at 128 (about twice that of 40) and 128 more bytes per vector. Since then every HNSW
 #: graph is also stored in breadth-first order and searched on huge pages (graph_order.py,
-#: faiss_file.graph_huge_pages: ~1.2x faster single queries, same answers).
+#: huge_pages.graph_huge_pages: ~1.2x faster single queries, same answers).
 HNSW_M = 48
 HNSW_EF_CONSTRUCTION = 128
 _TRAIN_PER_LIST = 50  # k-means wants 30-256 points per centroid; 50 keeps training quick

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from simsearch.store import faiss_file as vectors
-from simsearch.store.faiss_file import EXACT_FACTORY, FaissFile, huge_pages
+from simsearch.store import huge_pages as pages
+from simsearch.store.faiss_file import EXACT_FACTORY, FaissFile
+from simsearch.store.huge_pages import huge_pages
 
 
 def unit_rows(n: int, dim: int, seed: int) -> np.ndarray:
@@ -111,7 +113,7 @@ def test_an_hnsw_graph_moves_its_vectors_and_links_once(monkeypatch) -> None:
         moved.append(array.nbytes)
         return True
 
-    monkeypatch.setattr(vectors, "huge_pages", huge_pages)
+    monkeypatch.setattr(pages, "huge_pages", huge_pages)
     data = unit_rows(700, 48, seed=0)
     index: Any = faiss.index_factory(48, "IDMap2,HNSW8", faiss.METRIC_INNER_PRODUCT)
     index.add_with_ids(data, np.arange(700, dtype=np.int64) * 3 + 5)
@@ -123,7 +125,7 @@ def test_an_hnsw_graph_moves_its_vectors_and_links_once(monkeypatch) -> None:
     inner: Any = faiss.downcast_index(index.index)  # faiss's stubs type every index as the base Index
     links = inner.hnsw.neighbors.size() * 4
     assert sorted(moved) == sorted([links, 700 * 48 * 4])  # once, on the third query
-    assert not vectors.graph_huge_pages(faiss.index_factory(48, EXACT_FACTORY, faiss.METRIC_INNER_PRODUCT))
+    assert not pages.graph_huge_pages(faiss.index_factory(48, EXACT_FACTORY, faiss.METRIC_INNER_PRODUCT))
 
 
 def test_huge_pages_leave_the_contents_alone() -> None:
