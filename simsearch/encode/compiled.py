@@ -7,8 +7,9 @@ the FLOPs: 12 heads x 32 dims over ~25 tokens is far too small for its blocking)
 norm, copies and adds the rest. Compiled with inductor on a copy of the model that uses the
 plain ``matmul -> softmax -> matmul`` attention, with ``freezing`` (weights folded and prepacked
 for oneDNN), the attention becomes two small batched products and a fused masked softmax, and
-bias, GELU and residual adds ride on the GEMMs: about 1.3x the eager rate (benchmarks/README.md,
-"Encoder throughput"); vectors stay within bf16 rounding of the eager bf16 ones.
+bias, GELU and residual adds ride on the GEMMs: 1.17x the eager rate in the locked encoder table
+(1.16-1.32x in unlocked rounds; benchmarks/README.md, "Encoder throughput"); vectors stay within
+bf16 rounding of the eager bf16 ones.
 
 Compiling takes tens of seconds once per process (a C++ compiler builds the kernels; inductor
 caches them on disk for later processes), so it is worth it only for large builds:

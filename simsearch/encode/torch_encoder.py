@@ -13,8 +13,9 @@ checked against this class's own vectors:
   torch's matrix products go through MKL, which takes its AVX2 path on AMD CPUs and reaches about
   half of what ONNX Runtime's AVX-512 kernels do (2048^3 GEMM, 1 thread, AMD EPYC: 109 against
   235 GFLOP/s; whole encoder ~2.5x). int8: ONNX Runtime's dynamically quantised MatMuls with its
-  fused non-GEMM kernels are faster than torch's dynamic-quantised Linear layers, and a little
-  closer to fp32 (both quantise activations to 8 bits per batch; benchmarks/README.md).
+  non-GEMM kernels are a little faster than torch's dynamic-quantised Linear layers (+0-13%) and
+  closer to fp32 (on VNNI CPUs both quantise activations to 8 bits per batch; without VNNI torch
+  uses 7 bits and the export was already the better one for int8 queries; benchmarks/README.md).
 - bf16 on the CPU switches to a ``torch.compile``'d copy of the model once it has encoded enough
   texts to repay compiling (:mod:`simsearch.encode.compiled`).
 
