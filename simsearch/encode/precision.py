@@ -5,6 +5,10 @@ weights to bfloat16 and runs under CPU autocast (matmuls in bf16, reductions suc
 layer norm kept in fp32 by autocast), which uses the AVX-512 bf16 units where the CPU has them.
 ``int8`` applies torch's dynamic quantisation to every ``nn.Linear`` with per-output-channel
 weight scales: weights stored as int8, activations quantised per batch at run time.
+
+These are the torch forward passes, which small calls (queries without an ONNX export) run.
+Large calls (builds) of fp32 and int8 go through ONNX Runtime's checked exports, and large bf16
+builds through a compiled model: see :mod:`simsearch.encode.torch_encoder`.
 """
 
 from __future__ import annotations

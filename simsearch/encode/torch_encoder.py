@@ -4,14 +4,24 @@ Pipeline: tokenize once (truncating at the model's real limit) -> sort by token 
 batch carries little padding (:mod:`simsearch.encode.batching`) -> forward under ``torch.inference_mode`` -> pool -> L2-normalise ->
 restore the caller's order.
 
-fp32 on the CPU runs the forward pass through the model's checked ONNX export (see
-:mod:`simsearch.encode.onnx_export`: kept only where its vectors lie within 1e-5 cosine of this
-encoder's) once a call has :data:`ONNX_MIN_TEXTS` texts: torch's fp32 matrix products go through
-MKL, which takes its AVX2 path on AMD CPUs and reaches about half of what ONNX Runtime's
-AVX-512 kernels do (2048^3 GEMM, 1 thread, AMD EPYC: 117 against 261 GFLOP/s; whole encoder
-~2x, benchmarks/README.md). Tokenisation, truncation and batching stay this class's, so the
-texts and their cut flags are the same either way. ``SIMSEARCH_QUERY_BACKEND=torch`` keeps
-everything on torch.
+Large calls (:data:`ONNX_MIN_TEXTS` texts or more: builds, not queries) run faster paths, each
+checked against this class's own vectors:
+
+- fp32 and int8 on the CPU run the forward pass through the model's checked ONNX export (see
+  :mod:`simsearch.encode.onnx_export`: the fp32 export is kept only where its vectors lie within
+  1e-5 cosine of this encoder's, the int8 one within the int8 tolerance of torch's int8). fp32:
+  torch's matrix products go through MKL, which takes its AVX2 path on AMD CPUs and reaches about
+  half of what ONNX Runtime's AVX-512 kernels do (2048^3 GEMM, 1 thread, AMD EPYC: 109 against
+  235 GFLOP/s; whole encoder ~2.5x). int8: ONNX Runtime's dynamically quantised MatMuls with its
+  non-GEMM kernels are a little faster than torch's dynamic-quantised Linear layers (+0-13%) and
+  closer to fp32 (on VNNI CPUs both quantise activations to 8 bits per batch; without VNNI torch
+  uses 7 bits and the export was already the better one for int8 queries; benchmarks/README.md).
+- bf16 on the CPU switches to a ``torch.compile``'d copy of the model once it has encoded enough
+  texts to repay compiling (:mod:`simsearch.encode.compiled`).
+
+Tokenisation, truncation and batching stay this class's, so the texts and their cut flags are the
+same either way. ``SIMSEARCH_QUERY_BACKEND=torch`` keeps the ONNX paths off;
+``SIMSEARCH_COMPILE=0`` the compiled one.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ import torch
 
 from simsearch.errors import ModelError
 from simsearch.encode.batching import length_batches
+from simsearch.encode.compiled import Compiled, wanted
 from simsearch.encode.models import (
     LoadedModel,
     ModelSource,
@@ -41,8 +52,9 @@ _POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2, "longformer"
 
 Progress = Callable[[int], None]
 _CHARS_PER_TOKEN = 64  # far above any tokenizer's characters per token
-#: Smallest call that runs fp32 through the ONNX export: making one (trace + check) takes a few
-#: seconds once per model, repaid by a build, not by a query.
+#: Smallest call that runs fp32 and int8 through the ONNX export (and counts towards compiling
+#: bf16): making one (trace + check) takes a few seconds once per model, repaid by a build, not
+#: by a query.
 ONNX_MIN_TEXTS = 256
 _UNSET = object()
 
@@ -65,7 +77,9 @@ class Encoder:
     ``mean``; ``auto`` follows the model's sentence-transformers config when it ships one, else
     uses BERT's pooler when the checkpoint has trained pooler weights, else mean pooling.
     ``precision`` is ``fp32`` (exact, the default), ``bf16`` or ``int8`` (faster, approximate;
-    see :mod:`simsearch.encode.precision`).
+    see :mod:`simsearch.encode.precision`). ``compile`` (bf16 on the CPU only): True compiles the
+    model on the first large call, False never, None leaves it to ``SIMSEARCH_COMPILE`` (by
+    default after :data:`~simsearch.encode.compiled.COMPILE_AFTER_TEXTS` texts).
 
     >>> enc = Encoder()
     >>> enc.encode(["a sentence"]).shape
@@ -81,6 +95,7 @@ class Encoder:
         batch_size: int = 32,
         device: str = "cpu",
         precision: str = "fp32",
+        compile: bool | None = None,
     ) -> None:
         if pooling not in POOLING_CHOICES:
             raise ModelError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLING_CHOICES)}")
@@ -98,7 +113,10 @@ class Encoder:
         self.dim = int(self._loaded.config.hidden_size)
         forward = inspect.signature(self._loaded.model.forward).parameters
         self._takes_token_types = "token_type_ids" in forward
-        self._onnx: Any = _UNSET  # the fp32 export's session, loaded on first large call
+        self._onnx: Any = _UNSET  # the fp32/int8 export's session, loaded on first large call
+        self._compile = compile
+        self._compiled: Compiled | None = None  # bf16: made once enough large calls came
+        self._large_texts = 0  # texts encoded in large calls so far
 
     def __repr__(self) -> str:
         return (
@@ -158,8 +176,17 @@ class Encoder:
         if not texts:
             return out, 0
         ids, truncated = self.tokenize(texts)
-        onnx = self._onnx_session() if len(texts) >= ONNX_MIN_TEXTS else None
-        forward = self._forward if onnx is None else onnx.embed_ids
+        large = len(texts) >= ONNX_MIN_TEXTS
+        onnx = self._onnx_session() if large else None
+        forward = onnx.embed_ids if onnx is not None else self._forward
+        if large and onnx is None:
+            self._large_texts += len(texts)
+            if self._compiled is None and wanted(
+                self.precision, self.device, self._large_texts, self._compile
+            ):
+                self._compiled = Compiled(self._loaded.model)
+            if self._compiled is not None:
+                forward = self._compiled_forward
         with torch.inference_mode(), autocast(self.precision, self.device):
             for rows in length_batches([len(seq) for seq in ids], batch_size or self.batch_size):
                 out[rows] = forward([ids[i] for i in rows])
@@ -168,10 +195,10 @@ class Encoder:
         return out, truncated
 
     def _onnx_session(self) -> Any:
-        """The checked fp32 ONNX export (made now if missing), or None where there is none."""
+        """The checked fp32 or int8 ONNX export (made now if missing), or None where there is none."""
         if self._onnx is _UNSET:
             self._onnx = None
-            if self.precision == "fp32" and self.device == "cpu":
+            if self.precision in ("fp32", "int8") and self.device == "cpu":
                 from simsearch.encode import onnx_encoder, onnx_export
 
                 if onnx_encoder.enabled() and onnx_export.prepare(self) is not None:
@@ -180,7 +207,7 @@ class Encoder:
                         str(self.model_path),
                         self.pooling,
                         self.max_length,
-                        "fp32",
+                        self.precision,
                         threads=torch.get_num_threads(),
                     )
         return self._onnx
@@ -216,7 +243,7 @@ class Encoder:
                 ids[i] = seq
         return ids, long_rows
 
-    def _forward(self, batch: Sequence[Sequence[int]]) -> np.ndarray:
+    def _inputs(self, batch: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
         width = max(len(seq) for seq in batch)
         pad_id = self._loaded.tokenizer.pad_token_id or 0
         input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
@@ -227,8 +254,18 @@ class Encoder:
         inputs = {"input_ids": input_ids.to(self.device), "attention_mask": mask.to(self.device)}
         if self._takes_token_types:
             inputs["token_type_ids"] = torch.zeros_like(inputs["input_ids"])
+        return inputs
+
+    def _forward(self, batch: Sequence[Sequence[int]]) -> np.ndarray:
+        inputs = self._inputs(batch)
         outputs = self._loaded.model(**inputs)
         pooled = POOLERS[self.pooling](outputs, inputs["attention_mask"])
+        return l2_normalize(pooled.float()).cpu().numpy()
+
+    def _compiled_forward(self, batch: Sequence[Sequence[int]]) -> np.ndarray:
+        assert self._compiled is not None
+        outputs, mask = self._compiled(**self._inputs(batch))
+        pooled = POOLERS[self.pooling](outputs, mask)[: len(batch)]  # a doubled row's copy dropped
         return l2_normalize(pooled.float()).cpu().numpy()
 
 

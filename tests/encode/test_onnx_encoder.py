@@ -141,7 +141,8 @@ def test_help_imports_nothing_heavy():
 
 def test_large_fp32_calls_encode_through_the_checked_export(tiny_bert, monkeypatch, tmp_path):
     """fp32 builds run the ONNX export (checked within 1e-5 of torch) once a call is large;
-    small calls, the opt-out and other precisions stay on torch."""
+    small calls, the opt-out and bf16 stay on torch; int8 runs its own export where it passed
+    its check (tests/encode/test_onnx_precisions.py has the int8 path itself)."""
     import torch
 
     from simsearch.encode import torch_encoder
@@ -165,4 +166,10 @@ def test_large_fp32_calls_encode_through_the_checked_export(tiny_bert, monkeypat
     monkeypatch.delenv("SIMSEARCH_QUERY_BACKEND")
     int8 = Encoder(str(tiny_bert), max_length=64, precision="int8")
     int8.encode(texts)
-    assert int8._onnx is None
+    int8_meta = onnx_backend.cache_dir(int8.model_path, int8.pooling, 64, "int8") / "meta.json"
+    rejected = bool(json.loads(int8_meta.read_text(encoding="utf-8")).get("rejected"))
+    assert (int8._onnx is None) == rejected  # used exactly where kept
+    assert int8._onnx is None or int8._onnx.precision == "int8"
+    bf16 = Encoder(str(tiny_bert), max_length=64, precision="bf16")
+    bf16.encode(texts)
+    assert bf16._onnx is None  # no bf16 ONNX Runtime kernels on the CPU

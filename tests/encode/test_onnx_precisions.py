@@ -138,3 +138,26 @@ def test_without_onnx_runtime_int8_stays_on_torch(
     Index.build(TEXTS, "n", Encoder(str(tiny_bert), precision="int8"), index_dir=index_dir)
     assert isinstance(Index.open("n", index_dir=index_dir).encoder, Encoder)
     assert not (tmp_path / "cache" / "onnx").exists()
+
+
+def test_large_int8_calls_encode_through_the_checked_int8_export(tiny_bert, monkeypatch, any_int8) -> None:
+    """int8 builds run ONNX Runtime's int8 export once a call is large (as fp32 builds run
+    theirs); texts, cut flags and row order are the torch encoder's."""
+    import torch
+
+    from simsearch.encode import torch_encoder
+
+    texts = [f"sentence number {i} about {'bread ' * (i % 7)}" for i in range(30)] + TEXTS
+    monkeypatch.setattr(torch_encoder, "ONNX_MIN_TEXTS", 8)
+    encoder = Encoder(str(tiny_bert), precision="int8", max_length=40)
+    small, small_cut = encoder.encode_counting(texts[:5])  # a query-sized call: torch int8
+    assert encoder._onnx is torch_encoder._UNSET
+    got, cut = encoder.encode_counting(texts)
+    fast = encoder._onnx
+    assert isinstance(fast, onnx_encoder.OnnxEncoder) and fast.precision == "int8"
+    assert fast._session.get_session_options().intra_op_num_threads == torch.get_num_threads()
+    assert cut == 1 and small_cut == 0 and got.dtype == np.float32
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    direct = fast.encode(texts)  # the export on its own, batched the same way
+    assert np.min(np.sum(got * direct, axis=1)) >= 1 - 1e-5
+    assert np.mean(np.sum(got[:5] * small, axis=1)) >= 0.8  # the same model (random tiny weights)

@@ -1,0 +1,104 @@
+"""bf16 builds through torch.compile: when it switches, what it returns, and its eager fallback."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from simsearch.encode import compiled, torch_encoder
+from simsearch.encode.torch_encoder import Encoder
+
+TEXTS = [f"sentence number {i} about {'bread ' * (i % 9)}" for i in range(37)] + [
+    "서울 지하철은 편리하다.",
+    "a",
+    "keep bread fresh " * 40,
+]
+
+
+@pytest.mark.parametrize(
+    ("env", "choice", "seen", "expected"),
+    [
+        (None, None, 0, False),
+        (None, None, compiled.COMPILE_AFTER_TEXTS - 1, False),
+        (None, None, compiled.COMPILE_AFTER_TEXTS, True),
+        ("1", None, 0, True),
+        ("on", None, 0, True),
+        ("0", None, 10**9, False),
+        ("1", False, 10**9, False),  # the encoder's own choice wins over the environment
+        ("0", True, 0, True),
+    ],
+)
+def test_when_a_bf16_encoder_compiles(monkeypatch, env, choice, seen, expected) -> None:
+    if env is None:
+        monkeypatch.delenv("SIMSEARCH_COMPILE", raising=False)
+    else:
+        monkeypatch.setenv("SIMSEARCH_COMPILE", env)
+    assert compiled.wanted("bf16", "cpu", seen, choice) is expected
+    assert compiled.wanted("fp32", "cpu", seen, choice) is False  # fp32 and int8 run ONNX Runtime
+    assert compiled.wanted("int8", "cpu", seen, choice) is False
+    assert compiled.wanted("bf16", "cuda", seen, choice) is False
+
+
+def test_small_calls_and_default_encoders_stay_eager(tiny_bert, monkeypatch) -> None:
+    monkeypatch.delenv("SIMSEARCH_COMPILE", raising=False)
+    monkeypatch.setattr(torch_encoder, "ONNX_MIN_TEXTS", 8)
+    monkeypatch.setattr(compiled, "COMPILE_AFTER_TEXTS", 100)
+    encoder = Encoder(str(tiny_bert), precision="bf16", max_length=64)
+    encoder.encode(TEXTS[:7])  # a query-sized call: never counts, never compiles
+    assert encoder._compiled is None and encoder._large_texts == 0
+    encoder.encode(TEXTS)  # 40 texts: counted, still below the (patched) 100
+    assert encoder._compiled is None and encoder._large_texts == len(TEXTS)
+    forced_off = Encoder(str(tiny_bert), precision="bf16", max_length=64, compile=False)
+    for _ in range(3):
+        forced_off.encode(TEXTS)
+    assert forced_off._compiled is None
+
+
+def test_compiled_bf16_vectors_match_the_eager_ones(tiny_bert, monkeypatch) -> None:
+    """The compiled copy (plain attention, frozen weights) gives the eager bf16 vectors up to
+    bf16 rounding, a one-row batch included, and leaves the eager model as it was. (The tiny
+    random BERT's bf16 vectors lie up to ~2e-3 from each other, a trained model's ~2e-4: the
+    benchmark's cosine column measures the real one.)"""
+    monkeypatch.setattr(torch_encoder, "ONNX_MIN_TEXTS", 8)
+    exact = Encoder(str(tiny_bert), max_length=64).encode(TEXTS)
+    eager = Encoder(str(tiny_bert), precision="bf16", max_length=64, compile=False)
+    fast = Encoder(str(tiny_bert), precision="bf16", max_length=64, compile=True)
+    expected, expected_cut = eager.encode_counting(TEXTS, batch_size=4)
+    got, cut = fast.encode_counting(TEXTS, batch_size=4)  # 40 rows in 4s: no one-row batch
+    assert fast._compiled is not None and fast._compiled.active
+    assert cut == expected_cut and got.dtype == np.float32 and got.shape == expected.shape
+    assert np.min(np.sum(got * expected, axis=1)) >= 0.995
+    # as close to fp32 as eager bf16 is, give or take rounding
+    assert np.mean(np.sum(got * exact, axis=1)) >= np.mean(np.sum(expected * exact, axis=1)) - 1e-3
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    odd, _ = fast.encode_counting(TEXTS[:9], batch_size=8)  # 8 rows, then a one-row batch
+    assert fast._compiled.active
+    assert np.min(np.sum(odd * expected[:9], axis=1)) >= 0.995
+    assert fast._loaded.model.config._attn_implementation == eager._loaded.model.config._attn_implementation
+
+
+def test_a_failed_compilation_logs_one_line_and_stays_eager(tiny_bert, monkeypatch, caplog) -> None:
+    """No C++ compiler (or an operator inductor cannot take): the first compiled call raises
+    inside torch; the encoder says so once and returns the eager vectors."""
+
+    def broken(model):
+        def forward(**inputs):
+            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found\nmore detail")
+
+        return forward
+
+    monkeypatch.setattr(compiled, "compile_model", broken)
+    monkeypatch.setattr(torch_encoder, "ONNX_MIN_TEXTS", 8)
+    eager = Encoder(str(tiny_bert), precision="bf16", max_length=64, compile=False)
+    fast = Encoder(str(tiny_bert), precision="bf16", max_length=64, compile=True)
+    with caplog.at_level(logging.WARNING, logger="simsearch"):
+        got = fast.encode(TEXTS)
+        fast.encode(TEXTS)
+    lines = [r.getMessage() for r in caplog.records if "torch.compile" in r.getMessage()]
+    assert lines == [
+        "simsearch: torch.compile unavailable (RuntimeError: InvalidCxxCompiler: No working C++ compiler found); the bf16 encoder stays eager"
+    ]
+    assert fast._compiled is not None and not fast._compiled.active
+    np.testing.assert_allclose(got, eager.encode(TEXTS), atol=1e-6)
