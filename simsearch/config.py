@@ -54,7 +54,7 @@ SETTINGS: tuple[Setting, ...] = (
         "SIMSEARCH_COMPILE",
         "auto",
         "bf16 builds on the CPU through `torch.compile` (fused non-GEMM work, ~1.2x; compiling "
-        "takes tens of seconds once per process): `auto` switches after 20,000 texts in large "
+        "takes tens of seconds once per process): `auto` switches after 100,000 texts in large "
         "calls, `1` on the first large call, `0` never.",
     ),
     Setting(

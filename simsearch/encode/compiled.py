@@ -29,9 +29,11 @@ from simsearch import config
 
 log = logging.getLogger("simsearch")
 
-#: Texts a bf16 encoder encodes in large calls before it compiles (auto mode): ~40 s eager at
-#: ~500 sentences/s a core, about what compiling costs, repaid within the next ~60k texts.
-COMPILE_AFTER_TEXTS = 20_000
+#: Texts a bf16 encoder encodes in large calls before it compiles (auto mode). Compiling costs
+#: 27-100 s here; at ~500 sentences/s a core eager, the measured 1.17x (locked; 1.16-1.32x
+#: unlocked) saves 0.29-0.48 ms a text, so ~60-140k further texts repay 40 s of compiling. A build
+#: that has already made 100,000 is likely to go on long enough; a smaller one never pays.
+COMPILE_AFTER_TEXTS = 100_000
 
 Forward = Callable[..., Any]
 
