@@ -28,6 +28,7 @@ import json
 import os
 import pstats
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -212,7 +213,13 @@ def child(command: str, path: Path, docs: int, extra: list[str]) -> dict[str, An
 
 
 def build(path: Path, docs: int, kind: str, shards: int, profile: bool) -> dict[str, Any]:
-    return child("build", path, docs, ["--type", kind, "--shards", str(shards)] + ["--profile"] * profile)
+    """One build in a fresh process, or (``--home``) the one an earlier run left at ``path``."""
+    done = path.with_name(path.name + ".json")  # written only once the build has succeeded
+    if done.is_file() and json.loads(done.read_text())["docs"] == docs:
+        return {**json.loads(done.read_text()), "reused_from_an_earlier_run": True}
+    result = child("build", path, docs, ["--type", kind, "--shards", str(shards)] + ["--profile"] * profile)
+    done.write_text(json.dumps(result))
+    return result
 
 
 def timed(call: Any, rounds: int) -> list[float]:
@@ -408,6 +415,13 @@ def cluster_part(args: argparse.Namespace, home: Path, report: dict[str, Any]) -
                 report["node_processes"] = cluster_daemons(cluster.temp)  # (3 nodes; the last config served)
                 index.close()
                 Path(args.out).write_text(json.dumps(report, indent=1))
+    except BaseException:  # keep the cluster's own logs (its temp dir goes with it)
+        logs = Path(args.out).with_suffix(".ray-logs")
+        for log in (cluster.temp / "session_latest" / "logs").glob("*"):
+            if log.is_file() and log.suffix in (".out", ".err", ".log") and log.stat().st_size < 50_000_000:
+                logs.mkdir(exist_ok=True)
+                shutil.copy(log, logs / log.name)
+        raise
     finally:
         cluster.close()
 
@@ -443,6 +457,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=40, help="timed queries per mode and configuration")
     parser.add_argument("--types", default="flat,hnsw", help="index types of the local builds ('' skips)")
     parser.add_argument("--out", default="capacity.json")
+    parser.add_argument("--home", help="where the indexes are built and kept for later runs (default: temp)")
     args = parser.parse_args(argv)
     if args.command == "build":
         return build_child(args)
@@ -451,7 +466,7 @@ def main(argv: list[str] | None = None) -> None:
     report: dict[str, Any] = {"machine": machine(), "argv": sys.argv[1:], "local_builds": []}
     report.update(cluster_builds=[], serve=[])
     with tempfile.TemporaryDirectory(prefix="capacity-", dir="/tmp") as tmp:
-        home = Path(tmp)
+        home = Path(args.home or tmp)  # --home keeps the builds for later runs (and reuses them)
         if args.encode_docs:
             report["encode_build"] = child("encode", home / "encode", args.encode_docs, [])
         for kind in filter(None, args.types.split(",")):
