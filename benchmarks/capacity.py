@@ -1,6 +1,13 @@
 """Capacity figures measured on a local multi-node Ray cluster (issue 22 item 8).
 
     nice -n 10 python -m benchmarks.capacity --out capacity.json    # ~6 min on a loaded 2-core machine
+    python -m benchmarks.capacity --home DIR --docs 1048576 --types flat --cluster-docs 1048576 \
+        --shards 1 --fault-shards 1 --deadline 5 --encode-docs 2000    # 1M: ~6 min; DIR keeps the build
+
+At 1M, split the work into runs of ~10 minutes: ``--home`` keeps every build (and its figures) for
+the next run, which serves it without building again; ``--encode-docs N`` measures the encode part
+apart (``Index.build`` of N real sentences on one thread); ``--skip-delete`` leaves out the
+one-document delete (an HNSW shard rebuilds on it).
 
 Measures, through the public API only (``Index.build_from_vectors``, ``Index.open(..., ray=,
 replicas=)``, ``index.searcher``):
