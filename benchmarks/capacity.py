@@ -1,6 +1,13 @@
 """Capacity figures measured on a local multi-node Ray cluster (issue 22 item 8).
 
     nice -n 10 python -m benchmarks.capacity --out capacity.json    # ~6 min on a loaded 2-core machine
+    python -m benchmarks.capacity --home DIR --docs 1048576 --types flat --cluster-docs 1048576 \
+        --shards 1 --fault-shards 1 --deadline 5 --encode-docs 2000    # 1M: ~6 min; DIR keeps the build
+
+At 1M, split the work into runs of ~10 minutes: ``--home`` keeps every build (and its figures) for
+the next run, which serves it without building again; ``--encode-docs N`` measures the encode part
+apart (``Index.build`` of N real sentences on one thread); ``--skip-delete`` leaves out the
+one-document delete (an HNSW shard rebuilds on it).
 
 Measures, through the public API only (``Index.build_from_vectors``, ``Index.open(..., ray=,
 replicas=)``, ``index.searcher``):
@@ -28,6 +35,7 @@ import json
 import os
 import pstats
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,6 +50,10 @@ ROOT = Path(__file__).resolve().parents[1]
 DIM = 384
 BATCH = 8192
 NODES = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+
+
+def numbers(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
 
 
 def machine() -> dict[str, Any]:
@@ -158,14 +170,62 @@ def build_child(args: argparse.Namespace) -> None:
     print(json.dumps(out))
 
 
-def build(path: Path, docs: int, kind: str, shards: int, profile: bool) -> dict[str, Any]:
-    args = [sys.executable, "-m", "benchmarks.capacity", "build", str(path), "--docs", str(docs)]
-    args += ["--type", kind, "--shards", str(shards)] + (["--profile"] if profile else [])
-    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=3000)
+def encode_child(args: argparse.Namespace) -> None:
+    """Index.build of real sentences on one torch thread: the encode part per core, and the rest."""
+    import torch
+
+    import simsearch.encode.onnx_export as onnx_export
+    from benchmarks.corpus import shuffled
+    from simsearch import Index
+    from simsearch.encode.torch_encoder import Encoder as TorchEncoder
+
+    torch.set_num_threads(1)
+    encoder, spent = TorchEncoder(), {"encode": 0.0, "export": 0.0}
+
+    def timed_call(key: str, call: Any) -> Any:
+        def wrapper(*a: Any, **k: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return call(*a, **k)
+            finally:
+                spent[key] += time.perf_counter() - began
+
+        return wrapper
+
+    encoder.encode_counting = timed_call("encode", encoder.encode_counting)  # type: ignore[method-assign]
+    onnx_export.prepare = timed_call("export", onnx_export.prepare)  # (Index.build imports it late)
+    texts, before = shuffled()[: args.docs], load()
+    cpu, began = time.process_time(), time.perf_counter()
+    Index.build(texts, args.path, encoder, force=True, index_type="flat").close()
+    wall, cpu = time.perf_counter() - began, time.process_time() - cpu
+    out = {"docs": args.docs, "torch_threads": 1, "precision": encoder.precision, "seconds": round(wall, 2)}
+    out.update(encode_s=round(spent["encode"], 2), encode_docs_per_s=round(args.docs / spent["encode"]))
+    out.update(onnx_export_s=round(spent["export"], 2), cpu_s=round(cpu, 2), load_before=before)
+    out["write_faiss_lexical_s"] = round(wall - spent["encode"] - spent["export"], 2)
+    out.update(
+        peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), load_after=load()
+    )
+    print(json.dumps(out))
+
+
+def child(command: str, path: Path, docs: int, extra: list[str]) -> dict[str, Any]:
+    args = [sys.executable, "-m", "benchmarks.capacity", command, str(path), "--docs", str(docs), *extra]
+    env = dict(os.environ, OMP_NUM_THREADS="1") if command == "encode" else None
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=3000, env=env)
     if done.returncode != 0:
-        raise SystemExit(f"build failed:\n{done.stderr[-3000:]}")
+        raise SystemExit(f"{command} failed:\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    print("build", result, flush=True)
+    print(command, result, flush=True)
+    return result
+
+
+def build(path: Path, docs: int, kind: str, shards: int, profile: bool) -> dict[str, Any]:
+    """One build in a fresh process, or (``--home``) the one an earlier run left at ``path``."""
+    done = path.with_name(path.name + ".json")  # written only once the build has succeeded
+    if done.is_file() and json.loads(done.read_text())["docs"] == docs:
+        return {**json.loads(done.read_text()), "reused_from_an_earlier_run": True}
+    result = child("build", path, docs, ["--type", kind, "--shards", str(shards)] + ["--profile"] * profile)
+    done.write_text(json.dumps(result))
     return result
 
 
@@ -230,7 +290,7 @@ def serve(
     return index, result
 
 
-def reload_after_add(index: Any, encoder: Any) -> dict[str, Any]:
+def reload_after_add(index: Any, encoder: Any, delete: bool) -> dict[str, Any]:
     """Another process-like writer adds one document; the Ray index then follows it."""
     from simsearch import Index
     from simsearch.readers import Document
@@ -245,21 +305,23 @@ def reload_after_add(index: Any, encoder: Any) -> dict[str, Any]:
     reload_s = time.perf_counter() - began
     after = {pid for _, pid, _, _ in actor_pids(index)}
     hit = index.search("freshly added sentence about capacity planning", k=1, mode="lexical")[0].id
-    began = time.perf_counter()
-    writer.delete(["capacity-new"])  # HNSW cannot remove vectors: this rebuilds the shard
-    delete_s = time.perf_counter() - began
+    delete_s = reload_after_delete_s = float("nan")
+    if delete:  # HNSW cannot remove vectors: this rebuilds the shard (minutes at 1M: --skip-delete)
+        began = time.perf_counter()
+        writer.delete(["capacity-new"])
+        delete_s = time.perf_counter() - began
+        began = time.perf_counter()
+        index.reload()
+        reload_after_delete_s = time.perf_counter() - began
     writer.close()
-    began = time.perf_counter()
-    index.reload()
-    reload_after_delete_s = time.perf_counter() - began
     result = {
         "add_one_doc_s": round(add_s, 2),
         "reload_s": round(reload_s, 2),
         "actors_replaced": len(before - after),
         "actors_total": len(after),
         "new_doc_found": hit == "capacity-new",
-        "delete_one_doc_s": round(delete_s, 2),
-        "reload_after_delete_s": round(reload_after_delete_s, 2),
+        "delete_one_doc_s": round(delete_s, 2) if delete else None,
+        "reload_after_delete_s": round(reload_after_delete_s, 2) if delete else None,
         "shard_docs": len(index) // max(1, index.shards),
         "load": load(),
     }
@@ -319,11 +381,19 @@ def cluster_part(args: argparse.Namespace, home: Path, report: dict[str, Any]) -
     paths = {}
     for shards in args.shards:
         paths[shards] = home / f"c{shards}"
+        local = home / f"local-{args.cluster_type}"
+        if shards == 1 and args.docs == args.cluster_docs and local.is_dir():
+            paths[shards] = local  # the profiled local build of the same size and type: served as is
+            continue
         report["cluster_builds"].append(
             build(paths[shards], args.cluster_docs, args.cluster_type, shards, False)
         )
+    if not args.shards:
+        return
     began = time.perf_counter()
-    cluster = start_cluster(NODES, [ROOT] * len(NODES))
+    # Ray starts its workers 15 nice levels down: beside other jobs on 2 shared cores the shard
+    # actors then starve and miss every deadline; a real node runs nothing else, so measure at 0
+    cluster = start_cluster(NODES, [ROOT] * len(NODES), {"RAY_worker_niceness": str(args.worker_niceness)})
     report["cluster_start_s"] = round(time.perf_counter() - began, 1)
     os.environ.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
     os.environ.pop("RAY_ADDRESS", None)
@@ -343,15 +413,24 @@ def cluster_part(args: argparse.Namespace, home: Path, report: dict[str, Any]) -
                     print("serve", result, flush=True)
                     index.close()
                     continue
-                if replicas == 1 and shards == args.fault_shards:
-                    report["reload"] = reload_after_add(index, encoder)
-                if replicas == 2 and shards == args.fault_shards:
+                if replicas == 1 and shards in args.fault_shards:
+                    report.setdefault("reload", []).append(
+                        reload_after_add(index, encoder, not args.skip_delete)
+                    )
+                if replicas == 2 and shards in args.fault_shards:
                     vectors = encoder.encode(queries)
-                    report["failover"] = [failover(index, vectors, signal.SIGKILL)]
+                    report.setdefault("failover", []).append(failover(index, vectors, signal.SIGKILL))
                     report["failover"].append(failover(index, vectors, signal.SIGSTOP))
                 report["node_processes"] = cluster_daemons(cluster.temp)  # (3 nodes; the last config served)
                 index.close()
                 Path(args.out).write_text(json.dumps(report, indent=1))
+    except BaseException:  # keep the cluster's own logs (its temp dir goes with it)
+        logs = Path(args.out).with_suffix(".ray-logs")
+        for log in (cluster.temp / "session_latest" / "logs").glob("*"):
+            if log.is_file() and log.suffix in (".out", ".err", ".log") and log.stat().st_size < 50_000_000:
+                logs.mkdir(exist_ok=True)
+                shutil.copy(log, logs / log.name)
+        raise
     finally:
         cluster.close()
 
@@ -359,32 +438,47 @@ def cluster_part(args: argparse.Namespace, home: Path, report: dict[str, Any]) -
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.capacity", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command")
-    child = sub.add_parser("build", help="one build in this process (used by the run)")
-    child.add_argument("path")
-    child.add_argument("--docs", type=int, required=True)
-    child.add_argument("--type", default="flat")
-    child.add_argument("--shards", type=int, default=1)
-    child.add_argument("--profile", action="store_true")
+    one = sub.add_parser("build", help="one build in this process (used by the run)")
+    one.add_argument("path")
+    one.add_argument("--docs", type=int, required=True)
+    one.add_argument("--type", default="flat")
+    one.add_argument("--shards", type=int, default=1)
+    one.add_argument("--profile", action="store_true")
+    encode = sub.add_parser(
+        "encode", help="one encoding build on one thread in this process (used by the run)"
+    )
+    encode.add_argument("path")
+    encode.add_argument("--docs", type=int, required=True)
     parser.add_argument("--docs", type=int, default=131_072, help="documents of the local builds")
     parser.add_argument("--cluster-docs", type=int, default=131_072, help="documents of the served indexes")
-    parser.add_argument("--shards", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2, 4, 8])
-    parser.add_argument("--replicas", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2])
+    parser.add_argument("--shards", type=numbers, default=[1, 2, 4, 8], help="shard counts served ('' skips)")
+    parser.add_argument("--replicas", type=numbers, default=[1, 2])
     parser.add_argument("--cluster-type", default="flat", help="index type of the served indexes")
     parser.add_argument(
-        "--fault-shards", type=int, default=4, help="shard count of the reload/failover runs (0: none)"
+        "--fault-shards", type=numbers, default=[4], help="shard counts of the reload/failover runs (0: none)"
+    )
+    parser.add_argument("--skip-delete", action="store_true", help="reload after an add only (HNSW at 1M)")
+    parser.add_argument(
+        "--encode-docs", type=int, default=0, help="sentences of the encoding build (0: none)"
     )
     parser.add_argument("--queries", type=int, default=40)
     parser.add_argument("--deadline", type=float, default=2.0, help="seconds a shard replica has per call")
     parser.add_argument("--rounds", type=int, default=40, help="timed queries per mode and configuration")
     parser.add_argument("--types", default="flat,hnsw", help="index types of the local builds ('' skips)")
     parser.add_argument("--out", default="capacity.json")
+    parser.add_argument("--worker-niceness", type=int, default=0, help="RAY_worker_niceness (Ray's own: 15)")
+    parser.add_argument("--home", help="where the indexes are built and kept for later runs (default: temp)")
     args = parser.parse_args(argv)
     if args.command == "build":
         return build_child(args)
+    if args.command == "encode":
+        return encode_child(args)
     report: dict[str, Any] = {"machine": machine(), "argv": sys.argv[1:], "local_builds": []}
     report.update(cluster_builds=[], serve=[])
     with tempfile.TemporaryDirectory(prefix="capacity-", dir="/tmp") as tmp:
-        home = Path(tmp)
+        home = Path(args.home or tmp)  # --home keeps the builds for later runs (and reuses them)
+        if args.encode_docs:
+            report["encode_build"] = child("encode", home / "encode", args.encode_docs, [])
         for kind in filter(None, args.types.split(",")):
             report["local_builds"].append(build(home / f"local-{kind}", args.docs, kind, 1, True))
             Path(args.out).write_text(json.dumps(report, indent=1))
