@@ -29,6 +29,7 @@ from simsearch.errors import InputError, ModelError, SimsearchError
 from simsearch.readers import ReadOptions
 from simsearch.scale.cluster import (
     HeadLostError,
+    close_source,
     cause_line,
     connect,
     first_line,
@@ -296,8 +297,12 @@ def _replay(ray: Any, feed: Feed, done: set[int], options: RayOptions) -> int:
     truncated = 0
     try:
         with _quiet("ray.data"):
-            for batch in watch_head(ray, replayed.iter_batches(batch_size=None, batch_format="numpy")):
-                truncated += feed.take(batch)
+            batches = replayed.iter_batches(batch_size=None, batch_format="numpy")
+            try:
+                for batch in watch_head(ray, batches):
+                    truncated += feed.take(batch)
+            finally:
+                close_source(batches)
     except Exception as exc:
         raise _one_line_error(ray, exc) from None
     return truncated
@@ -369,12 +374,16 @@ def _encoded(
             concurrency=options.workers,
             batch_format="numpy",
         )
-    with _quiet("ray.data"):
-        yield from _batches(encoded)
+    batches = encoded.iter_batches(batch_size=None, batch_format="numpy")  # as blocks arrive
+    try:
+        with _quiet("ray.data"):
+            yield from _batches(batches)
+    finally:
+        close_source(batches)
 
 
-def _batches(encoded: Any) -> Iterator[dict[str, np.ndarray]]:
-    yield from encoded.iter_batches(batch_size=None, batch_format="numpy")  # as blocks arrive
+def _batches(batches: Iterator[dict[str, np.ndarray]]) -> Iterator[dict[str, np.ndarray]]:
+    yield from batches
 
 
 @contextlib.contextmanager

@@ -203,7 +203,18 @@ def _produce(items: Iterator[Any], handoff: queue.Queue[tuple[str, Any]], stop: 
     except BaseException as exc:  # noqa: BLE001 - handed to the consumer, who raises it
         put(("error", exc))
         return
+    finally:  # a consumer that stopped early: close the source here, in the thread that ran it
+        close_source(items)
     put(("end", None))
+
+
+def close_source(items: Any) -> None:
+    """Close a generator (a Ray Data batch iterator) now: its executor shuts down and the encoder
+    actors give their CPUs back. Left to the garbage collector, a failed build's traceback (kept
+    by whoever holds the error) keeps them reserved, and the next Ray call in this process waits."""
+    close = getattr(items, "close", None)
+    if close is not None:
+        close()
 
 
 def _resolve(target: str | None) -> str | None:

@@ -7,7 +7,7 @@ plan (each input's path, size, mtime and first-MiB hash, or an object's size and
 model (its id and files) and the options that change the vectors or documents (pooling, maximum
 length, precision, reader options)::
 
-    .NAME.resume-<key>/task-00007/<block>.npy     float32 vectors (numpy format, no pickle)
+    .NAME.resume-<key>/task-00007/<block>.f32     the vectors: raw little-endian float32, rows x dim
                                   <block>.jsonl   a header line, then id, text, metadata, where
                                   done.json       {"rows": N}: written last, when all N are there
                         shards-<key>/shard-003.g000001/   a shard a failed commit had committed
@@ -164,13 +164,14 @@ def save_block(
     """One encoded block of a task, durable before this returns (``metadata``: JSON texts)."""
     folder.mkdir(parents=True, exist_ok=True)
     name = f"{first:012d}-{len(ids)}"  # the block's place in its task: a retried block overwrites itself
-    lines = [json.dumps({"rows": len(ids), "truncated": truncated})]
+    array = np.ascontiguousarray(vectors, dtype="<f4")
+    dim = int(array.shape[1]) if array.ndim == 2 else 0
+    lines = [json.dumps({"rows": len(ids), "dim": dim, "truncated": truncated})]
     lines += [
         json.dumps({"id": i, "text": t, "metadata": json.loads(m), "where": w}, ensure_ascii=False)
         for i, t, m, w in zip(ids, texts, metadata, where)
     ]
-    array = np.ascontiguousarray(vectors, dtype=np.float32)
-    _write_file(folder / f"{name}.npy", lambda stream: np.save(stream, array, allow_pickle=False))
+    _write_file(folder / f"{name}.f32", lambda stream: stream.write(array.tobytes()))
     text = ("\n".join(lines) + "\n").encode("utf-8")
     _write_file(folder / f"{name}.jsonl", lambda stream: stream.write(text))  # last: the block is whole
 
@@ -181,10 +182,11 @@ def load_block(block: Path) -> tuple[list[Document], np.ndarray, int]:
     docs = [
         Document(row["id"], row["text"], row["metadata"], row["where"]) for row in map(json.loads, lines[1:])
     ]
-    vectors = np.load(block.with_suffix(".npy"), allow_pickle=False)
-    if len(docs) != header["rows"] or len(vectors) != len(docs):
-        raise ValueError(f"{block}: {len(docs)} rows, {len(vectors)} vectors, header {header['rows']}")
-    return docs, np.asarray(vectors, dtype=np.float32), int(header["truncated"])
+    raw = np.fromfile(block.with_suffix(".f32"), dtype="<f4")
+    dim = int(header["dim"])
+    if len(docs) != header["rows"] or raw.size != len(docs) * dim:
+        raise ValueError(f"{block}: {len(docs)} rows, {raw.size} floats, header {header['rows']} x {dim}")
+    return docs, raw.reshape(len(docs), dim).astype(np.float32), int(header["truncated"])
 
 
 def _write_file(target: Path, write: Callable[[BinaryIO], object]) -> None:
@@ -204,7 +206,7 @@ def _finished(folder: Path) -> bool:
         for block in folder.glob("*.jsonl"):
             with open(block, encoding="utf-8") as stream:
                 have += int(json.loads(stream.readline())["rows"])
-            if not block.with_suffix(".npy").is_file():
+            if not block.with_suffix(".f32").is_file():
                 return False
         return have == want
     except (OSError, ValueError, KeyError, TypeError):
