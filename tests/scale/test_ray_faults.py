@@ -30,7 +30,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory, tiny_model: str):
                 {"id": f"k{i}", "text": " ".join(WORDS[(i * k + i) % len(WORDS)] for k in range(1, 12))}
             )
             + "\n"
-            for i in range(10000)  # long enough that the latest kill (3 s in) still finds encoding under way
+            for i in range(30000)  # long enough that the latest kill (3 s in) still finds encoding
+            # under way (10,000 ended first on the 4-CPU test cluster, in a clean-clone CI run)
         ),
         encoding="utf-8",
     )
