@@ -5,18 +5,28 @@ bf16 GEMM peak; what it loses is elsewhere. Profiled on 600 corpus sentences, 1 
 (AVX-512 bf16): ``addmm`` 64% of the time, torch's SDPA flash-attention kernel 21% (for ~1% of
 the FLOPs: 12 heads x 32 dims over ~25 tokens is far too small for its blocking), GELU, layer
 norm, copies and adds the rest. Compiled with inductor on a copy of the model that uses the
-plain ``matmul -> softmax -> matmul`` attention, with ``freezing`` (weights folded and prepacked
-for oneDNN), the attention becomes two small batched products and a fused masked softmax, and
-bias, GELU and residual adds ride on the GEMMs: 1.17x the eager rate in the locked encoder table
-(1.16-1.32x in unlocked rounds; benchmarks/README.md, "Encoder throughput"); vectors stay within
-bf16 rounding of the eager bf16 ones.
+plain ``matmul -> softmax -> matmul`` attention:
 
-Compiling takes tens of seconds once per process (a C++ compiler builds the kernels; inductor
-caches them on disk for later processes), so it is worth it only for large builds:
-:data:`COMPILE_AFTER_TEXTS` texts in large calls before the switch, unless
-``SIMSEARCH_COMPILE`` says ``1`` (at once, benchmarks) or ``0`` (never). Queries never pay it
-(they are small calls and run eager, or through ONNX Runtime). Where compilation fails (no
-compiler, an unsupported model) the encoder logs one line and stays eager.
+- **frozen** (inductor's ``freezing``, set while the compiled forward runs, because it is read
+  when a graph is compiled, which is at a call; ``torch.compile(options={"freezing": True})``
+  does not reach that check in torch 2.13): the weights become constants, prepacked for oneDNN,
+  and bias and GELU run inside the GEMMs (``mkldnn._linear_pointwise``);
+- with an **additive attention mask** of shape ``(batch, 1, 1, tokens)`` made once per batch:
+  transformers passes a 4-D mask through as it is, so each layer's softmax adds a broadcast row
+  instead of rebuilding the mask from the 0/1 one (the rebuilt mask made the fused softmax 2.3x
+  slower: 114 ms against 50 ms of 900 in a profile). Whether the model honours it is checked once
+  in eager mode (the 0/1 mask and the additive one must give the same hidden states); a model
+  that does not gets the 0/1 mask.
+
+Measured (benchmarks/README.md, "Encoder throughput"): 1.5-1.6x the eager bf16 rate per core;
+vectors within bf16 rounding of the eager bf16 ones.
+
+Compiling takes ~20 s once per process (a C++ compiler builds the kernels; inductor caches them
+on disk for later processes), so it is worth it only for large builds:
+:data:`COMPILE_AFTER_TEXTS` texts in large calls before the switch, unless ``SIMSEARCH_COMPILE``
+says ``1`` (at once, benchmarks) or ``0`` (never). Queries never pay it (they are small calls and
+run eager, or through ONNX Runtime). Where compilation fails (no compiler, an unsupported model)
+the encoder logs one line and stays eager.
 """
 
 from __future__ import annotations
@@ -29,11 +39,11 @@ from simsearch import config
 
 log = logging.getLogger("simsearch")
 
-#: Texts a bf16 encoder encodes in large calls before it compiles (auto mode). Compiling costs
-#: 27-100 s here; at ~500 sentences/s a core eager, the measured 1.17x (locked; 1.16-1.32x
-#: unlocked) saves 0.29-0.48 ms a text, so ~60-140k further texts repay 40 s of compiling. A build
-#: that has already made 100,000 is likely to go on long enough; a smaller one never pays.
-COMPILE_AFTER_TEXTS = 100_000
+#: Texts a bf16 encoder encodes in large calls before it compiles (auto mode). Compiling cost
+#: ~20 s here with no kernels cached; eager ~480 and compiled ~780 sentences/s a core save
+#: ~0.8 ms a text on one thread (~0.4 ms a core on two), so 25-50k further texts repay it. A build
+#: that has already made 50,000 texts is taken to go on about as long again.
+COMPILE_AFTER_TEXTS = 50_000
 
 Forward = Callable[..., Any]
 
@@ -55,10 +65,51 @@ def compile_model(model: Any) -> Forward:
     """
     import torch
 
+    from torch._inductor import config as inductor
+
     twin = copy.deepcopy(model)
     if hasattr(twin, "set_attn_implementation"):
         twin.set_attn_implementation("eager")  # matmul + softmax: fusable, unlike SDPA's kernel
-    return torch.compile(twin, dynamic=True, options={"freezing": True})
+    compiled = torch.compile(twin, dynamic=True)
+
+    def forward(**inputs: Any) -> Any:
+        with inductor.patch(freezing=True):  # read when a graph compiles, i.e. inside a call
+            return compiled(**inputs)
+
+    return forward
+
+
+def additive_mask(mask: Any, dtype: Any) -> Any:
+    """The 0/1 ``(batch, tokens)`` mask as the additive ``(batch, 1, 1, tokens)`` one that
+    attention adds to its scores: 0 where a token counts, the dtype's lowest value where not."""
+    import torch
+
+    return (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+
+
+def honours_additive_mask(model: Any, inputs: dict[str, Any]) -> bool:
+    """Whether ``model`` (eager) gives the same hidden states for a 0/1 mask and its additive
+    form, on the first row of ``inputs`` twice, the second time with its second half masked."""
+    import torch
+
+    row = {k: v[:1].repeat(2, 1) for k, v in inputs.items()}
+    mask = row["attention_mask"].clone()
+    tokens = int(mask[0].sum())
+    if tokens < 2:
+        return False  # nothing to mask without masking the whole row
+    mask[1, (tokens + 1) // 2 :] = 0
+    row["attention_mask"] = mask
+    dtype = next(model.parameters()).dtype
+    try:
+        plain = model(**row)[0]
+        added = model(**dict(row, attention_mask=additive_mask(mask, dtype)))[0]
+    except Exception:  # a model that takes no 4-D mask
+        return False
+    keep = mask.bool()
+    a, b = plain[keep].float(), added[keep].float()
+    if a.shape != b.shape:
+        return False
+    return bool(torch.nn.functional.cosine_similarity(a, b, dim=-1).min() >= 0.999)
 
 
 class Compiled:
@@ -71,14 +122,21 @@ class Compiled:
     def __init__(self, model: Any) -> None:
         self._eager = model
         self._forward: Forward | None = compile_model(model)
+        self._additive: bool | None = None  # decided on the first batch
+        self._dtype = next(model.parameters()).dtype
 
     def __call__(self, **inputs: Any) -> tuple[Any, Any]:
         """The model's outputs and the attention mask they go with (doubled rows included)."""
         if self._forward is not None:
             doubled = inputs["input_ids"].shape[0] == 1
             feed = {k: v.repeat(2, 1) for k, v in inputs.items()} if doubled else inputs
+            mask = feed["attention_mask"]
+            if self._additive is None:
+                self._additive = honours_additive_mask(self._eager, feed)
+            if self._additive:
+                feed = dict(feed, attention_mask=additive_mask(mask, self._dtype))
             try:
-                return self._forward(**feed), feed["attention_mask"]
+                return self._forward(**feed), mask
             except Exception as exc:  # no C++ compiler, an operator inductor cannot take, ...
                 log.warning(
                     "simsearch: torch.compile unavailable (%s); the bf16 encoder stays eager",

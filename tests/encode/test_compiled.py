@@ -102,3 +102,65 @@ def test_a_failed_compilation_logs_one_line_and_stays_eager(tiny_bert, monkeypat
     ]
     assert fast._compiled is not None and not fast._compiled.active
     np.testing.assert_allclose(got, eager.encode(TEXTS), atol=1e-6)
+
+
+def test_the_compiled_forward_runs_frozen(tiny_bert, monkeypatch) -> None:
+    """Inductor reads ``freezing`` when a graph compiles, which is inside a call: the compiled
+    forward must run with it set (``torch.compile(options=...)`` did not reach it)."""
+    import torch
+    from torch._inductor import config as inductor
+
+    seen: list[bool] = []
+
+    def fake_compile(model, **kwargs):
+        def forward(**inputs):
+            seen.append(bool(inductor.freezing))
+            return model(**inputs)
+
+        return forward
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    forward = compiled.compile_model(Encoder(str(tiny_bert), max_length=64)._loaded.model)
+    before = inductor.freezing
+    with torch.inference_mode():
+        forward(input_ids=torch.tensor([[101, 7, 102]]), attention_mask=torch.ones(1, 3, dtype=torch.long))
+    assert seen == [True] and inductor.freezing == before
+
+
+def test_the_additive_mask_is_checked_on_the_model(tiny_bert) -> None:
+    """A BERT takes the additive 4-D mask as the 0/1 one; a model that ignores its mask (or
+    rejects a 4-D one) keeps the 0/1 mask."""
+    import torch
+
+    model = Encoder(str(tiny_bert), max_length=64)._loaded.model
+    inputs = {
+        "input_ids": torch.tensor([[101, 7, 8, 9, 102]]),
+        "attention_mask": torch.ones(1, 5, dtype=torch.long),
+        "token_type_ids": torch.zeros(1, 5, dtype=torch.long),
+    }
+    with torch.inference_mode():
+        assert compiled.honours_additive_mask(model, inputs)
+        mask = compiled.additive_mask(torch.tensor([[1, 1, 0]]), torch.bfloat16)
+        assert mask.shape == (1, 1, 1, 3) and mask.dtype == torch.bfloat16
+        assert mask[0, 0, 0, 0] == 0 and mask[0, 0, 0, 2] == torch.finfo(torch.bfloat16).min
+
+        class DropsFourD(torch.nn.Module):  # a 4-D mask is ignored: every token attended
+            def __init__(self) -> None:
+                super().__init__()
+                self.inner = model
+
+            def forward(self, attention_mask=None, **kw):
+                flat = attention_mask is not None and attention_mask.dim() == 2
+                return self.inner(attention_mask=attention_mask if flat else None, **kw)
+
+        assert not compiled.honours_additive_mask(DropsFourD(), inputs)
+
+        class FlatOnly(DropsFourD):  # takes only 0/1 masks
+            def forward(self, attention_mask=None, **kw):
+                if attention_mask is not None and attention_mask.dim() != 2:
+                    raise ValueError("2-D masks only")
+                return self.inner(attention_mask=attention_mask, **kw)
+
+        assert not compiled.honours_additive_mask(FlatOnly(), inputs)
+        one_token = {k: v[:, :1] for k, v in inputs.items()}
+        assert not compiled.honours_additive_mask(model, one_token)
