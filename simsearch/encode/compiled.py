@@ -70,7 +70,7 @@ def compile_model(model: Any) -> Forward:
     twin = copy.deepcopy(model)
     if hasattr(twin, "set_attn_implementation"):
         twin.set_attn_implementation("eager")  # matmul + softmax: fusable, unlike SDPA's kernel
-    compiled = torch.compile(twin, dynamic=True)
+    compiled: Forward = torch.compile(twin, dynamic=True)
 
     def forward(**inputs: Any) -> Any:
         with inductor.patch(freezing=True):  # read when a graph compiles, i.e. inside a call
