@@ -18,8 +18,9 @@ plain ``matmul -> softmax -> matmul`` attention:
   in eager mode (the 0/1 mask and the additive one must give the same hidden states); a model
   that does not gets the 0/1 mask.
 
-Measured (benchmarks/README.md, "Encoder throughput"): 1.5-1.6x the eager bf16 rate per core;
-vectors within bf16 rounding of the eager bf16 ones.
+Measured (benchmarks/README.md, "Encoder throughput", session 9): 1.30-1.31x the eager bf16 rate
+per core and 1.50x on two cores, 79% of the bf16 GEMM peak per core on a build chunk of 2,048
+texts; vectors within bf16 rounding of the eager bf16 ones.
 
 Compiling takes ~20 s once per process (a C++ compiler builds the kernels; inductor caches them
 on disk for later processes), so it is worth it only for large builds:
@@ -40,9 +41,9 @@ from simsearch import config
 log = logging.getLogger("simsearch")
 
 #: Texts a bf16 encoder encodes in large calls before it compiles (auto mode). Compiling cost
-#: ~20 s here with no kernels cached; eager ~480 and compiled ~780 sentences/s a core save
-#: ~0.8 ms a text on one thread (~0.4 ms a core on two), so 25-50k further texts repay it. A build
-#: that has already made 50,000 texts is taken to go on about as long again.
+#: ~20 s here with no kernels cached; eager 561 and compiled 737 sentences/s a core (858 and
+#: 1,284/s on two cores) save ~0.4 ms a text either way, so ~50k further texts repay it. A build
+#: that has already made 50,000 texts is taken to go on at least as long again.
 COMPILE_AFTER_TEXTS = 50_000
 
 Forward = Callable[..., Any]
