@@ -9,6 +9,7 @@ from typing import Iterator
 import pytest
 
 from simsearch.errors import SimsearchError
+from simsearch.scale import cluster
 from simsearch.scale.cluster import (
     HeadLostError,
     HeadMonitor,
@@ -17,6 +18,13 @@ from simsearch.scale.cluster import (
     head_reachable,
     watch_head,
 )
+
+
+@pytest.fixture(autouse=True)
+def _head_lost_stays_in_the_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests watch fake heads, which sets the process-wide "head lost" flag; it is put back
+    afterwards, or every later Ray close in the session would skip its actors."""
+    monkeypatch.setattr(cluster, "_head_lost", False)
 
 
 def listener() -> tuple[socket.socket, str]:
