@@ -161,3 +161,58 @@ def test_large_int8_calls_encode_through_the_checked_int8_export(tiny_bert, monk
     direct = fast.encode(texts)  # the export on its own, batched the same way
     assert np.min(np.sum(got * direct, axis=1)) >= 1 - 1e-5
     assert np.mean(np.sum(got[:5] * small, axis=1)) >= 0.8  # the same model (random tiny weights)
+
+
+def _optimized_ops(model: Path, precision: str, out: Path, disabled: list[str] | None = None) -> set[str]:
+    """The operators of ONNX Runtime's optimised graph, as :func:`onnx_encoder.open_session`
+    builds it (``disabled``: another list of left-out rewrites instead of ``precision``'s)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    options.optimized_model_filepath = str(out)
+    if disabled is None:
+        onnx_encoder.open_session(model, precision, options)
+    else:
+        onnxruntime.InferenceSession(
+            str(model), options, providers=["CPUExecutionProvider"], disabled_optimizers=disabled
+        )
+    return {node.op_type for node in onnx.load(str(out)).graph.node}
+
+
+def test_int8_sessions_keep_the_residual_add_apart_from_its_layer_norm(
+    tiny_bert: Path, tmp_path: Path, any_int8
+) -> None:
+    """ONNX Runtime's fused SkipLayerNormalization was the int8 graph's slowest non-GEMM kernel:
+    int8 sessions leave that rewrite out (and nothing else); fp32 ones are untouched."""
+    encoder = Encoder(str(tiny_bert), precision="int8", max_length=40)
+    directory = onnx_export.prepare(encoder)
+    assert directory is not None
+    model = directory / "model.onnx"
+    fused = _optimized_ops(model, "int8", tmp_path / "fused.onnx", disabled=[])
+    assert "SkipLayerNormalization" in fused  # what ONNX Runtime would do on its own
+    kept = _optimized_ops(model, "int8", tmp_path / "kept.onnx")
+    assert "SkipLayerNormalization" not in kept and "LayerNormalization" in kept
+    assert {"DynamicQuantizeMatMul", "Gelu"} <= kept  # the other fusions still happen
+    assert onnx_encoder.DISABLED_OPTIMIZERS.get("fp32", []) == []
+    fast = onnx_encoder.OnnxEncoder(directory, encoder.model_id, str(encoder.model_path))
+    got = fast.encode(TEXTS)
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_exports_trace_plain_attention_and_leave_the_encoder_as_it_was(
+    tiny_bert: Path, monkeypatch, tmp_path: Path
+) -> None:
+    """The export traces matmul + softmax attention (not SDPA's ONNX form, which adds an IsNaN
+    and Where pass over each layer's scores); the encoder keeps its own attention, and the export
+    still matches it within 1e-5."""
+    monkeypatch.setenv("SIMSEARCH_CACHE", str(tmp_path / "cache"))
+    encoder = Encoder(str(tiny_bert), max_length=40)
+    before = encoder._loaded.model.config._attn_implementation
+    directory = onnx_export.prepare(encoder)
+    assert directory is not None
+    assert encoder._loaded.model.config._attn_implementation == before == "sdpa"
+    nodes = [node.op_type for node in onnx.load(str(directory / "model.onnx")).graph.node]
+    assert "IsNaN" not in nodes
+    assert nodes.count("Softmax") == encoder._loaded.config.num_hidden_layers
+    assert _meta(directory)["checked_cosine_distance"] <= onnx_encoder.TOLERANCES["fp32"]
