@@ -17,7 +17,9 @@ checked against this class's own vectors:
   closer to fp32 (on VNNI CPUs both quantise activations to 8 bits per batch; without VNNI torch
   uses 7 bits and the export was already the better one for int8 queries; benchmarks/README.md).
 - bf16 on the CPU switches to a ``torch.compile``'d copy of the model once it has encoded enough
-  texts to repay compiling (:mod:`simsearch.encode.compiled`).
+  texts to repay compiling (:mod:`simsearch.encode.compiled`); until then its large calls use a
+  plain attention in place of SDPA's kernel where the model gives the same hidden states with it
+  (:mod:`simsearch.encode.attention`).
 
 Tokenisation, truncation and batching stay this class's, so the texts and their cut flags are the
 same either way. ``SIMSEARCH_QUERY_BACKEND=torch`` keeps the ONNX paths off;
@@ -34,6 +36,7 @@ import numpy as np
 import torch
 
 from simsearch.errors import ModelError
+from simsearch.encode.attention import use_plain_attention
 from simsearch.encode.batching import length_batches
 from simsearch.encode.compiled import Compiled, wanted
 from simsearch.encode.models import (
@@ -117,6 +120,7 @@ class Encoder:
         self._compile = compile
         self._compiled: Compiled | None = None  # bf16: made once enough large calls came
         self._large_texts = 0  # texts encoded in large calls so far
+        self._plain: bool | None = None  # bf16: plain attention for large eager calls, once decided
 
     def __repr__(self) -> str:
         return (
@@ -187,12 +191,21 @@ class Encoder:
                 self._compiled = Compiled(self._loaded.model)
             if self._compiled is not None:
                 forward = self._compiled_forward
+            elif self._plain is None and self.precision == "bf16" and self.device == "cpu":
+                self._plain = self._try_plain_attention(ids)
         with torch.inference_mode(), autocast(self.precision, self.device):
             for rows in length_batches([len(seq) for seq in ids], batch_size or self.batch_size):
                 out[rows] = forward([ids[i] for i in rows])
                 if progress is not None:
                     progress(len(rows))
         return out, truncated
+
+    def _try_plain_attention(self, ids: Sequence[Sequence[int]]) -> bool:
+        """Switch the bf16 model to :mod:`simsearch.encode.attention`'s plain attention where
+        it gives SDPA's hidden states on a few of ``ids`` (of different lengths: padded)."""
+        picks = sorted({0, len(ids) // 3, (2 * len(ids)) // 3, len(ids) - 1})
+        with torch.inference_mode(), autocast(self.precision, self.device):
+            return use_plain_attention(self._loaded.model, self._inputs([ids[i] for i in picks]))
 
     def _onnx_session(self) -> Any:
         """The checked fp32 or int8 ONNX export (made now if missing), or None where there is none."""
