@@ -18,13 +18,14 @@ plain ``matmul -> softmax -> matmul`` attention:
   in eager mode (the 0/1 mask and the additive one must give the same hidden states); a model
   that does not gets the 0/1 mask.
 
-Measured (benchmarks/README.md, "Encoder throughput", session 9): 1.30-1.31x the eager bf16 rate
-per core and 1.50x on two cores, 79% of the bf16 GEMM peak per core on a build chunk of 2,048
-texts; vectors within bf16 rounding of the eager bf16 ones.
+Measured (benchmarks/README.md, "Encoder throughput", session 10): 81% of the bf16 GEMM peak
+per core on a build chunk of 2,048 texts, 1.22x the eager bf16 rate per core and on two cores
+(eager itself runs :mod:`simsearch.encode.attention`'s plain attention since session 10; against
+SDPA's kernel it was 1.31x and 1.50x); vectors within bf16 rounding of the eager bf16 ones.
 
-Compiling takes ~20 s once per process (a C++ compiler builds the kernels; inductor caches them
-on disk for later processes), so it is worth it only for large builds:
-:data:`COMPILE_AFTER_TEXTS` texts in large calls before the switch, unless ``SIMSEARCH_COMPILE``
+Compiling takes ~23 s once per process (a C++ compiler builds the kernels; a second process took
+as long here, so no reuse across processes is counted on), so it is worth it only for large builds:
+:func:`compile_after` texts in large calls before the switch, unless ``SIMSEARCH_COMPILE``
 says ``1`` (at once, benchmarks) or ``0`` (never). Queries never pay it (they are small calls and
 run eager, or through ONNX Runtime). Where compilation fails (no compiler, an unsupported model)
 the encoder logs one line and stays eager.
@@ -40,11 +41,14 @@ from simsearch import config
 
 log = logging.getLogger("simsearch")
 
-#: Texts a bf16 encoder encodes in large calls before it compiles (auto mode). Compiling cost
-#: ~20 s here with no kernels cached; eager 561 and compiled 737 sentences/s a core (858 and
-#: 1,284/s on two cores) save ~0.4 ms a text either way, so ~50k further texts repay it. A build
-#: that has already made 50,000 texts is taken to go on at least as long again.
-COMPILE_AFTER_TEXTS = 50_000
+#: Texts a bf16 encoder encodes in large calls, per torch thread, before it compiles (auto
+#: mode). Compiling took ~23 s here on one thread and on two (no kernels cached; they are not
+#: reused across processes with freezing on). Eager 565 and compiled 689 sentences/s a core
+#: save 0.32 ms a text, so ~72k further texts repay it on one thread; on two (1,016 and
+#: 1,237/s) 0.18 ms, ~130k texts: the saving per text shrinks with the threads, the compile
+#: does not. A build that has already made this many texts is taken to go on at least as long
+#: again.
+COMPILE_AFTER_TEXTS_PER_THREAD = 70_000
 
 Forward = Callable[..., Any]
 
@@ -56,7 +60,15 @@ def wanted(precision: str, device: str, texts_so_far: int, choice: bool | None =
     mode = config.encoder_compile() if choice is None else ("1" if choice else "0")
     if precision != "bf16" or device != "cpu" or mode == "0":
         return False
-    return mode == "1" or texts_so_far >= COMPILE_AFTER_TEXTS
+    return mode == "1" or texts_so_far >= compile_after()
+
+
+def compile_after() -> int:
+    """Texts in large calls after which an auto-mode bf16 encoder compiles, at this process's
+    torch threads."""
+    import torch
+
+    return COMPILE_AFTER_TEXTS_PER_THREAD * max(1, torch.get_num_threads())
 
 
 def compile_model(model: Any) -> Forward:

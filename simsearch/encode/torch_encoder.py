@@ -82,7 +82,7 @@ class Encoder:
     ``precision`` is ``fp32`` (exact, the default), ``bf16`` or ``int8`` (faster, approximate;
     see :mod:`simsearch.encode.precision`). ``compile`` (bf16 on the CPU only): True compiles the
     model on the first large call, False never, None leaves it to ``SIMSEARCH_COMPILE`` (by
-    default after :data:`~simsearch.encode.compiled.COMPILE_AFTER_TEXTS` texts).
+    default after :func:`~simsearch.encode.compiled.compile_after` texts).
 
     >>> enc = Encoder()
     >>> enc.encode(["a sentence"]).shape

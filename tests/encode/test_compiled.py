@@ -17,12 +17,39 @@ TEXTS = [f"sentence number {i} about {'bread ' * (i % 9)}" for i in range(37)] +
 ]
 
 
+@pytest.fixture
+def two_threads():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_the_threshold_grows_with_the_threads(monkeypatch) -> None:
+    """Compiling costs the same on one thread or two, the saving per text halves: twice the texts."""
+    import torch
+
+    monkeypatch.delenv("SIMSEARCH_COMPILE", raising=False)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = compiled.compile_after()
+        assert compiled.wanted("bf16", "cpu", one, None) and not compiled.wanted("bf16", "cpu", one - 1, None)
+        torch.set_num_threads(2)
+        assert compiled.compile_after() == 2 * one == 2 * compiled.COMPILE_AFTER_TEXTS_PER_THREAD
+        assert not compiled.wanted("bf16", "cpu", one, None)
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize(
     ("env", "choice", "seen", "expected"),
     [
         (None, None, 0, False),
-        (None, None, compiled.COMPILE_AFTER_TEXTS - 1, False),
-        (None, None, compiled.COMPILE_AFTER_TEXTS, True),
+        (None, None, 2 * compiled.COMPILE_AFTER_TEXTS_PER_THREAD - 1, False),
+        (None, None, 2 * compiled.COMPILE_AFTER_TEXTS_PER_THREAD, True),
         ("1", None, 0, True),
         ("on", None, 0, True),
         ("0", None, 10**9, False),
@@ -30,7 +57,7 @@ TEXTS = [f"sentence number {i} about {'bread ' * (i % 9)}" for i in range(37)] +
         ("0", True, 0, True),
     ],
 )
-def test_when_a_bf16_encoder_compiles(monkeypatch, env, choice, seen, expected) -> None:
+def test_when_a_bf16_encoder_compiles(monkeypatch, two_threads, env, choice, seen, expected) -> None:
     if env is None:
         monkeypatch.delenv("SIMSEARCH_COMPILE", raising=False)
     else:
@@ -44,7 +71,7 @@ def test_when_a_bf16_encoder_compiles(monkeypatch, env, choice, seen, expected) 
 def test_small_calls_and_default_encoders_stay_eager(tiny_bert, monkeypatch) -> None:
     monkeypatch.delenv("SIMSEARCH_COMPILE", raising=False)
     monkeypatch.setattr(torch_encoder, "ONNX_MIN_TEXTS", 8)
-    monkeypatch.setattr(compiled, "COMPILE_AFTER_TEXTS", 100)
+    monkeypatch.setattr(compiled, "COMPILE_AFTER_TEXTS_PER_THREAD", 100)
     encoder = Encoder(str(tiny_bert), precision="bf16", max_length=64)
     encoder.encode(TEXTS[:7])  # a query-sized call: never counts, never compiles
     assert encoder._compiled is None and encoder._large_texts == 0
