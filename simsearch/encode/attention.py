@@ -3,9 +3,10 @@
 At a corpus sentence's ~23 tokens, torch's SDPA flash-attention kernel for the CPU is the eager
 bf16 encoder's largest cost after the matrix products: 22% of the time for ~1% of the FLOPs
 (2,048 corpus sentences, 1 thread, AMD EPYC Zen 5; 12 heads x 32 dims over ~25 tokens is far
-below its blocking). Two batched products and a softmax over the short rows cost a third of that:
-the bf16 encoder went from 545 to ~595-613 sentences/s in interleaved runs, with the same
-distance to fp32 (mean cosine 0.99995; min 0.99985 against SDPA's 0.99982).
+below its blocking). Two batched products and a softmax over the short rows cost about half of
+that (10.5% of the time after): interleaved, 519 -> 557 sentences/s a core and 833 -> 1,036 on
+two cores (benchmarks/README.md, session 10), with the same distance to fp32 (mean cosine
+0.99995; min 0.99984 against SDPA's 0.99982).
 
 The arithmetic, outside autocast: ``q @ k^T`` in bf16, the additive mask added, the softmax of
 the scaled scores in fp32, its probabilities back in bf16 for ``@ v``. It is registered with
