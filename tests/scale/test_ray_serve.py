@@ -146,13 +146,19 @@ def test_ray_index_searches_writes_and_recovers(ray_cluster, built: Path, encode
     assert outcomes[-1] == "ok", outcomes
     assert ray_cluster.get(remote.searcher.actors[1].pid.remote()) != old_pid  # replaced by simsearch
 
-    gone = Index.open(built, encoder=encoder, ray="auto")
-    ray_cluster.kill(
-        gone.searcher.actors[2], no_restart=True
-    )  # dead for good: every query is refused clearly
-    with pytest.raises(ShardUnavailableError, match=r"shard 2 is unavailable"):
-        gone.search("bread", k=3)
     remote.close()
+
+    gone = Index.open(built, encoder=encoder, ray="auto")
+    try:
+        ray_cluster.kill(
+            gone.searcher.actors[2], no_restart=True
+        )  # dead for good: every query is refused clearly
+        with pytest.raises(ShardUnavailableError, match=r"shard 2 is unavailable"):
+            gone.search("bread", k=3)
+    finally:
+        # Closed, not left to garbage collection: the replacement simsearch starts for the dead
+        # replica holds the shard group, so its actors (and the replacement) outlive the handle.
+        gone.close()
 
 
 def test_serve_ray_over_http(ray_cluster, built: Path, index_dir: Path, tmp_path: Path, encoder) -> None:
