@@ -100,11 +100,28 @@ def prepare(encoder: Any) -> Path | None:
             os.replace(staging, directory)
         except OSError:  # another process exported it first
             pass
+        sweep_older_formats(directory.parent)
         return directory if _usable(directory) else None
     except Exception:  # exporter limits for an unusual architecture: stay on torch
         return None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def sweep_older_formats(root: Path) -> int:
+    """Remove the exports under ``root`` that an earlier simsearch wrote in an older format
+    (this version never reads them: the format is part of each directory's key); returns how
+    many went. Directories without a readable ``meta.json`` (another process's staging) stay."""
+    removed = 0
+    for entry in root.iterdir() if root.is_dir() else ():
+        try:
+            meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(meta, dict) and isinstance(meta.get("format"), int) and meta["format"] < FORMAT:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def _usable(directory: Path) -> bool:

@@ -216,3 +216,23 @@ def test_exports_trace_plain_attention_and_leave_the_encoder_as_it_was(
     assert "IsNaN" not in nodes
     assert nodes.count("Softmax") == encoder._loaded.config.num_hidden_layers
     assert _meta(directory)["checked_cosine_distance"] <= onnx_encoder.TOLERANCES["fp32"]
+
+
+def test_a_new_export_removes_exports_of_older_formats(tiny_bert: Path, monkeypatch, tmp_path: Path) -> None:
+    """After an upgrade that changes the export format the old directories are never read again:
+    the next export written removes them, and nothing else (current ones, staging directories)."""
+    monkeypatch.setenv("SIMSEARCH_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "cache" / "onnx"
+    old = root / "0123456789abcdef01234567"
+    old.mkdir(parents=True)
+    (old / "meta.json").write_text(json.dumps({"format": onnx_encoder.FORMAT - 1, "precision": "fp32"}))
+    (old / "model.onnx").write_bytes(b"x" * 1000)
+    staging = root / ".abc.tmp-1234abcd"  # another process's export in progress: no meta.json yet
+    staging.mkdir()
+    current = onnx_export.prepare(Encoder(str(tiny_bert), max_length=40))
+    assert current is not None and current.parent == root
+    assert not old.exists() and staging.is_dir()
+    other = onnx_export.prepare(Encoder(str(tiny_bert), max_length=24))  # a second current export
+    assert other is not None and other != current
+    assert current.is_dir() and (current / "model.onnx").is_file()
+    assert onnx_export.sweep_older_formats(root) == 0
