@@ -74,8 +74,6 @@ def register() -> None:
 def use_plain_attention(model: Any, inputs: dict[str, Any]) -> bool:
     """Switch ``model`` (in SDPA mode) to :data:`NAME` if its last hidden states on ``inputs``
     (a batch, padding included) stay within :data:`AGREE` of SDPA's; else leave it as it was."""
-    import torch
-
     config = getattr(model, "config", None)
     if getattr(config, "_attn_implementation", None) != "sdpa" or not hasattr(
         model, "set_attn_implementation"
@@ -89,12 +87,22 @@ def use_plain_attention(model: Any, inputs: dict[str, Any]) -> bool:
     except Exception:  # a model or transformers version that cannot take it
         _restore(model)
         return False
-    keep = inputs["attention_mask"].bool()
-    a, b = before[keep].float(), after[keep].float()
-    if a.shape != b.shape or float(torch.nn.functional.cosine_similarity(a, b, dim=-1).min()) < AGREE:
+    if not same_token_states(before, after, inputs["attention_mask"], AGREE):
         _restore(model)
         return False
     return True
+
+
+def same_token_states(first: Any, second: Any, mask: Any, least: float) -> bool:
+    """Whether two ``(batch, tokens, hidden)`` outputs agree, token by token (cosine at least
+    ``least``), on the tokens ``mask`` (0/1, ``(batch, tokens)``) keeps; padding is not compared."""
+    import torch
+
+    keep = mask.bool()
+    a, b = first[keep].float(), second[keep].float()
+    if a.shape != b.shape:
+        return False
+    return bool(torch.nn.functional.cosine_similarity(a, b, dim=-1).min() >= least)
 
 
 def _restore(model: Any) -> None:
