@@ -28,3 +28,19 @@ def test_a_share_above_the_peak_is_an_error():
     check_share("fine", 0.99)
     with pytest.raises(RuntimeError, match="no encoder can reach"):
         check_share("impossible", 1.07)
+
+
+def test_the_onednn_bf16_peak_kernel_computes_the_product():
+    """The bf16 peak counts oneDNN's prepacked inner product: it must multiply what mm does."""
+    torch = pytest.importorskip("torch")
+    from benchmarks.ceiling import _onednn_bf16
+
+    generator = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(64, 64, generator=generator).bfloat16() for _ in range(2))
+    kernels = _onednn_bf16(a, b)
+    if not kernels:
+        pytest.skip("this torch has no oneDNN linear operators")
+    (kernel,) = kernels.values()
+    got = kernel()
+    assert isinstance(got, torch.Tensor)
+    torch.testing.assert_close(got.float(), torch.mm(a, b).float(), atol=0.1, rtol=0.02)

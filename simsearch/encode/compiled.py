@@ -18,12 +18,14 @@ plain ``matmul -> softmax -> matmul`` attention:
   in eager mode (the 0/1 mask and the additive one must give the same hidden states); a model
   that does not gets the 0/1 mask.
 
-Measured (benchmarks/README.md, "Encoder throughput", session 10): 81% of the bf16 GEMM peak
-per core on a build chunk of 2,048 texts, 1.22x the eager bf16 rate per core and on two cores
-(eager itself runs :mod:`simsearch.encode.attention`'s plain attention since session 10; against
-SDPA's kernel it was 1.31x and 1.50x); vectors within bf16 rounding of the eager bf16 ones.
+Measured (benchmarks/README.md, "Encoder throughput", session 11): 73% of the bf16 GEMM peak
+per core on a build chunk of 2,048 texts (the peak now includes oneDNN's prepacked kernel, 10%
+above ``torch.mm``'s), 1.11x the eager bf16 rate per core and 1.14-1.20x on two cores (eager
+itself runs :mod:`simsearch.encode.attention`'s plain attention since session 10 and
+:mod:`simsearch.encode.packed`'s Linear layers since session 11); vectors within bf16 rounding of
+the eager bf16 ones.
 
-Compiling takes ~23 s once per process (a C++ compiler builds the kernels; a second process took
+Compiling takes ~21 s once per process (a C++ compiler builds the kernels; a second process took
 as long here, so no reuse across processes is counted on), so it is worth it only for large builds:
 :func:`compile_after` texts in large calls before the switch, unless ``SIMSEARCH_COMPILE``
 says ``1`` (at once, benchmarks) or ``0`` (never). Queries never pay it (they are small calls and
@@ -33,23 +35,24 @@ the encoder logs one line and stays eager.
 
 from __future__ import annotations
 
-import copy
 import logging
 from typing import Any, Callable
 
 from simsearch import config
 from simsearch.encode.attention import same_token_states
+from simsearch.encode.packed import plain_copy
 
 log = logging.getLogger("simsearch")
 
 #: Texts a bf16 encoder encodes in large calls, per torch thread, before it compiles (auto
-#: mode). Compiling took ~23 s here on one thread and on two (no kernels cached; they are not
-#: reused across processes with freezing on). Eager 565 and compiled 689 sentences/s a core
-#: save 0.32 ms a text, so ~72k further texts repay it on one thread; on two (1,016 and
-#: 1,237/s) 0.18 ms, ~130k texts: the saving per text shrinks with the threads, the compile
-#: does not. A build that has already made this many texts is taken to go on at least as long
-#: again.
-COMPILE_AFTER_TEXTS_PER_THREAD = 70_000
+#: mode). Compiling took ~21 s here on one thread and on two (no kernels cached; they are not
+#: reused across processes with freezing on). Since eager bf16 runs packed Linear layers
+#: (:mod:`simsearch.encode.packed`, session 11), compiling saves 0.16-0.19 ms a text on one
+#: thread (eager 615-632 against compiled 697-701 sentences/s, two interleaved runs), so
+#: 112-137k further texts repay it; on two threads 0.11-0.16 ms (1,032-1,141 against
+#: 1,240-1,306/s), 131-193k texts. 100,000 a thread lies within 1.3x of both. A build that has
+#: already made this many texts is taken to go on at least as long again.
+COMPILE_AFTER_TEXTS_PER_THREAD = 100_000
 
 Forward = Callable[..., Any]
 
@@ -81,7 +84,7 @@ def compile_model(model: Any) -> Forward:
 
     from torch._inductor import config as inductor
 
-    twin = copy.deepcopy(model)
+    twin = plain_copy(model)  # inductor prepacks nn.Linear weights itself, fused with the rest
     if hasattr(twin, "set_attn_implementation"):
         twin.set_attn_implementation("eager")  # matmul + softmax: fusable, unlike SDPA's kernel
     compiled: Forward = torch.compile(twin, dynamic=True)

@@ -18,8 +18,9 @@ checked against this class's own vectors:
   uses 7 bits and the export was already the better one for int8 queries; benchmarks/README.md).
 - bf16 on the CPU switches to a ``torch.compile``'d copy of the model once it has encoded enough
   texts to repay compiling (:mod:`simsearch.encode.compiled`); until then its large calls use a
-  plain attention in place of SDPA's kernel where the model gives the same hidden states with it
-  (:mod:`simsearch.encode.attention`).
+  plain attention in place of SDPA's kernel (:mod:`simsearch.encode.attention`) and Linear
+  weights prepacked for oneDNN (:mod:`simsearch.encode.packed`), each where the model gives the
+  same hidden states with it.
 
 Tokenisation, truncation and batching stay this class's, so the texts and their cut flags are the
 same either way. ``SIMSEARCH_QUERY_BACKEND=torch`` keeps the ONNX paths off;
@@ -39,6 +40,7 @@ from simsearch.errors import ModelError
 from simsearch.encode.attention import use_plain_attention
 from simsearch.encode.batching import length_batches
 from simsearch.encode.compiled import Compiled, wanted
+from simsearch.encode.packed import use_packed_linears
 from simsearch.encode.models import (
     LoadedModel,
     ModelSource,
@@ -121,6 +123,7 @@ class Encoder:
         self._compiled: Compiled | None = None  # bf16: made once enough large calls came
         self._large_texts = 0  # texts encoded in large calls so far
         self._plain: bool | None = None  # bf16: plain attention for large eager calls, once decided
+        self._packed: bool | None = None  # bf16: Linear weights prepacked for oneDNN, once decided
 
     def __repr__(self) -> str:
         return (
@@ -191,8 +194,8 @@ class Encoder:
                 self._compiled = Compiled(self._loaded.model)
             if self._compiled is not None:
                 forward = self._compiled_forward
-            elif self._plain is None and self.precision == "bf16" and self.device == "cpu":
-                self._plain = self._try_plain_attention(ids)
+            elif self.precision == "bf16" and self.device == "cpu":
+                self._speed_up_eager(ids)
         with torch.inference_mode(), autocast(self.precision, self.device):
             for rows in length_batches([len(seq) for seq in ids], batch_size or self.batch_size):
                 out[rows] = forward([ids[i] for i in rows])
@@ -200,12 +203,19 @@ class Encoder:
                     progress(len(rows))
         return out, truncated
 
-    def _try_plain_attention(self, ids: Sequence[Sequence[int]]) -> bool:
-        """Switch the bf16 model to :mod:`simsearch.encode.attention`'s plain attention where
-        it gives SDPA's hidden states on a few of ``ids`` (of different lengths: padded)."""
+    def _speed_up_eager(self, ids: Sequence[Sequence[int]]) -> None:
+        """On the first large eager bf16 call: switch the model to :mod:`simsearch.encode.attention`'s
+        plain attention and to :mod:`simsearch.encode.packed`'s Linear layers, each only where
+        it gives the same hidden states on a few of ``ids`` (of different lengths: padded)."""
+        if self._plain is not None and self._packed is not None:
+            return
         picks = sorted({0, len(ids) // 3, (2 * len(ids)) // 3, len(ids) - 1})
+        inputs = self._inputs([ids[i] for i in picks])
         with torch.inference_mode(), autocast(self.precision, self.device):
-            return use_plain_attention(self._loaded.model, self._inputs([ids[i] for i in picks]))
+            if self._plain is None:
+                self._plain = use_plain_attention(self._loaded.model, inputs)
+            if self._packed is None:
+                self._packed = use_packed_linears(self._loaded.model, inputs)
 
     def _onnx_session(self) -> Any:
         """The checked fp32 or int8 ONNX export (made now if missing), or None where there is none."""
