@@ -30,7 +30,8 @@ as long here, so no reuse across processes is counted on), so it is worth it onl
 :func:`compile_after` texts in large calls before the switch, unless ``SIMSEARCH_COMPILE``
 says ``1`` (at once, benchmarks) or ``0`` (never). Queries never pay it (they are small calls and
 run eager, or through ONNX Runtime). Where compilation fails (no compiler, an unsupported model)
-the encoder logs one line and stays eager.
+the encoder logs one line and stays eager: the rest of that call on the model as it was, its
+later large calls with the eager path's plain attention and packed layers where they match.
 """
 
 from __future__ import annotations

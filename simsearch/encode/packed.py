@@ -46,7 +46,7 @@ def _packed_linear_class() -> type[torch.nn.Module]:
             self.packed_bias = None if linear.bias is None else linear.bias.detach()
 
         def forward(self, x: Any) -> Any:
-            flat = x.reshape(-1, x.shape[-1]).to(torch.bfloat16)  # as autocast casts it
+            flat = x.reshape(-1, x.shape[-1]).to(torch.bfloat16).contiguous()  # as autocast casts it
             out = torch.ops.mkldnn._linear_pointwise(flat, self.packed, self.packed_bias, "none", [], "")
             return out.reshape(*x.shape[:-1], out.shape[-1])
 

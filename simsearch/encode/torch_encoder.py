@@ -192,9 +192,9 @@ class Encoder:
                 self.precision, self.device, self._large_texts, self._compile
             ):
                 self._compiled = Compiled(self._loaded.model)
-            if self._compiled is not None:
+            if self._compiled is not None and self._compiled.active:
                 forward = self._compiled_forward
-            elif self.precision == "bf16" and self.device == "cpu":
+            elif self.precision == "bf16" and self.device == "cpu":  # eager, or compiling failed
                 self._speed_up_eager(ids)
         with torch.inference_mode(), autocast(self.precision, self.device):
             for rows in length_batches([len(seq) for seq in ids], batch_size or self.batch_size):

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from simsearch.encode import compiled, torch_encoder
+from simsearch.encode import compiled, packed, torch_encoder
 from simsearch.encode.torch_encoder import Encoder
 
 TEXTS = [f"sentence number {i} about {'bread ' * (i % 9)}" for i in range(37)] + [
@@ -130,6 +130,8 @@ def test_a_failed_compilation_logs_one_line_and_stays_eager(tiny_bert, monkeypat
     ]
     assert fast._compiled is not None and not fast._compiled.active
     np.testing.assert_allclose(got, eager.encode(TEXTS), atol=1e-6)
+    # the calls after it run the eager bf16 path, with its own speed-ups where they match
+    assert fast._plain is True and fast._packed is packed.available()
 
 
 def test_the_compiled_forward_runs_frozen(tiny_bert, monkeypatch) -> None:
