@@ -17,7 +17,7 @@ whose attention takes other inputs (relative positions, ALiBi, ...) keeps its ow
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 #: The attention implementation's name in transformers' registry.
 NAME = "simsearch_plain"
@@ -79,16 +79,30 @@ def use_plain_attention(model: Any, inputs: dict[str, Any]) -> bool:
         model, "set_attn_implementation"
     ):
         return False
-    try:
+
+    def switch() -> None:
         register()
-        before = model(**inputs)[0]
         model.set_attn_implementation(NAME)
+
+    # a model or transformers version that cannot take it raises: SDPA again
+    return keep_if_same(model, inputs, switch, lambda: _restore(model), AGREE)
+
+
+def keep_if_same(
+    model: Any, inputs: dict[str, Any], switch: Callable[[], None], undo: Callable[[], None], least: float
+) -> bool:
+    """Apply ``switch`` (a change to ``model``) and keep it only where the model's last hidden
+    states on ``inputs`` stay within ``least`` (:func:`same_token_states`) of what they were;
+    where they do not, or anything raises, ``undo`` it. Returns whether the change was kept."""
+    try:
+        before = model(**inputs)[0]
+        switch()
         after = model(**inputs)[0]
-    except Exception:  # a model or transformers version that cannot take it
-        _restore(model)
+    except Exception:
+        undo()
         return False
-    if not same_token_states(before, after, inputs["attention_mask"], AGREE):
-        _restore(model)
+    if not same_token_states(before, after, inputs["attention_mask"], least):
+        undo()
         return False
     return True
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-from simsearch.encode.attention import same_token_states
+from simsearch.encode.attention import keep_if_same
 
 #: Least cosine between a token's hidden states before and after the swap. The products are the
 #: same to the bit (measured), so anything but rounding noise means the layer is not the model's.
@@ -100,26 +100,25 @@ def use_packed_linears(model: Any, inputs: dict[str, Any]) -> bool:
 
     if not available():
         return False
+    targets = [
+        (parent, name, child)
+        for parent in list(model.modules())
+        for name, child in list(parent.named_children())
+        if type(child) is torch.nn.Linear and child.weight.dtype == torch.bfloat16
+    ]
+    if not targets:
+        return False
     swapped: list[tuple[Any, str, Any]] = []
-    try:
-        before = model(**inputs)[0]
+
+    def switch() -> None:
         cls = packed_linear_class()
-        for parent in list(model.modules()):
-            for name, child in list(parent.named_children()):
-                if type(child) is torch.nn.Linear and child.weight.dtype == torch.bfloat16:
-                    layer = cls(child)
-                    setattr(parent, name, layer)
-                    swapped.append((parent, name, layer))
-        if not swapped:
-            return False
-        after = model(**inputs)[0]
-    except Exception:  # no oneDNN kernel for this CPU or shape, a model that calls weights itself
-        _put_back(swapped)
-        return False
-    if not same_token_states(before, after, inputs["attention_mask"], SAME):
-        _put_back(swapped)
-        return False
-    return True
+        for parent, name, child in targets:
+            layer = cls(child)
+            setattr(parent, name, layer)
+            swapped.append((parent, name, layer))
+
+    # no oneDNN kernel for this CPU or shape, or a model that reads its weights itself, raises
+    return keep_if_same(model, inputs, switch, lambda: _put_back(swapped), SAME)
 
 
 def plain_copy(model: Any) -> Any:
