@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import torch
 
 from simsearch.encode.attention import keep_if_same
+from simsearch.encode.precision import cpu_runs_bf16
 
 #: Least cosine between a token's hidden states before and after the swap. The products are the
 #: same to the bit (measured), so anything but rounding noise means the layer is not the model's.
@@ -82,14 +83,14 @@ def packed_linear_class() -> type[torch.nn.Module]:
 
 
 def available() -> bool:
-    """Whether this torch has oneDNN and the two operators (build options can leave them out)."""
+    """Whether this torch has oneDNN and the two operators (build options can leave them out),
+    and this CPU runs oneDNN's bf16 kernels (:func:`~simsearch.encode.precision.cpu_runs_bf16`;
+    elsewhere the reorder raises and bf16 Linears stay as they are)."""
     import torch
 
     mkldnn = torch.ops.mkldnn
     return (
-        torch.backends.mkldnn.is_available()  # type: ignore[no-untyped-call]
-        and hasattr(mkldnn, "_reorder_linear_weight")
-        and hasattr(mkldnn, "_linear_pointwise")
+        hasattr(mkldnn, "_reorder_linear_weight") and hasattr(mkldnn, "_linear_pointwise") and cpu_runs_bf16()
     )
 
 

@@ -20,7 +20,9 @@ checked against this class's own vectors:
   texts to repay compiling (:mod:`simsearch.encode.compiled`); until then its large calls use a
   plain attention in place of SDPA's kernel (:mod:`simsearch.encode.attention`) and Linear
   weights prepacked for oneDNN (:mod:`simsearch.encode.packed`), each where the model gives the
-  same hidden states with it.
+  same hidden states with it. On a CPU without bf16 matrix kernels (AVX2-only: torch's bf16
+  products there run at a quarter of fp32's rate) they run the fp32 export instead, where its
+  vectors lie within 1e-3 cosine of this encoder's.
 
 Tokenisation, truncation and batching stay this class's, so the texts and their cut flags are the
 same either way. ``SIMSEARCH_QUERY_BACKEND=torch`` keeps the ONNX paths off;
@@ -30,6 +32,7 @@ same either way. ``SIMSEARCH_QUERY_BACKEND=torch`` keeps the ONNX paths off;
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 from typing import Any, Callable, Sequence
 
@@ -50,7 +53,9 @@ from simsearch.encode.models import (
     sentence_transformers_pooling,
 )
 from simsearch.encode.pooling import POOLERS, POOLING_CHOICES, l2_normalize
-from simsearch.encode.precision import apply_precision, autocast, check_precision
+from simsearch.encode.precision import apply_precision, autocast, check_precision, cpu_runs_bf16
+
+log = logging.getLogger("simsearch")
 
 # Models whose position table reserves padding_idx + 1 leading slots (fairseq heritage).
 _POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2, "longformer": 2}
@@ -221,7 +226,7 @@ class Encoder:
         """The checked fp32 or int8 ONNX export (made now if missing), or None where there is none."""
         if self._onnx is _UNSET:
             self._onnx = None
-            if self.precision in ("fp32", "int8") and self.device == "cpu":
+            if self.device == "cpu" and (self.precision in ("fp32", "int8") or self._bf16_as_fp32()):
                 from simsearch.encode import onnx_encoder, onnx_export
 
                 if onnx_encoder.enabled() and onnx_export.prepare(self) is not None:
@@ -234,6 +239,20 @@ class Encoder:
                         threads=torch.get_num_threads(),
                     )
         return self._onnx
+
+    def _bf16_as_fp32(self) -> bool:
+        """A bf16 encoder on a CPU without bf16 kernels (:func:`cpu_runs_bf16`): its large calls
+        run the fp32 export, which is kept for bf16 only within 1e-3 cosine of this encoder's own
+        vectors (the check that lets a bf16 index answer queries through it), at fp32's speed
+        instead of several times below it. Logged once, where the export is first looked for."""
+        if self.precision != "bf16" or cpu_runs_bf16():
+            return False
+        log.warning(
+            "simsearch: this CPU has no bf16 matrix kernels (they need AVX-512 or AMX); bf16 builds "
+            "run fp32 arithmetic where its vectors match bf16's, at fp32's speed (--precision int8 "
+            "is the faster one here)"
+        )
+        return True
 
     def tokenize(self, texts: Sequence[str]) -> tuple[list[list[int]], int]:
         """Token ids of each text, cut at ``max_length``, and the number of texts that were cut."""

@@ -236,3 +236,36 @@ def test_a_new_export_removes_exports_of_older_formats(tiny_bert: Path, monkeypa
     assert other is not None and other != current
     assert current.is_dir() and (current / "model.onnx").is_file()
     assert onnx_export.sweep_older_formats(root) == 0
+
+
+def test_bf16_builds_without_bf16_kernels_run_the_checked_fp32_export(
+    tiny_bert, monkeypatch, tmp_path, caplog
+) -> None:
+    """On a CPU without bf16 matrix kernels (AVX2-only: torch's bf16 products run at a quarter of
+    fp32's rate there) large bf16 calls run the fp32 export, kept for bf16 only within 1e-3 of the
+    torch bf16 vectors, and say so once; with the kernels they stay on torch."""
+    from simsearch.encode import torch_encoder
+
+    monkeypatch.setenv("SIMSEARCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(torch_encoder, "ONNX_MIN_TEXTS", 8)
+    texts = [f"sentence number {i} about {'bread ' * (i % 7)}" for i in range(30)] + TEXTS
+    monkeypatch.setattr(torch_encoder, "cpu_runs_bf16", lambda: True)
+    native = Encoder(str(tiny_bert), precision="bf16", max_length=40, compile=False)
+    native.encode(texts)
+    assert native._onnx is None  # bf16 kernels here: the torch bf16 paths
+
+    monkeypatch.setattr(torch_encoder, "cpu_runs_bf16", lambda: False)
+    encoder = Encoder(str(tiny_bert), precision="bf16", max_length=40, compile=False)
+    small = encoder.encode(texts[:5])  # a query-sized call: torch bf16
+    with caplog.at_level("WARNING", logger="simsearch"):
+        got, cut = encoder.encode_counting(texts)
+        encoder.encode(texts)
+    fast = encoder._onnx
+    assert isinstance(fast, onnx_encoder.OnnxEncoder) and fast.precision == "bf16"
+    directory = onnx_export.prepare(encoder)  # the export it runs, already made and checked
+    assert directory is not None and _meta(directory)["precision"] == "bf16"
+    assert _meta(directory)["checked_cosine_distance"] <= onnx_encoder.TOLERANCES["bf16"]
+    assert cut == 1 and np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    assert np.min(np.sum(got[:5] * small, axis=1)) >= 1 - 1e-3  # bf16's own vectors, within bf16 rounding
+    said = [r.getMessage() for r in caplog.records if "no bf16 matrix kernels" in r.getMessage()]
+    assert len(said) == 1 and "int8" in said[0]
