@@ -4,6 +4,7 @@ python -m benchmarks                      # everything, defaults as in README.md
 python -m benchmarks --sections encoders --sentences 300 --rounds 3 --encoder-threads 1,all
 python -m benchmarks --sections ann1m     # ANN at 1M vectors (real + synthetic), 15-20 min
 python -m benchmarks --sections peers --peer-build-docs 1000   # vs chromadb and LanceDB
+python -m benchmarks --sections encoders --isa avx2   # as on an AVX2-only CPU (benchmarks/isa.py)
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import corpus
+from . import corpus, isa
 from .stats import machine_lines
 
 SECTIONS = ("encoders", "latency", "cold", "exact", "ann", "ann1m", "breakeven", "rss", "peers", "ivfpq")
@@ -71,11 +72,20 @@ def main() -> None:
         "--peer-build-docs", type=int, default=1000, help="sentences each engine builds from text (peers)"
     )
     parser.add_argument("--out", type=Path, default=corpus.RESULTS / "report.md")
+    parser.add_argument(
+        "--isa",
+        choices=isa.CHOICES,
+        default="native",
+        help="avx2: run with every library seeing an AVX2-only CPU (CPUID masked; benchmarks/isa.py) [native]",
+    )
     args = parser.parse_args()
     sections = [s for s in args.sections.split(",") if s]
     unknown = set(sections) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
+    if args.isa == "avx2" and os.environ.get(isa.ENV) != "avx2":
+        isa.restart_as_avx2(sys.argv[1:])  # does not return
+    isa.check()
 
     def log(message: str, **_: object) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
@@ -89,6 +99,7 @@ def main() -> None:
             "",
         ]
         + machine_lines()
+        + [line for line in [isa.machine_line()] if line]
         + [""]
     )
     if "encoders" in sections:
