@@ -226,7 +226,8 @@ class Encoder:
         """The checked fp32 or int8 ONNX export (made now if missing), or None where there is none."""
         if self._onnx is _UNSET:
             self._onnx = None
-            if self.device == "cpu" and (self.precision in ("fp32", "int8") or self._bf16_as_fp32()):
+            stand_in = self._bf16_without_kernels()
+            if self.device == "cpu" and (self.precision in ("fp32", "int8") or stand_in):
                 from simsearch.encode import onnx_encoder, onnx_export
 
                 if onnx_encoder.enabled() and onnx_export.prepare(self) is not None:
@@ -238,21 +239,23 @@ class Encoder:
                         self.precision,
                         threads=torch.get_num_threads(),
                     )
+            if stand_in:
+                log.warning(
+                    "simsearch: this CPU has no bf16 matrix kernels (they need AVX-512 or AMX): %s "
+                    "(--precision int8 is the faster one here)",
+                    "bf16 builds run the checked fp32 export, at fp32's speed"
+                    if self._onnx is not None
+                    else "bf16 builds run at about a quarter of fp32's speed, with no fp32 export to "
+                    "stand in (ONNX Runtime off or missing, or the export outside bf16's tolerance)",
+                )
         return self._onnx
 
-    def _bf16_as_fp32(self) -> bool:
-        """A bf16 encoder on a CPU without bf16 kernels (:func:`cpu_runs_bf16`): its large calls
-        run the fp32 export, which is kept for bf16 only within 1e-3 cosine of this encoder's own
-        vectors (the check that lets a bf16 index answer queries through it), at fp32's speed
-        instead of several times below it. Logged once, where the export is first looked for."""
-        if self.precision != "bf16" or cpu_runs_bf16():
-            return False
-        log.warning(
-            "simsearch: this CPU has no bf16 matrix kernels (they need AVX-512 or AMX); bf16 builds "
-            "run fp32 arithmetic where its vectors match bf16's, at fp32's speed (--precision int8 "
-            "is the faster one here)"
-        )
-        return True
+    def _bf16_without_kernels(self) -> bool:
+        """A bf16 encoder on a CPU without bf16 matrix kernels (:func:`cpu_runs_bf16`): its large
+        calls run the fp32 export, which is kept for bf16 only within 1e-3 cosine of this
+        encoder's own vectors (the check that lets a bf16 index answer queries through it), at
+        fp32's speed instead of a quarter of it. :meth:`_onnx_session` says which, once."""
+        return self.precision == "bf16" and self.device == "cpu" and not cpu_runs_bf16()
 
     def tokenize(self, texts: Sequence[str]) -> tuple[list[list[int]], int]:
         """Token ids of each text, cut at ``max_length``, and the number of texts that were cut."""
