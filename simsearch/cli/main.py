@@ -85,8 +85,8 @@ def main() -> None:
     type=click.Choice(PRECISIONS),
     default="fp32",
     show_default=True,
-    help="Encoder arithmetic: fp32 exact; bf16 and int8 faster, approximate. "
-    "Queries use the index's precision.",
+    help="Encoder arithmetic: fp32 exact; int8, and bf16 on CPUs with AVX-512 or AMX, faster, "
+    "approximate. Queries use the index's precision.",
 )
 @click.option(
     "--index-type",
