@@ -67,12 +67,9 @@ def padded_gflop_per_sentence(shapes: Shapes, lengths: Sequence[int], batch_size
 
 def cpu_flags() -> list[str]:
     """The :data:`FLAGS` this CPU has (Linux ``/proc/cpuinfo``; empty elsewhere)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return []
-    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
-    present = set(line.split(":", 1)[-1].split())
+    from .stats import cpu_flag_set
+
+    present = cpu_flag_set()
     return [flag for flag in FLAGS if flag in present]
 
 

@@ -24,11 +24,9 @@ _CHUNK = 4096
 
 def cache_precision() -> str:
     """bf16 where the CPU has native bf16 units (Linux ``/proc/cpuinfo``), fp32 elsewhere."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return "fp32"
-    return "bf16" if "avx512_bf16" in flags or "amx_bf16" in flags else "fp32"
+    from .stats import cpu_flag_set
+
+    return "bf16" if {"avx512_bf16", "amx_bf16"} & cpu_flag_set() else "fp32"
 
 
 def sentences(limit: int | None = None) -> list[str]:

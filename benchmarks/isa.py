@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .stats import cpu_flag_set
+
 SOURCE = Path(__file__).with_name("cpuid_avx2.c")
 #: Set in the restarted process: the ISA its CPUID answers are masked to.
 ENV = "SIMSEARCH_BENCH_ISA"
@@ -26,7 +28,7 @@ CHOICES = ("native", "avx2")
 
 def restart_as_avx2(argv: list[str]) -> None:
     """Start ``python -m benchmarks argv`` again with the CPUID mask preloaded (does not return)."""
-    flags = _cpu_flags()
+    flags = cpu_flag_set()
     if "avx512f" not in flags and "avx_vnni" not in flags:
         raise SystemExit("--isa avx2: this CPU has no AVX-512 or AVX-VNNI to hide; run without --isa")
     if "cpuid_fault" not in flags:
@@ -80,13 +82,3 @@ def machine_line() -> str | None:
         "torch, oneDNN, MKL, ONNX Runtime and FAISS run their AVX2 kernels; the hardware is the CPU "
         "above, not an AVX2-only one"
     )
-
-
-def _cpu_flags() -> set[str]:
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()

@@ -51,30 +51,24 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
-def cpu_flags() -> str:
+def cpu_flag_set() -> set[str]:
+    """Every flag on /proc/cpuinfo's ``flags`` line (the kernel's view of the hardware; a CPUID
+    mask such as ``--isa avx2`` does not change it); empty where there is none."""
     try:
         for line in open("/proc/cpuinfo", encoding="utf-8"):
             if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                return (
-                    ", ".join(
-                        f
-                        for f in (
-                            "avx2",
-                            "avx512f",
-                            "avx512_bf16",
-                            "avx512_vnni",
-                            "avx_vnni",
-                            "amx_bf16",
-                            "amx_int8",
-                        )
-                        if f in flags
-                    )
-                    or "none of avx2/avx512"
-                )
+                return set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return "unknown"
+    return set()
+
+
+def cpu_flags() -> str:
+    flags = cpu_flag_set()
+    if not flags:
+        return "unknown"
+    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8")
+    return ", ".join(f for f in wanted if f in flags) or "none of avx2/avx512"
 
 
 def machine_lines() -> list[str]:

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from benchmarks import isa
+from benchmarks.stats import cpu_flag_set
 
 ROOT = Path(__file__).resolve().parents[1]
-FLAGS = isa._cpu_flags()
+FLAGS = cpu_flag_set()
 needs_mask = pytest.mark.skipif(
     not (shutil.which("cc") or shutil.which("gcc"))
     or "cpuid_fault" not in FLAGS
@@ -124,10 +125,10 @@ def test_the_report_names_the_masked_isa(tmp_path: Path) -> None:
 
 
 def test_without_cpuid_faulting_or_anything_to_hide_it_refuses(monkeypatch) -> None:
-    monkeypatch.setattr(isa, "_cpu_flags", lambda: {"avx2", "fma"})
+    monkeypatch.setattr(isa, "cpu_flag_set", lambda: {"avx2", "fma"})
     with pytest.raises(SystemExit, match="no AVX-512 or AVX-VNNI to hide"):
         isa.restart_as_avx2([])
-    monkeypatch.setattr(isa, "_cpu_flags", lambda: {"avx2", "avx512f"})
+    monkeypatch.setattr(isa, "cpu_flag_set", lambda: {"avx2", "avx512f"})
     with pytest.raises(SystemExit, match="no CPUID faulting"):
         isa.restart_as_avx2([])
 
