@@ -58,10 +58,12 @@ def numbers(text: str) -> list[int]:
 
 def machine() -> dict[str, Any]:
     """CPU model, the flags that matter for FAISS/encoders, cores, and the load right now."""
-    info = {k.strip(): v.strip() for k, _, v in (x.partition(":") for x in Path("/proc/cpuinfo").open())}
+    from .stats import cpu_flag_set, cpu_name
+
+    present = cpu_flag_set()
     wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni")
-    flags = [f for f in wanted if f in info.get("flags", "").split()]
-    return {"cpu": info.get("model name"), "flags": flags, "cores": os.cpu_count(), "load": load()}
+    flags = [f for f in wanted if f in present]
+    return {"cpu": cpu_name(), "flags": flags, "cores": os.cpu_count(), "load": load()}
 
 
 def load() -> str:

@@ -66,7 +66,7 @@ def padded_gflop_per_sentence(shapes: Shapes, lengths: Sequence[int], batch_size
 
 
 def cpu_flags() -> list[str]:
-    """The :data:`FLAGS` this CPU has (Linux ``/proc/cpuinfo``; empty elsewhere)."""
+    """The :data:`FLAGS` this process sees (:func:`benchmarks.stats.cpu_flag_set`; empty off Linux)."""
     from .stats import cpu_flag_set
 
     present = cpu_flag_set()

@@ -23,7 +23,7 @@ _CHUNK = 4096
 
 
 def cache_precision() -> str:
-    """bf16 where the CPU has native bf16 units (Linux ``/proc/cpuinfo``), fp32 elsewhere."""
+    """bf16 where the CPU (as this process sees it) has native bf16 units, fp32 elsewhere."""
     from .stats import cpu_flag_set
 
     return "bf16" if {"avx512_bf16", "amx_bf16"} & cpu_flag_set() else "fp32"

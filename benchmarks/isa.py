@@ -18,17 +18,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .stats import cpu_flag_set
+from .stats import ISA_ENV, hardware_flag_set
 
 SOURCE = Path(__file__).with_name("cpuid_avx2.c")
-#: Set in the restarted process: the ISA its CPUID answers are masked to.
-ENV = "SIMSEARCH_BENCH_ISA"
+ENV = ISA_ENV
 CHOICES = ("native", "avx2")
 
 
 def restart_as_avx2(argv: list[str]) -> None:
     """Start ``python -m benchmarks argv`` again with the CPUID mask preloaded (does not return)."""
-    flags = cpu_flag_set()
+    flags = hardware_flag_set()
     if "avx512f" not in flags and "avx_vnni" not in flags:
         raise SystemExit("--isa avx2: this CPU has no AVX-512 or AVX-VNNI to hide; run without --isa")
     if "cpuid_fault" not in flags:

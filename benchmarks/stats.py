@@ -52,8 +52,14 @@ def cpu_name() -> str:
 
 
 def cpu_flag_set() -> set[str]:
-    """Every flag on /proc/cpuinfo's ``flags`` line (the kernel's view of the hardware; a CPUID
-    mask such as ``--isa avx2`` does not change it); empty where there is none."""
+    """The CPU flags this process's libraries see: /proc/cpuinfo's ``flags`` line (the kernel's
+    view of the hardware), less the ones a CPUID mask hides (``--isa avx2``, :mod:`benchmarks.isa`;
+    /proc/cpuinfo does not change under it); empty where there is none."""
+    return visible_flags(hardware_flag_set())
+
+
+def hardware_flag_set() -> set[str]:
+    """Every flag on /proc/cpuinfo's ``flags`` line, masked or not; empty where there is none."""
     try:
         for line in open("/proc/cpuinfo", encoding="utf-8"):
             if line.startswith("flags"):
@@ -61,6 +67,20 @@ def cpu_flag_set() -> set[str]:
     except OSError:
         pass
     return set()
+
+
+#: Set in a process ``--isa avx2`` restarted (:mod:`benchmarks.isa`): the ISA CPUID is masked to.
+ISA_ENV = "SIMSEARCH_BENCH_ISA"
+#: What benchmarks/cpuid_avx2.c clears, as /proc/cpuinfo names it: every AVX-512 subset, AMX,
+#: AVX-VNNI (and its INT8/INT16 forms), AVX-IFMA, AVX-NE-CONVERT, AVX10.
+MASKED_BY_AVX2 = ("avx512", "amx", "avx_vnni", "avx_ifma", "avx_ne_convert", "avx10")
+
+
+def visible_flags(flags: set[str]) -> set[str]:
+    """``flags`` as a process started by ``--isa avx2`` sees them (unchanged otherwise)."""
+    if os.environ.get(ISA_ENV) != "avx2":
+        return flags
+    return {flag for flag in flags if not flag.startswith(MASKED_BY_AVX2)}
 
 
 def cpu_flags() -> str:

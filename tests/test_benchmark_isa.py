@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from benchmarks import isa
-from benchmarks.stats import cpu_flag_set
+from benchmarks.stats import hardware_flag_set
 
 ROOT = Path(__file__).resolve().parents[1]
-FLAGS = cpu_flag_set()
+FLAGS = hardware_flag_set()
 needs_mask = pytest.mark.skipif(
     not (shutil.which("cc") or shutil.which("gcc"))
     or "cpuid_fault" not in FLAGS
@@ -122,13 +122,25 @@ def test_the_report_names_the_masked_isa(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     report = out.read_text(encoding="utf-8")
     assert "masked to AVX2" in report and "not an AVX2-only one" in report
+    cpu = next(line for line in report.splitlines() if line.startswith("- CPU:"))
+    assert "avx2" in cpu and "avx512" not in cpu and "vnni" not in cpu  # the flags the libraries saw
+
+
+def test_masked_flags_are_the_ones_cpuid_hides(monkeypatch) -> None:
+    from benchmarks import stats
+
+    hardware = {"avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_int8", "cpuid_fault"}
+    monkeypatch.delenv(isa.ENV, raising=False)
+    assert stats.visible_flags(hardware) == hardware
+    monkeypatch.setenv(isa.ENV, "avx2")
+    assert stats.visible_flags(hardware) == {"avx2", "fma", "cpuid_fault"}
 
 
 def test_without_cpuid_faulting_or_anything_to_hide_it_refuses(monkeypatch) -> None:
-    monkeypatch.setattr(isa, "cpu_flag_set", lambda: {"avx2", "fma"})
+    monkeypatch.setattr(isa, "hardware_flag_set", lambda: {"avx2", "fma"})
     with pytest.raises(SystemExit, match="no AVX-512 or AVX-VNNI to hide"):
         isa.restart_as_avx2([])
-    monkeypatch.setattr(isa, "cpu_flag_set", lambda: {"avx2", "avx512f"})
+    monkeypatch.setattr(isa, "hardware_flag_set", lambda: {"avx2", "avx512f"})
     with pytest.raises(SystemExit, match="no CPUID faulting"):
         isa.restart_as_avx2([])
 
