@@ -78,9 +78,9 @@ def variant(name: str) -> Iterator[None]:
 
     from simsearch.scale import feed
 
-    from simsearch.scale import build
+    from simsearch.scale import pipeline
 
-    real = build._batches
+    real = pipeline.batches_of
 
     def measured(encoded: Any) -> Iterator[dict[str, Any]]:
         for batch in real(encoded):
@@ -88,7 +88,7 @@ def variant(name: str) -> Iterator[None]:
             yield batch
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(build, "_batches", measured)
+        patch.setattr(pipeline, "batches_of", measured)
         if name == "cluster-via-driver":
             patch.setattr(feed.Feed, "stage", lambda self: None)
         if name == "driver-no-checkpoint":

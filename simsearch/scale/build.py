@@ -3,7 +3,8 @@
 Sources are planned on the driver into read tasks (:mod:`simsearch.scale.sources`: one per file;
 a large file into several parts: row ranges of a Parquet file, every m-th document of other
 formats; ``s3://`` and other URIs and directories of Parquet files by file), read by Ray Data, and
-encoded by ``map_batches`` over a fixed pool of encoder actors (each loads the model once).
+encoded by ``map_batches`` over a fixed pool of encoder actors (each loads the model once;
+:mod:`simsearch.scale.pipeline`).
 Encoded batches stream back to this process, which routes them to the shard writers by id hash
 (:mod:`simsearch.store.write.bulk`, the same code as a local build); with ``--shard-writers
 cluster`` a stage after the encoders sends them to the writer actors instead and only counts
@@ -15,11 +16,9 @@ anywhere leaves the previous index (or none).
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
@@ -39,6 +38,7 @@ from simsearch.scale.cluster import (
     watch_head,
 )
 from simsearch.scale.feed import Feed
+from simsearch.scale.pipeline import EncoderSpec, RayOptions, encoded, quiet
 from simsearch.scale.resume import Checkpoint, plan_key
 from simsearch.scale.sources import read_part, read_plan
 
@@ -48,79 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EncoderSpec", "RayOptions", "ray_build", "read_part", "read_plan"]
 
-# What an encoder actor gets per call: one block of the read output, cut at about this size
-# (~1,100 sentences of the benchmark corpus). The encoder sorts a call's rows by length and runs
-# them in batches of ``batch_size`` (1,000 or 2,048 rows sorted together encode at the same
-# rate). Each call costs ~0.5 s more inside Ray Data (measured on 2 cores): at 20,000 sentences
-# 256 KB blocks gave 0.90x the local build, 128 KB blocks 0.81x (docs/scale.md); much larger
-# ones leave one actor working alone at the end.
-BLOCK_BYTES = 256 << 10
 HEAD_LOST = "the Ray cluster's head went away; the index was not changed"
-
-
-@dataclass(frozen=True)
-class RayOptions:
-    """Where and how wide a Ray build runs."""
-
-    address: str | None = None
-    workers: int = 2
-    cpus_per_worker: float = 1.0
-    gpus_per_worker: float = 0.0
-    shard_writers: str = "driver"  # or "cluster": a Ray actor per shard (simsearch.scale.writers)
-
-
-@dataclass(frozen=True)
-class EncoderSpec:
-    """What each encoder actor loads (the same arguments as :class:`~simsearch.encode.torch_encoder.Encoder`)."""
-
-    model: str | None
-    pooling: str = "auto"
-    max_length: int | None = None
-    batch_size: int = 32
-    device: str = "cpu"
-    precision: str = "fp32"
-
-    def check(self) -> None:
-        """The model's directory, config and tokenizer, checked here (not its weights): a model
-        that fails in the actors makes Ray print pages of retries around the one-line error."""
-        from simsearch.encode.models import check_loadable, resolve_model
-
-        check_loadable(resolve_model(self.model))
-
-    def load(self) -> Any:
-        from simsearch.encode.torch_encoder import Encoder
-
-        return Encoder(
-            self.model,
-            self.pooling,
-            max_length=self.max_length,
-            batch_size=self.batch_size,
-            device=self.device,
-            precision=self.precision,
-        )
-
-
-class EncodeActor:
-    """One encoder actor of the pool: loads the model once, encodes batches of rows.
-
-    torch runs exactly ``threads`` threads, the CPUs the actor reserved: more would fight the
-    other actors of the node for its cores. Ray already sets ``OMP_NUM_THREADS`` from a whole
-    reservation (measured: torch runs 1 thread in a 1-CPU actor, Ray 2.60); set here as well so a
-    fractional or GPU reservation, or a node whose environment overrides it, gets the same.
-    """
-
-    def __init__(self, spec: EncoderSpec, threads: int) -> None:
-        import torch
-
-        torch.set_num_threads(threads)
-        self.encoder = spec.load()
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        vectors, cut = self.encoder.encode_counting([str(t) for t in batch["text"]])
-        truncated = np.zeros(len(vectors), dtype=np.int64)
-        if len(truncated):
-            truncated[0] = cut  # a batch's count rides on its first row; the writer sums them
-        return {**batch, "vector": vectors, "truncated": truncated}
 
 
 def ray_build(
@@ -147,19 +75,11 @@ def ray_build(
     The encoded blocks of each read task are kept until the commit (:mod:`simsearch.scale.resume`):
     a failed build run again with the same inputs and options encodes only the tasks it had not
     finished (``resume=False``: start afresh); ``say`` gets the one line telling what is reused."""
-    from simsearch.store.lexical.analyzer import check_choice, choose
+    from simsearch.store.lexical.analyzer import choose
     from simsearch.store.write.commit import BuildStats, commit_build, tune_query_texts
     from simsearch.store.write.bulk import open_sink
-    from simsearch.store.index_types import builder
 
-    builder(index_type, target_recall)  # bad options fail before the cluster starts
-    check_choice(analyzer)
-    if "-" in sources:
-        raise InputError("--ray reads files, not standard input; write the input to a file first")
-    if ray_options.shard_writers not in ("driver", "cluster"):
-        raise InputError(f"unknown shard writers {ray_options.shard_writers!r}; choose driver or cluster")
-    if ray_options.shard_writers == "cluster" and shards is None:
-        raise InputError("--shard-writers cluster writes shards: give --shards N")
+    _check_options(sources, ray_options, shards, index_type, target_recall, analyzer)
     # planned here, on the driver: relative paths resolved against its working directory, each
     # file's identity recorded for the nodes to check; a missing input fails before Ray starts
     plan = read_plan([os.fspath(s) for s in sources], ray_options.workers, read_options)
@@ -189,18 +109,8 @@ def ray_build(
             ) as sink:
                 sample: list[str] = []
                 feed = Feed(sink, checkpoint, progress, sample, writers)
-                try:
-                    truncated = _replay(ray, feed, done, ray_options)
-                    todo = [task for task in plan if task["task"] not in done]
-                    truncated += _write_all(ray, feed, todo, read_options, spec, ray_options)
-                except HeadLostError:
-                    raise
-                except SimsearchError:
-                    # the driver's load error first, when the model is what failed
-                    failed = loaded.exception()
-                    if isinstance(failed, SimsearchError):
-                        raise failed from None
-                    raise
+                todo = [task for task in plan if task["task"] not in done]
+                truncated = _encode_all(ray, feed, done, todo, loaded, read_options, spec, ray_options)
                 encoder = loaded.result()
                 tune_vectors = None if queries is None else np.asarray(encoder.encode(queries), np.float32)
                 count = commit_build(
@@ -217,6 +127,53 @@ def ray_build(
 
         prepare(encoder)
         return encoder, BuildStats(count, truncated, time.perf_counter() - started)
+
+
+def _encode_all(
+    ray: Any,
+    feed: Feed,
+    done: set[int],
+    todo: list[dict[str, Any]],
+    loaded: Future[Encoder],
+    read_options: ReadOptions,
+    spec: EncoderSpec,
+    ray_options: RayOptions,
+) -> int:
+    """Replay the read tasks an earlier run finished (``done``), encode the rest (``todo``) into
+    ``feed``; returns how many texts were truncated. When the model is what failed, the driver's
+    own load error (``loaded``) is the one raised."""
+    try:
+        truncated = _replay(ray, feed, done, ray_options)
+        return truncated + _write_all(ray, feed, todo, read_options, spec, ray_options)
+    except HeadLostError:
+        raise
+    except SimsearchError:
+        failed = loaded.exception()
+        if isinstance(failed, SimsearchError):
+            raise failed from None
+        raise
+
+
+def _check_options(
+    sources: Sequence[str],
+    ray_options: RayOptions,
+    shards: int | None,
+    index_type: str,
+    target_recall: float,
+    analyzer: str,
+) -> None:
+    """Options a Ray build cannot take, refused before the cluster starts (it takes seconds)."""
+    from simsearch.store.index_types import builder
+    from simsearch.store.lexical.analyzer import check_choice
+
+    builder(index_type, target_recall)
+    check_choice(analyzer)
+    if "-" in sources:
+        raise InputError("--ray reads files, not standard input; write the input to a file first")
+    if ray_options.shard_writers not in ("driver", "cluster"):
+        raise InputError(f"unknown shard writers {ray_options.shard_writers!r}; choose driver or cluster")
+    if ray_options.shard_writers == "cluster" and shards is None:
+        raise InputError("--shard-writers cluster writes shards: give --shards N")
 
 
 @contextlib.contextmanager
@@ -264,7 +221,7 @@ def _write_all(
         return 0
     truncated = 0
     try:
-        for batch in watch_head(ray, _encoded(ray, plan, read_options, spec, options, feed.stage())):
+        for batch in watch_head(ray, encoded(ray, plan, read_options, spec, options, feed.stage())):
             truncated += feed.take(batch)
     except Exception as exc:
         raise _one_line_error(ray, exc) from None
@@ -296,7 +253,7 @@ def _replay(ray: Any, feed: Feed, done: set[int], options: RayOptions) -> int:
     )
     truncated = 0
     try:
-        with _quiet("ray.data"):
+        with quiet("ray.data"):
             batches = replayed.iter_batches(batch_size=None, batch_format="numpy")
             try:
                 for batch in watch_head(ray, batches):
@@ -322,79 +279,3 @@ def _one_line_error(ray: Any, exc: Exception) -> SimsearchError:
     if isinstance(inner, SimsearchError):
         return type(inner)(first_line(inner))
     return SimsearchError(f"the Ray build failed: {cause_line(exc)}; the index was not changed")
-
-
-def _encoded(
-    ray: Any,
-    plan: list[dict[str, Any]],
-    read_options: ReadOptions,
-    spec: EncoderSpec,
-    options: RayOptions,
-    stage: tuple[Callable[..., Any], dict[str, Any]] | None,
-) -> Iterator[dict[str, np.ndarray]]:
-    """Encoded batches (Ray Data columns) as the actor pool finishes them; with a ``stage``
-    (function, its arguments) run on each after the encoders, what that returns instead."""
-    from ray.data import ActorPoolStrategy, DataContext
-
-    DataContext.get_current().enable_progress_bars = False
-    # Reading reserves no CPU: the encoder actors hold the cores, and a read task that waited for
-    # one of them would wait forever (the pool never lets go); parsing costs little next to encoding.
-    context = DataContext.get_current()
-    saved = context.target_max_block_size
-    # Small blocks: a read task's output is cut into blocks of BLOCK_BYTES (read when the dataset
-    # is made), an actor call gets one, so every actor stays busy to the end (one block per read
-    # task left one of two actors idle). Ray Data's repartition would need a CPU the actors hold.
-    context.target_max_block_size = BLOCK_BYTES
-    try:
-        dataset = ray.data.from_items(plan).flat_map(
-            read_part, fn_kwargs={"options": read_options}, num_cpus=0
-        )
-    finally:
-        context.target_max_block_size = saved
-    # Ray Data restarts a dead encoder actor and retries its batch (its default for actor pools).
-    encoded = dataset.map_batches(
-        EncodeActor,
-        fn_constructor_kwargs={"spec": spec, "threads": max(1, int(options.cpus_per_worker))},
-        batch_size=None,  # a call per block
-        # two blocks per actor: the next is there when a call ends; Ray Data's default (4) queued
-        # every block of a small input on the first actor ready while the other idled (measured)
-        compute=ActorPoolStrategy(size=options.workers, max_tasks_in_flight_per_actor=2),
-        num_cpus=options.cpus_per_worker,
-        num_gpus=options.gpus_per_worker or None,
-        batch_format="numpy",
-    )
-    if stage is not None:
-        # reserves no CPU either (the encoder actors hold them); as many at once as encoders:
-        # unbounded, Ray Data started a worker process per waiting block
-        encoded = encoded.map_batches(
-            stage[0],
-            fn_kwargs=stage[1],
-            batch_size=None,
-            num_cpus=0,
-            concurrency=options.workers,
-            batch_format="numpy",
-        )
-    batches = encoded.iter_batches(batch_size=None, batch_format="numpy")  # as blocks arrive
-    try:
-        with _quiet("ray.data"):
-            yield from _batches(batches)
-    finally:
-        close_source(batches)
-
-
-def _batches(batches: Iterator[dict[str, np.ndarray]]) -> Iterator[dict[str, np.ndarray]]:
-    yield from batches
-
-
-@contextlib.contextmanager
-def _quiet(name: str) -> Iterator[None]:
-    """Ray Data's console log off while it runs a build: its INFO lines on every build and, when
-    an actor fails, hundreds of lines of stack traces, around the one-line error simsearch gives
-    (Ray Data still writes them to its log files under the session directory)."""
-    logger = logging.getLogger(name)
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)

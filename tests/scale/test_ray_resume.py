@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from simsearch import SimsearchError
 from simsearch.cli.main import main
 from simsearch.readers import ReadOptions
-from simsearch.scale import build as ray_build_module
+from simsearch.scale import pipeline as ray_pipeline
 from simsearch.scale import sources as ray_sources
 from simsearch.scale.build import EncoderSpec, RayOptions, ray_build
 from tests.scale.helpers import stored_rows
@@ -49,7 +49,7 @@ class Pipeline:
         self.rows = 0
         self.batches = 0
         self.fail_after: int | None = None
-        real = ray_build_module._batches
+        real = ray_pipeline.batches_of
 
         def counted(encoded: Any) -> Iterator[dict[str, np.ndarray]]:
             for batch in real(encoded):
@@ -59,7 +59,7 @@ class Pipeline:
                 self.rows += int(np.sum(batch["rows"])) if "rows" in batch else len(batch["id"])
                 yield batch
 
-        monkeypatch.setattr(ray_build_module, "_batches", counted)
+        monkeypatch.setattr(ray_pipeline, "batches_of", counted)
 
     def reset(self, fail_after: int | None = None) -> None:
         self.rows, self.batches, self.fail_after = 0, 0, fail_after
@@ -102,7 +102,7 @@ def test_a_failed_build_resumes_where_it_stopped(
     ray_cluster, tmp_path: Path, tiny_model: str, monkeypatch: pytest.MonkeyPatch, writers: str
 ) -> None:
     monkeypatch.setattr(ray_sources, "PART_BYTES", 3000)  # 8 read tasks (4 per worker)
-    monkeypatch.setattr(ray_build_module, "BLOCK_BYTES", 64 << 10)  # a block per task here
+    monkeypatch.setattr(ray_pipeline, "BLOCK_BYTES", 64 << 10)  # a block per task here
     source = write_corpus(tmp_path / "docs.jsonl", 800)
     pipeline = Pipeline(monkeypatch)
     build(source, tmp_path / "clean", tiny_model, writers)
@@ -229,7 +229,7 @@ def test_a_changed_input_or_no_resume_starts_afresh(
     ray_cluster, tmp_path: Path, tiny_model: str, monkeypatch: pytest.MonkeyPatch, index_dir: Path
 ) -> None:
     monkeypatch.setattr(ray_sources, "PART_BYTES", 3000)
-    monkeypatch.setattr(ray_build_module, "BLOCK_BYTES", 64 << 10)
+    monkeypatch.setattr(ray_pipeline, "BLOCK_BYTES", 64 << 10)
     source = write_corpus(tmp_path / "docs.jsonl", 400)
     target = index_dir / "news"
     pipeline = Pipeline(monkeypatch)
