@@ -33,8 +33,10 @@ from simsearch.encode.batching import length_batches
 TOLERANCES = {"fp32": 1e-5, "int8": 0.06, "bf16": 1e-3}
 TOLERANCE = TOLERANCES["fp32"]
 #: 2: traced with the plain matmul + softmax attention (1: torch's SDPA, whose ONNX form adds
-#: ``IsNaN``/``Where`` passes over every score matrix).
-FORMAT = 2
+#: ``IsNaN``/``Where`` passes over every score matrix). 3: int8 exports run ONNX's ``Attention``
+#: operator where it gives the same outputs (:mod:`simsearch.encode.onnx_attention`); a format 2
+#: int8 export would otherwise be kept as it was.
+FORMAT = 3
 #: ONNX Runtime graph rewrites left out, per precision. ``SkipLayerNormFusion`` joins each
 #: residual add to the layer norm after it; in the int8 graph (where the add follows a
 #: ``DynamicQuantizeMatMul``) the fused CPU kernel took 17% of the encoder's time, against ~4%

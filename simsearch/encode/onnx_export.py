@@ -9,7 +9,8 @@ One export per model, settings and precision, each in its own cache directory:
 - ``int8``: the fp32 export quantised by ONNX Runtime's dynamic quantisation, as the torch int8
   encoder is: int8 weights with one symmetric scale per output channel for every MatMul with a
   constant weight (the Linear layers; attention products stay fp32), activations quantised per
-  batch at run time. Kept if its vectors match the torch int8 encoder's (which made the index's
+  batch at run time; each layer's attention core as ONNX's ``Attention`` operator where that
+  gives the same outputs (:mod:`simsearch.encode.onnx_attention`: int8 +5-6%). Kept if its vectors match the torch int8 encoder's (which made the index's
   document vectors) within :data:`~simsearch.encode.onnx_encoder.TOLERANCES`.
 - ``bf16``: the fp32 export itself, used for a bf16 index only where its vectors match the torch
   bf16 encoder's within the bf16 tolerance.
@@ -71,11 +72,13 @@ def prepare(encoder: Any) -> Path | None:
     except OSError:
         return None
     try:
+        attention = "traced"
         if base is None:
             inputs = _export(encoder, staging / "model.onnx")
             encoder._loaded.tokenizer.backend_tokenizer.save(str(staging / "tokenizer.json"))
         else:
-            inputs = _derive(base, staging / "model.onnx", precision)
+            heads = getattr(encoder._loaded.model.config, "num_attention_heads", None)
+            inputs, attention = _derive(base, staging / "model.onnx", precision, heads)
             shutil.copyfile(base / "tokenizer.json", staging / "tokenizer.json")
         meta = {
             "format": FORMAT,
@@ -85,6 +88,7 @@ def prepare(encoder: Any) -> Path | None:
             "dim": encoder.dim,
             "pad_id": encoder._loaded.tokenizer.pad_token_id or 0,
             "inputs": inputs,
+            "attention": attention,
             "model": encoder.model_id,
         }
         (staging / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
@@ -153,15 +157,44 @@ def _fp32_export(encoder: Any) -> Path | None:
     return prepare(fp32)
 
 
-def _derive(base: Path, file: Path, precision: str) -> list[str]:
-    """The ``precision`` model from the fp32 export in ``base``; returns the graph's input names."""
+def _derive(base: Path, file: Path, precision: str, heads: int | None = None) -> tuple[list[str], str]:
+    """The ``precision`` model from the fp32 export in ``base``; returns the graph's input names
+    and how its attention runs (``traced``, or ``operator`` where int8's is ONNX's ``Attention``:
+    :mod:`simsearch.encode.onnx_attention`, kept only where it gives the same outputs)."""
     inputs: list[str] = json.loads((base / "meta.json").read_text(encoding="utf-8"))["inputs"]
     if precision == "bf16":
         try:
             os.link(base / "model.onnx", file)  # same bytes: share them where the file system can
         except OSError:
             shutil.copyfile(base / "model.onnx", file)
-        return inputs
+        return inputs, "traced"
+    _quantize(base / "model.onnx", file)
+    if heads is None:
+        return inputs, "traced"
+    import onnx
+
+    from simsearch.encode.onnx_attention import fuse_attention, same_outputs
+
+    rewritten, fused = file.with_name("attention-fp32.onnx"), file.with_name("attention.onnx")
+    try:
+        model = fuse_attention(onnx.load(str(base / "model.onnx")), heads)
+        if model is None:
+            return inputs, "traced"
+        onnx.save(model, str(rewritten))
+        _quantize(rewritten, fused, {"DefaultTensorType": onnx.TensorProto.FLOAT})
+        if not same_outputs(file, fused, inputs, precision):
+            return inputs, "traced"
+        os.replace(fused, file)
+        return inputs, "operator"
+    except Exception:  # an onnx without the opset, a graph the converter rejects: the plain one
+        return inputs, "traced"
+    finally:
+        rewritten.unlink(missing_ok=True)
+        fused.unlink(missing_ok=True)
+
+
+def _quantize(source: Path, target: Path, extra: dict[str, Any] | None = None) -> None:
+    """ONNX Runtime's dynamic int8 quantisation of ``source`` into ``target`` (see the module)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # It logs "consider pre-processing" advice through the root logger (whose first use also
@@ -172,17 +205,16 @@ def _derive(base: Path, file: Path, precision: str) -> list[str]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             quantize_dynamic(
-                base / "model.onnx",
-                file,
+                source,
+                target,
                 op_types_to_quantize=["MatMul", "Gemm"],
                 per_channel=True,
                 reduce_range=False,
                 weight_type=QuantType.QInt8,
-                extra_options={"MatMulConstBOnly": True},
+                extra_options={"MatMulConstBOnly": True, **(extra or {})},
             )
     finally:
         logging.disable(disabled)
-    return inputs
 
 
 def _export(encoder: Any, file: Path) -> list[str]:
