@@ -1,6 +1,6 @@
 """Shard writers on the cluster: one Ray actor per shard writes its directory and builds its FAISS
 file, so a sharded Ray build's SQLite writes, BM25 part and FAISS builds run on the nodes, not in
-the driver (:class:`simsearch.store.write.bulk.ShardWriters`; ``build --ray --shard-writers cluster``).
+the driver (:class:`simsearch.store.write.lanes.ShardWriters`; ``build --ray --shard-writers cluster``).
 
 Every node must see the index's directory under the same path (a shared file system): each actor
 checks that it sees the staging directory the driver made before it writes. The encoded blocks go
@@ -44,7 +44,7 @@ class ShardWriterActor:
         self.blocks: set[str] = set()  # what :func:`deliver` sent, by key: a retried block is written once
 
     def write(self, docs: list[Document], vectors: np.ndarray, key: str | None = None) -> None:
-        from simsearch.store.write.bulk import insert_documents
+        from simsearch.store.write.rows import insert_documents
 
         assert self.writer.db is not None
         if key is not None and key in self.blocks:
@@ -77,7 +77,7 @@ class ShardWriterActor:
 
 
 class RayWriters:
-    """:class:`~simsearch.store.write.bulk.ShardWriters` as Ray actors, spread over the nodes.
+    """:class:`~simsearch.store.write.lanes.ShardWriters` as Ray actors, spread over the nodes.
 
     The actors reserve no CPU: the encoder actors hold the cores while batches arrive, and a
     writer that waited for one would wait for the end of encoding (SQLite inserts are light;

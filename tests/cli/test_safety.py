@@ -95,13 +95,13 @@ def test_query_json_stays_valid_over_old_nan_metadata(
 ) -> None:
     """An index written before the check (NaN stored) answers null, with a warning."""
     import simsearch.index.build as index_module
-    import simsearch.store.write.bulk as bulk_module
+    import simsearch.store.write.rows as rows_module
     from simsearch.encode.torch_encoder import Encoder
     from simsearch.readers import Document
 
     with monkeypatch.context() as old_version:  # write the NaN as the old code did
         old_version.setattr(index_module, "check_document", lambda doc: None)
-        old_version.setattr(bulk_module, "dumps", lambda value: json.dumps(value, ensure_ascii=False))
+        old_version.setattr(rows_module, "dumps", lambda value: json.dumps(value, ensure_ascii=False))
         Index.build(
             [Document("nan-doc", "the cat sat", {"x": float("nan"), "y": [float("inf")]})],
             "old",

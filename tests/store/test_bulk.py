@@ -11,7 +11,7 @@ import pytest
 
 from simsearch import Document, Index
 from simsearch.errors import StoreWriteError
-from simsearch.store.write.bulk import Lanes
+from simsearch.store.write.lanes import Lanes
 from simsearch.store.write.writer import StoreWriter
 
 

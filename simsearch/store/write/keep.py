@@ -57,7 +57,7 @@ class KeptShards:
         options: tuple[str, float, np.ndarray | None],
     ) -> None:
         """Commit the shards ``names`` with ``writers`` (a
-        :class:`~simsearch.store.write.bulk.ShardWriters`; ``options``: index type, target recall,
+        :class:`~simsearch.store.write.lanes.ShardWriters`; ``options``: index type, target recall,
         tuning vectors): the kept ones are linked back and their writers drop what they staged;
         each other one is kept as soon as it has committed."""
         reused = [self.has(name) for name in names]
