@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from simsearch import config
-from simsearch.encode.batching import length_batches
+from simsearch.encode.batching import run_batches
 
 #: Largest cosine distance to the torch encoder's vectors of the same precision an export may
 #: show (worst of a fixed set of check texts) to be used. fp32: the same computation. int8: each
@@ -84,6 +84,7 @@ class OnnxEncoder:
         *,
         spin: bool = True,
         threads: int | None = None,
+        workers: int = 1,
     ) -> None:
         import onnxruntime
         from tokenizers import Tokenizer
@@ -96,6 +97,7 @@ class OnnxEncoder:
         self.precision: str = meta["precision"]
         self.dim: int = meta["dim"]
         self.batch_size = 32
+        self.workers = max(1, workers)  # batches run at once (batching.run_batches)
         self._pad_id: int = meta["pad_id"]
         self._inputs: list[str] = meta["inputs"]
         self._tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
@@ -127,10 +129,8 @@ class OnnxEncoder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         encodings = self._tokenizer.encode_batch(list(texts)) if texts else []
         truncated = sum(1 for e in encodings if e.overflowing)
-        for rows in length_batches([len(e.ids) for e in encodings], batch_size or self.batch_size):
-            out[rows] = self.embed_ids([encodings[i].ids for i in rows])
-            if progress is not None:
-                progress(len(rows))
+        ids = [e.ids for e in encodings]
+        run_batches(ids, batch_size or self.batch_size, self.embed_ids, out, progress, self.workers)
         return out, truncated
 
     def cut_flags(self, texts: Sequence[str]) -> list[bool]:
@@ -170,11 +170,13 @@ def load(
     *,
     spin: bool = True,
     threads: int | None = None,
+    workers: int = 1,
 ) -> OnnxEncoder | None:
     """The cached export for these encoder settings, or None (not exported, or no runtime).
 
     ``spin=False`` when the caller searches an exact index next (see :class:`OnnxEncoder`);
-    ``threads`` caps ONNX Runtime's threads (its default: one per core).
+    ``threads`` caps ONNX Runtime's threads (its default: one per core); ``workers``: batches
+    of a call run at once (:func:`~simsearch.encode.batching.run_batches`).
     """
     if precision not in TOLERANCES or max_length is None or not enabled():
         return None
@@ -182,7 +184,7 @@ def load(
     if not (directory / "model.onnx").is_file():  # not exported, or rejected (meta.json only)
         return None
     try:
-        return OnnxEncoder(directory, model_id, model_path, spin=spin, threads=threads)
+        return OnnxEncoder(directory, model_id, model_path, spin=spin, threads=threads, workers=workers)
     except Exception:  # a damaged cache entry: drop it, the torch encoder takes over
         shutil.rmtree(directory, ignore_errors=True)
         return None

@@ -41,7 +41,7 @@ import torch
 
 from simsearch.errors import ModelError
 from simsearch.encode.attention import use_plain_attention
-from simsearch.encode.batching import length_batches
+from simsearch.encode.batching import run_batches
 from simsearch.encode.compiled import Compiled, wanted
 from simsearch.encode.packed import use_packed_linears
 from simsearch.encode.models import (
@@ -201,11 +201,9 @@ class Encoder:
                 forward = self._compiled_forward
             elif self.precision == "bf16" and self.device == "cpu":  # eager, or compiling failed
                 self._speed_up_eager(ids)
+        workers = onnx.workers if onnx is not None else 1
         with torch.inference_mode(), autocast(self.precision, self.device):
-            for rows in length_batches([len(seq) for seq in ids], batch_size or self.batch_size):
-                out[rows] = forward([ids[i] for i in rows])
-                if progress is not None:
-                    progress(len(rows))
+            run_batches(ids, batch_size or self.batch_size, forward, out, progress, workers)
         return out, truncated
 
     def _speed_up_eager(self, ids: Sequence[Sequence[int]]) -> None:
@@ -237,7 +235,8 @@ class Encoder:
                         self.pooling,
                         self.max_length,
                         self.precision,
-                        threads=torch.get_num_threads(),
+                        threads=1,  # a session thread per batch, batches side by side: faster
+                        workers=torch.get_num_threads(),
                     )
             if stand_in:
                 log.warning(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from simsearch.encode.batching import TOKENS_PER_ROW, length_batches
+from simsearch.encode.batching import TOKENS_PER_ROW, length_batches, run_batches
 
 
 def test_every_row_once_longest_first():
@@ -27,3 +28,39 @@ def test_batches_bounded_in_rows_and_padded_tokens():
 
 def test_a_text_longer_than_the_budget_is_a_batch_of_its_own():
     assert [b.tolist() for b in length_batches([10_000, 3], 2)] == [[0], [1]]
+
+
+def test_batches_run_side_by_side_give_what_one_at_a_time_gives() -> None:
+    import threading
+
+    lengths = [3, 40, 7, 7, 1, 25, 12, 9, 30, 2, 5]
+    ids = [list(range(n)) for n in lengths]
+    threads: set[str] = set()
+    second = threading.Event()
+
+    def forward(batch):
+        name = threading.current_thread().name
+        threads.add(name)
+        if len(threads) >= 2:
+            second.set()
+        if name.startswith("encode"):  # each batch waits until two threads have one: they overlap
+            assert second.wait(10)
+        return np.array([[len(seq), sum(seq)] for seq in batch], dtype=np.float32)
+
+    one, both = np.zeros((len(ids), 2), np.float32), np.zeros((len(ids), 2), np.float32)
+    seen: list[int] = []
+    run_batches(ids, 2, forward, one)
+    threads.clear()
+    run_batches(ids, 2, forward, both, progress=seen.append, workers=2)
+    assert np.array_equal(one, both) and one[:, 0].tolist() == lengths
+    assert sum(seen) == len(ids) and len(threads) == 2
+
+
+def test_a_failing_batch_fails_the_call_with_its_own_error() -> None:
+    def forward(batch):
+        if any(len(seq) == 7 for seq in batch):
+            raise ValueError("batch with a 7")
+        return np.zeros((len(batch), 1), np.float32)
+
+    with pytest.raises(ValueError, match="batch with a 7"):
+        run_batches([[1] * n for n in (3, 7, 9, 1)], 1, forward, np.zeros((4, 1), np.float32), workers=2)

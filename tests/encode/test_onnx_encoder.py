@@ -173,3 +173,27 @@ def test_large_fp32_calls_encode_through_the_checked_export(tiny_bert, monkeypat
     bf16 = Encoder(str(tiny_bert), max_length=64, precision="bf16")
     bf16.encode(texts)
     assert bf16._onnx is None  # no bf16 ONNX Runtime kernels on the CPU
+
+
+def test_large_calls_run_one_batch_a_torch_thread_side_by_side(tiny_bert, monkeypatch):
+    """A build on N torch threads runs N batches of a one-thread session at once: same vectors."""
+    import torch
+
+    from simsearch.encode import torch_encoder
+
+    monkeypatch.setattr(torch_encoder, "ONNX_MIN_TEXTS", 8)
+    texts = [f"{word} " * (n % 23 + 1) for n, word in enumerate(["bread", "cat", "지하철", "mat"] * 10)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        encoder = Encoder(str(tiny_bert), max_length=64)
+        side_by_side = encoder.encode(texts, batch_size=4)
+        session = encoder._onnx_session()
+        assert session is not None and session.workers == 2
+        session.workers = 1
+        one_at_a_time = encoder.encode(texts, batch_size=4)
+    finally:
+        torch.set_num_threads(threads)
+    assert np.array_equal(side_by_side, one_at_a_time)
+    encoder._onnx = None  # the torch model itself
+    assert np.min(np.sum(encoder.encode(texts) * side_by_side, axis=1)) > 1 - 1e-5
