@@ -8,7 +8,8 @@ the attention core took ~380 of 2,150 ms (Transpose 108, Softmax 106, the two fp
 ONNX (opset 24) has one operator for all of it, taking Q, K and V as ``(batch, tokens, hidden)``
 and each row's count of real tokens (``nonpad_kv_seqlen``: the encoders pad on the right) in place
 of the mask. Rewritten so, the int8 export gave the same vectors to the bit on those sentences
-and ran 1,012 against 952 sentences/s (5 interleaved rounds; 1,006 against 956 in a second run).
+and ran 963 against 937 sentences/s (5 interleaved rounds; 1,012 against 952 and 1,006 against
+956 in two earlier scratch runs); in the benchmark's table 61% of the int8 peak, was 56%.
 The fp32 export is not rewritten: there it was slower (361 against 386/s).
 
 :func:`fuse_attention` rewrites only the exact pattern above and returns None for anything else

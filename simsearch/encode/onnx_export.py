@@ -10,8 +10,9 @@ One export per model, settings and precision, each in its own cache directory:
   encoder is: int8 weights with one symmetric scale per output channel for every MatMul with a
   constant weight (the Linear layers; attention products stay fp32), activations quantised per
   batch at run time; each layer's attention core as ONNX's ``Attention`` operator where that
-  gives the same outputs (:mod:`simsearch.encode.onnx_attention`: int8 +5-6%). Kept if its vectors match the torch int8 encoder's (which made the index's
-  document vectors) within :data:`~simsearch.encode.onnx_encoder.TOLERANCES`.
+  gives the same outputs (:mod:`simsearch.encode.onnx_attention`: +3-6%). Kept if its vectors
+  match the torch int8 encoder's (which made the index's document vectors) within
+  :data:`~simsearch.encode.onnx_encoder.TOLERANCES`.
 - ``bf16``: the fp32 export itself, used for a bf16 index only where its vectors match the torch
   bf16 encoder's within the bf16 tolerance.
 
