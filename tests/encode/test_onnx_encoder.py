@@ -156,7 +156,9 @@ def test_large_fp32_calls_encode_through_the_checked_export(tiny_bert, monkeypat
     encoder = Encoder(str(tiny_bert), max_length=64)
     got, cut = encoder.encode_counting(texts)
     assert isinstance(encoder._onnx, onnx_backend.OnnxEncoder)  # exported now, and used
-    assert encoder._onnx._session.get_session_options().intra_op_num_threads == torch.get_num_threads()
+    # as many batches at once as torch has threads, each on a one-thread session (batching.run_batches)
+    assert encoder._onnx._session.get_session_options().intra_op_num_threads == 1
+    assert encoder._onnx.workers == torch.get_num_threads()
     assert cut == expected_cut == 1 and got.dtype == np.float32
     assert np.min(np.sum(got * expected, axis=1)) >= 1 - 1e-5
     monkeypatch.setenv("SIMSEARCH_QUERY_BACKEND", "torch")

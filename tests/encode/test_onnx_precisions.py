@@ -155,7 +155,8 @@ def test_large_int8_calls_encode_through_the_checked_int8_export(tiny_bert, monk
     got, cut = encoder.encode_counting(texts)
     fast = encoder._onnx
     assert isinstance(fast, onnx_encoder.OnnxEncoder) and fast.precision == "int8"
-    assert fast._session.get_session_options().intra_op_num_threads == torch.get_num_threads()
+    assert fast._session.get_session_options().intra_op_num_threads == 1  # a batch per thread
+    assert fast.workers == torch.get_num_threads()
     assert cut == 1 and small_cut == 0 and got.dtype == np.float32
     assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
     direct = fast.encode(texts)  # the export on its own, batched the same way
