@@ -38,7 +38,10 @@ def run(texts: list[str], rounds: int, log=print, threads: int = 1) -> list[str]
     from simsearch.encode.onnx_export import prepare
     from simsearch.encode.torch_encoder import Encoder
 
+    from simsearch import config
+
     torch.set_num_threads(threads)
+    config.freeze_heap_when_ready()  # as the CLI does: encoders freeze what they set up
     start_line = machine_line(threads)
     variants = {p: Encoder(precision=p, compile=False) for p in ("fp32", "bf16", "int8")}
     for encoder in variants.values():
@@ -89,6 +92,8 @@ def run(texts: list[str], rounds: int, log=print, threads: int = 1) -> list[str]
             f"hidden {shapes.hidden}, intermediate {shapes.intermediate}); {padded:.3f} as simsearch "
             f"batches it (sorted by length, at most {variants['fp32'].batch_size} rows and a padded-token "
             f"budget, each padded to its longest): padding adds {padded / useful - 1:.1%}.",
+            "- heap: frozen once each encoder is set up, as in the `simsearch` command "
+            "(`simsearch.config.freeze_heap_when_ready`), for every row alike.",
             "- share of peak: the row's useful GFLOP/s over the fastest measured GEMM at its precision "
             "in the same round (table below), median (min-max) over rounds.",
             "",

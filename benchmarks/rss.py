@@ -12,7 +12,7 @@ from .stats import table
 
 _PROBE = """
 import resource, sys
-from simsearch.cli.main import main
+from simsearch.cli.main import run as main
 sys.argv = ["simsearch", "build", sys.argv[1], "--name", "rss", "--index-dir", sys.argv[2], "--force",
             "--index-type", sys.argv[3]]
 try:

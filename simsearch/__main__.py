@@ -1,5 +1,5 @@
 """``python -m simsearch``."""
 
-from simsearch.cli.main import main
+from simsearch.cli.main import run
 
-main()
+run()

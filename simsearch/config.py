@@ -88,6 +88,16 @@ SETTINGS: tuple[Setting, ...] = (
         "few queries, all for batches) and restores the caller's value afterwards.",
     ),
     Setting(
+        "garbage collector",
+        "objects frozen once an encoder is set up (the CLI, Ray's encoder actors)",
+        "Around the first large call of each of an encoder's forward paths (its ONNX Runtime "
+        "session, its compiled model), the objects alive then are moved out of the cyclic "
+        "collector's full passes (`gc.freeze`), which otherwise walk all of them every few "
+        "thousand texts (0.1-0.5 s a pass; a 30,000-sentence build spends half as long in them: "
+        "benchmarks/README.md, session 14). "
+        "Library users opt in with `simsearch.config.freeze_heap_when_ready()`.",
+    ),
+    Setting(
         "csv field size limit",
         "2**31 - 1",
         "Raised when `simsearch.readers` is imported: a long CSV cell is a document.",
@@ -184,6 +194,33 @@ def thread_defaults() -> None:
         return
     for name, value in THREAD_DEFAULTS.items():
         os.environ.setdefault(name, value)
+
+
+_freeze_heap = False
+
+
+def freeze_heap_when_ready() -> None:
+    """Process-wide, for processes simsearch runs (the CLI, Ray's encoder actors, benchmarks):
+    from now on :func:`heap_ready` freezes the heap.
+
+    A full collection of Python's cyclic garbage collector walks every tracked object, ~400,000
+    once torch, transformers and a model are loaded (~700,000 with a compiled model): 0.1-0.5 s
+    a pass, and a build's allocations set one off every few thousand texts. Objects frozen with
+    :func:`gc.freeze` are skipped by those passes; they are still freed when their last reference
+    goes (only a reference cycle among them would stay in memory), so this suits what lives as
+    long as the process, and is not done to a library user's process unasked.
+    """
+    global _freeze_heap
+    _freeze_heap = True
+
+
+def heap_ready() -> None:
+    """An encoder has set up what it keeps (its first large call, a newly compiled forward):
+    freeze the objects alive now if :func:`freeze_heap_when_ready` was called, else nothing."""
+    if _freeze_heap:
+        import gc
+
+        gc.freeze()
 
 
 def passive_openmp() -> None:

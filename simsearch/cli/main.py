@@ -140,3 +140,14 @@ main.add_command(serve)
 main.add_command(mcp)
 main.add_command(info)
 main.add_command(list_)
+
+
+def run() -> None:
+    """The ``simsearch`` command and ``python -m simsearch``: :func:`main` in a process of its
+    own, whose long-lived objects leave the garbage collector's full passes once an encoder is
+    set up (:func:`simsearch.config.freeze_heap_when_ready`). Tests invoke :func:`main` in
+    their own process, which this leaves alone."""
+    from simsearch import config
+
+    config.freeze_heap_when_ready()
+    main()

@@ -98,6 +98,7 @@ class OnnxEncoder:
         self.dim: int = meta["dim"]
         self.batch_size = 32
         self.workers = max(1, workers)  # batches run at once (batching.run_batches)
+        self._settled = False  # config.heap_ready() called after the first call
         self._pad_id: int = meta["pad_id"]
         self._inputs: list[str] = meta["inputs"]
         self._tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
@@ -131,6 +132,9 @@ class OnnxEncoder:
         truncated = sum(1 for e in encodings if e.overflowing)
         ids = [e.ids for e in encodings]
         run_batches(ids, batch_size or self.batch_size, self.embed_ids, out, progress, self.workers)
+        if not self._settled:  # the session was set up in __init__ and has now run
+            self._settled = True
+            config.heap_ready()
         return out, truncated
 
     def cut_flags(self, texts: Sequence[str]) -> list[bool]:

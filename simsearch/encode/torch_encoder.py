@@ -39,6 +39,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from simsearch import config as settings
 from simsearch.errors import ModelError
 from simsearch.encode.attention import use_plain_attention
 from simsearch.encode.batching import run_batches
@@ -54,6 +55,7 @@ from simsearch.encode.models import (
 )
 from simsearch.encode.pooling import POOLERS, POOLING_CHOICES, l2_normalize
 from simsearch.encode.precision import apply_precision, autocast, check_precision, cpu_runs_bf16
+from simsearch.encode.tokens import token_ids
 
 log = logging.getLogger("simsearch")
 
@@ -61,22 +63,11 @@ log = logging.getLogger("simsearch")
 _POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2, "longformer": 2}
 
 Progress = Callable[[int], None]
-_CHARS_PER_TOKEN = 64  # far above any tokenizer's characters per token
 #: Smallest call that runs fp32 and int8 through the ONNX export (and counts towards compiling
 #: bf16): making one (trace + check) takes a few seconds once per model, repaid by a build, not
 #: by a query.
 ONNX_MIN_TEXTS = 256
 _UNSET = object()
-
-
-def clip_text(text: str, budget: int) -> str:
-    """``text`` cut to about ``budget`` characters at a whitespace, or itself when shorter."""
-    if len(text) <= budget:
-        return text
-    for end in range(budget, budget // 2, -1):
-        if text[end].isspace():
-            return text[:end]
-    return text[:budget]
 
 
 class Encoder:
@@ -129,6 +120,7 @@ class Encoder:
         self._large_texts = 0  # texts encoded in large calls so far
         self._plain: bool | None = None  # bf16: plain attention for large eager calls, once decided
         self._packed: bool | None = None  # bf16: Linear weights prepacked for oneDNN, once decided
+        self._settled: str | None = None  # the forward path of the last large call (settings.heap_ready)
 
     def __repr__(self) -> str:
         return (
@@ -202,8 +194,14 @@ class Encoder:
             elif self.precision == "bf16" and self.device == "cpu":  # eager, or compiling failed
                 self._speed_up_eager(ids)
         workers = onnx.workers if onnx is not None else 1
+        fresh = large and forward.__name__ != self._settled  # a path's first large call
+        if fresh:
+            settings.heap_ready()  # what this path loaded (model, session) lives on
         with torch.inference_mode(), autocast(self.precision, self.device):
             run_batches(ids, batch_size or self.batch_size, forward, out, progress, workers)
+        if fresh:
+            self._settled = forward.__name__
+            settings.heap_ready()  # and what its first batches set up (a compiled graph)
         return out, truncated
 
     def _speed_up_eager(self, ids: Sequence[Sequence[int]]) -> None:
@@ -267,25 +265,7 @@ class Encoder:
         return [i in cut for i in range(len(texts))]
 
     def _tokenize(self, texts: Sequence[str]) -> tuple[list[list[int]], list[int]]:
-        tokenizer = self._loaded.tokenizer
-        limit = self.max_length
-        # Tokenizers read a whole text before truncating: a 10 MB line would take half a minute.
-        # Only a prefix can reach the model, so clip first; a clipped text that then fits (a long
-        # run of spaces, say) is tokenized whole after all, so the result is the same.
-        clipped = [clip_text(text, (limit + 1) * _CHARS_PER_TOKEN) for text in texts]
-        # One token over the limit tells "was cut" from "fits exactly" without a second full pass.
-        ids = tokenizer(clipped, truncation=True, max_length=limit + 1, add_special_tokens=True)["input_ids"]
-        redo = [i for i, seq in enumerate(ids) if len(seq) <= limit and clipped[i] is not texts[i]]
-        if redo:
-            whole = tokenizer([texts[i] for i in redo], truncation=True, max_length=limit + 1)["input_ids"]
-            for i, seq in zip(redo, whole):
-                ids[i], clipped[i] = seq, texts[i]
-        long_rows = [i for i, seq in enumerate(ids) if len(seq) > limit]
-        if long_rows:
-            cut = tokenizer([clipped[i] for i in long_rows], truncation=True, max_length=limit)["input_ids"]
-            for i, seq in zip(long_rows, cut):
-                ids[i] = seq
-        return ids, long_rows
+        return token_ids(self._loaded.tokenizer, texts, self.max_length)
 
     def _inputs(self, batch: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
         width = max(len(seq) for seq in batch)

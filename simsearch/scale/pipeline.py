@@ -83,7 +83,10 @@ class EncodeActor:
     def __init__(self, spec: EncoderSpec, threads: int) -> None:
         import torch
 
+        from simsearch import config
+
         torch.set_num_threads(threads)
+        config.freeze_heap_when_ready()  # the actor's process is ours (simsearch.config)
         self.encoder = spec.load()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
