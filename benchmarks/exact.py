@@ -13,7 +13,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from simsearch.store.faiss_file import EXACT_FACTORY, FaissFile, _exact_small
+from simsearch.store.exact_scan import exact_small
+from simsearch.store.faiss_file import EXACT_FACTORY, FaissFile
 
 from .stats import summary, table
 
@@ -46,7 +47,7 @@ def contenders(data: np.ndarray, directory: Path) -> dict:
     return {
         "numpy: `vectors @ q` + argpartition (own array)": lambda q: np.argpartition(-(data @ q), 10)[:10],
         "simsearch exact path (FaissFile.search)": lambda q: simsearch.search(q[None, :], 10),
-        "  same, before its vectors move to huge pages": lambda q: _exact_small(
+        "  same, before its vectors move to huge pages": lambda q: exact_small(
             _view_without_move(small_pages), q[None, :], 10
         ),
         "FAISS IndexFlatIP.search, 1 thread": faiss_one_thread,

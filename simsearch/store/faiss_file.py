@@ -1,7 +1,8 @@
 """The FAISS side of an index: build from stored vectors, read, write, search.
 
 Vectors live in SQLite as little-endian float32 blobs; the FAISS file is derived from them, so it
-can always be rebuilt (repair, compaction, a different index type) without re-encoding.
+can always be rebuilt (repair, compaction, a different index type) without re-encoding. The exact
+scans a search may take instead of FAISS's own are in :mod:`simsearch.store.exact_scan`.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ import errno
 import os
 import sqlite3
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import faiss
 import numpy as np
 
 from simsearch.store.huge_pages import graph_huge_pages, huge_pages
 from simsearch.store.faiss_vectors import attach, detachable, held_elsewhere, without_vectors
+from simsearch.store.exact_scan import exact_parts, exact_small, exhaustive, flat_view
 from simsearch.store.ivf_probe import ivf_of, search_filled
 from simsearch.store.sql import marks, parts
 from simsearch.errors import IndexCorruptError, ModelError
@@ -72,7 +74,7 @@ class FaissFile:
     def __init__(self, index: faiss.Index, description: str) -> None:
         self.index = index
         self.description = description
-        self._parts = _exact_parts(index)
+        self._parts = exact_parts(index)
         self._flat: tuple[np.ndarray, np.ndarray] | None = None
         self._flat_key: tuple[int, int, int] | None = None
         self._flat_queries = 0
@@ -158,7 +160,7 @@ class FaissFile:
         if len(queries) < _BATCH:
             flat = self._exact_view()
             if flat is not None:
-                return _exact_small(flat, np.asarray(queries, dtype=np.float32), k)
+                return exact_small(flat, np.asarray(queries, dtype=np.float32), k)
         if self._ann_queries < _HUGE_PAGES_AFTER:
             self._ann_queries += 1
             if self._ann_queries == _HUGE_PAGES_AFTER:
@@ -174,7 +176,7 @@ class FaissFile:
             if not bool((ids >= 0).all()):  # a large k: an ANN search can come up short
                 if (ivf := ivf_of(self.index)) is not None:  # the tuned lists hold fewer than k
                     scores, ids = search_filled(self.index, queries, k, k, int(ivf.nprobe) * 4)
-                elif (every := _exhaustive(self.index, queries, k)) is not None:
+                elif (every := exhaustive(self.index, queries, k)) is not None:
                     scores, ids = every  # HNSW: the graph walk found fewer than k (~800 of 2,500)
             return scores, ids
         finally:
@@ -221,68 +223,11 @@ class FaissFile:
             return None
         key = (inner.ntotal, int(inner.get_xb()), int(id_map.data()))
         if key != self._flat_key:
-            self._flat, self._flat_key, self._flat_queries = _flat_view(inner, id_map), key, 0
+            self._flat, self._flat_key, self._flat_queries = flat_view(inner, id_map), key, 0
         self._flat_queries += 1
         if self._flat is not None and self._flat_queries == _HUGE_PAGES_AFTER:
             huge_pages(self._flat[0])
         return self._flat
-
-
-def _exhaustive(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """Every vector of an HNSW index's storage scored (None for other index types)."""
-    outer: Any = faiss.downcast_index(index)  # IDMap2's index and id_map are not in the stubs
-    wrapped = isinstance(outer, faiss.IndexIDMap)
-    inner = faiss.downcast_index(outer.index) if wrapped else outer
-    if not isinstance(inner, faiss.IndexHNSW):
-        return None
-    scores, ids = faiss.downcast_index(inner.storage).search(queries, k)
-    if wrapped:  # storage positions -> row ids
-        rowids = faiss.vector_to_array(outer.id_map)
-        ids = np.where(ids >= 0, rowids[np.maximum(ids, 0)], -1)
-    return scores, ids
-
-
-def _exact_parts(index: faiss.Index) -> tuple[faiss.IndexFlat, faiss.Int64Vector] | None:
-    """The flat storage and id map of an exact ``IDMap2,Flat`` inner-product index, else None."""
-    outer = faiss.downcast_index(index)
-    if not isinstance(outer, faiss.IndexIDMap2):
-        return None
-    inner = faiss.downcast_index(outer.index)
-    if not isinstance(inner, faiss.IndexFlat) or inner.metric_type != faiss.METRIC_INNER_PRODUCT:
-        return None
-    return inner, outer.id_map  # held once: each ``outer.id_map`` makes a new SWIG proxy (1-2 us)
-
-
-def _flat_view(inner: faiss.IndexFlat, id_map: faiss.Int64Vector) -> tuple[np.ndarray, np.ndarray]:
-    """Stored vectors and their row ids, both views of FAISS's memory (no copy)."""
-    n = int(inner.ntotal)
-    vectors = faiss.rev_swig_ptr(inner.get_xb(), n * inner.d).reshape(n, inner.d)
-    return vectors, faiss.rev_swig_ptr(id_map.data(), n)
-
-
-def _exact_small(
-    flat: tuple[np.ndarray, np.ndarray], queries: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k for a few queries as one BLAS matrix-vector product.
-
-    Measured at 100k x 384: FAISS's flat scan takes 6.8 ms (1 thread) / 6.4 ms (2) for one query,
-    numpy's sgemv + argpartition 3.3 ms; batches go to FAISS, whose blocked GEMM wins there.
-    The k best are partitioned to the end rather than negating all n scores first (one pass less).
-    """
-    vectors, ids = flat
-    n = len(vectors)
-    if len(queries) == 1:  # 1-D arrays: 35 us less per query than the 2-D take_along_axis path
-        scores = vectors @ queries[0]
-        top = np.argpartition(scores, n - k)[n - k :]
-        top_scores = scores[top]
-        order = np.argsort(-top_scores, kind="stable")
-        return top_scores[order][None, :], ids[top[order]][None, :]
-    scores = queries @ vectors.T
-    top = np.argpartition(scores, n - k, axis=1)[:, n - k :]
-    top_scores = np.take_along_axis(scores, top, axis=1)
-    order = np.argsort(-top_scores, axis=1, kind="stable")
-    top = np.take_along_axis(top, order, axis=1)
-    return np.take_along_axis(top_scores, order, axis=1), ids[top]
 
 
 def apply_search_params(index: faiss.Index, params: dict[str, float]) -> None:

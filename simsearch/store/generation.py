@@ -29,11 +29,11 @@ from simsearch.store.manifest import (  # noqa: F401  (re-exported: read_manifes
     FORMAT,
     FORMAT_VERSION,
     MANIFEST,
-    FileEntry,
     Manifest,
     read_manifest,
     vectors_in_sqlite,
 )
+from simsearch.store.manifest_schema import FileEntry
 
 SCHEMA = """
 CREATE TABLE documents (

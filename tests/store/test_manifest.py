@@ -11,7 +11,6 @@ from simsearch.errors import IndexCorruptError, ModelError
 from simsearch.index import Index
 from simsearch.readers import Document
 from simsearch.store.manifest import (
-    FileEntry,
     Manifest,
     ModelIdentity,
     identity_mismatch,
@@ -19,6 +18,7 @@ from simsearch.store.manifest import (
     read_manifest,
     write_manifest,
 )
+from simsearch.store.manifest_schema import FileEntry
 
 FILES = {
     "faiss": {"name": "index-000001.faiss", "size": 1, "sha256": "ab"},

@@ -21,7 +21,8 @@ import simsearch
 from simsearch.store import locking
 from simsearch.store import generation as store
 from simsearch.store.files import file_sha256
-from simsearch.store.manifest import MANIFEST, FileEntry
+from simsearch.store.manifest import MANIFEST
+from simsearch.store.manifest_schema import FileEntry
 from simsearch.errors import (
     IndexCorruptError,
     IndexExistsError,
