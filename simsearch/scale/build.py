@@ -27,7 +27,6 @@ import numpy as np
 from simsearch.errors import InputError, ModelError, SimsearchError
 from simsearch.readers import ReadOptions
 from simsearch.scale.cluster import (
-    HeadLostError,
     close_source,
     cause_line,
     connect,
@@ -35,9 +34,9 @@ from simsearch.scale.cluster import (
     gcs_address,
     head_reachable,
     unwrap,
-    watch_head,
 )
 from simsearch.scale.feed import Feed
+from simsearch.scale.head import HeadLostError, watch_head
 from simsearch.scale.pipeline import EncoderSpec, RayOptions, encoded, quiet
 from simsearch.scale.resume import Checkpoint, plan_key
 from simsearch.scale.sources import read_part, read_plan

@@ -29,7 +29,6 @@ from simsearch.errors import ShardUnavailableError, SimsearchError
 from simsearch.search.hits import Hit
 from simsearch.scale.cluster import (
     LOCAL,
-    HeadMonitor,
     connect,
     first_line,
     gcs_address,
@@ -37,6 +36,7 @@ from simsearch.scale.cluster import (
     import_ray,
     unwrap,
 )
+from simsearch.scale.head import HeadMonitor
 from simsearch.scale.replicas import ACTOR_CPUS, ShardActor, ShardGroup, ShardSpec, start_groups
 from simsearch.search import shard
 from simsearch.search.request import SearchRequest

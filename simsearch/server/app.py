@@ -3,64 +3,29 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import hmac
-import logging
+import json
 import time
 from contextlib import AsyncExitStack, asynccontextmanager
 from importlib import resources
 from typing import Any, AsyncIterator, Callable, Literal
 
-from fastapi import FastAPI, Query, Request, Security
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, Query, Security
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.exceptions import HTTPException
 
 from simsearch import __version__
-from simsearch.errors import (
-    IndexCorruptError,
-    IndexNotFoundError,
-    InputError,
-    LockTimeoutError,
-    QueryError,
-    ShardUnavailableError,
-    SimsearchError,
-)
 from simsearch.store.home import check_name
 from simsearch.readers import Document
 from simsearch.server import schemas as s
+from simsearch.server.errors import ApiError, add_error_handlers, error_responses
 from simsearch.server.mcp_http import mount_mcp
 from simsearch.server.openai import add_openai_routes
-from simsearch.server.protocol import error_json
-from simsearch.server.state import Served, ServedIndex, ShuttingDown
+from simsearch.server.state import Served, ServedIndex
 from simsearch.validate import check_document, document_ids, json_ready, unicode_problem
 
-log = logging.getLogger("simsearch.serve")
-_LIBRARY_STATUS = (
-    (IndexNotFoundError, 404),
-    (QueryError, 422),
-    (InputError, 422),
-    (LockTimeoutError, 503),
-    (ShardUnavailableError, 503),
-    (ShuttingDown, 503),
-    (IndexCorruptError, 500),
-    (SimsearchError, 400),
-)
 _ASSETS = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
 _bearer = HTTPBearer(auto_error=False, description="The token held by the variable named by --token-env.")
-
-
-class ApiError(Exception):
-    """An answer other than 200, with its status and a message for the client."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": s.ErrorOut} for status in statuses}
 
 
 def create_app(served: Served, *, allow_writes: bool = False, token: str | None = None) -> FastAPI:
@@ -84,7 +49,7 @@ def create_app(served: Served, *, allow_writes: bool = False, token: str | None 
         redoc_url=None,
         description="Semantic similarity search over simsearch indexes.",
     )
-    _add_error_handlers(app)
+    add_error_handlers(app)
     _add_pages(app)
     _add_reads(app, served, allow_writes)
     add_openai_routes(app, served, token)  # /v1/embeddings and /v1/models, behind the token if any
@@ -174,14 +139,14 @@ def _info(target: ServedIndex) -> dict[str, Any]:
 
 def _add_reads(app: FastAPI, served: Served, allow_writes: bool) -> None:
     searched: dict[str, Any] = dict(
-        response_model=s.SearchResponse | s.BatchSearchResponse, responses=_errors(400, 404, 413, 422)
+        response_model=s.SearchResponse | s.BatchSearchResponse, responses=error_responses(400, 404, 413, 422)
     )
 
     @app.get(
         "/health",
         response_model=s.Health,
         response_model_exclude_none=True,
-        responses=_errors(503),
+        responses=error_responses(503),
         summary="Liveness and what is served (on Ray: each shard's replicas)",
     )
     def health() -> Any:
@@ -209,7 +174,7 @@ def _add_reads(app: FastAPI, served: Served, allow_writes: bool) -> None:
     @app.get(
         "/indexes/{name}",
         response_model=s.IndexInfo,
-        responses=_errors(400, 404),
+        responses=error_responses(400, 404),
         summary="One served index's manifest",
     )
     def index(name: str) -> JSONResponse:
@@ -274,7 +239,7 @@ def _add_writes(app: FastAPI, served: Served, token: str | None) -> None:
     guard: dict[str, Any] = dict(
         dependencies=[Security(_authorizer(token))] if token else [],
         response_model=s.WriteResponse,
-        responses=_errors(400, 401, 403, 404, 413, 422, 503),
+        responses=error_responses(400, 401, 403, 404, 413, 422, 503),
     )
 
     def write(name: str, change: Callable[[ServedIndex], dict[str, Any]]) -> JSONResponse:
@@ -326,46 +291,3 @@ def _add_pages(app: FastAPI) -> None:
             raise ApiError(404, f"no asset {asset!r}")
         body, kind = assets[asset]
         return Response(body, media_type=kind)
-
-
-def _error(
-    request: Request, status: int, message: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse(error_json(request.url.path, status, message), status_code=status, headers=headers)
-
-
-def _add_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return _error(request, exc.status, exc.message, exc.headers)
-
-    @app.exception_handler(SimsearchError)
-    async def library_error(request: Request, exc: SimsearchError) -> JSONResponse:
-        return _error(
-            request, next(code for kind, code in _LIBRARY_STATUS if isinstance(exc, kind)), str(exc)
-        )
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _error(request, *validation_message(exc.errors()))
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return _error(request, exc.status_code, str(exc.detail), getattr(exc, "headers", None))
-
-    @app.exception_handler(Exception)
-    async def crash(request: Request, exc: Exception) -> JSONResponse:
-        log.error("error serving %s %s", request.method, request.url.path, exc_info=exc)
-        return _error(request, 500, "internal error; the server log has the details")
-
-
-def validation_message(errors: Any) -> tuple[int, str]:
-    """Pydantic's findings as one line: 400 for a body that is not JSON, else 422."""
-    parts = []
-    for error in errors:
-        if error.get("type") == "json_invalid":
-            detail = (error.get("ctx") or {}).get("error", "")
-            return 400, f"the request body is not valid JSON ({detail})"
-        where = ".".join(str(part) for part in error.get("loc", ())[1:]) or "body"
-        parts.append(f"{where}: {error.get('msg', 'invalid')}")
-    return 422, "; ".join(parts)

@@ -1,4 +1,5 @@
-"""scale.cluster without a cluster: the head monitor, one-line remote errors, address checks."""
+"""scale.cluster and scale.head without a cluster: the head monitor, one-line remote errors,
+address checks."""
 
 from __future__ import annotations
 
@@ -10,14 +11,8 @@ import pytest
 
 from simsearch.errors import SimsearchError
 from simsearch.scale import cluster
-from simsearch.scale.cluster import (
-    HeadLostError,
-    HeadMonitor,
-    cause_line,
-    first_line,
-    head_reachable,
-    watch_head,
-)
+from simsearch.scale.cluster import cause_line, first_line, head_reachable
+from simsearch.scale.head import HeadLostError, HeadMonitor, watch_head
 
 
 @pytest.fixture(autouse=True)
