@@ -1,7 +1,8 @@
 """Index: the library face, one class for every topology (plain, sharded, on Ray).
 
 The topology is plugged in, not inherited: an :class:`Index` plans each query once (its model
-encodes it, :mod:`simsearch.index.plan`) and hands a typed request to its
+encodes it, :mod:`simsearch.index.plan`; the query methods live in
+:mod:`simsearch.index.searching`) and hands a typed request to its
 :class:`~simsearch.search.searcher.Searcher` (one store, shards over threads, or shard actors on
 Ray, :mod:`simsearch.scale.searcher`); every write goes through :mod:`simsearch.store.write`,
 which picks the layout's writer, and the searcher then follows the new generation.
@@ -11,34 +12,30 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence, overload
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 
 from simsearch.errors import IndexNotFoundError, SimsearchError
-from simsearch.search.hits import Hit
 from simsearch.index import build as building
 from simsearch.index.description import Description
 from simsearch.index.documents import DocumentAccess
 from simsearch.index.writing import WriteAccess
 from simsearch.index.model import check_encoder, load_encoder
-from simsearch.index.plan import compile_filter, plan
+from simsearch.index.searching import SearchAccess
 from simsearch.store.manifest_fields import check_own_model, derived_id_rule
 from simsearch.readers import Document
-from simsearch.search.modes import check_mode
-from simsearch.search.request import SearchRequest
 from simsearch.search.searcher import LocalSearcher, Searcher
 from simsearch.store.write.commit import BuildStats
 from simsearch.store.home import locate
 from simsearch.store.manifest import Manifest
 from simsearch.store.shardset import ShardSet
-from simsearch.validate import check_queries
 
 if TYPE_CHECKING:
     from simsearch.encode import Encoder
 
 
-class Index(DocumentAccess, WriteAccess):
+class Index(SearchAccess, DocumentAccess, WriteAccess):
     """A searchable index directory. Create with :meth:`build`, reopen with :meth:`open`.
 
     >>> index = Index.build(["first doc", "second doc"], "demo")
@@ -239,86 +236,6 @@ class Index(DocumentAccess, WriteAccess):
                 )
             self._encoder = encoder
         return self._encoder
-
-    # A str is also a Sequence[str]: the first overload wins for it, as intended.
-    @overload
-    def search(  # type: ignore[overload-overlap]
-        self,
-        query: str,
-        k: int = 10,
-        *,
-        min_score: float | None = None,
-        mode: str | None = None,
-        where: Mapping[str, Any] | None = None,
-    ) -> list[Hit]: ...
-    @overload
-    def search(
-        self,
-        query: Sequence[str],
-        k: int = 10,
-        *,
-        min_score: float | None = None,
-        mode: str | None = None,
-        where: Mapping[str, Any] | None = None,
-    ) -> list[list[Hit]]: ...
-
-    def search(
-        self,
-        query: str | Sequence[str],
-        k: int = 10,
-        *,
-        min_score: float | None = None,
-        mode: str | None = None,
-        where: Mapping[str, Any] | None = None,
-    ) -> list[Hit] | list[list[Hit]]:
-        """Best documents: ``list[Hit]`` for a string, one list per query for a list.
-
-        ``mode`` is ``dense`` (cosine), ``lexical`` (BM25) or ``hybrid`` (both, fused; see
-        :mod:`simsearch.search.fusion`); the default is hybrid when the index has a lexical part, else
-        dense. ``where`` keeps only documents whose metadata match, before ranking, e.g.
-        ``{"lang": "ko", "year": {">=": 2020}}`` (see :mod:`simsearch.search.where`).
-        ``min_score`` drops hits whose cosine is below it (dense and hybrid modes). The answer
-        is the same whatever the topology: ties are broken by document id.
-        """
-        single = isinstance(query, str)
-        queries = check_queries(query, k, min_score)
-        identity = self._identity()
-        mode = check_mode(mode, identity, min_score)
-        request = plan(
-            queries,
-            k,
-            mode=mode,
-            identity=identity,
-            encoder=lambda: self.encoder,
-            field_types=self._searcher.field_types,
-            where=where,
-            min_score=min_score,
-        )
-        results = self._searcher.search(request)
-        if mode != "lexical" and not self._exported:
-            from simsearch.encode.onnx_export import prepare
-
-            self._exported = True
-            prepare(self.encoder)  # the documented moment: so the next process takes the fast path
-        return results[0] if single else results
-
-    def search_vectors(
-        self,
-        vectors: np.ndarray,
-        k: int = 10,
-        *,
-        min_score: float | None = None,
-        where: Mapping[str, Any] | None = None,
-    ) -> list[list[Hit]]:
-        """Search with already-encoded unit query vectors (one row per query), by cosine;
-        ``where`` filters by metadata before ranking, as in :meth:`search`."""
-        matrix = np.ascontiguousarray(vectors, dtype=np.float32)
-        check_queries(["vector"] * max(1, len(matrix)), k, min_score)
-        condition = compile_filter(where, self._searcher.field_types)
-        request = SearchRequest(
-            ("",) * len(matrix), k, "dense", matrix, condition=condition, min_score=min_score
-        )
-        return self._searcher.search(request)
 
     def reload(self) -> None:
         """Follow the newest generation committed on disk (by this process or another); searches

@@ -16,7 +16,7 @@ from simsearch.encode.torch_encoder import Encoder
 from simsearch.index import Index
 from simsearch.readers import Document
 from simsearch.store.index_types import builder
-from simsearch.store.write.updates import cut_flags
+from simsearch.store.write.cuts import cut_flags
 from simsearch.store.write.writer import StoreWriter
 from tests.fakes import FakeEncoder
 

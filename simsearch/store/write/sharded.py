@@ -30,8 +30,8 @@ from simsearch.store.shards import (
 )
 from simsearch.store.manifest import Manifest
 from simsearch.validate import document_ids
+from simsearch.store.write.cuts import capped
 from simsearch.store.write.updates import (
-    capped,
     AddStats,
     CompactStats,
     DeleteStats,
