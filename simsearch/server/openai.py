@@ -26,11 +26,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from simsearch.encode.tokens import CHARS_PER_TOKEN  # a prefix is tokenized first, as the encoder does
 from simsearch.server.state import ModelWorker, Served
 from simsearch.validate import unicode_problem
 
 MAX_INPUTS = 2048  # texts per request, OpenAI's own limit
-_CHARS_PER_TOKEN = 64  # as the encoder: tokenize a prefix first, a 1 MB line is not read whole
 _FIELDS = {"input", "model", "encoding_format", "dimensions", "user"}
 
 
@@ -78,7 +78,7 @@ class ServedModel:
                 # the model's directory as the index recorded it, else its id (as Index.encoder does)
                 source = self.model_path if Path(self.model_path).is_dir() else self.id
                 self._tokenizer = AutoTokenizer.from_pretrained(source)
-            budget = (self.max_length + 1) * _CHARS_PER_TOKEN
+            budget = (self.max_length + 1) * CHARS_PER_TOKEN
             clipped = [text[:budget] for text in texts]
             counts = [len(ids) for ids in self._tokenizer(clipped, add_special_tokens=True)["input_ids"]]
             redo = [n for n, text in enumerate(texts) if len(text) > budget and counts[n] <= self.max_length]
