@@ -31,7 +31,8 @@ KORQUAD = (
 
 
 def korquad_texts() -> list[str]:
-    from simsearch.eval.datasets import doc_text, load_korquad
+    from simsearch.eval.datasets import doc_text
+    from simsearch.eval.retrieval_views import load_korquad
 
     return [doc_text(doc) for doc in load_korquad(KORQUAD).corpus.values()]
 

@@ -6,16 +6,15 @@ from typing import Any, Callable
 
 import click
 
-from simsearch.cli.options import (
-    SummaryGroup,
-    analyzer_option,
-    device_option,
-    index_dir_option,
-    model_option,
-    pooling_option,
+from simsearch.cli.eval_options import (
+    auto_analyzer_option,
+    json_option,
+    mode_option,
+    model_options,
+    per_query_option,
+    top_k_option,
 )
-from simsearch.search.request import MODES
-from simsearch.encode.precision import PRECISIONS
+from simsearch.cli.options import SummaryGroup, index_dir_option
 from simsearch.cli.render import json_line
 from simsearch.cli.render_eval import ann_lines, retrieval_lines, sts_lines
 
@@ -34,52 +33,6 @@ _JSON_KEYS = (
     "model",
     "pooling",
     "precision",
-)
-
-
-def _model_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--model, --pooling, --precision, --batch-size, --device: the Encoder being evaluated."""
-    for option in reversed(
-        (
-            model_option,
-            pooling_option,
-            click.option(
-                "--precision",
-                type=click.Choice(PRECISIONS),
-                default="fp32",
-                show_default=True,
-                help="Encoder precision, as in `simsearch build --precision`.",
-            ),
-            click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
-            device_option,
-        )
-    ):
-        command = option(command)
-    return command
-
-
-_json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-_top_k = click.option(
-    "-k",
-    "--top-k",
-    "k",
-    type=click.IntRange(min=1),
-    default=100,
-    show_default=True,
-    help="Search depth (metrics cut deeper than this are not reported).",
-)
-_per_query = click.option(
-    "--per-query",
-    type=click.Path(dir_okay=False),
-    help="Write one JSON line per query with its metrics to this file.",
-)
-_analyzer = analyzer_option("auto")
-_mode = click.option(
-    "--mode",
-    type=click.Choice(MODES),
-    default="dense",
-    show_default=True,
-    help="Search mode: dense (the model alone), lexical (BM25) or hybrid (fused).",
 )
 
 
@@ -106,8 +59,8 @@ def eval_group() -> None:
 
 @eval_group.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path())
-@_model_options
-@_json_option
+@model_options
+@json_option
 def sts(
     files: tuple[str, ...],
     model: str | None,
@@ -138,12 +91,12 @@ def sts(
 @click.option("--split", default="test", show_default=True, help="qrels/<split>.tsv of DIRECTORY.")
 @click.option("--index", "index_name", help="Search this existing index (its own model) instead.")
 @index_dir_option
-@_model_options
-@_top_k
-@_mode
-@_analyzer
-@_json_option
-@_per_query
+@model_options
+@top_k_option
+@mode_option
+@auto_analyzer_option
+@json_option
+@per_query_option
 def retrieval(
     directory: str | None,
     corpus: str | None,
@@ -216,12 +169,12 @@ def retrieval(
 
 @eval_group.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-@_model_options
-@_top_k
-@_mode
-@_analyzer
-@_json_option
-@_per_query
+@model_options
+@top_k_option
+@mode_option
+@auto_analyzer_option
+@json_option
+@per_query_option
 def korquad(
     file: str,
     model: str | None,
@@ -268,12 +221,12 @@ def korquad(
     show_default=True,
     help="Pairs at or above this gold score are paraphrases.",
 )
-@_model_options
-@_top_k
-@_mode
-@_analyzer
-@_json_option
-@_per_query
+@model_options
+@top_k_option
+@mode_option
+@auto_analyzer_option
+@json_option
+@per_query_option
 def paraphrase(
     file: str,
     min_gold: float,
@@ -325,7 +278,7 @@ def paraphrase(
 @click.option("-k", "--top-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @index_dir_option
-@_json_option
+@json_option
 def ann(name: str, queries: int, k: int, seed: int, index_dir: str | None, as_json: bool) -> None:
     """Recall@k of index NAME's own search against exact search over its stored vectors.
 

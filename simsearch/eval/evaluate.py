@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from simsearch.errors import InputError
 from simsearch.eval.ann_recall import evaluate_ann
-from simsearch.eval.datasets import load_korquad, load_paraphrase
+from simsearch.eval.retrieval_views import load_korquad, load_paraphrase
 from simsearch.eval.retrieval import evaluate_retrieval, load_retrieval_set
 from simsearch.eval.sts import evaluate_sts
 from simsearch.validate import dumps, json_ready
@@ -116,7 +116,7 @@ def evaluate_paraphrase(
 ) -> dict[str, Any]:
     """STS pairs with gold >= ``min_gold`` as paraphrase retrieval (first sentence -> its pair,
     every sentence of the file as the corpus, the query's own sentence not counted); reports
-    Recall@1 too (see :func:`simsearch.eval.datasets.load_paraphrase`). STS Benchmark ``.csv``
+    Recall@1 too (see :func:`simsearch.eval.retrieval_views.load_paraphrase`). STS Benchmark ``.csv``
     and KorSTS ``.tsv`` files both work."""
     _check_writable(per_query_file)
     report = evaluate_retrieval(

@@ -1,4 +1,5 @@
-"""Tests for simsearch.eval.datasets: small files under tmp_path, then the real shared data."""
+"""Tests for simsearch.eval.datasets and retrieval_views: small files under tmp_path, then the
+real shared data."""
 
 from __future__ import annotations
 
@@ -13,12 +14,12 @@ from simsearch.eval.datasets import (
     StsPair,
     doc_text,
     load_beir,
-    load_korquad,
     read_beir_corpus,
     read_beir_queries,
     read_qrels,
     read_sts,
 )
+from simsearch.eval.retrieval_views import load_korquad
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from simsearch.eval.datasets import RetrievalSet, load_paraphrase
+from simsearch.eval.datasets import RetrievalSet
+from simsearch.eval.retrieval_views import load_paraphrase
 from simsearch.eval.evaluate import evaluate_paraphrase, evaluate_retrieval
 from simsearch.errors import InputError
 
