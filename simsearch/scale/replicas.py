@@ -1,6 +1,7 @@
 """Shard replicas on Ray: where each goes, what it reserves, whether it is healthy, replacement.
 
-Every shard of a served index is held open by ``replicas`` :class:`ShardActor` processes, each
+Every shard of a served index is held open by ``replicas``
+:class:`~simsearch.scale.shard_actor.ShardActor` processes (what runs inside them lives there), each
 placed with a soft node-affinity scheduling strategy on a different node where the cluster has
 enough (replica ``i`` of shard ``s`` on node ``(s + i) mod nodes``; a replacement avoids the nodes
 of its shard's other replicas), and each reserving CPU and memory from Ray's scheduler (the
@@ -16,19 +17,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from simsearch.errors import IndexCorruptError, ShardUnavailableError, SimsearchError
+from simsearch.errors import ShardUnavailableError, SimsearchError
 from simsearch.scale.cluster import first_line, import_ray, unwrap
-from simsearch.search import shard
-from simsearch.search.request import SearchRequest
-from simsearch.store.lexical.bm25 import Statistics
-from simsearch.store.files import file_sha256
+from simsearch.scale.shard_actor import ShardActor, manifest_sha256
 from simsearch.store.manifest import MANIFEST, vectors_in_sqlite
 
 START_TIMEOUT = 120.0  # seconds shard actors get to open their files
@@ -40,55 +37,6 @@ REPLACE_TRIES = 3
 log = logging.getLogger("simsearch")
 
 
-class ShardActor:
-    """Holds one shard (or a whole plain index) open and runs the shard functions on it."""
-
-    def __init__(self, directory: str, checksum: str | None) -> None:
-        from simsearch.store.generation import Store
-
-        if checksum is not None and _sha256(Path(directory) / MANIFEST) != checksum:
-            raise IndexCorruptError(
-                f"{directory}: the shard's manifest on node {_node_ip()} differs from the one the "
-                "index committed (another copy, or damaged); every node must read the same index files"
-            )
-        self.store = Store.open(Path(directory))
-        self._warm()
-
-    def _warm(self) -> None:
-        """Read what the first search would otherwise read (the BM25 postings, the ids): a new
-        replica answers its first query within the deadline, and a reload or replacement only
-        swaps it in once it is ready (measured: 1.5-2.6 s for the postings of 131k-524k
-        documents, more than the default deadline)."""
-        from simsearch.store import lexical
-
-        self.store.ids_of([])
-        if lexical.lexical_settings(dict(self.store.manifest)) is not None:
-            shard.statistics(self.store, [])
-
-    def where(self) -> tuple[int, str, str]:
-        """This process: pid, node IP and node id (for /health)."""
-        import ray
-
-        return os.getpid(), _node_ip(), ray.get_runtime_context().get_node_id()
-
-    def pid(self) -> int:
-        return os.getpid()
-
-    def field_types(self) -> dict[str, set[str]]:
-        return shard.field_types(self.store)
-
-    def statistics(self, terms: Sequence[str]) -> Statistics:
-        return shard.statistics(self.store, terms)
-
-    def candidates(
-        self, request: SearchRequest, collection: Statistics | None
-    ) -> list[list[shard.Candidate]]:
-        return shard.candidates(self.store, request, collection)
-
-    def fetch(self, rowids: Sequence[int]) -> dict[int, tuple[str, str, dict[str, Any]]]:
-        return shard.fetch(self.store, rowids)
-
-
 def _refilled_bytes(directory: Path) -> int:
     """The float32 vectors an open shard holds in FAISS beyond its FAISS file: all of them when
     the file leaves them to SQLite (each vector stored once on disk, but held in memory too)."""
@@ -97,19 +45,6 @@ def _refilled_bytes(directory: Path) -> int:
         return int(manifest["count"]) * int(manifest["dim"]) * 4 if vectors_in_sqlite(manifest) else 0
     except (OSError, ValueError, KeyError, TypeError):
         return 0  # opening the shard reports what is wrong with its manifest
-
-
-def _sha256(file: Path) -> str | None:
-    try:
-        return file_sha256(file)
-    except OSError:
-        return None  # unreadable here: reported as a mismatch naming the node
-
-
-def _node_ip() -> str:
-    import ray
-
-    return str(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
 
 
 @dataclass(frozen=True)
@@ -128,7 +63,7 @@ class ShardSpec:
         data += _refilled_bytes(Path(directory))
         # a shard directory is never written again once committed; a plain index's directory is,
         # so its manifest's checksum tells its generations apart
-        version = checksum or _sha256(Path(directory) / MANIFEST) or ""
+        version = checksum or manifest_sha256(Path(directory)) or ""
         return cls(number, directory, checksum, data + MARGIN, version)
 
     @property

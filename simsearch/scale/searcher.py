@@ -37,7 +37,8 @@ from simsearch.scale.cluster import (
     unwrap,
 )
 from simsearch.scale.head import HeadMonitor
-from simsearch.scale.replicas import ACTOR_CPUS, ShardActor, ShardGroup, ShardSpec, start_groups
+from simsearch.scale.replicas import ACTOR_CPUS, ShardGroup, ShardSpec, start_groups
+from simsearch.scale.shard_actor import ShardActor
 from simsearch.search import shard
 from simsearch.search.request import SearchRequest
 from simsearch.search.searcher import Searcher, Stored, run

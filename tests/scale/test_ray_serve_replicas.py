@@ -14,7 +14,7 @@ import pytest
 
 from simsearch import Document, Index, IndexCorruptError, ShardUnavailableError, SimsearchError
 from simsearch.scale import replicas as replica_module
-from simsearch.scale.replicas import ShardActor
+from simsearch.scale.shard_actor import ShardActor
 from simsearch.scale.searcher import RaySearcher, allow_partial
 
 TEXTS = ["the cat sat on the mat", "keep bread fresh", "stale bread is bad", "a fast search engine"]

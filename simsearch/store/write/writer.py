@@ -5,34 +5,33 @@ before the new one is committed. A write stages new files under a generation num
 the directory has used, then atomically replaces ``manifest.json`` (or, for a new index, renames a
 staged directory into place), so a process killed at any moment leaves the old index or the new
 one, never a mix; readers that already opened the old files keep reading them. A write that fails
-(bad input, a full or read-only disk) removes exactly what it staged.
+(bad input, a full or read-only disk) removes exactly what it staged. The staged files
+themselves (staging directory, generation number, sealing, removal) are
+:mod:`simsearch.store.write.staging`'s; this module decides when each step happens.
 """
 
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
-import re
 import shutil
 import sqlite3
-import uuid
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from simsearch.errors import IndexCorruptError, IndexExistsError, IndexNotFoundError, StoreWriteError
 from simsearch.store.write.derive import faiss_for_commit, sync_lexical
-from simsearch.store.files import describe_os_error, disk_hint, file_sha256, fsync_dir, fsync_file, stage_json
+from simsearch.store.files import describe_os_error, disk_hint, fsync_dir, stage_json
 from simsearch.store.index_types import Builder
-from simsearch.store.locking import open_directory, try_lock, write_lock
+from simsearch.store.locking import write_lock
 from simsearch.store.manifest import FORMAT, MANIFEST, VECTORS_KEY, Manifest, format_version_of, read_manifest
 from simsearch.store.generation import SCHEMA, check_file
+from simsearch.store.write.staging import discard, new_staging_dir, next_generation, rename_into_place, seal
 from simsearch.store.write.sweep import remove_stale_files, remove_stale_staging
 
 # Re-exported: the sweeping of stale files lives in simsearch.store.write.sweep.
 __all__ = ["StoreWriter", "remove_stale_files", "remove_stale_staging"]
 
-_GENERATION_FILE = re.compile(r"(?:docs|index)-(\d+)\.")
 #: SQLite page size of new files (and of compacted ones). A document's row (its 1,536-byte vector
 #: blob, text, id, hash) is ~1.7 KB: a 4 KiB page holds two and leaves ~20% of the file empty;
 #: a 16 KiB page holds nine (measured on 20k real sentences: 2,194 -> 1,969 bytes per document).
@@ -122,8 +121,8 @@ class StoreWriter:
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             remove_stale_staging(self.path)
-            self._staging = self._new_staging_dir()
-        self.generation = self._next_generation()
+            self._staging = new_staging_dir(self.path, self._locks)
+        self.generation = next_generation(self.path, self.previous, in_place=self._staging == self.path)
         self.sqlite_name = f"docs-{self.generation:06d}.sqlite"
         self.faiss_name = f"index-{self.generation:06d}.faiss"
         staged = self._staging / (self.sqlite_name + ".tmp")
@@ -142,33 +141,6 @@ class StoreWriter:
         check_file(self.path, manifest.files["sqlite"], full=True, index=name, writing=True)
         if not self.repair:
             check_file(self.path, manifest.files["faiss"], full=True, index=name, writing=True)
-
-    def _new_staging_dir(self) -> Path:
-        """A private directory beside the index, locked before it gets the name sweepers look for."""
-        token = uuid.uuid4().hex[:8]
-        newborn = self.path.parent / f".{self.path.name}.new-{token}"
-        newborn.mkdir()
-        try:
-            fd = open_directory(newborn)
-            self._locks.callback(os.close, fd)
-            try_lock(fd)  # nobody else knows this directory yet: always free
-            staging = self.path.parent / f".{self.path.name}.tmp-{token}"
-            os.rename(newborn, staging)  # same inode: the lock comes along
-        except BaseException:
-            shutil.rmtree(newborn, ignore_errors=True)
-            raise
-        return staging
-
-    def _next_generation(self) -> int:
-        """One past the manifest's generation and past every generation file in the directory,
-        so staged files never collide with (or replace) files of an index we could not read."""
-        highest = self.previous.generation if self.previous is not None else 0
-        if self._staging == self.path:
-            for file in self.path.iterdir():
-                match = _GENERATION_FILE.match(file.name)
-                if match:
-                    highest = max(highest, int(match.group(1)))
-        return highest + 1
 
     def vacuum(self) -> None:
         """Rewrite the staged SQLite file without free pages (compaction), in today's page size."""
@@ -212,14 +184,9 @@ class StoreWriter:
         self.db.close()
         self.db = None
         sqlite_tmp = self._staging / (self.sqlite_name + ".tmp")
-        files = {}
-        for role, tmp, name in (
-            ("sqlite", sqlite_tmp, self.sqlite_name),
-            ("faiss", faiss_tmp, self.faiss_name),
-        ):
-            fsync_file(tmp)
-            files[role] = {"name": name, "size": tmp.stat().st_size, "sha256": file_sha256(tmp)}
-            os.replace(tmp, self._staging / name)
+        files = seal(
+            self._staging, [("sqlite", sqlite_tmp, self.sqlite_name), ("faiss", faiss_tmp, self.faiss_name)]
+        )
         written = Manifest.from_dict(
             {
                 **fields,
@@ -238,7 +205,7 @@ class StoreWriter:
         else:
             os.replace(staged_manifest, self._staging / MANIFEST)
             fsync_dir(self._staging)
-            self._rename_into_place()  # the commit point
+            rename_into_place(self._staging, self.path)  # the commit point
         self._staging = None
         try:
             fsync_dir(self.path)
@@ -255,18 +222,6 @@ class StoreWriter:
 
             remove_stale_parts(self.path, written)  # a sharded index this plain one replaced
         return written
-
-    def _rename_into_place(self) -> None:
-        assert self._staging is not None
-        try:
-            os.rename(self._staging, self.path)
-        except OSError as exc:
-            if self.path.exists():  # another build of this name committed while this one ran
-                raise IndexExistsError(
-                    f"index {self.path.name!r} was created by another process while this build ran; "
-                    "nothing was replaced; build again with --force to replace it"
-                ) from None
-            raise exc
 
     @contextlib.contextmanager
     def _disk_errors(self) -> Iterator[None]:
@@ -302,20 +257,6 @@ class StoreWriter:
                 self.db.close()
             self.db = None
         staging, self._staging = self._staging, None
-        if staging is None:
-            return
-        if staging != self.path:
-            shutil.rmtree(staging, ignore_errors=True)
-            return
-        mine = [
-            f"{name}{suffix}"
-            for name in (getattr(self, "sqlite_name", None), getattr(self, "faiss_name", None))
-            if name
-            for suffix in ("", ".tmp")
-        ]
-        for name in mine:
-            with contextlib.suppress(OSError):
-                (self.path / name).unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            for tmp in self.path.glob(glob.escape(MANIFEST) + ".*.tmp"):
-                tmp.unlink(missing_ok=True)
+        if staging is not None:
+            names = (getattr(self, "sqlite_name", None), getattr(self, "faiss_name", None))
+            discard(self.path, staging, [name for name in names if name])
