@@ -6,14 +6,7 @@ from typing import Any, Callable
 
 import click
 
-from simsearch.cli.eval_options import (
-    auto_analyzer_option,
-    json_option,
-    mode_option,
-    model_options,
-    per_query_option,
-    top_k_option,
-)
+from simsearch.cli.eval_options import json_option, model_options, retrieval_options
 from simsearch.cli.options import SummaryGroup, index_dir_option
 from simsearch.cli.render import json_line
 from simsearch.cli.render_eval import ann_lines, retrieval_lines, sts_lines
@@ -91,12 +84,7 @@ def sts(
 @click.option("--split", default="test", show_default=True, help="qrels/<split>.tsv of DIRECTORY.")
 @click.option("--index", "index_name", help="Search this existing index (its own model) instead.")
 @index_dir_option
-@model_options
-@top_k_option
-@mode_option
-@auto_analyzer_option
-@json_option
-@per_query_option
+@retrieval_options
 def retrieval(
     directory: str | None,
     corpus: str | None,
@@ -169,12 +157,7 @@ def retrieval(
 
 @eval_group.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-@model_options
-@top_k_option
-@mode_option
-@auto_analyzer_option
-@json_option
-@per_query_option
+@retrieval_options
 def korquad(
     file: str,
     model: str | None,
@@ -221,12 +204,7 @@ def korquad(
     show_default=True,
     help="Pairs at or above this gold score are paraphrases.",
 )
-@model_options
-@top_k_option
-@mode_option
-@auto_analyzer_option
-@json_option
-@per_query_option
+@retrieval_options
 def paraphrase(
     file: str,
     min_gold: float,

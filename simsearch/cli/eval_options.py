@@ -57,3 +57,11 @@ mode_option = click.option(
     show_default=True,
     help="Search mode: dense (the model alone), lexical (BM25) or hybrid (fused).",
 )
+
+
+def retrieval_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """What every retrieval evaluation takes, in this order: the encoder under test, --top-k,
+    --mode, --analyzer, --json and --per-query."""
+    for option in (per_query_option, json_option, auto_analyzer_option, mode_option, top_k_option):
+        command = option(command)
+    return model_options(command)
