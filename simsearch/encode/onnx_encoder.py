@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from simsearch import config
-from simsearch.encode.batching import run_batches
+from simsearch.encode.batching import padded_ids, run_batches
 
 #: Largest cosine distance to the torch encoder's vectors of the same precision an export may
 #: show (worst of a fixed set of check texts) to be used. fp32: the same computation. int8: each
@@ -143,12 +143,7 @@ class OnnxEncoder:
 
     def embed_ids(self, batch: Sequence[Sequence[int]]) -> np.ndarray:
         """Unit vectors of already tokenized texts (special tokens included, within ``max_length``)."""
-        width = max(len(seq) for seq in batch)
-        ids = np.full((len(batch), width), self._pad_id, dtype=np.int64)
-        mask = np.zeros((len(batch), width), dtype=np.int64)
-        for row, seq in enumerate(batch):
-            ids[row, : len(seq)] = seq
-            mask[row, : len(seq)] = 1
+        ids, mask = padded_ids(batch, self._pad_id)
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         return self._session.run(None, {name: feed[name] for name in self._inputs})[0]
 

@@ -42,7 +42,7 @@ import torch
 from simsearch import config as settings
 from simsearch.errors import ModelError
 from simsearch.encode.attention import use_plain_attention
-from simsearch.encode.batching import run_batches
+from simsearch.encode.batching import padded_ids, run_batches
 from simsearch.encode.compiled import Compiled, wanted
 from simsearch.encode.packed import use_packed_linears
 from simsearch.encode.models import (
@@ -268,14 +268,11 @@ class Encoder:
         return token_ids(self._loaded.tokenizer, texts, self.max_length)
 
     def _inputs(self, batch: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
-        width = max(len(seq) for seq in batch)
-        pad_id = self._loaded.tokenizer.pad_token_id or 0
-        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, seq in enumerate(batch):
-            input_ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-            mask[row, : len(seq)] = 1
-        inputs = {"input_ids": input_ids.to(self.device), "attention_mask": mask.to(self.device)}
+        ids, mask = padded_ids(batch, self._loaded.tokenizer.pad_token_id or 0)
+        inputs = {
+            "input_ids": torch.from_numpy(ids).to(self.device),
+            "attention_mask": torch.from_numpy(mask).to(self.device),
+        }
         if self._takes_token_types:
             inputs["token_type_ids"] = torch.zeros_like(inputs["input_ids"])
         return inputs

@@ -64,3 +64,14 @@ def test_a_failing_batch_fails_the_call_with_its_own_error() -> None:
 
     with pytest.raises(ValueError, match="batch with a 7"):
         run_batches([[1] * n for n in (3, 7, 9, 1)], 1, forward, np.zeros((4, 1), np.float32), workers=2)
+
+
+def test_padded_ids_right_pads_each_row_with_its_mask() -> None:
+    from simsearch.encode.batching import padded_ids
+
+    ids, mask = padded_ids([[101, 7, 8, 102], [101, 102], [101, 9, 102]], pad_id=3)
+    assert ids.dtype == np.int64 and mask.dtype == np.int64
+    assert ids.tolist() == [[101, 7, 8, 102], [101, 102, 3, 3], [101, 9, 102, 3]]
+    assert mask.tolist() == [[1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 0]]
+    one, one_mask = padded_ids([(5, 6)], pad_id=0)  # tuples too, a single row: no padding
+    assert one.tolist() == [[5, 6]] and one_mask.tolist() == [[1, 1]]
