@@ -29,7 +29,7 @@ itself runs :mod:`simsearch.encode.attention`'s plain attention since session 10
 :mod:`simsearch.encode.packed`'s Linear layers since session 11); vectors within bf16 rounding of
 the eager bf16 ones.
 
-Compiling takes ~21 s once per process (~15 s for the unpadded forward; a C++ compiler builds the kernels; a second process took
+Compiling takes ~21 s once per process (~16 s for the unpadded forward; a C++ compiler builds the kernels; a second process took
 as long here, so no reuse across processes is counted on), so it is worth it only for large builds:
 :func:`compile_after` texts in large calls before the switch, unless ``SIMSEARCH_COMPILE``
 says ``1`` (at once, benchmarks) or ``0`` (never). Queries never pay it (they are small calls and

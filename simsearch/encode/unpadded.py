@@ -15,12 +15,11 @@ products. Whether a model has this layout, and gives the same hidden states with
 once, in eager mode, against its padded twin (:func:`checked_twin`); a model that does not keeps
 the padded compiled path (:mod:`simsearch.encode.compiled`).
 
-Measured (AMD EPYC Zen 5 with AVX-512 bf16, 2,048 corpus sentences, the compiled forward alone,
-10 interleaved rounds each; benchmarks/README.md, session 15): 789 against 777 sentences/s a core
-(median ratio 1.010, 0.997-1.068) and 1,408 against 1,396 on two cores (1.016, 0.968-1.028): the
-Linear layers take 1-2.5% less time, the gathers and a slower ``bmm`` give some of it back. On
-SciFact abstracts (cut at 256 tokens: padding 0.1%) it is level (1.006). It compiles in ~15
-instead of ~21 s. The vectors are the padded path's to within rounding (least cosine 0.9999998).
+Measured (AMD EPYC Zen 5 with AVX-512 bf16; benchmarks/README.md, session 15): level with the
+padded compiled forward in steady state within that machine's noise (interleaved in one process,
+10 rounds: 1.010x a core, 1.016x on two; in separate processes 2-3% slower on two), and it
+compiles in ~16 instead of ~20 s, so 30,000 texts with compiling forced took 39-40 against 43 s.
+The vectors are the padded path's to within rounding (least cosine 0.9999998; STS-B unchanged).
 """
 
 from __future__ import annotations
@@ -32,9 +31,11 @@ if TYPE_CHECKING:
 
 from simsearch.encode.attention import additive_mask, same_token_states
 
-#: Least cosine between a token's hidden states laid end to end and padded (eager, bf16): the
-#: same products in another order of rows, so rounding noise only.
-SAME = 0.9999
+#: Least cosine between a token's hidden states laid end to end and padded (eager): the same
+#: products on other rows, so rounding only. all-MiniLM-L6-v2 in bf16 on a batch of the corpus's
+#: longest sentences: 0.99986 at the least (bf16's own distance to fp32 there: 0.99981); the same
+#: with positions numbered from the wrong index: 0.85.
+SAME = 0.999
 #: Model types whose embeddings are BERT's (word + absolute position + token type, then a layer
 #: norm), with the first position's index: RoBERTa's family numbers positions after its padding
 #: index (``padding_idx + 1``).
