@@ -18,7 +18,8 @@ the padded compiled path (:mod:`simsearch.encode.compiled`).
 Measured (AMD EPYC Zen 5 with AVX-512 bf16; benchmarks/README.md, session 15): level with the
 padded compiled forward in steady state within that machine's noise (interleaved in one process,
 10 rounds: 1.010x a core, 1.016x on two; in separate processes 2-3% slower on two), and it
-compiles in ~16 instead of ~20 s, so 30,000 texts with compiling forced took 39-40 against 43 s.
+compiles in ~16 instead of ~20 s (30,000 texts with compiling forced: 39-40 against 43 s; whole
+``simsearch build`` runs of the same 30,000 were level, not explained).
 The vectors are the padded path's to within rounding (least cosine 0.9999998; STS-B unchanged).
 """
 
