@@ -92,7 +92,6 @@ def run(texts: list[str], rounds: int, log=print, threads: int = 1) -> list[str]
             f"hidden {shapes.hidden}, intermediate {shapes.intermediate}); {padded:.3f} as simsearch "
             f"batches it (sorted by length, at most {variants['fp32'].batch_size} rows and a padded-token "
             f"budget, each padded to its longest): padding adds {padded / useful - 1:.1%}.",
-            f"- compiled bf16: the {_compiled_path(compiled)} forward (`simsearch.encode.compiled`).",
             "- heap: frozen once each encoder is set up, as in the `simsearch` command "
             "(`simsearch.config.freeze_heap_when_ready`), for every row alike.",
             "- share of peak: the row's useful GFLOP/s over the fastest measured GEMM at its precision "
@@ -147,14 +146,6 @@ def _row(
         f"{statistics.median(shares):.0%} ({min(shares):.0%}-{max(shares):.0%})",
         quality,
     ]
-
-
-def _compiled_path(encoder: Any) -> str:
-    """Which forward the compiled encoder runs after its warm-up: unpadded, padded, or none."""
-    state = getattr(encoder, "_compiled", None)
-    if state is None or not state.active:
-        return "eager (compiling failed or was not asked for)"
-    return "unpadded (`simsearch.encode.unpadded`)" if state.unpadded else "padded"
 
 
 def _sentence_transformers(model_path: str, texts: list[str]) -> Callable[[], Any]:

@@ -54,9 +54,7 @@ SETTINGS: tuple[Setting, ...] = (
         "SIMSEARCH_COMPILE",
         "auto",
         "bf16 builds on the CPU through `torch.compile` (frozen, prepacked weights and fused "
-        "non-GEMM work; BERT-family models on their real tokens only, no padding in the "
-        "matrix products: 1.1-1.2x the eager rate; compiling takes ~16 s once per process, "
-        "~20 s for other models): "
+        "non-GEMM work: 1.1-1.2x the eager rate; compiling takes ~21 s once per process): "
         "`auto` switches after 100,000 texts in large calls per torch thread (200,000 on two), "
         "`1` on the first large call, `0` never.",
     ),

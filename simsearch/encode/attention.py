@@ -58,14 +58,6 @@ def plain_attention(
     return out.view(batch, heads, tokens, dim).transpose(1, 2).contiguous(), None
 
 
-def additive_mask(mask: Any, dtype: Any) -> Any:
-    """The 0/1 ``(batch, tokens)`` mask as the additive ``(batch, 1, 1, tokens)`` one that
-    attention adds to its scores: 0 where a token counts, the dtype's lowest value where not."""
-    import torch
-
-    return (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
-
-
 def register() -> None:
     """Make :data:`NAME` known to transformers (once per process)."""
     global _registered

@@ -18,10 +18,6 @@ plain ``matmul -> softmax -> matmul`` attention:
   in eager mode (the 0/1 mask and the additive one must give the same hidden states); a model
   that does not gets the 0/1 mask.
 
-A BERT-family model compiles its unpadded forward instead (:mod:`simsearch.encode.unpadded`:
-every Linear layer on the real tokens only, attention padded per batch), where it gives the same
-hidden states; other models the padded copy above.
-
 Measured (benchmarks/README.md, "Encoder throughput", session 11): 73% of the bf16 GEMM peak
 per core on a build chunk of 2,048 texts (the peak now includes oneDNN's prepacked kernel, 10%
 above ``torch.mm``'s), 1.11x the eager bf16 rate per core and 1.14-1.20x on two cores (eager
@@ -29,7 +25,7 @@ itself runs :mod:`simsearch.encode.attention`'s plain attention since session 10
 :mod:`simsearch.encode.packed`'s Linear layers since session 11); vectors within bf16 rounding of
 the eager bf16 ones.
 
-Compiling takes ~21 s once per process (~16 s for the unpadded forward; a C++ compiler builds the kernels; a second process took
+Compiling takes ~21 s once per process (a C++ compiler builds the kernels; a second process took
 as long here, so no reuse across processes is counted on), so it is worth it only for large builds:
 :func:`compile_after` texts in large calls before the switch, unless ``SIMSEARCH_COMPILE``
 says ``1`` (at once, benchmarks) or ``0`` (never). Queries never pay it (they are small calls and
@@ -41,12 +37,10 @@ later large calls with the eager path's plain attention and packed layers where 
 from __future__ import annotations
 
 import logging
-from types import SimpleNamespace
 from typing import Any, Callable
 
 from simsearch import config
-from simsearch.encode import unpadded
-from simsearch.encode.attention import additive_mask, same_token_states
+from simsearch.encode.attention import same_token_states
 from simsearch.encode.packed import plain_copy
 
 log = logging.getLogger("simsearch")
@@ -82,30 +76,33 @@ def compile_after() -> int:
     return COMPILE_AFTER_TEXTS_PER_THREAD * max(1, torch.get_num_threads())
 
 
-def padded_twin(model: Any) -> Any:
-    """The copy of ``model`` that compiles: ordinary Linear layers (inductor prepacks them itself,
-    fused with the rest) and transformers' "eager" attention (matmul + softmax: fusable, unlike
-    SDPA's kernel). The eager model stays as it is, for small calls."""
-    twin = plain_copy(model)
-    if hasattr(twin, "set_attn_implementation"):
-        twin.set_attn_implementation("eager")
-    return twin
+def compile_model(model: Any) -> Forward:
+    """A compiled forward of a copy of ``model`` (the eager model stays as it is, for small calls).
 
-
-def compile_model(module: Any) -> Forward:
-    """``module``'s compiled forward (keyword arguments), frozen. Compilation itself happens on
-    the first call; :class:`Compiled` falls back on failure."""
+    Compilation itself happens on the first call; :class:`Compiled` falls back on failure.
+    """
     import torch
 
     from torch._inductor import config as inductor
 
-    compiled: Forward = torch.compile(module, dynamic=True)
+    twin = plain_copy(model)  # inductor prepacks nn.Linear weights itself, fused with the rest
+    if hasattr(twin, "set_attn_implementation"):
+        twin.set_attn_implementation("eager")  # matmul + softmax: fusable, unlike SDPA's kernel
+    compiled: Forward = torch.compile(twin, dynamic=True)
 
     def forward(**inputs: Any) -> Any:
         with inductor.patch(freezing=True):  # read when a graph compiles, i.e. inside a call
             return compiled(**inputs)
 
     return forward
+
+
+def additive_mask(mask: Any, dtype: Any) -> Any:
+    """The 0/1 ``(batch, tokens)`` mask as the additive ``(batch, 1, 1, tokens)`` one that
+    attention adds to its scores: 0 where a token counts, the dtype's lowest value where not."""
+    import torch
+
+    return (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
 
 
 def honours_additive_mask(model: Any, inputs: dict[str, Any]) -> bool:
@@ -130,66 +127,40 @@ def honours_additive_mask(model: Any, inputs: dict[str, Any]) -> bool:
 class Compiled:
     """The compiled forward with its eager fallback; batches of one row run as two.
 
-    On its first batch it picks what to compile: the unpadded forward
-    (:mod:`simsearch.encode.unpadded`) where the model has its layout and gives the same hidden
-    states with it, else the padded twin (:func:`padded_twin`) with the additive mask where the
-    model honours it. Dynamic shapes still specialise a batch of one row (a second compilation of
-    tens of seconds), so such a batch is doubled and the copy dropped: the row's result is the same.
+    Dynamic shapes still specialise a batch of one row (a second compilation of tens of
+    seconds), so such a batch is doubled and the copy dropped: the row's result is the same.
     """
 
     def __init__(self, model: Any) -> None:
         self._eager = model
-        self._twin = padded_twin(model)
-        self._forward: Forward | None = None  # compiled on the first batch
-        self._failed = False
-        self._unpadded = False  # whether the unpadded forward is the one compiled
-        self._first = 0  # its first position index
-        self._additive: bool | None = None  # the padded one: whether it takes the additive mask
+        self._forward: Forward | None = compile_model(model)
+        self._additive: bool | None = None  # decided on the first batch
         self._dtype = next(model.parameters()).dtype
 
     def __call__(self, **inputs: Any) -> tuple[Any, Any]:
         """The model's outputs and the attention mask they go with (doubled rows included)."""
-        if not self._failed:
+        if self._forward is not None:
             doubled = inputs["input_ids"].shape[0] == 1
             feed = {k: v.repeat(2, 1) for k, v in inputs.items()} if doubled else inputs
             mask = feed["attention_mask"]
+            if self._additive is None:
+                self._additive = honours_additive_mask(self._eager, feed)
+            if self._additive:
+                feed = dict(feed, attention_mask=additive_mask(mask, self._dtype))
             try:
-                if self._forward is None:
-                    self._forward = self._choose(feed)
-                return self._run(self._forward, feed), mask
+                return self._forward(**feed), mask
             except Exception as exc:  # no C++ compiler, an operator inductor cannot take, ...
                 log.warning(
                     "simsearch: torch.compile unavailable (%s); the bf16 encoder stays eager",
                     _first_line(exc),
                 )
-                self._failed = True
+                self._forward = None
         return self._eager(**inputs), inputs["attention_mask"]
-
-    def _choose(self, feed: dict[str, Any]) -> Forward:
-        flat = unpadded.checked_twin(self._twin, feed)
-        if flat is not None:
-            self._unpadded, self._first = True, unpadded.first_position(self._twin)
-            return compile_model(flat)
-        self._additive = honours_additive_mask(self._eager, feed)
-        return compile_model(self._twin)
-
-    def _run(self, forward: Forward, feed: dict[str, Any]) -> Any:
-        if self._unpadded:
-            last, pooled = forward(**unpadded.flatten(feed, self._first, self._dtype))
-            return SimpleNamespace(last_hidden_state=last, pooler_output=pooled)
-        if self._additive:
-            feed = dict(feed, attention_mask=additive_mask(feed["attention_mask"], self._dtype))
-        return forward(**feed)
 
     @property
     def active(self) -> bool:
         """Whether the compiled forward is in use (False after a failed compilation)."""
-        return not self._failed
-
-    @property
-    def unpadded(self) -> bool:
-        """Whether the unpadded forward is the one compiled (decided on the first batch)."""
-        return self._unpadded
+        return self._forward is not None
 
 
 def _first_line(exc: BaseException) -> str:

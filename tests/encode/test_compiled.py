@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from simsearch.encode import attention, compiled, packed, torch_encoder
+from simsearch.encode import compiled, packed, torch_encoder
 from simsearch.encode.torch_encoder import Encoder
 
 TEXTS = [f"sentence number {i} about {'bread ' * (i % 9)}" for i in range(37)] + [
@@ -170,7 +170,7 @@ def test_the_additive_mask_is_checked_on_the_model(tiny_bert) -> None:
     }
     with torch.inference_mode():
         assert compiled.honours_additive_mask(model, inputs)
-        mask = attention.additive_mask(torch.tensor([[1, 1, 0]]), torch.bfloat16)
+        mask = compiled.additive_mask(torch.tensor([[1, 1, 0]]), torch.bfloat16)
         assert mask.shape == (1, 1, 1, 3) and mask.dtype == torch.bfloat16
         assert mask[0, 0, 0, 0] == 0 and mask[0, 0, 0, 2] == torch.finfo(torch.bfloat16).min
 
